@@ -1,0 +1,358 @@
+package stmf
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/costar-project/costar/scsi"
+)
+
+// LocalPort is a SCSI target port registered by a port provider (an iSCSI
+// target name plus portal group tag, or an FC WWPN).
+type LocalPort struct {
+	fw         *Framework
+	TargetName string // iSCSI target IQN or FC node name; used by target groups
+	Name       string // SCSI target port name, e.g. "iqn…,t,0x0001"
+	RelativeID uint16 // relative target port identifier, stable per Name
+}
+
+// RegisterPort registers a local target port and assigns its relative port
+// identifier (stable for the life of the framework).
+func (fw *Framework) RegisterPort(targetName, portName string) (*LocalPort, error) {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	if _, ok := fw.ports[portName]; ok {
+		return nil, fmt.Errorf("%w: %s", ErrPortExists, portName)
+	}
+	rel, ok := fw.relIDs[portName]
+	if !ok {
+		rel = fw.nextRel
+		fw.nextRel++
+		fw.relIDs[portName] = rel
+	}
+	p := &LocalPort{fw: fw, TargetName: targetName, Name: portName, RelativeID: rel}
+	fw.ports[portName] = p
+	return p, nil
+}
+
+// Deregister removes the port. Its sessions must be closed by the provider.
+func (p *LocalPort) Deregister() {
+	p.fw.mu.Lock()
+	defer p.fw.mu.Unlock()
+	if p.fw.ports[p.Name] == p {
+		delete(p.fw.ports, p.Name)
+	}
+}
+
+// Nexus describes an I_T nexus.
+type Nexus struct {
+	InitiatorName  string // iqn.…, eui.…, wwn.…
+	InitiatorPort  string // SCSI initiator port name, e.g. "iqn…,i,0x<ISID>"
+	TargetName     string
+	TargetPort     string
+	RelativePortID uint16
+}
+
+// Session is an I_T nexus: the framework's view of one initiator port
+// logged in to one local port.
+type Session struct {
+	fw      *Framework
+	Nexus   Nexus
+	Created time.Time
+
+	lunMap atomic.Pointer[lunMap]
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	closed bool
+	tasks  map[uint64]*Task
+	ua     map[scsi.LUN][]scsi.ASC
+	wg     sync.WaitGroup
+}
+
+// OpenSession creates the I_T nexus between an initiator port and p.
+func (p *LocalPort) OpenSession(initiatorName, initiatorPort string) (*Session, error) {
+	fw := p.fw
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	if fw.ports[p.Name] != p {
+		return nil, ErrPortOffline
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Session{
+		fw: fw,
+		Nexus: Nexus{
+			InitiatorName:  initiatorName,
+			InitiatorPort:  initiatorPort,
+			TargetName:     p.TargetName,
+			TargetPort:     p.Name,
+			RelativePortID: p.RelativeID,
+		},
+		Created: time.Now(),
+		ctx:     ctx,
+		cancel:  cancel,
+		tasks:   map[uint64]*Task{},
+		ua:      map[scsi.LUN][]scsi.ASC{},
+	}
+	m := fw.mapForLocked(initiatorName, p.TargetName)
+	s.lunMap.Store(&m)
+	fw.sessions[s] = struct{}{}
+	return s, nil
+}
+
+// LUNs returns the session's current LUN numbers in ascending order.
+func (s *Session) LUNs() []scsi.LUN { return s.lunMap.Load().sortedLUNs() }
+
+// Close ends the nexus: in-flight tasks are aborted (their results
+// dropped) and Close waits until each has finished, so no task outlives
+// its session.
+func (s *Session) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.wg.Wait()
+		return
+	}
+	s.closed = true
+	for _, t := range s.tasks {
+		t.markAborted()
+	}
+	s.mu.Unlock()
+	s.cancel()
+	s.fw.mu.Lock()
+	delete(s.fw.sessions, s)
+	s.fw.mu.Unlock()
+	s.wg.Wait()
+}
+
+func (s *Session) raiseForLUNs(luns []scsi.LUN, asc scsi.ASC) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range luns {
+		q := s.ua[n]
+		dup := false
+		for _, a := range q {
+			dup = dup || a == asc
+		}
+		if !dup {
+			s.ua[n] = append(q, asc)
+		}
+	}
+}
+
+// popUA removes and returns the oldest pending unit attention for lun.
+func (s *Session) popUA(lun scsi.LUN) (scsi.ASC, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.ua[lun]
+	if len(q) == 0 {
+		return 0, false
+	}
+	if len(q) == 1 {
+		delete(s.ua, lun)
+	} else {
+		s.ua[lun] = q[1:]
+	}
+	return q[0], true
+}
+
+// Opcodes the framework itself looks at.
+const (
+	opInquiry      = 0x12
+	opRequestSense = 0x03
+	opReportLUNs   = 0xa0
+)
+
+// Submit routes a task to its LU. It never blocks on I/O: the LU runs in
+// its own goroutine and completes through the task's Transport. The task
+// must have been built with NewTask and its exported fields set.
+func (s *Session) Submit(t *Task) {
+	t.Session = s
+	lun, ok := scsi.DecodeLUN(t.RawLUN)
+	t.LUN = lun
+	if len(t.CDB) == 0 {
+		t.CompleteSense(scsi.IllegalRequest(scsi.ASCInvalidCommandOpcode, 0))
+		return
+	}
+	op := t.CDB[0]
+	if op == opReportLUNs {
+		s.reportLUNs(t)
+		return
+	}
+	var lu LogicalUnit
+	if ok {
+		lu = (*s.lunMap.Load())[lun]
+	}
+	if lu == nil {
+		s.noSuchLU(t)
+		return
+	}
+	if op != opInquiry {
+		if asc, pending := s.popUA(lun); pending {
+			sense := scsi.NewSense(scsi.KeyUnitAttention, asc)
+			if op == opRequestSense {
+				t.CompleteData(requestSenseData(t.CDB, sense), nil)
+			} else {
+				t.CompleteSense(sense)
+			}
+			return
+		}
+	}
+
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		t.transport.Drop()
+		return
+	}
+	t.ctx, t.cancel = context.WithCancel(s.ctx)
+	s.tasks[t.Tag] = t
+	s.wg.Add(1)
+	s.mu.Unlock()
+	t.onDone = s.taskDone
+	go lu.Execute(t)
+}
+
+func (s *Session) taskDone(t *Task) {
+	s.mu.Lock()
+	if s.tasks[t.Tag] == t {
+		delete(s.tasks, t.Tag)
+	}
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// TMFResponse is a task management function outcome (SAM-5 7.11).
+type TMFResponse uint8
+
+const (
+	TMFComplete         TMFResponse = iota // FUNCTION COMPLETE
+	TMFSucceeded                           // FUNCTION SUCCEEDED (QUERY TASK: task exists)
+	TMFRejected                            // FUNCTION REJECTED
+	TMFNotSupported                        // not supported by this framework
+	TMFIncorrectLUN                        // INCORRECT LOGICAL UNIT NUMBER
+	TMFTaskDoesNotExist                    // reserved for transports that need it
+)
+
+// AbortTask aborts the task with the given tag. A task that already
+// finished is reported as FUNCTION COMPLETE too (ESXi resets otherwise).
+// On return the task's response can no longer reach the initiator.
+func (s *Session) AbortTask(tag uint64) TMFResponse {
+	s.mu.Lock()
+	t := s.tasks[tag]
+	s.mu.Unlock()
+	if t != nil {
+		t.markAborted()
+	}
+	return TMFComplete
+}
+
+// AbortTaskSet aborts every task of this nexus on the given LUN.
+func (s *Session) AbortTaskSet(raw [8]byte) TMFResponse {
+	lun, ok := scsi.DecodeLUN(raw)
+	if !ok || (*s.lunMap.Load())[lun] == nil {
+		return TMFIncorrectLUN
+	}
+	s.mu.Lock()
+	var victims []*Task
+	for _, t := range s.tasks {
+		if t.LUN == lun {
+			victims = append(victims, t)
+		}
+	}
+	s.mu.Unlock()
+	for _, t := range victims {
+		t.markAborted()
+	}
+	return TMFComplete
+}
+
+// markAborted flags the task so its result is dropped, and cancels its
+// context. Holding t.mu orders this against a concurrent Complete: either
+// the response was already handed to the transport, or it never will be.
+func (t *Task) markAborted() {
+	t.mu.Lock()
+	t.aborted.Store(true)
+	t.mu.Unlock()
+	if t.cancel != nil {
+		t.cancel()
+	}
+}
+
+func (s *Session) reportLUNs(t *Task) {
+	cdb := t.CDB
+	if len(cdb) < 12 {
+		t.CompleteSense(scsi.IllegalRequest(scsi.ASCInvalidFieldInCDB, 0))
+		return
+	}
+	alloc := binary.BigEndian.Uint32(cdb[6:10])
+	if alloc < 16 {
+		t.CompleteSense(scsi.IllegalRequest(scsi.ASCInvalidFieldInCDB, 6))
+		return
+	}
+	var luns []scsi.LUN
+	switch cdb[2] {
+	case 0x00, 0x02:
+		luns = s.LUNs()
+	case 0x01: // well-known LUs only: we have none
+	default:
+		t.CompleteSense(scsi.IllegalRequest(scsi.ASCInvalidFieldInCDB, 2))
+		return
+	}
+	buf := make([]byte, 8+8*len(luns))
+	binary.BigEndian.PutUint32(buf[0:4], uint32(8*len(luns)))
+	for i, n := range luns {
+		e := scsi.EncodeLUN(n)
+		copy(buf[8+8*i:], e[:])
+	}
+	if uint32(len(buf)) > alloc {
+		buf = buf[:alloc]
+	}
+	t.CompleteData(buf, nil)
+}
+
+// noSuchLU answers a command to a LUN with no LU behind it in this
+// session's map: INQUIRY reports peripheral qualifier 011b, REQUEST SENSE
+// reports the condition, everything else gets LOGICAL UNIT NOT SUPPORTED.
+func (s *Session) noSuchLU(t *Task) {
+	sense := scsi.IllegalRequest(scsi.ASCLUNotSupported, -1)
+	switch t.CDB[0] {
+	case opInquiry:
+		if len(t.CDB) < 6 || t.CDB[1]&0x01 != 0 {
+			t.CompleteSense(sense)
+			return
+		}
+		alloc := int(binary.BigEndian.Uint16(t.CDB[3:5]))
+		b := make([]byte, 36)
+		b[0] = 0x7f // PQ 011b, PDT 1Fh: no LU at this LUN
+		b[2] = 0x06 // SPC-4
+		b[3] = 0x02
+		b[4] = 31
+		copy(b[8:16], "COSTAR  ")
+		copy(b[16:32], "NO LUN          ")
+		copy(b[32:36], "0001")
+		if alloc < len(b) {
+			b = b[:alloc]
+		}
+		t.CompleteData(b, nil)
+	case opRequestSense:
+		t.CompleteData(requestSenseData(t.CDB, sense), nil)
+	default:
+		t.CompleteSense(sense)
+	}
+}
+
+// requestSenseData formats sense as REQUEST SENSE parameter data, fixed
+// format, truncated to the allocation length.
+func requestSenseData(cdb []byte, s *scsi.Sense) []byte {
+	b := s.Bytes()
+	if len(cdb) >= 5 && int(cdb[4]) < len(b) {
+		b = b[:cdb[4]]
+	}
+	return b
+}

@@ -1,0 +1,118 @@
+package stmf
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/costar-project/costar/scsi"
+)
+
+// Transport is what a port provider supplies with every task: the way to
+// pull the initiator's data and to deliver the outcome. It is COMSTAR's
+// stmf_data_buf_t/xfer_data/send_status pair reduced to two calls.
+type Transport interface {
+	// ReceiveData blocks until the command's Data-Out has arrived in full
+	// (up to the expected data transfer length) and returns it. The buffer
+	// stays valid until Deliver or Drop. It returns an error when the
+	// connection fails or ctx is cancelled.
+	ReceiveData(ctx context.Context) ([]byte, error)
+	// Deliver sends data (for reads), status and sense. Called at most once.
+	Deliver(r *Result)
+	// Drop ends a task without any response to the initiator (it was
+	// aborted). Called at most once, instead of Deliver.
+	Drop()
+}
+
+// Result is the outcome of a task.
+type Result struct {
+	Status scsi.Status
+	Sense  []byte // encoded sense data, with CHECK CONDITION
+	Data   []byte // Data-In for read-direction commands
+	// TransferLen is the number of bytes the CDB itself asked to move (for
+	// reads, normally len(Data)). The transport compares it with the
+	// expected data transfer length to report residual over/underflow.
+	TransferLen uint32
+	// Release, if set, is called once the transport no longer needs Data
+	// (lets the LU return buffers to a pool).
+	Release func()
+}
+
+// Task is one SCSI command travelling from a port provider to an LU.
+type Task struct {
+	Session     *Session
+	LUN         scsi.LUN
+	RawLUN      [8]byte
+	CDB         []byte
+	Attr        scsi.TaskAttr
+	Tag         uint64 // transport's task tag (iSCSI ITT, FC OX_ID)
+	Dir         scsi.DataDir
+	ExpectedLen uint32 // expected data transfer length from the transport
+
+	ctx       context.Context
+	cancel    context.CancelFunc
+	transport Transport
+	mu        sync.Mutex // orders Complete against markAborted
+	finished  atomic.Bool
+	aborted   atomic.Bool
+	onDone    func(*Task)
+}
+
+// NewTask builds a task for Session.Submit. tr must not be nil.
+func NewTask(tr Transport) *Task { return &Task{transport: tr} }
+
+// Context is cancelled when the task is aborted or its session ends;
+// long-running work should watch it.
+func (t *Task) Context() context.Context {
+	if t.ctx == nil {
+		return context.Background()
+	}
+	return t.ctx
+}
+
+// Aborted reports whether a task management function aborted the task.
+func (t *Task) Aborted() bool { return t.aborted.Load() }
+
+// Data returns the initiator's Data-Out for a write-direction task.
+func (t *Task) Data() ([]byte, error) { return t.transport.ReceiveData(t.Context()) }
+
+// Complete finishes the task with r. An aborted task's result is dropped:
+// SAM requires that an aborted task never completes to the initiator.
+func (t *Task) Complete(r *Result) {
+	if !t.finished.CompareAndSwap(false, true) {
+		if r.Release != nil {
+			r.Release()
+		}
+		return
+	}
+	t.mu.Lock()
+	if t.aborted.Load() {
+		if r.Release != nil {
+			r.Release()
+		}
+		t.transport.Drop()
+	} else {
+		// Deliver only queues the response, so holding mu here is short.
+		t.transport.Deliver(r)
+	}
+	t.mu.Unlock()
+	if t.onDone != nil {
+		t.onDone(t)
+	}
+	if t.cancel != nil {
+		t.cancel()
+	}
+}
+
+// CompleteStatus finishes the task with a status and no data.
+func (t *Task) CompleteStatus(s scsi.Status) { t.Complete(&Result{Status: s}) }
+
+// CompleteSense finishes the task with CHECK CONDITION and the given sense.
+func (t *Task) CompleteSense(s *scsi.Sense) {
+	t.Complete(&Result{Status: scsi.StatusCheckCondition, Sense: s.Bytes()})
+}
+
+// CompleteData finishes a read-direction task with GOOD and data.
+func (t *Task) CompleteData(data []byte, release func()) {
+	t.Complete(&Result{Status: scsi.StatusGood, Data: data, TransferLen: uint32(len(data)), Release: release})
+}
