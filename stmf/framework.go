@@ -120,6 +120,12 @@ func (fw *Framework) LU(g GUID) (LogicalUnit, bool) {
 func (fw *Framework) AddView(g GUID, v ViewEntry, auto bool) (scsi.LUN, error) {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
+	if _, ok := fw.hgs[v.HostGroup]; v.HostGroup != "" && !ok {
+		return 0, fmt.Errorf("%w: host group %s", ErrGroupNotFound, v.HostGroup)
+	}
+	if _, ok := fw.tgs[v.TargetGroup]; v.TargetGroup != "" && !ok {
+		return 0, fmt.Errorf("%w: target group %s", ErrGroupNotFound, v.TargetGroup)
+	}
 	for _, e := range fw.views[g] {
 		if groupsOverlap(e.HostGroup, v.HostGroup) && groupsOverlap(e.TargetGroup, v.TargetGroup) {
 			return 0, ErrViewConflict

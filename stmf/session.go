@@ -356,3 +356,27 @@ func requestSenseData(cdb []byte, s *scsi.Sense) []byte {
 	}
 	return b
 }
+
+// SetRelativePortIDs seeds the stable relative port identifiers (restored
+// from persisted state) before any port registers.
+func (fw *Framework) SetRelativePortIDs(ids map[string]uint16) {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	for name, id := range ids {
+		fw.relIDs[name] = id
+		if id >= fw.nextRel {
+			fw.nextRel = id + 1
+		}
+	}
+}
+
+// RelativePortIDs returns a copy of the assigned relative port identifiers.
+func (fw *Framework) RelativePortIDs() map[string]uint16 {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	out := make(map[string]uint16, len(fw.relIDs))
+	for k, v := range fw.relIDs {
+		out[k] = v
+	}
+	return out
+}

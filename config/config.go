@@ -1,0 +1,180 @@
+// Package config loads stmfd's settings from flags, STMFD_* environment
+// variables and an optional config file (YAML, TOML or JSON), in that order
+// of precedence, using viper.
+package config
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// Config is everything stmfd needs to start.
+type Config struct {
+	StateDir string   // persisted configuration and demo LU
+	Portals  []string // default portal group listen addresses
+	Socket   string   // management API unix socket; default <StateDir>/stmfd.sock
+	Demo     bool     // on first start with empty state, create a demo LU and target
+	DemoSize uint64   // bytes
+	LogLevel slog.Level
+	// ShutdownTimeout bounds how long a clean shutdown waits for I/O.
+	ShutdownSeconds int
+}
+
+// Defaults used when nothing else is given.
+const (
+	DefaultStateDir  = "./var/stmfd"
+	InstalledState   = "/var/lib/stmfd"
+	DefaultPortal    = "127.0.0.1:3260"
+	DefaultDemoSize  = "1G"
+	DefaultTargetIQN = "iqn.2026-11.org.costar:demo"
+)
+
+// Usage is printed by --help.
+const Usage = `stmfd - costar SCSI target daemon (COMSTAR for Linux)
+
+Usage: stmfd [flags]
+
+Examples:
+  stmfd --demo                                   serve a 1 GiB demo LU on 127.0.0.1:3260
+  stmfd --state-dir /var/lib/stmfd --portal 0.0.0.0:3260
+  STMFD_PORTAL=10.0.0.5:3260 stmfd --config /etc/stmfd.yaml
+
+Every flag can also be set as STMFD_<FLAG> (dashes become underscores) or in
+the config file given with --config.
+
+Flags:
+`
+
+// Load parses args (without the program name). It returns pflag.ErrHelp
+// after printing usage to out when --help is given.
+func Load(args []string, out io.Writer) (*Config, error) {
+	fs := pflag.NewFlagSet("stmfd", pflag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.String("config", "", "config file (yaml, toml or json)")
+	fs.String("state-dir", DefaultStateDir, "directory for persisted state (use "+InstalledState+" when installed)")
+	fs.StringSlice("portal", []string{DefaultPortal}, "listen address of the default portal group (repeatable)")
+	fs.String("socket", "", "management API unix socket (default <state-dir>/stmfd.sock)")
+	fs.Bool("demo", false, "on first start with empty state, create a demo LU and target "+DefaultTargetIQN)
+	fs.String("demo-size", DefaultDemoSize, "size of the demo LU (K/M/G/T suffixes)")
+	fs.String("log-level", "info", "debug, info, warn or error")
+	fs.Int("shutdown-timeout", 30, "seconds a clean shutdown waits for in-flight I/O")
+	fs.Usage = func() {
+		fmt.Fprint(out, Usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+
+	v := viper.New()
+	v.SetEnvPrefix("STMFD")
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	v.AutomaticEnv()
+	if err := v.BindPFlags(fs); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if f := v.GetString("config"); f != "" {
+		v.SetConfigFile(f)
+		if err := v.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("config: reading %s: %w", f, err)
+		}
+	}
+
+	c := &Config{
+		StateDir:        v.GetString("state-dir"),
+		Portals:         v.GetStringSlice("portal"),
+		Socket:          v.GetString("socket"),
+		Demo:            v.GetBool("demo"),
+		ShutdownSeconds: v.GetInt("shutdown-timeout"),
+	}
+	// An env var gives one string; accept comma separated portals there too.
+	var portals []string
+	for _, p := range c.Portals {
+		for _, q := range strings.Split(p, ",") {
+			if q = strings.TrimSpace(q); q != "" {
+				portals = append(portals, q)
+			}
+		}
+	}
+	c.Portals = portals
+	if len(c.Portals) == 0 {
+		return nil, fmt.Errorf("config: at least one --portal is required")
+	}
+	for _, p := range c.Portals {
+		if _, _, err := net.SplitHostPort(p); err != nil {
+			return nil, fmt.Errorf("config: bad portal %q: %w", p, err)
+		}
+	}
+	if c.StateDir == "" {
+		return nil, fmt.Errorf("config: --state-dir must not be empty")
+	}
+	if c.Socket == "" {
+		c.Socket = filepath.Join(c.StateDir, "stmfd.sock")
+	}
+	size, err := ParseSize(v.GetString("demo-size"))
+	if err != nil {
+		return nil, fmt.Errorf("config: --demo-size: %w", err)
+	}
+	c.DemoSize = size
+	if err := c.LogLevel.UnmarshalText([]byte(v.GetString("log-level"))); err != nil {
+		return nil, fmt.Errorf("config: --log-level: %w", err)
+	}
+	if c.ShutdownSeconds <= 0 {
+		return nil, fmt.Errorf("config: --shutdown-timeout must be positive")
+	}
+	return c, nil
+}
+
+// ParseSize parses a byte count with an optional K/M/G/T/P suffix (powers
+// of 1024, as stmfadm -s does), e.g. "512", "64M", "1g", "2TB".
+func ParseSize(s string) (uint64, error) {
+	t := strings.ToUpper(strings.TrimSpace(s))
+	t = strings.TrimSuffix(t, "B")
+	if t == "" {
+		return 0, fmt.Errorf("empty size %q", s)
+	}
+	mult := uint64(1)
+	switch t[len(t)-1] {
+	case 'K':
+		mult = 1 << 10
+	case 'M':
+		mult = 1 << 20
+	case 'G':
+		mult = 1 << 30
+	case 'T':
+		mult = 1 << 40
+	case 'P':
+		mult = 1 << 50
+	}
+	if mult != 1 {
+		t = t[:len(t)-1]
+	}
+	var n uint64
+	if t == "" {
+		return 0, fmt.Errorf("invalid size %q", s)
+	}
+	for _, c := range t {
+		if c < '0' || c > '9' {
+			return 0, fmt.Errorf("invalid size %q", s)
+		}
+		d := uint64(c - '0')
+		if n > (^uint64(0)-d)/10 {
+			return 0, fmt.Errorf("size %q too large", s)
+		}
+		n = n*10 + d
+	}
+	if n > ^uint64(0)/mult {
+		return 0, fmt.Errorf("size %q too large", s)
+	}
+	return n * mult, nil
+}

@@ -1,0 +1,84 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+func TestParseSize(t *testing.T) {
+	cases := []struct {
+		in      string
+		want    uint64
+		wantErr bool
+	}{
+		{"512", 512, false},
+		{"1K", 1024, false},
+		{"64m", 64 << 20, false},
+		{"1G", 1 << 30, false},
+		{"2TB", 2 << 40, false},
+		{"1P", 1 << 50, false},
+		{"", 0, true},
+		{"G", 0, true},
+		{"1.5G", 0, true},
+		{"-1", 0, true},
+		{"99999999999999999999", 0, true},
+		{"16777216T", 0, true},
+	}
+	for _, c := range cases {
+		got, err := ParseSize(c.in)
+		if (err != nil) != c.wantErr || got != c.want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d, err=%v", c.in, got, err, c.want, c.wantErr)
+		}
+	}
+}
+
+func TestLoadPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "stmfd.yaml")
+	if err := os.WriteFile(file, []byte("state-dir: /from/file\ndemo-size: 2G\nlog-level: debug\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("STMFD_PORTAL", "127.0.0.2:3260,127.0.0.3:3260")
+	c, err := Load([]string{"--config", file, "--demo"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.StateDir != "/from/file" || c.DemoSize != 2<<30 || !c.Demo {
+		t.Errorf("file/flag values not applied: %+v", c)
+	}
+	if len(c.Portals) != 2 || c.Portals[1] != "127.0.0.3:3260" {
+		t.Errorf("env portals not applied: %v", c.Portals)
+	}
+	if c.Socket != "/from/file/stmfd.sock" {
+		t.Errorf("socket default = %q", c.Socket)
+	}
+	// A flag beats the file.
+	c, err = Load([]string{"--config", file, "--state-dir", "/flag"}, &bytes.Buffer{})
+	if err != nil || c.StateDir != "/flag" {
+		t.Fatalf("flag precedence: %v %+v", err, c)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"--portal", "nonsense"},
+		{"--demo-size", "lots"},
+		{"--log-level", "loud"},
+		{"--state-dir", ""},
+		{"extra"},
+		{"--config", "/nonexistent/stmfd.yaml"},
+	} {
+		if _, err := Load(args, &bytes.Buffer{}); err == nil {
+			t.Errorf("Load(%v) succeeded, want error", args)
+		}
+	}
+	var out bytes.Buffer
+	if _, err := Load([]string{"--help"}, &out); !errors.Is(err, pflag.ErrHelp) || !bytes.Contains(out.Bytes(), []byte("Examples:")) {
+		t.Errorf("--help: err=%v out=%q", err, out.String())
+	}
+}
