@@ -49,7 +49,7 @@ type Framework struct {
 	log *slog.Logger
 
 	mu       sync.Mutex
-	lus      map[GUID]LogicalUnit
+	lus      map[GUID]*luReg
 	views    map[GUID][]ViewEntry
 	hgs      map[string]map[string]bool // host group -> members
 	tgs      map[string]map[string]bool // target group -> target names
@@ -66,7 +66,7 @@ func New(log *slog.Logger) *Framework {
 	}
 	return &Framework{
 		log:      log,
-		lus:      map[GUID]LogicalUnit{},
+		lus:      map[GUID]*luReg{},
 		views:    map[GUID][]ViewEntry{},
 		hgs:      map[string]map[string]bool{},
 		tgs:      map[string]map[string]bool{},
@@ -85,7 +85,7 @@ func (fw *Framework) RegisterLU(lu LogicalUnit) error {
 	if _, ok := fw.lus[g]; ok {
 		return fmt.Errorf("%w: %s", ErrLUExists, g)
 	}
-	fw.lus[g] = lu
+	fw.lus[g] = &luReg{lu: lu}
 	fw.remapLocked()
 	return nil
 }
@@ -110,8 +110,11 @@ func (fw *Framework) DeregisterLU(g GUID, keepViews bool) error {
 func (fw *Framework) LU(g GUID) (LogicalUnit, bool) {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
-	lu, ok := fw.lus[g]
-	return lu, ok
+	reg, ok := fw.lus[g]
+	if !ok {
+		return nil, false
+	}
+	return reg.lu, true
 }
 
 // AddView adds a view entry for an LU (the LU need not be registered yet).
@@ -188,7 +191,7 @@ func sharesMember(a, b map[string]bool) bool {
 }
 
 // lunMap is an immutable LUN -> LU table; sessions swap it atomically.
-type lunMap map[scsi.LUN]LogicalUnit
+type lunMap map[scsi.LUN]*luReg
 
 func (m lunMap) sortedLUNs() []scsi.LUN {
 	out := make([]scsi.LUN, 0, len(m))
@@ -202,7 +205,7 @@ func (m lunMap) sortedLUNs() []scsi.LUN {
 func (fw *Framework) mapForLocked(initiator, target string) lunMap {
 	m := lunMap{}
 	for g, entries := range fw.views {
-		lu, ok := fw.lus[g]
+		reg, ok := fw.lus[g]
 		if !ok {
 			continue
 		}
@@ -213,7 +216,7 @@ func (fw *Framework) mapForLocked(initiator, target string) lunMap {
 			if e.TargetGroup != "" && !fw.tgs[e.TargetGroup][target] {
 				continue
 			}
-			m[e.LUN] = lu
+			m[e.LUN] = reg
 		}
 	}
 	return m
@@ -238,7 +241,7 @@ func sameMap(a, b lunMap) bool {
 		return false
 	}
 	for k, v := range a {
-		if b[k] == nil || b[k].GUID() != v.GUID() {
+		if b[k] != v {
 			return false
 		}
 	}
@@ -257,8 +260,8 @@ func (fw *Framework) RaiseUA(g GUID, asc scsi.ASC) {
 	for _, s := range sess {
 		m := *s.lunMap.Load()
 		var luns []scsi.LUN
-		for n, lu := range m {
-			if lu.GUID() == g {
+		for n, reg := range m {
+			if reg.lu.GUID() == g {
 				luns = append(luns, n)
 			}
 		}

@@ -101,6 +101,11 @@ func (p *LocalPort) OpenSession(initiatorName, initiatorPort string) (*Session, 
 	}
 	m := fw.mapForLocked(initiatorName, p.TargetName)
 	s.lunMap.Store(&m)
+	// A new I_T nexus starts with POWER ON, RESET, OR BUS DEVICE RESET
+	// OCCURRED on each LUN, as after a power cycle (SAM-5 6.3.2).
+	for n := range m {
+		s.ua[n] = []scsi.ASC{scsi.ASCPowerOnReset}
+	}
 	fw.sessions[s] = struct{}{}
 	return s, nil
 }
@@ -130,22 +135,41 @@ func (s *Session) Close() {
 	s.wg.Wait()
 }
 
+// uaPrecedence orders unit attentions as SPC-4 asks: power-on and reset
+// conditions first, then everything else in the order raised.
+func uaPrecedence(a scsi.ASC) int {
+	if a>>8 == 0x29 {
+		return 0
+	}
+	return 1
+}
+
 func (s *Session) raiseForLUNs(luns []scsi.LUN, asc scsi.ASC) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, n := range luns {
-		q := s.ua[n]
-		dup := false
-		for _, a := range q {
-			dup = dup || a == asc
-		}
-		if !dup {
-			s.ua[n] = append(q, asc)
-		}
+		s.raiseLocked(n, asc)
 	}
 }
 
-// popUA removes and returns the oldest pending unit attention for lun.
+func (s *Session) raiseLocked(n scsi.LUN, asc scsi.ASC) {
+	q := s.ua[n]
+	for _, a := range q {
+		if a == asc {
+			return
+		}
+	}
+	i := len(q)
+	for i > 0 && uaPrecedence(q[i-1]) > uaPrecedence(asc) {
+		i--
+	}
+	q = append(q, 0)
+	copy(q[i+1:], q[i:])
+	q[i] = asc
+	s.ua[n] = q
+}
+
+// popUA removes and returns the highest-precedence pending unit attention.
 func (s *Session) popUA(lun scsi.LUN) (scsi.ASC, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -161,6 +185,12 @@ func (s *Session) popUA(lun scsi.LUN) (scsi.ASC, bool) {
 	return q[0], true
 }
 
+func (s *Session) hasUA(lun scsi.LUN) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.ua[lun]) > 0
+}
+
 // Opcodes the framework itself looks at.
 const (
 	opInquiry      = 0x12
@@ -169,8 +199,10 @@ const (
 )
 
 // Submit routes a task to its LU. It never blocks on I/O: the LU runs in
-// its own goroutine and completes through the task's Transport. The task
-// must have been built with NewTask and its exported fields set.
+// its own goroutine and completes through the task's Transport. Port
+// providers call Submit in command order (iSCSI CmdSN order); task
+// attributes are enforced from that order. The task must have been built
+// with NewTask and its exported fields set.
 func (s *Session) Submit(t *Task) {
 	t.Session = s
 	lun, ok := scsi.DecodeLUN(t.RawLUN)
@@ -184,11 +216,11 @@ func (s *Session) Submit(t *Task) {
 		s.reportLUNs(t)
 		return
 	}
-	var lu LogicalUnit
+	var reg *luReg
 	if ok {
-		lu = (*s.lunMap.Load())[lun]
+		reg = (*s.lunMap.Load())[lun]
 	}
-	if lu == nil {
+	if reg == nil {
 		s.noSuchLU(t)
 		return
 	}
@@ -214,8 +246,25 @@ func (s *Session) Submit(t *Task) {
 	s.tasks[t.Tag] = t
 	s.wg.Add(1)
 	s.mu.Unlock()
+	t.reg = reg
+	t.Seq = reg.seq.Add(1)
 	t.onDone = s.taskDone
-	go lu.Execute(t)
+	if a, ok := reg.lu.(Admitter); ok {
+		a.Admit(t)
+	}
+	if reg.ts.admit(t) {
+		go t.run()
+	}
+}
+
+// run executes an admitted task, or retires it at once if it was aborted
+// while it waited in the task set.
+func (t *Task) run() {
+	if t.Aborted() {
+		t.Complete(&Result{Status: scsi.StatusTaskAborted})
+		return
+	}
+	t.reg.lu.Execute(t)
 }
 
 func (s *Session) taskDone(t *Task) {
@@ -224,6 +273,9 @@ func (s *Session) taskDone(t *Task) {
 		delete(s.tasks, t.Tag)
 	}
 	s.mu.Unlock()
+	for _, next := range t.reg.ts.done(t) {
+		go next.run()
+	}
 	s.wg.Done()
 }
 
@@ -231,13 +283,16 @@ func (s *Session) taskDone(t *Task) {
 type TMFResponse uint8
 
 const (
-	TMFComplete         TMFResponse = iota // FUNCTION COMPLETE
-	TMFSucceeded                           // FUNCTION SUCCEEDED (QUERY TASK: task exists)
-	TMFRejected                            // FUNCTION REJECTED
-	TMFNotSupported                        // not supported by this framework
-	TMFIncorrectLUN                        // INCORRECT LOGICAL UNIT NUMBER
-	TMFTaskDoesNotExist                    // reserved for transports that need it
+	TMFComplete     TMFResponse = iota // FUNCTION COMPLETE
+	TMFSucceeded                       // FUNCTION SUCCEEDED (QUERY functions: yes)
+	TMFRejected                        // FUNCTION REJECTED
+	TMFNotSupported                    // not supported
+	TMFIncorrectLUN                    // INCORRECT LOGICAL UNIT NUMBER
 )
+
+func (r TMFResponse) String() string {
+	return [...]string{"FUNCTION COMPLETE", "FUNCTION SUCCEEDED", "FUNCTION REJECTED", "NOT SUPPORTED", "INCORRECT LOGICAL UNIT NUMBER"}[r]
+}
 
 // AbortTask aborts the task with the given tag. A task that already
 // finished is reported as FUNCTION COMPLETE too (ESXi resets otherwise).
@@ -252,24 +307,152 @@ func (s *Session) AbortTask(tag uint64) TMFResponse {
 	return TMFComplete
 }
 
-// AbortTaskSet aborts every task of this nexus on the given LUN.
-func (s *Session) AbortTaskSet(raw [8]byte) TMFResponse {
+// QueryTask reports FUNCTION SUCCEEDED when the task is still in the task set.
+func (s *Session) QueryTask(tag uint64) TMFResponse {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tasks[tag] != nil {
+		return TMFSucceeded
+	}
+	return TMFComplete
+}
+
+// lookup decodes a TMF's LUN against this nexus's map.
+func (s *Session) lookup(raw [8]byte) (scsi.LUN, *luReg) {
 	lun, ok := scsi.DecodeLUN(raw)
-	if !ok || (*s.lunMap.Load())[lun] == nil {
+	if !ok {
+		return 0, nil
+	}
+	return lun, (*s.lunMap.Load())[lun]
+}
+
+// AbortTaskSet aborts every task of this nexus on the LU.
+func (s *Session) AbortTaskSet(raw [8]byte) TMFResponse {
+	_, reg := s.lookup(raw)
+	if reg == nil {
 		return TMFIncorrectLUN
 	}
-	s.mu.Lock()
-	var victims []*Task
-	for _, t := range s.tasks {
-		if t.LUN == lun {
-			victims = append(victims, t)
+	for _, t := range reg.ts.tasks(func(t *Task) bool { return t.Session == s }) {
+		t.markAborted()
+	}
+	return TMFComplete
+}
+
+// QueryTaskSet reports FUNCTION SUCCEEDED when this nexus has tasks on the LU.
+func (s *Session) QueryTaskSet(raw [8]byte) TMFResponse {
+	_, reg := s.lookup(raw)
+	if reg == nil {
+		return TMFIncorrectLUN
+	}
+	if len(reg.ts.tasks(func(t *Task) bool { return t.Session == s })) > 0 {
+		return TMFSucceeded
+	}
+	return TMFComplete
+}
+
+// QueryAsyncEvent reports FUNCTION SUCCEEDED when a unit attention is
+// pending for this nexus on the LU.
+func (s *Session) QueryAsyncEvent(raw [8]byte) TMFResponse {
+	lun, reg := s.lookup(raw)
+	if reg == nil {
+		return TMFIncorrectLUN
+	}
+	if s.hasUA(lun) {
+		return TMFSucceeded
+	}
+	return TMFComplete
+}
+
+// ClearTaskSet aborts every task on the LU, from every nexus. Other
+// nexuses that lost tasks get COMMANDS CLEARED BY ANOTHER INITIATOR.
+func (s *Session) ClearTaskSet(raw [8]byte) TMFResponse {
+	_, reg := s.lookup(raw)
+	if reg == nil {
+		return TMFIncorrectLUN
+	}
+	for _, t := range reg.ts.tasks(func(*Task) bool { return true }) {
+		t.markAborted()
+		if t.Session != s {
+			t.Session.raiseForLUNs([]scsi.LUN{t.LUN}, scsi.ASCCommandsClearedByAnother)
 		}
+	}
+	return TMFComplete
+}
+
+// LUNReset aborts every task on the LU, resets the LU's state and raises
+// BUS DEVICE RESET FUNCTION OCCURRED on every nexus that sees the LU.
+func (s *Session) LUNReset(raw [8]byte) TMFResponse {
+	_, reg := s.lookup(raw)
+	if reg == nil {
+		return TMFIncorrectLUN
+	}
+	s.fw.resetLUs([]*luReg{reg}, scsi.ASCBusDeviceResetOccurred)
+	return TMFComplete
+}
+
+// TargetReset resets every LU this nexus can reach (iSCSI TARGET WARM
+// RESET; cold reset reports POWER ON OCCURRED instead). The port provider
+// drops the target's connections itself after a cold reset.
+func (s *Session) TargetReset(cold bool) TMFResponse {
+	m := *s.lunMap.Load()
+	regs := make([]*luReg, 0, len(m))
+	for _, reg := range m {
+		regs = append(regs, reg)
+	}
+	asc := scsi.ASCBusDeviceResetOccurred
+	if cold {
+		asc = scsi.ASCPowerOnOccurred
+	}
+	s.fw.resetLUs(regs, asc)
+	return TMFComplete
+}
+
+// ITNexusReset aborts this nexus's tasks, clears per-nexus LU state (its
+// SCSI-2 reservation) and raises I_T NEXUS LOSS OCCURRED on its LUNs.
+func (s *Session) ITNexusReset() TMFResponse {
+	s.mu.Lock()
+	victims := make([]*Task, 0, len(s.tasks))
+	for _, t := range s.tasks {
+		victims = append(victims, t)
 	}
 	s.mu.Unlock()
 	for _, t := range victims {
 		t.markAborted()
 	}
+	m := *s.lunMap.Load()
+	for _, reg := range m {
+		if r, ok := reg.lu.(Resetter); ok {
+			r.Reset(&s.Nexus)
+		}
+	}
+	s.raiseForLUNs(m.sortedLUNs(), scsi.ASCITNexusLoss)
 	return TMFComplete
+}
+
+// resetLUs aborts all tasks on the LUs, resets them, and raises asc on every
+// session's LUNs that map to them.
+func (fw *Framework) resetLUs(regs []*luReg, asc scsi.ASC) {
+	for _, reg := range regs {
+		for _, t := range reg.ts.tasks(func(*Task) bool { return true }) {
+			t.markAborted()
+		}
+		if r, ok := reg.lu.(Resetter); ok {
+			r.Reset(nil)
+		}
+	}
+	want := map[*luReg]bool{}
+	for _, reg := range regs {
+		want[reg] = true
+	}
+	for _, sess := range fw.Sessions() {
+		var luns []scsi.LUN
+		for n, reg := range *sess.lunMap.Load() {
+			if want[reg] {
+				luns = append(luns, n)
+			}
+		}
+		sess.raiseForLUNs(luns, asc)
+	}
 }
 
 // markAborted flags the task so its result is dropped, and cancels its

@@ -81,6 +81,18 @@ func submit(t *testing.T, s *Session, lun scsi.LUN, cdb ...byte) *fakeTransport 
 	return tr
 }
 
+// clearUA consumes pending unit attentions with TEST UNIT READY, as
+// initiators do after login.
+func clearUA(t *testing.T, s *Session, lun scsi.LUN) {
+	t.Helper()
+	for i := 0; i < 8; i++ {
+		if submit(t, s, lun, 0x00, 0, 0, 0, 0, 0).results[0].Status == scsi.StatusGood {
+			return
+		}
+	}
+	t.Fatal("unit attentions never cleared")
+}
+
 func reportLUNs(t *testing.T, s *Session) []scsi.LUN {
 	t.Helper()
 	tr := submit(t, s, 0, 0xa0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0)
@@ -153,6 +165,15 @@ func TestViewsAndLUNMaps(t *testing.T) {
 	sb, _ := port.OpenSession("iqn.b", "iqn.b,i,0x1")
 	defer sa.Close()
 	defer sb.Close()
+	// A new nexus reports POWER ON, RESET... once per LUN, INQUIRY excepted.
+	if r := submit(t, sa, 0, 0x12, 0, 0, 0, 36, 0).results[0]; r.Status != scsi.StatusGood {
+		t.Errorf("INQUIRY reported the UA: %v", r.Status)
+	}
+	if s := senseOf(t, submit(t, sa, 0, 0x00, 0, 0, 0, 0, 0).results[0]); s.Key != scsi.KeyUnitAttention || s.ASC != scsi.ASCPowerOnReset {
+		t.Errorf("first TUR: %+v", s)
+	}
+	clearUA(t, sa, 1)
+	clearUA(t, sb, 0)
 	if got := reportLUNs(t, sa); len(got) != 2 || got[0] != 0 || got[1] != 1 {
 		t.Errorf("iqn.a sees %v, want [0 1]", got)
 	}
@@ -219,6 +240,8 @@ func TestAbortDropsResponse(t *testing.T) {
 	_, _ = fw.AddView(l.guid, ViewEntry{}, true)
 	port, _ := fw.RegisterPort("iqn.t", "iqn.t,t,0x0001")
 	s, _ := port.OpenSession("iqn.a", "iqn.a,i,0x1")
+	go func() { l.hold <- struct{}{} }()
+	clearUA(t, s, 0)
 	tr := newFakeTransport()
 	task := NewTask(tr)
 	task.Tag = 7

@@ -48,6 +48,9 @@ type Task struct {
 	Tag         uint64 // transport's task tag (iSCSI ITT, FC OX_ID)
 	Dir         scsi.DataDir
 	ExpectedLen uint32 // expected data transfer length from the transport
+	// Seq is the task's arrival order at its LU (set by Submit), for LUs
+	// that keep overlapping writes in arrival order.
+	Seq uint64
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -56,6 +59,7 @@ type Task struct {
 	finished  atomic.Bool
 	aborted   atomic.Bool
 	onDone    func(*Task)
+	reg       *luReg
 }
 
 // NewTask builds a task for Session.Submit. tr must not be nil.
