@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/costar-project/costar/scsi"
 )
@@ -57,6 +58,9 @@ type Framework struct {
 	relIDs   map[string]uint16          // stable relative port ids by port name
 	nextRel  uint16
 	sessions map[*Session]struct{}
+	// alua maps target port group -> state (absent = active/optimized).
+	// Copy-on-write so the command path reads it without a lock.
+	alua atomic.Pointer[map[uint16]ALUAState]
 }
 
 // New returns an empty framework.

@@ -18,11 +18,17 @@ type LocalPort struct {
 	TargetName string // iSCSI target IQN or FC node name; used by target groups
 	Name       string // SCSI target port name, e.g. "iqn…,t,0x0001"
 	RelativeID uint16 // relative target port identifier, stable per Name
+	Group      uint16 // ALUA target port group
 }
 
-// RegisterPort registers a local target port and assigns its relative port
-// identifier (stable for the life of the framework).
+// RegisterPort registers a local target port in the default target port
+// group and assigns its relative port identifier (stable per port name).
 func (fw *Framework) RegisterPort(targetName, portName string) (*LocalPort, error) {
+	return fw.RegisterPortInGroup(targetName, portName, DefaultPortGroup)
+}
+
+// RegisterPortInGroup is RegisterPort with an explicit ALUA target port group.
+func (fw *Framework) RegisterPortInGroup(targetName, portName string, group uint16) (*LocalPort, error) {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
 	if _, ok := fw.ports[portName]; ok {
@@ -34,7 +40,7 @@ func (fw *Framework) RegisterPort(targetName, portName string) (*LocalPort, erro
 		fw.nextRel++
 		fw.relIDs[portName] = rel
 	}
-	p := &LocalPort{fw: fw, TargetName: targetName, Name: portName, RelativeID: rel}
+	p := &LocalPort{fw: fw, TargetName: targetName, Name: portName, RelativeID: rel, Group: group}
 	fw.ports[portName] = p
 	return p, nil
 }
@@ -55,6 +61,7 @@ type Nexus struct {
 	TargetName     string
 	TargetPort     string
 	RelativePortID uint16
+	PortGroup      uint16 // ALUA target port group of the target port
 }
 
 // Session is an I_T nexus: the framework's view of one initiator port
@@ -92,6 +99,7 @@ func (p *LocalPort) OpenSession(initiatorName, initiatorPort string) (*Session, 
 			TargetName:     p.TargetName,
 			TargetPort:     p.Name,
 			RelativePortID: p.RelativeID,
+			PortGroup:      p.Group,
 		},
 		Created: time.Now(),
 		ctx:     ctx,
@@ -196,6 +204,9 @@ const (
 	opInquiry      = 0x12
 	opRequestSense = 0x03
 	opReportLUNs   = 0xa0
+
+	opMaintenanceIn = 0xa3
+	saReportTPGs    = 0x0a
 )
 
 // Submit routes a task to its LU. It never blocks on I/O: the LU runs in
@@ -234,6 +245,15 @@ func (s *Session) Submit(t *Task) {
 			}
 			return
 		}
+	}
+
+	if sense := aluaFilter(s.fw.aluaState(s.Nexus.PortGroup), t.CDB); sense != nil {
+		t.CompleteSense(sense)
+		return
+	}
+	if op == opMaintenanceIn && len(t.CDB) > 1 && t.CDB[1]&0x1f == saReportTPGs {
+		s.reportTargetPortGroups(t)
+		return
 	}
 
 	s.mu.Lock()

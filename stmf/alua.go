@@ -1,0 +1,212 @@
+package stmf
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sort"
+
+	"github.com/costar-project/costar/scsi"
+)
+
+// ALUAState is an asymmetric access state (SPC-4 5.15.2.2).
+type ALUAState uint8
+
+const (
+	ALUAActiveOptimized    ALUAState = 0x0
+	ALUAActiveNonOptimized ALUAState = 0x1
+	ALUAStandby            ALUAState = 0x2
+	ALUAUnavailable        ALUAState = 0x3
+	ALUATransitioning      ALUAState = 0xf
+)
+
+var aluaNames = map[ALUAState]string{
+	ALUAActiveOptimized:    "active/optimized",
+	ALUAActiveNonOptimized: "active/non-optimized",
+	ALUAStandby:            "standby",
+	ALUAUnavailable:        "unavailable",
+	ALUATransitioning:      "transitioning",
+}
+
+func (s ALUAState) String() string {
+	if n, ok := aluaNames[s]; ok {
+		return n
+	}
+	return fmt.Sprintf("state 0x%x", uint8(s))
+}
+
+// ParseALUAState accepts the names String returns (and "ao", "an", "s", "u", "t").
+func ParseALUAState(name string) (ALUAState, error) {
+	short := map[string]ALUAState{"ao": ALUAActiveOptimized, "an": ALUAActiveNonOptimized, "s": ALUAStandby, "u": ALUAUnavailable, "t": ALUATransitioning}
+	if s, ok := short[name]; ok {
+		return s, nil
+	}
+	for s, n := range aluaNames {
+		if n == name {
+			return s, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown ALUA state %q (want active/optimized, active/non-optimized, standby, unavailable or transitioning)", name)
+}
+
+// DefaultPortGroup is the target port group a port joins unless told
+// otherwise.
+const DefaultPortGroup = 1
+
+// SetALUAState changes a target port group's access state for every LU and
+// raises ASYMMETRIC ACCESS STATE CHANGED on every session.
+func (fw *Framework) SetALUAState(group uint16, st ALUAState) error {
+	if _, ok := aluaNames[st]; !ok {
+		return fmt.Errorf("stmf: invalid ALUA state %d", st)
+	}
+	fw.mu.Lock()
+	next := map[uint16]ALUAState{}
+	var old ALUAState
+	known := false
+	if cur := fw.alua.Load(); cur != nil {
+		for g, v := range *cur {
+			next[g] = v
+		}
+		old, known = (*cur)[group]
+	}
+	next[group] = st
+	fw.alua.Store(&next)
+	sessions := make([]*Session, 0, len(fw.sessions))
+	for s := range fw.sessions {
+		sessions = append(sessions, s)
+	}
+	fw.mu.Unlock()
+	if known && old == st {
+		return nil
+	}
+	for _, s := range sessions {
+		s.raiseForLUNs(s.LUNs(), scsi.ASCAsymmetricAccessChanged)
+	}
+	return nil
+}
+
+// ALUAStates returns every known target port group and its state.
+func (fw *Framework) ALUAStates() map[uint16]ALUAState {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	out := map[uint16]ALUAState{}
+	for _, p := range fw.ports {
+		out[p.Group] = ALUAActiveOptimized
+	}
+	if cur := fw.alua.Load(); cur != nil {
+		for g, st := range *cur {
+			out[g] = st
+		}
+	}
+	return out
+}
+
+// aluaState is lock-free: it runs for every command.
+func (fw *Framework) aluaState(group uint16) ALUAState {
+	if cur := fw.alua.Load(); cur != nil {
+		return (*cur)[group] // zero value is active/optimized
+	}
+	return ALUAActiveOptimized
+}
+
+// standbyAllowed lists what a port in standby (or unavailable, minus the
+// reservation and mode commands) still serves, per SPC-4 5.15.2.4.
+func standbyAllowed(cdb []byte) bool {
+	switch cdb[0] {
+	case 0x12, 0xa0, 0x03, 0x4c, 0x4d, 0x15, 0x55, 0x1a, 0x5a, 0x1c, 0x1d, 0x5e, 0x5f:
+		// INQUIRY, REPORT LUNS, REQUEST SENSE, LOG SELECT/SENSE, MODE
+		// SELECT/SENSE 6/10, RECEIVE/SEND DIAGNOSTIC, PR IN/OUT
+		return true
+	case 0xa3: // MAINTENANCE IN: RTPG, REPORT SUPPORTED OPCODES / TMFs
+		return len(cdb) > 1 && (cdb[1]&0x1f == 0x0a || cdb[1]&0x1f == 0x0c || cdb[1]&0x1f == 0x0d)
+	case 0xa4: // MAINTENANCE OUT: SET TARGET PORT GROUPS
+		return len(cdb) > 1 && cdb[1]&0x1f == 0x0a
+	}
+	return false
+}
+
+func unavailableAllowed(cdb []byte) bool {
+	switch cdb[0] {
+	case 0x12, 0xa0, 0x03:
+		return true
+	case 0xa3:
+		return len(cdb) > 1 && (cdb[1]&0x1f == 0x0a || cdb[1]&0x1f == 0x0c || cdb[1]&0x1f == 0x0d)
+	case 0xa4:
+		return len(cdb) > 1 && cdb[1]&0x1f == 0x0a
+	}
+	return false
+}
+
+// aluaFilter returns the sense for a command the port's access state
+// refuses, or nil.
+func aluaFilter(st ALUAState, cdb []byte) *scsi.Sense {
+	switch st {
+	case ALUAStandby:
+		if !standbyAllowed(cdb) {
+			return scsi.NewSense(scsi.KeyNotReady, scsi.ASCLUNotAccessibleStandby)
+		}
+	case ALUAUnavailable:
+		if !unavailableAllowed(cdb) {
+			return scsi.NewSense(scsi.KeyNotReady, scsi.ASCLUNotAccessibleUnavailable)
+		}
+	case ALUATransitioning:
+		if !unavailableAllowed(cdb) {
+			return scsi.NewSense(scsi.KeyNotReady, scsi.ASCLUNotAccessibleTransitioning)
+		}
+	}
+	return nil
+}
+
+// reportTargetPortGroups answers REPORT TARGET PORT GROUPS (MAINTENANCE IN
+// 0Ah) with every group that has ports, in length-only or extended format.
+func (s *Session) reportTargetPortGroups(t *Task) {
+	cdb := t.CDB
+	if len(cdb) < 12 {
+		t.CompleteSense(scsi.IllegalRequest(scsi.ASCInvalidFieldInCDB, 0))
+		return
+	}
+	format := cdb[1] >> 5
+	if format > 1 {
+		t.CompleteSense(scsi.IllegalRequest(scsi.ASCInvalidFieldInCDB, 1))
+		return
+	}
+	alloc := binary.BigEndian.Uint32(cdb[6:10])
+	fw := s.fw
+	fw.mu.Lock()
+	groups := map[uint16][]uint16{}
+	for _, p := range fw.ports {
+		groups[p.Group] = append(groups[p.Group], p.RelativeID)
+	}
+	fw.mu.Unlock()
+	states := map[uint16]ALUAState{}
+	for g := range groups {
+		states[g] = fw.aluaState(g)
+	}
+	ids := make([]uint16, 0, len(groups))
+	for g := range groups {
+		ids = append(ids, g)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+
+	buf := make([]byte, 4, 64)
+	if format == 1 {
+		buf = append(buf, 0x10, 0, 0, 0) // extended header, implicit transition time 0
+	}
+	for _, g := range ids {
+		ports := groups[g]
+		sort.Slice(ports, func(i, j int) bool { return ports[i] < ports[j] })
+		d := make([]byte, 8, 8+4*len(ports))
+		d[0] = byte(states[g]) & 0x0f
+		d[1] = 0x80 | 0x08 | 0x04 | 0x02 | 0x01 // T_SUP, U_SUP, S_SUP, AN_SUP, AO_SUP
+		binary.BigEndian.PutUint16(d[2:4], g)
+		d[7] = byte(len(ports))
+		for _, rel := range ports {
+			d = append(d, 0, 0, byte(rel>>8), byte(rel))
+		}
+		buf = append(buf, d...)
+	}
+	binary.BigEndian.PutUint32(buf[0:4], uint32(len(buf)-4))
+	if uint32(len(buf)) > alloc {
+		buf = buf[:alloc]
+	}
+	t.CompleteData(buf, nil)
+}
