@@ -255,16 +255,19 @@ func sameMap(a, b lunMap) bool {
 // RaiseUA queues a unit attention for every session that sees the LU (for
 // example CAPACITY DATA HAS CHANGED after a resize).
 func (fw *Framework) RaiseUA(g GUID, asc scsi.ASC) {
-	fw.mu.Lock()
-	sess := make([]*Session, 0, len(fw.sessions))
-	for s := range fw.sessions {
-		sess = append(sess, s)
-	}
-	fw.mu.Unlock()
-	for _, s := range sess {
-		m := *s.lunMap.Load()
+	fw.RaiseUAWhere(g, asc, func(*Nexus) bool { return true })
+}
+
+// RaiseUAWhere queues a unit attention on the LU for the sessions whose
+// nexus matches (reservation changes target specific I_T nexuses; MODE
+// SELECT notifies every nexus but its own).
+func (fw *Framework) RaiseUAWhere(g GUID, asc scsi.ASC, match func(n *Nexus) bool) {
+	for _, s := range fw.Sessions() {
+		if !match(&s.Nexus) {
+			continue
+		}
 		var luns []scsi.LUN
-		for n, reg := range m {
+		for n, reg := range *s.lunMap.Load() {
 			if reg.lu.GUID() == g {
 				luns = append(luns, n)
 			}

@@ -118,6 +118,10 @@ func (p *LocalPort) OpenSession(initiatorName, initiatorPort string) (*Session, 
 	return s, nil
 }
 
+// Framework returns the framework the session belongs to (LUs use it to
+// raise unit attentions on other nexuses).
+func (s *Session) Framework() *Framework { return s.fw }
+
 // LUNs returns the session's current LUN numbers in ascending order.
 func (s *Session) LUNs() []scsi.LUN { return s.lunMap.Load().sortedLUNs() }
 

@@ -1,0 +1,298 @@
+package lu
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Sync kinds reported to a backend's sync hook (tests count them).
+const (
+	syncFdatasync  = "fdatasync"   // fdatasync(2) of the whole file
+	syncDsyncWrite = "dsync-write" // pwritev2(RWF_DSYNC)
+)
+
+// backend is a backing store opened for positional I/O: a regular file or
+// a block device. Reads and writes use pread/pwrite on one descriptor from
+// any number of goroutines; nothing on the I/O path takes a lock.
+type backend struct {
+	fd       int
+	path     string
+	isBlock  bool
+	readOnly bool
+
+	noRWFDsync atomic.Bool       // kernel/filesystem rejected RWF_DSYNC
+	syncHook   func(kind string) // test hook, set before use; nil in production
+}
+
+// openBackend opens an existing file or block device for read/write. With
+// allowRO, a store that cannot be opened for writing (read-only media or
+// permissions) is opened read-only instead.
+func openBackend(path string, allowRO bool) (*backend, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return nil, fmt.Errorf("lu: %s: %w", path, err)
+	}
+	b := &backend{path: path}
+	flags := unix.O_RDWR | unix.O_CLOEXEC
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+	case unix.S_IFBLK:
+		b.isBlock = true
+		flags |= unix.O_EXCL // refuse a device that is mounted or otherwise held
+	default:
+		return nil, fmt.Errorf("lu: %s is neither a regular file nor a block device", path)
+	}
+	fd, err := openRetry(path, flags, 0)
+	if err != nil && allowRO && (errors.Is(err, unix.EROFS) || errors.Is(err, unix.EACCES)) {
+		fd, err = openRetry(path, flags&^unix.O_RDWR|unix.O_RDONLY, 0)
+		b.readOnly = err == nil
+	}
+	if err != nil {
+		if b.isBlock && errors.Is(err, unix.EBUSY) {
+			return nil, fmt.Errorf("lu: block device %s is in use (mounted or held by another driver): %w", path, err)
+		}
+		return nil, fmt.Errorf("lu: opening %s: %w", path, err)
+	}
+	b.fd = fd
+	return b, nil
+}
+
+// createBackend creates a new sparse regular file of the given size. It
+// fails if path exists.
+func createBackend(path string, size int64) (*backend, error) {
+	fd, err := openRetry(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lu: creating %s: %w", path, err)
+	}
+	b := &backend{fd: fd, path: path}
+	if err := unix.Ftruncate(fd, size); err != nil {
+		unix.Close(fd)
+		os.Remove(path)
+		return nil, fmt.Errorf("lu: sizing %s to %d bytes: %w", path, size, err)
+	}
+	return b, nil
+}
+
+func openRetry(path string, flags int, mode uint32) (int, error) {
+	for {
+		fd, err := unix.Open(path, flags, mode)
+		if err == unix.EINTR {
+			continue
+		}
+		return fd, err
+	}
+}
+
+// size returns the current size of the store in bytes.
+func (b *backend) size() (uint64, error) {
+	if b.isBlock {
+		var n uint64
+		if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(b.fd), unix.BLKGETSIZE64, uintptr(unsafe.Pointer(&n))); errno != 0 {
+			return 0, fmt.Errorf("lu: BLKGETSIZE64 on %s: %w", b.path, errno)
+		}
+		return n, nil
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(b.fd, &st); err != nil {
+		return 0, fmt.Errorf("lu: stat %s: %w", b.path, err)
+	}
+	return uint64(st.Size), nil
+}
+
+// grow extends a regular file (sparsely) to at least n bytes.
+func (b *backend) grow(n uint64) error {
+	cur, err := b.size()
+	if err != nil {
+		return err
+	}
+	if cur >= n {
+		return nil
+	}
+	if b.isBlock {
+		return fmt.Errorf("lu: block device %s holds %d bytes, %d needed", b.path, cur, n)
+	}
+	if b.readOnly {
+		return fmt.Errorf("lu: %s is read-only and holds %d bytes, %d needed", b.path, cur, n)
+	}
+	if err := unix.Ftruncate(b.fd, int64(n)); err != nil {
+		return fmt.Errorf("lu: extending %s to %d bytes: %w", b.path, n, err)
+	}
+	return nil
+}
+
+// readAt fills p from offset off. A read past the end of the store is an
+// error (io.ErrUnexpectedEOF): the store is always at least as large as
+// the LU.
+func (b *backend) readAt(p []byte, off int64) error {
+	for len(p) > 0 {
+		n, err := unix.Pread(b.fd, p, off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return io.ErrUnexpectedEOF
+		}
+		p = p[n:]
+		off += int64(n)
+	}
+	return nil
+}
+
+// writeAt writes all of p at offset off. With dsync the data is durable
+// when writeAt returns (RWF_DSYNC, or write + fdatasync where the kernel
+// or filesystem lacks it).
+func (b *backend) writeAt(p []byte, off int64, dsync bool) error {
+	if b.readOnly {
+		return unix.EROFS
+	}
+	if dsync && !b.noRWFDsync.Load() {
+		err := b.pwriteDsync(p, off)
+		if err == nil {
+			b.hook(syncDsyncWrite)
+			return nil
+		}
+		if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EINVAL) {
+			return err
+		}
+		b.noRWFDsync.Store(true)
+		// fall through: plain write, then fdatasync
+	}
+	for len(p) > 0 {
+		n, err := unix.Pwrite(b.fd, p, off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return io.ErrShortWrite
+		}
+		p = p[n:]
+		off += int64(n)
+	}
+	if dsync {
+		return b.datasync()
+	}
+	return nil
+}
+
+func (b *backend) pwriteDsync(p []byte, off int64) error {
+	iov := [][]byte{p}
+	for len(iov[0]) > 0 {
+		n, err := unix.Pwritev2(b.fd, iov, off, unix.RWF_DSYNC)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return io.ErrShortWrite
+		}
+		iov[0] = iov[0][n:]
+		off += int64(n)
+	}
+	return nil
+}
+
+// datasync makes all completed writes durable.
+func (b *backend) datasync() error {
+	for {
+		err := unix.Fdatasync(b.fd)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == nil {
+			b.hook(syncFdatasync)
+		}
+		return err
+	}
+}
+
+// prefetch hints the kernel to read a range into the page cache.
+func (b *backend) prefetch(off, n int64) {
+	_ = unix.Fadvise(b.fd, off, n, unix.FADV_WILLNEED)
+}
+
+func (b *backend) hook(kind string) {
+	if b.syncHook != nil {
+		b.syncHook(kind)
+	}
+}
+
+func (b *backend) close() error {
+	if b.fd < 0 {
+		return nil
+	}
+	err := unix.Close(b.fd)
+	b.fd = -1
+	if err != nil {
+		return fmt.Errorf("lu: closing %s: %w", b.path, err)
+	}
+	return nil
+}
+
+// flusher coalesces concurrent cache flushes: callers that arrive while a
+// flush is running share the next one (which starts after the running one
+// ends, so it covers every write they completed), instead of each issuing
+// its own fdatasync.
+type flusher struct {
+	mu   sync.Mutex
+	cur  *flushRound // running round, nil when idle
+	next *flushRound // round that will run after cur, collecting callers
+	do   func() error
+}
+
+type flushRound struct {
+	done chan struct{}
+	err  error
+}
+
+func (f *flusher) flush() error {
+	f.mu.Lock()
+	if f.cur == nil {
+		r := f.next // callers may be waiting for a round nobody started yet
+		if r == nil {
+			r = &flushRound{done: make(chan struct{})}
+		}
+		f.next = nil
+		return f.run(r)
+	}
+	if f.next == nil {
+		f.next = &flushRound{done: make(chan struct{})}
+	}
+	r, prev := f.next, f.cur
+	f.mu.Unlock()
+	<-prev.done
+	f.mu.Lock()
+	if f.cur == nil && f.next == r {
+		f.next = nil
+		return f.run(r)
+	}
+	f.mu.Unlock()
+	<-r.done
+	return r.err
+}
+
+// run executes round r; f.mu is held on entry and released.
+func (f *flusher) run(r *flushRound) error {
+	f.cur = r
+	f.mu.Unlock()
+	r.err = f.do()
+	f.mu.Lock()
+	f.cur = nil
+	f.mu.Unlock()
+	close(r.done)
+	return r.err
+}

@@ -1,0 +1,220 @@
+package lu
+
+import (
+	"encoding/hex"
+	"runtime/debug"
+
+	"github.com/costar-project/costar/scsi"
+	"github.com/costar-project/costar/stmf"
+)
+
+// Operation codes the LU implements.
+const (
+	opTestUnitReady   = 0x00
+	opRequestSense    = 0x03
+	opRead6           = 0x08
+	opWrite6          = 0x0a
+	opInquiry         = 0x12
+	opModeSelect6     = 0x15
+	opModeSense6      = 0x1a
+	opStartStopUnit   = 0x1b
+	opReadCapacity10  = 0x25
+	opRead10          = 0x28
+	opWrite10         = 0x2a
+	opWriteVerify10   = 0x2e
+	opVerify10        = 0x2f
+	opPrefetch10      = 0x34
+	opSyncCache10     = 0x35
+	opModeSelect10    = 0x55
+	opModeSense10     = 0x5a
+	opRead16          = 0x88
+	opWrite16         = 0x8a
+	opWriteVerify16   = 0x8e
+	opVerify16        = 0x8f
+	opPrefetch16      = 0x90
+	opSyncCache16     = 0x91
+	opServiceActionIn = 0x9e
+	opReportLUNs      = 0xa0
+	opMaintenanceIn   = 0xa3
+	opRead12          = 0xa8
+	opWrite12         = 0xaa
+	opWriteVerify12   = 0xae
+	opVerify12        = 0xaf
+
+	saReadCapacity16     = 0x10
+	saReportSupportedOps = 0x0c
+)
+
+// command describes one supported command (opcode, and service action
+// where the opcode has them) for dispatch and for REPORT SUPPORTED
+// OPERATION CODES.
+type command struct {
+	op     byte
+	sa     int // service action, or -1 when the opcode has none
+	cdbLen int
+	// usage is the CDB USAGE DATA bitmap: a bit is set when the device
+	// server honours the corresponding CDB bit. usage[0] is the opcode.
+	usage   []byte
+	timeout uint32 // recommended command timeout, seconds
+	fn      func(d *Disk, t *stmf.Task, cdb []byte) *stmf.Result
+}
+
+var (
+	ff4 = []byte{0xff, 0xff, 0xff, 0xff}
+	ff8 = []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+)
+
+func cat(parts ...[]byte) []byte {
+	var b []byte
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	return b
+}
+
+// commandTable lists every command the LU supports. It is read-only;
+// each Disk refers to it through d.cmds.
+var commandTable = []command{
+	{op: opTestUnitReady, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{0x00, 0, 0, 0, 0, 0}, fn: (*Disk).testUnitReady},
+	{op: opRequestSense, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{0x03, 0x01, 0, 0, 0xff, 0}, fn: (*Disk).requestSense},
+	{op: opRead6, sa: -1, cdbLen: 6, timeout: 60, usage: []byte{0x08, 0x1f, 0xff, 0xff, 0xff, 0}, fn: (*Disk).read},
+	{op: opWrite6, sa: -1, cdbLen: 6, timeout: 60, usage: []byte{0x0a, 0x1f, 0xff, 0xff, 0xff, 0}, fn: (*Disk).write},
+	{op: opInquiry, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{0x12, 0x01, 0xff, 0xff, 0xff, 0}, fn: (*Disk).inquiry},
+	{op: opModeSelect6, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{0x15, 0x10, 0, 0, 0xff, 0}, fn: (*Disk).modeSelect},
+	{op: opModeSense6, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{0x1a, 0x08, 0xff, 0xff, 0xff, 0}, fn: (*Disk).modeSense},
+	{op: opStartStopUnit, sa: -1, cdbLen: 6, timeout: 60, usage: []byte{0x1b, 0x01, 0, 0x0f, 0xf7, 0}, fn: (*Disk).startStopUnit},
+	{op: opReadCapacity10, sa: -1, cdbLen: 10, timeout: 10, usage: []byte{0x25, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0x01, 0}, fn: (*Disk).readCapacity10},
+	{op: opRead10, sa: -1, cdbLen: 10, timeout: 60, usage: cat([]byte{0x28, 0x18}, ff4, []byte{0, 0xff, 0xff, 0}), fn: (*Disk).read},
+	{op: opWrite10, sa: -1, cdbLen: 10, timeout: 60, usage: cat([]byte{0x2a, 0x18}, ff4, []byte{0, 0xff, 0xff, 0}), fn: (*Disk).write},
+	{op: opWriteVerify10, sa: -1, cdbLen: 10, timeout: 60, usage: cat([]byte{0x2e, 0x12}, ff4, []byte{0, 0xff, 0xff, 0}), fn: (*Disk).writeVerify},
+	{op: opVerify10, sa: -1, cdbLen: 10, timeout: 60, usage: cat([]byte{0x2f, 0x16}, ff4, []byte{0, 0xff, 0xff, 0}), fn: (*Disk).verify},
+	{op: opPrefetch10, sa: -1, cdbLen: 10, timeout: 60, usage: cat([]byte{0x34, 0x02}, ff4, []byte{0, 0xff, 0xff, 0}), fn: (*Disk).prefetch},
+	{op: opSyncCache10, sa: -1, cdbLen: 10, timeout: 120, usage: cat([]byte{0x35, 0x02}, ff4, []byte{0, 0xff, 0xff, 0}), fn: (*Disk).syncCache},
+	{op: opModeSelect10, sa: -1, cdbLen: 10, timeout: 10, usage: []byte{0x55, 0x10, 0, 0, 0, 0, 0, 0xff, 0xff, 0}, fn: (*Disk).modeSelect},
+	{op: opModeSense10, sa: -1, cdbLen: 10, timeout: 10, usage: []byte{0x5a, 0x18, 0xff, 0xff, 0, 0, 0, 0xff, 0xff, 0}, fn: (*Disk).modeSense},
+	{op: opRead16, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{0x88, 0x18}, ff8, ff4, []byte{0, 0}), fn: (*Disk).read},
+	{op: opWrite16, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{0x8a, 0x18}, ff8, ff4, []byte{0, 0}), fn: (*Disk).write},
+	{op: opWriteVerify16, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{0x8e, 0x12}, ff8, ff4, []byte{0, 0}), fn: (*Disk).writeVerify},
+	{op: opVerify16, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{0x8f, 0x16}, ff8, ff4, []byte{0, 0}), fn: (*Disk).verify},
+	{op: opPrefetch16, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{0x90, 0x02}, ff8, ff4, []byte{0, 0}), fn: (*Disk).prefetch},
+	{op: opSyncCache16, sa: -1, cdbLen: 16, timeout: 120, usage: cat([]byte{0x91, 0x02}, ff8, ff4, []byte{0, 0}), fn: (*Disk).syncCache},
+	{op: opServiceActionIn, sa: saReadCapacity16, cdbLen: 16, timeout: 10, usage: cat([]byte{0x9e, 0x1f}, make([]byte, 8), ff4, []byte{0, 0}), fn: (*Disk).readCapacity16},
+	{op: opReportLUNs, sa: -1, cdbLen: 12, timeout: 10, usage: cat([]byte{0xa0, 0, 0xff, 0, 0, 0}, ff4, []byte{0, 0}), fn: (*Disk).reportLUNs},
+	{op: opMaintenanceIn, sa: saReportSupportedOps, cdbLen: 12, timeout: 10, usage: cat([]byte{0xa3, 0x1f, 0x87, 0xff, 0xff, 0xff}, ff4, []byte{0, 0}), fn: (*Disk).reportSupportedOpcodes},
+	{op: opRead12, sa: -1, cdbLen: 12, timeout: 60, usage: cat([]byte{0xa8, 0x18}, ff4, ff4, []byte{0, 0}), fn: (*Disk).read},
+	{op: opWrite12, sa: -1, cdbLen: 12, timeout: 60, usage: cat([]byte{0xaa, 0x18}, ff4, ff4, []byte{0, 0}), fn: (*Disk).write},
+	{op: opWriteVerify12, sa: -1, cdbLen: 12, timeout: 60, usage: cat([]byte{0xae, 0x12}, ff4, ff4, []byte{0, 0}), fn: (*Disk).writeVerify},
+	{op: opVerify12, sa: -1, cdbLen: 12, timeout: 60, usage: cat([]byte{0xaf, 0x16}, ff4, ff4, []byte{0, 0}), fn: (*Disk).verify},
+}
+
+// hasServiceActions reports whether op is dispatched by service action.
+func hasServiceActions(op byte) bool { return op == opServiceActionIn || op == opMaintenanceIn }
+
+// findCommand returns the table entry for op (and sa when the opcode has
+// service actions), or nil.
+func (d *Disk) findCommand(op byte, sa int) *command {
+	for i := range d.cmds {
+		c := &d.cmds[i]
+		if c.op == op && (c.sa < 0 || c.sa == sa) {
+			return c
+		}
+	}
+	return nil
+}
+
+// Execute runs one task and completes it exactly once.
+func (d *Disk) Execute(t *stmf.Task) {
+	if !d.enter() {
+		t.CompleteSense(scsi.NewSense(scsi.KeyNotReady, scsi.ASCLUNotReadyManualIntervention))
+		return
+	}
+	defer d.leave()
+	t.Complete(d.run(t))
+}
+
+func (d *Disk) run(t *stmf.Task) (r *stmf.Result) {
+	defer func() {
+		if p := recover(); p != nil {
+			d.panics.Add(1)
+			d.log.Error("lu: command handler panicked", "guid", d.guid, "cdb", hex.EncodeToString(t.CDB),
+				"panic", p, "stack", string(debug.Stack()))
+			r = fail(scsi.NewSense(scsi.KeyHardwareError, scsi.ASCInternalTargetFailure))
+		}
+	}()
+	cdb := t.CDB
+	if len(cdb) == 0 {
+		return fail(scsi.IllegalRequest(scsi.ASCInvalidCommandOpcode, 0))
+	}
+	op := cdb[0]
+	sa := -1
+	if hasServiceActions(op) {
+		if len(cdb) < 2 {
+			return fail(scsi.IllegalRequest(scsi.ASCInvalidFieldInCDB, -1))
+		}
+		sa = int(cdb[1] & 0x1f)
+	}
+	c := d.findCommand(op, sa)
+	if c == nil {
+		if sa >= 0 {
+			return fail(invalidField(1, 4))
+		}
+		return fail(scsi.IllegalRequest(scsi.ASCInvalidCommandOpcode, 0))
+	}
+	if len(cdb) < c.cdbLen {
+		return fail(scsi.IllegalRequest(scsi.ASCInvalidFieldInCDB, -1))
+	}
+	cdb = cdb[:c.cdbLen]
+	if cdb[c.cdbLen-1]&0x04 != 0 { // NACA: we do not support ACA
+		return fail(invalidField(c.cdbLen-1, 2))
+	}
+	return c.fn(d, t, cdb)
+}
+
+// Result helpers.
+
+func fail(s *scsi.Sense) *stmf.Result {
+	return &stmf.Result{Status: scsi.StatusCheckCondition, Sense: s.Bytes()}
+}
+
+func good() *stmf.Result { return &stmf.Result{Status: scsi.StatusGood} }
+
+// dataIn returns GOOD with parameter data already cut to the allocation
+// length: TransferLen is what was produced.
+func dataIn(b []byte) *stmf.Result {
+	return &stmf.Result{Status: scsi.StatusGood, Data: b, TransferLen: uint32(len(b))}
+}
+
+// truncate cuts parameter data to an allocation length.
+func truncate(b []byte, alloc uint32) []byte {
+	if uint64(alloc) < uint64(len(b)) {
+		return b[:alloc]
+	}
+	return b
+}
+
+// invalidField is ILLEGAL REQUEST / INVALID FIELD IN CDB pointing at a
+// byte and bit (bit < 0: no bit pointer).
+func invalidField(byteOff, bit int) *scsi.Sense {
+	return &scsi.Sense{Key: scsi.KeyIllegalRequest, ASC: scsi.ASCInvalidFieldInCDB,
+		FieldPointer: &scsi.FieldPointer{InCDB: true, Byte: uint16(byteOff), Bit: int8(bit)}}
+}
+
+// invalidParam is ILLEGAL REQUEST / INVALID FIELD IN PARAMETER LIST.
+func invalidParam(byteOff, bit int) *scsi.Sense {
+	return &scsi.Sense{Key: scsi.KeyIllegalRequest, ASC: scsi.ASCInvalidFieldInParameterList,
+		FieldPointer: &scsi.FieldPointer{InCDB: false, Byte: uint16(byteOff), Bit: int8(bit)}}
+}
+
+func lbaOutOfRange() *stmf.Result {
+	return fail(scsi.NewSense(scsi.KeyIllegalRequest, scsi.ASCLBAOutOfRange))
+}
+
+func writeProtected() *stmf.Result {
+	return fail(scsi.NewSense(scsi.KeyDataProtect, scsi.ASCWriteProtected))
+}
+
+// dataOutFailed completes a command whose Data-Out could not be received
+// (aborted, or the connection failed): the result is normally dropped.
+func dataOutFailed() *stmf.Result {
+	return fail(scsi.NewSense(scsi.KeyAbortedCommand, scsi.ASCNoAdditionalSense))
+}

@@ -1,0 +1,193 @@
+package lu
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/costar-project/costar/scsi"
+	"github.com/costar-project/costar/stmf"
+)
+
+func TestStandardInquiry(t *testing.T) {
+	d := newTestDisk(t, diskOpts{})
+	r := exec(t, d, req{cdb: inquiryCDB(false, 0, 260), dir: scsi.DirRead, expLen: 260})
+	expectGood(t, "INQUIRY", r)
+	b := r.data
+	checks := []struct {
+		name string
+		ok   bool
+	}{
+		{"peripheral qualifier 0, device type 0", b[0] == 0},
+		{"not removable", b[1]&0x80 == 0},
+		{"version SPC-4", b[2] == 0x06},
+		{"HISUP and response data format 2", b[3] == 0x12},
+		{"additional length = n-5", int(b[4]) == len(b)-5},
+		{"no TPGS, 3PC, PROTECT", b[5] == 0},
+		{"CMDQUE", b[7]&0x02 != 0},
+		{"vendor", string(b[8:16]) == "COSTAR  "},
+		{"product", string(b[16:32]) == "COMSTAR         "},
+		{"revision printable", validASCII(string(b[32:36]))},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			t.Errorf("%s: % x", c.name, b)
+		}
+	}
+	var descs []uint16
+	for i := 58; i+2 <= len(b) && i < 74; i += 2 {
+		descs = append(descs, binary.BigEndian.Uint16(b[i:]))
+	}
+	for _, want := range []uint16{0x00a0, 0x0960, 0x0460, 0x04c0} {
+		found := false
+		for _, v := range descs {
+			found = found || v == want
+		}
+		if !found {
+			t.Errorf("version descriptor %04x missing from %04x", want, descs)
+		}
+	}
+	// libiscsi AllocLength: every allocation length 0..255 works, and 255
+	// and 256 return the same data.
+	for alloc := 0; alloc <= 256; alloc++ {
+		r := exec(t, d, req{cdb: inquiryCDB(false, 0, uint16(alloc)), dir: scsi.DirRead, expLen: uint32(alloc)})
+		expectGood(t, "INQUIRY alloc", r)
+		want := min(alloc, stdInquiryLen)
+		if len(r.data) != want || int(r.transferLen) != want || !bytes.Equal(r.data, b[:want]) {
+			t.Fatalf("alloc %d: %d bytes (TransferLen %d), want %d", alloc, len(r.data), r.transferLen, want)
+		}
+	}
+}
+
+func TestCustomIdentity(t *testing.T) {
+	cfg := Config{DataFile: filepath.Join(t.TempDir(), "d"), Size: 1 << 20, VendorID: "ACME", ProductID: "SuperDisk", Serial: "XYZ123"}
+	d, err := Create(context.Background(), cfg, nil, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	r := exec(t, d, req{cdb: inquiryCDB(false, 0, 255), dir: scsi.DirRead, expLen: 255})
+	if string(r.data[8:16]) != "ACME    " || string(r.data[16:32]) != "SuperDisk       " {
+		t.Fatalf("identity %q %q", r.data[8:16], r.data[16:32])
+	}
+	s := exec(t, d, req{cdb: inquiryCDB(true, 0x80, 255), dir: scsi.DirRead, expLen: 255})
+	if string(s.data[4:]) != "XYZ123" || s.data[3] != 6 {
+		t.Fatalf("unit serial % x", s.data)
+	}
+}
+
+func TestVPDPages(t *testing.T) {
+	d := newTestDisk(t, diskOpts{size: 8 << 20})
+	get := func(page byte) []byte {
+		t.Helper()
+		r := exec(t, d, req{cdb: inquiryCDB(true, page, 255), dir: scsi.DirRead, expLen: 255})
+		expectGood(t, "VPD", r)
+		if r.data[1] != page {
+			t.Fatalf("page %#x answered as page %#x", page, r.data[1])
+		}
+		if n := int(binary.BigEndian.Uint16(r.data[2:4])); n != len(r.data)-4 {
+			t.Fatalf("page %#x: page length %d with %d bytes", page, n, len(r.data))
+		}
+		return r.data
+	}
+	sup := get(0x00)
+	if !bytes.Equal(sup[4:], []byte{0x00, 0x80, 0x83, 0xb0, 0xb1, 0xb2}) {
+		t.Fatalf("supported pages % x", sup[4:])
+	}
+	for _, p := range sup[4:] {
+		get(p) // libiscsi SupportedVPD: every listed page reads
+	}
+	serial := get(0x80)
+	if string(serial[4:]) != d.GUID().String() {
+		t.Errorf("serial %q, want the GUID when no serial is set", serial[4:])
+	}
+	bl := get(0xb0)
+	if bl[3] != 0x3c {
+		t.Errorf("block limits page length %#x", bl[3])
+	}
+	if g := binary.BigEndian.Uint16(bl[6:8]); g != 8 {
+		t.Errorf("optimal transfer granularity %d, want 8 (4 KiB)", g)
+	}
+	if m := binary.BigEndian.Uint32(bl[8:12]); m != maxTransferBytes/512 {
+		t.Errorf("maximum transfer length %d", m)
+	}
+	if bl[5] != 0 || binary.BigEndian.Uint32(bl[20:24]) != 0 || binary.BigEndian.Uint32(bl[24:28]) != 0 {
+		t.Error("compare-and-write or unmap limits advertised")
+	}
+	lbp := get(0xb2)
+	if lbp[5] != 0 || lbp[6] != 0 {
+		t.Errorf("provisioning bits % x", lbp)
+	}
+	bdc := get(0xb1)
+	if bdc[3] != 0x3c || bdc[4] != 0 || bdc[5] != 0 {
+		t.Errorf("block device characteristics % x", bdc[:8])
+	}
+}
+
+type designator struct {
+	proto, codeSet, assoc, typ byte
+	piv                        bool
+	val                        []byte
+}
+
+func parseDesignators(t *testing.T, b []byte) []designator {
+	t.Helper()
+	var out []designator
+	p := b[4:]
+	for len(p) > 0 {
+		if len(p) < 4 || len(p) < 4+int(p[3]) {
+			t.Fatalf("truncated designator in % x", b)
+		}
+		out = append(out, designator{proto: p[0] >> 4, codeSet: p[0] & 0xf, piv: p[1]&0x80 != 0,
+			assoc: p[1] >> 4 & 3, typ: p[1] & 0xf, val: p[4 : 4+int(p[3])]})
+		p = p[4+int(p[3]):]
+	}
+	return out
+}
+
+func TestDeviceIdentification(t *testing.T) {
+	d := newTestDisk(t, diskOpts{})
+	port := "iqn.2010-08.org.example:disk,t,0x0001"
+	sess := &stmf.Session{Nexus: stmf.Nexus{
+		TargetName: "iqn.2010-08.org.example:disk", TargetPort: port, RelativePortID: 0x0102,
+	}}
+	r := exec(t, d, req{cdb: inquiryCDB(true, 0x83, 255), dir: scsi.DirRead, expLen: 255, session: sess})
+	expectGood(t, "VPD 0x83", r)
+	ds := parseDesignators(t, r.data)
+	if len(ds) != 4 {
+		t.Fatalf("%d designators, want 4: %+v", len(ds), ds)
+	}
+	naa := ds[0]
+	g := d.GUID()
+	if naa.typ != 3 || naa.assoc != 0 || naa.codeSet != 1 || !bytes.Equal(naa.val, g[:]) {
+		t.Errorf("NAA designator %+v", naa)
+	}
+	if naa.val[0]>>4 != 6 {
+		t.Errorf("NAA type %d, want 6", naa.val[0]>>4)
+	}
+	tp := ds[1]
+	if tp.typ != 8 || tp.assoc != 1 || tp.codeSet != 3 || !tp.piv || tp.proto != 5 {
+		t.Errorf("target port designator %+v", tp)
+	}
+	if len(tp.val)%4 != 0 || !strings.HasPrefix(string(tp.val), port+"\x00") {
+		t.Errorf("target port name %q (len %d)", tp.val, len(tp.val))
+	}
+	rel := ds[2]
+	if rel.typ != 4 || rel.assoc != 1 || len(rel.val) != 4 || binary.BigEndian.Uint16(rel.val[2:]) != 0x0102 {
+		t.Errorf("relative target port designator %+v", rel)
+	}
+	td := ds[3]
+	if td.typ != 8 || td.assoc != 2 || !strings.HasPrefix(string(td.val), "iqn.2010-08.org.example:disk\x00") {
+		t.Errorf("target device designator %+v", td)
+	}
+	// Name lengths that are multiples of 4 still get a terminating null.
+	if v := scsiNameString("abcd"); len(v) != 8 || v[4] != 0 {
+		t.Errorf("scsiNameString(abcd) = %q", v)
+	}
+	if v := scsiNameString(strings.Repeat("x", 300)); v != nil {
+		t.Error("over-long SCSI name accepted")
+	}
+}

@@ -1,0 +1,158 @@
+package lu
+
+import (
+	"encoding/binary"
+	"testing"
+
+	"github.com/costar-project/costar/scsi"
+)
+
+type rsocDesc struct {
+	op       byte
+	sa       uint16
+	servactv bool
+	ctdp     bool
+	cdbLen   int
+	tdLen    int
+}
+
+func parseRSOCAll(t *testing.T, b []byte) []rsocDesc {
+	t.Helper()
+	if n := int(binary.BigEndian.Uint32(b[0:4])); n != len(b)-4 {
+		t.Fatalf("command data length %d with %d bytes", n, len(b))
+	}
+	var out []rsocDesc
+	for p := b[4:]; len(p) > 0; {
+		if len(p) < 8 {
+			t.Fatalf("truncated descriptor")
+		}
+		d := rsocDesc{op: p[0], sa: binary.BigEndian.Uint16(p[2:4]), servactv: p[5]&1 != 0, ctdp: p[5]&2 != 0,
+			cdbLen: int(binary.BigEndian.Uint16(p[6:8]))}
+		p = p[8:]
+		if d.ctdp {
+			if len(p) < 12 {
+				t.Fatalf("truncated timeouts descriptor")
+			}
+			d.tdLen = int(binary.BigEndian.Uint16(p[0:2]))
+			p = p[12:]
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+func TestReportSupportedOpcodes(t *testing.T) {
+	d := newTestDisk(t, diskOpts{})
+	rsoc := func(cdb []byte) resp {
+		t.Helper()
+		return exec(t, d, req{cdb: cdb, dir: scsi.DirRead, expLen: 65535})
+	}
+
+	for _, rctd := range []bool{false, true} {
+		r := rsoc(rsocCDB(rctd, 0, 0, 0, 65535))
+		expectGood(t, "all", r)
+		descs := parseRSOCAll(t, r.data)
+		if len(descs) != len(commandTable) {
+			t.Fatalf("%d descriptors, want %d", len(descs), len(commandTable))
+		}
+		for _, ds := range descs {
+			if ds.ctdp != rctd || (rctd && ds.tdLen != 0x0a) {
+				t.Errorf("opcode %#x: CTDP %v timeouts length %#x with RCTD %v", ds.op, ds.ctdp, ds.tdLen, rctd)
+			}
+			if !ds.servactv && ds.sa != 0 {
+				t.Errorf("opcode %#x: service action %#x without SERVACTV", ds.op, ds.sa)
+			}
+			// libiscsi OneCommand: 001b works exactly for opcodes without
+			// service actions, 010b exactly for those with; the usage data
+			// starts with the opcode and has the CDB's length.
+			var one, two resp
+			one = rsoc(rsocCDB(false, 1, ds.op, ds.sa, 65535))
+			two = rsoc(rsocCDB(false, 2, ds.op, ds.sa, 65535))
+			good, bad := one, two
+			if ds.servactv {
+				good, bad = two, one
+			}
+			expectGood(t, "one command", good)
+			expectSense(t, "one command, wrong option", bad, scsi.KeyIllegalRequest, scsi.ASCInvalidFieldInCDB)
+			three := rsoc(rsocCDB(rctd, 3, ds.op, ds.sa, 65535))
+			for _, r := range []resp{good, three} {
+				b := r.data
+				if b[1]&7 != supportStandard || int(binary.BigEndian.Uint16(b[2:4])) != ds.cdbLen || ds.cdbLen == 0 {
+					t.Fatalf("opcode %#x one-command header % x", ds.op, b[:4])
+				}
+				usage := b[4 : 4+ds.cdbLen]
+				if usage[0] != ds.op {
+					t.Errorf("opcode %#x: usage data starts %#x", ds.op, usage[0])
+				}
+				if usage[ds.cdbLen-1]&0x04 != 0 {
+					t.Errorf("opcode %#x: NACA advertised", ds.op)
+				}
+			}
+			if rctd && (three.data[1]&0x80 == 0 || len(three.data) != 4+ds.cdbLen+12) {
+				t.Errorf("opcode %#x: one-command with RCTD % x", ds.op, three.data)
+			}
+		}
+	}
+
+	usage := func(op byte) []byte {
+		r := rsoc(rsocCDB(false, 1, op, 0, 65535))
+		expectGood(t, "one command", r)
+		return r.data[4:]
+	}
+	// DPO/FUA advertised where libiscsi's DpoFua tests look for them.
+	for _, op := range []byte{opRead10, opRead12, opRead16, opWrite10, opWrite12, opWrite16} {
+		if usage(op)[1]&0x18 != 0x18 {
+			t.Errorf("opcode %#x: DPO/FUA not in the usage data", op)
+		}
+	}
+	for _, op := range []byte{opVerify10, opVerify12, opVerify16, opWriteVerify10, opWriteVerify12, opWriteVerify16} {
+		u := usage(op)[1]
+		if u&0x10 == 0 || u&0x08 != 0 {
+			t.Errorf("opcode %#x: usage byte 1 %#x, want DPO and no FUA", op, u)
+		}
+	}
+
+	// Unsupported opcodes and service actions: support 001b.
+	for _, c := range [][]byte{
+		rsocCDB(false, 1, 0x42, 0, 65535),                 // UNMAP
+		rsocCDB(false, 2, opServiceActionIn, 0x12, 65535), // GET LBA STATUS
+		rsocCDB(false, 3, opRead10, 1, 65535),             // READ10 has no SA 1
+		rsocCDB(false, 3, opMaintenanceIn, 0x0a, 65535),   // REPORT TARGET PORT GROUPS
+		rsocCDB(false, 2, 0x42, 0, 65535),                 // unknown opcode, by SA
+	} {
+		r := rsoc(c)
+		expectGood(t, "unsupported", r)
+		if len(r.data) != 4 || r.data[1]&7 != supportNotSupported {
+			t.Errorf("cdb % x: % x, want SUPPORT 001b", c, r.data)
+		}
+	}
+	// Allocation length truncates.
+	r := rsoc(rsocCDB(false, 0, 0, 0, 10))
+	if len(r.data) != 10 || r.transferLen != 10 {
+		t.Fatalf("truncated all-commands: %d bytes", len(r.data))
+	}
+}
+
+// TestCommandTable checks the table REPORT SUPPORTED OPERATION CODES is
+// built from: one entry per opcode/service action, usage data of the
+// CDB's length starting with the opcode, service actions exactly where
+// dispatch expects them, a handler and a timeout for each.
+func TestCommandTable(t *testing.T) {
+	seen := map[[2]int]bool{}
+	for _, c := range commandTable {
+		key := [2]int{int(c.op), c.sa}
+		if seen[key] {
+			t.Errorf("opcode %#x SA %d listed twice", c.op, c.sa)
+		}
+		seen[key] = true
+		if len(c.usage) != c.cdbLen || c.usage[0] != c.op {
+			t.Errorf("opcode %#x: usage data % x for a %d-byte CDB", c.op, c.usage, c.cdbLen)
+		}
+		if (c.sa >= 0) != hasServiceActions(c.op) {
+			t.Errorf("opcode %#x: service action %d inconsistent", c.op, c.sa)
+		}
+		if c.fn == nil || c.timeout == 0 {
+			t.Errorf("opcode %#x: no handler or timeout", c.op)
+		}
+	}
+}

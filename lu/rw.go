@@ -1,0 +1,330 @@
+package lu
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/costar-project/costar/scsi"
+	"github.com/costar-project/costar/stmf"
+)
+
+// lbaLen decodes the LOGICAL BLOCK ADDRESS and length fields shared by the
+// READ, WRITE, WRITE AND VERIFY, VERIFY, PRE-FETCH and SYNCHRONIZE CACHE
+// families; lenOff is the CDB byte where the length field starts. cdb has
+// already been cut to its command's length.
+func lbaLen(cdb []byte) (lba uint64, n uint32, lenOff int) {
+	switch len(cdb) {
+	case 6:
+		return uint64(cdb[1]&0x1f)<<16 | uint64(cdb[2])<<8 | uint64(cdb[3]), uint32(cdb[4]), 4
+	case 10:
+		return uint64(binary.BigEndian.Uint32(cdb[2:6])), uint32(binary.BigEndian.Uint16(cdb[7:9])), 7
+	case 12:
+		return uint64(binary.BigEndian.Uint32(cdb[2:6])), binary.BigEndian.Uint32(cdb[6:10]), 6
+	case 16:
+		return binary.BigEndian.Uint64(cdb[2:10]), binary.BigEndian.Uint32(cdb[10:14]), 10
+	}
+	return 0, 0, 0
+}
+
+// inRange reports whether blocks [lba, lba+n) lie inside the LU (overflow safe).
+func (d *Disk) inRange(lba, n uint64) bool {
+	nb := d.nblocks.Load()
+	return lba <= nb && n <= nb-lba
+}
+
+func (d *Disk) byteOff(lba uint64) int64 { return d.dataOff + int64(lba<<d.bsShift) }
+
+// roundUp rounds a byte count up to whole blocks.
+func (d *Disk) roundUp(n uint64) uint64 {
+	m := uint64(d.bs) - 1
+	return (n + m) &^ m
+}
+
+// dataOut fetches the Data-Out buffer of a write-direction task (nil when
+// the initiator announced none).
+func dataOut(t *stmf.Task) ([]byte, error) {
+	if t.ExpectedLen == 0 || t.Dir&scsi.DirWrite == 0 {
+		return nil, nil
+	}
+	return t.Data()
+}
+
+// ioError maps a backend error to sense data.
+func (d *Disk) ioError(err error, write bool, lba uint64) *stmf.Result {
+	switch {
+	case write && (errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT)):
+		d.log.Error("lu: backing store is full", "guid", d.guid, "path", d.dataFile, "lba", lba, "err", err)
+		return fail(scsi.NewSense(scsi.KeyDataProtect, scsi.ASCSpaceAllocationFailedWP))
+	case write && errors.Is(err, unix.EROFS):
+		return writeProtected()
+	}
+	d.log.Error("lu: backing store I/O error", "guid", d.guid, "path", d.dataFile, "write", write, "lba", lba, "err", err)
+	asc := scsi.ASCUnrecoveredReadError
+	if write {
+		asc = scsi.ASCWriteError
+	}
+	s := scsi.NewSense(scsi.KeyMediumError, asc)
+	if lba <= 0xffffffff {
+		s.WithInfo(uint32(lba))
+	}
+	return fail(s)
+}
+
+// read: READ (6), (10), (12), (16).
+func (d *Disk) read(t *stmf.Task, cdb []byte) *stmf.Result {
+	lba, n, lenOff := lbaLen(cdb)
+	if len(cdb) == 6 {
+		if n == 0 {
+			n = 256
+		}
+	} else if cdb[1]&0xe0 != 0 { // RDPROTECT: no protection information
+		return fail(invalidField(1, 7))
+	}
+	if n > d.maxXfer {
+		return fail(invalidField(lenOff, -1))
+	}
+	if !d.inRange(lba, uint64(n)) {
+		return lbaOutOfRange()
+	}
+	total := uint64(n) << d.bsShift
+	// Read no more than the initiator will take (whole blocks).
+	want := min(total, d.roundUp(uint64(t.ExpectedLen)))
+	if t.Dir&scsi.DirRead == 0 {
+		want = 0 // no Data-In phase: nothing can be delivered
+	}
+	if want == 0 {
+		return &stmf.Result{Status: scsi.StatusGood, TransferLen: uint32(total)}
+	}
+	pb := d.bufs.get(int(want))
+	buf := pb.b[:want]
+	if err := d.data.readAt(buf, d.byteOff(lba)); err != nil {
+		pb.release()
+		return d.ioError(err, false, lba)
+	}
+	return &stmf.Result{Status: scsi.StatusGood, Data: buf, TransferLen: uint32(total), Release: pb.release}
+}
+
+// write: WRITE (6), (10), (12), (16). Only whole blocks of the Data-Out
+// actually received (at most the CDB's length) are written; TransferLen
+// is the CDB's length so the transport reports the residual.
+func (d *Disk) write(t *stmf.Task, cdb []byte) *stmf.Result {
+	lba, n, lenOff := lbaLen(cdb)
+	fua := false
+	if len(cdb) == 6 {
+		if n == 0 {
+			n = 256
+		}
+	} else {
+		if cdb[1]&0xe0 != 0 { // WRPROTECT
+			return fail(invalidField(1, 7))
+		}
+		fua = cdb[1]&0x08 != 0
+	}
+	if n > d.maxXfer {
+		return fail(invalidField(lenOff, -1))
+	}
+	if d.writeProtected() {
+		return writeProtected()
+	}
+	if !d.inRange(lba, uint64(n)) {
+		return lbaOutOfRange()
+	}
+	total := uint64(n) << d.bsShift
+	if total == 0 {
+		return good()
+	}
+	data, err := dataOut(t)
+	if err != nil {
+		return dataOutFailed()
+	}
+	m := min(total, uint64(len(data))) &^ uint64(d.bs-1)
+	if m > 0 {
+		if err := d.data.writeAt(data[:m], d.byteOff(lba), fua || d.wcd.Load()); err != nil {
+			return d.ioError(err, true, lba)
+		}
+	}
+	return &stmf.Result{Status: scsi.StatusGood, TransferLen: uint32(total)}
+}
+
+// writeVerify: WRITE AND VERIFY (10), (12), (16). The write is made
+// durable (the verification is against the medium); with BYTCHK=1 the
+// blocks are read back and compared.
+func (d *Disk) writeVerify(t *stmf.Task, cdb []byte) *stmf.Result {
+	lba, n, lenOff := lbaLen(cdb)
+	if cdb[1]&0xe0 != 0 { // WRPROTECT
+		return fail(invalidField(1, 7))
+	}
+	bytchk := cdb[1] >> 1 & 3
+	if bytchk > 1 {
+		return fail(invalidField(1, 2))
+	}
+	if n > d.maxXfer {
+		return fail(invalidField(lenOff, -1))
+	}
+	if d.writeProtected() {
+		return writeProtected()
+	}
+	if !d.inRange(lba, uint64(n)) {
+		return lbaOutOfRange()
+	}
+	total := uint64(n) << d.bsShift
+	if total == 0 {
+		return good()
+	}
+	data, err := dataOut(t)
+	if err != nil {
+		return dataOutFailed()
+	}
+	m := min(total, uint64(len(data))) &^ uint64(d.bs-1)
+	if m > 0 {
+		if err := d.data.writeAt(data[:m], d.byteOff(lba), true); err != nil {
+			return d.ioError(err, true, lba)
+		}
+		if bytchk == 1 {
+			if r := d.compare(lba, data[:m]); r != nil {
+				return r
+			}
+		}
+	}
+	return &stmf.Result{Status: scsi.StatusGood, TransferLen: uint32(total)}
+}
+
+// verify: VERIFY (10), (12), (16). BYTCHK 00b checks the range only (the
+// medium is always readable); 01b compares the Data-Out with the blocks;
+// 11b compares every block with the single block of Data-Out.
+func (d *Disk) verify(t *stmf.Task, cdb []byte) *stmf.Result {
+	lba, n, lenOff := lbaLen(cdb)
+	if cdb[1]&0xe0 != 0 { // VRPROTECT
+		return fail(invalidField(1, 7))
+	}
+	bytchk := cdb[1] >> 1 & 3
+	if bytchk == 2 {
+		return fail(invalidField(1, 2))
+	}
+	if bytchk != 0 && n > d.maxXfer {
+		return fail(invalidField(lenOff, -1))
+	}
+	if !d.inRange(lba, uint64(n)) {
+		return lbaOutOfRange()
+	}
+	if n == 0 || bytchk == 0 {
+		return good()
+	}
+	total := uint64(n) << d.bsShift
+	tl := total
+	if bytchk == 3 {
+		tl = uint64(d.bs)
+	}
+	data, err := dataOut(t)
+	if err != nil {
+		return dataOutFailed()
+	}
+	m := min(tl, uint64(len(data))) &^ uint64(d.bs-1)
+	if m == 0 {
+		return &stmf.Result{Status: scsi.StatusGood, TransferLen: uint32(tl)}
+	}
+	if bytchk == 1 {
+		if r := d.compare(lba, data[:m]); r != nil {
+			return r
+		}
+		return &stmf.Result{Status: scsi.StatusGood, TransferLen: uint32(tl)}
+	}
+	// BYTCHK 11b: one block of Data-Out against each block of the range.
+	pb := d.bufs.get(int(total))
+	defer pb.release()
+	buf := pb.b[:total]
+	if err := d.data.readAt(buf, d.byteOff(lba)); err != nil {
+		return d.ioError(err, false, lba)
+	}
+	pattern := data[:d.bs]
+	for off := uint64(0); off < total; off += uint64(d.bs) {
+		if i := mismatch(buf[off:off+uint64(d.bs)], pattern); i >= 0 {
+			return miscompare(off + uint64(i))
+		}
+	}
+	return &stmf.Result{Status: scsi.StatusGood, TransferLen: uint32(tl)}
+}
+
+// compare reads len(want) bytes at lba and compares them with want; it
+// returns nil when they match.
+func (d *Disk) compare(lba uint64, want []byte) *stmf.Result {
+	pb := d.bufs.get(len(want))
+	defer pb.release()
+	got := pb.b[:len(want)]
+	if err := d.data.readAt(got, d.byteOff(lba)); err != nil {
+		return d.ioError(err, false, lba)
+	}
+	if i := mismatch(got, want); i >= 0 {
+		return miscompare(uint64(i))
+	}
+	return nil
+}
+
+// mismatch returns the index of the first differing byte, or -1.
+func mismatch(a, b []byte) int {
+	if bytes.Equal(a, b) {
+		return -1
+	}
+	const chunk = 64
+	for i := 0; i < len(a); i += chunk {
+		j := min(i+chunk, len(a))
+		if !bytes.Equal(a[i:j], b[i:j]) {
+			for k := i; k < j; k++ {
+				if a[k] != b[k] {
+					return k
+				}
+			}
+		}
+	}
+	return -1
+}
+
+// miscompare is MISCOMPARE / MISCOMPARE DURING VERIFY OPERATION with the
+// offset of the first differing byte in INFORMATION.
+func miscompare(off uint64) *stmf.Result {
+	return fail(scsi.NewSense(scsi.KeyMiscompare, scsi.ASCMiscompareDuringVerify).WithInfo(uint32(off)))
+}
+
+// rangeToEnd checks an LBA and a block count where 0 means "to the last
+// block" (PRE-FETCH, SYNCHRONIZE CACHE) and returns the count.
+func (d *Disk) rangeToEnd(lba uint64, n uint32) (uint64, bool) {
+	nb := d.nblocks.Load()
+	if lba > nb {
+		return 0, false
+	}
+	if n == 0 {
+		return nb - lba, true
+	}
+	return uint64(n), d.inRange(lba, uint64(n))
+}
+
+// prefetch: PRE-FETCH (10), (16). The range is handed to the page cache
+// as a hint. SBC allows GOOD (the blocks might not all fit in the cache)
+// or CONDITION MET; GOOD is what initiators and libiscsi expect.
+func (d *Disk) prefetch(_ *stmf.Task, cdb []byte) *stmf.Result {
+	lba, n, _ := lbaLen(cdb)
+	cnt, ok := d.rangeToEnd(lba, n)
+	if !ok {
+		return lbaOutOfRange()
+	}
+	if cnt > 0 {
+		d.data.prefetch(d.byteOff(lba), int64(cnt<<d.bsShift))
+	}
+	return good()
+}
+
+// syncCache: SYNCHRONIZE CACHE (10), (16). Concurrent requests share one
+// fdatasync; IMMED is honoured by simply completing after the flush.
+func (d *Disk) syncCache(_ *stmf.Task, cdb []byte) *stmf.Result {
+	lba, n, _ := lbaLen(cdb)
+	if _, ok := d.rangeToEnd(lba, n); !ok {
+		return lbaOutOfRange()
+	}
+	if err := d.flush.flush(); err != nil {
+		return d.ioError(err, true, lba)
+	}
+	return good()
+}
