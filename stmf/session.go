@@ -125,6 +125,18 @@ func (s *Session) Framework() *Framework { return s.fw }
 // LUNs returns the session's current LUN numbers in ascending order.
 func (s *Session) LUNs() []scsi.LUN { return s.lunMap.Load().sortedLUNs() }
 
+// LU returns the logical unit named g when this session reaches it through
+// its LUN map. Third-party copy (EXTENDED COPY) resolves the LUs it names
+// with it, so an initiator can only copy from and to LUs it may access.
+func (s *Session) LU(g GUID) (LogicalUnit, bool) {
+	for _, reg := range *s.lunMap.Load() {
+		if reg.lu.GUID() == g {
+			return reg.lu, true
+		}
+	}
+	return nil, false
+}
+
 // Close ends the nexus: in-flight tasks are aborted (their results
 // dropped) and Close waits until each has finished, so no task outlives
 // its session.
@@ -145,6 +157,13 @@ func (s *Session) Close() {
 	delete(s.fw.sessions, s)
 	s.fw.mu.Unlock()
 	s.wg.Wait()
+	// Losing the I_T nexus clears its per-nexus LU state, like I_T NEXUS
+	// RESET (SPC-2: a SCSI-2 reservation is released).
+	for _, reg := range *s.lunMap.Load() {
+		if r, ok := reg.lu.(Resetter); ok {
+			r.Reset(&s.Nexus)
+		}
+	}
 }
 
 // uaPrecedence orders unit attentions as SPC-4 asks: power-on and reset

@@ -46,7 +46,7 @@ func run(args []string) int {
 		_ = d.Shutdown(sctx)
 		return 1
 	}
-	log.Info("stmfd ready", "portals", d.Addrs(), "state_dir", cfg.StateDir)
+	log.Info("stmfd ready", "portals", d.Addrs(), "state_dir", cfg.StateDir, "socket", d.SocketPath())
 	<-ctx.Done()
 	stop()
 	log.Info("shutting down: draining in-flight I/O")

@@ -1,6 +1,7 @@
-// Package daemon wires stmfd together: it restores the persisted
-// configuration into the stmf framework, opens the LUs, and serves the
-// iSCSI port provider. The management API drives it through its methods.
+// Package daemon wires stmfd together: the stmf framework, the LU provider
+// (package lu), the iSCSI port provider and the management plane (package
+// mgmt, served on a unix socket). It restores the persisted configuration
+// before any portal opens.
 package daemon
 
 import (
@@ -11,12 +12,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
+	"github.com/costar-project/costar/api"
 	"github.com/costar-project/costar/config"
+	"github.com/costar-project/costar/internal/daemon/mgmt"
 	"github.com/costar-project/costar/internal/store"
-	"github.com/costar-project/costar/lu"
 	"github.com/costar-project/costar/portprovider/iscsi"
 	"github.com/costar-project/costar/stmf"
 )
@@ -30,12 +31,10 @@ type Daemon struct {
 	log   *slog.Logger
 	store *store.Store
 	fw    *stmf.Framework
-	gen   *lu.GUIDGenerator
+	mgr   *mgmt.Manager
 
-	mu    sync.Mutex
-	state *store.State
-	lus   map[stmf.GUID]*lu.Disk
 	iscsi *iscsi.Server
+	api   *mgmt.Server
 }
 
 // New prepares a daemon; Start brings it up.
@@ -44,14 +43,14 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Daemon{
-		cfg:   cfg,
-		log:   log,
-		store: st,
-		fw:    stmf.New(log.With("component", "stmf")),
-		gen:   &lu.GUIDGenerator{OUI: 0x00144f, HostID: hostID()},
-		lus:   map[stmf.GUID]*lu.Disk{},
-	}, nil
+	fw := stmf.New(log.With("component", "stmf"))
+	mgr := mgmt.New(mgmt.Config{
+		Log:       log.With("component", "mgmt"),
+		Framework: fw,
+		Store:     st,
+		LUs:       newLUProvider(hostID(), log.With("component", "lu")),
+	})
+	return &Daemon{cfg: cfg, log: log, store: st, fw: fw, mgr: mgr}, nil
 }
 
 // hostID derives COMSTAR's 6-byte host part: a 4-byte host id followed by
@@ -68,63 +67,37 @@ func hostID() [6]byte {
 	return id
 }
 
-// Framework exposes the stmf instance (for the management API).
+// Framework exposes the stmf instance.
 func (d *Daemon) Framework() *stmf.Framework { return d.fw }
 
-// Start restores state (creating the demo configuration if asked) and
-// opens the portals. Everything persisted is in place before the first
-// initiator can connect.
+// Manager exposes the management plane.
+func (d *Daemon) Manager() *mgmt.Manager { return d.mgr }
+
+// Start restores the configuration (creating the demo one if asked), opens
+// the portals with every online target in place, then serves the
+// management API. Everything persisted is live before the first initiator
+// can connect.
 func (d *Daemon) Start(ctx context.Context) error {
 	st, err := d.store.Load()
 	if err != nil {
 		return err
 	}
-	d.state = st
+	if err := d.mgr.Restore(ctx, st); err != nil {
+		return err
+	}
 	if d.cfg.Demo && len(st.LUs) == 0 && len(st.Targets) == 0 {
 		if err := d.createDemo(ctx); err != nil {
 			return fmt.Errorf("creating demo configuration: %w", err)
 		}
 	}
-	d.fw.SetRelativePortIDs(st.RelPortIDs)
-	for _, rec := range st.LUs {
-		disk, err := lu.Import(ctx, rec.DataFile, rec.MetaFile, d.log.With("lu", rec.GUID))
-		if err != nil {
-			// Keep going: one missing backing store must not take the
-			// other LUs down. The LU stays in the config.
-			d.log.Error("cannot open LU; it stays configured but offline", "guid", rec.GUID, "data_file", rec.DataFile, "err", err)
-			continue
-		}
-		if disk.GUID().String() != rec.GUID {
-			d.log.Error("backing store holds a different LU; not registering it", "want", rec.GUID, "found", disk.GUID(), "data_file", rec.DataFile)
-			disk.Close()
-			continue
-		}
-		d.lus[disk.GUID()] = disk
-		if !rec.Offline {
-			if err := d.fw.RegisterLU(disk); err != nil {
-				return err
-			}
-		}
-	}
-	for _, v := range st.Views {
-		g, err := stmf.ParseGUID(v.GUID)
-		if err != nil {
-			return fmt.Errorf("stored view: %w", err)
-		}
-		if _, err := d.fw.AddView(g, stmf.ViewEntry{HostGroup: v.HostGroup, TargetGroup: v.TargetGroup, LUN: scsiLUN(v.LUN)}, false); err != nil {
-			return fmt.Errorf("restoring view %d of %s: %w", v.Entry, v.GUID, err)
-		}
-	}
-
 	var targets []iscsi.TargetConfig
-	for _, t := range st.Targets {
-		if !t.Offline {
-			targets = append(targets, iscsi.TargetConfig{Name: t.Name, Alias: t.Alias, TPGT: 1})
-		}
+	for _, spec := range d.mgr.TargetSpecs() {
+		targets = append(targets, targetConfig(spec, d.log))
 	}
 	srv, err := iscsi.NewServer(d.fw, iscsi.Config{
 		Portals: d.cfg.Portals,
 		Targets: targets,
+		Auth:    iscsi.AuthFunc(d.loginAuth),
 		Logger:  d.log.With("component", "iscsi"),
 	})
 	if err != nil {
@@ -134,35 +107,40 @@ func (d *Daemon) Start(ctx context.Context) error {
 		return err
 	}
 	d.iscsi = srv
-	// Relative port ids are assigned as ports register; keep them stable.
-	return d.persistRelIDs()
+	if err := d.mgr.AttachPorts(&portProvider{srv: srv, log: d.log}, d.Addrs); err != nil {
+		return err
+	}
+	a, err := mgmt.Listen(d.cfg.Socket, d.mgr.Handler(), d.log.With("component", "api"))
+	if err != nil {
+		return err
+	}
+	d.api = a
+	return nil
 }
 
-func (d *Daemon) persistRelIDs() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	ids := d.fw.RelativePortIDs()
-	if mapsEqual(ids, d.state.RelPortIDs) {
-		return nil
+// loginAuth answers the iSCSI server's authentication questions from the
+// configuration (target or default auth method, per-initiator CHAP).
+func (d *Daemon) loginAuth(_ context.Context, r iscsi.AuthRequest) (iscsi.CHAPCredentials, error) {
+	la, err := d.mgr.LoginAuth(r.InitiatorName, r.TargetName, r.Discovery)
+	if err != nil {
+		return iscsi.CHAPCredentials{}, err
 	}
-	d.state.RelPortIDs = ids
-	return d.store.Save(d.state)
+	return iscsi.CHAPCredentials{
+		Required:        la.Required,
+		InitiatorUser:   la.InitiatorUser,
+		InitiatorSecret: la.InitiatorSecret,
+		TargetUser:      la.TargetUser,
+		TargetSecret:    la.TargetSecret,
+	}, nil
 }
 
-func mapsEqual(a, b map[string]uint16) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
-}
-
+// createDemo configures a demo LU visible to everyone as LUN 0 on
+// DemoTarget, through the same management calls the CLIs use.
 func (d *Daemon) createDemo(ctx context.Context) error {
-	dir := filepath.Join(d.cfg.StateDir, "lu")
+	dir, err := filepath.Abs(filepath.Join(d.cfg.StateDir, "lu"))
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -170,23 +148,21 @@ func (d *Daemon) createDemo(ctx context.Context) error {
 	if _, err := os.Stat(path); err == nil {
 		return fmt.Errorf("%s already exists but is not in the configuration; import it or remove it", path)
 	}
-	disk, err := lu.Create(ctx, lu.Config{DataFile: path, Size: d.cfg.DemoSize, Alias: "demo"}, d.gen, d.log)
+	lu, err := d.mgr.CreateLU(ctx, api.CreateLURequest{DataFile: path, Size: d.cfg.DemoSize, Props: api.LUProps{Alias: ptr("demo")}})
 	if err != nil {
 		return err
 	}
-	if err := disk.Close(); err != nil {
+	if _, err := d.mgr.AddView(ctx, api.AddViewRequest{GUID: lu.GUID, LUN: ptr(0)}); err != nil {
 		return err
 	}
-	g := disk.GUID().String()
-	d.state.LUs = append(d.state.LUs, store.LU{GUID: g, DataFile: path})
-	d.state.Views = append(d.state.Views, store.View{GUID: g, Entry: 0, LUN: 0})
-	d.state.Targets = append(d.state.Targets, store.Target{Name: DemoTarget, Alias: "costar demo"})
-	if err := d.store.Save(d.state); err != nil {
+	if _, err := d.mgr.CreateTarget(ctx, api.TargetRequest{Name: DemoTarget, Alias: ptr("costar demo")}); err != nil {
 		return err
 	}
-	d.log.Info("created demo configuration", "lu", g, "data_file", path, "size", d.cfg.DemoSize, "target", DemoTarget)
+	d.log.Info("created demo configuration", "lu", lu.GUID, "data_file", path, "size", d.cfg.DemoSize, "target", DemoTarget)
 	return nil
 }
+
+func ptr[T any](v T) *T { return &v }
 
 // Addrs returns the portals' actual listen addresses.
 func (d *Daemon) Addrs() []string {
@@ -199,21 +175,26 @@ func (d *Daemon) Addrs() []string {
 	return out
 }
 
-// Shutdown stops accepting connections, lets in-flight I/O finish (bounded
-// by ctx), closes sessions and LUs.
+// SocketPath is where the management API listens.
+func (d *Daemon) SocketPath() string { return d.cfg.Socket }
+
+// Shutdown stops the management API (no change starts any more), stops
+// accepting iSCSI connections, lets in-flight I/O finish (bounded by ctx),
+// and closes sessions and LUs.
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	var errs []error
+	if d.api != nil {
+		if err := d.api.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("management API shutdown: %w", err))
+		}
+	}
 	if d.iscsi != nil {
 		if err := d.iscsi.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("iscsi shutdown: %w", err))
 		}
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for g, disk := range d.lus {
-		if err := disk.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("closing LU %s: %w", g, err))
-		}
+	if err := d.mgr.Close(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -14,8 +14,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 )
 
@@ -65,20 +67,26 @@ type Group struct {
 
 // Target is an iSCSI target node.
 type Target struct {
-	Name       string   `json:"name"`
-	Alias      string   `json:"alias,omitempty"`
-	TPGs       []string `json:"tpgs,omitempty"` // empty = default portal group
-	Auth       string   `json:"auth,omitempty"` // "", none, chap, radius, default
-	ChapUser   string   `json:"chap_user,omitempty"`
-	ChapSecret string   `json:"chap_secret,omitempty"`
-	Offline    bool     `json:"offline,omitempty"`
+	Name       string `json:"name"`
+	Alias      string `json:"alias,omitempty"`
+	TPGTs      []TPGT `json:"tpgts,omitempty"` // empty = default portal group (tag 1)
+	Auth       string `json:"auth,omitempty"`  // "" = the defaults; none, chap, radius
+	ChapUser   string `json:"chap_user,omitempty"`
+	ChapSecret string `json:"chap_secret,omitempty"` // for mutual CHAP; never leaves the daemon
+	Offline    bool   `json:"offline,omitempty"`
+}
+
+// TPGT binds a target to a portal group with a portal group tag. Tags are
+// per target and stable: initiators see them in SendTargets and login.
+type TPGT struct {
+	TPG string `json:"tpg"`
+	Tag uint16 `json:"tag"`
 }
 
 // TPG is a target portal group.
 type TPG struct {
 	Name    string   `json:"name"`
-	Tag     uint16   `json:"tag"`
-	Portals []string `json:"portals"`
+	Portals []string `json:"portals"` // "ip:port"
 }
 
 // Initiator holds per-initiator CHAP settings.
@@ -90,7 +98,41 @@ type Initiator struct {
 
 // Defaults are itadm's global defaults.
 type Defaults struct {
-	Auth string `json:"auth,omitempty"`
+	Auth         string   `json:"auth,omitempty"` // "" = none
+	RadiusServer string   `json:"radius_server,omitempty"`
+	RadiusSecret string   `json:"radius_secret,omitempty"`
+	ISNS         bool     `json:"isns,omitempty"`
+	ISNSServers  []string `json:"isns_servers,omitempty"`
+}
+
+// Clone returns a deep copy of st, for building a changed state that is
+// only adopted once it is saved.
+func (st *State) Clone() *State {
+	c := *st
+	c.LUs = slices.Clone(st.LUs)
+	c.Views = slices.Clone(st.Views)
+	c.HostGroups = cloneGroups(st.HostGroups)
+	c.TargetGroups = cloneGroups(st.TargetGroups)
+	c.Targets = slices.Clone(st.Targets)
+	for i := range c.Targets {
+		c.Targets[i].TPGTs = slices.Clone(c.Targets[i].TPGTs)
+	}
+	c.TPGs = slices.Clone(st.TPGs)
+	for i := range c.TPGs {
+		c.TPGs[i].Portals = slices.Clone(c.TPGs[i].Portals)
+	}
+	c.Initiators = slices.Clone(st.Initiators)
+	c.Defaults.ISNSServers = slices.Clone(st.Defaults.ISNSServers)
+	c.RelPortIDs = maps.Clone(st.RelPortIDs)
+	return &c
+}
+
+func cloneGroups(gs []Group) []Group {
+	out := slices.Clone(gs)
+	for i := range out {
+		out[i].Members = slices.Clone(out[i].Members)
+	}
+	return out
 }
 
 // Store reads and writes State in one directory.

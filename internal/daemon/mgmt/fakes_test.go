@@ -1,0 +1,254 @@
+package mgmt
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+
+	"github.com/costar-project/costar/api"
+	"github.com/costar-project/costar/internal/store"
+	"github.com/costar-project/costar/stmf"
+)
+
+// memStore is a Store in memory that can be told to fail.
+type memStore struct {
+	mu    sync.Mutex
+	saved *store.State
+	saves int
+	fail  bool
+}
+
+func (s *memStore) Save(st *store.State) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail {
+		return errors.New("disk full")
+	}
+	s.saves++
+	s.saved = st.Clone()
+	return nil
+}
+
+func (s *memStore) setFail(f bool) {
+	s.mu.Lock()
+	s.fail = f
+	s.mu.Unlock()
+}
+
+// fakeDisk is an LU that completes every task with GOOD.
+type fakeDisk struct {
+	mu     sync.Mutex
+	info   LUInfo
+	closed bool
+}
+
+func (d *fakeDisk) GUID() stmf.GUID { return d.info.GUID }
+func (d *fakeDisk) Execute(t *stmf.Task) {
+	t.CompleteData(nil, nil)
+}
+func (d *fakeDisk) Info() LUInfo {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.info
+}
+func (d *fakeDisk) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.closed = true
+	return nil
+}
+func (d *fakeDisk) Resize(_ context.Context, size uint64) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if size < d.info.Size {
+		return fmt.Errorf("shrinking: %w", ErrSizeRange)
+	}
+	d.info.Size = size
+	return nil
+}
+func (d *fakeDisk) SetProps(_ context.Context, c LUChange) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c.Alias != nil {
+		d.info.Alias = *c.Alias
+	}
+	if c.MgmtURL != nil {
+		d.info.MgmtURL = *c.MgmtURL
+	}
+	if c.WCD != nil {
+		d.info.WCD = *c.WCD
+	}
+	if c.WP != nil {
+		d.info.WP = *c.WP
+	}
+	return nil
+}
+
+// fakeLUs keeps "backing stores" by path: what Create wrote is what
+// Import reads back, as with metadata stored with the data.
+type fakeLUs struct {
+	mu      sync.Mutex
+	files   map[string]LUInfo
+	open    map[string]*fakeDisk
+	counter uint16
+	failOn  map[string]error
+}
+
+func newFakeLUs() *fakeLUs {
+	return &fakeLUs{files: map[string]LUInfo{}, open: map[string]*fakeDisk{}, failOn: map[string]error{}}
+}
+
+func (p *fakeLUs) Create(_ context.Context, s LUSpec) (Disk, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.failOn[s.DataFile]; err != nil {
+		return nil, err
+	}
+	g := s.GUID
+	if g.IsZero() {
+		p.counter++
+		g = stmf.GUID{0x60, 0x01, 0x44, 0xf0, 1, 2, 3, 4}
+		binary.BigEndian.PutUint16(g[14:], p.counter)
+	}
+	size := s.Size
+	if size == 0 {
+		size = 1 << 20
+	}
+	blk := s.BlockSize
+	if blk == 0 {
+		blk = 512
+	}
+	vid := s.VID
+	if vid == "" {
+		vid = "COSTAR"
+	}
+	in := LUInfo{GUID: g, DataFile: s.DataFile, MetaFile: s.MetaFile, Size: size, BlockSize: blk, Alias: s.Alias,
+		MgmtURL: s.MgmtURL, VID: vid, PID: "COMSTAR", Serial: s.Serial, WCD: s.WCD, WP: s.WP}
+	p.files[s.DataFile] = in
+	d := &fakeDisk{info: in}
+	p.open[s.DataFile] = d
+	return d, nil
+}
+
+func (p *fakeLUs) Import(_ context.Context, file, _ string) (Disk, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.failOn[file]; err != nil {
+		return nil, err
+	}
+	in, ok := p.files[file]
+	if !ok {
+		return nil, fmt.Errorf("%s: %w", file, ErrNotAnLU)
+	}
+	d := &fakeDisk{info: in}
+	p.open[file] = d
+	return d, nil
+}
+
+// fakePorts records which targets are served.
+type fakePorts struct {
+	mu      sync.Mutex
+	served  map[string]TargetSpec
+	updates int
+}
+
+func newFakePorts() *fakePorts { return &fakePorts{served: map[string]TargetSpec{}} }
+
+func (f *fakePorts) AddTarget(_ context.Context, s TargetSpec) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.served[s.Name]; ok {
+		return fmt.Errorf("target %s already served", s.Name)
+	}
+	f.served[s.Name] = s
+	return nil
+}
+
+func (f *fakePorts) RemoveTarget(_ context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.served, name)
+	return nil
+}
+
+func (f *fakePorts) UpdateTarget(_ context.Context, s TargetSpec) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.served[s.Name] = s
+	f.updates++
+	return nil
+}
+
+func (f *fakePorts) spec(name string) (TargetSpec, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.served[name]
+	return s, ok
+}
+
+type rig struct {
+	m     *Manager
+	fw    *stmf.Framework
+	st    *memStore
+	lus   *fakeLUs
+	ports *fakePorts
+}
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	r := &rig{fw: stmf.New(quietLog()), st: &memStore{}, lus: newFakeLUs(), ports: newFakePorts()}
+	r.m = New(Config{Log: quietLog(), Framework: r.fw, Store: r.st, LUs: r.lus})
+	if err := r.m.AttachPorts(r.ports, func() []string { return []string{"127.0.0.1:3260"} }); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// restart builds a new manager from what was saved, on the same "disks".
+func (r *rig) restart(t *testing.T) *rig {
+	t.Helper()
+	n := &rig{fw: stmf.New(quietLog()), st: &memStore{}, lus: r.lus, ports: newFakePorts()}
+	n.m = New(Config{Log: quietLog(), Framework: n.fw, Store: n.st, LUs: n.lus})
+	saved := r.st.saved
+	if saved == nil {
+		saved = &store.State{Version: store.Version}
+	}
+	if err := n.m.Restore(context.Background(), saved.Clone()); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range n.m.TargetSpecs() {
+		if err := n.ports.AddTarget(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n.m.AttachPorts(n.ports, nil); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func wantCode(t *testing.T, err error, code api.Code) {
+	t.Helper()
+	if api.CodeOf(err) != code {
+		t.Fatalf("got error %v, want code %s", err, code)
+	}
+}
+
+func must[T any](t *testing.T) func(T, error) T {
+	return func(v T, err error) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,497 @@
+package mgmt
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/costar-project/costar/api"
+	"github.com/costar-project/costar/internal/store"
+	"github.com/costar-project/costar/scsi"
+	"github.com/costar-project/costar/stmf"
+)
+
+// ProviderName is the LU provider COMSTAR users know (list-lu -v).
+const ProviderName = "sbd"
+
+// parseGUIDArg validates a GUID operand. Malformed input is
+// CodeInvalidGUID; a well-formed string that cannot name an LU (not NAA 6)
+// is reported as notFound.
+func parseGUIDArg(s string, notFound api.Code) (stmf.GUID, error) {
+	if !api.IsGUID(s) {
+		return stmf.GUID{}, api.Errorf(api.CodeInvalidGUID, s, "must be 32 hexadecimal digits long")
+	}
+	g, err := stmf.ParseGUID(s)
+	if err != nil {
+		return g, api.Errorf(notFound, s, "not found")
+	}
+	return g, nil
+}
+
+func findLU(st *store.State, g stmf.GUID) int {
+	s := g.String()
+	return slices.IndexFunc(st.LUs, func(l store.LU) bool { return l.GUID == s })
+}
+
+func viewsOf(st *store.State, g stmf.GUID) []store.View {
+	s := g.String()
+	var out []store.View
+	for _, v := range st.Views {
+		if v.GUID == s {
+			out = append(out, v)
+		}
+	}
+	slices.SortFunc(out, func(a, b store.View) int { return a.Entry - b.Entry })
+	return out
+}
+
+// luLocked renders one configured LU.
+func (m *Manager) luLocked(rec store.LU) api.LU {
+	g, _ := stmf.ParseGUID(rec.GUID)
+	out := api.LU{
+		GUID:           rec.GUID,
+		Status:         "Online",
+		Provider:       ProviderName,
+		DataFile:       rec.DataFile,
+		MetaFile:       rec.MetaFile,
+		AccessState:    "Active",
+		ViewEntryCount: len(viewsOf(m.state, g)),
+	}
+	d, ok := m.disks[g]
+	if rec.Offline || !ok {
+		out.Status = "Offline"
+	}
+	if ok {
+		in := d.Info()
+		out.Available = true
+		out.Alias, out.Size, out.BlockSize = in.Alias, in.Size, in.BlockSize
+		out.MgmtURL, out.VID, out.PID, out.Serial = in.MgmtURL, in.VID, in.PID, in.Serial
+		out.WriteProtect, out.WriteCacheDisabled = in.WP, in.WCD
+		if in.DataFile != "" {
+			out.DataFile, out.MetaFile = in.DataFile, in.MetaFile
+		}
+	}
+	return out
+}
+
+// ListLUs returns every configured LU in creation order.
+func (m *Manager) ListLUs(context.Context, api.Empty) ([]api.LU, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]api.LU, 0, len(m.state.LUs))
+	for _, rec := range m.state.LUs {
+		out = append(out, m.luLocked(rec))
+	}
+	return out, nil
+}
+
+// fileInUseLocked reports the configured LU already using path (as data or
+// meta file), comparing names and, when both exist, the files themselves.
+func (m *Manager) fileInUseLocked(path string) bool {
+	if path == "" {
+		return false
+	}
+	fi, statErr := os.Stat(path)
+	for _, l := range m.state.LUs {
+		for _, p := range []string{l.DataFile, l.MetaFile} {
+			if p == "" {
+				continue
+			}
+			if p == path {
+				return true
+			}
+			if statErr == nil {
+				if oi, err := os.Stat(p); err == nil && os.SameFile(fi, oi) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func cleanAbs(path, what string) (string, error) {
+	if path == "" {
+		return "", api.Errorf(api.CodeInvalidArgument, "", "no %s given", what)
+	}
+	if !filepath.IsAbs(path) {
+		return "", api.Errorf(api.CodeInvalidArgument, path, "%s must be an absolute path", what)
+	}
+	return filepath.Clean(path), nil
+}
+
+// propErr converts a property validation failure to an API error.
+func propErr(err error) error {
+	pe, ok := api.AsPropError(err)
+	if !ok {
+		return api.Errorf(api.CodeInvalidProp, "", "%v", err)
+	}
+	switch pe.Reason {
+	case api.ReasonLength:
+		return api.Errorf(api.CodeInvalidPropLen, pe.Prop, "%s", pe.Reason)
+	case api.ReasonBlockSize:
+		return api.Errorf(api.CodeInvalidBlockSize, pe.Prop, "%s", pe.Reason)
+	case "not modifiable":
+		return api.Errorf(api.CodePropNotModify, pe.Prop, "invalid property for modify")
+	}
+	return api.Errorf(api.CodeInvalidProp, pe.Prop, "%s", pe.Reason)
+}
+
+// providerErr classifies an LU provider failure about file.
+func providerErr(err error, file string) error {
+	var ae *api.Error
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.Is(err, ErrMetaFile):
+		return api.Errorf(api.CodeMetaFile, file, "meta file error: %v", err)
+	case errors.Is(err, ErrFileSize):
+		return api.Errorf(api.CodeInvalidSize, file, "file size invalid: %v", err)
+	case errors.Is(err, ErrSizeRange):
+		return api.Errorf(api.CodeInvalidSize, file, "invalid size: %v", err)
+	case errors.Is(err, ErrBlockSize):
+		return api.Errorf(api.CodeInvalidBlockSize, file, "invalid block size: %v", err)
+	case errors.Is(err, ErrProviderLimit):
+		return api.Errorf(api.CodeNotSupported, file, "%v", err)
+	}
+	return api.Errorf(api.CodeDataFile, file, "data file error: %v", err)
+}
+
+// specFromProps builds the provider's create request.
+func specFromProps(dataFile string, size uint64, p api.LUProps) (LUSpec, error) {
+	spec := LUSpec{DataFile: dataFile, Size: size}
+	if p.MetaFile != "" {
+		mf, err := cleanAbs(p.MetaFile, "meta file")
+		if err != nil {
+			return spec, err
+		}
+		spec.MetaFile = mf
+	}
+	if p.BlockSize != nil {
+		spec.BlockSize = *p.BlockSize
+	}
+	if p.GUID != "" {
+		g, err := stmf.ParseGUID(p.GUID)
+		if err != nil {
+			return spec, api.Errorf(api.CodeInvalidProp, "guid", "bad format")
+		}
+		spec.GUID = g
+	}
+	if p.OUI != "" {
+		b, _ := hex.DecodeString("00" + p.OUI)
+		oui := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+		spec.OUI = &oui
+	}
+	if p.HostID != "" {
+		var h [4]byte
+		_, _ = hex.Decode(h[:], []byte(p.HostID))
+		spec.HostID = &h
+	}
+	str := func(v *string) string {
+		if v == nil {
+			return ""
+		}
+		return *v
+	}
+	spec.Alias, spec.MgmtURL = str(p.Alias), str(p.MgmtURL)
+	spec.VID, spec.PID, spec.Serial = str(p.VID), str(p.PID), str(p.Serial)
+	spec.WCD = p.WCD != nil && *p.WCD
+	spec.WP = p.WP != nil && *p.WP
+	return spec, nil
+}
+
+// CreateLU is create-lu: the provider writes the LU's metadata with its
+// data, the LU is registered (views kept from an earlier delete-lu -k come
+// back) and recorded.
+func (m *Manager) CreateLU(ctx context.Context, req api.CreateLURequest) (api.LU, error) {
+	path, err := cleanAbs(req.DataFile, "data file")
+	if err != nil {
+		return api.LU{}, err
+	}
+	if err := req.Props.Validate(false); err != nil {
+		return api.LU{}, propErr(err)
+	}
+	spec, err := specFromProps(path, req.Size, req.Props)
+	if err != nil {
+		return api.LU{}, err
+	}
+	if blk := max(spec.BlockSize, api.MinBlockSize); spec.Size%uint64(blk) != 0 {
+		return api.LU{}, api.Errorf(api.CodeInvalidSize, path, "invalid size: %d is not a multiple of the block size %d", spec.Size, blk)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, f := range []string{spec.DataFile, spec.MetaFile} {
+		if m.fileInUseLocked(f) {
+			return api.LU{}, api.Errorf(api.CodeFileInUse, f, "in use")
+		}
+	}
+	if !spec.GUID.IsZero() && findLU(m.state, spec.GUID) >= 0 {
+		return api.LU{}, api.Errorf(api.CodeGUIDInUse, spec.GUID.String(), "guid in use")
+	}
+	disk, err := m.lus.Create(ctx, spec)
+	if err != nil {
+		return api.LU{}, providerErr(err, path)
+	}
+	return m.adoptLocked(disk, "created")
+}
+
+// ImportLU is import-lu.
+func (m *Manager) ImportLU(ctx context.Context, req api.ImportLURequest) (api.LU, error) {
+	path, err := cleanAbs(req.File, "file")
+	if err != nil {
+		return api.LU{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fileInUseLocked(path) {
+		return api.LU{}, api.Errorf(api.CodeFileInUse, path, "in use")
+	}
+	disk, err := m.lus.Import(ctx, path, "")
+	if err != nil {
+		return api.LU{}, providerErr(err, path)
+	}
+	info := disk.Info()
+	for _, f := range []string{info.DataFile, info.MetaFile} {
+		if f != path && m.fileInUseLocked(f) {
+			m.closeDisk(disk)
+			return api.LU{}, api.Errorf(api.CodeFileInUse, f, "in use")
+		}
+	}
+	return m.adoptLocked(disk, "imported")
+}
+
+// adoptLocked registers a freshly opened disk and records it.
+func (m *Manager) adoptLocked(disk Disk, verb string) (api.LU, error) {
+	g := disk.GUID()
+	if findLU(m.state, g) >= 0 {
+		m.closeDisk(disk)
+		return api.LU{}, api.Errorf(api.CodeGUIDInUse, g.String(), "guid in use")
+	}
+	if err := m.fw.RegisterLU(disk); err != nil {
+		m.closeDisk(disk)
+		return api.LU{}, api.Errorf(api.CodeGUIDInUse, g.String(), "guid in use")
+	}
+	info := disk.Info()
+	next := m.state.Clone()
+	next.LUs = append(next.LUs, store.LU{GUID: g.String(), DataFile: info.DataFile, MetaFile: info.MetaFile})
+	if err := m.commitLocked(next, func() {
+		_ = m.fw.DeregisterLU(g, true)
+		m.closeDisk(disk)
+	}); err != nil {
+		return api.LU{}, err
+	}
+	m.disks[g] = disk
+	m.log.Info("LU "+verb, "guid", g, "data_file", info.DataFile, "size", info.Size)
+	return m.luLocked(next.LUs[len(next.LUs)-1]), nil
+}
+
+// luIndexLocked finds a configured LU by GUID operand.
+func (m *Manager) luIndexLocked(guid string) (stmf.GUID, int, error) {
+	g, err := parseGUIDArg(guid, api.CodeLUNotFound)
+	if err != nil {
+		return g, -1, err
+	}
+	i := findLU(m.state, g)
+	if i < 0 {
+		return g, -1, api.Errorf(api.CodeLUNotFound, guid, "not found")
+	}
+	return g, i, nil
+}
+
+// lookupLULocked finds the LU a modify-lu names, by GUID or by file.
+func (m *Manager) lookupLULocked(guid, file string) (stmf.GUID, int, error) {
+	if guid != "" {
+		return m.luIndexLocked(guid)
+	}
+	path, err := cleanAbs(file, "file")
+	if err != nil {
+		return stmf.GUID{}, -1, err
+	}
+	for i, l := range m.state.LUs {
+		if l.DataFile == path || l.MetaFile == path {
+			g, _ := stmf.ParseGUID(l.GUID)
+			return g, i, nil
+		}
+	}
+	return stmf.GUID{}, -1, api.Errorf(api.CodeLUNotFound, file, "not found")
+}
+
+// ModifyLU is modify-lu: an online resize (initiators get CAPACITY DATA
+// HAS CHANGED) and/or alias, mgmt-url, wcd, wp. The provider persists them
+// with the LU's metadata; the daemon's own state does not change.
+func (m *Manager) ModifyLU(ctx context.Context, req api.ModifyLURequest) (api.LU, error) {
+	if err := req.Props.Validate(true); err != nil {
+		return api.LU{}, propErr(err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	g, i, err := m.lookupLULocked(req.GUID, req.File)
+	if err != nil {
+		return api.LU{}, err
+	}
+	disk, ok := m.disks[g]
+	if !ok {
+		return api.LU{}, api.Errorf(api.CodeDataFile, m.state.LUs[i].DataFile, "data file error: the backing store is not open")
+	}
+	if info := disk.Info(); req.Size > 0 && req.Size != info.Size {
+		if info.BlockSize > 0 && req.Size%uint64(info.BlockSize) != 0 {
+			return api.LU{}, api.Errorf(api.CodeInvalidSize, m.state.LUs[i].DataFile, "invalid size: %d is not a multiple of the block size %d", req.Size, info.BlockSize)
+		}
+		rs, ok := disk.(Resizer)
+		if !ok {
+			return api.LU{}, api.Errorf(api.CodeNotSupported, "size", "the LU provider cannot resize LUs yet")
+		}
+		if err := rs.Resize(ctx, req.Size); err != nil {
+			return api.LU{}, providerErr(err, m.state.LUs[i].DataFile)
+		}
+		m.fw.RaiseUA(g, scsi.ASCCapacityDataChanged)
+		m.log.Info("LU resized", "guid", g, "size", req.Size)
+	}
+	if !req.Props.IsEmpty() {
+		ps, ok := disk.(PropSetter)
+		if !ok {
+			return api.LU{}, api.Errorf(api.CodeNotSupported, "", "the LU provider cannot change properties yet")
+		}
+		c := LUChange{Alias: req.Props.Alias, MgmtURL: req.Props.MgmtURL, WCD: req.Props.WCD, WP: req.Props.WP}
+		if err := ps.SetProps(ctx, c); err != nil {
+			return api.LU{}, providerErr(err, m.state.LUs[i].DataFile)
+		}
+		m.log.Info("LU properties changed", "guid", g)
+	}
+	return m.luLocked(m.state.LUs[i]), nil
+}
+
+// DeleteLU is delete-lu: the LU is deregistered and forgotten (its backing
+// store is kept). Without KeepViews its view entries go too; with it they
+// stay and apply again when an LU with this GUID comes back. As in
+// COMSTAR, deleting a GUID that only has views left removes those views.
+func (m *Manager) DeleteLU(_ context.Context, req api.DeleteLURequest) (api.Empty, error) {
+	g, err := parseGUIDArg(req.GUID, api.CodeLUNotFound)
+	if err != nil {
+		return api.Empty{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	i := findLU(m.state, g)
+	views := viewsOf(m.state, g)
+	if i < 0 && (req.KeepViews || len(views) == 0) {
+		return api.Empty{}, api.Errorf(api.CodeLUNotFound, req.GUID, "not found")
+	}
+	next := m.state.Clone()
+	if i >= 0 {
+		next.LUs = slices.Delete(next.LUs, i, i+1)
+	}
+	if !req.KeepViews {
+		s := g.String()
+		next.Views = slices.DeleteFunc(next.Views, func(v store.View) bool { return v.GUID == s })
+	}
+	disk := m.disks[g]
+	registered := i >= 0 && disk != nil && !m.state.LUs[i].Offline
+	if registered {
+		_ = m.fw.DeregisterLU(g, true)
+	}
+	if !req.KeepViews {
+		for _, v := range views {
+			_ = m.fw.RemoveView(g, viewEntry(v))
+		}
+	}
+	undo := func() {
+		if !req.KeepViews {
+			for _, v := range views {
+				if _, err := m.fw.AddView(g, viewEntry(v), false); err != nil {
+					m.log.Error("restoring view entry after a failed delete-lu", "guid", g, "entry", v.Entry, "err", err)
+				}
+			}
+		}
+		if registered {
+			_ = m.fw.RegisterLU(disk)
+		}
+	}
+	if err := m.commitLocked(next, undo); err != nil {
+		return api.Empty{}, err
+	}
+	if disk != nil {
+		delete(m.disks, g)
+		m.closeDisk(disk)
+	}
+	m.log.Info("LU deleted", "guid", g, "keep_views", req.KeepViews, "views_removed", !req.KeepViews && len(views) > 0)
+	return api.Empty{}, nil
+}
+
+// OnlineLU is online-lu. An LU whose backing store could not be opened is
+// opened again first.
+func (m *Manager) OnlineLU(ctx context.Context, req api.GUIDRequest) (api.Empty, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	g, i, err := m.luIndexLocked(req.GUID)
+	if err != nil {
+		return api.Empty{}, err
+	}
+	rec := m.state.LUs[i]
+	disk, opened := m.disks[g]
+	if opened && !rec.Offline {
+		return api.Empty{}, nil
+	}
+	if !opened {
+		d, err := m.lus.Import(ctx, rec.DataFile, rec.MetaFile)
+		if err != nil {
+			return api.Empty{}, providerErr(err, rec.DataFile)
+		}
+		if d.GUID() != g {
+			m.closeDisk(d)
+			return api.Empty{}, api.Errorf(api.CodeDataFile, rec.DataFile, "data file error: it now holds LU %s", d.GUID())
+		}
+		disk = d
+	}
+	if err := m.fw.RegisterLU(disk); err != nil {
+		if !opened {
+			m.closeDisk(disk)
+		}
+		return api.Empty{}, api.Errorf(api.CodeBusy, req.GUID, "resource busy: %v", err)
+	}
+	next := m.state.Clone()
+	next.LUs[i].Offline = false
+	if err := m.commitLocked(next, func() {
+		_ = m.fw.DeregisterLU(g, true)
+		if !opened {
+			m.closeDisk(disk)
+		}
+	}); err != nil {
+		return api.Empty{}, err
+	}
+	m.disks[g] = disk
+	m.log.Info("LU online", "guid", g)
+	return api.Empty{}, nil
+}
+
+// OfflineLU is offline-lu: the LU leaves every LUN map (its views stay) and
+// its backing store stays open.
+func (m *Manager) OfflineLU(_ context.Context, req api.GUIDRequest) (api.Empty, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	g, i, err := m.luIndexLocked(req.GUID)
+	if err != nil {
+		return api.Empty{}, err
+	}
+	if m.state.LUs[i].Offline {
+		return api.Empty{}, nil
+	}
+	disk, registered := m.disks[g]
+	if registered {
+		_ = m.fw.DeregisterLU(g, true)
+	}
+	next := m.state.Clone()
+	next.LUs[i].Offline = true
+	if err := m.commitLocked(next, func() {
+		if registered {
+			_ = m.fw.RegisterLU(disk)
+		}
+	}); err != nil {
+		return api.Empty{}, err
+	}
+	m.log.Info("LU offline", "guid", g)
+	return api.Empty{}, nil
+}

@@ -1,0 +1,162 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sync"
+
+	"github.com/costar-project/costar/internal/daemon/mgmt"
+	"github.com/costar-project/costar/lu"
+	"github.com/costar-project/costar/portprovider/iscsi"
+)
+
+// luProvider adapts package lu to mgmt.LUProvider.
+type luProvider struct {
+	log    *slog.Logger
+	hostID [6]byte
+
+	mu   sync.Mutex
+	gens map[genKey]*lu.GUIDGenerator // one per (oui, host id), so GUIDs never repeat
+}
+
+type genKey struct {
+	oui  uint32
+	host [6]byte
+}
+
+func newLUProvider(hostID [6]byte, log *slog.Logger) *luProvider {
+	return &luProvider{log: log, hostID: hostID, gens: map[genKey]*lu.GUIDGenerator{}}
+}
+
+func (p *luProvider) generator(oui *uint32, hostID *[4]byte) *lu.GUIDGenerator {
+	k := genKey{oui: lu.DefaultOUI, host: p.hostID}
+	if oui != nil {
+		k.oui = *oui
+	}
+	if hostID != nil {
+		k.host = [6]byte{hostID[0], hostID[1], hostID[2], hostID[3]}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	g := p.gens[k]
+	if g == nil {
+		g = &lu.GUIDGenerator{OUI: k.oui, HostID: k.host}
+		p.gens[k] = g
+	}
+	return g
+}
+
+func (p *luProvider) Create(ctx context.Context, s mgmt.LUSpec) (mgmt.Disk, error) {
+	d, err := lu.Create(ctx, lu.Config{
+		DataFile:           s.DataFile,
+		MetaFile:           s.MetaFile,
+		Size:               s.Size,
+		BlockSize:          s.BlockSize,
+		GUID:               s.GUID,
+		VendorID:           s.VID,
+		ProductID:          s.PID,
+		Serial:             s.Serial,
+		Alias:              s.Alias,
+		MgmtURL:            s.MgmtURL,
+		WriteCacheDisabled: s.WCD,
+		WriteProtect:       s.WP,
+	}, p.generator(s.OUI, s.HostID), p.log)
+	if err != nil {
+		return nil, classify(err, s.MetaFile)
+	}
+	return &luDisk{Disk: d}, nil
+}
+
+// Import opens an LU from its data file, or from its meta file when file
+// is one (import-lu names either).
+func (p *luProvider) Import(ctx context.Context, file, metaFile string) (mgmt.Disk, error) {
+	d, err := lu.Import(ctx, file, metaFile, p.log)
+	if err != nil && metaFile == "" && errors.Is(err, lu.ErrNoMetadata) {
+		if d2, err2 := lu.Import(ctx, "", file, p.log); err2 == nil {
+			d, err = d2, nil
+		}
+	}
+	if err != nil {
+		return nil, classify(err, metaFile)
+	}
+	return &luDisk{Disk: d}, nil
+}
+
+// classify maps package lu's errors onto mgmt's categories.
+func classify(err error, metaFile string) error {
+	var pe *fs.PathError
+	switch {
+	case errors.Is(err, lu.ErrNoMetadata):
+		return fmt.Errorf("%w: %w", mgmt.ErrNotAnLU, err)
+	case metaFile != "" && errors.As(err, &pe) && pe.Path == metaFile:
+		return fmt.Errorf("%w: %w", mgmt.ErrMetaFile, err)
+	}
+	return fmt.Errorf("%w: %w", mgmt.ErrDataFile, err)
+}
+
+// luDisk adapts *lu.Disk to mgmt.Disk, mgmt.Resizer and mgmt.PropSetter.
+type luDisk struct{ *lu.Disk }
+
+func (d *luDisk) Info() mgmt.LUInfo {
+	i := d.Disk.Info()
+	return mgmt.LUInfo{
+		GUID: i.GUID, DataFile: i.DataFile, MetaFile: i.MetaFile, Size: i.Size, BlockSize: i.BlockSize,
+		Alias: i.Alias, MgmtURL: i.MgmtURL, VID: i.VendorID, PID: i.ProductID, Serial: i.Serial,
+		WCD: i.WriteCacheDisabled, WP: i.WriteProtect,
+	}
+}
+
+func (d *luDisk) Resize(_ context.Context, size uint64) error {
+	if err := d.Disk.Resize(size); err != nil {
+		return fmt.Errorf("%w: %w", mgmt.ErrSizeRange, err)
+	}
+	return nil
+}
+
+func (d *luDisk) SetProps(_ context.Context, c mgmt.LUChange) error {
+	return d.Disk.SetProps(lu.Props{Alias: c.Alias, MgmtURL: c.MgmtURL, WriteCacheDisabled: c.WCD, WriteProtect: c.WP})
+}
+
+// portProvider adapts the iSCSI server to mgmt.PortProvider.
+type portProvider struct {
+	srv *iscsi.Server
+	log *slog.Logger
+}
+
+// targetConfig is what the iSCSI server can serve of a target today: one
+// portal group tag on the default portals. Bindings to other portal groups
+// are recorded and applied once the server has per-group listeners.
+func targetConfig(s mgmt.TargetSpec, log *slog.Logger) iscsi.TargetConfig {
+	tc := iscsi.TargetConfig{Name: s.Name, Alias: s.Alias, TPGT: mgmt.DefaultTPGT}
+	if len(s.PortalGroups) > 0 {
+		tc.TPGT = s.PortalGroups[0].Tag
+		log.Warn("target portal groups are recorded but the iSCSI server serves every target on the default portals for now",
+			"target", s.Name, "tpg", s.PortalGroups[0].Name, "tag", tc.TPGT)
+	}
+	return tc
+}
+
+func (p *portProvider) AddTarget(_ context.Context, s mgmt.TargetSpec) error {
+	return p.srv.AddTarget(targetConfig(s, p.log))
+}
+
+func (p *portProvider) RemoveTarget(_ context.Context, name string) error {
+	if err := p.srv.RemoveTarget(name); err != nil && !errors.Is(err, iscsi.ErrTargetNotFound) {
+		return err
+	}
+	return nil
+}
+
+// Sessions reports the iSCSI sessions (for their initiator aliases).
+func (p *portProvider) Sessions() []mgmt.SessionInfo {
+	var out []mgmt.SessionInfo
+	for _, s := range p.srv.Sessions() {
+		if !s.Discovery {
+			out = append(out, mgmt.SessionInfo{Target: s.Target, Initiator: s.Initiator, Alias: s.Alias})
+		}
+	}
+	return out
+}
