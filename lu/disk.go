@@ -59,6 +59,14 @@ type Config struct {
 
 	WriteCacheDisabled bool
 	WriteProtect       bool
+
+	// Thin makes a thin provisioned LU (see thin.go): UNMAP, WRITE SAME
+	// with UNMAP, LBPME/LBPRZ. Fixed at creation; stored with the LU.
+	Thin bool
+	// SoftThreshold, for a thin LU on a file: raise THIN PROVISIONING SOFT
+	// THRESHOLD REACHED once the backing file system is this percent full
+	// (0 = off, at most 100).
+	SoftThreshold uint8
 }
 
 // Info is what list-lu shows about an LU.
@@ -75,6 +83,8 @@ type Info struct {
 	MgmtURL            string
 	WriteCacheDisabled bool // current setting (MODE SELECT may change it)
 	WriteProtect       bool
+	Thin               bool
+	SoftThreshold      uint8 // percent; 0 = off
 }
 
 // Props are the properties modify-lu may change; nil fields stay as they are.
@@ -83,6 +93,7 @@ type Props struct {
 	MgmtURL            *string
 	WriteCacheDisabled *bool
 	WriteProtect       *bool
+	SoftThreshold      *uint8 // thin LUs: percent, 0 = off
 }
 
 // identity is the immutable-per-version part of an LU's SCSI identity,
@@ -121,6 +132,9 @@ type Disk struct {
 	flush flusher
 	bufs  bufPool
 	cmds  []command // the command table
+	thin  thinState // thin provisioning (thin.go)
+
+	resv reservations // SCSI-2 and persistent reservations (reserve.go, pr*.go)
 
 	// in-flight accounting for Close: the low bits count commands in
 	// Execute, closingBit is set by Close.
@@ -131,6 +145,8 @@ type Disk struct {
 	closeErr  error
 
 	panics atomic.Uint64 // handler panics recovered (a bug; tests assert zero)
+
+	vaai vaaiState // write ordering, COMPARE AND WRITE, EXTENDED COPY (rangelock.go, xcopy.go)
 }
 
 const closingBit = int64(1) << 62
@@ -195,6 +211,12 @@ func Create(ctx context.Context, cfg Config, gen *GUIDGenerator, log *slog.Logge
 	}
 	if err := checkIdentity(cfg.VendorID, cfg.ProductID, cfg.Serial, cfg.Alias, cfg.MgmtURL); err != nil {
 		return nil, err
+	}
+	if err := checkSoftThreshold(cfg.SoftThreshold); err != nil {
+		return nil, err
+	}
+	if cfg.SoftThreshold != 0 && !cfg.Thin {
+		return nil, errors.New("lu: a soft threshold needs a thin LU")
 	}
 	if cfg.Size%uint64(cfg.BlockSize) != 0 {
 		return nil, fmt.Errorf("lu: size %d is not a multiple of the block size %d", cfg.Size, cfg.BlockSize)
@@ -293,6 +315,7 @@ func Create(ctx context.Context, cfg Config, gen *GUIDGenerator, log *slog.Logge
 	if cfg.WriteProtect {
 		md.Flags |= flagWP
 	}
+	md.Thin, md.SoftThreshold = cfg.Thin, cfg.SoftThreshold
 	d.ms = metaStore{be: d.metaBE, slot: -1}
 	if err := d.ms.initialize(&md); err != nil {
 		return fail(err)
@@ -411,6 +434,11 @@ func (d *Disk) setup(md *metadata) {
 	d.ident.Store(d.newIdentity(md))
 	d.flush.do = d.data.datasync
 	d.cmds = commandTable
+	d.setupThin(md)
+	if d.thin.enabled {
+		d.cmds = thinCommandTable(commandTable)
+	}
+	d.setupReservations(md)
 	d.drained = make(chan struct{})
 }
 
@@ -445,6 +473,8 @@ func (d *Disk) Info() Info {
 		MgmtURL:            id.mgmtURL,
 		WriteCacheDisabled: d.wcd.Load(),
 		WriteProtect:       d.wp.Load() || d.data.readOnly,
+		Thin:               d.thin.enabled,
+		SoftThreshold:      uint8(d.thin.softPct.Load()),
 	}
 }
 
@@ -478,6 +508,15 @@ func (d *Disk) SetProps(p Props) error {
 			md.Flags |= flagWP
 		}
 	}
+	if p.SoftThreshold != nil {
+		if err := checkSoftThreshold(*p.SoftThreshold); err != nil {
+			return err
+		}
+		if *p.SoftThreshold != 0 && !md.Thin {
+			return errors.New("lu: a soft threshold needs a thin LU")
+		}
+		md.SoftThreshold = *p.SoftThreshold
+	}
 	if err := checkIdentity(md.VendorID, md.ProductID, md.Serial, md.Alias, md.MgmtURL); err != nil {
 		return err
 	}
@@ -486,6 +525,9 @@ func (d *Disk) SetProps(p Props) error {
 	}
 	d.md = md
 	d.ident.Store(d.newIdentity(&md))
+	if p.SoftThreshold != nil {
+		d.setSoftThreshold(*p.SoftThreshold)
+	}
 	if p.WriteCacheDisabled != nil {
 		d.savedWCD.Store(*p.WriteCacheDisabled)
 		d.wcd.Store(*p.WriteCacheDisabled)

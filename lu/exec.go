@@ -105,10 +105,46 @@ var commandTable = []command{
 	{op: opWrite12, sa: -1, cdbLen: 12, timeout: 60, usage: cat([]byte{0xaa, 0x18}, ff4, ff4, []byte{0, 0}), fn: (*Disk).write},
 	{op: opWriteVerify12, sa: -1, cdbLen: 12, timeout: 60, usage: cat([]byte{0xae, 0x12}, ff4, ff4, []byte{0, 0}), fn: (*Disk).writeVerify},
 	{op: opVerify12, sa: -1, cdbLen: 12, timeout: 60, usage: cat([]byte{0xaf, 0x16}, ff4, ff4, []byte{0, 0}), fn: (*Disk).verify},
+	// Thin provisioning and small SPC/SBC commands (thin.go, writesame.go, misc.go).
+	// thinCommandTable adds UNMAP and the WRITE SAME UNMAP bit for thin LUs.
+	{op: opWriteSame10, sa: -1, cdbLen: 10, timeout: 120, usage: cat([]byte{opWriteSame10, 0x00}, ff4, []byte{0, 0xff, 0xff, 0}), fn: (*Disk).writeSame},
+	{op: opWriteSame16, sa: -1, cdbLen: 16, timeout: 120, usage: cat([]byte{opWriteSame16, 0x01}, ff8, ff4, []byte{0, 0}), fn: (*Disk).writeSame},
+	{op: opServiceActionIn, sa: saGetLBAStatus, cdbLen: 16, timeout: 10, usage: cat([]byte{0x9e, 0x1f}, ff8, ff4, []byte{0, 0}), fn: (*Disk).getLBAStatus},
+	{op: opPreventAllow, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{opPreventAllow, 0, 0, 0, 0x03, 0}, fn: (*Disk).preventAllow},
+	{op: opReadDefectData10, sa: -1, cdbLen: 10, timeout: 10, usage: []byte{opReadDefectData10, 0, 0x1f, 0, 0, 0, 0, 0xff, 0xff, 0}, fn: (*Disk).readDefectData},
+	{op: opReadDefectData12, sa: -1, cdbLen: 12, timeout: 10, usage: cat([]byte{opReadDefectData12, 0x1f, 0, 0, 0, 0}, ff4, []byte{0, 0}), fn: (*Disk).readDefectData},
+	{op: opMaintenanceIn, sa: saReportSupportedTMFs, cdbLen: 12, timeout: 10, usage: cat([]byte{0xa3, 0x1f, 0x80, 0, 0, 0}, ff4, []byte{0, 0}), fn: (*Disk).reportSupportedTMFs},
+	// Reservations (reserve.go, pr.go).
+	{op: opReserve6, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{opReserve6, 0, 0, 0, 0, 0}, fn: (*Disk).reserve},
+	{op: opRelease6, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{opRelease6, 0, 0, 0, 0, 0}, fn: (*Disk).release},
+	{op: opReserve10, sa: -1, cdbLen: 10, timeout: 10, usage: []byte{opReserve10, 0, 0, 0, 0, 0, 0, 0, 0, 0}, fn: (*Disk).reserve},
+	{op: opRelease10, sa: -1, cdbLen: 10, timeout: 10, usage: []byte{opRelease10, 0, 0, 0, 0, 0, 0, 0, 0, 0}, fn: (*Disk).release},
+	{op: opPRIn, sa: prinReadKeys, cdbLen: 10, timeout: 10, usage: prinUsage, fn: (*Disk).prIn},
+	{op: opPRIn, sa: prinReadReservation, cdbLen: 10, timeout: 10, usage: prinUsage, fn: (*Disk).prIn},
+	{op: opPRIn, sa: prinReportCaps, cdbLen: 10, timeout: 10, usage: prinUsage, fn: (*Disk).prIn},
+	{op: opPRIn, sa: prinReadFullStatus, cdbLen: 10, timeout: 10, usage: prinUsage, fn: (*Disk).prIn},
+	{op: opPROut, sa: proutRegister, cdbLen: 10, timeout: 30, usage: proutUsageNoType, fn: (*Disk).prOut},
+	{op: opPROut, sa: proutReserve, cdbLen: 10, timeout: 30, usage: proutUsage, fn: (*Disk).prOut},
+	{op: opPROut, sa: proutRelease, cdbLen: 10, timeout: 30, usage: proutUsage, fn: (*Disk).prOut},
+	{op: opPROut, sa: proutClear, cdbLen: 10, timeout: 30, usage: proutUsageNoType, fn: (*Disk).prOut},
+	{op: opPROut, sa: proutPreempt, cdbLen: 10, timeout: 30, usage: proutUsage, fn: (*Disk).prOut},
+	{op: opPROut, sa: proutPreemptAbort, cdbLen: 10, timeout: 30, usage: proutUsage, fn: (*Disk).prOut},
+	{op: opPROut, sa: proutRegisterIgnore, cdbLen: 10, timeout: 30, usage: proutUsageNoType, fn: (*Disk).prOut},
+	{op: opPROut, sa: proutRegisterMove, cdbLen: 10, timeout: 30, usage: proutUsage, fn: (*Disk).prOut},
+	// VAAI and atomic writes (ats.go, xcopy.go, orwrite.go, atomic.go).
+	{op: opCompareAndWrite, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{opCompareAndWrite, 0x18}, ff8, []byte{0, 0, 0, 0xff, 0, 0}), fn: (*Disk).compareAndWrite},
+	{op: opOrWrite16, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{opOrWrite16, 0x18}, ff8, ff4, []byte{0, 0}), fn: (*Disk).orWrite},
+	{op: opWriteAtomic16, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{opWriteAtomic16, 0x18}, ff8, []byte{0, 0, 0xff, 0xff, 0, 0}), fn: (*Disk).writeAtomic16},
+	{op: opExtendedCopy, sa: saExtendedCopyLID1, cdbLen: 16, timeout: 120, usage: cat([]byte{opExtendedCopy, 0x1f}, make([]byte, 8), ff4, []byte{0, 0}), fn: (*Disk).extendedCopy},
+	{op: opReceiveCopyRes, sa: saCopyStatus, cdbLen: 16, timeout: 10, usage: cat([]byte{opReceiveCopyRes, 0x1f, 0xff}, make([]byte, 7), ff4, []byte{0, 0}), fn: (*Disk).receiveCopyResults},
+	{op: opReceiveCopyRes, sa: saOperatingParams, cdbLen: 16, timeout: 10, usage: cat([]byte{opReceiveCopyRes, 0x1f}, make([]byte, 8), ff4, []byte{0, 0}), fn: (*Disk).receiveCopyResults},
 }
 
 // hasServiceActions reports whether op is dispatched by service action.
-func hasServiceActions(op byte) bool { return op == opServiceActionIn || op == opMaintenanceIn }
+func hasServiceActions(op byte) bool {
+	return op == opServiceActionIn || op == opMaintenanceIn || op == opPRIn || op == opPROut ||
+		op == opExtendedCopy || op == opReceiveCopyRes
+}
 
 // findCommand returns the table entry for op (and sa when the opcode has
 // service actions), or nil.
@@ -124,12 +160,23 @@ func (d *Disk) findCommand(op byte, sa int) *command {
 
 // Execute runs one task and completes it exactly once.
 func (d *Disk) Execute(t *stmf.Task) {
+	// Wait for earlier overlapping writes (rangelock.go); the range is
+	// released on every path, before the status goes out.
+	lk, ok := d.vaai.locks.acquire(t)
+	defer d.vaai.locks.release(lk)
+	if !ok {
+		t.Complete(&stmf.Result{Status: scsi.StatusTaskAborted}) // aborted: dropped
+		return
+	}
 	if !d.enter() {
+		d.vaai.locks.release(lk)
 		t.CompleteSense(scsi.NewSense(scsi.KeyNotReady, scsi.ASCLUNotReadyManualIntervention))
 		return
 	}
 	defer d.leave()
-	t.Complete(d.run(t))
+	r := d.run(t)
+	d.vaai.locks.release(lk)
+	t.Complete(r)
 }
 
 func (d *Disk) run(t *stmf.Task) (r *stmf.Result) {
@@ -166,6 +213,9 @@ func (d *Disk) run(t *stmf.Task) (r *stmf.Result) {
 	cdb = cdb[:c.cdbLen]
 	if cdb[c.cdbLen-1]&0x04 != 0 { // NACA: we do not support ACA
 		return fail(invalidField(c.cdbLen-1, 2))
+	}
+	if r := d.reservationCheck(t, cdb); r != nil {
+		return r
 	}
 	return c.fn(d, t, cdb)
 }

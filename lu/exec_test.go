@@ -40,7 +40,7 @@ func TestCDBTable(t *testing.T) {
 		// Dispatch.
 		{"empty CDB", []byte{}, none, 0, nil, invOp},
 		{"unknown opcode", []byte{0xff, 0, 0, 0, 0, 0}, none, 0, nil, invOp},
-		{"PREVENT ALLOW not implemented", []byte{0x1e, 0, 0, 0, 1, 0}, none, 0, nil, invOp},
+		{"SEND DIAGNOSTIC not implemented", []byte{0x1d, 0, 0, 0, 0, 0}, none, 0, nil, invOp},
 		{"UNMAP not implemented", make10(0x42), wr, 0, nil, invOp},
 		{"short READ10", []byte{opRead10, 0, 0, 0, 0}, rd, 0, nil, invField},
 		{"short SERVICE ACTION IN", []byte{opServiceActionIn}, rd, 0, nil, invField},
@@ -77,7 +77,7 @@ func TestCDBTable(t *testing.T) {
 		{"READ CAPACITY 16", rc16CDB(32), rd, 32, nil, ok(32, 32)},
 		{"READ CAPACITY 16 alloc 15", rc16CDB(15), rd, 15, nil, ok(15, 15)},
 		{"READ CAPACITY 16 alloc 0", rc16CDB(0), rd, 0, nil, ok(0, 0)},
-		{"SERVICE ACTION IN unknown SA (GET LBA STATUS)", withByte(rc16CDB(32), 1, 0x12), rd, 32, nil, invField},
+		{"SERVICE ACTION IN unknown SA (REPORT REFERRALS)", withByte(rc16CDB(32), 1, 0x13), rd, 32, nil, invField},
 		{"SERVICE ACTION IN SA 0x1f", withByte(rc16CDB(32), 1, 0x1f), rd, 32, nil, invField},
 		{"MAINTENANCE IN unknown SA", withByte(rsocCDB(false, 0, 0, 0, 1024), 1, 0x0a), rd, 1024, nil, invField},
 
@@ -219,7 +219,7 @@ func TestSenseFieldPointers(t *testing.T) {
 		{"RDPROTECT", cdb10(opRead10, 0x20, 0, 1), 1, 7, true},
 		{"READ12 length", cdb12(opRead12, 0, 0, 1<<24), 6, -1, true},
 		{"INQUIRY page without EVPD", inquiryCDB(false, 0x83, 255), 2, -1, true},
-		{"SERVICE ACTION IN SA", withByte(rc16CDB(32), 1, 0x12), 1, 4, true},
+		{"SERVICE ACTION IN SA", withByte(rc16CDB(32), 1, 0x13), 1, 4, true},
 		{"unknown opcode", []byte{0xff, 0, 0, 0, 0, 0}, 0, -1, true},
 		{"LBA out of range has no pointer", cdb10(opRead10, 0, 1<<30, 1), 0, -1, false},
 	}

@@ -30,6 +30,8 @@ func FuzzExecuteCDB(f *testing.F) {
 		{opModeSelect6, 0x10, 0, 0, 24, 0}, {opModeSelect10, 0x10, 0, 0, 0, 0, 0, 0, 28, 0},
 		{opStartStopUnit, 1, 0, 0, 0x10, 0}, {opReportLUNs, 0, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0},
 		{}, {0xff}, {opServiceActionIn}, {opMaintenanceIn, 0x0c},
+		{opReserve6, 0, 0, 0, 0, 0}, {opRelease6, 0, 0, 0, 0, 0}, prinCDB(prinReadFullStatus, 512),
+		proutCDB(proutRegister, 0, 0, 24), proutCDB(proutReserve, 0, prTypeEA, 24),
 	}
 	for _, s := range seeds {
 		f.Add(s, []byte{0, 0, 0, 0, 0x08, 0x12, 0x04, 0, 0, 0}, byte(3), uint32(512))
@@ -57,6 +59,10 @@ func FuzzExecuteCDB(f *testing.F) {
 			if r.Sense != nil {
 				t.Fatalf("cdb % x: GOOD with sense", cdb)
 			}
+		case scsi.StatusReservationConflict:
+			if r.Sense != nil || r.TransferLen != 0 || len(r.Data) != 0 {
+				t.Fatalf("cdb % x: RESERVATION CONFLICT with sense or data", cdb)
+			}
 		case scsi.StatusCheckCondition:
 			if len(r.Sense) != scsi.FixedLen || r.Sense[0]&0x7f != 0x70 || r.Sense[7] != scsi.FixedLen-8 {
 				t.Fatalf("cdb % x: malformed sense % x", cdb, r.Sense)
@@ -79,6 +85,7 @@ func FuzzExecuteCDB(f *testing.F) {
 		}
 		// Keep the LU writable for the next input, and its header intact.
 		d.swp.Store(false)
+		d.Reset(nil) // drop a SCSI-2 reservation (persistent ones never block this one nexus)
 		d.wcd.Store(false)
 		if _, err := d.ms.load(); err != nil {
 			t.Fatalf("cdb % x: metadata damaged: %v", cdb, err)

@@ -49,7 +49,9 @@ func (d *Disk) newIdentity(md *metadata) *identity {
 	b[2] = 0x06 // SPC-4
 	b[3] = 0x12 // HISUP, response data format 2
 	b[4] = stdInquiryLen - 5
-	b[7] = 0x02 // CMDQUE
+	b[5] |= tpgsImplicit // TPGS 01b: implicit ALUA (stmf answers REPORT TARGET PORT GROUPS)
+	b[5] |= 0x08         // 3PC: EXTENDED COPY (xcopy.go)
+	b[7] = 0x02          // CMDQUE
 	copy(b[8:16], padded(md.VendorID, 8))
 	copy(b[16:32], padded(md.ProductID, 16))
 	copy(b[32:36], productRevision)
@@ -99,10 +101,7 @@ func (d *Disk) inquiry(t *stmf.Task, cdb []byte) *stmf.Result {
 		b[3] = 0x3c
 		// MEDIUM ROTATION RATE 0 (not reported), NOMINAL FORM FACTOR 0.
 	case vpdLogicalBlockProv:
-		b = make([]byte, 8)
-		b[1] = vpdLogicalBlockProv
-		b[3] = 0x04
-		// Fully provisioned: LBPU, LBPWS, LBPWS10, LBPRZ, provisioning type all 0.
+		b = d.logicalBlockProvisioning() // thin.go; all 0 when fully provisioned
 	default:
 		return fail(invalidField(2, -1))
 	}
@@ -170,6 +169,7 @@ func (d *Disk) deviceIdentification(t *stmf.Task) []byte {
 		var rel [4]byte
 		binary.BigEndian.PutUint16(rel[2:4], nx.RelativePortID)
 		b = appendDesignator(b, proto, codeSetBinary, pivBit|assocTargetPort|desigRelTargetPort, rel[:])
+		b = appendTargetPortGroup(b, proto, pivBit, nx.PortGroup)
 		if nx.TargetName != "" {
 			if v := scsiNameString(nx.TargetName); v != nil {
 				b = appendDesignator(b, proto, codeSetUTF8, pivBit|assocTarget|desigSCSIName, v)
@@ -185,13 +185,17 @@ func (d *Disk) blockLimits() []byte {
 	b := make([]byte, 64)
 	b[1] = vpdBlockLimits
 	b[3] = 0x3c
-	// b[5] MAXIMUM COMPARE AND WRITE LENGTH: 0 (not supported yet)
+	b[5] = byte(d.maxCompareAndWrite()) // MAXIMUM COMPARE AND WRITE LENGTH (ats.go)
 	gran := uint16(1)
 	if d.bs < physBlockSize {
 		gran = uint16(physBlockSize / d.bs)
 	}
 	binary.BigEndian.PutUint16(b[6:8], gran)       // OPTIMAL TRANSFER LENGTH GRANULARITY
 	binary.BigEndian.PutUint32(b[8:12], d.maxXfer) // MAXIMUM TRANSFER LENGTH
-	// OPTIMAL TRANSFER LENGTH, prefetch, UNMAP and WRITE SAME limits: 0.
+	// OPTIMAL TRANSFER LENGTH, prefetch limits: 0.
+	d.provisioningLimits(b) // UNMAP (thin LUs) and WRITE SAME limits, thin.go
+	// MAXIMUM ATOMIC TRANSFER LENGTH (atomic.go); ATOMIC ALIGNMENT, ATOMIC
+	// TRANSFER LENGTH GRANULARITY and the atomic boundary fields: 0.
+	binary.BigEndian.PutUint32(b[44:48], d.maxAtomicBlocks())
 	return b
 }

@@ -26,7 +26,7 @@ func TestStandardInquiry(t *testing.T) {
 		{"version SPC-4", b[2] == 0x06},
 		{"HISUP and response data format 2", b[3] == 0x12},
 		{"additional length = n-5", int(b[4]) == len(b)-5},
-		{"no TPGS, 3PC, PROTECT", b[5] == 0},
+		{"TPGS 01b (implicit ALUA), no PROTECT", b[5]&0x31 == 0x10},
 		{"CMDQUE", b[7]&0x02 != 0},
 		{"vendor", string(b[8:16]) == "COSTAR  "},
 		{"product", string(b[16:32]) == "COMSTAR         "},
@@ -114,8 +114,11 @@ func TestVPDPages(t *testing.T) {
 	if m := binary.BigEndian.Uint32(bl[8:12]); m != maxTransferBytes/512 {
 		t.Errorf("maximum transfer length %d", m)
 	}
-	if bl[5] != 0 || binary.BigEndian.Uint32(bl[20:24]) != 0 || binary.BigEndian.Uint32(bl[24:28]) != 0 {
-		t.Error("compare-and-write or unmap limits advertised")
+	if bl[5] != maxCAWBlocks { // ats.go
+		t.Errorf("maximum compare and write length %d, want %d", bl[5], maxCAWBlocks)
+	}
+	if binary.BigEndian.Uint32(bl[20:24]) != 0 || binary.BigEndian.Uint32(bl[24:28]) != 0 {
+		t.Error("unmap limits advertised")
 	}
 	lbp := get(0xb2)
 	if lbp[5] != 0 || lbp[6] != 0 {
@@ -152,13 +155,13 @@ func TestDeviceIdentification(t *testing.T) {
 	d := newTestDisk(t, diskOpts{})
 	port := "iqn.2010-08.org.example:disk,t,0x0001"
 	sess := &stmf.Session{Nexus: stmf.Nexus{
-		TargetName: "iqn.2010-08.org.example:disk", TargetPort: port, RelativePortID: 0x0102,
+		TargetName: "iqn.2010-08.org.example:disk", TargetPort: port, RelativePortID: 0x0102, PortGroup: 7,
 	}}
 	r := exec(t, d, req{cdb: inquiryCDB(true, 0x83, 255), dir: scsi.DirRead, expLen: 255, session: sess})
 	expectGood(t, "VPD 0x83", r)
 	ds := parseDesignators(t, r.data)
-	if len(ds) != 4 {
-		t.Fatalf("%d designators, want 4: %+v", len(ds), ds)
+	if len(ds) != 5 {
+		t.Fatalf("%d designators, want 5: %+v", len(ds), ds)
 	}
 	naa := ds[0]
 	g := d.GUID()
@@ -179,7 +182,12 @@ func TestDeviceIdentification(t *testing.T) {
 	if rel.typ != 4 || rel.assoc != 1 || len(rel.val) != 4 || binary.BigEndian.Uint16(rel.val[2:]) != 0x0102 {
 		t.Errorf("relative target port designator %+v", rel)
 	}
-	td := ds[3]
+	tpg := ds[3]
+	if tpg.typ != 5 || tpg.assoc != 1 || tpg.codeSet != 1 || !tpg.piv || tpg.proto != 5 || len(tpg.val) != 4 ||
+		binary.BigEndian.Uint16(tpg.val[2:]) != 7 {
+		t.Errorf("target port group designator %+v", tpg)
+	}
+	td := ds[4]
 	if td.typ != 8 || td.assoc != 2 || !strings.HasPrefix(string(td.val), "iqn.2010-08.org.example:disk\x00") {
 		t.Errorf("target device designator %+v", td)
 	}

@@ -56,6 +56,9 @@ const (
 	tagDataFile   = 10
 	tagDataOffset = 11
 	tagPR         = 12 // persistent reservation state (opaque here)
+	// 20..29: thin provisioning (thin.go); written only when set.
+	tagThin          = 20 // 1 byte: 1 = thin provisioned
+	tagSoftThreshold = 21 // 1 byte: soft threshold percent
 )
 
 const (
@@ -84,6 +87,10 @@ type metadata struct {
 	DataFile   string // where the data lived when last written (informational)
 	PR         []byte // persistent reservation state, length-prefixed section
 	unknown    []tlv  // tags this version does not know, preserved
+
+	// Thin provisioning (tags 20, 21).
+	Thin          bool
+	SoftThreshold uint8 // percent, 0 = off
 }
 
 type tlv struct {
@@ -115,6 +122,12 @@ func (m *metadata) encodeSlot(gen uint64) ([]byte, error) {
 	b = appendTLV(b, tagMgmtURL, []byte(m.MgmtURL))
 	b = appendTLV(b, tagDataFile, []byte(m.DataFile))
 	b = appendTLV(b, tagPR, m.PR)
+	if m.Thin {
+		b = appendTLV(b, tagThin, []byte{1})
+	}
+	if m.SoftThreshold != 0 {
+		b = appendTLV(b, tagSoftThreshold, []byte{m.SoftThreshold})
+	}
 	for _, u := range m.unknown {
 		b = appendTLV(b, u.tag, u.val)
 	}
@@ -233,6 +246,15 @@ func decodePayload(p []byte) (*metadata, error) {
 			m.DataFile = string(v)
 		case tagPR:
 			m.PR = append([]byte(nil), v...)
+		case tagThin:
+			if err = fixed(1); err == nil {
+				m.Thin = v[0] != 0
+			}
+		case tagSoftThreshold:
+			if err = fixed(1); err == nil {
+				m.SoftThreshold = v[0]
+				err = checkSoftThreshold(v[0])
+			}
 		default:
 			m.unknown = append(m.unknown, tlv{tag: tag, val: append([]byte(nil), v...)})
 		}

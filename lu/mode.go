@@ -237,16 +237,22 @@ func (d *Disk) modeSelect(t *stmf.Task, cdb []byte) *stmf.Result {
 		}
 		off += 2 + n
 	}
+	changed, flush := false, false
 	if setSWP != nil {
-		d.swp.Store(*setSWP)
+		changed = d.swp.Swap(*setSWP) != *setSWP
 	}
 	if setWCE != nil {
 		wasOn := !d.wcd.Swap(!*setWCE)
-		if wasOn && !*setWCE {
-			// Writes acknowledged with the cache on become durable now.
-			if err := d.flush.flush(); err != nil {
-				return d.ioError(err, true, 0)
-			}
+		changed = changed || wasOn != *setWCE
+		flush = wasOn && !*setWCE
+	}
+	if changed {
+		d.modeParametersChanged(t) // 2Ah/01h for every other nexus (misc.go)
+	}
+	if flush {
+		// Writes acknowledged with the cache on become durable now.
+		if err := d.flush.flush(); err != nil {
+			return d.ioError(err, true, 0)
 		}
 	}
 	return good()

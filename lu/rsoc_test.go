@@ -114,8 +114,8 @@ func TestReportSupportedOpcodes(t *testing.T) {
 
 	// Unsupported opcodes and service actions: support 001b.
 	for _, c := range [][]byte{
-		rsocCDB(false, 1, 0x42, 0, 65535),                 // UNMAP
-		rsocCDB(false, 2, opServiceActionIn, 0x12, 65535), // GET LBA STATUS
+		rsocCDB(false, 1, 0x42, 0, 65535),                 // UNMAP (thick LU)
+		rsocCDB(false, 2, opServiceActionIn, 0x13, 65535), // REPORT REFERRALS
 		rsocCDB(false, 3, opRead10, 1, 65535),             // READ10 has no SA 1
 		rsocCDB(false, 3, opMaintenanceIn, 0x0a, 65535),   // REPORT TARGET PORT GROUPS
 		rsocCDB(false, 2, 0x42, 0, 65535),                 // unknown opcode, by SA

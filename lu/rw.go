@@ -145,6 +145,7 @@ func (d *Disk) write(t *stmf.Task, cdb []byte) *stmf.Result {
 		if err := d.data.writeAt(data[:m], d.byteOff(lba), fua || d.wcd.Load()); err != nil {
 			return d.ioError(err, true, lba)
 		}
+		d.thinAfterWrite(t) // soft threshold check (thin.go)
 	}
 	return &stmf.Result{Status: scsi.StatusGood, TransferLen: uint32(total)}
 }
@@ -183,6 +184,7 @@ func (d *Disk) writeVerify(t *stmf.Task, cdb []byte) *stmf.Result {
 		if err := d.data.writeAt(data[:m], d.byteOff(lba), true); err != nil {
 			return d.ioError(err, true, lba)
 		}
+		d.thinAfterWrite(t)
 		if bytchk == 1 {
 			if r := d.compare(lba, data[:m]); r != nil {
 				return r

@@ -71,13 +71,14 @@ func (d *Disk) lbppbe() byte {
 	return e
 }
 
-// readCapacity16: SERVICE ACTION IN (16) / READ CAPACITY (16). Fully
-// provisioned (LBPME 0), no protection information.
+// readCapacity16: SERVICE ACTION IN (16) / READ CAPACITY (16). LBPME and
+// LBPRZ for thin LUs only; no protection information.
 func (d *Disk) readCapacity16(_ *stmf.Task, cdb []byte) *stmf.Result {
 	b := make([]byte, 32)
 	binary.BigEndian.PutUint64(b[0:8], d.nblocks.Load()-1)
 	binary.BigEndian.PutUint32(b[8:12], d.bs)
 	b[13] = d.lbppbe() & 0x0f
+	b[14] = d.lbpBits() // LBPME, LBPRZ for thin LUs (thin.go)
 	return dataIn(truncate(b, binary.BigEndian.Uint32(cdb[10:14])))
 }
 

@@ -1,0 +1,60 @@
+package lu
+
+import (
+	"encoding/binary"
+
+	"github.com/costar-project/costar/scsi"
+	"github.com/costar-project/costar/stmf"
+)
+
+// maxAtomicBlocks returns MAXIMUM ATOMIC TRANSFER LENGTH (Block Limits VPD):
+// any write the LU accepts, within the 16-bit TRANSFER LENGTH of WRITE
+// ATOMIC (16). No alignment or granularity is required, and atomic
+// boundaries are not supported (their VPD fields are 0).
+func (d *Disk) maxAtomicBlocks() uint32 { return min(d.maxXfer, 0xffff) }
+
+// writeAtomic16: WRITE ATOMIC (16) (SBC-4 5.48). The range lock (the
+// command is registered as atomic at Admit) makes the write indivisible
+// with respect to every other command: overlapping writes are ordered
+// around it and overlapping reads that arrive while it is queued or
+// running wait for it. It is one pwrite to the backing store; like every
+// write here it is not protected against tearing by a host crash or power
+// loss before it is made stable (FUA, or write cache disabled, makes it
+// stable before GOOD).
+func (d *Disk) writeAtomic16(t *stmf.Task, cdb []byte) *stmf.Result {
+	if cdb[1]&0xe0 != 0 { // WRPROTECT
+		return fail(invalidField(1, 7))
+	}
+	fua := cdb[1]&0x08 != 0
+	lba := binary.BigEndian.Uint64(cdb[2:10])
+	if binary.BigEndian.Uint16(cdb[10:12]) != 0 { // ATOMIC BOUNDARY: not supported
+		return fail(invalidField(10, -1))
+	}
+	n := uint32(binary.BigEndian.Uint16(cdb[12:14]))
+	if n > d.maxAtomicBlocks() {
+		return fail(invalidField(12, -1))
+	}
+	if d.writeProtected() {
+		return writeProtected()
+	}
+	if !d.inRange(lba, uint64(n)) {
+		return lbaOutOfRange()
+	}
+	total := uint64(n) << d.bsShift
+	if total == 0 {
+		return good()
+	}
+	data, err := dataOut(t)
+	if err != nil {
+		return dataOutFailed()
+	}
+	// All or nothing: a short Data-Out cannot be written atomically.
+	if uint64(len(data)) < total {
+		return fail(invalidField(12, -1))
+	}
+	if err := d.data.writeAt(data[:total], d.byteOff(lba), fua || d.wcd.Load()); err != nil {
+		return d.ioError(err, true, lba)
+	}
+	d.thinAfterWrite(t)
+	return &stmf.Result{Status: scsi.StatusGood, TransferLen: uint32(total)}
+}

@@ -1,0 +1,56 @@
+package lu
+
+import (
+	"encoding/binary"
+
+	"github.com/costar-project/costar/scsi"
+	"github.com/costar-project/costar/stmf"
+)
+
+// orWrite: ORWRITE (16) (SBC-3 5.8). Each block becomes the bitwise OR of
+// its current contents and the Data-Out. The read-modify-write runs under
+// the range lock (rangelock.go: ORWRITE is registered as an atomic
+// command), so no other write to the range can slip in between. As for
+// WRITE, only whole blocks of the Data-Out actually received are used.
+func (d *Disk) orWrite(t *stmf.Task, cdb []byte) *stmf.Result {
+	if cdb[1]&0xe0 != 0 { // ORPROTECT: no protection information
+		return fail(invalidField(1, 7))
+	}
+	fua := cdb[1]&0x08 != 0
+	lba := binary.BigEndian.Uint64(cdb[2:10])
+	n := binary.BigEndian.Uint32(cdb[10:14])
+	if n > d.maxXfer {
+		return fail(invalidField(10, -1))
+	}
+	if d.writeProtected() {
+		return writeProtected()
+	}
+	if !d.inRange(lba, uint64(n)) {
+		return lbaOutOfRange()
+	}
+	total := uint64(n) << d.bsShift
+	if total == 0 {
+		return good()
+	}
+	data, err := dataOut(t)
+	if err != nil {
+		return dataOutFailed()
+	}
+	m := min(total, uint64(len(data))) &^ uint64(d.bs-1)
+	if m > 0 {
+		pb := d.bufs.get(int(m))
+		defer pb.release()
+		cur := pb.b[:m]
+		if err := d.data.readAt(cur, d.byteOff(lba)); err != nil {
+			return d.ioError(err, false, lba)
+		}
+		for i := range cur {
+			cur[i] |= data[i]
+		}
+		if err := d.data.writeAt(cur, d.byteOff(lba), fua || d.wcd.Load()); err != nil {
+			return d.ioError(err, true, lba)
+		}
+		d.thinAfterWrite(t)
+	}
+	return &stmf.Result{Status: scsi.StatusGood, TransferLen: uint32(total)}
+}

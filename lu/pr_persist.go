@@ -1,0 +1,173 @@
+package lu
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Persistent reservation state kept with the LU (the tagPR metadata TLV)
+// while APTPL is in force, so that it survives a restart (SPC-4 5.13.5).
+// Without APTPL the TLV is empty and a restart forgets the state.
+//
+//	0  version (u8) = 1
+//	1  flags (u8): bit 0 APTPL
+//	2  PRGENERATION (u32)
+//	6  reservation type (u8), 0 = none
+//	7  holder (u16): index into the registrations, 0xffff = none
+//	9  registration count (u16)
+//	11 registrations: key (u64), flags (u8: bit 0 ALL_TG_PT),
+//	   relative target port id (u16), then initiator name, ISID and target
+//	   port name, each a u16 length and bytes
+const (
+	prPersistVersion = 1
+	// prPersistMax bounds the TLV so the metadata slot keeps room for the
+	// rest of the LU's properties.
+	prPersistMax = 16 << 10
+	noHolder     = 0xffff
+)
+
+var errPRTooLarge = errors.New("lu: persistent reservation state too large to persist")
+
+func appendStr16(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
+	return append(b, s...)
+}
+
+// encodePR serialises p for the metadata.
+func encodePR(p *prState) ([]byte, error) {
+	b := []byte{prPersistVersion, 0}
+	if p.aptpl {
+		b[1] |= 0x01
+	}
+	b = binary.BigEndian.AppendUint32(b, p.gen)
+	b = append(b, p.resType)
+	holder := uint16(noHolder)
+	for i, g := range p.regs {
+		if g == p.holder {
+			holder = uint16(i)
+		}
+	}
+	b = binary.BigEndian.AppendUint16(b, holder)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(p.regs)))
+	for _, g := range p.regs {
+		b = binary.BigEndian.AppendUint64(b, g.key)
+		var fl byte
+		if g.allTgPt {
+			fl |= 0x01
+		}
+		b = append(b, fl)
+		b = binary.BigEndian.AppendUint16(b, g.relPort)
+		b = appendStr16(b, g.name)
+		b = appendStr16(b, g.isid)
+		b = appendStr16(b, g.tport)
+		if len(b) > prPersistMax {
+			return nil, errPRTooLarge
+		}
+	}
+	return b, nil
+}
+
+// decodePR parses a persisted state. An empty input is no state.
+func decodePR(b []byte) (*prState, error) {
+	p := &prState{}
+	if len(b) == 0 {
+		return p, nil
+	}
+	if len(b) < 11 || b[0] != prPersistVersion {
+		return nil, fmt.Errorf("lu: persistent reservation state: unknown format")
+	}
+	p.aptpl = b[1]&0x01 != 0
+	p.gen = binary.BigEndian.Uint32(b[2:6])
+	p.resType = b[6]
+	holder := binary.BigEndian.Uint16(b[7:9])
+	n := int(binary.BigEndian.Uint16(b[9:11]))
+	if n > maxRegistrations {
+		return nil, fmt.Errorf("lu: persistent reservation state: %d registrations", n)
+	}
+	rest := b[11:]
+	str := func() (string, bool) {
+		if len(rest) < 2 {
+			return "", false
+		}
+		l := int(binary.BigEndian.Uint16(rest[0:2]))
+		if l > len(rest)-2 {
+			return "", false
+		}
+		s := string(rest[2 : 2+l])
+		rest = rest[2+l:]
+		return s, true
+	}
+	for i := 0; i < n; i++ {
+		if len(rest) < 11 {
+			return nil, fmt.Errorf("lu: persistent reservation state: truncated registration %d", i)
+		}
+		g := &registration{key: binary.BigEndian.Uint64(rest[0:8]), allTgPt: rest[8]&0x01 != 0,
+			relPort: binary.BigEndian.Uint16(rest[9:11])}
+		rest = rest[11:]
+		var ok1, ok2, ok3 bool
+		g.name, ok1 = str()
+		g.isid, ok2 = str()
+		g.tport, ok3 = str()
+		if !ok1 || !ok2 || !ok3 || g.name == "" {
+			return nil, fmt.Errorf("lu: persistent reservation state: bad registration %d", i)
+		}
+		if g.isid != "" {
+			if _, ok := normISID(g.isid); !ok {
+				return nil, fmt.Errorf("lu: persistent reservation state: bad ISID in registration %d", i)
+			}
+		}
+		p.regs = append(p.regs, g)
+	}
+	if len(rest) != 0 {
+		return nil, fmt.Errorf("lu: persistent reservation state: %d trailing bytes", len(rest))
+	}
+	switch {
+	case p.resType == 0:
+	case !validPRType(p.resType) || len(p.regs) == 0:
+		return nil, fmt.Errorf("lu: persistent reservation state: bad reservation")
+	case p.allRegistrantsType():
+	case int(holder) >= len(p.regs):
+		return nil, fmt.Errorf("lu: persistent reservation state: bad holder")
+	default:
+		p.holder = p.regs[holder]
+	}
+	return p, nil
+}
+
+// storePR writes the persistent reservation TLV durably (the metadata
+// store fdatasyncs) before the command that changed it answers GOOD.
+func (d *Disk) storePR(enc []byte) error {
+	d.metaMu.Lock()
+	defer d.metaMu.Unlock()
+	if d.state.Load()&closingBit != 0 {
+		return errClosed
+	}
+	md := d.md
+	md.PR = enc
+	if err := d.ms.store(&md); err != nil {
+		return err
+	}
+	d.md = md
+	return nil
+}
+
+// setupReservations initialises the reservation state from the metadata:
+// a persistent reservation state stored under APTPL comes back, anything
+// else starts empty (SPC-4: without APTPL a restart loses it).
+func (d *Disk) setupReservations(md *metadata) {
+	p, err := decodePR(md.PR)
+	if err != nil {
+		d.log.Error("lu: ignoring stored persistent reservations", "guid", md.GUID, "err", err)
+		p = &prState{}
+	}
+	if !p.aptpl {
+		p = &prState{}
+	}
+	r := &d.resv
+	r.mu.Lock()
+	r.s2 = nil
+	r.pr = p
+	r.publishLocked()
+	r.mu.Unlock()
+}

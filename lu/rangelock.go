@@ -1,0 +1,521 @@
+package lu
+
+import (
+	"context"
+	"encoding/binary"
+	"math"
+	"math/bits"
+	"sync"
+	"sync/atomic"
+
+	"github.com/costar-project/costar/stmf"
+)
+
+// Write ordering and atomicity.
+//
+// stmf runs the tasks of an LU concurrently. Writes whose LBA ranges
+// overlap must still reach the medium in the order they arrived (SAM's
+// task set is one queue; ESXi's VMFS relies on it), and COMPARE AND WRITE,
+// ORWRITE and WRITE ATOMIC must be atomic against every other write to
+// their range, from any I_T nexus.
+//
+// Admit (called by stmf synchronously, in arrival order, before the task
+// runs) registers the block range of every write-type command in the LU's
+// rangeLock. An entry records the earlier entries it overlaps; Execute
+// waits for those to be released before running the command, and releases
+// its own entry when the command is done. I/O that overlaps nothing never
+// waits, and reads take no entry unless an atomic command overlaps them
+// (so that they see it whole). The hot path is one short mutex section at
+// Admit and two in Execute.
+
+// lockKind classifies a command for the range lock.
+type lockKind uint8
+
+const (
+	lockNone   lockKind = iota
+	lockRead            // a read: registered only to observe an atomic command whole
+	lockWrite           // a write: ordered against overlapping writes
+	lockAtomic          // read-modify-write or atomic write: also excludes overlapping reads
+)
+
+// Operation codes of the VAAI and atomic commands (ats.go, xcopy.go,
+// orwrite.go, atomic.go), and of WRITE SAME (writesame.go), which the
+// range lock orders too.
+const (
+	opWriteSame10     = 0x41
+	opWriteSame16     = 0x93
+	opExtendedCopy    = 0x83
+	opReceiveCopyRes  = 0x84
+	opCompareAndWrite = 0x89
+	opOrWrite16       = 0x8b
+	opWriteAtomic16   = 0x9c
+)
+
+// lockRange classifies cdb and returns the blocks [lo, hi) it touches.
+// It parses defensively: a short or odd CDB gets lockNone (dispatch will
+// reject it). A count of zero touches nothing, except WRITE SAME where it
+// means "to the end of the LU".
+func lockRange(cdb []byte) (kind lockKind, lo, hi uint64) {
+	if len(cdb) == 0 {
+		return lockNone, 0, 0
+	}
+	var n uint64
+	switch op := cdb[0]; op {
+	case opRead6, opWrite6:
+		if len(cdb) < 6 {
+			return lockNone, 0, 0
+		}
+		lo = uint64(cdb[1]&0x1f)<<16 | uint64(cdb[2])<<8 | uint64(cdb[3])
+		n = uint64(cdb[4])
+		if n == 0 {
+			n = 256
+		}
+		kind = lockWrite
+		if op == opRead6 {
+			kind = lockRead
+		}
+	case opRead10, opWrite10, opWriteVerify10, opWriteSame10:
+		if len(cdb) < 10 {
+			return lockNone, 0, 0
+		}
+		lo = uint64(binary.BigEndian.Uint32(cdb[2:6]))
+		n = uint64(binary.BigEndian.Uint16(cdb[7:9]))
+		kind = lockWrite
+		if op == opRead10 {
+			kind = lockRead
+		}
+		if op == opWriteSame10 && n == 0 {
+			return lockWrite, lo, math.MaxUint64
+		}
+	case opRead12, opWrite12, opWriteVerify12:
+		if len(cdb) < 12 {
+			return lockNone, 0, 0
+		}
+		lo = uint64(binary.BigEndian.Uint32(cdb[2:6]))
+		n = uint64(binary.BigEndian.Uint32(cdb[6:10]))
+		kind = lockWrite
+		if op == opRead12 {
+			kind = lockRead
+		}
+	case opRead16, opWrite16, opWriteVerify16, opOrWrite16, opWriteSame16, opCompareAndWrite, opWriteAtomic16:
+		if len(cdb) < 16 {
+			return lockNone, 0, 0
+		}
+		lo = binary.BigEndian.Uint64(cdb[2:10])
+		switch op {
+		case opCompareAndWrite:
+			n, kind = uint64(cdb[13]), lockAtomic
+		case opWriteAtomic16:
+			n, kind = uint64(binary.BigEndian.Uint16(cdb[12:14])), lockAtomic
+		case opOrWrite16:
+			n, kind = uint64(binary.BigEndian.Uint32(cdb[10:14])), lockAtomic
+		case opRead16:
+			n, kind = uint64(binary.BigEndian.Uint32(cdb[10:14])), lockRead
+		default:
+			n, kind = uint64(binary.BigEndian.Uint32(cdb[10:14])), lockWrite
+			if op == opWriteSame16 && n == 0 {
+				return lockWrite, lo, math.MaxUint64
+			}
+		}
+	default:
+		return lockNone, 0, 0
+	}
+	if n == 0 {
+		return lockNone, 0, 0
+	}
+	hi = lo + n
+	if hi < lo { // wraps: the command fails LBA OUT OF RANGE; lock to the end
+		hi = math.MaxUint64
+	}
+	return kind, lo, hi
+}
+
+// Entry states.
+const (
+	entryAdmitted = iota // registered, its task not yet in Execute
+	entryRunning         // in Execute (waiting for its dependencies, or holding)
+	entryReleased        // done, or reaped after its task was aborted
+)
+
+// The range lock is sharded by LBA region so that I/O to different parts
+// of the LU takes different mutexes. An entry is listed in the shard of
+// every region it touches (all shards when it spans lockShards regions or
+// more); shards are always locked in ascending order. Overlapping entries
+// share a shard, so their registration order is well defined.
+const (
+	lockShards      = 16 // a power of two
+	lockRegionShift = 9  // 512 blocks per region: 256 KiB at 512-byte blocks
+	allShards       = 1<<lockShards - 1
+	minSweep        = 64
+)
+
+// lockEntry is one registered range.
+type lockEntry struct {
+	lo, hi uint64
+	kind   lockKind
+	mask   uint32     // shards the entry is listed in
+	task   *stmf.Task // nil for ranges locked during execution (EXTENDED COPY)
+	seq    uint64     // registration order
+	state  atomic.Int32
+	// deps are the earlier entries this one waits for; kept after the
+	// wait, so that dependents of an entry that gave up (aborted) can wait
+	// for them instead. Immutable after registration.
+	deps []*lockEntry
+	// held is set once all deps were released and the entry got the
+	// range; read by dependents after done is closed.
+	held bool
+	// done is made when a later entry first depends on this one (under
+	// one of this entry's shard locks, hence the CAS) and closed when the
+	// entry leaves the lock.
+	done atomic.Pointer[chan struct{}]
+}
+
+func (e *lockEntry) doneChan() chan struct{} {
+	if p := e.done.Load(); p != nil {
+		return *p
+	}
+	c := make(chan struct{})
+	if e.done.CompareAndSwap(nil, &c) {
+		return c
+	}
+	return *e.done.Load()
+}
+
+type lockShard struct {
+	mu      sync.Mutex
+	active  []*lockEntry // entries touching this shard, in no particular order
+	sweepAt int
+	_       [24]byte // keep shards' mutexes on separate cache lines
+}
+
+// rangeLock orders overlapping writes of one LU. The zero value is ready.
+type rangeLock struct {
+	shards [lockShards]lockShard
+	seq    atomic.Uint64 // the only shared word every write updates
+	_      [56]byte
+	// Only atomic commands and the reads registered around them update
+	// these; plain writes and reads just load them.
+	atomics atomic.Int64 // registered lockAtomic entries (reads look at it in Admit)
+	reads   atomic.Int64 // registered lockRead entries (reads look at it in acquire)
+}
+
+// shardMask returns the shards of the regions [lo, hi) touches (hi > lo).
+func shardMask(lo, hi uint64) uint32 {
+	r0, r1 := lo>>lockRegionShift, (hi-1)>>lockRegionShift
+	if r1-r0 >= lockShards-1 {
+		return allShards
+	}
+	var m uint32
+	for r := r0; ; r++ {
+		m |= 1 << (r & (lockShards - 1))
+		if r == r1 {
+			return m
+		}
+	}
+}
+
+func (l *rangeLock) lockMask(m uint32) {
+	for i := 0; m != 0; i, m = i+1, m>>1 {
+		if m&1 != 0 {
+			l.shards[i].mu.Lock()
+		}
+	}
+}
+
+func (l *rangeLock) unlockMask(m uint32) {
+	for i := 0; m != 0; i, m = i+1, m>>1 {
+		if m&1 != 0 {
+			l.shards[i].mu.Unlock()
+		}
+	}
+}
+
+// home is the shard where an entry is looked up by task.
+func home(m uint32) int { return bits.TrailingZeros32(m) }
+
+// Admit implements stmf.Admitter: it registers the block range of a
+// write-type task, in arrival order, before the task runs. It never blocks
+// (beyond short mutex sections) and never fails: a CDB it cannot parse
+// gets no entry and is rejected later by dispatch.
+func (d *Disk) Admit(t *stmf.Task) {
+	kind, lo, hi := lockRange(t.CDB)
+	switch kind {
+	case lockNone:
+		return
+	case lockRead:
+		if d.vaai.locks.atomics.Load() == 0 {
+			return
+		}
+	}
+	d.vaai.locks.register(t, kind, lo, hi)
+}
+
+// register adds an entry for t (nil: a range locked during execution) and
+// returns it, or returns nil for a read that overlaps no atomic entry.
+func (l *rangeLock) register(t *stmf.Task, kind lockKind, lo, hi uint64) *lockEntry {
+	m := shardMask(lo, hi)
+	l.lockMask(m)
+	if kind == lockRead && !l.overlapsAtomicLocked(m, lo, hi) {
+		l.unlockMask(m)
+		return nil
+	}
+	e := &lockEntry{lo: lo, hi: hi, kind: kind, mask: m, task: t, seq: l.seq.Add(1)}
+	if t == nil {
+		e.state.Store(entryRunning)
+	}
+	e.deps = l.depsLocked(m, lo, hi)
+	for _, dep := range e.deps {
+		dep.doneChan()
+	}
+	var victims []*lockEntry
+	for i, mm := 0, m; mm != 0; i, mm = i+1, mm>>1 {
+		if mm&1 == 0 {
+			continue
+		}
+		sh := &l.shards[i]
+		if len(sh.active) >= sh.sweepAt {
+			victims = sh.sweepLocked(victims)
+		}
+		sh.active = append(sh.active, e)
+	}
+	switch kind {
+	case lockAtomic:
+		l.atomics.Add(1)
+	case lockRead:
+		l.reads.Add(1)
+	}
+	l.unlockMask(m)
+	for _, v := range victims {
+		l.unlink(v)
+	}
+	return e
+}
+
+func (l *rangeLock) overlapsAtomicLocked(m uint32, lo, hi uint64) bool {
+	for i := 0; m != 0; i, m = i+1, m>>1 {
+		if m&1 == 0 {
+			continue
+		}
+		for _, o := range l.shards[i].active {
+			if o.kind == lockAtomic && o.lo < hi && lo < o.hi {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// depsLocked returns the entries a new [lo, hi) entry must wait for: the
+// newest earlier entry that covers the whole range (it already waits for
+// everything older that overlaps), and every overlapping entry newer than
+// it. Without a covering entry, every overlapping entry. This keeps a
+// queue of writes to one block a chain instead of a quadratic mesh. The
+// shards of m are locked; every overlapping entry is listed in one of them.
+func (l *rangeLock) depsLocked(m uint32, lo, hi uint64) []*lockEntry {
+	var cover *lockEntry
+	for i, mm := 0, m; mm != 0; i, mm = i+1, mm>>1 {
+		if mm&1 == 0 {
+			continue
+		}
+		for _, o := range l.shards[i].active {
+			if o.lo <= lo && hi <= o.hi && (cover == nil || o.seq > cover.seq) {
+				cover = o
+			}
+		}
+	}
+	var deps []*lockEntry
+	for i, mm := 0, m; mm != 0; i, mm = i+1, mm>>1 {
+		if mm&1 == 0 {
+			continue
+		}
+	next:
+		for _, o := range l.shards[i].active {
+			if o.lo < hi && lo < o.hi && (cover == nil || o.seq >= cover.seq) {
+				for _, x := range deps { // listed in several shards
+					if x == o {
+						continue next
+					}
+				}
+				deps = append(deps, o)
+			}
+		}
+	}
+	return deps
+}
+
+// sweepLocked claims the entries of tasks that were aborted before they
+// reached Execute (stmf completes those without running them), so the
+// lists stay as long as the work in flight. The caller unlinks them once
+// it has let go of its shard locks.
+func (sh *lockShard) sweepLocked(victims []*lockEntry) []*lockEntry {
+	n := len(sh.active)
+	for _, e := range sh.active {
+		if e.task != nil && e.task.Aborted() && e.state.CompareAndSwap(entryAdmitted, entryReleased) {
+			victims = append(victims, e)
+			n--
+		}
+	}
+	sh.sweepAt = max(minSweep, 2*n)
+	return victims
+}
+
+// unlink removes e from its shards and wakes its dependents. The caller
+// owns e's removal (it ran it, or claimed it by CAS).
+func (l *rangeLock) unlink(e *lockEntry) {
+	e.state.Store(entryReleased)
+	l.lockMask(e.mask)
+	for i, mm := 0, e.mask; mm != 0; i, mm = i+1, mm>>1 {
+		if mm&1 == 0 {
+			continue
+		}
+		sh := &l.shards[i]
+		for j, o := range sh.active {
+			if o == e {
+				last := len(sh.active) - 1
+				sh.active[j] = sh.active[last]
+				sh.active[last] = nil
+				sh.active = sh.active[:last]
+				break
+			}
+		}
+	}
+	l.unlockMask(e.mask)
+	switch e.kind {
+	case lockAtomic:
+		l.atomics.Add(-1)
+	case lockRead:
+		l.reads.Add(-1)
+	}
+	if p := e.done.Load(); p != nil {
+		close(*p)
+	}
+}
+
+// release gives up e, which its caller holds or waits for (nil: no-op).
+func (l *rangeLock) release(e *lockEntry) {
+	if e == nil || e.state.Load() == entryReleased {
+		return
+	}
+	l.unlink(e)
+}
+
+// find returns t's entry, or nil.
+func (l *rangeLock) find(t *stmf.Task, lo, hi uint64) *lockEntry {
+	sh := &l.shards[home(shardMask(lo, hi))]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	for _, e := range sh.active {
+		if e.task == t {
+			return e
+		}
+	}
+	return nil
+}
+
+// acquire is called when t starts executing. It waits until every earlier
+// overlapping write has been released and returns t's entry (nil when t
+// has none) to release once the command is done. It returns false when t
+// was aborted before or while waiting; t must then not touch the medium.
+// A read-modify-write or atomic command that was never admitted (an LU
+// driven without stmf) locks its range here, so it is atomic regardless.
+func (l *rangeLock) acquire(t *stmf.Task) (*lockEntry, bool) {
+	kind, lo, hi := lockRange(t.CDB)
+	var e *lockEntry
+	switch kind {
+	case lockNone:
+		return nil, !t.Aborted()
+	case lockRead:
+		if l.reads.Load() != 0 {
+			e = l.find(t, lo, hi)
+		}
+	default:
+		e = l.find(t, lo, hi)
+	}
+	if e != nil && !e.state.CompareAndSwap(entryAdmitted, entryRunning) {
+		return nil, false // reaped: its task was aborted
+	}
+	if t.Aborted() {
+		l.release(e)
+		return nil, false
+	}
+	if e == nil {
+		if kind != lockAtomic {
+			return nil, true
+		}
+		e = l.register(nil, kind, lo, hi)
+	}
+	if !l.wait(t.Context(), e) {
+		l.release(e)
+		return nil, false
+	}
+	return e, true
+}
+
+// lock registers [lo, hi) now (not in arrival order) and waits for the
+// overlapping entries registered before it: for commands whose ranges are
+// only known once their parameter data has arrived (EXTENDED COPY).
+func (l *rangeLock) lock(ctx context.Context, lo, hi uint64) (*lockEntry, bool) {
+	e := l.register(nil, lockWrite, lo, hi)
+	if !l.wait(ctx, e) {
+		l.release(e)
+		return nil, false
+	}
+	return e, true
+}
+
+// wait blocks until every dependency of e is released and marks e held.
+// A dependency released without ever holding its range (its task was
+// aborted) is replaced by its own dependencies. A dependency whose task
+// was aborted before it reached Execute is reaped here. It returns false
+// if ctx ends first.
+func (l *rangeLock) wait(ctx context.Context, e *lockEntry) bool {
+	deps := e.deps // shared with other waiters: only ever resliced here
+	var extra []*lockEntry
+	var seen map[*lockEntry]bool
+	for len(deps) > 0 || len(extra) > 0 {
+		var dep *lockEntry
+		if n := len(extra); n > 0 {
+			dep, extra = extra[n-1], extra[:n-1]
+		} else {
+			dep, deps = deps[0], deps[1:]
+		}
+		var depCtx <-chan struct{}
+		if dep.task != nil {
+			depCtx = dep.task.Context().Done()
+		}
+		done := *dep.done.Load() // made when e registered
+	waiting:
+		for {
+			select {
+			case <-done:
+				break waiting
+			case <-ctx.Done():
+				return false
+			case <-depCtx:
+				// Its task ended; if it never reached Execute it never will.
+				if dep.state.CompareAndSwap(entryAdmitted, entryReleased) {
+					l.unlink(dep)
+				}
+				depCtx = nil
+			}
+		}
+		if !dep.held && !seen[dep] { // rare: it gave up, so wait for what it waited for
+			if seen == nil {
+				seen = map[*lockEntry]bool{}
+			}
+			seen[dep] = true
+			extra = append(extra, dep.deps...)
+		}
+	}
+	e.held = true
+	return true
+}
+
+// vaaiState is a Disk's state for write ordering and the VAAI commands.
+type vaaiState struct {
+	locks  rangeLock
+	copies copyManager
+	// copyChunkHook, when set (tests only), runs before each chunk an
+	// EXTENDED COPY moves.
+	copyChunkHook func()
+}

@@ -1,0 +1,363 @@
+package lu
+
+import (
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/costar-project/costar/scsi"
+	"github.com/costar-project/costar/stmf"
+)
+
+// Reservations: SCSI-2 RESERVE/RELEASE (SPC-2) and SPC-4 persistent
+// reservations (pr.go), and the reservation conflict check every command
+// passes before its handler runs.
+//
+// The two kinds exclude each other: RESERVE conflicts while persistent
+// registrations exist and PERSISTENT RESERVE IN/OUT conflict while a
+// SCSI-2 reservation exists (SPC-2 5.5.1, SPC-4 5.13.3: we set CRH).
+//
+// The command path reads one atomic pointer: nil when nothing is reserved
+// (the common case), otherwise an immutable snapshot of the reservation.
+// Changes are serialised by reservations.mu and published copy-on-write.
+
+// Operation codes of the reservation commands.
+const (
+	opReserve6  = 0x16
+	opRelease6  = 0x17
+	opReserve10 = 0x56
+	opRelease10 = 0x57
+	opPRIn      = 0x5e
+	opPROut     = 0x5f
+)
+
+// nexusID identifies an I_T nexus: the SCSI initiator port (iSCSI name and
+// ISID) and the SCSI target port.
+type nexusID struct {
+	name    string // initiator name (iSCSI name), compared case-insensitively
+	isid    string // ISID as 12 lower-case hex digits; "" when the port name has none
+	tport   string // SCSI target port name
+	relPort uint16 // relative target port identifier
+}
+
+// isidSep separates the iSCSI name from the ISID in an iSCSI initiator
+// port name ("iqn…,i,0x<ISID>", RFC 7143 and SPC-4 TransportID format 01b).
+const isidSep = ",i,0x"
+
+// splitInitiatorPort splits an initiator port name into the initiator name
+// and its normalised ISID ("" when there is none or it is malformed).
+func splitInitiatorPort(port string) (name, isid string) {
+	i := lastIndexSep(port)
+	if i < 0 {
+		return port, ""
+	}
+	id, ok := normISID(port[i+len(isidSep):])
+	if !ok {
+		return port, ""
+	}
+	return port[:i], id
+}
+
+// lastIndexSep finds the last ",i,0x" in s, ignoring ASCII case, without
+// changing byte offsets (strings.ToLower may, for non-ASCII input).
+func lastIndexSep(s string) int {
+	for i := len(s) - len(isidSep); i >= 0; i-- {
+		if s[i] == ',' && s[i+1]|0x20 == 'i' && s[i+2] == ',' && s[i+3] == '0' && s[i+4]|0x20 == 'x' {
+			return i
+		}
+	}
+	return -1
+}
+
+// normISID validates 12 hex digits and lower-cases them.
+func normISID(s string) (string, bool) {
+	if len(s) != 12 {
+		return "", false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return "", false
+		}
+	}
+	return strings.ToLower(s), true
+}
+
+func nexusFrom(n *stmf.Nexus) nexusID {
+	name, isid := splitInitiatorPort(n.InitiatorPort)
+	if n.InitiatorPort == "" {
+		name = n.InitiatorName
+	}
+	return nexusID{name: name, isid: isid, tport: n.TargetPort, relPort: n.RelativePortID}
+}
+
+// nexusOf is the I_T nexus a task came through (the zero nexusID for a
+// task without a session, as in unit tests).
+func nexusOf(t *stmf.Task) nexusID {
+	if t.Session == nil {
+		return nexusID{}
+	}
+	return nexusFrom(&t.Session.Nexus)
+}
+
+// same reports whether a and b are the same I_T nexus.
+func (a nexusID) same(b nexusID) bool {
+	return a.isid == b.isid && a.tport == b.tport && strings.EqualFold(a.name, b.name)
+}
+
+// reservations is an LU's reservation state.
+type reservations struct {
+	mu sync.Mutex // serialises every change; held across PR metadata writes
+	s2 *nexusID   // SCSI-2 reservation holder, nil when none
+	pr *prState   // persistent reservation state, never nil once set up
+
+	// view is what the command path checks: nil when nothing is reserved.
+	view atomic.Pointer[resvView]
+}
+
+// resvView is an immutable snapshot for the conflict check.
+type resvView struct {
+	s2 *nexusID
+	pr *prState
+}
+
+// publishLocked makes the current state visible to the command path.
+func (r *reservations) publishLocked() {
+	if r.s2 == nil && (r.pr == nil || r.pr.resType == 0) {
+		r.view.Store(nil)
+		return
+	}
+	r.view.Store(&resvView{s2: r.s2, pr: r.pr})
+}
+
+// reservationConflict is the RESERVATION CONFLICT status.
+func reservationConflict() *stmf.Result {
+	return &stmf.Result{Status: scsi.StatusReservationConflict}
+}
+
+// Command classes for the persistent reservation conflict check, from
+// SPC-4 table 63 and SBC-3 table 13 (with ALLOW COMMANDS 011b, which we
+// report: TEST UNIT READY passes every type, and MODE SENSE, READ BUFFER,
+// RECEIVE COPY RESULTS, RECEIVE DIAGNOSTIC RESULTS, REPORT SUPPORTED
+// OPERATION CODES / TASK MANAGEMENT FUNCTIONS and READ DEFECT DATA pass
+// the Write Exclusive types like reads).
+type cmdClass uint8
+
+const (
+	// clsOther conflicts for every I_T nexus that is not the holder (or,
+	// for registrants-only and all-registrants types, not registered):
+	// writes, SYNCHRONIZE CACHE, MODE SELECT, and anything unknown.
+	clsOther cmdClass = iota
+	// clsRead is allowed through the Write Exclusive types and conflicts
+	// with the Exclusive Access types.
+	clsRead
+	// clsAllowed never conflicts with a persistent reservation. PERSISTENT
+	// RESERVE OUT, RESERVE and RELEASE are in this class because their own
+	// processing decides.
+	clsAllowed
+)
+
+// classify returns a command's persistent reservation class and whether
+// it is allowed from an I_T nexus other than the holder of a SCSI-2
+// reservation (SPC-2 table 10 and annex B, column "reserved by another
+// initiator"). cdb has at least the command's length.
+func classify(cdb []byte) (cls cmdClass, scsi2OK bool) {
+	sa := byte(0)
+	if len(cdb) > 1 {
+		sa = cdb[1] & 0x1f
+	}
+	switch cdb[0] {
+	case opInquiry, opReportLUNs, opRequestSense, opReadCapacity10,
+		0x4d: // LOG SENSE
+		return clsAllowed, true
+	case opRelease6, opRelease10:
+		return clsAllowed, true // RELEASE from a non-holder does nothing
+	case opReserve6, opReserve10:
+		return clsAllowed, false
+	case opPRIn, opPROut:
+		// SPC-2: all PERSISTENT RESERVE commands conflict while a SCSI-2
+		// reservation exists, from every initiator (handled by the caller).
+		return clsAllowed, false
+	case opTestUnitReady:
+		return clsAllowed, false
+	case opStartStopUnit: // START=1 with POWER CONDITION 0 is harmless
+		if len(cdb) > 4 && cdb[4]&0x01 != 0 && cdb[4]&0xf0 == 0 {
+			return clsAllowed, true
+		}
+		return clsOther, false
+	case 0x1e: // PREVENT ALLOW MEDIUM REMOVAL with PREVENT 0
+		if len(cdb) > 4 && cdb[4]&0x03 == 0 {
+			return clsAllowed, true
+		}
+		return clsOther, false
+	case opServiceActionIn:
+		switch sa {
+		case saReadCapacity16:
+			return clsAllowed, true
+		case 0x12: // GET LBA STATUS
+			return clsRead, false
+		}
+		return clsOther, false
+	case 0xab: // SERVICE ACTION IN (12): READ MEDIA SERIAL NUMBER
+		if sa == 0x01 {
+			return clsAllowed, true
+		}
+		return clsOther, false
+	case opMaintenanceIn:
+		switch sa {
+		case 0x05, 0x0a, 0x0b, 0x0e, 0x0f: // REPORT IDENTIFYING INFORMATION, TARGET PORT GROUPS, ALIASES, PRIORITY, TIMESTAMP
+			return clsAllowed, true
+		case saReportSupportedOps, 0x0d: // REPORT SUPPORTED OPERATION CODES / TASK MANAGEMENT FUNCTIONS
+			return clsRead, false
+		}
+		return clsOther, false
+	case opRead6, opRead10, opRead12, opRead16,
+		opVerify10, opVerify12, opVerify16,
+		opPrefetch10, opPrefetch16,
+		opModeSense6, opModeSense10,
+		0x84,       // RECEIVE COPY RESULTS
+		0x3c,       // READ BUFFER
+		0x1c,       // RECEIVE DIAGNOSTIC RESULTS
+		0x37, 0xb7: // READ DEFECT DATA (10), (12)
+		return clsRead, false
+	}
+	return clsOther, false
+}
+
+// reservationCheck returns RESERVATION CONFLICT when the command may not
+// run from its I_T nexus, or nil. With nothing reserved it is one atomic
+// load.
+func (d *Disk) reservationCheck(t *stmf.Task, cdb []byte) *stmf.Result {
+	v := d.resv.view.Load()
+	if v == nil {
+		return nil
+	}
+	cls, scsi2OK := classify(cdb)
+	n := nexusOf(t)
+	if v.s2 != nil {
+		if cdb[0] == opPRIn || cdb[0] == opPROut {
+			return reservationConflict()
+		}
+		if scsi2OK || v.s2.same(n) {
+			return nil
+		}
+		return reservationConflict()
+	}
+	if v.pr.allows(n, cls) {
+		return nil
+	}
+	return reservationConflict()
+}
+
+// ioConflicts reports whether reading (write false) or writing the LU's
+// medium on behalf of t's I_T nexus conflicts with a reservation. It is
+// for copy managers (EXTENDED COPY) that reach this LU without a command
+// of their own.
+func (d *Disk) ioConflicts(t *stmf.Task, write bool) bool {
+	v := d.resv.view.Load()
+	if v == nil {
+		return false
+	}
+	n := nexusOf(t)
+	if v.s2 != nil {
+		return !v.s2.same(n)
+	}
+	cls := clsRead
+	if write {
+		cls = clsOther
+	}
+	return !v.pr.allows(n, cls)
+}
+
+// Reset implements stmf.Resetter: a LUN or target reset (nexus nil) and
+// the loss or reset of the holder's I_T nexus release a SCSI-2
+// reservation. Persistent reservations are not affected (SPC-4 5.13.1).
+func (d *Disk) Reset(nexus *stmf.Nexus) {
+	r := &d.resv
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.s2 == nil {
+		return
+	}
+	if nexus == nil || r.s2.same(nexusFrom(nexus)) {
+		r.s2 = nil
+		r.publishLocked()
+	}
+}
+
+// checkReserveReleaseCDB rejects third-party and extent reservations,
+// which SPC-2 made obsolete: 3RDPTY (bit 4), LONGID (bit 1, 10-byte CDBs)
+// and EXTENT (bit 0) of byte 1.
+func checkReserveReleaseCDB(cdb []byte) *stmf.Result {
+	if cdb[1]&0x10 != 0 {
+		return fail(invalidField(1, 4))
+	}
+	if len(cdb) == 10 && cdb[1]&0x02 != 0 {
+		return fail(invalidField(1, 1))
+	}
+	if cdb[1]&0x01 != 0 {
+		return fail(invalidField(1, 0))
+	}
+	return nil
+}
+
+// crhLocked applies SPC-4's exceptions to SPC-2 RESERVE and RELEASE while
+// persistent registrations exist: from the persistent reservation holder,
+// or from a registrant under a registrants-only or all-registrants type,
+// the command completes with GOOD and changes nothing; from anyone else
+// it conflicts. handled is false when no registration exists (SPC-2 rules
+// apply).
+func (r *reservations) crhLocked(n nexusID) (res *stmf.Result, handled bool) {
+	p := r.pr
+	if len(p.regs) == 0 {
+		return nil, false
+	}
+	reg := p.find(n)
+	if reg != nil && p.resType != 0 && (p.isHolder(reg) || p.registrantsType()) {
+		return good(), true
+	}
+	return reservationConflict(), true
+}
+
+// reserve: RESERVE (6) and RESERVE (10), logical unit reservations only.
+func (d *Disk) reserve(t *stmf.Task, cdb []byte) *stmf.Result {
+	if r := checkReserveReleaseCDB(cdb); r != nil {
+		return r
+	}
+	n := nexusOf(t)
+	r := &d.resv
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if res, ok := r.crhLocked(n); ok {
+		return res
+	}
+	if r.s2 != nil {
+		if r.s2.same(n) {
+			return good() // the holder may reserve again
+		}
+		return reservationConflict()
+	}
+	r.s2 = &n
+	r.publishLocked()
+	return good()
+}
+
+// release: RELEASE (6) and RELEASE (10). Releasing a reservation held by
+// another I_T nexus, or none, is not an error and changes nothing.
+func (d *Disk) release(t *stmf.Task, cdb []byte) *stmf.Result {
+	if r := checkReserveReleaseCDB(cdb); r != nil {
+		return r
+	}
+	n := nexusOf(t)
+	r := &d.resv
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if res, ok := r.crhLocked(n); ok {
+		return res
+	}
+	if r.s2 != nil && r.s2.same(n) {
+		r.s2 = nil
+		r.publishLocked()
+	}
+	return good()
+}
