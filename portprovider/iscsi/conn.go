@@ -1,0 +1,580 @@
+package iscsi
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/costar-project/costar/portprovider/iscsi/pdu"
+	"github.com/costar-project/costar/scsi"
+	"github.com/costar-project/costar/stmf"
+)
+
+// Reject reason codes (RFC 7143 11.17.1).
+const (
+	rejectDataDigest      = 0x02
+	rejectSNACK           = 0x03
+	rejectProtocolError   = 0x04
+	rejectCmdNotSupported = 0x05
+	rejectImmediateCmd    = 0x06
+	rejectTaskInProgress  = 0x07
+	rejectInvalidField    = 0x09
+	rejectWaitingLogout   = 0x0c
+)
+
+var (
+	errConnClosed = errors.New("iscsi: connection closed")
+	errLoggedOut  = errors.New("iscsi: logged out")
+)
+
+// StatSN handling of an outgoing PDU.
+const (
+	statNone    = iota // no StatSN field
+	statPeek           // carries the next StatSN without consuming it (R2T, NOP-In ping, non-final Data-In)
+	statConsume        // a status: carries StatSN and advances it
+)
+
+// outItem is one unit of work for the connection writer.
+type outItem struct {
+	hdr   pdu.Header
+	data  []byte
+	stat  uint8
+	cmd   *cmd         // with res: a SCSI response (Data-In + status)
+	res   *stmf.Result // released after writing
+	close bool         // close the connection once written
+	noop  bool         // nothing to write (a bare close marker)
+}
+
+// conn is one TCP connection: a reader goroutine (serve) that decodes
+// PDUs and dispatches them, and a writer goroutine that owns StatSN and
+// batches queued PDUs into single writes.
+type conn struct {
+	srv  *Server
+	nc   net.Conn
+	log  *slog.Logger
+	br   *bufio.Reader
+	rd   *pdu.Reader
+	sess *session
+	neg  *negotiator
+	cid  uint16
+
+	hdrDigest  bool // writer side, set before the writer starts
+	dataDigest bool
+	maxSend    atomic.Uint32 // the initiator's MaxRecvDataSegmentLength
+
+	qmu        sync.Mutex
+	q          []outItem
+	qclosed    bool
+	wake       chan struct{}
+	writerDone chan struct{}
+	statSN     uint32 // owned by the writer once it runs
+
+	done      chan struct{}
+	doneOnce  sync.Once
+	flushWait bool // an item with close=true was queued: let the writer finish first
+
+	tmu   sync.Mutex
+	tasks map[uint32]*cmd // by ITT
+
+	ttt atomic.Uint32
+
+	// Text request/response continuation (reader only).
+	textReq     []byte
+	textReqTTT  uint32
+	textResp    []byte
+	textRespTTT uint32
+	textITT     uint32
+
+	lastRecv  atomic.Int64
+	pingTTT   atomic.Uint32
+	pingSent  atomic.Int64
+	kaMu      sync.Mutex
+	ka        *time.Timer
+	loggedOut bool
+	ffp       atomic.Bool // login finished: sess and the writer are set up
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	br := bufio.NewReaderSize(nc, 64<<10)
+	c := &conn{
+		srv:        s,
+		nc:         nc,
+		log:        s.log.With("remote", nc.RemoteAddr().String()),
+		br:         br,
+		rd:         pdu.NewReader(br, s.cfg.MaxRecvDataSegmentLength),
+		wake:       make(chan struct{}, 1),
+		writerDone: make(chan struct{}),
+		done:       make(chan struct{}),
+		tasks:      map[uint32]*cmd{},
+	}
+	c.maxSend.Store(8192)
+	return c
+}
+
+// abort closes the connection at once (idempotent, never blocks).
+func (c *conn) abort() {
+	c.doneOnce.Do(func() {
+		close(c.done)
+		c.nc.Close()
+		c.qmu.Lock()
+		c.qclosed = true
+		c.qmu.Unlock()
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	})
+}
+
+func (c *conn) serve() {
+	writerStarted := false
+	defer func() {
+		if r := recover(); r != nil {
+			// A bug must not take the daemon down with it.
+			c.log.Error("iscsi: connection handler panic", "panic", fmt.Sprint(r))
+		}
+		c.cleanup(writerStarted)
+	}()
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.LoginTimeout))
+	if err := c.login(); err != nil {
+		if !errors.Is(err, io.EOF) {
+			c.log.Info("iscsi: login failed", "err", err)
+		}
+		return
+	}
+	_ = c.nc.SetReadDeadline(time.Time{})
+	writerStarted = true
+	go c.writeLoop()
+	c.ffp.Store(true)
+	c.startKeepalive()
+	err := c.ffpLoop()
+	switch {
+	case errors.Is(err, errLoggedOut):
+		c.log.Debug("iscsi: logged out")
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		c.log.Debug("iscsi: connection closed", "err", err)
+	default:
+		c.log.Info("iscsi: connection dropped", "err", err)
+	}
+}
+
+func (c *conn) cleanup(writerStarted bool) {
+	if writerStarted && c.flushWait {
+		// Let a final Reject or Logout Response reach the wire.
+		select {
+		case <-c.writerDone:
+		case <-time.After(2 * time.Second):
+		}
+	}
+	c.abort()
+	c.kaMu.Lock()
+	if c.ka != nil {
+		c.ka.Stop()
+	}
+	c.kaMu.Unlock()
+	if writerStarted {
+		<-c.writerDone
+	}
+	if c.sess != nil {
+		c.sess.removeConn(c)
+	}
+	// Every task has finished now (stmf Session.Close waited for them);
+	// forget what is left.
+	c.tmu.Lock()
+	c.tasks = map[uint32]*cmd{}
+	c.tmu.Unlock()
+}
+
+// enqueue hands an item to the writer. It never blocks. It returns false
+// when the connection is closing; the caller then releases the item.
+func (c *conn) enqueue(it outItem) bool {
+	c.qmu.Lock()
+	if c.qclosed {
+		c.qmu.Unlock()
+		return false
+	}
+	c.q = append(c.q, it)
+	c.qmu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+func (c *conn) enqueueOrRelease(it outItem) {
+	if !c.enqueue(it) && it.res != nil && it.res.Release != nil {
+		it.res.Release()
+	}
+}
+
+// writeLoop is the connection writer.
+func (c *conn) writeLoop() {
+	defer close(c.writerDone)
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("iscsi: connection writer panic", "panic", fmt.Sprint(r))
+			c.abort()
+		}
+	}()
+	var batch []outItem
+	bufs := make(net.Buffers, 0, 128)
+	arena := make([]byte, 0, 32<<10)
+	var failed bool
+	for {
+		c.qmu.Lock()
+		for len(c.q) == 0 && !c.qclosed {
+			c.qmu.Unlock()
+			<-c.wake
+			c.qmu.Lock()
+		}
+		batch, c.q = c.q, batch[:0]
+		closed := c.qclosed
+		c.qmu.Unlock()
+		if closed && len(batch) == 0 {
+			return
+		}
+		exp, max := c.sess.window()
+		closeAfter := false
+		bufs = bufs[:0]
+		arena = arena[:0]
+		for i := range batch {
+			it := &batch[i]
+			if failed || closeAfter {
+				continue
+			}
+			if it.cmd != nil {
+				arena, bufs = c.appendResult(arena, bufs, it, exp, max)
+			} else if !it.noop {
+				arena, bufs = c.appendItem(arena, bufs, it, exp, max)
+			}
+			if it.close {
+				closeAfter = true
+			}
+		}
+		if !failed && len(bufs) > 0 {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+			if _, err := bufs.WriteTo(c.nc); err != nil {
+				failed = true
+				c.log.Debug("iscsi: write failed", "err", err)
+				c.abort()
+			}
+		}
+		for i := range batch {
+			if r := batch[i].res; r != nil && r.Release != nil {
+				r.Release()
+			}
+			batch[i] = outItem{}
+		}
+		if closeAfter {
+			c.abort()
+		}
+		if closed {
+			// Drain anything queued concurrently, releasing it.
+			c.qmu.Lock()
+			rest := c.q
+			c.q = nil
+			c.qmu.Unlock()
+			for i := range rest {
+				if r := rest[i].res; r != nil && r.Release != nil {
+					r.Release()
+				}
+			}
+			return
+		}
+	}
+}
+
+// appendHeader adds a finished header (and its digest) to the batch.
+func (c *conn) appendHeader(arena []byte, bufs net.Buffers, h *pdu.Header) ([]byte, net.Buffers) {
+	start := len(arena)
+	arena = append(arena, h[:]...)
+	if c.hdrDigest {
+		arena = binary.LittleEndian.AppendUint32(arena, pdu.CRC32C(0, h[:]))
+	}
+	return arena, appendPiece(bufs, arena, start)
+}
+
+// appendPiece adds arena[start:] to bufs, merging with the previous piece
+// when it is the adjacent part of the same arena.
+func appendPiece(bufs net.Buffers, arena []byte, start int) net.Buffers {
+	if n := len(bufs); n > 0 && start > 0 {
+		prev := bufs[n-1]
+		if l := len(prev); l > 0 && l <= start && &prev[l-1] == &arena[start-1] {
+			bufs[n-1] = arena[start-l : len(arena) : len(arena)]
+			return bufs
+		}
+	}
+	return append(bufs, arena[start:len(arena):len(arena)])
+}
+
+// appendData adds a data segment (not copied), padding and digest.
+func (c *conn) appendData(arena []byte, bufs net.Buffers, data []byte) ([]byte, net.Buffers) {
+	if len(data) == 0 {
+		return arena, bufs
+	}
+	bufs = append(bufs, data)
+	pad := pdu.Padding(uint32(len(data)))
+	if pad == 0 && !c.dataDigest {
+		return arena, bufs
+	}
+	start := len(arena)
+	var zero [4]byte
+	arena = append(arena, zero[:pad]...)
+	if c.dataDigest {
+		arena = binary.LittleEndian.AppendUint32(arena, pdu.DataDigest(data))
+	}
+	return arena, appendPiece(bufs, arena, start)
+}
+
+func (c *conn) stamp(h *pdu.Header, stat uint8, exp, max uint32) {
+	switch stat {
+	case statPeek:
+		h.SetU32(pdu.OffStatSN, c.statSN)
+	case statConsume:
+		h.SetU32(pdu.OffStatSN, c.statSN)
+		c.statSN++
+	}
+	h.SetU32(pdu.OffExpCmdSN, exp)
+	h.SetU32(pdu.OffMaxCmdSN, max)
+}
+
+func (c *conn) appendItem(arena []byte, bufs net.Buffers, it *outItem, exp, max uint32) ([]byte, net.Buffers) {
+	c.stamp(&it.hdr, it.stat, exp, max)
+	it.hdr[4] = 0
+	it.hdr.SetDataSegmentLength(uint32(len(it.data)))
+	arena, bufs = c.appendHeader(arena, bufs, &it.hdr)
+	return c.appendData(arena, bufs, it.data)
+}
+
+// appendResult turns a task result into Data-In PDUs (split by the
+// initiator's MaxRecvDataSegmentLength and MaxBurstLength) and a status:
+// collapsed into the last Data-In for GOOD without sense, otherwise a SCSI
+// Response carrying the sense data.
+func (c *conn) appendResult(arena []byte, bufs net.Buffers, it *outItem, exp, max uint32) ([]byte, net.Buffers) {
+	cm, r := it.cmd, it.res
+	var data []byte
+	readLen := cm.edtl
+	if cm.bidi {
+		readLen = cm.bidiReadLen
+	}
+	if cm.read {
+		data = r.Data
+		if uint32(len(data)) > readLen {
+			data = data[:readLen]
+		}
+	}
+	// Residuals follow the costar contract: TransferLen (what the CDB
+	// asked for) against the expected data transfer length.
+	var rflags byte
+	var resid uint32
+	el, tl := cm.edtl, r.TransferLen
+	if cm.bidi && cm.write {
+		// For bidirectional commands the SCSI residual is about the write.
+		tl = min(tl, el)
+	}
+	switch {
+	case tl > el:
+		rflags, resid = pdu.FlagOver, tl-el
+	case tl < el:
+		rflags, resid = pdu.FlagUnder, el-tl
+	}
+	var bflags byte
+	var bresid uint32
+	if cm.bidi {
+		if n := uint32(len(data)); n < readLen {
+			bflags, bresid = pdu.FlagBiUnder, readLen-n
+		}
+	}
+	collapse := r.Status == scsi.StatusGood && len(r.Sense) == 0 && len(data) > 0 && !cm.bidi
+	maxSeg := c.maxSend.Load()
+	maxBurst := c.sess.p.MaxBurstLength
+	var off, seq uint32
+	total := uint32(len(data))
+	for off < total {
+		n := min(total-off, maxSeg, maxBurst-seq)
+		last := off+n == total
+		endSeq := last || seq+n == maxBurst
+		var h pdu.Header
+		h.SetOpcode(pdu.OpDataIn, false)
+		var f byte
+		if endSeq {
+			f |= pdu.FlagFinal
+		}
+		stat := uint8(statNone)
+		if last && collapse {
+			f |= pdu.FlagStatus | rflags
+			h[3] = byte(r.Status)
+			h.SetU32(pdu.OffResidual, resid)
+			stat = statConsume
+		}
+		h.SetFlags(f)
+		h.SetITT(cm.itt)
+		h.SetU32(pdu.OffTTT, pdu.ReservedTag)
+		h.SetU32(pdu.OffDataSN, cm.sn)
+		cm.sn++
+		h.SetU32(pdu.OffBufferOffset, off)
+		c.stamp(&h, stat, exp, max)
+		h.SetDataSegmentLength(n)
+		arena, bufs = c.appendHeader(arena, bufs, &h)
+		arena, bufs = c.appendData(arena, bufs, data[off:off+n])
+		off += n
+		if endSeq {
+			seq = 0
+		} else {
+			seq += n
+		}
+	}
+	if collapse {
+		return arena, bufs
+	}
+	var h pdu.Header
+	h.SetOpcode(pdu.OpSCSIResp, false)
+	h.SetFlags(pdu.FlagFinal | rflags | bflags)
+	h[2] = 0 // command completed at target
+	h[3] = byte(r.Status)
+	h.SetITT(cm.itt)
+	h.SetU32(pdu.OffDataSN, cm.sn) // ExpDataSN
+	h.SetU32(pdu.OffBidiResidual, bresid)
+	h.SetU32(pdu.OffResidual, resid)
+	c.stamp(&h, statConsume, exp, max)
+	var sense []byte
+	if len(r.Sense) > 0 {
+		start := len(arena)
+		arena = binary.BigEndian.AppendUint16(arena, uint16(len(r.Sense)))
+		arena = append(arena, r.Sense...)
+		sense = arena[start:len(arena):len(arena)]
+	}
+	h.SetDataSegmentLength(uint32(len(sense)))
+	arena, bufs = c.appendHeader(arena, bufs, &h)
+	if len(sense) > 0 {
+		// The sense bytes live in the arena; emit them as their own piece.
+		bufs = append(bufs, sense)
+		pad := pdu.Padding(uint32(len(sense)))
+		if pad > 0 || c.dataDigest {
+			start := len(arena)
+			var zero [4]byte
+			arena = append(arena, zero[:pad]...)
+			if c.dataDigest {
+				arena = binary.LittleEndian.AppendUint32(arena, pdu.DataDigest(sense))
+			}
+			bufs = appendPiece(bufs, arena, start)
+		}
+	}
+	return arena, bufs
+}
+
+// newTTT returns a target transfer tag that is neither 0 nor all ones.
+func (c *conn) newTTT() uint32 {
+	for {
+		t := c.ttt.Add(1)
+		if t != 0 && t != pdu.ReservedTag {
+			return t
+		}
+	}
+}
+
+// startKeepalive arms the NOP-In ping timer.
+func (c *conn) startKeepalive() {
+	iv := c.srv.cfg.NOPInInterval
+	if iv < 0 {
+		return
+	}
+	c.lastRecv.Store(time.Now().UnixNano())
+	c.kaMu.Lock()
+	c.ka = time.AfterFunc(c.kaTick(), c.keepalive)
+	c.kaMu.Unlock()
+}
+
+func (c *conn) kaTick() time.Duration {
+	t := min(c.srv.cfg.NOPInInterval, c.srv.cfg.NOPInTimeout) / 4
+	return max(t, 5*time.Millisecond)
+}
+
+func (c *conn) keepalive() {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	now := time.Now()
+	if ttt := c.pingTTT.Load(); ttt != 0 {
+		if now.Sub(time.Unix(0, c.pingSent.Load())) >= c.srv.cfg.NOPInTimeout {
+			c.log.Warn("iscsi: NOP-In ping unanswered, dropping connection", "timeout", c.srv.cfg.NOPInTimeout)
+			c.abort()
+			return
+		}
+	} else if now.Sub(time.Unix(0, c.lastRecv.Load())) >= c.srv.cfg.NOPInInterval {
+		ttt := c.newTTT()
+		c.pingSent.Store(now.UnixNano())
+		c.pingTTT.Store(ttt)
+		var h pdu.Header
+		h.SetOpcode(pdu.OpNOPIn, false)
+		h.SetFlags(pdu.FlagFinal)
+		h.SetITT(pdu.ReservedTag)
+		h.SetU32(pdu.OffTTT, ttt)
+		c.enqueue(outItem{hdr: h, stat: statPeek})
+	}
+	c.kaMu.Lock()
+	if c.ka != nil {
+		c.ka.Reset(c.kaTick())
+	}
+	c.kaMu.Unlock()
+}
+
+// requestLogout asks the initiator to log out (Async Message, event 1).
+func (c *conn) requestLogout(within time.Duration) {
+	if !c.ffp.Load() || c.sess.discovery {
+		c.abort()
+		return
+	}
+	var h pdu.Header
+	h.SetOpcode(pdu.OpAsyncMsg, false)
+	h.SetFlags(pdu.FlagFinal)
+	h.SetITT(pdu.ReservedTag)
+	h[36] = 1 // target requests logout
+	secs := uint16(max(within/time.Second, 1))
+	h.SetU16(42, secs) // Parameter3: time to logout
+	c.enqueue(outItem{hdr: h, stat: statConsume})
+}
+
+// reject queues a Reject PDU carrying the offending header.
+func (c *conn) reject(reason byte, bad *pdu.Header, closeAfter bool) {
+	var h pdu.Header
+	h.SetOpcode(pdu.OpReject, false)
+	h.SetFlags(pdu.FlagFinal)
+	h[2] = reason
+	h.SetITT(pdu.ReservedTag)
+	data := make([]byte, pdu.BHSLen)
+	copy(data, bad[:])
+	if closeAfter {
+		c.flushWait = true
+	}
+	c.enqueue(outItem{hdr: h, data: data, stat: statConsume, close: closeAfter})
+}
+
+// readSmall reads a non-SCSI data segment into a fresh buffer. A data
+// digest error is answered with Reject and reported as ok=false with a
+// nil error (the PDU is to be ignored).
+func (c *conn) readSmall(h *pdu.Header) (data []byte, ok bool, err error) {
+	n := h.DataSegmentLength()
+	if n == 0 {
+		return nil, true, nil
+	}
+	data = make([]byte, n)
+	if err := c.rd.ReadData(h, data); err != nil {
+		if errors.Is(err, pdu.ErrDataDigest) {
+			c.reject(rejectDataDigest, h, false)
+			return nil, false, nil
+		}
+		return nil, false, err
+	}
+	return data, true, nil
+}

@@ -1,0 +1,202 @@
+package iscsi
+
+import (
+	"context"
+	"testing"
+
+	"github.com/costar-project/costar/portprovider/iscsi/pdu"
+)
+
+func TestLoginStateMachine(t *testing.T) {
+	env := startServer(t, func(c *Config) {
+		c.Auth = AuthFunc(func(_ context.Context, r AuthRequest) (CHAPCredentials, error) {
+			if r.InitiatorName == "iqn.2026-01.test:needs-chap" {
+				return CHAPCredentials{Required: true, InitiatorUser: "u", InitiatorSecret: "0123456789ab"}, nil
+			}
+			return CHAPCredentials{}, nil
+		})
+	})
+	good := []pdu.KV{kv("InitiatorName", testInitiator), kv("TargetName", testTarget), kv("AuthMethod", "None")}
+	tests := []struct {
+		name     string
+		steps    func(in *initiator) pdu.Header
+		status   uint16
+		stayOpen bool
+	}{
+		{name: "bad version", status: 0x0205, steps: func(in *initiator) pdu.Header {
+			r, _ := in.loginPDU(true, 0, 1, good, func(h *pdu.Header) { h[2], h[3] = 2, 1 })
+			return r
+		}},
+		{name: "full feature stage first", status: 0x0200, steps: func(in *initiator) pdu.Header {
+			r, _ := in.loginPDU(true, 3, 3, good, nil)
+			return r
+		}},
+		{name: "wrong stage after transit", status: 0x0200, steps: func(in *initiator) pdu.Header {
+			in.loginPDU(true, 0, 1, good, nil)
+			r, _ := in.loginPDU(true, 0, 1, nil, nil)
+			return r
+		}},
+		{name: "backwards transition", status: 0x0200, steps: func(in *initiator) pdu.Header {
+			r, _ := in.loginPDU(true, 1, 0, good, nil)
+			return r
+		}},
+		{name: "T and C together", status: 0x0200, steps: func(in *initiator) pdu.Header {
+			r, _ := in.loginPDU(true, 0, 1, good, func(h *pdu.Header) { h[1] |= pdu.FlagContinue })
+			return r
+		}},
+		{name: "unknown target", status: 0x0203, steps: func(in *initiator) pdu.Header {
+			r, _ := in.loginPDU(true, 0, 1, []pdu.KV{kv("InitiatorName", testInitiator), kv("TargetName", "iqn.2026-01.test:nope")}, nil)
+			return r
+		}},
+		{name: "missing InitiatorName", status: 0x0207, steps: func(in *initiator) pdu.Header {
+			r, _ := in.loginPDU(true, 0, 1, []pdu.KV{kv("TargetName", testTarget)}, nil)
+			return r
+		}},
+		{name: "missing TargetName", status: 0x0207, steps: func(in *initiator) pdu.Header {
+			r, _ := in.loginPDU(true, 0, 1, []pdu.KV{kv("InitiatorName", testInitiator)}, nil)
+			return r
+		}},
+		{name: "bad session type", status: 0x0209, steps: func(in *initiator) pdu.Header {
+			r, _ := in.loginPDU(true, 0, 1, append(good, kv("SessionType", "Weird")), nil)
+			return r
+		}},
+		{name: "unknown TSIH", status: 0x020a, steps: func(in *initiator) pdu.Header {
+			in.tsih = 77
+			r, _ := in.loginPDU(true, 0, 1, good, nil)
+			return r
+		}},
+		{name: "malformed text", status: 0x0200, steps: func(in *initiator) pdu.Header {
+			var h pdu.Header
+			h.SetOpcode(pdu.OpLoginReq, true)
+			h.SetLoginFlags(true, false, 0, 1)
+			if err := in.send(&h, nil, []byte("InitiatorName\x00")); err != nil {
+				t.Fatal(err)
+			}
+			r, _, err := in.recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}},
+		{name: "non-login PDU during login", status: 0x020b, steps: func(in *initiator) pdu.Header {
+			in.nopOut(1, pdu.ReservedTag, true, nil)
+			r, _, err := in.recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}},
+		{name: "authentication required", status: 0x0201, steps: func(in *initiator) pdu.Header {
+			r, _ := in.loginPDU(true, 0, 1, []pdu.KV{kv("InitiatorName", "iqn.2026-01.test:needs-chap"),
+				kv("TargetName", testTarget), kv("AuthMethod", "None")}, nil)
+			return r
+		}},
+		{name: "authentication required, security stage skipped", status: 0x0201, steps: func(in *initiator) pdu.Header {
+			r, _ := in.loginPDU(true, 1, 3, []pdu.KV{kv("InitiatorName", "iqn.2026-01.test:needs-chap"),
+				kv("TargetName", testTarget)}, nil)
+			return r
+		}},
+		{name: "security stage skipped", status: 0, stayOpen: true, steps: func(in *initiator) pdu.Header {
+			r, m := in.loginPDU(true, 1, 3, good[:2], nil)
+			if m["MaxRecvDataSegmentLength"] == "" || m["TargetPortalGroupTag"] != "1" {
+				t.Errorf("declarations missing: %v", m)
+			}
+			return r
+		}},
+		{name: "straight from security to full feature", status: 0, stayOpen: true, steps: func(in *initiator) pdu.Header {
+			r, m := in.loginPDU(true, 0, 3, good, nil)
+			if m["MaxRecvDataSegmentLength"] == "" || m["AuthMethod"] != "None" {
+				t.Errorf("declarations missing: %v", m)
+			}
+			return r
+		}},
+		{name: "text continued over two PDUs", status: 0, stayOpen: true, steps: func(in *initiator) pdu.Header {
+			txt := pdu.EncodeText(good)
+			var h pdu.Header
+			h.SetOpcode(pdu.OpLoginReq, true)
+			h.SetLoginFlags(false, true, 0, 0)
+			h.SetISID(in.isid)
+			if err := in.send(&h, nil, txt[:10]); err != nil {
+				t.Fatal(err)
+			}
+			if r, d, err := in.recv(); err != nil || len(d) != 0 || r.Final() || loginStatusOf(r) != 0 {
+				t.Fatalf("continuation ack: %v", err)
+			}
+			h.SetLoginFlags(true, false, 0, 3)
+			if err := in.send(&h, nil, txt[10:]); err != nil {
+				t.Fatal(err)
+			}
+			r, _, err := in.recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := dial(t, env.addr)
+			r := tc.steps(in)
+			if r.Opcode() != pdu.OpLoginResp {
+				t.Fatalf("got %s", r.Opcode())
+			}
+			if got := loginStatusOf(r); got != tc.status {
+				t.Fatalf("status 0x%04x, want 0x%04x", got, tc.status)
+			}
+			if r.ISID() != in.isid && tc.name != "malformed text" && tc.name != "non-login PDU during login" {
+				t.Fatalf("ISID not echoed")
+			}
+			if tc.stayOpen {
+				if r.TSIH() == 0 || !r.Final() {
+					t.Fatalf("no TSIH/transit in final response")
+				}
+				return
+			}
+			in.expectClosed()
+		})
+	}
+}
+
+func TestCHAPLogin(t *testing.T) {
+	env := startServer(t, func(c *Config) {
+		c.Auth = AuthFunc(func(_ context.Context, r AuthRequest) (CHAPCredentials, error) {
+			return CHAPCredentials{Required: true, InitiatorUser: "alice", InitiatorSecret: "0123456789ab"}, nil
+		})
+	})
+	for _, secret := range []string{"0123456789ab", "wrong-secret"} {
+		in := dial(t, env.addr)
+		r, m := in.loginPDU(false, 0, 0, []pdu.KV{kv("InitiatorName", testInitiator), kv("TargetName", testTarget),
+			kv("AuthMethod", "CHAP,None")}, nil)
+		if loginStatusOf(r) != 0 || m["AuthMethod"] != "CHAP" {
+			t.Fatalf("AuthMethod: %v", m)
+		}
+		r, m = in.loginPDU(false, 0, 0, []pdu.KV{kv("CHAP_A", "5")}, nil)
+		if loginStatusOf(r) != 0 || m["CHAP_A"] != "5" || r.Final() {
+			t.Fatalf("CHAP_A: %v", m)
+		}
+		var id int
+		for _, c := range m["CHAP_I"] {
+			id = id*10 + int(c-'0')
+		}
+		ch, ok := decodeBinary(m["CHAP_C"])
+		if !ok {
+			t.Fatal("bad challenge")
+		}
+		resp := chapResponse(chapHash(5), byte(id), secret, ch)
+		r, _ = in.loginPDU(true, 0, 1, []pdu.KV{kv("CHAP_N", "alice"), kv("CHAP_R", "0x"+hexs(resp))}, nil)
+		if secret == "wrong-secret" {
+			if loginStatusOf(r) != 0x0201 {
+				t.Fatalf("wrong secret: status 0x%04x", loginStatusOf(r))
+			}
+			in.expectClosed()
+			continue
+		}
+		if loginStatusOf(r) != 0 || !r.Final() {
+			t.Fatalf("CHAP_R: status 0x%04x", loginStatusOf(r))
+		}
+		r, _ = in.loginPDU(true, 1, 3, nil, nil)
+		if loginStatusOf(r) != 0 || r.TSIH() == 0 {
+			t.Fatal("final login failed")
+		}
+	}
+}

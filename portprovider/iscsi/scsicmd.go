@@ -1,0 +1,521 @@
+package iscsi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/costar-project/costar/portprovider/iscsi/pdu"
+	"github.com/costar-project/costar/scsi"
+	"github.com/costar-project/costar/stmf"
+)
+
+// ASC/ASCQ 47h/05h PROTOCOL SERVICE CRC ERROR, for a task whose Data-Out
+// failed its digest (RFC 7143 7.8, option b).
+const ascProtocolServiceCRCError scsi.ASC = 0x4705
+
+// r2tSeq is one outstanding R2T.
+type r2tSeq struct {
+	ttt, offset, length uint32
+	received, dataSN    uint32
+}
+
+// cmd is one SCSI command on a connection; it is the stmf.Transport of its
+// task.
+type cmd struct {
+	c           *conn
+	itt         uint32
+	lun         [8]byte
+	cmdSN       uint32
+	edtl        uint32
+	read, write bool
+	bidi        bool
+	bidiReadLen uint32
+	task        *stmf.Task
+
+	// Data-Out state, touched by the reader only.
+	buf         []byte
+	received    uint32
+	unsolNext   uint32 // next unsolicited offset
+	unsolEnd    uint32 // end of the unsolicited area
+	unsolDataSN uint32
+	unsolOpen   bool   // unsolicited Data-Out still expected
+	seqErr      error  // the Data-Out broke sequence; the task fails
+	nextR2T     uint32 // next offset to solicit
+	r2ts        []*r2tSeq
+	sn          uint32 // R2TSN, then DataSN of Data-In (shared for bidi)
+
+	dataDone chan struct{} // closed when all Data-Out arrived (or failed)
+
+	mu           sync.Mutex
+	dataComplete bool
+	dataErr      error
+	submitted    bool
+	aborted      bool // aborted before it reached stmf
+	finished     bool // Deliver or Drop happened
+	held         *stmf.Result
+	bufReleased  bool
+}
+
+var _ stmf.Transport = (*cmd)(nil)
+
+// ReceiveData implements stmf.Transport.
+func (cm *cmd) ReceiveData(ctx context.Context) ([]byte, error) {
+	if !cm.write || cm.edtl == 0 {
+		return nil, nil
+	}
+	select {
+	case <-cm.dataDone:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-cm.c.done:
+		return nil, errConnClosed
+	}
+	cm.mu.Lock()
+	err := cm.dataErr
+	cm.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return cm.buf[:cm.edtl], nil
+}
+
+// Deliver implements stmf.Transport. It only queues: a write's status is
+// held until all of its Data-Out has arrived.
+func (cm *cmd) Deliver(r *stmf.Result) {
+	cm.mu.Lock()
+	if cm.finished {
+		cm.mu.Unlock()
+		if r.Release != nil {
+			r.Release()
+		}
+		return
+	}
+	cm.finished = true
+	if cm.write && cm.edtl > 0 && !cm.dataComplete {
+		cm.held = r
+		cm.mu.Unlock()
+		return
+	}
+	if cm.dataErr != nil {
+		r = crcErrorResult(r)
+	}
+	cm.mu.Unlock()
+	cm.c.respond(cm, r)
+}
+
+// Drop implements stmf.Transport: the task was aborted, nothing is sent.
+func (cm *cmd) Drop() {
+	cm.mu.Lock()
+	if cm.finished {
+		cm.mu.Unlock()
+		return
+	}
+	cm.finished = true
+	cm.mu.Unlock()
+	cm.c.forget(cm)
+}
+
+func crcErrorResult(r *stmf.Result) *stmf.Result {
+	if r.Release != nil {
+		r.Release()
+	}
+	return &stmf.Result{Status: scsi.StatusCheckCondition,
+		Sense: scsi.NewSense(scsi.KeyAbortedCommand, ascProtocolServiceCRCError).Bytes()}
+}
+
+// respond queues the task's response and frees its slot.
+func (c *conn) respond(cm *cmd, r *stmf.Result) {
+	c.forget(cm)
+	c.enqueueOrRelease(outItem{cmd: cm, res: r})
+}
+
+// forget removes a finished task from the connection, gives its CmdSN
+// window slot back and recycles its write buffer when the reader is done
+// with it.
+func (c *conn) forget(cm *cmd) {
+	c.tmu.Lock()
+	if c.tasks[cm.itt] == cm {
+		delete(c.tasks, cm.itt)
+	}
+	c.tmu.Unlock()
+	c.sess.addInFlight(-1)
+	cm.mu.Lock()
+	free := cm.dataComplete && !cm.bufReleased && cm.buf != nil
+	if free {
+		cm.bufReleased = true
+	}
+	cm.mu.Unlock()
+	if free {
+		c.srv.pool.put(cm.buf)
+	}
+}
+
+// completeData marks the task's Data-Out complete (err == nil) or failed,
+// wakes ReceiveData and sends a response that was held for the data.
+func (c *conn) completeData(cm *cmd, err error) {
+	cm.mu.Lock()
+	if cm.dataComplete {
+		cm.mu.Unlock()
+		return
+	}
+	cm.dataComplete = true
+	cm.dataErr = err
+	held := cm.held
+	cm.held = nil
+	free := cm.finished && held == nil && !cm.bufReleased && cm.buf != nil
+	if free {
+		cm.bufReleased = true
+	}
+	cm.mu.Unlock()
+	close(cm.dataDone)
+	if free {
+		c.srv.pool.put(cm.buf)
+	}
+	if held != nil {
+		if err != nil {
+			held = crcErrorResult(held)
+		}
+		c.respond(cm, held)
+	}
+}
+
+func taskAttr(flags byte) scsi.TaskAttr {
+	switch flags & pdu.AttrMask {
+	case 2:
+		return scsi.TaskOrdered
+	case 3:
+		return scsi.TaskHeadOfQueue
+	case 4:
+		return scsi.TaskACA
+	}
+	return scsi.TaskSimple // 0 untagged, 1 simple
+}
+
+// consumeCmdSN lets a rejected non-immediate command use up its CmdSN so
+// the window keeps moving.
+func (c *conn) consumeCmdSN(h *pdu.Header) {
+	if h.Immediate() {
+		return
+	}
+	if c.sess.accept(h.U32(pdu.OffCmdSN), false, func() {}) {
+		c.sess.drain()
+	}
+}
+
+// handleSCSICmd decodes a SCSI Command PDU, reads its immediate data
+// straight into the task's buffer, starts R2Ts and hands the task to stmf
+// in CmdSN order.
+func (c *conn) handleSCSICmd(h *pdu.Header, ahs []byte) error {
+	p := &c.sess.p
+	if c.sess.discovery {
+		if err := c.rd.DiscardData(h); err != nil {
+			return err
+		}
+		c.reject(rejectProtocolError, h, false)
+		return nil
+	}
+	immediate := h.Immediate()
+	cmdSN := h.U32(pdu.OffCmdSN)
+	if !immediate && !c.sess.inWindow(cmdSN) {
+		c.log.Debug("iscsi: command outside the CmdSN window dropped", "cmdsn", cmdSN)
+		return c.rd.DiscardData(h)
+	}
+	flags := h.Flags()
+	itt := h.ITT()
+	edtl := h.U32(pdu.OffEDTL)
+	dsl := h.DataSegmentLength()
+	read, write := flags&pdu.FlagRead != 0, flags&pdu.FlagWrite != 0
+	bad := func(reason byte, why string) error {
+		c.log.Debug("iscsi: SCSI command rejected", "itt", itt, "why", why)
+		if err := c.rd.DiscardData(h); err != nil {
+			return err
+		}
+		c.reject(reason, h, false)
+		c.consumeCmdSN(h)
+		return nil
+	}
+	a, err := pdu.ParseAHS(ahs)
+	if err != nil {
+		return bad(rejectInvalidField, err.Error())
+	}
+	switch {
+	case itt == pdu.ReservedTag:
+		return bad(rejectInvalidField, "reserved ITT")
+	case dsl > 0 && !write:
+		return bad(rejectProtocolError, "immediate data without W bit")
+	case dsl > edtl:
+		return bad(rejectProtocolError, "immediate data longer than expected length")
+	case dsl > 0 && !p.ImmediateData:
+		return bad(rejectProtocolError, "immediate data not negotiated")
+	case dsl > p.FirstBurstLength:
+		return bad(rejectProtocolError, "immediate data beyond FirstBurstLength")
+	case write && edtl > c.srv.cfg.MaxIOSize, read && a.BidiReadLen > c.srv.cfg.MaxIOSize:
+		return bad(rejectInvalidField, "expected data transfer length too large")
+	}
+	c.tmu.Lock()
+	_, dup := c.tasks[itt]
+	n := len(c.tasks)
+	c.tmu.Unlock()
+	if dup {
+		return bad(rejectTaskInProgress, "ITT in use")
+	}
+	if immediate && n >= 2*c.srv.cfg.QueueDepth {
+		return bad(rejectImmediateCmd, "too many commands")
+	}
+
+	cm := &cmd{c: c, itt: itt, lun: h.LUN(), cmdSN: cmdSN, edtl: edtl, read: read, write: write,
+		bidi: read && write, bidiReadLen: a.BidiReadLen}
+	cdb := make([]byte, 16+len(a.ExtCDB))
+	copy(cdb, h.CDB16())
+	copy(cdb[16:], a.ExtCDB)
+	if write && edtl > 0 {
+		cm.dataDone = make(chan struct{})
+		cm.buf = c.srv.pool.get(int(edtl))
+		if dsl > 0 {
+			if err := c.rd.ReadData(h, cm.buf[:dsl]); err != nil {
+				c.srv.pool.put(cm.buf)
+				if errors.Is(err, pdu.ErrDataDigest) {
+					// The command is discarded without using its CmdSN;
+					// the initiator retries it (RFC 7143 7.8).
+					c.reject(rejectDataDigest, h, false)
+					return nil
+				}
+				return err
+			}
+		}
+		cm.received = dsl
+		cm.unsolNext = dsl
+		cm.unsolEnd = dsl
+		if !p.InitialR2T {
+			cm.unsolEnd = max(dsl, min(edtl, p.FirstBurstLength))
+		}
+		cm.unsolOpen = cm.unsolEnd > dsl
+		cm.nextR2T = cm.unsolEnd
+	} else if dsl > 0 {
+		if err := c.rd.DiscardData(h); err != nil {
+			return err
+		}
+	}
+	t := stmf.NewTask(cm)
+	t.RawLUN = cm.lun
+	t.CDB = cdb
+	t.Attr = taskAttr(flags)
+	t.Tag = uint64(itt)
+	t.ExpectedLen = edtl
+	switch {
+	case read && write:
+		t.Dir = scsi.DirBidi
+	case read:
+		t.Dir = scsi.DirRead
+	case write:
+		t.Dir = scsi.DirWrite
+	default:
+		t.Dir = scsi.DirNone
+	}
+	cm.task = t
+	c.tmu.Lock()
+	c.tasks[itt] = cm
+	c.tmu.Unlock()
+	if cm.dataDone != nil {
+		if cm.received == edtl {
+			c.completeData(cm, nil)
+		} else {
+			c.issueR2Ts(cm)
+		}
+	}
+	if immediate {
+		c.sess.addInFlight(1)
+		c.submit(cm)
+		return nil
+	}
+	if !c.sess.accept(cmdSN, true, func() { c.submit(cm) }) {
+		// Lost a race with session close.
+		c.tmu.Lock()
+		delete(c.tasks, itt)
+		c.tmu.Unlock()
+		return nil
+	}
+	c.sess.drain()
+	return nil
+}
+
+// submit hands a task to stmf, unless it was aborted while it waited for
+// its CmdSN turn.
+func (c *conn) submit(cm *cmd) {
+	cm.mu.Lock()
+	if cm.aborted {
+		cm.finished = true
+		cm.mu.Unlock()
+		c.forget(cm)
+		return
+	}
+	cm.submitted = true
+	cm.mu.Unlock()
+	c.sess.st.Submit(cm.task)
+}
+
+// issueR2Ts solicits the rest of a write, keeping at most
+// MaxOutstandingR2T R2Ts of at most MaxBurstLength each outstanding.
+func (c *conn) issueR2Ts(cm *cmd) {
+	p := &c.sess.p
+	cm.mu.Lock()
+	stop := cm.finished && cm.held == nil || cm.dataComplete
+	cm.mu.Unlock()
+	if stop || cm.seqErr != nil {
+		return
+	}
+	for uint32(len(cm.r2ts)) < p.MaxOutstandingR2T && cm.nextR2T < cm.edtl {
+		l := min(cm.edtl-cm.nextR2T, p.MaxBurstLength)
+		s := &r2tSeq{ttt: c.newTTT(), offset: cm.nextR2T, length: l}
+		cm.r2ts = append(cm.r2ts, s)
+		cm.nextR2T += l
+		var h pdu.Header
+		h.SetOpcode(pdu.OpR2T, false)
+		h.SetFlags(pdu.FlagFinal)
+		h.SetLUN(cm.lun)
+		h.SetITT(cm.itt)
+		h.SetU32(pdu.OffTTT, s.ttt)
+		h.SetU32(pdu.OffDataSN, cm.sn) // R2TSN
+		cm.sn++
+		h.SetU32(pdu.OffBufferOffset, s.offset)
+		h.SetU32(pdu.OffResidual, l) // Desired Data Transfer Length
+		c.enqueue(outItem{hdr: h, stat: statPeek})
+	}
+}
+
+// errDataSequence fails a task whose Data-Out broke DataSN or offset
+// order: RFC 7143 7.9 treats that as an implied digest error, and at
+// ErrorRecoveryLevel 0 the task ends with CHECK CONDITION, PROTOCOL
+// SERVICE CRC ERROR once all of its outstanding sequences have ended.
+var errDataSequence = errors.New("iscsi: Data-Out sequence error")
+
+// handleDataOut places one Data-Out PDU's payload into its task's buffer.
+func (c *conn) handleDataOut(h *pdu.Header) error {
+	if c.sess.discovery {
+		if err := c.rd.DiscardData(h); err != nil {
+			return err
+		}
+		c.reject(rejectProtocolError, h, false)
+		return nil
+	}
+	itt := h.ITT()
+	c.tmu.Lock()
+	cm := c.tasks[itt]
+	c.tmu.Unlock()
+	if cm == nil || cm.dataDone == nil {
+		// Data for a task that ended (aborted): ignore it.
+		c.log.Debug("iscsi: Data-Out for unknown task discarded", "itt", itt)
+		return c.rd.DiscardData(h)
+	}
+	cm.mu.Lock()
+	complete := cm.dataComplete
+	cm.mu.Unlock()
+	if complete {
+		c.log.Debug("iscsi: Data-Out after the task's data was complete discarded", "itt", itt)
+		return c.rd.DiscardData(h)
+	}
+	ttt := h.U32(pdu.OffTTT)
+	dsn := h.U32(pdu.OffDataSN)
+	off := h.U32(pdu.OffBufferOffset)
+	n := h.DataSegmentLength()
+	end := uint64(off) + uint64(n)
+	var seq *r2tSeq
+	seqIdx := -1
+	if ttt != pdu.ReservedTag {
+		for i, s := range cm.r2ts {
+			if s.ttt == ttt {
+				seq, seqIdx = s, i
+				break
+			}
+		}
+	}
+	var why string
+	switch {
+	case cm.seqErr != nil:
+		// Already failed: only count sequence ends.
+	case ttt == pdu.ReservedTag:
+		if off != cm.unsolNext || dsn != cm.unsolDataSN || end > uint64(cm.unsolEnd) || !cm.unsolOpen {
+			why = fmt.Sprintf("unsolicited DataSN %d offset %d len %d (want DataSN %d offset %d, end <= %d)",
+				dsn, off, n, cm.unsolDataSN, cm.unsolNext, cm.unsolEnd)
+		}
+	case seq == nil:
+		why = fmt.Sprintf("unknown TTT 0x%x", ttt)
+	case off != seq.offset+seq.received || dsn != seq.dataSN || end > uint64(seq.offset)+uint64(seq.length):
+		why = fmt.Sprintf("TTT 0x%x DataSN %d offset %d len %d (want DataSN %d offset %d)",
+			ttt, dsn, off, n, seq.dataSN, seq.offset+seq.received)
+	}
+	if why != "" {
+		c.log.Warn("iscsi: Data-Out out of order, failing the task", "itt", itt, "detail", why)
+		cm.seqErr = fmt.Errorf("%w: ITT 0x%x: %s", errDataSequence, itt, why)
+	}
+	if cm.seqErr != nil {
+		if err := c.rd.DiscardData(h); err != nil {
+			return err
+		}
+		if h.Final() {
+			if ttt == pdu.ReservedTag {
+				cm.unsolOpen = false
+			} else if seq != nil {
+				cm.r2ts = append(cm.r2ts[:seqIdx], cm.r2ts[seqIdx+1:]...)
+			}
+		}
+		if !cm.unsolOpen && len(cm.r2ts) == 0 {
+			c.completeData(cm, cm.seqErr)
+		}
+		return nil
+	}
+	if n > 0 {
+		if err := c.rd.ReadData(h, cm.buf[off:end]); err != nil {
+			if !errors.Is(err, pdu.ErrDataDigest) {
+				return err
+			}
+			c.reject(rejectDataDigest, h, false)
+			cm.seqErr = fmt.Errorf("iscsi: ITT 0x%x: Data-Out digest error", itt)
+			if h.Final() {
+				if seq != nil {
+					cm.r2ts = append(cm.r2ts[:seqIdx], cm.r2ts[seqIdx+1:]...)
+				} else {
+					cm.unsolOpen = false
+				}
+			}
+			if !cm.unsolOpen && len(cm.r2ts) == 0 {
+				c.completeData(cm, cm.seqErr)
+			}
+			return nil
+		}
+	}
+	cm.received += n
+	if seq == nil {
+		cm.unsolNext += n
+		cm.unsolDataSN++
+		if cm.unsolNext == cm.unsolEnd || h.Final() {
+			cm.unsolOpen = false
+		}
+	} else {
+		seq.received += n
+		seq.dataSN++
+		if seq.received == seq.length || h.Final() {
+			cm.r2ts = append(cm.r2ts[:seqIdx], cm.r2ts[seqIdx+1:]...)
+			if seq.received != seq.length {
+				// The sequence ended short: the data cannot be complete.
+				cm.seqErr = fmt.Errorf("%w: ITT 0x%x: R2T sequence ended early", errDataSequence, itt)
+			} else {
+				c.issueR2Ts(cm)
+			}
+		}
+	}
+	switch {
+	case cm.received == cm.edtl:
+		c.completeData(cm, nil)
+	case cm.seqErr != nil && !cm.unsolOpen && len(cm.r2ts) == 0:
+		c.completeData(cm, cm.seqErr)
+	case !cm.unsolOpen && cm.unsolNext < cm.unsolEnd && cm.seqErr == nil:
+		cm.seqErr = fmt.Errorf("%w: ITT 0x%x: unsolicited sequence ended early", errDataSequence, itt)
+		if len(cm.r2ts) == 0 {
+			c.completeData(cm, cm.seqErr)
+		}
+	}
+	return nil
+}

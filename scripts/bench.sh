@@ -1,0 +1,374 @@
+#!/usr/bin/env bash
+# bench.sh - stmfd vs tgt, side by side in one run, same LU size, same CPU pinning, same figures.
+#
+# Usage: scripts/bench.sh [-o OUTDIR] [-p PROFILE] [-m MODE] [--only REGEX] [-h]
+#   -o OUTDIR    results and raw logs (env BENCH_OUT, default out/bench)
+#   -p PROFILE   unpinned (default) | pinned (targets and clients all on CPU 0: the best QD1 latency
+#                on small VMs) | split (targets on the last CPU, clients on CPU 0)   (env BENCH_PROFILE)
+#   -m MODE      figures (default) | stall | all                                     (env BENCH_MODE)
+#                stall: BENCH_STALL_SECS (60) of 4 KiB random QD32 reads (iscsi-perf prints IOPS every
+#                second; any second at 0 IOPS is a stall) and of 4 KiB QD32 writes (qemu-img bench
+#                must finish within 3x its calibrated time), against each target; a stall fails the run
+#   --only REGEX run only the figures whose name matches
+#
+# Environment (optional):
+#   BENCH_SECS=10            seconds per figure and target
+#   BENCH_TARGET_CPUS=LIST   taskset -c list for both targets (overrides the profile)
+#   BENCH_CLIENT_CPUS=LIST   taskset -c list for iscsi-perf / qemu-img (overrides the profile)
+#   BENCH_SIZE=1G            LU size of both targets (sparse files)
+#   BENCH_PREFILL=1          write both LUs once (1 MiB QD8) before the reads, so reads hit data
+#   BENCH_QUIET_PCT=30       before each run wait until the machine is below this busy % of one core
+#   BENCH_QUIET_WAIT=60      ... for at most this many seconds (this box is shared)
+#   BENCH_TGT=1              0 = measure stmfd only
+#   STMFD_BIN                use this stmfd binary instead of building ./cmd/stmfd
+#
+# Figures (reads: libiscsi iscsi-perf, READ16, duration based; writes: qemu-img bench through QEMU's
+# libiscsi driver, count calibrated to ~BENCH_SECS): rand_read_4k_qd1, rand_read_4k_qd32,
+# seq_read_4k_qd1, seq_read_4k_qd32, seq_read_1m_qd8, seq_write_4k_qd32, seq_write_1m_qd8.
+# Targets alternate order from figure to figure to cancel drift. tgt runs as a private tgtd
+# (scripts/tgt-peer.sh, needs root) with a 1 GiB file LU; stmfd runs with --demo. Both are stopped
+# at the end (only the PIDs this script started).
+# Output: OUTDIR/bench.md (markdown table: figure, tgt, stmfd, ratio stmfd/tgt, target CPU use)
+# and OUTDIR/bench.tsv (one row per figure and target). Not part of `make test`.
+#
+# Examples:
+#   scripts/bench.sh                              # unpinned, 10 s per figure (~6 min)
+#   BENCH_SECS=5 scripts/bench.sh -p pinned       # quick, everything on CPU 0
+#   scripts/bench.sh -m stall                     # 60 s no-stall check against both targets
+#   BENCH_TARGET_CPUS=1 BENCH_CLIENT_CPUS=0 scripts/bench.sh --only 'qd1$'
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+OUT=${BENCH_OUT:-$ROOT/out/bench}
+PROFILE=${BENCH_PROFILE:-unpinned}
+MODE=${BENCH_MODE:-figures}
+ONLY=${BENCH_ONLY:-}
+SECS=${BENCH_SECS:-10}
+STALL_SECS=${BENCH_STALL_SECS:-60}
+SIZE=${BENCH_SIZE:-1G}
+PREFILL=${BENCH_PREFILL:-1}
+QUIET_PCT=${BENCH_QUIET_PCT:-30}
+QUIET_WAIT=${BENCH_QUIET_WAIT:-60}
+WITH_TGT=${BENCH_TGT:-1}
+DEMO_IQN=iqn.2026-11.org.costar:demo
+INIT=iqn.2026-11.org.costar:bench
+HZ=$(getconf CLK_TCK)
+
+usage() { sed -n '2,41p' "$0"; }
+log() { echo "bench: $*" >&2; }
+die() { log "ERROR: $*"; exit 2; }
+
+while (($# > 0)); do
+  case $1 in
+    -o | --out) OUT=${2:?}; shift 2 ;;
+    -p | --profile) PROFILE=${2:?}; shift 2 ;;
+    -m | --mode) MODE=${2:?}; shift 2 ;;
+    --only) ONLY=${2:?}; shift 2 ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "bench: unknown argument: $1" >&2; usage >&2; exit 2 ;;
+  esac
+done
+[[ $MODE == figures || $MODE == stall || $MODE == all ]] || die "unknown mode $MODE"
+
+NCPU=$(nproc)
+case $PROFILE in
+  unpinned) def_t="" def_c="" ;;
+  pinned) def_t=0 def_c=0 ;;
+  split) def_t=$((NCPU - 1)) def_c=0 ;;
+  *) die "unknown profile $PROFILE (unpinned|pinned|split)" ;;
+esac
+TCPUS=${BENCH_TARGET_CPUS:-$def_t}
+CCPUS=${BENCH_CLIENT_CPUS:-$def_c}
+TPIN=() CPIN=()
+[[ -n $TCPUS ]] && TPIN=(taskset -c "$TCPUS")
+[[ -n $CCPUS ]] && CPIN=(taskset -c "$CCPUS")
+
+command -v go >/dev/null 2>&1 || PATH=$PATH:/usr/local/go/bin
+export PATH=$PATH:/usr/sbin:/sbin
+for tool in iscsi-perf iscsi-inq iscsi-readcapacity16 qemu-img; do
+  command -v "$tool" >/dev/null 2>&1 || die "$tool not found (run scripts/install-test-deps.sh)"
+done
+if [[ $WITH_TGT == 1 ]]; then
+  command -v tgtd >/dev/null 2>&1 || die "tgtd not found (run scripts/install-test-deps.sh, or BENCH_TGT=0)"
+  [[ $(id -u) == 0 ]] || die "tgtd needs root (or BENCH_TGT=0 for stmfd only)"
+fi
+
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+RAW=$OUT/raw
+rm -rf -- "$RAW"
+mkdir -p "$RAW"
+
+# ---- targets ----
+declare -A URL PID BS BYTES
+TARGETS=()
+SPID="" STATE=""
+TGTDIR=$OUT/tgt
+
+alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
+free_port() {
+  local p _
+  for _ in $(seq 1 50); do
+    p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+    ss -Hltn "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return 0; }
+  done
+  return 1
+}
+# shellcheck disable=SC2317  # invoked by the EXIT trap
+cleanup() {
+  if alive "$SPID"; then
+    kill -TERM "$SPID" 2>/dev/null || true
+    for _ in $(seq 1 100); do alive "$SPID" || break; sleep 0.1; done
+    alive "$SPID" && kill -KILL "$SPID" 2>/dev/null
+    wait "$SPID" 2>/dev/null || true
+  fi
+  if [[ -f $TGTDIR/tgt.env ]]; then "$ROOT/scripts/tgt-peer.sh" down -d "$TGTDIR" || true; fi
+  if [[ -n $STATE ]]; then rm -rf -- "$STATE"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [[ -n ${STMFD_BIN:-} ]]; then
+  STMFD=$STMFD_BIN
+else
+  STMFD=$OUT/stmfd
+  log "building stmfd"
+  (cd "$ROOT" && go build -o "$STMFD" ./cmd/stmfd) || die "go build ./cmd/stmfd failed"
+fi
+
+if [[ $WITH_TGT == 1 ]]; then
+  tgt_args=(up -d "$TGTDIR" -s "$SIZE")
+  [[ -n $TCPUS ]] && tgt_args+=(-c "$TCPUS")
+  URL[tgt]=$("$ROOT/scripts/tgt-peer.sh" "${tgt_args[@]}" | tail -n1) || die "tgt did not start"
+  PID[tgt]=$(sed -n 's/^TGTD_PID=//p' "$TGTDIR/tgt.env")
+  TARGETS+=(tgt)
+fi
+
+STATE=$(mktemp -d "${TMPDIR:-/tmp}/costar-bench.XXXXXX")
+port=$(free_port) || die "no free port"
+URL[stmfd]=iscsi://127.0.0.1:$port/$DEMO_IQN/0
+log "starting ${TPIN[*]} stmfd on 127.0.0.1:$port"
+"${TPIN[@]}" "$STMFD" --state-dir "$STATE" --portal "127.0.0.1:$port" --demo --demo-size "$SIZE" \
+  --log-level info </dev/null >"$OUT/stmfd.log" 2>&1 &
+SPID=$!
+ready=0
+for _ in $(seq 1 150); do
+  alive "$SPID" || break
+  if timeout 5 iscsi-inq -i "$INIT" "${URL[stmfd]}" >/dev/null 2>&1; then ready=1; break; fi
+  sleep 0.2
+done
+[[ $ready == 1 ]] || { tail -n 20 "$OUT/stmfd.log" >&2; die "stmfd did not become ready"; }
+PID[stmfd]=$SPID
+TARGETS+=(stmfd)
+
+for t in "${TARGETS[@]}"; do
+  rc16=$(timeout 15 iscsi-readcapacity16 -i "$INIT" "${URL[$t]}" 2>&1) || die "$t: readcapacity16 failed: $rc16"
+  BS[$t]=$(sed -n 's/^LOGICAL BLOCK LENGTH IN BYTES:\([0-9]*\).*/\1/p' <<<"$rc16")
+  BYTES[$t]=$(sed -n 's/^Total size:\([0-9]*\).*/\1/p' <<<"$rc16")
+  [[ -n ${BS[$t]} && -n ${BYTES[$t]} ]] || die "$t: cannot parse readcapacity16 output"
+  timeout 20 qemu-img info -f raw "${URL[$t]}" >/dev/null 2>&1 ||
+    die "$t: qemu-img cannot open ${URL[$t]} (is qemu-block-extra installed?)"
+  log "$t: ${URL[$t]} pid ${PID[$t]} block ${BS[$t]} size ${BYTES[$t]}"
+done
+
+# ---- measuring helpers ----
+cpu_ticks() { # utime+stime of a process (all threads), or empty
+  [[ -r /proc/$1/stat ]] || return 0
+  awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat"
+}
+sys_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+wait_quiet() {
+  local deadline=$((SECONDS + QUIET_WAIT)) a b pct
+  while :; do
+    a=$(sys_busy); sleep 1; b=$(sys_busy)
+    pct=$(((b - a) * 100 / HZ))
+    ((pct <= QUIET_PCT)) && return 0
+    if ((SECONDS >= deadline)); then
+      log "machine still ${pct}% busy after ${QUIET_WAIT}s; measuring anyway"
+      return 0
+    fi
+  done
+}
+want() { [[ -z $ONLY || $1 =~ $ONLY ]]; }
+fmt_rate() { # iops bytes -> "31.2k IOPS" or "1.95 GB/s"
+  awk -v i="$1" -v b="$2" 'BEGIN {
+    if (i == "" || i == "-") { print "-"; exit }
+    if (b >= 65536) printf "%.2f GB/s", i * b / 1e9
+    else if (i >= 1000) printf "%.1fk IOPS", i / 1000
+    else printf "%.0f IOPS", i }'
+}
+
+TSV=$OUT/bench.tsv
+printf 'figure\ttarget\ttool\tqd\tbytes\tiops\tMBps\tlat_us\ttarget_cpu_pct\twall_s\trc\n' >"$TSV"
+declare -A RES CPU
+FAILED=0
+
+record() { # fig target tool qd bytes iops wall t0ticks rc
+  local fig=$1 t=$2 tool=$3 qd=$4 bytes=$5 iops=$6 wall=$7 t0=$8 rc=$9 t1 cpu="-" mbps lat
+  t1=$(cpu_ticks "${PID[$t]}")
+  if [[ -n $t0 && -n $t1 ]]; then
+    cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$HZ" -v w="$wall" 'BEGIN {printf "%.0f", (b - a) / hz / w * 100}')
+  fi
+  mbps=$(awk -v i="$iops" -v b="$bytes" 'BEGIN {if (i == "-") print "-"; else printf "%.1f", i * b / 1e6}')
+  lat=$(awk -v i="$iops" -v q="$qd" 'BEGIN {if (i == "-" || i == 0) print "-"; else printf "%.1f", q / i * 1e6}')
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$fig" "$t" "$tool" "$qd" "$bytes" "$iops" "$mbps" "$lat" "$cpu" "$wall" "$rc" >>"$TSV"
+  RES[$fig,$t]=$iops
+  CPU[$fig,$t]=$cpu
+  log "$(printf '%-18s %-6s %12s  lat %8sus  target cpu %4s%%' "$fig" "$t" "$(fmt_rate "$iops" "$bytes")" "$lat" "$cpu")"
+}
+
+run_iperf() { # fig target bytes qd random secs logfile -> sets IOPS, WALL, RC
+  local t=$2 bytes=$3 qd=$4 rnd=$5 secs=$6 logf=$7 a b args
+  args=(-i "$INIT" -m "$qd" -t "$secs" -b $((bytes / BS[$t])))
+  [[ $rnd == 1 ]] && args+=(-r)
+  a=$(date +%s.%N)
+  RC=0
+  timeout -k 5 $((secs + 30)) "${CPIN[@]}" iscsi-perf "${args[@]}" "${URL[$t]}" >"$logf" 2>&1 || RC=$?
+  b=$(date +%s.%N)
+  WALL=$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", b - a}')
+  IOPS=$(tr '\r' '\n' <"$logf" | sed -n 's/^iops average \([0-9]*\).*/\1/p' | tail -n1)
+  [[ -n $IOPS ]] || { IOPS="-"; [[ $RC != 0 ]] || RC=1; }
+}
+
+qb_once() { # target count qd bytes logfile -> prints seconds; writes
+  local t=$1
+  timeout -k 5 $((SECS * 6 + 120)) "${CPIN[@]}" qemu-img bench -f raw -t none -w --pattern=0xa5 \
+    -c "$2" -d "$3" -s "$4" "${URL[$t]}" >"$5" 2>&1 || return 1
+  sed -n 's/^Run completed in \([0-9.]*\) seconds.*/\1/p' "$5"
+}
+calibrate() { # target qd bytes secs -> prints a count that runs ~secs seconds
+  local t=$1 qd=$2 bytes=$3 secs=$4 count tm _
+  count=$((bytes >= 1048576 ? 64 : 2000))
+  for _ in 1 2 3 4 5 6; do
+    tm=$(qb_once "$t" "$count" "$qd" "$bytes" "$RAW/calibrate.log") || return 1
+    awk -v t="$tm" 'BEGIN {exit !(t >= 0.5)}' && break
+    count=$((count * 4))
+  done
+  awk -v c="$count" -v t="$tm" -v s="$secs" 'BEGIN {n = int(c * s / t); if (n < c) n = c; print n}'
+}
+run_qbench() { # fig target bytes qd secs logfile -> sets IOPS, WALL, RC, COUNT
+  local t=$2 bytes=$3 qd=$4 secs=$5 logf=$6 tm
+  RC=0
+  COUNT=$(calibrate "$t" "$qd" "$bytes" "$secs") || { RC=1; IOPS="-"; WALL=0; return 0; }
+  wait_quiet
+  T0=$(cpu_ticks "${PID[$t]}")
+  local a b
+  a=$(date +%s.%N)
+  tm=$(qb_once "$t" "$COUNT" "$qd" "$bytes" "$logf") || RC=$?
+  b=$(date +%s.%N)
+  WALL=$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", b - a}')
+  if [[ $RC == 0 && -n $tm ]]; then
+    IOPS=$(awk -v c="$COUNT" -v t="$tm" 'BEGIN {printf "%.0f", c / t}')
+  else
+    IOPS="-"
+    [[ $RC != 0 ]] || RC=1
+  fi
+}
+
+FIGS=()
+fig_order() { # index -> target order, alternating
+  if (($1 % 2 == 0)); then echo "${TARGETS[@]}"; else printf '%s\n' "${TARGETS[@]}" | tac | tr '\n' ' '; fi
+}
+figure() { # idx name kind bytes qd [random]
+  local idx=$1 fig=$2 kind=$3 bytes=$4 qd=$5 rnd=${6:-0} t
+  want "$fig" || return 0
+  FIGS+=("$fig:$bytes")
+  for t in $(fig_order "$idx"); do
+    if [[ $kind == read ]]; then
+      wait_quiet
+      T0=$(cpu_ticks "${PID[$t]}")
+      run_iperf "$fig" "$t" "$bytes" "$qd" "$rnd" "$SECS" "$RAW/$fig.$t.log"
+      record "$fig" "$t" iscsi-perf "$qd" "$bytes" "$IOPS" "$WALL" "$T0" "$RC"
+    else
+      run_qbench "$fig" "$t" "$bytes" "$qd" "$SECS" "$RAW/$fig.$t.log"
+      record "$fig" "$t" "qemu-img bench" "$qd" "$bytes" "$IOPS" "$WALL" "$T0" "$RC"
+    fi
+    if [[ $RC != 0 ]]; then
+      FAILED=1
+      log "$fig against $t FAILED (rc $RC, see $RAW/$fig.$t.log)"
+    fi
+    alive "${PID[$t]}" || die "$t died during $fig"
+  done
+}
+
+K4=4096 M1=1048576
+STALLS=()
+if [[ $MODE != stall ]]; then
+  if [[ $PREFILL == 1 ]]; then
+    for t in "${TARGETS[@]}"; do
+      log "prefilling $t (${BYTES[$t]} bytes, 1 MiB writes, QD8)"
+      timeout -k 5 900 "${CPIN[@]}" qemu-img bench -f raw -t none -w --pattern=0x5a -c $((BYTES[$t] / M1)) -d 8 \
+        -s $M1 "${URL[$t]}" >"$RAW/prefill.$t.log" 2>&1 || die "prefill of $t failed (see $RAW/prefill.$t.log)"
+    done
+  fi
+  figure 0 rand_read_4k_qd1 read $K4 1 1
+  figure 1 rand_read_4k_qd32 read $K4 32 1
+  figure 2 seq_read_4k_qd1 read $K4 1 0
+  figure 3 seq_read_4k_qd32 read $K4 32 0
+  figure 4 seq_read_1m_qd8 read $M1 8 0
+  figure 5 seq_write_4k_qd32 write $K4 32
+  figure 6 seq_write_1m_qd8 write $M1 8
+fi
+
+if [[ $MODE != figures ]]; then
+  : >"$OUT/stall.tsv"
+  FIGS+=("stall_rand_read_4k_qd32:$K4" "stall_write_4k_qd32:$K4")
+  for t in "${TARGETS[@]}"; do
+    f=stall_rand_read_4k_qd32
+    log "stall check: $f against $t for ${STALL_SECS}s"
+    wait_quiet
+    T0=$(cpu_ticks "${PID[$t]}")
+    run_iperf "$f" "$t" $K4 32 1 "$STALL_SECS" "$RAW/$f.$t.log"
+    record "$f" "$t" iscsi-perf 32 $K4 "$IOPS" "$WALL" "$T0" "$RC"
+    # per-second samples: "HH:MM:SS - lba N, iops current X (...)"
+    read -r n zero min < <(tr '\r' '\n' <"$RAW/$f.$t.log" |
+      sed -n 's/.*iops current \([0-9]*\).*/\1/p' |
+      awk 'BEGIN {m = -1} {n++; if ($1 == 0) z++; if (m < 0 || $1 < m) m = $1} END {printf "%d %d %d\n", n, z, m}')
+    echo -e "$f\t$t\tsamples=$n zero_seconds=$zero min_iops=$min" >>"$OUT/stall.tsv"
+    if [[ $RC != 0 ]] || ((n < STALL_SECS / 2 || zero > 0)); then
+      STALLS+=("$t: $f rc=$RC samples=$n zero_seconds=$zero")
+    fi
+    log "stall check $t: $n per-second samples, $zero at 0 IOPS, min $min IOPS"
+
+    f=stall_write_4k_qd32
+    log "stall check: $f against $t for ~${STALL_SECS}s"
+    run_qbench "$f" "$t" $K4 32 "$STALL_SECS" "$RAW/$f.$t.log"
+    record "$f" "$t" "qemu-img bench" 32 $K4 "$IOPS" "$WALL" "$T0" "$RC"
+    if [[ $RC != 0 ]] || awk -v w="$WALL" -v s="$STALL_SECS" 'BEGIN {exit !(w > 3 * s)}'; then
+      STALLS+=("$t: $f rc=$RC took ${WALL}s for a ~${STALL_SECS}s calibrated run")
+    fi
+  done
+fi
+
+# ---- report ----
+cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
+{
+  echo "# stmfd vs tgt benchmark"
+  echo
+  echo "- date: $(date -u +%FT%TZ)"
+  echo "- host: ${cpu_model:-unknown CPU}, $NCPU cores, $(uname -r)"
+  echo "- pinning: profile $PROFILE, targets ${TCPUS:-unpinned}, clients ${CCPUS:-unpinned}"
+  echo "- ${SECS}s per figure and target, alternating order; LU ${SIZE} (tgt: rdwr file; stmfd: --demo), prefill=$PREFILL"
+  echo "- stmfd $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'); $(dpkg-query -W -f '${Package} ${Version}' tgt 2>/dev/null || echo 'tgt ?'); $(dpkg-query -W -f '${Package} ${Version}' libiscsi-bin 2>/dev/null)"
+  echo
+  echo "| figure | tgt | stmfd | ratio (stmfd/tgt) | tgt CPU % | stmfd CPU % |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  for fb in "${FIGS[@]}"; do
+    fig=${fb%%:*} bytes=${fb##*:}
+    a=${RES[$fig,tgt]:--} b=${RES[$fig,stmfd]:--}
+    ratio=$(awk -v a="$a" -v b="$b" 'BEGIN {if (a == "-" || b == "-" || a == 0) print "-"; else printf "%.2f", b / a}')
+    echo "| $fig | $(fmt_rate "$a" "$bytes") | $(fmt_rate "$b" "$bytes") | $ratio | ${CPU[$fig,tgt]:--} | ${CPU[$fig,stmfd]:--} |"
+  done
+  if [[ $MODE != figures ]]; then
+    echo
+    echo "Stall check (${STALL_SECS}s each):"
+    echo
+    sed 's/^/    /' "$OUT/stall.tsv"
+    if ((${#STALLS[@]} > 0)); then printf -- '- STALL: %s\n' "${STALLS[@]}"; else echo "- no stall"; fi
+  fi
+} >"$OUT/bench.md"
+cat "$OUT/bench.md"
+
+if ((${#STALLS[@]} > 0)); then exit 1; fi
+if ((FAILED)); then exit 1; fi
+exit 0
