@@ -64,6 +64,14 @@ func (d *Disk) readCapacity10(_ *stmf.Task, cdb []byte) *stmf.Result {
 
 // lbppbe is LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT.
 func (d *Disk) lbppbe() byte {
+	// Thin LUs report physical = logical: GET LBA STATUS then describes
+	// extents at logical-block granularity, which libiscsi's
+	// GetLBAStatus.UnmapSingle requires (it assumes one logical block per
+	// physical block when it probes LBA i+1). The unmap granularity in VPD
+	// B0 still tells initiators to discard in 4 KiB units.
+	if d.thin.enabled {
+		return 0
+	}
 	var e byte
 	for bs := d.bs; bs < physBlockSize; bs <<= 1 {
 		e++

@@ -62,9 +62,8 @@ const (
 // cscd is a parsed identification descriptor (copy target).
 type cscd struct {
 	off      int // offset in the parameter list, for sense pointers
-	named    bool
+	named    bool // an LU designator (NAA, 16 bytes)
 	guid     stmf.GUID
-	nul      bool
 	blockLen uint32 // DISK BLOCK LENGTH, 0 = not given
 }
 
@@ -136,9 +135,8 @@ func parseXCopy(p []byte) (*xcopyPlan, *scsi.Sense) {
 		if d[0] != descIdentCSCD {
 			return nil, paramSense(ascUnsupportedTargetDescType, off)
 		}
-		if d[1]>>6 != 0 { // LU ID TYPE: only LUN (00b); proxy tokens are not supported
-			return nil, invalidParam(off+1, 7)
-		}
+		// SPC-4: an identification descriptor names the LU by its
+		// designator alone; LU ID TYPE is ignored and NUL is obsolete.
 		if d[1]&0x1f != 0 { // PERIPHERAL DEVICE TYPE: block devices only
 			return nil, paramSense(ascUnsupportedTargetDescType, off+1)
 		}
@@ -146,8 +144,7 @@ func parseXCopy(p []byte) (*xcopyPlan, *scsi.Sense) {
 		if dlen > 16 {
 			return nil, invalidParam(off+7, -1)
 		}
-		c := cscd{off: off, nul: d[1]&0x20 != 0,
-			blockLen: uint32(d[29])<<16 | uint32(d[30])<<8 | uint32(d[31])}
+		c := cscd{off: off, blockLen: uint32(d[29])<<16 | uint32(d[30])<<8 | uint32(d[31])}
 		if d[4]&0x0f == codeSetBinary && d[5]&0x30 == assocLU && d[5]&0x0f == desigNAA && dlen == 16 {
 			copy(c.guid[:], d[8:24])
 			c.named = true
@@ -305,7 +302,7 @@ type copyTarget struct {
 // resolve finds the LU a CSCD descriptor names: this LU, or another LU the
 // task's session can reach. The LU is held open (enter) until released.
 func (d *Disk) resolve(t *stmf.Task, c *cscd) (copyTarget, bool) {
-	if !c.named || c.nul {
+	if !c.named {
 		return copyTarget{}, false
 	}
 	if c.guid == d.guid {

@@ -103,11 +103,10 @@ func TestParseXCopy(t *testing.T) {
 		{"too many segments", xcopyParams(1, 0, [][]byte{tgt}, many(xcopyMaxSegments+1, seg)), ascTooManySegmentDescriptors},
 		{"maximum counts", xcopyParams(1, 0, many(xcopyMaxCSCDs, tgt), many((xcopyMaxDescListLen-xcopyMaxCSCDs*cscdDescLen)/b2bSegDescLen, seg)), 0},
 		{"FC N_Port_Name target (E0h)", xcopyParams(1, 0, [][]byte{mod(tgt, 0, 0xe0)}, [][]byte{seg}), ascUnsupportedTargetDescType},
-		{"LU ID TYPE reserved", xcopyParams(1, 0, [][]byte{mod(tgt, 1, 0xc0)}, [][]byte{seg}), scsi.ASCInvalidFieldInParameterList},
-		{"LU ID TYPE proxy", xcopyParams(1, 0, [][]byte{mod(tgt, 1, 0x40)}, [][]byte{seg}), scsi.ASCInvalidFieldInParameterList},
+		{"LU ID TYPE is ignored (SPC-4)", xcopyParams(1, 0, [][]byte{mod(tgt, 1, 0x80)}, [][]byte{seg}), 0},
 		{"stream device target", xcopyParams(1, 0, [][]byte{mod(tgt, 1, 0x01)}, [][]byte{seg}), ascUnsupportedTargetDescType},
 		{"designator too long", xcopyParams(1, 0, [][]byte{mod(tgt, 7, 17)}, [][]byte{seg}), scsi.ASCInvalidFieldInParameterList},
-		{"NUL parses (fails when resolved)", xcopyParams(1, 0, [][]byte{mod(tgt, 1, 0x20)}, [][]byte{seg}), 0},
+		{"NUL is obsolete (SPC-4)", xcopyParams(1, 0, [][]byte{mod(tgt, 1, 0x20)}, [][]byte{seg}), 0},
 		{"stream to stream segment", xcopyParams(1, 0, [][]byte{tgt}, [][]byte{mod(seg, 0, 0x03)}), ascUnsupportedSegmentDescType},
 		{"segment descriptor length", xcopyParams(1, 0, [][]byte{tgt}, [][]byte{mod(seg, 3, 0x14)}), scsi.ASCInvalidFieldInParameterList},
 		{"segment descriptor length beyond the list", xcopyParams(1, 0, [][]byte{tgt}, [][]byte{mod(seg, 3, 0x20)}), plErr},
@@ -211,8 +210,11 @@ func TestExtendedCopy(t *testing.T) {
 	unknown[15] ^= 0xff
 	aborted("unknown GUID", e.xcopy(a, xcopyParams(4, 2, [][]byte{identDesc(unknown, 512)}, [][]byte{b2bSeg(0, 0, 8, 0, 8)})), ascCopyTargetNotReachable)
 	nul := identDesc(a.guid, 512)
-	nul[1] |= 0x20
-	aborted("NUL", e.xcopy(a, xcopyParams(4, 2, [][]byte{nul}, [][]byte{b2bSeg(0, 0, 8, 0, 8)})), ascCopyTargetNotReachable)
+	nul[1] |= 0xa0 // NUL (obsolete) and a reserved LU ID TYPE: both ignored (libiscsi ValidTgtDescr)
+	expectGood(t, "NUL and LU ID TYPE ignored", e.xcopy(a, xcopyParams(4, 2, [][]byte{nul}, [][]byte{b2bSeg(0, 0, 8, 0, 8)})))
+	t10 := identDesc(a.guid, 512)
+	t10[5] = assocLU | 0x1 // a T10 vendor ID designator: not an LU we can name
+	aborted("not an NAA designator", e.xcopy(a, xcopyParams(4, 2, [][]byte{t10}, [][]byte{b2bSeg(0, 0, 8, 0, 8)})), ascCopyTargetNotReachable)
 	aborted("destination index", e.xcopy(a, xcopyParams(4, 2, [][]byte{identDesc(a.guid, 512)}, [][]byte{b2bSeg(0, 1, 8, 0, 8)})), ascUnreachableCopyTarget)
 	aborted("beyond the end", e.xcopy(a, xcopyParams(4, 2, [][]byte{identDesc(a.guid, 512)}, [][]byte{b2bSeg(0, 0, 2048, 0, nb-1)})), scsi.ASCNoAdditionalSense)
 	aborted("source beyond the end", e.xcopy(a, xcopyParams(4, 2, [][]byte{identDesc(a.guid, 512)}, [][]byte{b2bSeg(0, 0, 2, nb-1, 0)})), scsi.ASCNoAdditionalSense)
