@@ -77,6 +77,8 @@ type LU struct {
 	WriteProtect       bool   `json:"write_protect"`
 	WriteCacheDisabled bool   `json:"write_cache_disabled"`
 	AccessState        string `json:"access_state"` // Active | Standby | ...
+	Thin               bool   `json:"thin"`
+	SoftThreshold      uint8  `json:"soft_threshold,omitempty"`
 }
 
 // LUProps are the -p properties of create-lu and modify-lu. Nil/empty
@@ -94,6 +96,10 @@ type LUProps struct {
 	VID       *string `json:"vid,omitempty"`
 	WCD       *bool   `json:"wcd,omitempty"`
 	WP        *bool   `json:"wp,omitempty"`
+	// costar extensions: thin provisioning (create-lu only) and its soft
+	// threshold in percent of the backing file system (0 = off).
+	Thin          *bool  `json:"thin,omitempty"`
+	SoftThreshold *uint8 `json:"soft_threshold,omitempty"`
 }
 
 // CreateLURequest is stmfadm/sbdadm create-lu. DataFile must be absolute.

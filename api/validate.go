@@ -157,13 +157,13 @@ const (
 )
 
 // LU property names (case-insensitive on the command line).
-var luPropNames = []string{"alias", "blk", "guid", "host-id", "meta", "mgmt-url", "oui", "pid", "serial", "vid", "wcd", "wp"}
+var luPropNames = []string{"alias", "blk", "guid", "host-id", "meta", "mgmt-url", "oui", "pid", "serial", "vid", "wcd", "wp", "thin", "soft-threshold"}
 
 // LUPropNames lists the -p property names create-lu accepts.
 func LUPropNames() []string { return append([]string(nil), luPropNames...) }
 
 // ModifiableLUProps are the properties modify-lu may change.
-var modifiable = map[string]bool{"alias": true, "mgmt-url": true, "wcd": true, "wp": true}
+var modifiable = map[string]bool{"alias": true, "mgmt-url": true, "wcd": true, "wp": true, "soft-threshold": true}
 
 // IsModifiableLUProp reports whether modify-lu may change the property.
 func IsModifiableLUProp(name string) bool { return modifiable[strings.ToLower(name)] }
@@ -235,7 +235,14 @@ func ParseLUProp(p *LUProps, arg string) (string, error) {
 		p.Serial, err = str(MaxSerialLen)
 	case "vid":
 		p.VID, err = str(MaxVIDLen)
-	case "wcd", "wp":
+	case "soft-threshold":
+		n, perr := strconv.ParseUint(val, 10, 8)
+		if perr != nil || n > 100 {
+			return lname, bad(ReasonFormat)
+		}
+		v := uint8(n)
+		p.SoftThreshold = &v
+	case "wcd", "wp", "thin":
 		var b bool
 		switch strings.ToLower(val) {
 		case "true":
@@ -244,10 +251,13 @@ func ParseLUProp(p *LUProps, arg string) (string, error) {
 		default:
 			return lname, bad(ReasonFormat)
 		}
-		if lname == "wcd" {
+		switch lname {
+		case "wcd":
 			p.WCD = &b
-		} else {
+		case "wp":
 			p.WP = &b
+		default:
+			p.Thin = &b
 		}
 	default:
 		return name, &PropError{Arg: arg, Prop: name, Reason: ReasonUnknown}
@@ -281,6 +291,8 @@ func (p *LUProps) Validate(modify bool) error {
 			return &PropError{Prop: "serial", Reason: "not modifiable"}
 		case p.VID != nil:
 			return &PropError{Prop: "vid", Reason: "not modifiable"}
+		case p.Thin != nil:
+			return &PropError{Prop: "thin", Reason: "not modifiable"}
 		}
 	}
 	check := func(name string, v *string, max int) error {

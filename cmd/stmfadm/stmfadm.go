@@ -66,8 +66,12 @@ func stmfadmApp(e *env) *cli.App {
 					"     serial   - serial number (up to 252 chars)\n" +
 					"     vid      - vendor identifier (up to 8 chars)\n" +
 					"     wcd      - write cache disabled (true, false)\n" +
-					"     wp       - write protect (true, false)\n\n" +
+					"     wp       - write protect (true, false)\n" +
+					"     thin     - thin provisioned: UNMAP frees space (true, false; costar)\n" +
+					"     soft-threshold - thin LUs: warn initiators at this % of the backing\n" +
+					"                file system in use (0-100, 0 = off; costar)\n\n" +
 					"EXAMPLES:\n   stmfadm create-lu -s 20G /var/lib/costar/lu0.img\n" +
+					"   stmfadm create-lu -p thin=true -p soft-threshold=85 -s 100G /srv/lu1.img\n" +
 					"   stmfadm create-lu -p wcd=false -p guid=600144f0c0a80101000067a1b2c30001 /dev/zvol/tank/vm-100-disk-0",
 				Action: e.createLU,
 			},

@@ -63,6 +63,8 @@ func (p *luProvider) Create(ctx context.Context, s mgmt.LUSpec) (mgmt.Disk, erro
 		MgmtURL:            s.MgmtURL,
 		WriteCacheDisabled: s.WCD,
 		WriteProtect:       s.WP,
+		Thin:               s.Thin,
+		SoftThreshold:      s.SoftThreshold,
 	}, p.generator(s.OUI, s.HostID), p.log)
 	if err != nil {
 		return nil, classify(err, s.MetaFile)
@@ -105,7 +107,7 @@ func (d *luDisk) Info() mgmt.LUInfo {
 	return mgmt.LUInfo{
 		GUID: i.GUID, DataFile: i.DataFile, MetaFile: i.MetaFile, Size: i.Size, BlockSize: i.BlockSize,
 		Alias: i.Alias, MgmtURL: i.MgmtURL, VID: i.VendorID, PID: i.ProductID, Serial: i.Serial,
-		WCD: i.WriteCacheDisabled, WP: i.WriteProtect,
+		WCD: i.WriteCacheDisabled, WP: i.WriteProtect, Thin: i.Thin, SoftThreshold: i.SoftThreshold,
 	}
 }
 
@@ -117,7 +119,7 @@ func (d *luDisk) Resize(_ context.Context, size uint64) error {
 }
 
 func (d *luDisk) SetProps(_ context.Context, c mgmt.LUChange) error {
-	return d.Disk.SetProps(lu.Props{Alias: c.Alias, MgmtURL: c.MgmtURL, WriteCacheDisabled: c.WCD, WriteProtect: c.WP})
+	return d.Disk.SetProps(lu.Props{Alias: c.Alias, MgmtURL: c.MgmtURL, WriteCacheDisabled: c.WCD, WriteProtect: c.WP, SoftThreshold: c.SoftThreshold})
 }
 
 // portProvider adapts the iSCSI server to mgmt.PortProvider.

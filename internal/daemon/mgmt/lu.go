@@ -70,6 +70,7 @@ func (m *Manager) luLocked(rec store.LU) api.LU {
 		out.Alias, out.Size, out.BlockSize = in.Alias, in.Size, in.BlockSize
 		out.MgmtURL, out.VID, out.PID, out.Serial = in.MgmtURL, in.VID, in.PID, in.Serial
 		out.WriteProtect, out.WriteCacheDisabled = in.WP, in.WCD
+		out.Thin, out.SoftThreshold = in.Thin, in.SoftThreshold
 		if in.DataFile != "" {
 			out.DataFile, out.MetaFile = in.DataFile, in.MetaFile
 		}
@@ -199,6 +200,10 @@ func specFromProps(dataFile string, size uint64, p api.LUProps) (LUSpec, error) 
 	spec.Alias, spec.MgmtURL = str(p.Alias), str(p.MgmtURL)
 	spec.VID, spec.PID, spec.Serial = str(p.VID), str(p.PID), str(p.Serial)
 	spec.WCD = p.WCD != nil && *p.WCD
+	spec.Thin = p.Thin != nil && *p.Thin
+	if p.SoftThreshold != nil {
+		spec.SoftThreshold = *p.SoftThreshold
+	}
 	spec.WP = p.WP != nil && *p.WP
 	return spec, nil
 }
@@ -355,7 +360,7 @@ func (m *Manager) ModifyLU(ctx context.Context, req api.ModifyLURequest) (api.LU
 		if !ok {
 			return api.LU{}, api.Errorf(api.CodeNotSupported, "", "the LU provider cannot change properties yet")
 		}
-		c := LUChange{Alias: req.Props.Alias, MgmtURL: req.Props.MgmtURL, WCD: req.Props.WCD, WP: req.Props.WP}
+		c := LUChange{Alias: req.Props.Alias, MgmtURL: req.Props.MgmtURL, WCD: req.Props.WCD, WP: req.Props.WP, SoftThreshold: req.Props.SoftThreshold}
 		if err := ps.SetProps(ctx, c); err != nil {
 			return api.LU{}, providerErr(err, m.state.LUs[i].DataFile)
 		}

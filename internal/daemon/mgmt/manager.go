@@ -48,6 +48,10 @@ type LUSpec struct {
 	Serial  string
 	WCD     bool // write cache disabled
 	WP      bool // write protected
+	Thin    bool // thin provisioned: UNMAP, WRITE SAME (UNMAP), GET LBA STATUS
+	// SoftThreshold, for thin LUs: percent of the backing file system in
+	// use that raises THIN PROVISIONING SOFT THRESHOLD REACHED (0 = off).
+	SoftThreshold uint8
 }
 
 // LUInfo is what the LU provider reports about an open LU.
@@ -64,6 +68,9 @@ type LUInfo struct {
 	Serial    string
 	WCD       bool
 	WP        bool
+	Thin      bool
+	// SoftThreshold is the thin LU's soft threshold in percent (0 = off).
+	SoftThreshold uint8
 }
 
 // Disk is an open LU.
@@ -85,6 +92,8 @@ type LUChange struct {
 	MgmtURL *string
 	WCD     *bool
 	WP      *bool
+	// SoftThreshold changes a thin LU's soft threshold (0 = off).
+	SoftThreshold *uint8
 }
 
 // PropSetter is implemented by disks whose modifiable properties (alias,
