@@ -61,6 +61,8 @@ type Framework struct {
 	// alua maps target port group -> state (absent = active/optimized).
 	// Copy-on-write so the command path reads it without a lock.
 	alua atomic.Pointer[map[uint16]ALUAState]
+
+	workers *workers
 }
 
 // New returns an empty framework.
@@ -78,6 +80,7 @@ func New(log *slog.Logger) *Framework {
 		relIDs:   map[string]uint16{},
 		nextRel:  1,
 		sessions: map[*Session]struct{}{},
+		workers:  newWorkers(),
 	}
 }
 

@@ -296,7 +296,7 @@ func (s *Session) Submit(t *Task) {
 		a.Admit(t)
 	}
 	if reg.ts.admit(t) {
-		go t.run()
+		s.fw.workers.run(t)
 	}
 }
 
@@ -317,7 +317,7 @@ func (s *Session) taskDone(t *Task) {
 	}
 	s.mu.Unlock()
 	for _, next := range t.reg.ts.done(t) {
-		go next.run()
+		s.fw.workers.run(next)
 	}
 	s.wg.Done()
 }
