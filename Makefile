@@ -6,8 +6,12 @@
 #   make test             what CI runs (.ci/run): test deps, gofmt, go vet, go test -race ./...
 #                         (integration tests included, tools required), fuzz smoke, conformance
 #   make unit             go test -race ./... only
-#   make conformance      scripts/conformance.sh (ratcheted against scripts/conformance-expected.tsv)
-#   make conformance-all  every iscsi-test-cu family (exploration; out/conformance-all)
+#   make conformance      every iscsi-test-cu family on a thick LU with a second path (MultipathIO),
+#                         then on a thin LU, then ReadOnly on a write-protected LU; ratcheted
+#                         against scripts/conformance-expected{,-thin,-wp}.tsv
+#   make conformance-quick  the data-path families only (scripts/conformance.sh defaults)
+#   make test-vm          scripts/testvm: Debian VM with OpenZFS, the Linux kernel initiator and
+#                         multipath against stmfd (image built once, ~5 min, into /var/cache/costar-testvm)
 #   make fuzz             every fuzz target for $(FUZZTIME_LONG)
 #   make bench            scripts/bench.sh: stmfd vs tgt side by side (BENCH_SECS, BENCH_PROFILE, ...)
 #   make clean            remove bin/ and out/ (make distclean also removes var/)
@@ -23,12 +27,13 @@ FUZZTIME       ?= 10s
 FUZZTIME_LONG  ?= 2m
 GOTEST_TIMEOUT ?= 25m
 
-.PHONY: all build run test deps fmt-check vet unit fuzz-smoke fuzz conformance conformance-all bench clean distclean
+.PHONY: all build run test deps fmt-check vet unit fuzz-smoke fuzz conformance conformance-thick conformance-thin conformance-wp conformance-quick test-vm bench clean distclean
 
 all: build
 
 build:
 	$(GO) build -o bin/ ./cmd/...
+	ln -sf stmfadm bin/sbdadm
 
 run: build
 	mkdir -p $(STATE_DIR)
@@ -42,6 +47,7 @@ test:
 	COSTAR_REQUIRE_TOOLS=1 $(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory fuzz-smoke
 	CONF_RACE=1 $(MAKE) --no-print-directory conformance
+	$(MAKE) --no-print-directory test-vm
 
 deps:
 	scripts/install-test-deps.sh
@@ -63,11 +69,30 @@ fuzz-smoke:
 fuzz:
 	scripts/fuzz.sh -t $(FUZZTIME_LONG)
 
-conformance:
-	scripts/conformance.sh
+conformance: conformance-thick conformance-thin conformance-wp
 
-conformance-all:
-	CONF_MULTIPATH=1 scripts/conformance.sh --families ALL --out out/conformance-all
+conformance-thick:
+	CONF_MULTIPATH=1 scripts/conformance.sh --families ALL --out out/conformance-thick \
+		--expected scripts/conformance-expected.tsv
+
+conformance-thin:
+	CONF_LU=thin scripts/conformance.sh --families ALL --out out/conformance-thin \
+		--expected scripts/conformance-expected-thin.tsv
+
+conformance-wp:
+	CONF_LU=wp scripts/conformance.sh --families ReadOnly --out out/conformance-wp \
+		--expected scripts/conformance-expected-wp.tsv
+
+conformance-quick:
+	scripts/conformance.sh --out out/conformance-quick
+
+# VM suite (scripts/testvm): Debian bookworm VM under qemu (TCG where KVM is unusable) with ZFS,
+# the Linux kernel iSCSI initiator and dm-multipath against stmfd. The image is built once (~5 min,
+# as root) into /var/cache/costar-testvm ($$COSTAR_TESTVM_CACHE); a run takes 2.5-7 min.
+# COSTAR_TESTVM=skip skips it; COSTAR_TESTVM_ALLOW_SKIP=1 turns "cannot run here" (exit 80-89:
+# no qemu, no disk space, not root for the image build) into a loud SKIPPED instead of a failure.
+test-vm:
+	scripts/testvm/run-tests.sh
 
 bench:
 	scripts/bench.sh

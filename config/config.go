@@ -25,6 +25,10 @@ type Config struct {
 	LogLevel slog.Level
 	// ShutdownTimeout bounds how long a clean shutdown waits for I/O.
 	ShutdownSeconds int
+	// AbortCompletedTask is the iSCSI answer to ABORT TASK for a task the
+	// target does not know: "function-complete" (what ESXi needs) or
+	// "task-does-not-exist" (RFC 7143 11.5.1 to the letter).
+	AbortCompletedTask string
 }
 
 // Defaults used when nothing else is given.
@@ -34,6 +38,9 @@ const (
 	DefaultPortal    = "127.0.0.1:3260"
 	DefaultDemoSize  = "1G"
 	DefaultTargetIQN = "iqn.2026-11.org.costar:demo"
+	// Values of --abort-completed-task.
+	AbortFunctionComplete = "function-complete"
+	AbortTaskDoesNotExist = "task-does-not-exist"
 )
 
 // Usage is printed by --help.
@@ -65,6 +72,8 @@ func Load(args []string, out io.Writer) (*Config, error) {
 	fs.String("demo-size", DefaultDemoSize, "size of the demo LU (K/M/G/T suffixes)")
 	fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Int("shutdown-timeout", 30, "seconds a clean shutdown waits for in-flight I/O")
+	fs.String("abort-completed-task", AbortFunctionComplete, "iSCSI ABORT TASK answer for an unknown (already completed) task: "+
+		AbortFunctionComplete+" (ESXi) or "+AbortTaskDoesNotExist+" (RFC 7143 11.5.1)")
 	fs.Usage = func() {
 		fmt.Fprint(out, Usage)
 		fs.PrintDefaults()
@@ -96,6 +105,8 @@ func Load(args []string, out io.Writer) (*Config, error) {
 		Socket:          v.GetString("socket"),
 		Demo:            v.GetBool("demo"),
 		ShutdownSeconds: v.GetInt("shutdown-timeout"),
+
+		AbortCompletedTask: v.GetString("abort-completed-task"),
 	}
 	// An env var gives one string; accept comma separated portals there too.
 	var portals []string
@@ -131,6 +142,11 @@ func Load(args []string, out io.Writer) (*Config, error) {
 	}
 	if c.ShutdownSeconds <= 0 {
 		return nil, fmt.Errorf("config: --shutdown-timeout must be positive")
+	}
+	switch c.AbortCompletedTask {
+	case AbortFunctionComplete, AbortTaskDoesNotExist:
+	default:
+		return nil, fmt.Errorf("config: --abort-completed-task %q: want %s or %s", c.AbortCompletedTask, AbortFunctionComplete, AbortTaskDoesNotExist)
 	}
 	return c, nil
 }

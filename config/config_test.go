@@ -82,3 +82,26 @@ func TestLoadErrors(t *testing.T) {
 		t.Errorf("--help: err=%v out=%q", err, out.String())
 	}
 }
+
+func TestAbortCompletedTask(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  string
+		want string
+		err  bool
+	}{
+		{nil, "", AbortFunctionComplete, false},
+		{[]string{"--abort-completed-task", AbortTaskDoesNotExist}, "", AbortTaskDoesNotExist, false},
+		{nil, AbortTaskDoesNotExist, AbortTaskDoesNotExist, false},
+		{[]string{"--abort-completed-task", "maybe"}, "", "", true},
+	} {
+		t.Setenv("STMFD_ABORT_COMPLETED_TASK", tc.env)
+		if tc.env == "" {
+			os.Unsetenv("STMFD_ABORT_COMPLETED_TASK")
+		}
+		c, err := Load(tc.args, &bytes.Buffer{})
+		if (err != nil) != tc.err || (err == nil && c.AbortCompletedTask != tc.want) {
+			t.Errorf("Load(%v) env %q: %+v, %v; want %q err=%v", tc.args, tc.env, c, err, tc.want, tc.err)
+		}
+	}
+}

@@ -121,7 +121,9 @@ func TestWriteAtomic16(t *testing.T) {
 	lockIdle(t, d)
 }
 
-func be32(b []byte) uint32 { return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) }
+func be32(b []byte) uint32 {
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
 
 // TestVAAIIdentity: 3PC in standard INQUIRY, MAXIMUM COMPARE AND WRITE
 // LENGTH, and REPORT SUPPORTED OPERATION CODES usage data with DPO/FUA for

@@ -21,12 +21,16 @@ import (
 //
 // Admit (called by stmf synchronously, in arrival order, before the task
 // runs) registers the block range of every write-type command in the LU's
-// rangeLock. An entry records the earlier entries it overlaps; Execute
-// waits for those to be released before running the command, and releases
-// its own entry when the command is done. I/O that overlaps nothing never
-// waits, and reads take no entry unless an atomic command overlaps them
-// (so that they see it whole). The hot path is one short mutex section at
-// Admit and two in Execute.
+// rangeLock and keeps the entry in t.LUPrivate. An entry records the
+// earlier entries it overlaps; Execute waits for those to be released
+// before running the command, and releases its own entry when the command
+// is done, on every path (errors, NOT READY, a recovered panic, an abort
+// while waiting). Entries of tasks aborted before they ever reached
+// Execute are reaped by whoever waits for them, or swept. I/O that
+// overlaps nothing never waits, and reads take no entry unless an atomic
+// command overlaps them (so that they see it whole). The hot path is one
+// short mutex section on one of 16 LBA-region shards at Admit and one at
+// release, plus an allocation.
 
 // lockKind classifies a command for the range lock.
 type lockKind uint8
@@ -155,7 +159,7 @@ type lockEntry struct {
 	kind   lockKind
 	mask   uint32     // shards the entry is listed in
 	task   *stmf.Task // nil for ranges locked during execution (EXTENDED COPY)
-	seq    uint64     // registration order
+	seq    uint64     // registration order among entries sharing a shard
 	state  atomic.Int32
 	// deps are the earlier entries this one waits for; kept after the
 	// wait, so that dependents of an entry that gave up (aborted) can wait
@@ -185,18 +189,15 @@ type lockShard struct {
 	mu      sync.Mutex
 	active  []*lockEntry // entries touching this shard, in no particular order
 	sweepAt int
-	_       [24]byte // keep shards' mutexes on separate cache lines
+	clock   uint64   // highest seq registered here
+	_       [16]byte // keep shards' mutexes on separate cache lines
 }
 
 // rangeLock orders overlapping writes of one LU. The zero value is ready.
 type rangeLock struct {
 	shards [lockShards]lockShard
-	seq    atomic.Uint64 // the only shared word every write updates
-	_      [56]byte
-	// Only atomic commands and the reads registered around them update
-	// these; plain writes and reads just load them.
-	atomics atomic.Int64 // registered lockAtomic entries (reads look at it in Admit)
-	reads   atomic.Int64 // registered lockRead entries (reads look at it in acquire)
+	// Only atomic commands update it; reads load it in Admit.
+	atomics atomic.Int64 // registered lockAtomic entries
 }
 
 // shardMask returns the shards of the regions [lo, hi) touches (hi > lo).
@@ -215,28 +216,33 @@ func shardMask(lo, hi uint64) uint32 {
 }
 
 func (l *rangeLock) lockMask(m uint32) {
-	for i := 0; m != 0; i, m = i+1, m>>1 {
-		if m&1 != 0 {
-			l.shards[i].mu.Lock()
-		}
+	if m&(m-1) == 0 { // one shard: the common case
+		l.shards[home(m)].mu.Lock()
+		return
+	}
+	for ; m != 0; m &= m - 1 {
+		l.shards[bits.TrailingZeros32(m)].mu.Lock()
 	}
 }
 
 func (l *rangeLock) unlockMask(m uint32) {
-	for i := 0; m != 0; i, m = i+1, m>>1 {
-		if m&1 != 0 {
-			l.shards[i].mu.Unlock()
-		}
+	if m&(m-1) == 0 {
+		l.shards[home(m)].mu.Unlock()
+		return
+	}
+	for ; m != 0; m &= m - 1 {
+		l.shards[bits.TrailingZeros32(m)].mu.Unlock()
 	}
 }
 
-// home is the shard where an entry is looked up by task.
+// home is the lowest shard of m.
 func home(m uint32) int { return bits.TrailingZeros32(m) }
 
 // Admit implements stmf.Admitter: it registers the block range of a
-// write-type task, in arrival order, before the task runs. It never blocks
-// (beyond short mutex sections) and never fails: a CDB it cannot parse
-// gets no entry and is rejected later by dispatch.
+// write-type task, in arrival order, before the task runs, and keeps the
+// entry in t.LUPrivate for Execute. It never blocks (beyond short mutex
+// sections) and never fails: a CDB it cannot parse gets no entry and is
+// rejected later by dispatch.
 func (d *Disk) Admit(t *stmf.Task) {
 	kind, lo, hi := lockRange(t.CDB)
 	switch kind {
@@ -247,7 +253,9 @@ func (d *Disk) Admit(t *stmf.Task) {
 			return
 		}
 	}
-	d.vaai.locks.register(t, kind, lo, hi)
+	if e := d.vaai.locks.register(t, kind, lo, hi); e != nil {
+		t.LUPrivate = e
+	}
 }
 
 // register adds an entry for t (nil: a range locked during execution) and
@@ -259,7 +267,7 @@ func (l *rangeLock) register(t *stmf.Task, kind lockKind, lo, hi uint64) *lockEn
 		l.unlockMask(m)
 		return nil
 	}
-	e := &lockEntry{lo: lo, hi: hi, kind: kind, mask: m, task: t, seq: l.seq.Add(1)}
+	e := &lockEntry{lo: lo, hi: hi, kind: kind, mask: m, task: t, seq: l.nextSeqLocked(m)}
 	if t == nil {
 		e.state.Store(entryRunning)
 	}
@@ -268,21 +276,16 @@ func (l *rangeLock) register(t *stmf.Task, kind lockKind, lo, hi uint64) *lockEn
 		dep.doneChan()
 	}
 	var victims []*lockEntry
-	for i, mm := 0, m; mm != 0; i, mm = i+1, mm>>1 {
-		if mm&1 == 0 {
-			continue
-		}
+	for mm := m; mm != 0; mm &= mm - 1 {
+		i := bits.TrailingZeros32(mm)
 		sh := &l.shards[i]
 		if len(sh.active) >= sh.sweepAt {
 			victims = sh.sweepLocked(victims)
 		}
 		sh.active = append(sh.active, e)
 	}
-	switch kind {
-	case lockAtomic:
+	if kind == lockAtomic {
 		l.atomics.Add(1)
-	case lockRead:
-		l.reads.Add(1)
 	}
 	l.unlockMask(m)
 	for _, v := range victims {
@@ -291,12 +294,26 @@ func (l *rangeLock) register(t *stmf.Task, kind lockKind, lo, hi uint64) *lockEn
 	return e
 }
 
+// nextSeqLocked returns a registration number above every entry
+// registered in the shards of m, and advances their clocks to it (a
+// Lamport clock per shard): two entries that overlap share a shard, so
+// their numbers give their registration order, with no counter shared by
+// the whole LU.
+func (l *rangeLock) nextSeqLocked(m uint32) uint64 {
+	var seq uint64
+	for mm := m; mm != 0; mm &= mm - 1 {
+		seq = max(seq, l.shards[bits.TrailingZeros32(mm)].clock)
+	}
+	seq++
+	for mm := m; mm != 0; mm &= mm - 1 {
+		l.shards[bits.TrailingZeros32(mm)].clock = seq
+	}
+	return seq
+}
+
 func (l *rangeLock) overlapsAtomicLocked(m uint32, lo, hi uint64) bool {
-	for i := 0; m != 0; i, m = i+1, m>>1 {
-		if m&1 == 0 {
-			continue
-		}
-		for _, o := range l.shards[i].active {
+	for ; m != 0; m &= m - 1 {
+		for _, o := range l.shards[bits.TrailingZeros32(m)].active {
 			if o.kind == lockAtomic && o.lo < hi && lo < o.hi {
 				return true
 			}
@@ -313,10 +330,8 @@ func (l *rangeLock) overlapsAtomicLocked(m uint32, lo, hi uint64) bool {
 // shards of m are locked; every overlapping entry is listed in one of them.
 func (l *rangeLock) depsLocked(m uint32, lo, hi uint64) []*lockEntry {
 	var cover *lockEntry
-	for i, mm := 0, m; mm != 0; i, mm = i+1, mm>>1 {
-		if mm&1 == 0 {
-			continue
-		}
+	for mm := m; mm != 0; mm &= mm - 1 {
+		i := bits.TrailingZeros32(mm)
 		for _, o := range l.shards[i].active {
 			if o.lo <= lo && hi <= o.hi && (cover == nil || o.seq > cover.seq) {
 				cover = o
@@ -324,10 +339,8 @@ func (l *rangeLock) depsLocked(m uint32, lo, hi uint64) []*lockEntry {
 		}
 	}
 	var deps []*lockEntry
-	for i, mm := 0, m; mm != 0; i, mm = i+1, mm>>1 {
-		if mm&1 == 0 {
-			continue
-		}
+	for mm := m; mm != 0; mm &= mm - 1 {
+		i := bits.TrailingZeros32(mm)
 	next:
 		for _, o := range l.shards[i].active {
 			if o.lo < hi && lo < o.hi && (cover == nil || o.seq >= cover.seq) {
@@ -364,10 +377,8 @@ func (sh *lockShard) sweepLocked(victims []*lockEntry) []*lockEntry {
 func (l *rangeLock) unlink(e *lockEntry) {
 	e.state.Store(entryReleased)
 	l.lockMask(e.mask)
-	for i, mm := 0, e.mask; mm != 0; i, mm = i+1, mm>>1 {
-		if mm&1 == 0 {
-			continue
-		}
+	for mm := e.mask; mm != 0; mm &= mm - 1 {
+		i := bits.TrailingZeros32(mm)
 		sh := &l.shards[i]
 		for j, o := range sh.active {
 			if o == e {
@@ -380,11 +391,8 @@ func (l *rangeLock) unlink(e *lockEntry) {
 		}
 	}
 	l.unlockMask(e.mask)
-	switch e.kind {
-	case lockAtomic:
+	if e.kind == lockAtomic {
 		l.atomics.Add(-1)
-	case lockRead:
-		l.reads.Add(-1)
 	}
 	if p := e.done.Load(); p != nil {
 		close(*p)
@@ -399,19 +407,6 @@ func (l *rangeLock) release(e *lockEntry) {
 	l.unlink(e)
 }
 
-// find returns t's entry, or nil.
-func (l *rangeLock) find(t *stmf.Task, lo, hi uint64) *lockEntry {
-	sh := &l.shards[home(shardMask(lo, hi))]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	for _, e := range sh.active {
-		if e.task == t {
-			return e
-		}
-	}
-	return nil
-}
-
 // acquire is called when t starts executing. It waits until every earlier
 // overlapping write has been released and returns t's entry (nil when t
 // has none) to release once the command is done. It returns false when t
@@ -419,18 +414,7 @@ func (l *rangeLock) find(t *stmf.Task, lo, hi uint64) *lockEntry {
 // A read-modify-write or atomic command that was never admitted (an LU
 // driven without stmf) locks its range here, so it is atomic regardless.
 func (l *rangeLock) acquire(t *stmf.Task) (*lockEntry, bool) {
-	kind, lo, hi := lockRange(t.CDB)
-	var e *lockEntry
-	switch kind {
-	case lockNone:
-		return nil, !t.Aborted()
-	case lockRead:
-		if l.reads.Load() != 0 {
-			e = l.find(t, lo, hi)
-		}
-	default:
-		e = l.find(t, lo, hi)
-	}
+	e, _ := t.LUPrivate.(*lockEntry)
 	if e != nil && !e.state.CompareAndSwap(entryAdmitted, entryRunning) {
 		return nil, false // reaped: its task was aborted
 	}
@@ -439,6 +423,7 @@ func (l *rangeLock) acquire(t *stmf.Task) (*lockEntry, bool) {
 		return nil, false
 	}
 	if e == nil {
+		kind, lo, hi := lockRange(t.CDB)
 		if kind != lockAtomic {
 			return nil, true
 		}

@@ -73,3 +73,28 @@ func BenchmarkRangeLockOnly(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkCompareAndWrite is one-block ATS at queue depth 1 on the LU
+// path (Admit, range lock, read, compare, write), flipping the block
+// between two patterns like a VMFS heartbeat.
+func BenchmarkCompareAndWrite(b *testing.B) {
+	d := newTestDisk(b, diskOpts{size: 16 << 20})
+	x, y := make([]byte, 512), make([]byte, 512)
+	for i := range y {
+		y[i] = 0x5a
+	}
+	bufs := [2][]byte{cawData(x, y), cawData(y, x)}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		tr := &fakeTransport{data: bufs[i&1]}
+		task := stmf.NewTask(tr)
+		task.CDB = cawCDB(0, 100, 1)
+		task.Dir, task.ExpectedLen = scsi.DirWrite, 1024
+		d.Admit(task)
+		d.Execute(task)
+		if tr.results[0].Status != scsi.StatusGood {
+			b.Fatalf("CAW %d: status %v", i, tr.results[0].Status)
+		}
+	}
+}

@@ -87,8 +87,8 @@ func TestOverlappingWritesInArrivalOrder(t *testing.T) {
 	b := bytes.Repeat([]byte{0xbb}, 2*512)
 	hold := make(chan struct{})
 
-	t1, tr1 := admitted(d, cdb10(opWrite10, 0, 10, 2), a, hold)   // blocks 10-11, Data-Out held back
-	t2, tr2 := admitted(d, cdb10(opWrite10, 0, 11, 2), b, nil)    // blocks 11-12: overlaps t1
+	t1, tr1 := admitted(d, cdb10(opWrite10, 0, 10, 2), a, hold)      // blocks 10-11, Data-Out held back
+	t2, tr2 := admitted(d, cdb10(opWrite10, 0, 11, 2), b, nil)       // blocks 11-12: overlaps t1
 	t3, tr3 := admitted(d, cdb10(opWrite10, 0, 13, 1), b[:512], nil) // block 13: overlaps nothing
 
 	go d.Execute(t2) // the later write starts first
@@ -275,9 +275,10 @@ func TestTransitiveWaitAfterAbort(t *testing.T) {
 	tagB := r.tag.Load()
 	trC := r.start(s, lun, cdb10(opWrite10, 0, 5, 1), scsi.DirWrite, 512, c)
 	var depsC int
+	var newest uint64
 	for _, e := range lockEntries(&d.vaai.locks) {
-		if e.lo == 5 && e.hi == 6 && e.seq == d.vaai.locks.seq.Load() {
-			depsC = len(e.deps)
+		if e.lo == 5 && e.hi == 6 && e.seq > newest {
+			newest, depsC = e.seq, len(e.deps)
 		}
 	}
 	if depsC != 1 {
@@ -353,7 +354,7 @@ func TestLockChain(t *testing.T) {
 		task := stmf.NewTask(&rigTransport{})
 		task.CDB = cdb10(opWrite10, 0, 7, 1)
 		tasks = append(tasks, task)
-		l.register(task, lockWrite, 7, 8)
+		task.LUPrivate = l.register(task, lockWrite, 7, 8)
 	}
 	for _, e := range lockEntries(&l) {
 		if len(e.deps) > 1 {

@@ -61,7 +61,7 @@ const (
 
 // cscd is a parsed identification descriptor (copy target).
 type cscd struct {
-	off      int // offset in the parameter list, for sense pointers
+	off      int  // offset in the parameter list, for sense pointers
 	named    bool // an LU designator (NAA, 16 bytes)
 	guid     stmf.GUID
 	blockLen uint32 // DISK BLOCK LENGTH, 0 = not given
@@ -221,15 +221,16 @@ func (m *copyManager) begin(nexus string, pl *xcopyPlan) (*copyOp, *stmf.Result)
 	}
 	op := &copyOp{nexus: nexus, listID: pl.listID, hold: pl.usage == 0, status: copyInProgress}
 	if pl.usage != 3 {
+		for _, o := range m.ops {
+			if o.nexus == nexus && o.listID == pl.listID && o.status == copyInProgress {
+				return nil, fail(scsi.NewSense(scsi.KeyIllegalRequest, ascOperationInProgress))
+			}
+		}
 		kept := m.ops[:0]
 		for _, o := range m.ops {
-			if o.nexus == nexus && o.listID == pl.listID {
-				if o.status == copyInProgress {
-					return nil, fail(scsi.NewSense(scsi.KeyIllegalRequest, ascOperationInProgress))
-				}
-				continue // a new copy with this list identifier replaces the held results
+			if o.nexus != nexus || o.listID != pl.listID { // a new copy replaces held results
+				kept = append(kept, o)
 			}
-			kept = append(kept, o)
 		}
 		clear(m.ops[len(kept):])
 		m.ops = append(kept, op)
@@ -533,8 +534,8 @@ func (d *Disk) operatingParameters() []byte {
 	binary.BigEndian.PutUint32(b[16:20], uint32(min(uint64(maxSegBlocks)*uint64(d.bs), 0xffffffff))) // MAXIMUM SEGMENT LENGTH
 	// MAXIMUM INLINE DATA LENGTH, HELD DATA LIMIT, MAXIMUM STREAM DEVICE TRANSFER SIZE: 0.
 	binary.BigEndian.PutUint16(b[34:36], xcopyMaxConcurrent) // TOTAL CONCURRENT COPIES
-	b[36] = xcopyMaxConcurrent                              // MAXIMUM CONCURRENT COPIES
-	b[37] = byte(d.bsShift)                                 // DATA SEGMENT GRANULARITY (log2 bytes)
+	b[36] = xcopyMaxConcurrent                               // MAXIMUM CONCURRENT COPIES
+	b[37] = byte(d.bsShift)                                  // DATA SEGMENT GRANULARITY (log2 bytes)
 	b[43] = byte(len(impl))
 	copy(b[44:], impl)
 	return b

@@ -377,3 +377,77 @@ func FuzzExtendedCopy(f *testing.F) {
 		}
 	})
 }
+
+// TestExtendedCopyReservations: the copy targets' reservations apply to
+// the nexus that sent EXTENDED COPY, so it cannot write into (or read
+// from, under exclusive access) an LU another initiator reserved.
+func TestExtendedCopyReservations(t *testing.T) {
+	e := newXCopyEnv(t)
+	a, b := e.a, e.b
+	holder := e.r.session(2)
+	expectGood(t, "RESERVE", e.r.do(holder, b, []byte{opReserve6, 0, 0, 0, 0, 0}, scsi.DirNone, 0, nil))
+	p := xcopyParams(1, 2, [][]byte{identDesc(a.guid, 512), identDesc(b.guid, 512)}, [][]byte{b2bSeg(0, 1, 8, 0, 0)})
+	if r := e.xcopy(a, p); r.status != scsi.StatusReservationConflict {
+		t.Fatalf("copy into a reserved LU: %v %+v", r.status, r.sense)
+	}
+	p = xcopyParams(1, 2, [][]byte{identDesc(b.guid, 512), identDesc(a.guid, 512)}, [][]byte{b2bSeg(0, 1, 8, 0, 0)})
+	if r := e.xcopy(a, p); r.status != scsi.StatusReservationConflict {
+		t.Fatalf("copy from a reserved LU: %v %+v", r.status, r.sense)
+	}
+	// The holder itself may copy.
+	expectGood(t, "holder's copy", e.r.do(holder, a, xcopyCDB(uint32(len(p))), scsi.DirWrite, uint32(len(p)), p))
+	expectGood(t, "RELEASE", e.r.do(holder, b, []byte{opRelease6, 0, 0, 0, 0, 0}, scsi.DirNone, 0, nil))
+	expectGood(t, "copy after RELEASE", e.xcopy(a, p))
+}
+
+func TestCopyManagerBookkeeping(t *testing.T) {
+	var m copyManager
+	plan := func(id, usage byte) *xcopyPlan { return &xcopyPlan{listID: id, usage: usage} }
+	other, _ := m.begin("n2", plan(7, 0))
+	held, _ := m.begin("n1", plan(7, 0))
+	m.finish(held, true)
+	running, _ := m.begin("n1", plan(8, 0))
+	if _, r := m.begin("n1", plan(8, 2)); r == nil || r.Status != scsi.StatusCheckCondition {
+		t.Fatal("a second copy with a running list identifier was accepted")
+	}
+	if len(m.ops) != 3 || m.ops[0] != other || m.ops[1] != held || m.ops[2] != running {
+		t.Fatalf("refused copy disturbed the list: %+v", m.ops)
+	}
+	again, _ := m.begin("n1", plan(7, 2)) // replaces the held results of list 7, is not held itself
+	if _, ok := m.status("n1", 7); !ok {
+		t.Fatal("running copy has no status")
+	}
+	m.finish(again, true)
+	if _, ok := m.status("n1", 7); ok {
+		t.Fatal("an unheld copy kept its status")
+	}
+	if o, ok := m.status("n2", 7); !ok || o.status != copyInProgress {
+		t.Fatal("another nexus's copy was touched")
+	}
+	m.finish(running, false)
+	m.finish(other, true)
+	for i := 0; i < 2*xcopyHeldResults; i++ {
+		op, r := m.begin("n3", plan(byte(i), 0))
+		if r != nil {
+			t.Fatalf("begin: %+v", r)
+		}
+		m.finish(op, true)
+	}
+	if len(m.ops) > xcopyHeldResults || m.running != 0 {
+		t.Fatalf("%d held results, %d running", len(m.ops), m.running)
+	}
+	if _, ok := m.status("n3", 2*xcopyHeldResults-1); !ok {
+		t.Fatal("newest result dropped")
+	}
+	var busy []*copyOp
+	for i := 0; i < xcopyMaxConcurrent; i++ {
+		op, _ := m.begin("n4", plan(0, 3))
+		busy = append(busy, op)
+	}
+	if _, r := m.begin("n4", plan(0, 3)); r == nil || r.Status != scsi.StatusBusy {
+		t.Fatal("too many concurrent copies were accepted")
+	}
+	for _, op := range busy {
+		m.finish(op, true)
+	}
+}

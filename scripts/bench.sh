@@ -54,7 +54,7 @@ DEMO_IQN=iqn.2026-11.org.costar:demo
 INIT=iqn.2026-11.org.costar:bench
 HZ=$(getconf CLK_TCK)
 
-usage() { sed -n '2,41p' "$0"; }
+usage() { awk 'NR > 1 && !/^#/ {exit} NR > 1 {print}' "$0"; }
 log() { echo "bench: $*" >&2; }
 die() { log "ERROR: $*"; exit 2; }
 

@@ -22,6 +22,9 @@
 #   CONF_EXTRA_ARGS=""     more iscsi-test-cu arguments (e.g. -V for SCSI traces)
 #   STMFD_BIN              use this stmfd binary instead of building ./cmd/stmfd
 #   CONF_TARGET_PID        with --url: PID of the target, so a crash is detected
+#   CONF_LU=thick          thick: the demo LU (LUN 0); thin: a thin LU (-p thin=true) created with
+#                          stmfadm and tested at LUN 1 (UNMAP, WRITE SAME UNMAP, GET LBA STATUS);
+#                          wp: a write-protected thin LU (-p wp=true) at LUN 1 (the ReadOnly family)
 #   CONF_MULTIPATH=0       1 = a second path to the same LU for ALL.MultipathIO (and any test that
 #                          uses one): our stmfd gets a second --portal; with --url set CONF_MPATH_URL
 #   CONF_MPATH_URL         with --url: the second path's URL
@@ -59,6 +62,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${CONF_OUT:-$ROOT/out/conformance}
 URL=${CONF_URL:-}
 MPATH=${CONF_MULTIPATH:-0}
+LUKIND=${CONF_LU:-thick}
+case $LUKIND in thick) TLUN=0 ;; thin | wp) TLUN=1 ;; *) echo "conformance: CONF_LU must be thick, thin or wp" >&2; exit 2 ;; esac
 URL2=${CONF_MPATH_URL:-}
 FAMILY_LIST=${CONF_FAMILIES:-$DEFAULT_FAMILIES}
 EXPECTED=${CONF_EXPECTED:-$ROOT/scripts/conformance-expected.tsv}
@@ -71,7 +76,7 @@ DATALOSS=${CONF_DATALOSS:-1}
 RACE=${CONF_RACE:-0}
 read -r -a EXTRA <<<"${CONF_EXTRA_ARGS:-}"
 
-usage() { sed -n '2,48p' "$0"; }
+usage() { awk 'NR > 1 && !/^#/ {exit} NR > 1 {print}' "$0"; }
 die() { echo "conformance: ERROR: $*" >&2; exit 2; }
 log() { echo "conformance: $*" >&2; }
 
@@ -162,10 +167,11 @@ start_target() {
     port=$(free_port) || die "no free loopback port"
     URL=iscsi://127.0.0.1:$port/$DEMO_IQN/0
     portals=(--portal "127.0.0.1:$port")
+    URLT=iscsi://127.0.0.1:$port/$DEMO_IQN/$TLUN
     if [[ $MPATH == 1 ]]; then
       port2=$(free_port) || die "no free loopback port"
       [[ $port2 != "$port" ]] || port2=$((port + 1))
-      URL2=iscsi://127.0.0.1:$port2/$DEMO_IQN/0
+      URL2=iscsi://127.0.0.1:$port2/$DEMO_IQN/$TLUN
       portals+=(--portal "127.0.0.1:$port2")
     fi
     echo "=== $(date -u +%FT%TZ) starting stmfd ${portals[*]} (attempt $attempt)" >>"$TLOG"
@@ -174,6 +180,12 @@ start_target() {
     for i in $(seq 1 150); do # ~30 s
       alive "$TPID" || break
       if ((i % 5 == 0)) && timeout 5 iscsi-inq -i "$PROBE_INIT" "$URL" >/dev/null 2>&1; then
+        # The demo LU proves the daemon is up; the LU under test may be another.
+        if [[ $LUKIND != thick ]] && ! make_test_lu; then
+          log "could not create the $LUKIND LU"
+          return 1
+        fi
+        URL=$URLT
         log "stmfd pid $TPID ready at $URL${URL2:+ and $URL2}"
         return 0
       fi
@@ -184,6 +196,16 @@ start_target() {
     stop_target || true
   done
   return 1
+}
+# make_test_lu creates (once per state dir) the 1 GiB thin or write-protected LU, as LUN 1.
+make_test_lu() {
+  local sock=$STATE/stmfd.sock guid props=(-p thin=true)
+  [[ $LUKIND == wp ]] && props+=(-p wp=true) # thin too: ReadOnly also checks UNMAP
+  if [[ -f $STATE/$LUKIND.img ]]; then return 0; fi
+  guid=$("$STMFADM" --socket "$sock" create-lu "${props[@]}" -p "alias=conformance-$LUKIND" -s 1G "$STATE/$LUKIND.img" |
+    sed -n 's/^Logical unit created: //p') || return 1
+  [[ -n $guid ]] || return 1
+  "$STMFADM" --socket "$sock" add-view -n 1 "$guid" >>"$TLOG" 2>&1
 }
 STOP_RC=""
 stop_target() { # SIGTERM, SIGKILL after 15 s; sets STOP_RC to the exit status (never in a subshell)
@@ -220,6 +242,10 @@ if [[ -z $URL ]]; then
     log "building stmfd ${bflags[*]}"
     (cd "$ROOT" && go build "${bflags[@]}" -o "$STMFD" ./cmd/stmfd) || die "go build ./cmd/stmfd failed"
   fi
+  STMFADM=${STMFADM_BIN:-$OUT/stmfadm}
+  if [[ -z ${STMFADM_BIN:-} && $LUKIND != thick ]]; then
+    (cd "$ROOT" && go build -o "$STMFADM" ./cmd/stmfadm) || die "go build ./cmd/stmfadm failed"
+  fi
   [[ -x $STMFD ]] || die "$STMFD is not executable"
   STATE=$(mktemp -d "${TMPDIR:-/tmp}/costar-conformance.XXXXXX")
   : >"$TLOG"
@@ -234,7 +260,7 @@ ARGS+=("${EXTRA[@]}")
 
 {
   echo "# conformance.sh $(date -u +%FT%TZ)"
-  echo "# target: $([[ $OWN == 1 ]] && echo "stmfd (own, $STMFD, race=$RACE)" || echo "external $URL")${URL2:+, second path $URL2}"
+  echo "# target: $([[ $OWN == 1 ]] && echo "stmfd (own, $STMFD, race=$RACE, $LUKIND LU $URL)" || echo "external $URL")${URL2:+, second path $URL2}"
   echo "# iscsi-test-cu ${ARGS[*]} (timeout ${TMO}s per family); $(dpkg-query -W -f '${Package} ${Version}' libiscsi-bin 2>/dev/null || echo 'libiscsi-bin ?')"
 } >"$OUT/meta.txt"
 

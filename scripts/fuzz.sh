@@ -18,12 +18,14 @@
 #   scripts/fuzz.sh -t 30s -p portprovider   # one area
 set -euo pipefail
 
+usage() { awk 'NR > 1 && !/^#/ {exit} NR > 1 {print}' "$0"; }
+
 FUZZTIME=${FUZZTIME:-10s}
 PKGS=${FUZZ_PKGS:-}
 while getopts "t:p:h" opt; do
   case $opt in
     t) FUZZTIME=$OPTARG ;; p) PKGS=$OPTARG ;;
-    h) sed -n '2,19p' "$0"; exit 0 ;; *) sed -n '2,19p' "$0" >&2; exit 2 ;;
+    h) usage; exit 0 ;; *) usage >&2; exit 2 ;;
   esac
 done
 

@@ -21,7 +21,7 @@
 #   scripts/install-test-deps.sh --check    # just tell me
 set -euo pipefail
 
-usage() { sed -n '2,22p' "$0"; }
+usage() { awk 'NR > 1 && !/^#/ {exit} NR > 1 {print}' "$0"; }
 
 CHECK_ONLY=0
 for arg in "$@"; do

@@ -20,13 +20,17 @@
 #   scripts/tgt-peer.sh down -d /tmp/tgt1
 set -euo pipefail
 
-usage() { sed -n '2,21p' "$0"; }
+usage() { awk 'NR > 1 && !/^#/ {exit} NR > 1 {print}' "$0"; }
 log() { echo "tgt-peer: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 export PATH=$PATH:/usr/sbin:/sbin
 
 CMD=${1:-}
-[[ $CMD == up || $CMD == down ]] || { usage >&2; exit 2; }
+case $CMD in
+  up | down) ;;
+  -h | --help) usage; exit 0 ;;
+  *) usage >&2; exit 2 ;;
+esac
 shift
 WORKDIR="" PORT="" SIZE=1G CPUS="" IQN=iqn.2026-11.org.costar:tgt-peer LIFETIME=7200 KEEP=0
 while getopts "d:p:s:c:n:L:kh" opt; do

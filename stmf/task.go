@@ -51,6 +51,9 @@ type Task struct {
 	// Seq is the task's arrival order at its LU (set by Submit), for LUs
 	// that keep overlapping writes in arrival order.
 	Seq uint64
+	// LUPrivate is the LU provider's own per-task state, set in Admit and
+	// read in Execute (COMSTAR's task_lu_private). stmf never touches it.
+	LUPrivate any
 
 	ctx       context.Context
 	cancel    context.CancelFunc

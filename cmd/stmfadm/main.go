@@ -58,6 +58,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		app = sbdadmApp(e)
 	} else {
 		app = stmfadmApp(e)
+		addZFSCommands(app, e) // zfs.go
 	}
 	app.Writer, app.ErrWriter = stdout, stderr
 	app.ExitErrHandler = func(*cli.Context, error) {}

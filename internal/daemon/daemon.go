@@ -92,13 +92,15 @@ func (d *Daemon) Start(ctx context.Context) error {
 	}
 	var targets []iscsi.TargetConfig
 	for _, spec := range d.mgr.TargetSpecs() {
-		targets = append(targets, targetConfig(spec, d.log))
+		targets = append(targets, targetConfig(spec))
 	}
 	srv, err := iscsi.NewServer(d.fw, iscsi.Config{
 		Portals: d.cfg.Portals,
 		Targets: targets,
 		Auth:    iscsi.AuthFunc(d.loginAuth),
 		Logger:  d.log.With("component", "iscsi"),
+
+		AbortCompletedTask: d.cfg.AbortCompletedTask,
 	})
 	if err != nil {
 		return err
@@ -107,7 +109,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		return err
 	}
 	d.iscsi = srv
-	if err := d.mgr.AttachPorts(&portProvider{srv: srv, log: d.log}, d.Addrs); err != nil {
+	if err := d.mgr.AttachPorts(&portProvider{srv: srv}, d.Addrs); err != nil {
 		return err
 	}
 	a, err := mgmt.Listen(d.cfg.Socket, d.mgr.Handler(), d.log.With("component", "api"))

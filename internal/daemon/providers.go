@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/costar-project/costar/internal/daemon/mgmt"
@@ -122,27 +123,38 @@ func (d *luDisk) SetProps(_ context.Context, c mgmt.LUChange) error {
 	return d.Disk.SetProps(lu.Props{Alias: c.Alias, MgmtURL: c.MgmtURL, WriteCacheDisabled: c.WCD, WriteProtect: c.WP, SoftThreshold: c.SoftThreshold})
 }
 
-// portProvider adapts the iSCSI server to mgmt.PortProvider.
+// portProvider adapts the iSCSI server to mgmt.PortProvider,
+// mgmt.TargetUpdater and mgmt.SessionReporter.
 type portProvider struct {
 	srv *iscsi.Server
-	log *slog.Logger
 }
 
-// targetConfig is what the iSCSI server can serve of a target today: one
-// portal group tag on the default portals. Bindings to other portal groups
-// are recorded and applied once the server has per-group listeners.
-func targetConfig(s mgmt.TargetSpec, log *slog.Logger) iscsi.TargetConfig {
+var (
+	_ mgmt.PortProvider    = (*portProvider)(nil)
+	_ mgmt.TargetUpdater   = (*portProvider)(nil)
+	_ mgmt.SessionReporter = (*portProvider)(nil)
+)
+
+// targetConfig is the iSCSI server's view of a target: its alias and the
+// portal groups it is bound to (none: the default portal group, tag 1, on
+// the daemon's --portal addresses). Authentication is not part of it: the
+// server asks loginAuth at each login.
+func targetConfig(s mgmt.TargetSpec) iscsi.TargetConfig {
 	tc := iscsi.TargetConfig{Name: s.Name, Alias: s.Alias, TPGT: mgmt.DefaultTPGT}
-	if len(s.PortalGroups) > 0 {
-		tc.TPGT = s.PortalGroups[0].Tag
-		log.Warn("target portal groups are recorded but the iSCSI server serves every target on the default portals for now",
-			"target", s.Name, "tpg", s.PortalGroups[0].Name, "tag", tc.TPGT)
+	for _, pg := range s.PortalGroups {
+		tc.PortalGroups = append(tc.PortalGroups, iscsi.PortalGroup{Tag: pg.Tag, Portals: slices.Clone(pg.Portals)})
 	}
 	return tc
 }
 
 func (p *portProvider) AddTarget(_ context.Context, s mgmt.TargetSpec) error {
-	return p.srv.AddTarget(targetConfig(s, p.log))
+	return p.srv.AddTarget(targetConfig(s))
+}
+
+// UpdateTarget implements mgmt.TargetUpdater: alias, portal group and
+// authentication changes apply live; sessions that stay valid are kept.
+func (p *portProvider) UpdateTarget(_ context.Context, s mgmt.TargetSpec) error {
+	return p.srv.UpdateTarget(targetConfig(s))
 }
 
 func (p *portProvider) RemoveTarget(_ context.Context, name string) error {

@@ -69,6 +69,14 @@ func chapResponse(h func() hash.Hash, id byte, secret string, challenge []byte) 
 	return m.Sum(nil)
 }
 
+// chapUserMatches compares the CHAP_N an initiator sent with the expected
+// user name. User names are exact, except that a user name that is an
+// iSCSI name (the default: the initiator's own name, which we hold in
+// canonical form) matches case-insensitively, as iSCSI names do.
+func chapUserMatches(got, want string) bool {
+	return got == want || validName(want) && CanonicalName(got) == CanonicalName(want)
+}
+
 // handle consumes the CHAP keys of one login request. It returns the keys
 // to answer, whether the exchange is complete, and a failure.
 func (a *chapState) handle(keys map[string]string) (resp []pdu.KV, done bool, fail string) {
@@ -113,7 +121,7 @@ func (a *chapState) handle(keys map[string]string) (resp []pdu.KV, done bool, fa
 		if !ok {
 			return nil, false, "malformed CHAP_R"
 		}
-		if a.creds.InitiatorSecret == "" || (a.creds.InitiatorUser != "" && name != a.creds.InitiatorUser) {
+		if a.creds.InitiatorSecret == "" || (a.creds.InitiatorUser != "" && !chapUserMatches(name, a.creds.InitiatorUser)) {
 			return nil, false, "unknown CHAP user"
 		}
 		h := chapHash(a.alg)

@@ -11,16 +11,44 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 )
 
-// TargetConfig describes one iSCSI target node served on every portal.
+// TargetConfig describes one iSCSI target node and the portal groups it is
+// served on.
 type TargetConfig struct {
 	Name  string // iqn.…, eui.… or naa.…
 	Alias string // optional TargetAlias
-	TPGT  uint16 // target portal group tag; 0 means the default, 1
+	// PortalGroups are the target portal groups the target is reachable
+	// through. Empty: the default portal group (Config.Portals) with tag
+	// TPGT. Each group is its own SCSI target port "<name>,t,0x<tag>" and
+	// its own ALUA target port group (number = tag).
+	PortalGroups []PortalGroup
+	// TPGT is the default portal group's tag when PortalGroups is empty;
+	// 0 means 1.
+	TPGT uint16
 }
+
+// PortalGroup is one target portal group a target is bound to.
+type PortalGroup struct {
+	Tag     uint16   // target portal group tag, 1..65535, unique per target
+	Portals []string // listen addresses "ip:port" ("[v6]:port"); port 0 picks one
+}
+
+// Values of Config.AbortCompletedTask.
+const (
+	// AbortFunctionComplete answers ABORT TASK for a task the target does
+	// not know (typically one that already completed) with FUNCTION
+	// COMPLETE. ESXi resets the LUN on any other answer.
+	AbortFunctionComplete = "function-complete"
+	// AbortTaskDoesNotExist follows RFC 7143 11.5.1 literally: an unknown
+	// task whose RefCmdSN lies outside the CmdSN window gets TASK DOES NOT
+	// EXIST; one inside the window and older than the TMF is considered
+	// received (its CmdSN is consumed) and gets FUNCTION COMPLETE.
+	AbortTaskDoesNotExist = "task-does-not-exist"
+)
 
 // Config configures a Server. Zero limits take the defaults below.
 type Config struct {
@@ -48,6 +76,18 @@ type Config struct {
 	LoginTimeout      time.Duration // whole login phase deadline (default 15 s)
 	LogoutWait        time.Duration // Shutdown: time Async logout requests get before a hard close (default 2 s)
 	TextResponseLimit int           // largest SendTargets response (default 1 MiB)
+
+	// DataOutBudget bounds, per session, the bytes of write buffers held
+	// for commands whose Data-Out is solicited with R2Ts (default 64 MiB;
+	// <0: unlimited). A write beyond it waits, in command order, before
+	// its buffer is allocated and its R2Ts are sent, and the CmdSN window
+	// stops growing meanwhile. A single write larger than the budget runs
+	// alone. Immediate and unsolicited data (at most FirstBurstLength per
+	// command) is always accepted and counted.
+	DataOutBudget int64
+	// AbortCompletedTask is the ABORT TASK policy for a task the target
+	// does not know: AbortFunctionComplete (default) or AbortTaskDoesNotExist.
+	AbortCompletedTask string
 }
 
 // Defaults.
@@ -58,6 +98,7 @@ const (
 	DefaultMaxOutstandingR2T        = 16
 	DefaultQueueDepth               = 128
 	DefaultMaxIOSize                = 64 << 20
+	DefaultDataOutBudget            = 64 << 20
 	minQueueDepth                   = 16
 )
 
@@ -108,6 +149,20 @@ func (c *Config) withDefaults() (Config, error) {
 	if o.TextResponseLimit == 0 {
 		o.TextResponseLimit = 1 << 20
 	}
+	if o.DataOutBudget == 0 {
+		o.DataOutBudget = DefaultDataOutBudget
+	}
+	if o.AbortCompletedTask == "" {
+		o.AbortCompletedTask = AbortFunctionComplete
+	}
+	if o.AbortCompletedTask != AbortFunctionComplete && o.AbortCompletedTask != AbortTaskDoesNotExist {
+		return o, fmt.Errorf("iscsi: AbortCompletedTask %q: want %q or %q", o.AbortCompletedTask, AbortFunctionComplete, AbortTaskDoesNotExist)
+	}
+	for _, p := range o.Portals {
+		if err := checkPortal(p); err != nil {
+			return o, err
+		}
+	}
 	switch {
 	case o.MaxRecvDataSegmentLength < 512 || o.MaxRecvDataSegmentLength > 1<<24-1:
 		return o, fmt.Errorf("iscsi: MaxRecvDataSegmentLength %d out of range 512..16777215", o.MaxRecvDataSegmentLength)
@@ -123,6 +178,35 @@ func (c *Config) withDefaults() (Config, error) {
 		return o, errors.New("iscsi: DefaultTime2Wait/Retain out of range 0..3600")
 	}
 	return o, nil
+}
+
+// checkPortal validates a listen address "ip:port".
+func checkPortal(p string) error {
+	host, port, err := net.SplitHostPort(p)
+	if err != nil {
+		return fmt.Errorf("iscsi: portal %q: %w", p, err)
+	}
+	if host != "" && net.ParseIP(host) == nil {
+		return fmt.Errorf("iscsi: portal %q: not an IP address", p)
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || (n == 0 && port != "0") {
+		return fmt.Errorf("iscsi: portal %q: bad port", p)
+	}
+	return nil
+}
+
+// CanonicalName returns an iSCSI name in the form names are compared in:
+// RFC 3722 stringprep lower-cases names (we fold case, the part of the
+// profile that matters for the ASCII names initiators use), and, as
+// COMSTAR stores them, the hexadecimal part of eui. and naa. names is
+// upper-cased. Host group members and initiator contexts are stored in
+// this form by the management plane.
+func CanonicalName(n string) string {
+	l := strings.ToLower(n)
+	if strings.HasPrefix(l, "eui.") || strings.HasPrefix(l, "naa.") {
+		return l[:4] + strings.ToUpper(l[4:])
+	}
+	return l
 }
 
 // validName checks the iSCSI name formats (RFC 3720 3.2.6, RFC 3721).

@@ -143,6 +143,8 @@ func (c *conn) handleTMF(h *pdu.Header) error {
 	}
 	fn := h.Flags() & 0x7f
 	ref := h.U32(pdu.OffTTT)
+	refCmdSN := h.U32(pdu.OffRefCmdSN)
+	cmdSN := h.U32(pdu.OffCmdSN)
 	lun := h.LUN()
 	itt := h.ITT()
 	c.ordered(h, func() {
@@ -156,8 +158,7 @@ func (c *conn) handleTMF(h *pdu.Header) error {
 		}
 		switch fn {
 		case tmfAbortTask:
-			c.abortTask(ref)
-			respond(tmfRespComplete)
+			respond(c.abortTask(ref, refCmdSN, cmdSN))
 		case tmfAbortTaskSet:
 			c.abortLocal(func(cm *cmd) bool { return cm.lun == lun })
 			respond(tmfCode(c.sess.st.AbortTaskSet(lun)))
@@ -188,18 +189,34 @@ func (c *conn) handleTMF(h *pdu.Header) error {
 	return nil
 }
 
-// abortTask aborts one task. When this returns the task's response can no
-// longer be queued, so the TMF response that follows is ordered after it.
-func (c *conn) abortTask(itt uint32) {
+// abortTask aborts one task and returns the TMF response. When this
+// returns the task's response can no longer be queued, so the TMF response
+// that follows is ordered after it.
+//
+// A task we do not know (typically one that completed just before the
+// abort arrived) gets FUNCTION COMPLETE by default: ESXi treats anything
+// else as a failed abort and escalates to a LUN reset. With
+// AbortTaskDoesNotExist the answer follows RFC 7143 11.5.1 instead.
+func (c *conn) abortTask(itt, refCmdSN, tmfCmdSN uint32) byte {
 	c.tmu.Lock()
 	cm := c.tasks[itt]
 	c.tmu.Unlock()
-	if cm == nil {
-		return
+	if cm != nil {
+		if c.abortCmd(cm) {
+			c.sess.st.AbortTask(uint64(itt))
+		}
+		return tmfRespComplete
 	}
-	if c.abortCmd(cm) {
-		c.sess.st.AbortTask(uint64(itt))
+	if c.srv.cfg.AbortCompletedTask != AbortTaskDoesNotExist {
+		return tmfRespComplete
 	}
+	if c.sess.considerReceived(refCmdSN, tmfCmdSN) {
+		// The command never arrived; its CmdSN now counts as received,
+		// which may let commands queued behind the gap run.
+		c.sess.drain()
+		return tmfRespComplete
+	}
+	return tmfRespNoTask
 }
 
 // abortCmd handles the transport side of an abort and reports whether
@@ -383,7 +400,8 @@ func (c *conn) sendText(itt, ttt uint32, final, cont bool, data []byte) {
 }
 
 // sendTargets appends the SendTargets answer for value ("All", "" or a
-// target name).
+// target name): each target with one TargetAddress per portal of each
+// portal group it is bound to.
 func (c *conn) sendTargets(dst []byte, value string) []byte {
 	ss := c.sess
 	var names []string
@@ -399,18 +417,22 @@ func (c *conn) sendTargets(dst []byte, value string) []byte {
 	default:
 		names = []string{value}
 	}
-	addrs := c.srv.Addrs()
 	for _, n := range names {
 		t := c.srv.lookupTarget(n)
-		if t == nil || !c.srv.fw.CanAccess(ss.initiator, n) {
+		if t == nil || !c.srv.fw.CanAccess(ss.initiator, t.name) {
 			continue
 		}
 		if len(dst) > c.srv.cfg.TextResponseLimit {
 			break
 		}
-		dst = pdu.AppendText(dst, "TargetName", n)
-		for _, a := range addrs {
-			dst = pdu.AppendText(dst, "TargetAddress", c.portalAddr(a)+","+strconv.Itoa(int(t.cfg.TPGT)))
+		dst = pdu.AppendText(dst, "TargetName", t.name)
+		seen := map[string]bool{}
+		for _, a := range c.srv.targetAddrs(t) {
+			v := c.portalAddr(a.addr) + "," + strconv.Itoa(int(a.tag))
+			if !seen[v] {
+				seen[v] = true
+				dst = pdu.AppendText(dst, "TargetAddress", v)
+			}
 		}
 	}
 	return dst

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -69,6 +70,9 @@ type loginState struct {
 	tname     string
 	discovery bool
 	tgt       *target
+	grp       *tgroup // the target's portal group this connection reaches
+	talias    string  // TargetAlias to announce
+	local     *net.TCPAddr
 
 	creds      CHAPCredentials
 	authMethod string // "", "None", "CHAP"
@@ -168,9 +172,9 @@ func (c *conn) loginStep(st *loginState, neg *negotiator, h *pdu.Header, data []
 	var resp []pdu.KV
 	if !st.sentTPGT && !st.discovery {
 		st.sentTPGT = true
-		resp = append(resp, pdu.KV{Key: "TargetPortalGroupTag", Value: strconv.Itoa(int(st.tgt.cfg.TPGT))})
-		if st.tgt.cfg.Alias != "" {
-			resp = append(resp, pdu.KV{Key: "TargetAlias", Value: st.tgt.cfg.Alias})
+		resp = append(resp, pdu.KV{Key: "TargetPortalGroupTag", Value: strconv.Itoa(int(st.grp.tag))})
+		if st.talias != "" {
+			resp = append(resp, pdu.KV{Key: "TargetAlias", Value: st.talias})
 		}
 	}
 	// Split security keys from operational ones.
@@ -246,6 +250,9 @@ func (c *conn) loginFirst(st *loginState, neg *negotiator, kvs []pdu.KV) *loginE
 	if !validName(in) {
 		return lerr(statusInitiatorError, "invalid InitiatorName %q", in)
 	}
+	// iSCSI names compare case-insensitively (RFC 3722): host group
+	// members, initiator contexts and session identities use one form.
+	in = CanonicalName(in)
 	st.initiator = in
 	st.alias, _ = get("InitiatorAlias")
 	stype, ok := get("SessionType")
@@ -273,13 +280,22 @@ func (c *conn) loginFirst(st *loginState, neg *negotiator, kvs []pdu.KV) *loginE
 		if !ok || tn == "" {
 			return lerr(statusMissingParameter, "TargetName missing")
 		}
-		st.tname = tn
 		st.tgt = c.srv.lookupTarget(tn)
 		if st.tgt == nil {
 			return lerr(statusNotFound, "no target %q", tn)
 		}
-		if !c.srv.fw.CanAccess(in, tn) {
-			return lerr(statusForbidden, "initiator %s may not access %s", in, tn)
+		st.tname = st.tgt.name
+		// A target is reachable only through the portals of the portal
+		// groups it is bound to. Elsewhere it does not exist "at this
+		// address" (RFC 7143 11.13.5, 0203h), the answer an unknown name
+		// gets, so a portal reveals nothing about other groups' targets.
+		st.local, _ = c.nc.LocalAddr().(*net.TCPAddr)
+		st.grp, st.talias = c.srv.loginGroup(st.tgt, st.local)
+		if st.grp == nil {
+			return lerr(statusNotFound, "target %s is not served on portal %v", st.tname, c.nc.LocalAddr())
+		}
+		if !c.srv.fw.CanAccess(in, st.tname) {
+			return lerr(statusForbidden, "initiator %s may not access %s", in, st.tname)
 		}
 	}
 	c.srv.mu.Lock()
@@ -356,8 +372,10 @@ func (c *conn) finishLogin(st *loginState, neg *negotiator, resp []pdu.KV) error
 	ss.alias = st.alias
 	ss.key = sessKey{initiator: st.initiator, isid: st.isid}
 	if st.tgt != nil {
-		ss.key.target = st.tgt.cfg.Name
-		ss.key.tpgt = st.tgt.cfg.TPGT
+		ss.key.target = st.tgt.name
+		ss.key.tpgt = st.grp.tag
+		ss.port = st.grp.port
+		ss.local = st.local
 	}
 	ss.p = neg.p
 	if status := s.registerSession(ss); status != statusSuccess {
@@ -366,7 +384,7 @@ func (c *conn) finishLogin(st *loginState, neg *negotiator, resp []pdu.KV) error
 	var sst *stmf.Session
 	if !ss.discovery {
 		var err error
-		sst, err = st.tgt.port.OpenSession(st.initiator, initiatorPortName(st.initiator, st.isid))
+		sst, err = st.grp.port.OpenSession(st.initiator, initiatorPortName(st.initiator, st.isid))
 		if err != nil {
 			s.forgetSession(ss)
 			return lerr(statusServiceUnavailable, "open stmf session: %v", err)

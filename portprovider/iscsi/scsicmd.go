@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/costar-project/costar/portprovider/iscsi/pdu"
@@ -33,9 +34,15 @@ type cmd struct {
 	bidi        bool
 	bidiReadLen uint32
 	task        *stmf.Task
+	// needAdmit: the write's solicited data waits for Data-Out budget
+	// when it is submitted (set on arrival, then read-only).
+	needAdmit bool
 
-	// Data-Out state, touched by the reader only.
-	buf         []byte
+	// Data-Out sequencing, guarded by dmu: the reader, and the admitter
+	// that sends a waiting write's first R2Ts. dmu is never held across
+	// network I/O; lock order dmu before mu.
+	dmu         sync.Mutex
+	admitted    bool // buf is allocated, R2Ts may be sent
 	received    uint32
 	unsolNext   uint32 // next unsolicited offset
 	unsolEnd    uint32 // end of the unsolicited area
@@ -55,7 +62,16 @@ type cmd struct {
 	aborted      bool // aborted before it reached stmf
 	finished     bool // Deliver or Drop happened
 	held         *stmf.Result
-	bufReleased  bool
+	// Buffers: written with dmu and mu held, read with either. buf is
+	// the whole Data-Out (nil until admitted); ubuf holds the immediate
+	// and unsolicited data of a write admitted later, copied into buf
+	// once all data is in.
+	buf, ubuf   []byte
+	bigCharge   int64 // budget charged for buf as an admitted write
+	unsolCharge int64 // budget charged for unsolicited buffers
+	released    bool  // buffers and charges given back
+
+	waiting bool // in the session's wait queue (guarded by session.mu)
 }
 
 var _ stmf.Transport = (*cmd)(nil)
@@ -73,12 +89,12 @@ func (cm *cmd) ReceiveData(ctx context.Context) ([]byte, error) {
 		return nil, errConnClosed
 	}
 	cm.mu.Lock()
-	err := cm.dataErr
+	err, buf := cm.dataErr, cm.buf
 	cm.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	return cm.buf[:cm.edtl], nil
+	return buf[:cm.edtl], nil
 }
 
 // Deliver implements stmf.Transport. It only queues: a write's status is
@@ -132,8 +148,8 @@ func (c *conn) respond(cm *cmd, r *stmf.Result) {
 }
 
 // forget removes a finished task from the connection, gives its CmdSN
-// window slot back and recycles its write buffer when the reader is done
-// with it.
+// window slot back, takes it out of the budget queue and gives its
+// buffers and budget back.
 func (c *conn) forget(cm *cmd) {
 	c.tmu.Lock()
 	if c.tasks[cm.itt] == cm {
@@ -141,19 +157,90 @@ func (c *conn) forget(cm *cmd) {
 	}
 	c.tmu.Unlock()
 	c.sess.addInFlight(-1)
-	cm.mu.Lock()
-	free := cm.dataComplete && !cm.bufReleased && cm.buf != nil
-	if free {
-		cm.bufReleased = true
+	if cm.dataDone == nil {
+		return
 	}
+	c.admitLater(c.sess.dequeue(cm))
+	c.releaseBufs(cm)
+}
+
+// releaseBufs gives a finished command's buffers back: to the pool when
+// all of its data is in (the reader no longer writes into them), else to
+// the garbage collector (an aborted write whose Data-Out PDU may still be
+// in progress). Its budget is returned either way, which may admit waiting
+// writes.
+func (c *conn) releaseBufs(cm *cmd) {
+	cm.mu.Lock()
+	if cm.released {
+		cm.mu.Unlock()
+		return
+	}
+	cm.released = true
+	recycle := cm.dataComplete
+	buf, ubuf := cm.buf, cm.ubuf
+	big, unsol := cm.bigCharge, cm.unsolCharge
+	cm.bigCharge, cm.unsolCharge = 0, 0
 	cm.mu.Unlock()
-	if free {
-		c.srv.pool.put(cm.buf)
+	if recycle {
+		if buf != nil {
+			c.srv.pool.put(buf)
+		}
+		if ubuf != nil {
+			c.srv.pool.put(ubuf)
+		}
+	}
+	c.admitLater(c.sess.release(big, unsol))
+}
+
+// admitLater gives admitted writes their buffers and R2Ts in another
+// goroutine (the caller may be an LU completing a task).
+func (c *conn) admitLater(list []*cmd) {
+	if len(list) > 0 {
+		go admitAll(list)
 	}
 }
 
+func admitAll(list []*cmd) {
+	for len(list) > 0 {
+		cm := list[0]
+		list = append(list[1:], cm.c.admit(cm)...)
+	}
+}
+
+// admit gives a write the session admitted (its budget already charged)
+// its buffer and sends its R2Ts. A write that ended meanwhile returns the
+// charge, and admit returns the writes that admits in turn.
+func (c *conn) admit(cm *cmd) []*cmd {
+	n := int64(cm.edtl)
+	var buf []byte
+	select {
+	case <-c.done:
+	default:
+		buf = c.srv.pool.get(int(cm.edtl))
+	}
+	cm.dmu.Lock()
+	cm.mu.Lock()
+	ok := buf != nil && !cm.released && !cm.dataComplete
+	if ok {
+		cm.buf, cm.bigCharge = buf, n
+	}
+	cm.mu.Unlock()
+	if !ok {
+		cm.dmu.Unlock()
+		if buf != nil {
+			c.srv.pool.put(buf)
+		}
+		return c.sess.release(n, 0)
+	}
+	cm.admitted = true
+	c.issueR2TsLocked(cm)
+	cm.dmu.Unlock()
+	return nil
+}
+
 // completeData marks the task's Data-Out complete (err == nil) or failed,
-// wakes ReceiveData and sends a response that was held for the data.
+// wakes ReceiveData and sends a response that was held for the data. The
+// caller must not hold cm.dmu.
 func (c *conn) completeData(cm *cmd, err error) {
 	cm.mu.Lock()
 	if cm.dataComplete {
@@ -164,21 +251,29 @@ func (c *conn) completeData(cm *cmd, err error) {
 	cm.dataErr = err
 	held := cm.held
 	cm.held = nil
-	free := cm.finished && held == nil && !cm.bufReleased && cm.buf != nil
-	if free {
-		cm.bufReleased = true
-	}
 	cm.mu.Unlock()
 	close(cm.dataDone)
-	if free {
-		c.srv.pool.put(cm.buf)
-	}
 	if held != nil {
 		if err != nil {
 			held = crcErrorResult(held)
 		}
 		c.respond(cm, held)
 	}
+}
+
+// mergeUnsolicitedLocked moves the data of a write admitted late from
+// ubuf into buf once all of it is in, and returns ubuf's budget charge
+// and the buffer to recycle. cm.dmu is held.
+func (c *conn) mergeUnsolicitedLocked(cm *cmd) (ubuf []byte, charge int64) {
+	cm.mu.Lock()
+	defer cm.mu.Unlock()
+	if cm.ubuf == nil || cm.buf == nil || cm.released {
+		return nil, 0
+	}
+	copy(cm.buf, cm.ubuf)
+	ubuf, charge = cm.ubuf, cm.unsolCharge
+	cm.ubuf, cm.unsolCharge = nil, 0
+	return ubuf, charge
 }
 
 func taskAttr(flags byte) scsi.TaskAttr {
@@ -272,10 +367,34 @@ func (c *conn) handleSCSICmd(h *pdu.Header, ahs []byte) error {
 	copy(cdb[16:], a.ExtCDB)
 	if write && edtl > 0 {
 		cm.dataDone = make(chan struct{})
-		cm.buf = c.srv.pool.get(int(edtl))
+		unsolEnd := dsl
+		if !p.InitialR2T {
+			unsolEnd = max(dsl, min(edtl, p.FirstBurstLength))
+		}
+		// Immediate and unsolicited data arrives whatever we do, so its
+		// buffer is always accepted; the solicited rest is what the
+		// Data-Out budget holds back.
+		switch {
+		case unsolEnd == edtl:
+			cm.buf, cm.unsolCharge, cm.admitted = c.srv.pool.get(int(edtl)), int64(edtl), true
+			c.sess.chargeUnsolicited(int64(edtl))
+		case c.sess.admitEarly(int64(edtl), immediate, cmdSN):
+			cm.buf, cm.bigCharge, cm.admitted = c.srv.pool.get(int(edtl)), int64(edtl), true
+		default:
+			cm.needAdmit = true
+			if unsolEnd > 0 {
+				cm.ubuf, cm.unsolCharge = c.srv.pool.get(int(unsolEnd)), int64(unsolEnd)
+				c.sess.chargeUnsolicited(int64(unsolEnd))
+			}
+		}
 		if dsl > 0 {
-			if err := c.rd.ReadData(h, cm.buf[:dsl]); err != nil {
-				c.srv.pool.put(cm.buf)
+			dst := cm.buf
+			if cm.ubuf != nil {
+				dst = cm.ubuf
+			}
+			if err := c.rd.ReadData(h, dst[:dsl]); err != nil {
+				cm.dataComplete = true // nothing reads the buffers any more
+				c.releaseBufs(cm)
 				if errors.Is(err, pdu.ErrDataDigest) {
 					// The command is discarded without using its CmdSN;
 					// the initiator retries it (RFC 7143 7.8).
@@ -287,10 +406,7 @@ func (c *conn) handleSCSICmd(h *pdu.Header, ahs []byte) error {
 		}
 		cm.received = dsl
 		cm.unsolNext = dsl
-		cm.unsolEnd = dsl
-		if !p.InitialR2T {
-			cm.unsolEnd = max(dsl, min(edtl, p.FirstBurstLength))
-		}
+		cm.unsolEnd = unsolEnd
 		cm.unsolOpen = cm.unsolEnd > dsl
 		cm.nextR2T = cm.unsolEnd
 	} else if dsl > 0 {
@@ -321,8 +437,10 @@ func (c *conn) handleSCSICmd(h *pdu.Header, ahs []byte) error {
 	if cm.dataDone != nil {
 		if cm.received == edtl {
 			c.completeData(cm, nil)
-		} else {
-			c.issueR2Ts(cm)
+		} else if cm.admitted {
+			cm.dmu.Lock()
+			c.issueR2TsLocked(cm)
+			cm.dmu.Unlock()
 		}
 	}
 	if immediate {
@@ -335,6 +453,9 @@ func (c *conn) handleSCSICmd(h *pdu.Header, ahs []byte) error {
 		c.tmu.Lock()
 		delete(c.tasks, itt)
 		c.tmu.Unlock()
+		if cm.dataDone != nil {
+			c.releaseBufs(cm)
+		}
 		return nil
 	}
 	c.sess.drain()
@@ -353,17 +474,22 @@ func (c *conn) submit(cm *cmd) {
 	}
 	cm.submitted = true
 	cm.mu.Unlock()
+	// Writes are admitted to the Data-Out budget in submission order.
+	if cm.needAdmit && c.sess.admitOrQueue(cm) {
+		admitAll(c.admit(cm))
+	}
 	c.sess.st.Submit(cm.task)
 }
 
-// issueR2Ts solicits the rest of a write, keeping at most
+// issueR2TsLocked solicits the rest of an admitted write, keeping at most
 // MaxOutstandingR2T R2Ts of at most MaxBurstLength each outstanding.
-func (c *conn) issueR2Ts(cm *cmd) {
+// cm.dmu is held.
+func (c *conn) issueR2TsLocked(cm *cmd) {
 	p := &c.sess.p
 	cm.mu.Lock()
 	stop := cm.finished && cm.held == nil || cm.dataComplete
 	cm.mu.Unlock()
-	if stop || cm.seqErr != nil {
+	if stop || cm.seqErr != nil || !cm.admitted {
 		return
 	}
 	for uint32(len(cm.r2ts)) < p.MaxOutstandingR2T && cm.nextR2T < cm.edtl {
@@ -421,12 +547,13 @@ func (c *conn) handleDataOut(h *pdu.Header) error {
 	off := h.U32(pdu.OffBufferOffset)
 	n := h.DataSegmentLength()
 	end := uint64(off) + uint64(n)
+
+	cm.dmu.Lock()
 	var seq *r2tSeq
-	seqIdx := -1
 	if ttt != pdu.ReservedTag {
-		for i, s := range cm.r2ts {
+		for _, s := range cm.r2ts {
 			if s.ttt == ttt {
-				seq, seqIdx = s, i
+				seq = s
 				break
 			}
 		}
@@ -451,41 +578,48 @@ func (c *conn) handleDataOut(h *pdu.Header) error {
 		cm.seqErr = fmt.Errorf("%w: ITT 0x%x: %s", errDataSequence, itt, why)
 	}
 	if cm.seqErr != nil {
+		failed := cm.endSequenceLocked(h, seq)
+		cm.dmu.Unlock()
 		if err := c.rd.DiscardData(h); err != nil {
 			return err
 		}
-		if h.Final() {
-			if ttt == pdu.ReservedTag {
-				cm.unsolOpen = false
-			} else if seq != nil {
-				cm.r2ts = append(cm.r2ts[:seqIdx], cm.r2ts[seqIdx+1:]...)
-			}
-		}
-		if !cm.unsolOpen && len(cm.r2ts) == 0 {
-			c.completeData(cm, cm.seqErr)
+		if failed != nil {
+			c.completeData(cm, failed)
 		}
 		return nil
 	}
+	// The destination: unsolicited data of a write admitted late goes to
+	// ubuf; everything else to buf (allocated before any R2T was sent).
+	var dst []byte
 	if n > 0 {
-		if err := c.rd.ReadData(h, cm.buf[off:end]); err != nil {
+		cm.mu.Lock()
+		b := cm.buf
+		if seq == nil && cm.ubuf != nil {
+			b = cm.ubuf
+		}
+		cm.mu.Unlock()
+		dst = b[off:end]
+	}
+	cm.dmu.Unlock()
+
+	if n > 0 {
+		if err := c.rd.ReadData(h, dst); err != nil {
 			if !errors.Is(err, pdu.ErrDataDigest) {
 				return err
 			}
 			c.reject(rejectDataDigest, h, false)
+			cm.dmu.Lock()
 			cm.seqErr = fmt.Errorf("iscsi: ITT 0x%x: Data-Out digest error", itt)
-			if h.Final() {
-				if seq != nil {
-					cm.r2ts = append(cm.r2ts[:seqIdx], cm.r2ts[seqIdx+1:]...)
-				} else {
-					cm.unsolOpen = false
-				}
-			}
-			if !cm.unsolOpen && len(cm.r2ts) == 0 {
-				c.completeData(cm, cm.seqErr)
+			failed := cm.endSequenceLocked(h, seq)
+			cm.dmu.Unlock()
+			if failed != nil {
+				c.completeData(cm, failed)
 			}
 			return nil
 		}
 	}
+
+	cm.dmu.Lock()
 	cm.received += n
 	if seq == nil {
 		cm.unsolNext += n
@@ -497,25 +631,61 @@ func (c *conn) handleDataOut(h *pdu.Header) error {
 		seq.received += n
 		seq.dataSN++
 		if seq.received == seq.length || h.Final() {
-			cm.r2ts = append(cm.r2ts[:seqIdx], cm.r2ts[seqIdx+1:]...)
+			cm.removeSeqLocked(seq)
 			if seq.received != seq.length {
 				// The sequence ended short: the data cannot be complete.
 				cm.seqErr = fmt.Errorf("%w: ITT 0x%x: R2T sequence ended early", errDataSequence, itt)
 			} else {
-				c.issueR2Ts(cm)
+				c.issueR2TsLocked(cm)
 			}
 		}
 	}
+	var done bool
+	var doneErr error
+	var ubuf []byte
+	var ucharge int64
 	switch {
 	case cm.received == cm.edtl:
-		c.completeData(cm, nil)
+		done = true
+		ubuf, ucharge = c.mergeUnsolicitedLocked(cm)
 	case cm.seqErr != nil && !cm.unsolOpen && len(cm.r2ts) == 0:
-		c.completeData(cm, cm.seqErr)
+		done, doneErr = true, cm.seqErr
 	case !cm.unsolOpen && cm.unsolNext < cm.unsolEnd && cm.seqErr == nil:
 		cm.seqErr = fmt.Errorf("%w: ITT 0x%x: unsolicited sequence ended early", errDataSequence, itt)
 		if len(cm.r2ts) == 0 {
-			c.completeData(cm, cm.seqErr)
+			done, doneErr = true, cm.seqErr
 		}
 	}
+	cm.dmu.Unlock()
+	if ubuf != nil {
+		c.srv.pool.put(ubuf)
+		c.admitLater(c.sess.release(0, ucharge))
+	}
+	if done {
+		c.completeData(cm, doneErr)
+	}
 	return nil
+}
+
+// endSequenceLocked accounts for the end (F bit) of a sequence of a task
+// whose data already failed, and returns the error to complete the data
+// with once no sequence is outstanding (nil while some still are).
+func (cm *cmd) endSequenceLocked(h *pdu.Header, seq *r2tSeq) error {
+	if h.Final() {
+		if seq != nil {
+			cm.removeSeqLocked(seq)
+		} else if h.U32(pdu.OffTTT) == pdu.ReservedTag {
+			cm.unsolOpen = false
+		}
+	}
+	if !cm.unsolOpen && len(cm.r2ts) == 0 {
+		return cm.seqErr
+	}
+	return nil
+}
+
+func (cm *cmd) removeSeqLocked(seq *r2tSeq) {
+	if i := slices.Index(cm.r2ts, seq); i >= 0 {
+		cm.r2ts = slices.Delete(cm.r2ts, i, i+1)
+	}
 }

@@ -2,6 +2,8 @@ package iscsi
 
 import (
 	"fmt"
+	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -26,7 +28,9 @@ type session struct {
 	key        sessKey
 	tsih       uint16
 	discovery  bool
-	target     *target // nil for discovery
+	target     *target         // nil for discovery
+	port       *stmf.LocalPort // the portal group's local port (normal sessions)
+	local      *net.TCPAddr    // portal address the connection arrived on
 	st         *stmf.Session
 	p          params
 	initiator  string
@@ -41,6 +45,19 @@ type session struct {
 	conns    map[*conn]struct{}
 	closed   bool
 
+	// Data-Out buffer budget (Config.DataOutBudget). bigUsed counts the
+	// whole-command buffers of admitted writes, unsolUsed the buffers of
+	// immediate/unsolicited data accepted without admission. Writes that
+	// need R2Ts wait in waitq, in submission (CmdSN) order, until
+	// admitted: the admitted writes are always a prefix of the submitted
+	// ones, so an admitted write never waits (in the task set) for one
+	// that waits for budget, and with nothing admitted the head of the
+	// queue always goes ahead: no deadlock.
+	budget    int64
+	bigUsed   int64
+	unsolUsed int64
+	waitq     []*cmd
+
 	closeOnce sync.Once
 	closeDone chan struct{}
 	ttt       atomic.Uint32
@@ -49,6 +66,7 @@ type session struct {
 func newSession(srv *Server, cmdSN uint32, qd int) *session {
 	s := &session{
 		srv:        srv,
+		budget:     srv.cfg.DataOutBudget,
 		queueDepth: uint32(qd),
 		expCmdSN:   cmdSN,
 		maxCmdSN:   cmdSN + uint32(qd) - 1,
@@ -70,7 +88,9 @@ func (s *session) window() (exp, max uint32) {
 
 func (s *session) windowLocked() (exp, max uint32) {
 	free := int(s.queueDepth) - s.inFlight
-	if free < 0 {
+	if free < 0 || s.budgetExhaustedLocked() {
+		// Back-pressure: with the Data-Out budget used up, stop
+		// advancing MaxCmdSN until writes drain.
 		free = 0
 	}
 	m := s.expCmdSN + uint32(free) - 1
@@ -109,6 +129,23 @@ func (s *session) inWindow(cmdSN uint32) bool {
 	return !s.closed && !dup && pdu.SerialInWindow(cmdSN, s.expCmdSN, s.maxCmdSN)
 }
 
+// considerReceived implements RFC 7143 11.5.1 b) for an ABORT TASK whose
+// task is unknown: when refCmdSN lies in the CmdSN window and before the
+// TMF's own CmdSN, the command is taken as received (its CmdSN consumed,
+// so a copy arriving later is dropped as a duplicate) and it reports
+// true. The caller then drains.
+func (s *session) considerReceived(refCmdSN, tmfCmdSN uint32) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || !pdu.SerialInWindow(refCmdSN, s.expCmdSN, s.maxCmdSN) || !pdu.SerialLT(refCmdSN, tmfCmdSN) {
+		return false
+	}
+	if _, ok := s.pending[refCmdSN]; !ok {
+		s.pending[refCmdSN] = func() {}
+	}
+	return true
+}
+
 // drain runs every queued PDU whose turn has come, in CmdSN order. It is
 // called by the connection reader only, so runs never overlap.
 func (s *session) drain() {
@@ -125,6 +162,97 @@ func (s *session) drain() {
 		}
 		run()
 	}
+}
+
+func (s *session) budgetExhaustedLocked() bool {
+	return len(s.waitq) > 0 || s.budget > 0 && s.bigUsed+s.unsolUsed >= s.budget
+}
+
+// fitsLocked reports whether a write needing n bytes may be admitted now.
+func (s *session) fitsLocked(n int64) bool {
+	return s.budget <= 0 || s.bigUsed == 0 || s.bigUsed+s.unsolUsed+n <= s.budget
+}
+
+// admitEarly admits a write whose buffer is needed as it arrives: it must
+// be the next command to be submitted (immediate, or CmdSN == ExpCmdSN),
+// nobody may be waiting and it must fit. It charges n on success.
+func (s *session) admitEarly(n int64, immediate bool, cmdSN uint32) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.waitq) > 0 || (!immediate && cmdSN != s.expCmdSN) || !s.fitsLocked(n) {
+		return false
+	}
+	s.bigUsed += n
+	return true
+}
+
+// chargeUnsolicited counts a buffer that must be accepted regardless of
+// the budget (immediate/unsolicited data).
+func (s *session) chargeUnsolicited(n int64) {
+	s.mu.Lock()
+	s.unsolUsed += n
+	s.mu.Unlock()
+}
+
+// admitOrQueue admits cm at submission when it fits and nobody waits
+// (charging its buffer), or queues it.
+func (s *session) admitOrQueue(cm *cmd) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := int64(cm.edtl)
+	if len(s.waitq) == 0 && s.fitsLocked(n) {
+		s.bigUsed += n
+		return true
+	}
+	cm.waiting = true
+	s.waitq = append(s.waitq, cm)
+	return false
+}
+
+// dequeue removes a finished command from the wait queue.
+func (s *session) dequeue(cm *cmd) []*cmd {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !cm.waiting {
+		return nil
+	}
+	cm.waiting = false
+	if i := slices.Index(s.waitq, cm); i >= 0 {
+		s.waitq = slices.Delete(s.waitq, i, i+1)
+	}
+	return s.admitLocked()
+}
+
+// release returns budget and admits the writes that fit now, in order
+// (their buffers charged); the caller allocates their buffers.
+func (s *session) release(big, unsol int64) []*cmd {
+	if big == 0 && unsol == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.bigUsed -= big
+	s.unsolUsed -= unsol
+	return s.admitLocked()
+}
+
+func (s *session) admitLocked() []*cmd {
+	var out []*cmd
+	for len(s.waitq) > 0 && s.fitsLocked(int64(s.waitq[0].edtl)) {
+		cm := s.waitq[0]
+		s.waitq = s.waitq[1:]
+		cm.waiting = false
+		s.bigUsed += int64(cm.edtl)
+		out = append(out, cm)
+	}
+	return out
+}
+
+// budgetUse reports the budget in use (for tests and diagnostics).
+func (s *session) budgetUse() (big, unsol int64, waiting int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bigUsed, s.unsolUsed, len(s.waitq)
 }
 
 func (s *session) addInFlight(d int) {
