@@ -11,7 +11,23 @@ import (
 // any write the LU accepts, within the 16-bit TRANSFER LENGTH of WRITE
 // ATOMIC (16). No alignment or granularity is required, and atomic
 // boundaries are not supported (their VPD fields are 0).
-func (d *Disk) maxAtomicBlocks() uint32 { return min(d.maxXfer, 0xffff) }
+func (d *Disk) maxAtomicBlocks() uint32 {
+	if !d.atomicWrites {
+		return 0
+	}
+	return min(d.maxXfer, 0xffff)
+}
+
+// withoutCommand returns a copy of cmds without opcode op.
+func withoutCommand(cmds []command, op byte) []command {
+	out := make([]command, 0, len(cmds))
+	for _, c := range cmds {
+		if c.op != op {
+			out = append(out, c)
+		}
+	}
+	return out
+}
 
 // writeAtomic16: WRITE ATOMIC (16) (SBC-4 5.48). The range lock (the
 // command is registered as atomic at Admit) makes the write indivisible

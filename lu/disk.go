@@ -63,6 +63,12 @@ type Config struct {
 	// Thin makes a thin provisioned LU (see thin.go): UNMAP, WRITE SAME
 	// with UNMAP, LBPME/LBPRZ. Fixed at creation; stored with the LU.
 	Thin bool
+	// AtomicWrites offers WRITE ATOMIC (16) and advertises its limits in
+	// VPD B0. Off by default: the write is indivisible with respect to
+	// other commands (range lock) but a crash of the target can still tear
+	// it on a file or block backend, and Linux >= 6.11 hands the VPD limits
+	// to applications as a power-fail untorn-write promise. Not persisted.
+	AtomicWrites bool
 	// SoftThreshold, for a thin LU on a file: raise THIN PROVISIONING SOFT
 	// THRESHOLD REACHED once the backing file system is this percent full
 	// (0 = off, at most 100).
@@ -129,10 +135,11 @@ type Disk struct {
 	md     metadata
 	ms     metaStore
 
-	flush flusher
-	bufs  bufPool
-	cmds  []command // the command table
-	thin  thinState // thin provisioning (thin.go)
+	flush        flusher
+	bufs         bufPool
+	cmds         []command // the command table
+	atomicWrites bool      // WRITE ATOMIC (16) offered (Config.AtomicWrites)
+	thin         thinState // thin provisioning (thin.go)
 
 	resv reservations // SCSI-2 and persistent reservations (reserve.go, pr*.go)
 
@@ -247,7 +254,7 @@ func Create(ctx context.Context, cfg Config, gen *GUIDGenerator, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	d := &Disk{log: log, data: data, metaBE: data, dataFile: cfg.DataFile, metaFile: cfg.MetaFile}
+	d := &Disk{log: log, data: data, metaBE: data, dataFile: cfg.DataFile, metaFile: cfg.MetaFile, atomicWrites: cfg.AtomicWrites}
 	fail := func(err error) (*Disk, error) {
 		d.closeBackends()
 		if created {
@@ -437,6 +444,9 @@ func (d *Disk) setup(md *metadata) {
 	d.setupThin(md)
 	if d.thin.enabled {
 		d.cmds = thinCommandTable(commandTable)
+	}
+	if !d.atomicWrites {
+		d.cmds = withoutCommand(d.cmds, opWriteAtomic16)
 	}
 	d.setupReservations(md)
 	d.drained = make(chan struct{})

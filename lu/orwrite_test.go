@@ -2,6 +2,8 @@ package lu
 
 import (
 	"bytes"
+	"context"
+	"path/filepath"
 	"testing"
 
 	"github.com/costar-project/costar/scsi"
@@ -165,3 +167,24 @@ func TestVAAIIdentity(t *testing.T) {
 }
 
 func be16(b []byte) uint16 { return uint16(b[0])<<8 | uint16(b[1]) }
+
+// WRITE ATOMIC is not offered unless asked for: a target crash can tear it,
+// and its VPD limits would reach applications as an untorn-write promise.
+func TestWriteAtomicOffByDefault(t *testing.T) {
+	d, err := Create(context.Background(), Config{DataFile: filepath.Join(t.TempDir(), "lu.img"), Size: 1 << 20},
+		&GUIDGenerator{HostID: HostIDFrom32(1)}, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if c := d.findCommand(opWriteAtomic16, -1); c != nil {
+		t.Error("WRITE ATOMIC (16) is in the default command table")
+	}
+	if n := d.maxAtomicBlocks(); n != 0 {
+		t.Errorf("MAXIMUM ATOMIC TRANSFER LENGTH = %d, want 0", n)
+	}
+	on := newTestDisk(t, diskOpts{})
+	if on.findCommand(opWriteAtomic16, -1) == nil || on.maxAtomicBlocks() == 0 {
+		t.Error("AtomicWrites did not enable WRITE ATOMIC (16)")
+	}
+}
