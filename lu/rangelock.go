@@ -65,6 +65,11 @@ func lockRange(cdb []byte) (kind lockKind, lo, hi uint64) {
 	}
 	var n uint64
 	switch op := cdb[0]; op {
+	case opUnmap:
+		// UNMAP's ranges are in its parameter list, unknown at Admit: order
+		// it against every write, in arrival order. UNMAP is rare and a
+		// hole punch is fast, so the whole-LU entry costs little.
+		return lockWrite, 0, math.MaxUint64
 	case opRead6, opWrite6:
 		if len(cdb) < 6 {
 			return lockNone, 0, 0

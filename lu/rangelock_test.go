@@ -20,6 +20,7 @@ func TestLockRange(t *testing.T) {
 	}{
 		{"empty", nil, lockNone, 0, 0},
 		{"TEST UNIT READY", []byte{0, 0, 0, 0, 0, 0}, lockNone, 0, 0},
+		{"UNMAP (ranges in its parameter list): whole LU", []byte{opUnmap, 0, 0, 0, 0, 0, 0, 0, 24, 0}, lockWrite, 0, math.MaxUint64},
 		{"WRITE 6", cdb6(opWrite6, 0x12345, 4), lockWrite, 0x12345, 0x12349},
 		{"WRITE 6 zero = 256", cdb6(opWrite6, 10, 0), lockWrite, 10, 266},
 		{"short WRITE 6", []byte{opWrite6, 0, 0}, lockNone, 0, 0},

@@ -43,13 +43,9 @@ func (d *Disk) unmap(t *stmf.Task, cdb []byte) *stmf.Result {
 	if r != nil {
 		return r
 	}
-	// TODO(lead): ordering against overlapping writes. UNMAP's ranges are
-	// only known from its parameter list, so rangelock.go cannot register
-	// them at Admit. Proposed: in lockRange, `case opUnmap: return
-	// lockWrite, 0, math.MaxUint64` (UNMAP is rare and a hole punch is
-	// fast, so ordering it against every write in arrival order costs
-	// little). Do not also lock here: an entry taken during Execute would
-	// wait for the task's own Admit entry.
+	// Ordering against overlapping writes: rangelock.go registers UNMAP
+	// for the whole LU at Admit. Do not lock again here: an entry taken
+	// during Execute would wait for the task's own Admit entry.
 	for _, u := range descs {
 		if u.n == 0 {
 			continue
