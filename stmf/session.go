@@ -296,6 +296,10 @@ func (s *Session) Submit(t *Task) {
 		a.Admit(t)
 	}
 	if reg.ts.admit(t) {
+		if q, ok := reg.lu.(QuickChecker); ok && t.Inline && q.Quick(t.CDB) {
+			t.run()
+			return
+		}
 		s.fw.workers.run(t)
 	}
 }

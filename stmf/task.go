@@ -51,6 +51,12 @@ type Task struct {
 	// Seq is the task's arrival order at its LU (set by Submit), for LUs
 	// that keep overlapping writes in arrival order.
 	Seq uint64
+	// Inline, set by the transport, allows Submit to run the task in the
+	// caller's goroutine when the LU calls the command quick (QuickChecker).
+	// A transport sets it when nothing else waits on that goroutine (no
+	// other command in flight, no input pending) and all Data-Out is in:
+	// the hand-off to a worker and back is then pure latency.
+	Inline bool
 	// LUPrivate is the LU provider's own per-task state, set in Admit and
 	// read in Execute (COMSTAR's task_lu_private). stmf never touches it.
 	LUPrivate any

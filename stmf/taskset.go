@@ -22,6 +22,14 @@ type Admitter interface {
 	Admit(t *Task)
 }
 
+// QuickChecker is optionally implemented by an LU that can tell commands
+// that finish in microseconds (small reads and writes that hit the page
+// cache) from slow ones (flushes, copies, large transfers). Only quick
+// commands run inline (Task.Inline). Quick must not block.
+type QuickChecker interface {
+	Quick(cdb []byte) bool
+}
+
 // Resetter is optionally implemented by an LU that keeps state a reset
 // clears (SCSI-2 reservations, for instance). nexus is nil for a reset of
 // the whole LU, or the nexus being reset (I_T NEXUS RESET, nexus loss).

@@ -182,3 +182,52 @@ func TestUAPrecedence(t *testing.T) {
 		t.Error("extra UA")
 	}
 }
+
+// quickLU answers Quick as told; Execute waits for gate, so a test can
+// tell whether Submit ran it inline (Submit blocks) or on a worker.
+type quickLU struct {
+	fakeLU
+	quick bool
+	gate  chan struct{}
+}
+
+func (l *quickLU) Quick([]byte) bool { return l.quick }
+func (l *quickLU) Execute(t *Task) {
+	<-l.gate
+	t.CompleteStatus(scsi.StatusGood)
+}
+
+func TestInlineOnlyWhenTransportAndLUAgree(t *testing.T) {
+	for _, c := range []struct {
+		inline, quick, wantInline bool
+	}{{true, true, true}, {true, false, false}, {false, true, false}} {
+		fw := New(nil)
+		l := &quickLU{fakeLU: fakeLU{guid: guidN(1)}, quick: c.quick, gate: make(chan struct{})}
+		_ = fw.RegisterLU(l)
+		_, _ = fw.AddView(l.guid, ViewEntry{}, true)
+		port, _ := fw.RegisterPort("iqn.t", "iqn.t,t,0x0001")
+		s, _ := port.OpenSession("iqn.a", "iqn.a,i,0x1")
+		s.popUA(0)
+		tr := newFakeTransport()
+		task := NewTask(tr)
+		task.RawLUN = scsi.EncodeLUN(0)
+		task.CDB = []byte{0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0}
+		task.Inline = c.inline
+		returned := make(chan struct{})
+		go func() { s.Submit(task); close(returned) }()
+		select {
+		case <-returned:
+			if c.wantInline {
+				t.Errorf("inline=%v quick=%v: Submit returned before the task ran", c.inline, c.quick)
+			}
+		case <-time.After(200 * time.Millisecond):
+			if !c.wantInline {
+				t.Errorf("inline=%v quick=%v: Submit blocked: the task ran inline", c.inline, c.quick)
+			}
+		}
+		close(l.gate)
+		<-returned
+		tr.wait(t)
+		s.Close()
+	}
+}

@@ -473,12 +473,28 @@ func (c *conn) submit(cm *cmd) {
 		return
 	}
 	cm.submitted = true
+	inline := !cm.write || cm.dataComplete
 	cm.mu.Unlock()
 	// Writes are admitted to the Data-Out budget in submission order.
 	if cm.needAdmit && c.sess.admitOrQueue(cm) {
 		admitAll(c.admit(cm))
 	}
+	cm.task.Inline = inline && cm.edtl <= inlineMax && c.idleForInline()
 	c.sess.st.Submit(cm.task)
+}
+
+// inlineMax bounds the commands that may run in the reader goroutine.
+const inlineMax = 64 << 10
+
+// idleForInline reports whether the command being submitted may run in
+// this (reader) goroutine: it is the connection's only command and no
+// further input is already buffered, so nothing waits on the reader.
+// The LU still decides whether the command itself is quick.
+func (c *conn) idleForInline() bool {
+	c.tmu.Lock()
+	n := len(c.tasks)
+	c.tmu.Unlock()
+	return n == 1 && c.rd.R.Buffered() == 0
 }
 
 // issueR2TsLocked solicits the rest of an admitted write, keeping at most
