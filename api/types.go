@@ -54,12 +54,16 @@ type State struct {
 	ALUA        string   `json:"alua"`        // enabled | disabled
 	ALUANode    int      `json:"alua_node"`
 	Portals     []string `json:"portals"` // actual listen addresses of the default portal group
+	// TargetPortGroups are the ALUA target port groups (portal group
+	// tags) with their access states, by tag (api/alua.go).
+	TargetPortGroups []ALUAGroup `json:"target_port_groups"`
 }
 
 // LU describes a logical unit (stmfadm list-lu -v, sbdadm list-lu).
 type LU struct {
-	GUID           string `json:"guid"`   // 32 upper-case hex digits
-	Status         string `json:"status"` // Online | Offline
+	GUID           string `json:"guid"`                    // 32 upper-case hex digits
+	Status         string `json:"status"`                  // Online | Offline
+	StatusDetail   string `json:"status_detail,omitempty"` // why the LU is not open (e.g. waiting for its zvol); "" when it is
 	Provider       string `json:"provider"`
 	Alias          string `json:"alias"`
 	ViewEntryCount int    `json:"view_entry_count"`

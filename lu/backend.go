@@ -26,6 +26,7 @@ type backend struct {
 	path     string
 	isBlock  bool
 	readOnly bool
+	direct   bool // O_DIRECT (zvols, direct.go): transfers must be aligned
 
 	noRWFDsync atomic.Bool       // kernel/filesystem rejected RWF_DSYNC
 	syncHook   func(kind string) // test hook, set before use; nil in production
@@ -131,6 +132,9 @@ func (b *backend) grow(n uint64) error {
 // error (io.ErrUnexpectedEOF): the store is always at least as large as
 // the LU.
 func (b *backend) readAt(p []byte, off int64) error {
+	if b.direct && len(p) > 0 && !directOK(p, off) {
+		return b.readBounce(p, off)
+	}
 	for len(p) > 0 {
 		n, err := unix.Pread(b.fd, p, off)
 		if err == unix.EINTR {
@@ -154,6 +158,9 @@ func (b *backend) readAt(p []byte, off int64) error {
 func (b *backend) writeAt(p []byte, off int64, dsync bool) error {
 	if b.readOnly {
 		return unix.EROFS
+	}
+	if b.direct && len(p) > 0 && !directOK(p, off) {
+		return b.writeBounce(p, off, dsync)
 	}
 	if dsync && !b.noRWFDsync.Load() {
 		err := b.pwriteDsync(p, off)

@@ -90,7 +90,8 @@ type Info struct {
 	WriteCacheDisabled bool // current setting (MODE SELECT may change it)
 	WriteProtect       bool
 	Thin               bool
-	SoftThreshold      uint8 // percent; 0 = off
+	SoftThreshold      uint8  // percent; 0 = off
+	Zvol               string // the ZFS volume (pool/name) of an LU on a zvol, else ""
 }
 
 // Props are the properties modify-lu may change; nil fields stay as they are.
@@ -134,6 +135,7 @@ type Disk struct {
 	metaMu sync.Mutex // serialises metadata updates (not on the I/O path)
 	md     metadata
 	ms     metaStore
+	zvol   *zvolState // LUs on a zvol (zvoldisk.go); nil otherwise
 
 	flush        flusher
 	bufs         bufPool
@@ -485,6 +487,7 @@ func (d *Disk) Info() Info {
 		WriteProtect:       d.wp.Load() || d.data.readOnly,
 		Thin:               d.thin.enabled,
 		SoftThreshold:      uint8(d.thin.softPct.Load()),
+		Zvol:               d.Zvol(),
 	}
 }
 
@@ -560,6 +563,11 @@ func (d *Disk) SetProps(p Props) error {
 func (d *Disk) Resize(newSize uint64) error {
 	if newSize == 0 || newSize%uint64(d.bs) != 0 || newSize > maxLUSize {
 		return fmt.Errorf("lu: size %d: must be a positive multiple of the block size %d", newSize, d.bs)
+	}
+	if d.zvol != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), zvolCmdTimeout)
+		defer cancel()
+		return d.resizeZvol(ctx, newSize)
 	}
 	d.metaMu.Lock()
 	defer d.metaMu.Unlock()

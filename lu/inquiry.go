@@ -190,6 +190,9 @@ func (d *Disk) blockLimits() []byte {
 	if d.bs < physBlockSize {
 		gran = uint16(physBlockSize / d.bs)
 	}
+	if d.zvol != nil {
+		gran = d.zvolGranularity() // one volblocksize (zvoldisk.go)
+	}
 	binary.BigEndian.PutUint16(b[6:8], gran)       // OPTIMAL TRANSFER LENGTH GRANULARITY
 	binary.BigEndian.PutUint32(b[8:12], d.maxXfer) // MAXIMUM TRANSFER LENGTH
 	// OPTIMAL TRANSFER LENGTH, prefetch limits: 0.

@@ -286,6 +286,9 @@ func decodePayload(p []byte) (*metadata, error) {
 type metaStore struct {
 	be   *backend
 	base int64 // offset of the region in be (always 0 today)
+	// zv, when set, stores the metadata in a zvol's properties instead
+	// (zvoldisk.go); be is then unused.
+	zv *zvolStore
 
 	gen  uint64 // generation of the newest valid slot
 	slot int    // index of the slot holding it
@@ -293,6 +296,9 @@ type metaStore struct {
 
 // load reads both slots and returns the newest valid metadata.
 func (ms *metaStore) load() (*metadata, error) {
+	if ms.zv != nil {
+		return nil, errors.New("lu: metadata of a zvol LU is read with ImportZvol")
+	}
 	buf := make([]byte, metaRegionSize)
 	if err := ms.be.readAt(buf, ms.base); err != nil {
 		return nil, fmt.Errorf("%w: reading metadata region of %s: %v", ErrNoMetadata, ms.be.path, err)
@@ -335,6 +341,9 @@ func (ms *metaStore) load() (*metadata, error) {
 // store writes m as a new generation into the slot not holding the newest
 // copy, then makes it durable.
 func (ms *metaStore) store(m *metadata) error {
+	if ms.zv != nil {
+		return ms.zv.store(m)
+	}
 	img, err := m.encodeSlot(ms.gen + 1)
 	if err != nil {
 		return err

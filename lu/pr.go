@@ -2,6 +2,7 @@ package lu
 
 import (
 	"encoding/binary"
+	"errors"
 	"strings"
 
 	"github.com/costar-project/costar/scsi"
@@ -366,6 +367,9 @@ func (d *Disk) commitPRLocked(old, p *prState) *stmf.Result {
 			}
 		}
 		if err := d.storePR(enc); err != nil {
+			if errors.Is(err, errPRTooLarge) { // a zvol property holds less than a header slot
+				return fail(scsi.NewSense(scsi.KeyIllegalRequest, scsi.ASCInsufficientRegistrationRes))
+			}
 			d.log.Error("lu: persisting reservations failed", "guid", d.guid, "err", err)
 			return fail(scsi.NewSense(scsi.KeyMediumError, scsi.ASCWriteError))
 		}

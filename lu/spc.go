@@ -64,6 +64,9 @@ func (d *Disk) readCapacity10(_ *stmf.Task, cdb []byte) *stmf.Result {
 
 // lbppbe is LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT.
 func (d *Disk) lbppbe() byte {
+	if d.zvol != nil {
+		return d.zvolPhysExponent() // zvoldisk.go
+	}
 	// Thin LUs report physical = logical: GET LBA STATUS then describes
 	// extents at logical-block granularity, which libiscsi's
 	// GetLBAStatus.UnmapSingle requires (it assumes one logical block per

@@ -5,10 +5,14 @@
 #   -o OUTDIR    results and raw logs (env BENCH_OUT, default out/bench)
 #   -p PROFILE   unpinned (default) | pinned (targets and clients all on CPU 0: the best QD1 latency
 #                on small VMs) | split (targets on the last CPU, clients on CPU 0)   (env BENCH_PROFILE)
-#   -m MODE      figures (default) | stall | all                                     (env BENCH_MODE)
+#   -m MODE      figures (default) | stall | ats | all (= figures, stall and ats)     (env BENCH_MODE)
 #                stall: BENCH_STALL_SECS (60) of 4 KiB random QD32 reads (iscsi-perf prints IOPS every
 #                second; any second at 0 IOPS is a stall) and of 4 KiB QD32 writes (qemu-img bench
 #                must finish within 3x its calibrated time), against each target; a stall fails the run
+#                ats: VMware-style ATS heartbeat latency (cmd/costar-atsbench: a 1-block COMPARE AND
+#                WRITE every BENCH_ATS_INTERVAL through its own session, p50/p99/max) alone and while a
+#                4 KiB QD32 random-write load (fio, nbd engine, through qemu-nbd's iscsi:// driver) runs
+#                on the same LU, next to the plain random-write figure; tgt has no ATS: "n/a"
 #   --only REGEX run only the figures whose name matches
 #
 # Environment (optional):
@@ -16,10 +20,12 @@
 #   BENCH_TARGET_CPUS=LIST   taskset -c list for both targets (overrides the profile)
 #   BENCH_CLIENT_CPUS=LIST   taskset -c list for iscsi-perf / qemu-img (overrides the profile)
 #   BENCH_SIZE=1G            LU size of both targets (sparse files)
-#   BENCH_PREFILL=1          write both LUs once (1 MiB QD8) before the reads, so reads hit data
+#   BENCH_PREFILL=1          write both LUs once (1 MiB QD8) first, so reads hit data and writes
+#                            do not allocate
 #   BENCH_QUIET_PCT=30       before each run wait until the machine is below this busy % of one core
 #   BENCH_QUIET_WAIT=60      ... for at most this many seconds (this box is shared)
 #   BENCH_TGT=1              0 = measure stmfd only
+#   BENCH_ATS_INTERVAL=10ms  time between ATS heartbeats in -m ats (0 = back to back)
 #   STMFD_BIN                use this stmfd binary instead of building ./cmd/stmfd
 #
 # Figures (reads: libiscsi iscsi-perf, READ16, duration based; writes: qemu-img bench through QEMU's
@@ -28,13 +34,15 @@
 # Targets alternate order from figure to figure to cancel drift. tgt runs as a private tgtd
 # (scripts/tgt-peer.sh, needs root) with a 1 GiB file LU; stmfd runs with --demo. Both are stopped
 # at the end (only the PIDs this script started).
-# Output: OUTDIR/bench.md (markdown table: figure, tgt, stmfd, ratio stmfd/tgt, target CPU use)
-# and OUTDIR/bench.tsv (one row per figure and target). Not part of `make test`.
+# Output: OUTDIR/bench.md (markdown table: figure, tgt, stmfd, ratio stmfd/tgt, target CPU use;
+# with -m ats also an ATS latency table) and OUTDIR/bench.tsv (one row per figure and target;
+# OUTDIR/ats.tsv for the ATS runs). Not part of `make test`.
 #
 # Examples:
 #   scripts/bench.sh                              # unpinned, 10 s per figure (~6 min)
 #   BENCH_SECS=5 scripts/bench.sh -p pinned       # quick, everything on CPU 0
 #   scripts/bench.sh -m stall                     # 60 s no-stall check against both targets
+#   BENCH_SECS=5 scripts/bench.sh -m ats          # ATS heartbeat latency under random writes
 #   BENCH_TARGET_CPUS=1 BENCH_CLIENT_CPUS=0 scripts/bench.sh --only 'qd1$'
 set -euo pipefail
 
@@ -50,6 +58,7 @@ PREFILL=${BENCH_PREFILL:-1}
 QUIET_PCT=${BENCH_QUIET_PCT:-30}
 QUIET_WAIT=${BENCH_QUIET_WAIT:-60}
 WITH_TGT=${BENCH_TGT:-1}
+ATS_INTERVAL=${BENCH_ATS_INTERVAL:-10ms}
 DEMO_IQN=iqn.2026-11.org.costar:demo
 INIT=iqn.2026-11.org.costar:bench
 HZ=$(getconf CLK_TCK)
@@ -68,7 +77,7 @@ while (($# > 0)); do
     *) echo "bench: unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
 done
-[[ $MODE == figures || $MODE == stall || $MODE == all ]] || die "unknown mode $MODE"
+[[ $MODE == figures || $MODE == stall || $MODE == ats || $MODE == all ]] || die "unknown mode $MODE"
 
 NCPU=$(nproc)
 case $PROFILE in
@@ -88,6 +97,11 @@ export PATH=$PATH:/usr/sbin:/sbin
 for tool in iscsi-perf iscsi-inq iscsi-readcapacity16 qemu-img; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool not found (run scripts/install-test-deps.sh)"
 done
+if [[ $MODE == ats || $MODE == all ]]; then
+  for tool in fio qemu-nbd; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool not found (run scripts/install-test-deps.sh)"
+  done
+fi
 if [[ $WITH_TGT == 1 ]]; then
   command -v tgtd >/dev/null 2>&1 || die "tgtd not found (run scripts/install-test-deps.sh, or BENCH_TGT=0)"
   [[ $(id -u) == 0 ]] || die "tgtd needs root (or BENCH_TGT=0 for stmfd only)"
@@ -102,7 +116,7 @@ mkdir -p "$RAW"
 # ---- targets ----
 declare -A URL PID BS BYTES
 TARGETS=()
-SPID="" STATE=""
+SPID="" STATE="" NBDPID=""
 TGTDIR=$OUT/tgt
 
 alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
@@ -116,6 +130,10 @@ free_port() {
 }
 # shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {
+  if alive "$NBDPID"; then
+    kill -TERM "$NBDPID" 2>/dev/null || true
+    wait "$NBDPID" 2>/dev/null || true
+  fi
   if alive "$SPID"; then
     kill -TERM "$SPID" 2>/dev/null || true
     for _ in $(seq 1 100); do alive "$SPID" || break; sleep 0.1; done
@@ -292,15 +310,19 @@ figure() { # idx name kind bytes qd [random]
 }
 
 K4=4096 M1=1048576
+PREFILLED=0
+prefill() { # once per run: reads hit data, writes do not allocate
+  [[ $PREFILL == 1 && $PREFILLED == 0 ]] || return 0
+  for t in "${TARGETS[@]}"; do
+    log "prefilling $t (${BYTES[$t]} bytes, 1 MiB writes, QD8)"
+    timeout -k 5 900 "${CPIN[@]}" qemu-img bench -f raw -t none -w --pattern=0x5a -c $((BYTES[$t] / M1)) -d 8 \
+      -s $M1 "${URL[$t]}" >"$RAW/prefill.$t.log" 2>&1 || die "prefill of $t failed (see $RAW/prefill.$t.log)"
+  done
+  PREFILLED=1
+}
 STALLS=()
-if [[ $MODE != stall ]]; then
-  if [[ $PREFILL == 1 ]]; then
-    for t in "${TARGETS[@]}"; do
-      log "prefilling $t (${BYTES[$t]} bytes, 1 MiB writes, QD8)"
-      timeout -k 5 900 "${CPIN[@]}" qemu-img bench -f raw -t none -w --pattern=0x5a -c $((BYTES[$t] / M1)) -d 8 \
-        -s $M1 "${URL[$t]}" >"$RAW/prefill.$t.log" 2>&1 || die "prefill of $t failed (see $RAW/prefill.$t.log)"
-    done
-  fi
+if [[ $MODE == figures || $MODE == all ]]; then
+  prefill
   figure 0 rand_read_4k_qd1 read $K4 1 1
   figure 1 rand_read_4k_qd32 read $K4 32 1
   figure 2 seq_read_4k_qd1 read $K4 1 0
@@ -310,7 +332,7 @@ if [[ $MODE != stall ]]; then
   figure 6 seq_write_1m_qd8 write $M1 8
 fi
 
-if [[ $MODE != figures ]]; then
+if [[ $MODE == stall || $MODE == all ]]; then
   : >"$OUT/stall.tsv"
   FIGS+=("stall_rand_read_4k_qd32:$K4" "stall_write_4k_qd32:$K4")
   for t in "${TARGETS[@]}"; do
@@ -340,6 +362,108 @@ if [[ $MODE != figures ]]; then
   done
 fi
 
+# ---- ATS heartbeat latency under a random-write load (-m ats) ----
+# Three runs per target, on the same LU: 4 KiB QD32 random writes alone (fio's nbd engine through
+# qemu-nbd, whose iscsi:// driver keeps 32 commands in flight), ATS heartbeats alone, and both at
+# once. The heartbeat block (LBA $ATS_LBA) lies below the 1 MiB the write load starts at, as VMFS's
+# heartbeat region is apart from the VMs' data: every miscompare would be a false one.
+declare -A ATS FIOLAT
+ATS_LBA=8
+ATS_FIGS=()
+nbd_up() { # target -> NBDSOCK, NBDPID
+  NBDSOCK=$RAW/nbd.$1.sock
+  rm -f -- "$NBDSOCK"
+  "${CPIN[@]}" qemu-nbd -f raw -t -e 2 -k "$NBDSOCK" "${URL[$1]}" >"$RAW/qemu-nbd.$1.log" 2>&1 &
+  NBDPID=$!
+  for _ in $(seq 1 100); do [[ -S $NBDSOCK ]] && return 0; alive "$NBDPID" || break; sleep 0.1; done
+  die "qemu-nbd did not export ${URL[$1]} (see $RAW/qemu-nbd.$1.log)"
+}
+nbd_down() {
+  if alive "$NBDPID"; then kill -TERM "$NBDPID" 2>/dev/null || true; fi
+  wait "$NBDPID" 2>/dev/null || true
+  NBDPID=""
+}
+run_fio() { # target secs logfile -> writes the terse line to logfile
+  local t=$1 secs=$2
+  timeout -k 5 $((secs + 60)) "${CPIN[@]}" fio --name=randwrite --ioengine=nbd --uri="nbd+unix:///?socket=$NBDSOCK" \
+    --rw=randwrite --bs=4k --iodepth=32 --time_based --runtime="$secs" --offset=1m \
+    --size=$((BYTES[$t] - M1)) --norandommap --randrepeat=0 --output-format=terse --terse-version=3 >"$3" 2>&1
+}
+parse_fio() { # logfile -> "iops clat_p50_us clat_p99_us" of the write side (terse v3)
+  awk -F';' '$1 == 3 {
+      for (i = 1; i <= NF; i++) if ($i ~ /^1\.000000%=/ && ++n == 2) { w = i; break }
+      if (!w) exit 1
+      for (i = w; i < w + 20; i++) { split($i, kv, "="); if (kv[1] == "50.000000%") p50 = kv[2]; if (kv[1] == "99.000000%") p99 = kv[2] }
+      print $(w - 10), p50, p99; found = 1; exit
+    } END { if (!found) exit 1 }' "$1"
+}
+run_ats() { # target secs logfile -> sets ATSLINE, ATSRCODE
+  ATSRCODE=0
+  timeout -k 5 $(($2 + 90)) "${CPIN[@]}" "$ATSBENCH" -i "$INIT" -lba "$ATS_LBA" -interval "$ATS_INTERVAL" \
+    -duration "${2}s" "${URL[$1]}" >"$3" 2>&1 || ATSRCODE=$?
+  ATSLINE=$(grep '^RESULT ' "$3" | tail -n1)
+}
+ats_field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
+ats_record() { # fig target
+  local fig=$1 t=$2 line=$ATSLINE
+  if [[ $ATSRCODE == 3 ]]; then
+    ATS[$fig,$t]="n/a (no COMPARE AND WRITE)"
+  elif [[ $ATSRCODE != 0 || -z $line ]]; then
+    ATS[$fig,$t]="FAILED (rc $ATSRCODE)"
+    FAILED=1
+  else
+    ATS[$fig,$t]="$(ats_field p50_us "$line") / $(ats_field p99_us "$line") / $(ats_field max_us "$line") µs ($(ats_field ops "$line") ops, $(ats_field miscompares "$line") miscompares)"
+    (($(ats_field miscompares "$line") == 0)) || { log "$t: $fig: false ATS miscompares"; FAILED=1; }
+  fi
+  printf '%s\t%s\t%s\t%s\n' "$fig" "$t" "$ATSRCODE" "${line#RESULT }" >>"$OUT/ats.tsv"
+  log "$(printf '%-28s %-6s %s' "$fig" "$t" "${ATS[$fig,$t]}")"
+}
+fio_record() { # fig target logfile wall t0 rc
+  local fig=$1 t=$2 v iops="-" p50="-" p99="-"
+  if [[ $6 == 0 ]] && v=$(parse_fio "$3"); then read -r iops p50 p99 <<<"$v"; fi
+  RC=$6
+  if [[ $iops == "-" && $RC == 0 ]]; then RC=1; fi
+  record "$fig" "$t" "fio nbd" 32 $K4 "$iops" "$4" "$5" "$RC"
+  FIOLAT[$fig,$t]="$p50 / $p99 µs"
+  if [[ $RC != 0 ]]; then FAILED=1; log "$fig against $t FAILED (rc $RC, see $3)"; fi
+}
+if [[ $MODE == ats || $MODE == all ]]; then
+  ATSBENCH=$OUT/costar-atsbench
+  log "building costar-atsbench"
+  (cd "$ROOT" && go build -o "$ATSBENCH" ./cmd/costar-atsbench) || die "go build ./cmd/costar-atsbench failed"
+  printf 'figure\ttarget\trc\tresult\n' >"$OUT/ats.tsv"
+  prefill
+  ATS_FIGS=(ats_idle ats_under_rand_write)
+  FIGS+=("rand_write_4k_qd32:$K4" "rand_write_4k_qd32_with_ats:$K4")
+  for t in $(fig_order 0); do
+    nbd_up "$t"
+    f=rand_write_4k_qd32
+    wait_quiet
+    T0=$(cpu_ticks "${PID[$t]}") a=$(date +%s.%N) rc=0
+    run_fio "$t" "$SECS" "$RAW/$f.$t.log" || rc=$?
+    b=$(date +%s.%N)
+    fio_record "$f" "$t" "$RAW/$f.$t.log" "$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", b - a}')" "$T0" "$rc"
+
+    wait_quiet
+    run_ats "$t" "$SECS" "$RAW/ats_idle.$t.log"
+    ats_record ats_idle "$t"
+
+    f=rand_write_4k_qd32_with_ats
+    wait_quiet
+    T0=$(cpu_ticks "${PID[$t]}") a=$(date +%s.%N) rc=0
+    run_fio "$t" $((SECS + 2)) "$RAW/$f.$t.log" &
+    fpid=$!
+    sleep 1
+    run_ats "$t" "$SECS" "$RAW/ats_under_rand_write.$t.log"
+    wait "$fpid" || rc=$?
+    b=$(date +%s.%N)
+    ats_record ats_under_rand_write "$t"
+    fio_record "$f" "$t" "$RAW/$f.$t.log" "$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", b - a}')" "$T0" "$rc"
+    nbd_down
+    alive "${PID[$t]}" || die "$t died during the ATS figures"
+  done
+fi
+
 # ---- report ----
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
 {
@@ -359,12 +483,27 @@ cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
     ratio=$(awk -v a="$a" -v b="$b" 'BEGIN {if (a == "-" || b == "-" || a == 0) print "-"; else printf "%.2f", b / a}')
     echo "| $fig | $(fmt_rate "$a" "$bytes") | $(fmt_rate "$b" "$bytes") | $ratio | ${CPU[$fig,tgt]:--} | ${CPU[$fig,stmfd]:--} |"
   done
-  if [[ $MODE != figures ]]; then
+  if [[ $MODE == stall || $MODE == all ]]; then
     echo
     echo "Stall check (${STALL_SECS}s each):"
     echo
     sed 's/^/    /' "$OUT/stall.tsv"
     if ((${#STALLS[@]} > 0)); then printf -- '- STALL: %s\n' "${STALLS[@]}"; else echo "- no stall"; fi
+  fi
+  if [[ $MODE == ats || $MODE == all ]]; then
+    echo
+    echo "ATS heartbeat (costar-atsbench: 1-block COMPARE AND WRITE every ${ATS_INTERVAL}, own session, LBA $ATS_LBA)"
+    echo "next to 4 KiB QD32 random writes (fio nbd engine via qemu-nbd, LBA >= 1 MiB) on the same LU, ${SECS}s each:"
+    echo
+    echo "| figure | tgt | stmfd |"
+    echo "|---|---:|---:|"
+    for f in rand_write_4k_qd32 rand_write_4k_qd32_with_ats; do
+      echo "| $f (IOPS) | $(fmt_rate "${RES[$f,tgt]:--}" $K4) | $(fmt_rate "${RES[$f,stmfd]:--}" $K4) |"
+      echo "| $f (write clat p50 / p99) | ${FIOLAT[$f,tgt]:--} | ${FIOLAT[$f,stmfd]:--} |"
+    done
+    for f in "${ATS_FIGS[@]}"; do
+      echo "| $f (ATS p50 / p99 / max) | ${ATS[$f,tgt]:--} | ${ATS[$f,stmfd]:--} |"
+    done
   fi
 } >"$OUT/bench.md"
 cat "$OUT/bench.md"

@@ -51,6 +51,9 @@ func writeLU(w io.Writer, lu api.LU, verbose bool) {
 		return
 	}
 	prop(w, "Operational Status", lu.Status)
+	if lu.StatusDetail != "" {
+		prop(w, "Status Detail", lu.StatusDetail)
+	}
 	prop(w, "Provider Name", lu.Provider)
 	prop(w, "Alias", orDash(lu.Alias))
 	prop(w, "View Entry Count", fmt.Sprint(lu.ViewEntryCount))
@@ -128,6 +131,7 @@ func writeState(w io.Writer, s api.State) {
 	fmt.Fprintf(w, "%-18s: %s\n", "Config Status", s.Config)
 	fmt.Fprintf(w, "%-18s: %s\n", "ALUA Status", s.ALUA)
 	fmt.Fprintf(w, "%-18s: %d\n", "ALUA Node", s.ALUANode)
+	writeALUAGroups(w, s.TargetPortGroups) // alua.go
 }
 
 // sbdadm's table.

@@ -59,6 +59,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	} else {
 		app = stmfadmApp(e)
 		addZFSCommands(app, e) // zfs.go
+		addALUACommands(app, e)
 	}
 	app.Writer, app.ErrWriter = stdout, stderr
 	app.ExitErrHandler = func(*cli.Context, error) {}

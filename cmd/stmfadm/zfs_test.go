@@ -114,3 +114,21 @@ func TestZFSErrorMessage(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// list-lu -v says why an LU is offline (its zvol's pool not imported yet).
+func TestListLUStatusDetail(t *testing.T) {
+	var b strings.Builder
+	writeLU(&b, api.LU{GUID: guid, Status: "Offline", StatusDetail: "waiting for zvol tank/v1 (pool not imported?)",
+		Provider: "sbd", DataFile: "/dev/zvol/tank/v1", AccessState: "Active"}, true)
+	want := "LU Name: " + guid + "\n" +
+		"    Operational Status: Offline\n" +
+		"    Status Detail     : waiting for zvol tank/v1 (pool not imported?)\n" +
+		"    Provider Name     : sbd\n" +
+		"    Alias             : -\n" +
+		"    View Entry Count  : 0\n" +
+		"    Data File         : /dev/zvol/tank/v1\n" +
+		"    Meta File         : not set\n"
+	if b.String() != want {
+		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)
+	}
+}

@@ -35,6 +35,8 @@ type Daemon struct {
 
 	iscsi *iscsi.Server
 	api   *mgmt.Server
+
+	stopZvolWatch func() // WatchZvols
 }
 
 // New prepares a daemon; Start brings it up.
@@ -85,6 +87,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if err := d.mgr.Restore(ctx, st); err != nil {
 		return err
 	}
+	d.stopZvolWatch = d.mgr.WatchZvols(zvolPollInterval) // LUs whose pool is imported later
 	if d.cfg.Demo && len(st.LUs) == 0 && len(st.Targets) == 0 {
 		if err := d.createDemo(ctx); err != nil {
 			return fmt.Errorf("creating demo configuration: %w", err)
@@ -185,6 +188,9 @@ func (d *Daemon) SocketPath() string { return d.cfg.Socket }
 // and closes sessions and LUs.
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	var errs []error
+	if d.stopZvolWatch != nil {
+		d.stopZvolWatch()
+	}
 	if d.api != nil {
 		if err := d.api.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("management API shutdown: %w", err))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/costar-project/costar/internal/daemon/mgmt"
 	"github.com/costar-project/costar/lu"
+	"github.com/costar-project/costar/lu/zvol"
 	"github.com/costar-project/costar/portprovider/iscsi"
 )
 
@@ -21,6 +22,8 @@ type luProvider struct {
 
 	mu   sync.Mutex
 	gens map[genKey]*lu.GUIDGenerator // one per (oui, host id), so GUIDs never repeat
+
+	zfs zvol.ZFS // zvol LUs (zfs.go)
 }
 
 type genKey struct {
@@ -29,7 +32,7 @@ type genKey struct {
 }
 
 func newLUProvider(hostID [6]byte, log *slog.Logger) *luProvider {
-	return &luProvider{log: log, hostID: hostID, gens: map[genKey]*lu.GUIDGenerator{}}
+	return &luProvider{log: log, hostID: hostID, gens: map[genKey]*lu.GUIDGenerator{}, zfs: zvol.NewGoZFS(zfsCommandTimeout)}
 }
 
 func (p *luProvider) generator(oui *uint32, hostID *[4]byte) *lu.GUIDGenerator {
@@ -51,6 +54,9 @@ func (p *luProvider) generator(oui *uint32, hostID *[4]byte) *lu.GUIDGenerator {
 }
 
 func (p *luProvider) Create(ctx context.Context, s mgmt.LUSpec) (mgmt.Disk, error) {
+	if s.MetaFile == "" && p.isZvolPath(s.DataFile) {
+		return p.createOnZvol(ctx, s) // zfs.go
+	}
 	d, err := lu.Create(ctx, lu.Config{
 		DataFile:           s.DataFile,
 		MetaFile:           s.MetaFile,
@@ -76,6 +82,9 @@ func (p *luProvider) Create(ctx context.Context, s mgmt.LUSpec) (mgmt.Disk, erro
 // Import opens an LU from its data file, or from its meta file when file
 // is one (import-lu names either).
 func (p *luProvider) Import(ctx context.Context, file, metaFile string) (mgmt.Disk, error) {
+	if metaFile == "" && p.isZvolPath(file) {
+		return p.importZvol(ctx, file, lu.ZvolImport{}) // zfs.go
+	}
 	d, err := lu.Import(ctx, file, metaFile, p.log)
 	if err != nil && metaFile == "" && errors.Is(err, lu.ErrNoMetadata) {
 		if d2, err2 := lu.Import(ctx, "", file, p.log); err2 == nil {
@@ -112,8 +121,11 @@ func (d *luDisk) Info() mgmt.LUInfo {
 	}
 }
 
-func (d *luDisk) Resize(_ context.Context, size uint64) error {
-	if err := d.Disk.Resize(size); err != nil {
+func (d *luDisk) Resize(ctx context.Context, size uint64) error {
+	if err := d.Disk.ResizeContext(ctx, size); err != nil {
+		if errors.Is(err, zvol.ErrNoZFS) || errors.As(err, new(*zvol.CmdError)) {
+			return zfsErr(err)
+		}
 		return fmt.Errorf("%w: %w", mgmt.ErrSizeRange, err)
 	}
 	return nil

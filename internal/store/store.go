@@ -39,6 +39,8 @@ type State struct {
 	Initiators   []Initiator       `json:"initiators"`
 	Defaults     Defaults          `json:"defaults"`
 	RelPortIDs   map[string]uint16 `json:"relative_port_ids,omitempty"`
+	// ALUA holds the target port groups not in active/optimized (alua.go).
+	ALUA []ALUAGroup `json:"alua,omitempty"`
 }
 
 // LU records where an LU's data (and metadata) live; its identity and
@@ -124,6 +126,7 @@ func (st *State) Clone() *State {
 	c.Initiators = slices.Clone(st.Initiators)
 	c.Defaults.ISNSServers = slices.Clone(st.Defaults.ISNSServers)
 	c.RelPortIDs = maps.Clone(st.RelPortIDs)
+	c.ALUA = slices.Clone(st.ALUA)
 	return &c
 }
 

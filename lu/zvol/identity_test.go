@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/costar-project/costar/lu/zvol"
 	"github.com/costar-project/costar/lu/zvol/zvoltest"
@@ -123,5 +124,49 @@ func TestLoad(t *testing.T) {
 	var ce *zvol.CmdError
 	if _, err := zvol.Load(ctx, f, va2); !errors.As(err, &ce) {
 		t.Fatalf("Load with zfs failing = %v, want a CmdError", err)
+	}
+}
+
+func TestDestroyRetry(t *testing.T) {
+	ctx := context.Background()
+	f := zvoltest.New(t.TempDir())
+	if err := f.CreateVolume(ctx, "tank/v", 1<<20, 8192, nil); err != nil {
+		t.Fatal(err)
+	}
+	busy := 3
+	f.FailOn = func(op, name string) error {
+		if op == "destroy" && busy > 0 {
+			busy--
+			return errors.New("cannot destroy 'tank/v': dataset is busy")
+		}
+		return nil
+	}
+	if err := zvol.DestroyRetry(ctx, f, "tank/v", 10*time.Second); err != nil || f.Exists("tank/v") {
+		t.Fatalf("DestroyRetry = %v (exists %v)", err, f.Exists("tank/v"))
+	}
+	// Other failures are not retried; a busy dataset is given up on after wait.
+	if err := f.CreateVolume(ctx, "tank/v", 1<<20, 8192, nil); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	f.FailOn = func(op, name string) error {
+		if op == "destroy" {
+			n++
+			return errors.New("cannot destroy 'tank/v': volume has children")
+		}
+		return nil
+	}
+	if err := zvol.DestroyRetry(ctx, f, "tank/v", 10*time.Second); err == nil || zvol.IsBusy(err) || n != 1 {
+		t.Fatalf("DestroyRetry(children) = %v after %d tries", err, n)
+	}
+	f.FailOn = func(op, name string) error {
+		if op == "destroy" {
+			return errors.New("cannot destroy 'tank/v': dataset is busy")
+		}
+		return nil
+	}
+	start := time.Now()
+	if err := zvol.DestroyRetry(ctx, f, "tank/v", 200*time.Millisecond); !zvol.IsBusy(err) || time.Since(start) > 2*time.Second {
+		t.Fatalf("DestroyRetry(always busy) = %v after %v", err, time.Since(start))
 	}
 }

@@ -21,7 +21,7 @@ func TestParsePath(t *testing.T) {
 		// A Linux pool called rdsk: only two components, so no illumos reading.
 		{in: "/dev/zvol/rdsk/vol1", name: "rdsk/vol1"},
 		{in: "/dev/zvol/dsk/vol1", name: "dsk/vol1"},
-		{in: "/dev/zvol/tank", bad: true},          // a pool, not a volume
+		{in: "/dev/zvol/tank", bad: true},              // a pool, not a volume
 		{in: "/dev/zvol/rdsk/tank", name: "rdsk/tank"}, // pool rdsk, volume tank
 		{in: "/dev/zvol/", bad: true},
 		{in: "/dev/zvol", bad: true},

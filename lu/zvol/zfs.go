@@ -181,8 +181,28 @@ func (g *GoZFS) SetUserProp(ctx context.Context, name, prop, value string) error
 	return err
 }
 
+// mustNotExist fails when dataset name exists. go-zfs runs `zfs create
+// -p` and `zfs clone -p`, which succeed without doing anything when the
+// dataset is already there; a volume made for an LU must be new (and
+// only a new one may be destroyed again when the LU cannot be made).
+func mustNotExist(ctx context.Context, what, cmd, name string) error {
+	_, err := call(ctx, what, func() (*gozfs.Dataset, error) { return gozfs.GetDataset(name) })
+	switch {
+	case err == nil:
+		return fmt.Errorf("zvol: %s: %w", what, &CmdError{Cmd: cmd, Stderr: "cannot create '" + name + "': dataset already exists",
+			Err: errors.New("refused")})
+	case errors.Is(err, ErrNotFound):
+		return nil
+	}
+	return err
+}
+
 // CreateVolume implements ZFS.
 func (g *GoZFS) CreateVolume(ctx context.Context, name string, size, blockSize uint64, props map[string]string) error {
+	what := "creating volume " + name
+	if err := mustNotExist(ctx, what, "zfs create -V "+strconv.FormatUint(size, 10)+" "+name, name); err != nil {
+		return err
+	}
 	all := map[string]string{"refreservation": "none"} // sparse, as zfs create -s
 	if blockSize != 0 {
 		all["volblocksize"] = strconv.FormatUint(blockSize, 10)
@@ -190,7 +210,7 @@ func (g *GoZFS) CreateVolume(ctx context.Context, name string, size, blockSize u
 	for k, v := range props {
 		all[k] = v
 	}
-	_, err := call(ctx, "creating volume "+name, func() (*gozfs.Dataset, error) { return gozfs.CreateVolume(name, size, all) })
+	_, err := call(ctx, what, func() (*gozfs.Dataset, error) { return gozfs.CreateVolume(name, size, all) })
 	return err
 }
 
@@ -217,8 +237,12 @@ func (g *GoZFS) Snapshot(ctx context.Context, vol, snap string, props map[string
 
 // Clone implements ZFS.
 func (g *GoZFS) Clone(ctx context.Context, snapshot, dest string, props map[string]string) error {
+	what := "cloning " + snapshot + " to " + dest
+	if err := mustNotExist(ctx, what, "zfs clone "+snapshot+" "+dest, dest); err != nil {
+		return err
+	}
 	ds := &gozfs.Dataset{Name: snapshot, Type: gozfs.DatasetSnapshot}
-	_, err := call(ctx, "cloning "+snapshot+" to "+dest, func() (*gozfs.Dataset, error) { return ds.Clone(dest, props) })
+	_, err := call(ctx, what, func() (*gozfs.Dataset, error) { return ds.Clone(dest, props) })
 	return err
 }
 
@@ -261,6 +285,31 @@ func WaitPath(ctx context.Context, path string, poll time.Duration) error {
 		case <-ctx.Done():
 			return fmt.Errorf("zvol: waiting for %s to appear: %w", path, ctx.Err())
 		case <-t.C:
+		}
+	}
+}
+
+// IsBusy reports whether err is ZFS refusing because the dataset is in use
+// ("dataset is busy").
+func IsBusy(err error) bool {
+	var ce *CmdError
+	return errors.As(err, &ce) && strings.Contains(ce.Stderr, "dataset is busy")
+}
+
+// DestroyRetry destroys name, retrying for up to wait while ZFS says the
+// dataset is busy: udev probes a zvol's device for a moment after a
+// writer closed it, so a destroy right after closing an LU can race it.
+func DestroyRetry(ctx context.Context, z ZFS, name string, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for delay := 50 * time.Millisecond; ; delay = min(2*delay, time.Second) {
+		err := z.Destroy(ctx, name)
+		if err == nil || !IsBusy(err) || time.Now().Add(delay).After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
 		}
 	}
 }

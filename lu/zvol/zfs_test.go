@@ -35,7 +35,10 @@ func TestGoZFSMissingCommand(t *testing.T) {
 }
 
 func TestGoZFSCommandFails(t *testing.T) {
-	fakeZFSCommand(t, `echo "cannot create 'tank/v': out of space" >&2; exit 1`)
+	fakeZFSCommand(t, `case "$1" in
+list) echo "cannot open 'tank/v': dataset does not exist" >&2; exit 1 ;;
+*) echo "cannot create 'tank/v': out of space" >&2; exit 1 ;;
+esac`)
 	err := (&GoZFS{}).CreateVolume(context.Background(), "tank/v", 1<<30, 16384, map[string]string{PropLU: "x"})
 	var ce *CmdError
 	if !errors.As(err, &ce) {
@@ -106,7 +109,11 @@ func TestGoZFSNotAVolume(t *testing.T) {
 
 func TestGoZFSCommands(t *testing.T) {
 	dir := fakeZFSCommand(t, `
-case "$1" in list) printf '%s\t-\t1\t1\t-\toff\tsnapshot\t-\t0\t1\t0\t1\t1\n' "$(eval echo \${$#})" ;; esac`)
+case "$1 $5" in
+"list tank/c") grep -q '^clone' "$(dirname "$0")/log" || { echo "cannot open 'tank/c': dataset does not exist" >&2; exit 1; }
+  printf 'tank/c\ttank/v@s1\t1\t1\t-\toff\tvolume\t1048576\t0\t1\t0\t1\t1\n' ;;
+"list "*) printf '%s\t-\t1\t1\t-\toff\tsnapshot\t-\t0\t1\t0\t1\t1\n' "$(eval echo \${$#})" ;;
+esac`)
 	ctx := context.Background()
 	z := &GoZFS{}
 	steps := []struct {
@@ -136,6 +143,24 @@ case "$1" in list) printf '%s\t-\t1\t1\t-\toff\tsnapshot\t-\t0\t1\t0\t1\t1\n' "$
 	cancel()
 	if err := z.Destroy(cctx, "tank/c"); !errors.Is(err, context.Canceled) {
 		t.Errorf("Destroy with a cancelled context = %v", err)
+	}
+}
+
+// zfs create -p and zfs clone -p succeed on an existing dataset: an
+// existing one is refused before they run.
+func TestGoZFSRefusesExisting(t *testing.T) {
+	dir := fakeZFSCommand(t, `printf 'tank/v\t-\t1\t1\t-\toff\tvolume\t1048576\t0\t1\t0\t1\t1\n'`)
+	ctx := context.Background()
+	z := &GoZFS{}
+	for _, err := range []error{z.CreateVolume(ctx, "tank/v", 1<<20, 0, nil), z.Clone(ctx, "tank/a@s", "tank/v", nil)} {
+		var ce *CmdError
+		if !errors.As(err, &ce) || !strings.Contains(ce.Stderr, "already exists") {
+			t.Errorf("creating an existing dataset = %v", err)
+		}
+	}
+	log, _ := os.ReadFile(filepath.Join(dir, "log"))
+	if strings.Contains(string(log), "create") || strings.Contains(string(log), "clone") {
+		t.Errorf("zfs create/clone ran for an existing dataset:\n%s", log)
 	}
 }
 

@@ -64,6 +64,9 @@ func (m *Manager) luLocked(rec store.LU) api.LU {
 	if rec.Offline || !ok {
 		out.Status = "Offline"
 	}
+	if !ok {
+		out.StatusDetail = m.statusDetailLocked(rec, g) // zfs.go
+	}
 	if ok {
 		in := d.Info()
 		out.Available = true
@@ -101,7 +104,7 @@ func (m *Manager) fileInUseLocked(path string) bool {
 			if p == "" {
 				continue
 			}
-			if p == path {
+			if p == path || m.sameZvol(p, path) { // zfs.go: /dev/zvol/rdsk/<vol> is /dev/zvol/<vol>
 				return true
 			}
 			if statErr == nil {
@@ -441,8 +444,9 @@ func (m *Manager) OnlineLU(ctx context.Context, req api.GUIDRequest) (api.Empty,
 		return api.Empty{}, nil
 	}
 	if !opened {
-		d, err := m.lus.Import(ctx, rec.DataFile, rec.MetaFile)
+		d, err := m.reopen(ctx, rec, g)
 		if err != nil {
+			m.setWaitingLocked(g, err)
 			return api.Empty{}, providerErr(err, rec.DataFile)
 		}
 		if d.GUID() != g {
@@ -468,6 +472,7 @@ func (m *Manager) OnlineLU(ctx context.Context, req api.GUIDRequest) (api.Empty,
 		return api.Empty{}, err
 	}
 	m.disks[g] = disk
+	delete(m.waiting, g)
 	m.log.Info("LU online", "guid", g)
 	return api.Empty{}, nil
 }

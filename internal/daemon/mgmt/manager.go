@@ -190,6 +190,7 @@ type Manager struct {
 	mu      sync.Mutex
 	state   *store.State // adopted states are never modified, only replaced
 	disks   map[stmf.GUID]Disk
+	waiting map[stmf.GUID]*waitState // configured LUs not open, and why (zfs.go)
 	ports   PortProvider
 	portals func() []string
 
@@ -242,15 +243,20 @@ func (m *Manager) Restore(ctx context.Context, st *store.State) error {
 		}
 	}
 	m.fw.SetRelativePortIDs(st.RelPortIDs)
+	if err := m.restoreALUALocked(st); err != nil { // alua.go
+		return err
+	}
 	for _, rec := range st.LUs {
 		g, err := stmf.ParseGUID(rec.GUID)
 		if err != nil {
 			return fmt.Errorf("stored LU: %w", err)
 		}
-		disk, err := m.lus.Import(ctx, rec.DataFile, rec.MetaFile)
+		disk, err := m.reopen(ctx, rec, g)
 		if err != nil {
-			// One missing backing store must not take the other LUs down.
+			// One missing backing store must not take the other LUs down;
+			// an LU on a zvol is opened once its pool is imported (WatchZvols).
 			m.log.Error("cannot open LU; it stays configured but unavailable", "guid", rec.GUID, "data_file", rec.DataFile, "err", err)
+			m.setWaitingLocked(g, err)
 			continue
 		}
 		if disk.GUID() != g {
@@ -344,6 +350,7 @@ func (m *Manager) GetState(context.Context, api.Empty) (api.State, error) {
 	if portals != nil {
 		s.Portals = append(s.Portals, portals()...)
 	}
+	s.TargetPortGroups = m.aluaGroups() // alua.go
 	return s, nil
 }
 

@@ -32,6 +32,11 @@ func (m *Manager) Handler() http.Handler {
 	route(mux, m.log, api.MethodDeleteLU, m.DeleteLU)
 	route(mux, m.log, api.MethodOnlineLU, m.OnlineLU)
 	route(mux, m.log, api.MethodOfflineLU, m.OfflineLU)
+	route(mux, m.log, api.MethodCreateZvolLU, m.CreateZvolLU) // zfs.go
+	route(mux, m.log, api.MethodImportZvolLU, m.ImportZvolLU)
+	route(mux, m.log, api.MethodSnapshotLU, m.SnapshotLU)
+	route(mux, m.log, api.MethodCloneLU, m.CloneLU)
+	route(mux, m.log, api.MethodDestroyLU, m.DestroyLU)
 	route(mux, m.log, api.MethodListViews, m.ListViews)
 	route(mux, m.log, api.MethodAddView, m.AddView)
 	route(mux, m.log, api.MethodRemoveView, m.RemoveView)
@@ -55,6 +60,7 @@ func (m *Manager) Handler() http.Handler {
 	route(mux, m.log, api.MethodDeleteInitiator, m.DeleteInitiator)
 	route(mux, m.log, api.MethodGetDefaults, m.GetDefaults)
 	route(mux, m.log, api.MethodModifyDefaults, m.ModifyDefaults)
+	route(mux, m.log, api.MethodSetALUAState, m.SetALUAState)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, m.log, api.Errorf(api.CodeInvalidArgument, r.URL.Path, "unknown API call %s %s", r.Method, r.URL.Path))
 	})

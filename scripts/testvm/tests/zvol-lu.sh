@@ -147,6 +147,12 @@ wwn_of() { lsblk -dno WWN "$1" 2>/dev/null | tr -d ' ' | tr 'A-F' 'a-f'; }
 zil_commits() { awk '$1 == "zil_commit_count" {print $3}' /proc/spl/kstat/zfs/zil; }
 rescan() { timeout 60 iscsiadm -m session --rescan >/dev/null 2>&1; udevadm settle -t 30; }
 lower() { tr 'A-F' 'a-f' <<<"$1"; }
+failed_with() { # RC OUTPUT PATTERN...: the command failed and its output has every pattern
+  local rc=$1 out=$2 p
+  shift 2
+  [ "$rc" != 0 ] || return 1
+  for p; do grep -qi -- "$p" <<<"$out" || return 1; done
+}
 
 # ---------------------------------------------------------------------------------------------
 section "environment"
@@ -232,6 +238,7 @@ zpool sync $POOL
 U1=$(zget used $POOL/z1)
 rm -f /mnt/lu/big
 sed -i '/ \.\/big$/d' /tmp/SUMS
+sync # ext4 frees the blocks when the journal commits
 run "fstrim z1 (UNMAP of the freed blocks)" 120 fstrim -v /mnt/lu
 sync
 zpool sync $POOL
@@ -270,7 +277,10 @@ check "wcd is stored in the zvol property" bash -c "zfs get -Hp -o value org.cos
 
 # ---------------------------------------------------------------------------------------------
 section "online resize: modify-lu -s grows volsize"
+dmesg -C
 run "modify-lu -s 2G z1" 120 "$STMFADM" modify-lu -s 2G "$G1"
+dd if="$D1" of=/dev/null bs=4k count=1 iflag=direct status=none # the next command gets the unit attention
+check "the initiator got CAPACITY DATA HAS CHANGED" bash -c "dmesg | grep -q 'Capacity data has changed'"
 check "volsize of $POOL/z1 is 2G" test "$(zget volsize $POOL/z1)" = $((2 << 30))
 rescan
 for _ in 1 2 3 4 5; do [ "$(blockdev --getsize64 "$D1")" = $((2 << 30)) ] && break; sleep 1; rescan; done
@@ -342,7 +352,7 @@ section "delete-lu --destroy-zvol refuses a zvol with snapshots"
 out=$(adm delete-lu --destroy-zvol "$G1" 2>&1)
 rc=$?
 echo "$out" | indent
-check "delete-lu --destroy-zvol $G1 fails (snapshots exist) with zfs's message" bash -c "[ $rc != 0 ] && grep -qi 'zfs destroy' <<<'$out'"
+check "delete-lu --destroy-zvol $G1 fails (snapshots exist) with zfs's message" failed_with "$rc" "$out" "zfs destroy"
 check "... and the LU is still there, online" test "$(lu_field "$G1" 'Operational Status')" = Online
 
 # ---------------------------------------------------------------------------------------------
@@ -371,12 +381,18 @@ out=$(adm create-lu -p zvol=nopool/x -s 1G 2>&1)
 rc=$?
 echo "$out" | indent
 check "create-lu -p zvol=nopool/x fails naming the zfs command and its stderr" \
-  bash -c "[ $rc != 0 ] && grep -q 'zfs create' <<<'$out' && grep -qi 'no such pool' <<<'$out'"
+  failed_with "$rc" "$out" "zfs create" "no such pool"
 out=$(adm create-lu -p zvol=$POOL/z1 -s 1G 2>&1)
 rc=$?
 echo "$out" | indent
-check "create-lu -p zvol= of an existing zvol fails (dataset already exists)" bash -c "[ $rc != 0 ] && grep -qi 'exists' <<<'$out'"
+check "create-lu -p zvol= of a zvol an LU uses fails (in use)" failed_with "$rc" "$out" "in use"
 check "... and $POOL/z1 still belongs to $G1" bash -c "zfs get -Hp -o value org.costar:lu $POOL/z1 | grep -qi '$G1'"
+zfs create -s -V 64M $POOL/other
+out=$(adm create-lu -p zvol=$POOL/other -s 64M 2>&1)
+rc=$?
+echo "$out" | indent
+check "create-lu -p zvol= of an existing zvol fails with zfs's 'already exists'" failed_with "$rc" "$out" "already exists"
+check "... and that zvol is left alone (not destroyed)" bash -c "zfs list $POOL/other >/dev/null 2>&1"
 out=$(adm create-lu -p zvol=$POOL/half -p guid="$G1" -s 64M 2>&1)
 echo "$out" | indent
 check "create-lu -p zvol= with a GUID in use fails and leaves no zvol behind" bash -c "! zfs list $POOL/half >/dev/null 2>&1"
@@ -430,12 +446,12 @@ check "a copy received under the LU's own name keeps its GUID ($G1)" test "$(gui
 stop_stmfd
 
 section "zfs command missing"
-if start_stmfd PATH=/usr/bin:/bin; then
+if start_stmfd PATH=/nonexistent; then
   out=$(adm create-lu -p zvol=$POOL/nozfs -s 64M 2>&1)
   rc=$?
   echo "$out" | indent
-  check "without a zfs command create-lu -p zvol= fails saying so and naming the command" \
-    bash -c "[ $rc != 0 ] && grep -qi 'zfs command is not available' <<<'$out' && grep -q 'zfs create' <<<'$out'"
+  check "without a zfs command create-lu -p zvol= fails saying so, naming the command it ran" \
+    failed_with "$rc" "$out" "zfs command is not available" "\"zfs " "executable file not found"
   stop_stmfd
 else
   fail "stmfd starts without zfs in PATH"

@@ -1,0 +1,5 @@
+//go:build !race
+
+package esx
+
+const raceEnabled = false
