@@ -50,19 +50,9 @@ func (d *Disk) writeAtomic16(t *stmf.Task, cdb []byte) *stmf.Result {
 	if n > d.maxAtomicBlocks() {
 		return fail(invalidField(12, -1))
 	}
-	if d.writeProtected() {
-		return writeProtected()
-	}
-	if !d.inRange(lba, uint64(n)) {
-		return lbaOutOfRange()
-	}
-	total := uint64(n) << d.bsShift
-	if total == 0 {
-		return good()
-	}
-	data, err := dataOut(t)
-	if err != nil {
-		return dataOutFailed()
+	data, total, done := d.writePayload(t, lba, n)
+	if done != nil {
+		return done
 	}
 	// All or nothing: a short Data-Out cannot be written atomically.
 	if uint64(len(data)) < total {

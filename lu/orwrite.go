@@ -22,21 +22,11 @@ func (d *Disk) orWrite(t *stmf.Task, cdb []byte) *stmf.Result {
 	if n > d.maxXfer {
 		return fail(invalidField(10, -1))
 	}
-	if d.writeProtected() {
-		return writeProtected()
+	data, total, done := d.writePayload(t, lba, n)
+	if done != nil {
+		return done
 	}
-	if !d.inRange(lba, uint64(n)) {
-		return lbaOutOfRange()
-	}
-	total := uint64(n) << d.bsShift
-	if total == 0 {
-		return good()
-	}
-	data, err := dataOut(t)
-	if err != nil {
-		return dataOutFailed()
-	}
-	m := min(total, uint64(len(data))) &^ uint64(d.bs-1)
+	m := uint64(len(data))
 	if m > 0 {
 		pb := d.bufs.get(int(m))
 		defer pb.release()

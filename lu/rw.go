@@ -126,21 +126,11 @@ func (d *Disk) write(t *stmf.Task, cdb []byte) *stmf.Result {
 	if n > d.maxXfer {
 		return fail(invalidField(lenOff, -1))
 	}
-	if d.writeProtected() {
-		return writeProtected()
+	data, total, done := d.writePayload(t, lba, n)
+	if done != nil {
+		return done
 	}
-	if !d.inRange(lba, uint64(n)) {
-		return lbaOutOfRange()
-	}
-	total := uint64(n) << d.bsShift
-	if total == 0 {
-		return good()
-	}
-	data, err := dataOut(t)
-	if err != nil {
-		return dataOutFailed()
-	}
-	m := min(total, uint64(len(data))) &^ uint64(d.bs-1)
+	m := uint64(len(data))
 	if m > 0 {
 		if err := d.data.writeAt(data[:m], d.byteOff(lba), fua || d.wcd.Load()); err != nil {
 			return d.ioError(err, true, lba)
@@ -148,6 +138,30 @@ func (d *Disk) write(t *stmf.Task, cdb []byte) *stmf.Result {
 		d.thinAfterWrite(t) // soft threshold check (thin.go)
 	}
 	return &stmf.Result{Status: scsi.StatusGood, TransferLen: uint32(total)}
+}
+
+// writePayload does what every write-type command does after checking its
+// CDB fields, in SBC's order: write protection, the LBA range, nothing to
+// do for zero blocks, then the Data-Out. data is the Data-Out cut to whole
+// blocks and to the CDB's length (a longer Data-Out is residual, a shorter
+// one is written as far as it goes); total is the CDB's byte count, the
+// result's TransferLen. done is non-nil when the command is finished.
+func (d *Disk) writePayload(t *stmf.Task, lba uint64, n uint32) (data []byte, total uint64, done *stmf.Result) {
+	if d.writeProtected() {
+		return nil, 0, writeProtected()
+	}
+	if !d.inRange(lba, uint64(n)) {
+		return nil, 0, lbaOutOfRange()
+	}
+	total = uint64(n) << d.bsShift
+	if total == 0 {
+		return nil, 0, good()
+	}
+	data, err := dataOut(t)
+	if err != nil {
+		return nil, 0, dataOutFailed()
+	}
+	return data[:min(total, uint64(len(data)))&^uint64(d.bs-1)], total, nil
 }
 
 // writeVerify: WRITE AND VERIFY (10), (12), (16). The write is made
@@ -165,21 +179,11 @@ func (d *Disk) writeVerify(t *stmf.Task, cdb []byte) *stmf.Result {
 	if n > d.maxXfer {
 		return fail(invalidField(lenOff, -1))
 	}
-	if d.writeProtected() {
-		return writeProtected()
+	data, total, done := d.writePayload(t, lba, n)
+	if done != nil {
+		return done
 	}
-	if !d.inRange(lba, uint64(n)) {
-		return lbaOutOfRange()
-	}
-	total := uint64(n) << d.bsShift
-	if total == 0 {
-		return good()
-	}
-	data, err := dataOut(t)
-	if err != nil {
-		return dataOutFailed()
-	}
-	m := min(total, uint64(len(data))) &^ uint64(d.bs-1)
+	m := uint64(len(data))
 	if m > 0 {
 		if err := d.data.writeAt(data[:m], d.byteOff(lba), true); err != nil {
 			return d.ioError(err, true, lba)

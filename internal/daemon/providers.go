@@ -57,22 +57,7 @@ func (p *luProvider) Create(ctx context.Context, s mgmt.LUSpec) (mgmt.Disk, erro
 	if s.MetaFile == "" && p.isZvolPath(s.DataFile) {
 		return p.createOnZvol(ctx, s) // zfs.go
 	}
-	d, err := lu.Create(ctx, lu.Config{
-		DataFile:           s.DataFile,
-		MetaFile:           s.MetaFile,
-		Size:               s.Size,
-		BlockSize:          s.BlockSize,
-		GUID:               s.GUID,
-		VendorID:           s.VID,
-		ProductID:          s.PID,
-		Serial:             s.Serial,
-		Alias:              s.Alias,
-		MgmtURL:            s.MgmtURL,
-		WriteCacheDisabled: s.WCD,
-		WriteProtect:       s.WP,
-		Thin:               s.Thin,
-		SoftThreshold:      s.SoftThreshold,
-	}, p.generator(s.OUI, s.HostID), p.log)
+	d, err := lu.Create(ctx, p.config(s), p.generator(s.OUI, s.HostID), p.log)
 	if err != nil {
 		return nil, classify(err, s.MetaFile)
 	}
