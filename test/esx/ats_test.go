@@ -66,7 +66,7 @@ func TestATSAtomicUnderConcurrentWriters(t *testing.T) {
 	const (
 		incrementers = 4
 		writers      = 2
-		perSession   = 150              // successful increments each session aims for
+		perSession   = 500              // successful increments each session aims for
 		runFor       = 20 * time.Second // and at most this long
 		counterLBA   = 1000
 	)

@@ -134,7 +134,7 @@ func freePortOn(t *testing.T, ip string) string {
 	t.Helper()
 	l, err := net.Listen("tcp", ip+":0")
 	if err != nil {
-		t.Skipf("cannot listen on %s (loopback alias missing?): %v", ip, err)
+		missing(t, fmt.Sprintf("cannot listen on %s (loopback address missing?): %v", ip, err))
 	}
 	defer l.Close()
 	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
