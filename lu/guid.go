@@ -1,6 +1,7 @@
 package lu
 
 import (
+	"crypto/rand"
 	"encoding/binary"
 	"sync"
 	"time"
@@ -21,8 +22,12 @@ const DefaultOUI = 0x00144F
 //	byte 14..15 counter, big-endian
 //
 // Next never returns the same GUID twice from one generator, even for many
-// calls within one second or when the clock steps back. The zero value is
-// usable (OUI 0 means DefaultOUI).
+// calls within one second or when the clock steps back. The counter starts
+// each second at a random value rather than 0: COMSTAR had one generator
+// per host (in the kernel), but two stmfd processes on one host (or a
+// daemon restarted within a second) would otherwise mint the same GUID,
+// which ESXi takes for two paths to one device. The zero value is usable
+// (OUI 0 means DefaultOUI).
 type GUIDGenerator struct {
 	OUI    uint32  // 24-bit IEEE company id; 0 = DefaultOUI
 	HostID [6]byte // host identity bytes
@@ -31,6 +36,17 @@ type GUIDGenerator struct {
 	used    bool
 	lastSec uint32
 	count   uint16
+	start   uint16 // the counter's first value in lastSec
+}
+
+// randomCounter is a counter start that other processes are unlikely to
+// pick in the same second.
+func randomCounter() uint16 {
+	var b [2]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return uint16(time.Now().UnixNano()) // crypto/rand does not fail on Linux
+	}
+	return binary.BigEndian.Uint16(b[:])
 }
 
 // HostIDFrom32 returns the host part COMSTAR uses for a 4-byte host id: the
@@ -52,11 +68,16 @@ func (g *GUIDGenerator) Next(now time.Time) stmf.GUID {
 	host := g.HostID
 	switch {
 	case !g.used || sec > g.lastSec:
-		g.used, g.lastSec, g.count = true, sec, 0
+		g.used, g.lastSec = true, sec
+		g.start = randomCounter()
+		g.count = g.start
 	default: // same second, or the clock went back: keep counting
 		g.count++
-		if g.count == 0 {
-			g.lastSec++ // 65536 GUIDs in one "second": borrow the next one
+		if g.count == g.start {
+			// 65536 GUIDs in one "second": borrow the next one
+			g.lastSec++
+			g.start = randomCounter()
+			g.count = g.start
 		}
 	}
 	sec, cnt := g.lastSec, g.count
