@@ -6,8 +6,8 @@
 #   make test             what CI runs (.ci/run): test deps, gofmt, go vet, go test -race ./...
 #                         (integration tests included, tools required), fuzz smoke, conformance
 #   make unit             go test -race ./... only
-#   make conformance      every iscsi-test-cu family on a thick LU with a second path (MultipathIO),
-#                         then on a thin LU, then ReadOnly on a write-protected LU; ratcheted
+#   make conformance      every iscsi-test-cu family on a thick LU and on a thin LU, each with a
+#                         second path (MultipathIO), then ReadOnly on a write-protected LU; ratcheted
 #                         against scripts/conformance-expected{,-thin,-wp}.tsv
 #   make conformance-quick  the data-path families only (scripts/conformance.sh defaults)
 #   make test-vm          scripts/testvm: Debian VM with OpenZFS, the Linux kernel initiator and
@@ -76,7 +76,7 @@ conformance-thick:
 		--expected scripts/conformance-expected.tsv
 
 conformance-thin:
-	CONF_LU=thin scripts/conformance.sh --families ALL --out out/conformance-thin \
+	CONF_LU=thin CONF_MULTIPATH=1 scripts/conformance.sh --families ALL --out out/conformance-thin \
 		--expected scripts/conformance-expected-thin.tsv
 
 conformance-wp:
