@@ -8,14 +8,15 @@ import (
 )
 
 // maxAtomicBlocks returns MAXIMUM ATOMIC TRANSFER LENGTH (Block Limits VPD):
-// any write the LU accepts, within the 16-bit TRANSFER LENGTH of WRITE
-// ATOMIC (16). No alignment or granularity is required, and atomic
+// what the journal holds (maxAtomicBytes), within the maximum transfer
+// length and the 16-bit TRANSFER LENGTH of WRITE ATOMIC (16); 0 when the
+// LU has no journal. No alignment or granularity is required, and atomic
 // boundaries are not supported (their VPD fields are 0).
 func (d *Disk) maxAtomicBlocks() uint32 {
 	if !d.atomicWrites {
 		return 0
 	}
-	return min(d.maxXfer, 0xffff)
+	return min(d.maxXfer, maxAtomicBytes>>d.bsShift, 0xffff)
 }
 
 // withoutCommand returns a copy of cmds without opcode op.
@@ -33,10 +34,11 @@ func withoutCommand(cmds []command, op byte) []command {
 // command is registered as atomic at Admit) makes the write indivisible
 // with respect to every other command: overlapping writes are ordered
 // around it and overlapping reads that arrive while it is queued or
-// running wait for it. It is one pwrite to the backing store; like every
-// write here it is not protected against tearing by a host crash or power
-// loss before it is made stable (FUA, or write cache disabled, makes it
-// stable before GOOD).
+// running wait for it. The journal (atomicjournal.go) makes it
+// indivisible across a crash or power loss, and durable before GOOD
+// whatever FUA and the write cache say. The file space is allocated
+// first, so a full file system fails the command before anything is
+// written.
 func (d *Disk) writeAtomic16(t *stmf.Task, cdb []byte) *stmf.Result {
 	if cdb[1]&0xe0 != 0 { // WRPROTECT
 		return fail(invalidField(1, 7))
@@ -58,8 +60,18 @@ func (d *Disk) writeAtomic16(t *stmf.Task, cdb []byte) *stmf.Result {
 	if uint64(len(data)) < total {
 		return fail(invalidField(12, -1))
 	}
-	if err := d.data.writeAt(data[:total], d.byteOff(lba), fua || d.wcd.Load()); err != nil {
-		return d.ioError(err, true, lba)
+	off := d.byteOff(lba)
+	if d.atomicJ == nil { // not offered (not in the command table); kept safe
+		if err := d.data.writeAt(data[:total], off, fua || d.wcd.Load()); err != nil {
+			return d.ioError(err, true, lba)
+		}
+	} else {
+		if err := d.data.reserve(off, int64(total)); err != nil {
+			return d.ioError(err, true, lba)
+		}
+		if err := d.atomicJ.write(d.data, data[:total], off); err != nil {
+			return d.ioError(err, true, lba)
+		}
 	}
 	d.thinAfterWrite(t)
 	return &stmf.Result{Status: scsi.StatusGood, TransferLen: uint32(total)}

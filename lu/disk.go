@@ -63,12 +63,13 @@ type Config struct {
 	// Thin makes a thin provisioned LU (see thin.go): UNMAP, WRITE SAME
 	// with UNMAP, LBPME/LBPRZ. Fixed at creation; stored with the LU.
 	Thin bool
-	// AtomicWrites offers WRITE ATOMIC (16) and advertises its limits in
-	// VPD B0. Off by default: the write is indivisible with respect to
-	// other commands (range lock) but a crash of the target can still tear
-	// it on a file or block backend, and Linux >= 6.11 hands the VPD limits
-	// to applications as a power-fail untorn-write promise. Not persisted.
-	AtomicWrites bool
+	// NoAtomicWrites turns WRITE ATOMIC (16) off. It is offered by default
+	// on LUs backed by a regular file, made power-fail atomic by a redo
+	// journal (atomicjournal.go), because Linux >= 6.11 hands its VPD B0
+	// limits to applications as an untorn-write promise. Block devices and
+	// zvols never offer it (no journal: a crash could tear it). Not
+	// persisted: Import offers it on file LUs.
+	NoAtomicWrites bool
 	// SoftThreshold, for a thin LU on a file: raise THIN PROVISIONING SOFT
 	// THRESHOLD REACHED once the backing file system is this percent full
 	// (0 = off, at most 100).
@@ -139,9 +140,10 @@ type Disk struct {
 
 	flush        flusher
 	bufs         bufPool
-	cmds         []command // the command table
-	atomicWrites bool      // WRITE ATOMIC (16) offered (Config.AtomicWrites)
-	thin         thinState // thin provisioning (thin.go)
+	cmds         []command      // the command table
+	atomicWrites bool           // WRITE ATOMIC (16) offered: file LU with a journal
+	atomicJ      *atomicJournal // the atomic write journal (atomicjournal.go); nil = none
+	thin         thinState      // thin provisioning (thin.go)
 
 	resv reservations // SCSI-2 and persistent reservations (reserve.go, pr*.go)
 
@@ -256,7 +258,7 @@ func Create(ctx context.Context, cfg Config, gen *GUIDGenerator, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	d := &Disk{log: log, data: data, metaBE: data, dataFile: cfg.DataFile, metaFile: cfg.MetaFile, atomicWrites: cfg.AtomicWrites}
+	d := &Disk{log: log, data: data, metaBE: data, dataFile: cfg.DataFile, metaFile: cfg.MetaFile}
 	fail := func(err error) (*Disk, error) {
 		d.closeBackends()
 		if created {
@@ -328,6 +330,12 @@ func Create(ctx context.Context, cfg Config, gen *GUIDGenerator, log *slog.Logge
 	d.ms = metaStore{be: d.metaBE, slot: -1}
 	if err := d.ms.initialize(&md); err != nil {
 		return fail(err)
+	}
+	if !cfg.NoAtomicWrites {
+		// An existing journal of this LU (same GUID) is replayed.
+		if d.atomicJ, err = d.openAtomicJournal(guid, dataOff, dataOff+size); err != nil {
+			return fail(err)
+		}
 	}
 	d.setup(&md)
 	log.Info("logical unit created", "guid", guid, "data_file", cfg.DataFile, "meta_file", cfg.MetaFile,
@@ -420,6 +428,10 @@ func Import(ctx context.Context, dataFile, metaFile string, log *slog.Logger) (*
 	if d.data.readOnly {
 		log.Warn("backing store is read-only; the LU is write-protected", "path", dataFile)
 	}
+	// Before the LU serves I/O: replay an unapplied atomic write.
+	if d.atomicJ, err = d.openAtomicJournal(md.GUID, md.DataOffset, md.DataOffset+md.Size); err != nil {
+		return fail(err)
+	}
 	d.setup(md)
 	log.Info("logical unit imported", "guid", md.GUID, "data_file", dataFile, "meta_file", metaFile,
 		"size", md.Size, "block_size", md.BlockSize)
@@ -447,6 +459,7 @@ func (d *Disk) setup(md *metadata) {
 	if d.thin.enabled {
 		d.cmds = thinCommandTable(commandTable)
 	}
+	d.atomicWrites = d.atomicJ != nil
 	if !d.atomicWrites {
 		d.cmds = withoutCommand(d.cmds, opWriteAtomic16)
 	}
@@ -455,6 +468,7 @@ func (d *Disk) setup(md *metadata) {
 }
 
 func (d *Disk) closeBackends() {
+	d.atomicJ.close()
 	if d.data != nil {
 		d.data.close()
 	}
@@ -604,6 +618,8 @@ func (d *Disk) Close() error {
 		if d.metaBE != nil && d.metaBE != d.data {
 			errs = append(errs, d.metaBE.close())
 		}
+		// The journal file stays (it belongs with the data file).
+		errs = append(errs, d.atomicJ.close())
 		d.closeErr = errors.Join(errs...)
 	})
 	return d.closeErr

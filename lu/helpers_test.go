@@ -137,7 +137,6 @@ func newTestDisk(t testing.TB, o diskOpts) *Disk {
 		BlockSize:          o.blockSize,
 		WriteCacheDisabled: o.wcd,
 		WriteProtect:       o.wp,
-		AtomicWrites:       true,
 	}
 	if o.metaFile {
 		cfg.MetaFile = filepath.Join(dir, "lu.meta")

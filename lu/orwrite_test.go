@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/costar-project/costar/scsi"
+	"github.com/costar-project/costar/stmf"
 )
 
 func TestOrWrite(t *testing.T) {
@@ -106,15 +107,18 @@ func TestWriteAtomic16(t *testing.T) {
 	invField("atomic boundary", exec(t, d, req{cdb: withByte(writeAtomicCDB(0, 0, 1), 11, 1), dir: wr, expLen: 512, data: make([]byte, 512)}))
 	invField("short Data-Out", exec(t, d, req{cdb: writeAtomicCDB(0, 0, 2), dir: wr, expLen: 512, data: make([]byte, 512)}))
 	big := newTestDisk(t, diskOpts{size: 16 << 20, blockSize: 65536})
-	invField("more than the maximum", exec(t, big, req{cdb: writeAtomicCDB(0, 0, uint16(big.maxXfer+1))}))
+	if big.maxAtomicBlocks() != maxAtomicBytes/65536 {
+		t.Errorf("64 KiB blocks: maximum atomic transfer length %d", big.maxAtomicBlocks())
+	}
+	invField("more than the maximum", exec(t, big, req{cdb: writeAtomicCDB(0, 0, uint16(big.maxAtomicBlocks()+1))}))
 	wp := newTestDisk(t, diskOpts{wp: true})
 	expectSense(t, "write protected", exec(t, wp, req{cdb: writeAtomicCDB(0, 0, 1), dir: wr, expLen: 512, data: make([]byte, 512)}),
 		scsi.KeyDataProtect, scsi.ASCWriteProtected)
 
-	// Block Limits: atomic writes up to the maximum transfer length, no
+	// Block Limits: atomic writes up to what the journal holds, no
 	// alignment, granularity or boundaries.
 	bl := exec(t, d, req{cdb: inquiryCDB(true, vpdBlockLimits, 64), dir: scsi.DirRead, expLen: 64}).data
-	if got := be32(bl[44:48]); got != d.maxXfer || got > be32(bl[8:12]) {
+	if got := be32(bl[44:48]); got != maxAtomicBytes/512 || got > be32(bl[8:12]) {
 		t.Errorf("MAXIMUM ATOMIC TRANSFER LENGTH %d (maximum transfer length %d)", got, be32(bl[8:12]))
 	}
 	if !bytes.Equal(bl[48:64], make([]byte, 16)) {
@@ -168,23 +172,34 @@ func TestVAAIIdentity(t *testing.T) {
 
 func be16(b []byte) uint16 { return uint16(b[0])<<8 | uint16(b[1]) }
 
-// WRITE ATOMIC is not offered unless asked for: a target crash can tear it,
-// and its VPD limits would reach applications as an untorn-write promise.
-func TestWriteAtomicOffByDefault(t *testing.T) {
-	d, err := Create(context.Background(), Config{DataFile: filepath.Join(t.TempDir(), "lu.img"), Size: 1 << 20},
+// WRITE ATOMIC is offered by default on file LUs (journaled), not with
+// NoAtomicWrites, and never on block devices (no journal path).
+func TestWriteAtomicDefault(t *testing.T) {
+	d, err := Create(context.Background(), Config{DataFile: filepath.Join(t.TempDir(), "lu.img"), Size: 1 << 20, NoAtomicWrites: true},
 		&GUIDGenerator{HostID: HostIDFrom32(1)}, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close()
 	if c := d.findCommand(opWriteAtomic16, -1); c != nil {
-		t.Error("WRITE ATOMIC (16) is in the default command table")
+		t.Error("WRITE ATOMIC (16) is in the command table with NoAtomicWrites")
 	}
 	if n := d.maxAtomicBlocks(); n != 0 {
-		t.Errorf("MAXIMUM ATOMIC TRANSFER LENGTH = %d, want 0", n)
+		t.Errorf("NoAtomicWrites: MAXIMUM ATOMIC TRANSFER LENGTH = %d, want 0", n)
 	}
 	on := newTestDisk(t, diskOpts{})
-	if on.findCommand(opWriteAtomic16, -1) == nil || on.maxAtomicBlocks() == 0 {
-		t.Error("AtomicWrites did not enable WRITE ATOMIC (16)")
+	if on.findCommand(opWriteAtomic16, -1) == nil || on.maxAtomicBlocks() != maxAtomicBytes/512 || on.atomicJ == nil {
+		t.Error("a file LU does not offer WRITE ATOMIC (16) by default")
+	}
+	blk := &Disk{data: &backend{isBlock: true}, dataFile: "/dev/sdx"}
+	if p := blk.journalPath(); p != "" {
+		t.Errorf("block device LU has a journal path %q", p)
+	}
+	if j, err := blk.openAtomicJournal(stmf.GUID{}, 0, 1<<20); j != nil || err != nil {
+		t.Errorf("block device LU opened a journal: %v, %v", j, err)
+	}
+	blk.setup(&metadata{BlockSize: 512, Size: 1 << 20})
+	if blk.findCommand(opWriteAtomic16, -1) != nil || blk.maxAtomicBlocks() != 0 {
+		t.Error("block device LU offers WRITE ATOMIC (16)")
 	}
 }

@@ -247,8 +247,8 @@ func TestThinInquiryAndCapacity(t *testing.T) {
 func TestThinCommandTable(t *testing.T) {
 	thin := newThinDisk(t, thinOpts{thin: true})
 	thick := newThinDisk(t, thinOpts{})
-	// UNMAP is added for thin LUs; WRITE ATOMIC is left out of both (off by default).
-	if len(thin.cmds) != len(commandTable) || len(thick.cmds) != len(commandTable)-1 {
+	// UNMAP is added for thin LUs; WRITE ATOMIC is in both (file LUs).
+	if len(thin.cmds) != len(commandTable)+1 || len(thick.cmds) != len(commandTable) {
 		t.Fatalf("thin %d, thick %d commands, table %d", len(thin.cmds), len(thick.cmds), len(commandTable))
 	}
 	oneCmd := func(d *Disk, op byte) resp {
