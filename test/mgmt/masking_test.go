@@ -121,7 +121,8 @@ func TestMasking(t *testing.T) {
 }
 
 // TestCHAP: a target with auth chap admits only initiators that prove the
-// secret configured with itadm create-initiator.
+// secret configured with itadm create-initiator, and with a target secret
+// proves itself to initiators that ask (mutual CHAP).
 func TestCHAP(t *testing.T) {
 	needBinaries(t)
 	requireTools(t, "iscsi-inq")
@@ -133,13 +134,14 @@ func TestCHAP(t *testing.T) {
 	if _, errs, code := d.run("host-a-secret\nhost-a-secret\n", "itadm", "create-initiator", "-u", "usera", "-s", hostA); code != 0 {
 		t.Fatalf("create-initiator: %s", errs)
 	}
-	inq := func(userinfo string) error {
+	inqQuery := func(userinfo, query string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		out, err := exec.CommandContext(ctx, "iscsi-inq", "-i", hostA, "iscsi://"+userinfo+d.portal+"/"+target+"/0").CombinedOutput()
+		out, err := exec.CommandContext(ctx, "iscsi-inq", "-i", hostA, "iscsi://"+userinfo+d.portal+"/"+target+"/0"+query).CombinedOutput()
 		t.Logf("$ iscsi-inq (%s) (%v)\n%s", strings.Split(userinfo, "%")[0], err, out)
 		return err
 	}
+	inq := func(userinfo string) error { return inqQuery(userinfo, "") }
 	if err := inq("usera%host-a-secret@"); err != nil {
 		t.Fatalf("login with the right secret failed: %v", err)
 	}
@@ -148,6 +150,18 @@ func TestCHAP(t *testing.T) {
 	}
 	if err := inq(""); err == nil {
 		t.Fatal("login without CHAP succeeded on an auth chap target")
+	}
+
+	// Mutual CHAP: with a target secret set, an initiator that asks the
+	// target to authenticate itself accepts only the right answer.
+	if _, errs, code := d.run("target-secret-1\ntarget-secret-1\n", "itadm", "modify-target", "-u", "tgtuser", "-s", target); code != 0 {
+		t.Fatalf("modify-target -s: %s", errs)
+	}
+	if err := inqQuery("usera%host-a-secret@", "?target_user=tgtuser&target_password=target-secret-1"); err != nil {
+		t.Fatalf("mutual CHAP with the right target secret failed: %v", err)
+	}
+	if err := inqQuery("usera%host-a-secret@", "?target_user=tgtuser&target_password=wrong-target-99"); err == nil {
+		t.Fatal("the initiator accepted a target that does not know the target secret")
 	}
 	d.ok("itadm", "modify-target", "-a", "none", target)
 	if err := inq(""); err != nil {
