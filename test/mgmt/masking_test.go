@@ -2,6 +2,7 @@ package mgmt
 
 import (
 	"context"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -125,7 +126,7 @@ func TestMasking(t *testing.T) {
 // proves itself to initiators that ask (mutual CHAP).
 func TestCHAP(t *testing.T) {
 	needBinaries(t)
-	requireTools(t, "iscsi-inq")
+	requireTools(t, "iscsi-inq", "iscsi-ls")
 	dir := tempDir(t)
 	d := startDaemon(t, filepath.Join(dir, "state"))
 	lu := d.createLU(backing(t, dir, "a", 16*mib))
@@ -166,5 +167,27 @@ func TestCHAP(t *testing.T) {
 	d.ok("itadm", "modify-target", "-a", "none", target)
 	if err := inq(""); err != nil {
 		t.Fatalf("login without CHAP after auth none: %v", err)
+	}
+
+	// Discovery sessions need CHAP too once the defaults require it.
+	ls := func(userinfo string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "iscsi-ls", "-i", hostA, "iscsi://"+userinfo+d.portal).CombinedOutput()
+		t.Logf("$ iscsi-ls (%s) (%v)\n%s", strings.Split(userinfo, "%")[0], err, out)
+		if err == nil && !strings.Contains(string(out), target) {
+			return fmt.Errorf("discovery did not list %s", target)
+		}
+		return err
+	}
+	d.ok("itadm", "modify-defaults", "-a", "chap")
+	if err := ls(""); err == nil {
+		t.Fatal("discovery without CHAP succeeded with auth chap defaults")
+	}
+	if err := ls("usera%wrong-secret-1@"); err == nil {
+		t.Fatal("discovery with a wrong secret succeeded")
+	}
+	if err := ls("usera%host-a-secret@"); err != nil {
+		t.Fatalf("discovery with the right secret failed: %v", err)
 	}
 }
