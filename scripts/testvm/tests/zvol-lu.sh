@@ -37,40 +37,8 @@ FIO_SIZE=${FIO_SIZE:-48M}
 export STMFD_SOCKET=$STATE/stmfd.sock
 NAME=zvol-lu
 
-T0=$(date +%s.%N)
-NPASS=0 NFAIL=0 NSKIP=0
-FAILED=()
-el() { awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN{printf "%6.1fs", b-a}'; }
-section() { echo; echo "=== [$(el)] $*"; }
-pass() { NPASS=$((NPASS + 1)); echo "PASS [$(el)] $*"; }
-fail() { NFAIL=$((NFAIL + 1)); FAILED+=("$*"); echo "FAIL [$(el)] $*"; }
-skip() { NSKIP=$((NSKIP + 1)); echo "SKIP [$(el)] $*"; }
-indent() { sed 's/^/    /'; }
-run() { # NAME SECONDS CMD...: PASS/FAIL on the exit code
-  local name=$1 secs=$2 rc
-  shift 2
-  timeout -k 5 "$secs" "$@" 2>&1 | indent
-  rc=${PIPESTATUS[0]}
-  if [ "$rc" = 0 ]; then pass "$name"; return 0; fi
-  [ "$rc" = 124 ] && name="$name (timed out after ${secs}s)"
-  fail "$name (exit $rc)"
-  return 1
-}
-check() { # NAME COND...
-  local name=$1
-  shift
-  if "$@"; then pass "$name"; return 0; fi
-  fail "$name"
-  return 1
-}
-waitfor() { # PATH SECONDS
-  local i
-  for ((i = 0; i < $2 * 5; i++)); do
-    [ -e "$1" ] && return 0
-    sleep 0.2
-  done
-  return 1
-}
+# shellcheck source=lib/steps.sh
+. "$HOST/steps.sh" # T0, NPASS/NFAIL/NSKIP, section, pass, fail, skip, indent, run, check, waitfor
 finish() {
   echo
   if [ "$NFAIL" -gt 0 ]; then
