@@ -392,6 +392,26 @@ func (e *env) deleteLUs(c *cli.Context, ops []string) error {
 
 // pickLUs selects the LUs named by GUID operands (all without operands),
 // printing COMSTAR's complaint for each bad or unknown one.
+// pick returns the elements of all that the operands name, in operand
+// order, or all of them when there are no operands. Each operand that
+// names nothing is reported as "<op>: not found" and counted in failed.
+func pick[T any](e *env, all []T, ops []string, names func(T, string) bool) (out []T, failed int) {
+	if len(ops) == 0 {
+		return all, 0
+	}
+	out = []T{}
+	for _, op := range ops {
+		i := slices.IndexFunc(all, func(x T) bool { return names(x, op) })
+		if i < 0 {
+			e.errorf("%s: not found", op)
+			failed++
+			continue
+		}
+		out = append(out, all[i])
+	}
+	return out, failed
+}
+
 func (e *env) pickLUs(all []api.LU, ops []string) ([]api.LU, int) {
 	if len(ops) == 0 {
 		return all, 0
@@ -547,19 +567,7 @@ func (e *env) listGroups(kind api.GroupKind) cli.ActionFunc {
 			e.unexpected(err, "")
 			return errFailed
 		}
-		groups, failed := all, 0
-		if ops := c.Args().Slice(); len(ops) > 0 {
-			groups = []api.Group{}
-			for _, op := range ops {
-				i := slices.IndexFunc(all, func(g api.Group) bool { return g.Name == op })
-				if i < 0 {
-					e.errorf("%s: not found", op)
-					failed++
-					continue
-				}
-				groups = append(groups, all[i])
-			}
-		}
+		groups, failed := pick(e, all, c.Args().Slice(), func(g api.Group, op string) bool { return g.Name == op })
 		if asJSON {
 			if err := cliutil.WriteJSON(e.stdout, groups); err != nil {
 				return err
@@ -741,23 +749,12 @@ func (e *env) listTarget(c *cli.Context) error {
 		e.unexpected(err, "")
 		return errFailed
 	}
-	targets, failed := all, 0
-	if ops := c.Args().Slice(); len(ops) > 0 {
-		targets = []api.Target{}
-		for _, op := range ops {
-			name := op
-			if cn, ok := api.CanonicalDeviceID(op); ok {
-				name = cn
-			}
-			i := slices.IndexFunc(all, func(t api.Target) bool { return t.Name == name })
-			if i < 0 {
-				e.errorf("%s: not found", op)
-				failed++
-				continue
-			}
-			targets = append(targets, all[i])
+	targets, failed := pick(e, all, c.Args().Slice(), func(t api.Target, op string) bool {
+		if cn, ok := api.CanonicalDeviceID(op); ok {
+			op = cn
 		}
-	}
+		return t.Name == op
+	})
 	if asJSON {
 		if err := cliutil.WriteJSON(e.stdout, targets); err != nil {
 			return err
