@@ -12,7 +12,7 @@ import (
 // length and the 16-bit TRANSFER LENGTH of WRITE ATOMIC (16); 0 when the
 // LU has no journal. No alignment or granularity is required, and atomic
 // boundaries are not supported (their VPD fields are 0).
-func (d *Disk) maxAtomicBlocks() uint32 {
+func (d *Device) maxAtomicBlocks() uint32 {
 	if !d.atomicWrites {
 		return 0
 	}
@@ -39,7 +39,7 @@ func withoutCommand(cmds []command, op byte) []command {
 // whatever FUA and the write cache say. The file space is allocated
 // first, so a full file system fails the command before anything is
 // written.
-func (d *Disk) writeAtomic16(t *stmf.Task, cdb []byte) *stmf.Result {
+func (d *Device) writeAtomic16(t *stmf.Task, cdb []byte) *stmf.Result {
 	if cdb[1]&0xe0 != 0 { // WRPROTECT
 		return fail(invalidField(1, 7))
 	}

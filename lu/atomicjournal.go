@@ -94,7 +94,7 @@ type journalRecord struct {
 
 // journalPath returns the journal file of an LU, "" when the LU cannot
 // have one (block devices, zvols).
-func (d *Disk) journalPath() string {
+func (d *Device) journalPath() string {
 	if d.data == nil || d.data.isBlock || d.zvol != nil {
 		return ""
 	}
@@ -169,7 +169,7 @@ func readJournal(be *backend) (r journalRecord, data []byte, ok bool, err error)
 // [dataOff, dataEnd) of the data file. It returns nil (WRITE ATOMIC off) for LUs without a
 // journal, or when a journal cannot be created; an unapplied record that
 // cannot be replayed is an error.
-func (d *Disk) openAtomicJournal(guid stmf.GUID, dataOff, dataEnd uint64) (*atomicJournal, error) {
+func (d *Device) openAtomicJournal(guid stmf.GUID, dataOff, dataEnd uint64) (*atomicJournal, error) {
 	path := d.journalPath()
 	if path == "" {
 		return nil, nil

@@ -13,12 +13,12 @@ import (
 )
 
 // atomicWrite runs WRITE ATOMIC (16) of data at lba.
-func atomicWrite(t *testing.T, d *Disk, lba uint64, data []byte) resp {
+func atomicWrite(t *testing.T, d *Device, lba uint64, data []byte) resp {
 	t.Helper()
 	return exec(t, d, req{cdb: writeAtomicCDB(0, lba, uint16(len(data)/512)), dir: scsi.DirWrite, expLen: uint32(len(data)), data: data})
 }
 
-func readBlocks(t *testing.T, d *Disk, lba uint64, n uint32) []byte {
+func readBlocks(t *testing.T, d *Device, lba uint64, n uint32) []byte {
 	t.Helper()
 	r := exec(t, d, req{cdb: cdb16(opRead16, 0, lba, n), dir: scsi.DirRead, expLen: n * 512})
 	expectGood(t, "READ (16)", r)
@@ -27,7 +27,7 @@ func readBlocks(t *testing.T, d *Disk, lba uint64, n uint32) []byte {
 
 // journalLU creates a file LU (header or meta file) and returns it with
 // its paths; the caller closes it.
-func journalLU(t *testing.T, metaFile bool) (d *Disk, data, meta string) {
+func journalLU(t *testing.T, metaFile bool) (d *Device, data, meta string) {
 	t.Helper()
 	dir := t.TempDir()
 	data = filepath.Join(dir, "lu.img")

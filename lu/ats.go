@@ -14,7 +14,7 @@ const maxCAWBlocks = 255
 
 // maxCompareAndWrite returns the largest NUMBER OF LOGICAL BLOCKS a
 // COMPARE AND WRITE may name on this LU (at least 1).
-func (d *Disk) maxCompareAndWrite() uint32 {
+func (d *Device) maxCompareAndWrite() uint32 {
 	return max(1, min(maxCAWBlocks, d.maxXfer/2))
 }
 
@@ -26,7 +26,7 @@ func (d *Disk) maxCompareAndWrite() uint32 {
 // every I_T nexus. A miscompare is CHECK CONDITION, MISCOMPARE, MISCOMPARE
 // DURING VERIFY OPERATION, with the offset of the first differing byte in
 // INFORMATION, and nothing is written.
-func (d *Disk) compareAndWrite(t *stmf.Task, cdb []byte) *stmf.Result {
+func (d *Device) compareAndWrite(t *stmf.Task, cdb []byte) *stmf.Result {
 	if cdb[1]&0xe0 != 0 { // WRPROTECT: no protection information
 		return fail(invalidField(1, 7))
 	}

@@ -56,7 +56,7 @@ type command struct {
 	// server honours the corresponding CDB bit. usage[0] is the opcode.
 	usage   []byte
 	timeout uint32 // recommended command timeout, seconds
-	fn      func(d *Disk, t *stmf.Task, cdb []byte) *stmf.Result
+	fn      func(d *Device, t *stmf.Task, cdb []byte) *stmf.Result
 }
 
 var (
@@ -73,71 +73,71 @@ func cat(parts ...[]byte) []byte {
 }
 
 // commandTable lists every command the LU supports. It is read-only;
-// each Disk refers to it through d.cmds.
+// each Device refers to it through d.cmds.
 var commandTable = []command{
-	{op: opTestUnitReady, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{0x00, 0, 0, 0, 0, 0}, fn: (*Disk).testUnitReady},
-	{op: opRequestSense, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{0x03, 0x01, 0, 0, 0xff, 0}, fn: (*Disk).requestSense},
-	{op: opRead6, sa: -1, cdbLen: 6, timeout: 60, usage: []byte{0x08, 0x1f, 0xff, 0xff, 0xff, 0}, fn: (*Disk).read},
-	{op: opWrite6, sa: -1, cdbLen: 6, timeout: 60, usage: []byte{0x0a, 0x1f, 0xff, 0xff, 0xff, 0}, fn: (*Disk).write},
-	{op: opInquiry, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{0x12, 0x01, 0xff, 0xff, 0xff, 0}, fn: (*Disk).inquiry},
-	{op: opModeSelect6, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{0x15, 0x10, 0, 0, 0xff, 0}, fn: (*Disk).modeSelect},
-	{op: opModeSense6, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{0x1a, 0x08, 0xff, 0xff, 0xff, 0}, fn: (*Disk).modeSense},
-	{op: opStartStopUnit, sa: -1, cdbLen: 6, timeout: 60, usage: []byte{0x1b, 0x01, 0, 0x0f, 0xf7, 0}, fn: (*Disk).startStopUnit},
-	{op: opReadCapacity10, sa: -1, cdbLen: 10, timeout: 10, usage: []byte{0x25, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0x01, 0}, fn: (*Disk).readCapacity10},
-	{op: opRead10, sa: -1, cdbLen: 10, timeout: 60, usage: cat([]byte{0x28, 0x18}, ff4, []byte{0, 0xff, 0xff, 0}), fn: (*Disk).read},
-	{op: opWrite10, sa: -1, cdbLen: 10, timeout: 60, usage: cat([]byte{0x2a, 0x18}, ff4, []byte{0, 0xff, 0xff, 0}), fn: (*Disk).write},
-	{op: opWriteVerify10, sa: -1, cdbLen: 10, timeout: 60, usage: cat([]byte{0x2e, 0x12}, ff4, []byte{0, 0xff, 0xff, 0}), fn: (*Disk).writeVerify},
-	{op: opVerify10, sa: -1, cdbLen: 10, timeout: 60, usage: cat([]byte{0x2f, 0x16}, ff4, []byte{0, 0xff, 0xff, 0}), fn: (*Disk).verify},
-	{op: opPrefetch10, sa: -1, cdbLen: 10, timeout: 60, usage: cat([]byte{0x34, 0x02}, ff4, []byte{0, 0xff, 0xff, 0}), fn: (*Disk).prefetch},
-	{op: opSyncCache10, sa: -1, cdbLen: 10, timeout: 120, usage: cat([]byte{0x35, 0x02}, ff4, []byte{0, 0xff, 0xff, 0}), fn: (*Disk).syncCache},
-	{op: opModeSelect10, sa: -1, cdbLen: 10, timeout: 10, usage: []byte{0x55, 0x10, 0, 0, 0, 0, 0, 0xff, 0xff, 0}, fn: (*Disk).modeSelect},
-	{op: opModeSense10, sa: -1, cdbLen: 10, timeout: 10, usage: []byte{0x5a, 0x18, 0xff, 0xff, 0, 0, 0, 0xff, 0xff, 0}, fn: (*Disk).modeSense},
-	{op: opRead16, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{0x88, 0x18}, ff8, ff4, []byte{0, 0}), fn: (*Disk).read},
-	{op: opWrite16, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{0x8a, 0x18}, ff8, ff4, []byte{0, 0}), fn: (*Disk).write},
-	{op: opWriteVerify16, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{0x8e, 0x12}, ff8, ff4, []byte{0, 0}), fn: (*Disk).writeVerify},
-	{op: opVerify16, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{0x8f, 0x16}, ff8, ff4, []byte{0, 0}), fn: (*Disk).verify},
-	{op: opPrefetch16, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{0x90, 0x02}, ff8, ff4, []byte{0, 0}), fn: (*Disk).prefetch},
-	{op: opSyncCache16, sa: -1, cdbLen: 16, timeout: 120, usage: cat([]byte{0x91, 0x02}, ff8, ff4, []byte{0, 0}), fn: (*Disk).syncCache},
-	{op: opServiceActionIn, sa: saReadCapacity16, cdbLen: 16, timeout: 10, usage: cat([]byte{0x9e, 0x1f}, make([]byte, 8), ff4, []byte{0, 0}), fn: (*Disk).readCapacity16},
-	{op: opReportLUNs, sa: -1, cdbLen: 12, timeout: 10, usage: cat([]byte{0xa0, 0, 0xff, 0, 0, 0}, ff4, []byte{0, 0}), fn: (*Disk).reportLUNs},
-	{op: opMaintenanceIn, sa: saReportSupportedOps, cdbLen: 12, timeout: 10, usage: cat([]byte{0xa3, 0x1f, 0x87, 0xff, 0xff, 0xff}, ff4, []byte{0, 0}), fn: (*Disk).reportSupportedOpcodes},
-	{op: opRead12, sa: -1, cdbLen: 12, timeout: 60, usage: cat([]byte{0xa8, 0x18}, ff4, ff4, []byte{0, 0}), fn: (*Disk).read},
-	{op: opWrite12, sa: -1, cdbLen: 12, timeout: 60, usage: cat([]byte{0xaa, 0x18}, ff4, ff4, []byte{0, 0}), fn: (*Disk).write},
-	{op: opWriteVerify12, sa: -1, cdbLen: 12, timeout: 60, usage: cat([]byte{0xae, 0x12}, ff4, ff4, []byte{0, 0}), fn: (*Disk).writeVerify},
-	{op: opVerify12, sa: -1, cdbLen: 12, timeout: 60, usage: cat([]byte{0xaf, 0x16}, ff4, ff4, []byte{0, 0}), fn: (*Disk).verify},
+	{op: opTestUnitReady, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{0x00, 0, 0, 0, 0, 0}, fn: (*Device).testUnitReady},
+	{op: opRequestSense, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{0x03, 0x01, 0, 0, 0xff, 0}, fn: (*Device).requestSense},
+	{op: opRead6, sa: -1, cdbLen: 6, timeout: 60, usage: []byte{0x08, 0x1f, 0xff, 0xff, 0xff, 0}, fn: (*Device).read},
+	{op: opWrite6, sa: -1, cdbLen: 6, timeout: 60, usage: []byte{0x0a, 0x1f, 0xff, 0xff, 0xff, 0}, fn: (*Device).write},
+	{op: opInquiry, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{0x12, 0x01, 0xff, 0xff, 0xff, 0}, fn: (*Device).inquiry},
+	{op: opModeSelect6, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{0x15, 0x10, 0, 0, 0xff, 0}, fn: (*Device).modeSelect},
+	{op: opModeSense6, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{0x1a, 0x08, 0xff, 0xff, 0xff, 0}, fn: (*Device).modeSense},
+	{op: opStartStopUnit, sa: -1, cdbLen: 6, timeout: 60, usage: []byte{0x1b, 0x01, 0, 0x0f, 0xf7, 0}, fn: (*Device).startStopUnit},
+	{op: opReadCapacity10, sa: -1, cdbLen: 10, timeout: 10, usage: []byte{0x25, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0x01, 0}, fn: (*Device).readCapacity10},
+	{op: opRead10, sa: -1, cdbLen: 10, timeout: 60, usage: cat([]byte{0x28, 0x18}, ff4, []byte{0, 0xff, 0xff, 0}), fn: (*Device).read},
+	{op: opWrite10, sa: -1, cdbLen: 10, timeout: 60, usage: cat([]byte{0x2a, 0x18}, ff4, []byte{0, 0xff, 0xff, 0}), fn: (*Device).write},
+	{op: opWriteVerify10, sa: -1, cdbLen: 10, timeout: 60, usage: cat([]byte{0x2e, 0x12}, ff4, []byte{0, 0xff, 0xff, 0}), fn: (*Device).writeVerify},
+	{op: opVerify10, sa: -1, cdbLen: 10, timeout: 60, usage: cat([]byte{0x2f, 0x16}, ff4, []byte{0, 0xff, 0xff, 0}), fn: (*Device).verify},
+	{op: opPrefetch10, sa: -1, cdbLen: 10, timeout: 60, usage: cat([]byte{0x34, 0x02}, ff4, []byte{0, 0xff, 0xff, 0}), fn: (*Device).prefetch},
+	{op: opSyncCache10, sa: -1, cdbLen: 10, timeout: 120, usage: cat([]byte{0x35, 0x02}, ff4, []byte{0, 0xff, 0xff, 0}), fn: (*Device).syncCache},
+	{op: opModeSelect10, sa: -1, cdbLen: 10, timeout: 10, usage: []byte{0x55, 0x10, 0, 0, 0, 0, 0, 0xff, 0xff, 0}, fn: (*Device).modeSelect},
+	{op: opModeSense10, sa: -1, cdbLen: 10, timeout: 10, usage: []byte{0x5a, 0x18, 0xff, 0xff, 0, 0, 0, 0xff, 0xff, 0}, fn: (*Device).modeSense},
+	{op: opRead16, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{0x88, 0x18}, ff8, ff4, []byte{0, 0}), fn: (*Device).read},
+	{op: opWrite16, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{0x8a, 0x18}, ff8, ff4, []byte{0, 0}), fn: (*Device).write},
+	{op: opWriteVerify16, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{0x8e, 0x12}, ff8, ff4, []byte{0, 0}), fn: (*Device).writeVerify},
+	{op: opVerify16, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{0x8f, 0x16}, ff8, ff4, []byte{0, 0}), fn: (*Device).verify},
+	{op: opPrefetch16, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{0x90, 0x02}, ff8, ff4, []byte{0, 0}), fn: (*Device).prefetch},
+	{op: opSyncCache16, sa: -1, cdbLen: 16, timeout: 120, usage: cat([]byte{0x91, 0x02}, ff8, ff4, []byte{0, 0}), fn: (*Device).syncCache},
+	{op: opServiceActionIn, sa: saReadCapacity16, cdbLen: 16, timeout: 10, usage: cat([]byte{0x9e, 0x1f}, make([]byte, 8), ff4, []byte{0, 0}), fn: (*Device).readCapacity16},
+	{op: opReportLUNs, sa: -1, cdbLen: 12, timeout: 10, usage: cat([]byte{0xa0, 0, 0xff, 0, 0, 0}, ff4, []byte{0, 0}), fn: (*Device).reportLUNs},
+	{op: opMaintenanceIn, sa: saReportSupportedOps, cdbLen: 12, timeout: 10, usage: cat([]byte{0xa3, 0x1f, 0x87, 0xff, 0xff, 0xff}, ff4, []byte{0, 0}), fn: (*Device).reportSupportedOpcodes},
+	{op: opRead12, sa: -1, cdbLen: 12, timeout: 60, usage: cat([]byte{0xa8, 0x18}, ff4, ff4, []byte{0, 0}), fn: (*Device).read},
+	{op: opWrite12, sa: -1, cdbLen: 12, timeout: 60, usage: cat([]byte{0xaa, 0x18}, ff4, ff4, []byte{0, 0}), fn: (*Device).write},
+	{op: opWriteVerify12, sa: -1, cdbLen: 12, timeout: 60, usage: cat([]byte{0xae, 0x12}, ff4, ff4, []byte{0, 0}), fn: (*Device).writeVerify},
+	{op: opVerify12, sa: -1, cdbLen: 12, timeout: 60, usage: cat([]byte{0xaf, 0x16}, ff4, ff4, []byte{0, 0}), fn: (*Device).verify},
 	// Thin provisioning and small SPC/SBC commands (thin.go, writesame.go, misc.go).
 	// thinCommandTable adds UNMAP and the WRITE SAME UNMAP bit for thin LUs.
-	{op: opWriteSame10, sa: -1, cdbLen: 10, timeout: 120, usage: cat([]byte{opWriteSame10, 0x00}, ff4, []byte{0, 0xff, 0xff, 0}), fn: (*Disk).writeSame},
-	{op: opWriteSame16, sa: -1, cdbLen: 16, timeout: 120, usage: cat([]byte{opWriteSame16, 0x01}, ff8, ff4, []byte{0, 0}), fn: (*Disk).writeSame},
-	{op: opServiceActionIn, sa: saGetLBAStatus, cdbLen: 16, timeout: 10, usage: cat([]byte{0x9e, 0x1f}, ff8, ff4, []byte{0, 0}), fn: (*Disk).getLBAStatus},
-	{op: opPreventAllow, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{opPreventAllow, 0, 0, 0, 0x03, 0}, fn: (*Disk).preventAllow},
-	{op: opReadDefectData10, sa: -1, cdbLen: 10, timeout: 10, usage: []byte{opReadDefectData10, 0, 0x1f, 0, 0, 0, 0, 0xff, 0xff, 0}, fn: (*Disk).readDefectData},
-	{op: opReadDefectData12, sa: -1, cdbLen: 12, timeout: 10, usage: cat([]byte{opReadDefectData12, 0x1f, 0, 0, 0, 0}, ff4, []byte{0, 0}), fn: (*Disk).readDefectData},
-	{op: opMaintenanceIn, sa: saReportSupportedTMFs, cdbLen: 12, timeout: 10, usage: cat([]byte{0xa3, 0x1f, 0x80, 0, 0, 0}, ff4, []byte{0, 0}), fn: (*Disk).reportSupportedTMFs},
+	{op: opWriteSame10, sa: -1, cdbLen: 10, timeout: 120, usage: cat([]byte{opWriteSame10, 0x00}, ff4, []byte{0, 0xff, 0xff, 0}), fn: (*Device).writeSame},
+	{op: opWriteSame16, sa: -1, cdbLen: 16, timeout: 120, usage: cat([]byte{opWriteSame16, 0x01}, ff8, ff4, []byte{0, 0}), fn: (*Device).writeSame},
+	{op: opServiceActionIn, sa: saGetLBAStatus, cdbLen: 16, timeout: 10, usage: cat([]byte{0x9e, 0x1f}, ff8, ff4, []byte{0, 0}), fn: (*Device).getLBAStatus},
+	{op: opPreventAllow, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{opPreventAllow, 0, 0, 0, 0x03, 0}, fn: (*Device).preventAllow},
+	{op: opReadDefectData10, sa: -1, cdbLen: 10, timeout: 10, usage: []byte{opReadDefectData10, 0, 0x1f, 0, 0, 0, 0, 0xff, 0xff, 0}, fn: (*Device).readDefectData},
+	{op: opReadDefectData12, sa: -1, cdbLen: 12, timeout: 10, usage: cat([]byte{opReadDefectData12, 0x1f, 0, 0, 0, 0}, ff4, []byte{0, 0}), fn: (*Device).readDefectData},
+	{op: opMaintenanceIn, sa: saReportSupportedTMFs, cdbLen: 12, timeout: 10, usage: cat([]byte{0xa3, 0x1f, 0x80, 0, 0, 0}, ff4, []byte{0, 0}), fn: (*Device).reportSupportedTMFs},
 	// Reservations (reserve.go, pr.go).
-	{op: opReserve6, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{opReserve6, 0, 0, 0, 0, 0}, fn: (*Disk).reserve},
-	{op: opRelease6, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{opRelease6, 0, 0, 0, 0, 0}, fn: (*Disk).release},
-	{op: opReserve10, sa: -1, cdbLen: 10, timeout: 10, usage: []byte{opReserve10, 0, 0, 0, 0, 0, 0, 0, 0, 0}, fn: (*Disk).reserve},
-	{op: opRelease10, sa: -1, cdbLen: 10, timeout: 10, usage: []byte{opRelease10, 0, 0, 0, 0, 0, 0, 0, 0, 0}, fn: (*Disk).release},
-	{op: opPRIn, sa: prinReadKeys, cdbLen: 10, timeout: 10, usage: prinUsage, fn: (*Disk).prIn},
-	{op: opPRIn, sa: prinReadReservation, cdbLen: 10, timeout: 10, usage: prinUsage, fn: (*Disk).prIn},
-	{op: opPRIn, sa: prinReportCaps, cdbLen: 10, timeout: 10, usage: prinUsage, fn: (*Disk).prIn},
-	{op: opPRIn, sa: prinReadFullStatus, cdbLen: 10, timeout: 10, usage: prinUsage, fn: (*Disk).prIn},
-	{op: opPROut, sa: proutRegister, cdbLen: 10, timeout: 30, usage: proutUsageNoType, fn: (*Disk).prOut},
-	{op: opPROut, sa: proutReserve, cdbLen: 10, timeout: 30, usage: proutUsage, fn: (*Disk).prOut},
-	{op: opPROut, sa: proutRelease, cdbLen: 10, timeout: 30, usage: proutUsage, fn: (*Disk).prOut},
-	{op: opPROut, sa: proutClear, cdbLen: 10, timeout: 30, usage: proutUsageNoType, fn: (*Disk).prOut},
-	{op: opPROut, sa: proutPreempt, cdbLen: 10, timeout: 30, usage: proutUsage, fn: (*Disk).prOut},
-	{op: opPROut, sa: proutPreemptAbort, cdbLen: 10, timeout: 30, usage: proutUsage, fn: (*Disk).prOut},
-	{op: opPROut, sa: proutRegisterIgnore, cdbLen: 10, timeout: 30, usage: proutUsageNoType, fn: (*Disk).prOut},
-	{op: opPROut, sa: proutRegisterMove, cdbLen: 10, timeout: 30, usage: proutUsage, fn: (*Disk).prOut},
+	{op: opReserve6, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{opReserve6, 0, 0, 0, 0, 0}, fn: (*Device).reserve},
+	{op: opRelease6, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{opRelease6, 0, 0, 0, 0, 0}, fn: (*Device).release},
+	{op: opReserve10, sa: -1, cdbLen: 10, timeout: 10, usage: []byte{opReserve10, 0, 0, 0, 0, 0, 0, 0, 0, 0}, fn: (*Device).reserve},
+	{op: opRelease10, sa: -1, cdbLen: 10, timeout: 10, usage: []byte{opRelease10, 0, 0, 0, 0, 0, 0, 0, 0, 0}, fn: (*Device).release},
+	{op: opPRIn, sa: prinReadKeys, cdbLen: 10, timeout: 10, usage: prinUsage, fn: (*Device).prIn},
+	{op: opPRIn, sa: prinReadReservation, cdbLen: 10, timeout: 10, usage: prinUsage, fn: (*Device).prIn},
+	{op: opPRIn, sa: prinReportCaps, cdbLen: 10, timeout: 10, usage: prinUsage, fn: (*Device).prIn},
+	{op: opPRIn, sa: prinReadFullStatus, cdbLen: 10, timeout: 10, usage: prinUsage, fn: (*Device).prIn},
+	{op: opPROut, sa: proutRegister, cdbLen: 10, timeout: 30, usage: proutUsageNoType, fn: (*Device).prOut},
+	{op: opPROut, sa: proutReserve, cdbLen: 10, timeout: 30, usage: proutUsage, fn: (*Device).prOut},
+	{op: opPROut, sa: proutRelease, cdbLen: 10, timeout: 30, usage: proutUsage, fn: (*Device).prOut},
+	{op: opPROut, sa: proutClear, cdbLen: 10, timeout: 30, usage: proutUsageNoType, fn: (*Device).prOut},
+	{op: opPROut, sa: proutPreempt, cdbLen: 10, timeout: 30, usage: proutUsage, fn: (*Device).prOut},
+	{op: opPROut, sa: proutPreemptAbort, cdbLen: 10, timeout: 30, usage: proutUsage, fn: (*Device).prOut},
+	{op: opPROut, sa: proutRegisterIgnore, cdbLen: 10, timeout: 30, usage: proutUsageNoType, fn: (*Device).prOut},
+	{op: opPROut, sa: proutRegisterMove, cdbLen: 10, timeout: 30, usage: proutUsage, fn: (*Device).prOut},
 	// VAAI and atomic writes (ats.go, xcopy.go, orwrite.go, atomic.go).
-	{op: opCompareAndWrite, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{opCompareAndWrite, 0x18}, ff8, []byte{0, 0, 0, 0xff, 0, 0}), fn: (*Disk).compareAndWrite},
-	{op: opOrWrite16, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{opOrWrite16, 0x18}, ff8, ff4, []byte{0, 0}), fn: (*Disk).orWrite},
-	{op: opWriteAtomic16, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{opWriteAtomic16, 0x18}, ff8, []byte{0, 0, 0xff, 0xff, 0, 0}), fn: (*Disk).writeAtomic16},
-	{op: opExtendedCopy, sa: saExtendedCopyLID1, cdbLen: 16, timeout: 120, usage: cat([]byte{opExtendedCopy, 0x1f}, make([]byte, 8), ff4, []byte{0, 0}), fn: (*Disk).extendedCopy},
-	{op: opReceiveCopyRes, sa: saCopyStatus, cdbLen: 16, timeout: 10, usage: cat([]byte{opReceiveCopyRes, 0x1f, 0xff}, make([]byte, 7), ff4, []byte{0, 0}), fn: (*Disk).receiveCopyResults},
-	{op: opReceiveCopyRes, sa: saOperatingParams, cdbLen: 16, timeout: 10, usage: cat([]byte{opReceiveCopyRes, 0x1f}, make([]byte, 8), ff4, []byte{0, 0}), fn: (*Disk).receiveCopyResults},
+	{op: opCompareAndWrite, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{opCompareAndWrite, 0x18}, ff8, []byte{0, 0, 0, 0xff, 0, 0}), fn: (*Device).compareAndWrite},
+	{op: opOrWrite16, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{opOrWrite16, 0x18}, ff8, ff4, []byte{0, 0}), fn: (*Device).orWrite},
+	{op: opWriteAtomic16, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{opWriteAtomic16, 0x18}, ff8, []byte{0, 0, 0xff, 0xff, 0, 0}), fn: (*Device).writeAtomic16},
+	{op: opExtendedCopy, sa: saExtendedCopyLID1, cdbLen: 16, timeout: 120, usage: cat([]byte{opExtendedCopy, 0x1f}, make([]byte, 8), ff4, []byte{0, 0}), fn: (*Device).extendedCopy},
+	{op: opReceiveCopyRes, sa: saCopyStatus, cdbLen: 16, timeout: 10, usage: cat([]byte{opReceiveCopyRes, 0x1f, 0xff}, make([]byte, 7), ff4, []byte{0, 0}), fn: (*Device).receiveCopyResults},
+	{op: opReceiveCopyRes, sa: saOperatingParams, cdbLen: 16, timeout: 10, usage: cat([]byte{opReceiveCopyRes, 0x1f}, make([]byte, 8), ff4, []byte{0, 0}), fn: (*Device).receiveCopyResults},
 }
 
 // hasServiceActions reports whether op is dispatched by service action.
@@ -148,7 +148,7 @@ func hasServiceActions(op byte) bool {
 
 // findCommand returns the table entry for op (and sa when the opcode has
 // service actions), or nil.
-func (d *Disk) findCommand(op byte, sa int) *command {
+func (d *Device) findCommand(op byte, sa int) *command {
 	for i := range d.cmds {
 		c := &d.cmds[i]
 		if c.op == op && (c.sa < 0 || c.sa == sa) {
@@ -159,7 +159,7 @@ func (d *Disk) findCommand(op byte, sa int) *command {
 }
 
 // Execute runs one task and completes it exactly once.
-func (d *Disk) Execute(t *stmf.Task) {
+func (d *Device) Execute(t *stmf.Task) {
 	// Wait for earlier overlapping writes (rangelock.go); the range is
 	// released on every path, before the status goes out.
 	lk, ok := d.vaai.locks.acquire(t)
@@ -179,7 +179,7 @@ func (d *Disk) Execute(t *stmf.Task) {
 	t.Complete(r)
 }
 
-func (d *Disk) run(t *stmf.Task) (r *stmf.Result) {
+func (d *Device) run(t *stmf.Task) (r *stmf.Result) {
 	defer func() {
 		if p := recover(); p != nil {
 			d.panics.Add(1)

@@ -60,7 +60,7 @@ func (f *fakeTransport) completions() int {
 	return len(f.results) + f.drops
 }
 
-// req describes one command sent to a Disk in a test.
+// req describes one command sent to a Device in a test.
 type req struct {
 	cdb     []byte
 	dir     scsi.DataDir
@@ -84,7 +84,7 @@ func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, n
 
 // exec runs one command synchronously and checks that it completed
 // exactly once.
-func exec(t testing.TB, d *Disk, r req) resp {
+func exec(t testing.TB, d *Device, r req) resp {
 	t.Helper()
 	tr := &fakeTransport{data: r.data}
 	task := stmf.NewTask(tr)
@@ -125,7 +125,7 @@ type diskOpts struct {
 	wcd, wp   bool
 }
 
-func newTestDisk(t testing.TB, o diskOpts) *Disk {
+func newTestDisk(t testing.TB, o diskOpts) *Device {
 	t.Helper()
 	if o.size == 0 {
 		o.size = 1 << 20
@@ -154,7 +154,7 @@ type syncCounter struct {
 	fdatasync, dsyncWrites atomic.Int64
 }
 
-func (c *syncCounter) install(d *Disk) {
+func (c *syncCounter) install(d *Device) {
 	d.data.syncHook = func(kind string) {
 		switch kind {
 		case syncFdatasync:

@@ -40,7 +40,7 @@ func padded(s string, n int) []byte {
 }
 
 // newIdentity precomputes the identity answers from metadata.
-func (d *Disk) newIdentity(md *metadata) *identity {
+func (d *Device) newIdentity(md *metadata) *identity {
 	id := &identity{vid: md.VendorID, pid: md.ProductID, serial: md.Serial, alias: md.Alias, mgmtURL: md.MgmtURL}
 
 	b := make([]byte, stdInquiryLen)
@@ -72,7 +72,7 @@ func (d *Disk) newIdentity(md *metadata) *identity {
 }
 
 // inquiry: INQUIRY, standard data and VPD pages.
-func (d *Disk) inquiry(t *stmf.Task, cdb []byte) *stmf.Result {
+func (d *Device) inquiry(t *stmf.Task, cdb []byte) *stmf.Result {
 	evpd := cdb[1]&0x01 != 0
 	page := cdb[2]
 	alloc := uint32(binary.BigEndian.Uint16(cdb[3:5]))
@@ -151,7 +151,7 @@ func isISCSIName(name string) bool {
 // deviceIdentification is VPD page 0x83: the LU's NAA designator (its
 // GUID), and for the port the command came through, the target port name,
 // the relative target port identifier and the target device name.
-func (d *Disk) deviceIdentification(t *stmf.Task) []byte {
+func (d *Device) deviceIdentification(t *stmf.Task) []byte {
 	b := make([]byte, 4, 128)
 	b[1] = vpdDeviceID
 	b = appendDesignator(b, 0, codeSetBinary, assocLU|desigNAA, d.guid[:])
@@ -181,7 +181,7 @@ func (d *Disk) deviceIdentification(t *stmf.Task) []byte {
 }
 
 // blockLimits is VPD page 0xB0 (SBC-3 length).
-func (d *Disk) blockLimits() []byte {
+func (d *Device) blockLimits() []byte {
 	b := make([]byte, 64)
 	b[1] = vpdBlockLimits
 	b[3] = 0x3c

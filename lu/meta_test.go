@@ -11,7 +11,7 @@ import (
 	"github.com/costar-project/costar/stmf"
 )
 
-func mustCreate(t *testing.T, cfg Config) *Disk {
+func mustCreate(t *testing.T, cfg Config) *Device {
 	t.Helper()
 	d, err := Create(context.Background(), cfg, &GUIDGenerator{}, quietLog())
 	if err != nil {

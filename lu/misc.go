@@ -27,7 +27,7 @@ const (
 // preventAllow: PREVENT ALLOW MEDIUM REMOVAL. The medium is not removable
 // (RMB=0), so there is nothing to lock: PREVENT 00b and 01b are accepted
 // and have no effect; 10b and 11b (medium changer, obsolete) are invalid.
-func (d *Disk) preventAllow(_ *stmf.Task, cdb []byte) *stmf.Result {
+func (d *Device) preventAllow(_ *stmf.Task, cdb []byte) *stmf.Result {
 	if cdb[4]&0x02 != 0 {
 		return fail(invalidField(4, 1))
 	}
@@ -37,7 +37,7 @@ func (d *Disk) preventAllow(_ *stmf.Task, cdb []byte) *stmf.Result {
 // readDefectData: READ DEFECT DATA (10) and (12). The LU has no defects:
 // the header reports the requested lists (PLISTV/GLISTV echo
 // REQ_PLIST/REQ_GLIST) in the requested format, each of length zero.
-func (d *Disk) readDefectData(_ *stmf.Task, cdb []byte) *stmf.Result {
+func (d *Device) readDefectData(_ *stmf.Task, cdb []byte) *stmf.Result {
 	var b []byte
 	var alloc uint32
 	if cdb[0] == opReadDefectData10 {
@@ -58,7 +58,7 @@ func (d *Disk) readDefectData(_ *stmf.Task, cdb []byte) *stmf.Result {
 // CLEAR TASK SET, LOGICAL UNIT RESET, QUERY TASK, TARGET RESET, QUERY
 // ASYNCHRONOUS EVENT, QUERY TASK SET and I_T NEXUS RESET. REPTD asks for
 // the extended format, whose timeouts are not reported (TMFTMOV=0).
-func (d *Disk) reportSupportedTMFs(_ *stmf.Task, cdb []byte) *stmf.Result {
+func (d *Device) reportSupportedTMFs(_ *stmf.Task, cdb []byte) *stmf.Result {
 	alloc := binary.BigEndian.Uint32(cdb[6:10])
 	n := reportTMFsLen
 	if cdb[2]&0x80 != 0 { // REPTD
@@ -75,7 +75,7 @@ func (d *Disk) reportSupportedTMFs(_ *stmf.Task, cdb []byte) *stmf.Result {
 
 // modeParametersChanged raises MODE PARAMETERS CHANGED on every other
 // nexus that sees the LU, after a MODE SELECT from t changed a value.
-func (d *Disk) modeParametersChanged(t *stmf.Task) {
+func (d *Device) modeParametersChanged(t *stmf.Task) {
 	if t == nil || t.Session == nil {
 		return
 	}

@@ -30,7 +30,7 @@ const (
 
 // modePage returns a page (header included) for a page control value, or
 // nil for a page the LU does not have.
-func (d *Disk) modePage(code, pc byte) []byte {
+func (d *Device) modePage(code, pc byte) []byte {
 	switch code {
 	case pageRWErrorRecovery:
 		b := make([]byte, 12)
@@ -71,7 +71,7 @@ func (d *Disk) modePage(code, pc byte) []byte {
 }
 
 // modeSense: MODE SENSE (6) and (10).
-func (d *Disk) modeSense(_ *stmf.Task, cdb []byte) *stmf.Result {
+func (d *Device) modeSense(_ *stmf.Task, cdb []byte) *stmf.Result {
 	ten := cdb[0] == opModeSense10
 	dbd := cdb[1]&0x08 != 0
 	llbaa := ten && cdb[1]&0x10 != 0
@@ -157,7 +157,7 @@ func paramListLengthError() *stmf.Result {
 // write cache) and SWP of the control page (software write protect).
 // Nothing is saved (SP must be 0). The whole list is validated before any
 // change is applied.
-func (d *Disk) modeSelect(t *stmf.Task, cdb []byte) *stmf.Result {
+func (d *Device) modeSelect(t *stmf.Task, cdb []byte) *stmf.Result {
 	ten := cdb[0] == opModeSelect10
 	if cdb[1]&0x01 != 0 { // SP: no saved pages
 		return fail(invalidField(1, 0))
@@ -261,7 +261,7 @@ func (d *Disk) modeSelect(t *stmf.Task, cdb []byte) *stmf.Result {
 // checkBlockDescriptors accepts block descriptors that restate the LU's
 // geometry (number of blocks 0 = unchanged); base is their offset in the
 // parameter list, for field pointers.
-func (d *Disk) checkBlockDescriptors(bd []byte, base int, long bool) *stmf.Result {
+func (d *Device) checkBlockDescriptors(bd []byte, base int, long bool) *stmf.Result {
 	size := 8
 	if long {
 		size = 16

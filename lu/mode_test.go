@@ -103,7 +103,7 @@ func TestModeSense(t *testing.T) {
 }
 
 // modeSelect6 sends a MODE SELECT (6) parameter list.
-func modeSelect6(t *testing.T, d *Disk, list []byte) resp {
+func modeSelect6(t *testing.T, d *Device, list []byte) resp {
 	t.Helper()
 	return exec(t, d, req{cdb: []byte{opModeSelect6, 0x10, 0, 0, byte(len(list)), 0}, dir: scsi.DirWrite,
 		expLen: uint32(len(list)), data: list})

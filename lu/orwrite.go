@@ -12,7 +12,7 @@ import (
 // the range lock (rangelock.go: ORWRITE is registered as an atomic
 // command), so no other write to the range can slip in between. As for
 // WRITE, only whole blocks of the Data-Out actually received are used.
-func (d *Disk) orWrite(t *stmf.Task, cdb []byte) *stmf.Result {
+func (d *Device) orWrite(t *stmf.Task, cdb []byte) *stmf.Result {
 	if cdb[1]&0xe0 != 0 { // ORPROTECT: no protection information
 		return fail(invalidField(1, 7))
 	}

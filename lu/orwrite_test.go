@@ -191,7 +191,7 @@ func TestWriteAtomicDefault(t *testing.T) {
 	if on.findCommand(opWriteAtomic16, -1) == nil || on.maxAtomicBlocks() != maxAtomicBytes/512 || on.atomicJ == nil {
 		t.Error("a file LU does not offer WRITE ATOMIC (16) by default")
 	}
-	blk := &Disk{data: &backend{isBlock: true}, dataFile: "/dev/sdx"}
+	blk := &Device{data: &backend{isBlock: true}, dataFile: "/dev/sdx"}
 	if p := blk.journalPath(); p != "" {
 		t.Errorf("block device LU has a journal path %q", p)
 	}

@@ -187,7 +187,7 @@ func (p *prState) reservationKey() uint64 {
 // ---- PERSISTENT RESERVE IN ----
 
 // prIn: PERSISTENT RESERVE IN.
-func (d *Disk) prIn(_ *stmf.Task, cdb []byte) *stmf.Result {
+func (d *Device) prIn(_ *stmf.Task, cdb []byte) *stmf.Result {
 	alloc := uint32(binary.BigEndian.Uint16(cdb[7:9]))
 	d.resv.mu.Lock()
 	p := d.resv.pr
@@ -281,7 +281,7 @@ type prUA struct {
 }
 
 // prOut: PERSISTENT RESERVE OUT.
-func (d *Disk) prOut(t *stmf.Task, cdb []byte) *stmf.Result {
+func (d *Device) prOut(t *stmf.Task, cdb []byte) *stmf.Result {
 	sa := cdb[1] & 0x1f
 	scope, typ := cdb[2]>>4, cdb[2]&0x0f
 	plen := binary.BigEndian.Uint32(cdb[5:9])
@@ -357,7 +357,7 @@ func (d *Disk) prOut(t *stmf.Task, cdb []byte) *stmf.Result {
 
 // commitPRLocked persists p when APTPL asks for it (or clears the stored
 // state when APTPL was turned off) and publishes it.
-func (d *Disk) commitPRLocked(old, p *prState) *stmf.Result {
+func (d *Device) commitPRLocked(old, p *prState) *stmf.Result {
 	if p.aptpl || old.aptpl {
 		var enc []byte
 		if p.aptpl {
@@ -381,7 +381,7 @@ func (d *Disk) commitPRLocked(old, p *prState) *stmf.Result {
 
 // prAfter raises the unit attentions and aborts the tasks a committed
 // service action calls for.
-func (d *Disk) prAfter(t *stmf.Task, out *prOutcome) {
+func (d *Device) prAfter(t *stmf.Task, out *prOutcome) {
 	if t.Session == nil {
 		return
 	}
@@ -669,7 +669,7 @@ func (p *prState) preempt(n nexusID, typ byte, prm *proutParams, out *prOutcome)
 
 // registerMove: REGISTER AND MOVE moves the caller's reservation to the
 // I_T nexus named by the TransportID and RELATIVE TARGET PORT IDENTIFIER.
-func (d *Disk) registerMove(t *stmf.Task, p *prState, n nexusID, prm *proutParams) *stmf.Result {
+func (d *Device) registerMove(t *stmf.Task, p *prState, n nexusID, prm *proutParams) *stmf.Result {
 	g, res := p.callerReg(n, prm.rk)
 	if res != nil {
 		return res
@@ -713,7 +713,7 @@ func (d *Disk) registerMove(t *stmf.Task, p *prState, n nexusID, prm *proutParam
 
 // targetPortByRelID finds the name of the target port with a relative
 // target port identifier, from the framework the task came through.
-func (d *Disk) targetPortByRelID(t *stmf.Task, rel uint16) (string, bool) {
+func (d *Device) targetPortByRelID(t *stmf.Task, rel uint16) (string, bool) {
 	if t.Session != nil && t.Session.Nexus.RelativePortID == rel && t.Session.Nexus.TargetPort != "" {
 		return t.Session.Nexus.TargetPort, true
 	}

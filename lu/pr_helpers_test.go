@@ -25,7 +25,7 @@ const (
 
 type prEnv struct {
 	t     *testing.T
-	d     *Disk
+	d     *Device
 	fw    *stmf.Framework
 	ports []*stmf.LocalPort
 }
@@ -35,7 +35,7 @@ func newPREnv(t *testing.T) *prEnv {
 	return newPREnvDisk(t, newTestDisk(t, diskOpts{}))
 }
 
-func newPREnvDisk(t *testing.T, d *Disk) *prEnv {
+func newPREnvDisk(t *testing.T, d *Device) *prEnv {
 	t.Helper()
 	fw := stmf.New(quietLog())
 	if err := fw.RegisterLU(d); err != nil {

@@ -137,7 +137,7 @@ func decodePR(b []byte) (*prState, error) {
 
 // storePR writes the persistent reservation TLV durably (the metadata
 // store fdatasyncs) before the command that changed it answers GOOD.
-func (d *Disk) storePR(enc []byte) error {
+func (d *Device) storePR(enc []byte) error {
 	d.metaMu.Lock()
 	defer d.metaMu.Unlock()
 	if d.state.Load()&closingBit != 0 {
@@ -155,7 +155,7 @@ func (d *Disk) storePR(enc []byte) error {
 // setupReservations initialises the reservation state from the metadata:
 // a persistent reservation state stored under APTPL comes back, anything
 // else starts empty (SPC-4: without APTPL a restart loses it).
-func (d *Disk) setupReservations(md *metadata) {
+func (d *Device) setupReservations(md *metadata) {
 	p, err := decodePR(md.PR)
 	if err != nil {
 		d.log.Error("lu: ignoring stored persistent reservations", "guid", md.GUID, "err", err)

@@ -10,7 +10,7 @@ const quickMax = 64 << 10
 // the page cache, so the transport may run them in its own goroutine.
 // Everything that can take long (flushes, synced writes, copies, WRITE
 // SAME, UNMAP, large transfers) goes to a worker.
-func (d *Disk) Quick(cdb []byte) bool {
+func (d *Device) Quick(cdb []byte) bool {
 	if len(cdb) == 0 {
 		return false
 	}

@@ -7,7 +7,7 @@ func TestQuick(t *testing.T) {
 	wt := newTestDisk(t, diskOpts{wcd: true})
 	for _, c := range []struct {
 		name string
-		d    *Disk
+		d    *Device
 		cdb  []byte
 		want bool
 	}{

@@ -248,7 +248,7 @@ func home(m uint32) int { return bits.TrailingZeros32(m) }
 // entry in t.LUPrivate for Execute. It never blocks (beyond short mutex
 // sections) and never fails: a CDB it cannot parse gets no entry and is
 // rejected later by dispatch.
-func (d *Disk) Admit(t *stmf.Task) {
+func (d *Device) Admit(t *stmf.Task) {
 	kind, lo, hi := lockRange(t.CDB)
 	switch kind {
 	case lockNone:
@@ -501,7 +501,7 @@ func (l *rangeLock) wait(ctx context.Context, e *lockEntry) bool {
 	return true
 }
 
-// vaaiState is a Disk's state for write ordering and the VAAI commands.
+// vaaiState is a Device's state for write ordering and the VAAI commands.
 type vaaiState struct {
 	locks  rangeLock
 	copies copyManager

@@ -11,9 +11,9 @@ import (
 
 // benchWrite4K drives 4 KiB WRITE(10)s at random aligned LBAs from 32
 // concurrent goroutines (queue depth 32), each task going through Admit
-// (when the Disk implements stmf.Admitter) and Execute as stmf would run
+// (when the Device implements stmf.Admitter) and Execute as stmf would run
 // it. It measures the whole LU write path, page-cache pwrite included.
-func benchWrite4K(b *testing.B, d *Disk) {
+func benchWrite4K(b *testing.B, d *Device) {
 	const blocks = 8 // 4 KiB at 512-byte blocks
 	data := make([]byte, blocks*512)
 	slots := d.nblocks.Load() / blocks

@@ -56,7 +56,7 @@ func TestLockRange(t *testing.T) {
 }
 
 // admitted builds a task for d and admits it, as stmf would.
-func admitted(d *Disk, cdb []byte, data []byte, release chan struct{}) (*stmf.Task, *rigTransport) {
+func admitted(d *Device, cdb []byte, data []byte, release chan struct{}) (*stmf.Task, *rigTransport) {
 	tr := &rigTransport{data: data, release: release, pulled: make(chan struct{}), done: make(chan *stmf.Result, 1)}
 	task := stmf.NewTask(tr)
 	task.CDB = cdb
@@ -155,7 +155,7 @@ func TestLockReleasedOnEveryPath(t *testing.T) {
 	cmds := append([]command(nil), d.cmds...)
 	for i := range cmds {
 		if cmds[i].op == opWrite10 {
-			cmds[i].fn = func(*Disk, *stmf.Task, []byte) *stmf.Result { panic("test panic") }
+			cmds[i].fn = func(*Device, *stmf.Task, []byte) *stmf.Result { panic("test panic") }
 		}
 	}
 	d.cmds = cmds

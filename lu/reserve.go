@@ -227,7 +227,7 @@ func classify(cdb []byte) (cls cmdClass, scsi2OK bool) {
 // reservationCheck returns RESERVATION CONFLICT when the command may not
 // run from its I_T nexus, or nil. With nothing reserved it is one atomic
 // load.
-func (d *Disk) reservationCheck(t *stmf.Task, cdb []byte) *stmf.Result {
+func (d *Device) reservationCheck(t *stmf.Task, cdb []byte) *stmf.Result {
 	v := d.resv.view.Load()
 	if v == nil {
 		return nil
@@ -253,7 +253,7 @@ func (d *Disk) reservationCheck(t *stmf.Task, cdb []byte) *stmf.Result {
 // medium on behalf of t's I_T nexus conflicts with a reservation. It is
 // for copy managers (EXTENDED COPY) that reach this LU without a command
 // of their own.
-func (d *Disk) ioConflicts(t *stmf.Task, write bool) bool {
+func (d *Device) ioConflicts(t *stmf.Task, write bool) bool {
 	v := d.resv.view.Load()
 	if v == nil {
 		return false
@@ -272,7 +272,7 @@ func (d *Disk) ioConflicts(t *stmf.Task, write bool) bool {
 // Reset implements stmf.Resetter: a LUN or target reset (nexus nil) and
 // the loss or reset of the holder's I_T nexus release a SCSI-2
 // reservation. Persistent reservations are not affected (SPC-4 5.13.1).
-func (d *Disk) Reset(nexus *stmf.Nexus) {
+func (d *Device) Reset(nexus *stmf.Nexus) {
 	r := &d.resv
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -320,7 +320,7 @@ func (r *reservations) crhLocked(n nexusID) (res *stmf.Result, handled bool) {
 }
 
 // reserve: RESERVE (6) and RESERVE (10), logical unit reservations only.
-func (d *Disk) reserve(t *stmf.Task, cdb []byte) *stmf.Result {
+func (d *Device) reserve(t *stmf.Task, cdb []byte) *stmf.Result {
 	if r := checkReserveReleaseCDB(cdb); r != nil {
 		return r
 	}
@@ -344,7 +344,7 @@ func (d *Disk) reserve(t *stmf.Task, cdb []byte) *stmf.Result {
 
 // release: RELEASE (6) and RELEASE (10). Releasing a reservation held by
 // another I_T nexus, or none, is not an error and changes nothing.
-func (d *Disk) release(t *stmf.Task, cdb []byte) *stmf.Result {
+func (d *Device) release(t *stmf.Task, cdb []byte) *stmf.Result {
 	if r := checkReserveReleaseCDB(cdb); r != nil {
 		return r
 	}

@@ -30,15 +30,15 @@ func lbaLen(cdb []byte) (lba uint64, n uint32, lenOff int) {
 }
 
 // inRange reports whether blocks [lba, lba+n) lie inside the LU (overflow safe).
-func (d *Disk) inRange(lba, n uint64) bool {
+func (d *Device) inRange(lba, n uint64) bool {
 	nb := d.nblocks.Load()
 	return lba <= nb && n <= nb-lba
 }
 
-func (d *Disk) byteOff(lba uint64) int64 { return d.dataOff + int64(lba<<d.bsShift) }
+func (d *Device) byteOff(lba uint64) int64 { return d.dataOff + int64(lba<<d.bsShift) }
 
 // roundUp rounds a byte count up to whole blocks.
-func (d *Disk) roundUp(n uint64) uint64 {
+func (d *Device) roundUp(n uint64) uint64 {
 	m := uint64(d.bs) - 1
 	return (n + m) &^ m
 }
@@ -53,7 +53,7 @@ func dataOut(t *stmf.Task) ([]byte, error) {
 }
 
 // ioError maps a backend error to sense data.
-func (d *Disk) ioError(err error, write bool, lba uint64) *stmf.Result {
+func (d *Device) ioError(err error, write bool, lba uint64) *stmf.Result {
 	switch {
 	case write && (errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT)):
 		d.log.Error("lu: backing store is full", "guid", d.guid, "path", d.dataFile, "lba", lba, "err", err)
@@ -74,7 +74,7 @@ func (d *Disk) ioError(err error, write bool, lba uint64) *stmf.Result {
 }
 
 // read: READ (6), (10), (12), (16).
-func (d *Disk) read(t *stmf.Task, cdb []byte) *stmf.Result {
+func (d *Device) read(t *stmf.Task, cdb []byte) *stmf.Result {
 	lba, n, lenOff := lbaLen(cdb)
 	if len(cdb) == 6 {
 		if n == 0 {
@@ -110,7 +110,7 @@ func (d *Disk) read(t *stmf.Task, cdb []byte) *stmf.Result {
 // write: WRITE (6), (10), (12), (16). Only whole blocks of the Data-Out
 // actually received (at most the CDB's length) are written; TransferLen
 // is the CDB's length so the transport reports the residual.
-func (d *Disk) write(t *stmf.Task, cdb []byte) *stmf.Result {
+func (d *Device) write(t *stmf.Task, cdb []byte) *stmf.Result {
 	lba, n, lenOff := lbaLen(cdb)
 	fua := false
 	if len(cdb) == 6 {
@@ -146,7 +146,7 @@ func (d *Disk) write(t *stmf.Task, cdb []byte) *stmf.Result {
 // blocks and to the CDB's length (a longer Data-Out is residual, a shorter
 // one is written as far as it goes); total is the CDB's byte count, the
 // result's TransferLen. done is non-nil when the command is finished.
-func (d *Disk) writePayload(t *stmf.Task, lba uint64, n uint32) (data []byte, total uint64, done *stmf.Result) {
+func (d *Device) writePayload(t *stmf.Task, lba uint64, n uint32) (data []byte, total uint64, done *stmf.Result) {
 	if d.writeProtected() {
 		return nil, 0, writeProtected()
 	}
@@ -167,7 +167,7 @@ func (d *Disk) writePayload(t *stmf.Task, lba uint64, n uint32) (data []byte, to
 // writeVerify: WRITE AND VERIFY (10), (12), (16). The write is made
 // durable (the verification is against the medium); with BYTCHK=1 the
 // blocks are read back and compared.
-func (d *Disk) writeVerify(t *stmf.Task, cdb []byte) *stmf.Result {
+func (d *Device) writeVerify(t *stmf.Task, cdb []byte) *stmf.Result {
 	lba, n, lenOff := lbaLen(cdb)
 	if cdb[1]&0xe0 != 0 { // WRPROTECT
 		return fail(invalidField(1, 7))
@@ -201,7 +201,7 @@ func (d *Disk) writeVerify(t *stmf.Task, cdb []byte) *stmf.Result {
 // verify: VERIFY (10), (12), (16). BYTCHK 00b checks the range only (the
 // medium is always readable); 01b compares the Data-Out with the blocks;
 // 11b compares every block with the single block of Data-Out.
-func (d *Disk) verify(t *stmf.Task, cdb []byte) *stmf.Result {
+func (d *Device) verify(t *stmf.Task, cdb []byte) *stmf.Result {
 	lba, n, lenOff := lbaLen(cdb)
 	if cdb[1]&0xe0 != 0 { // VRPROTECT
 		return fail(invalidField(1, 7))
@@ -256,7 +256,7 @@ func (d *Disk) verify(t *stmf.Task, cdb []byte) *stmf.Result {
 
 // compare reads len(want) bytes at lba and compares them with want; it
 // returns nil when they match.
-func (d *Disk) compare(lba uint64, want []byte) *stmf.Result {
+func (d *Device) compare(lba uint64, want []byte) *stmf.Result {
 	pb := d.bufs.get(len(want))
 	defer pb.release()
 	got := pb.b[:len(want)]
@@ -296,7 +296,7 @@ func miscompare(off uint64) *stmf.Result {
 
 // rangeToEnd checks an LBA and a block count where 0 means "to the last
 // block" (PRE-FETCH, SYNCHRONIZE CACHE) and returns the count.
-func (d *Disk) rangeToEnd(lba uint64, n uint32) (uint64, bool) {
+func (d *Device) rangeToEnd(lba uint64, n uint32) (uint64, bool) {
 	nb := d.nblocks.Load()
 	if lba > nb {
 		return 0, false
@@ -310,7 +310,7 @@ func (d *Disk) rangeToEnd(lba uint64, n uint32) (uint64, bool) {
 // prefetch: PRE-FETCH (10), (16). The range is handed to the page cache
 // as a hint. SBC allows GOOD (the blocks might not all fit in the cache)
 // or CONDITION MET; GOOD is what initiators and libiscsi expect.
-func (d *Disk) prefetch(_ *stmf.Task, cdb []byte) *stmf.Result {
+func (d *Device) prefetch(_ *stmf.Task, cdb []byte) *stmf.Result {
 	lba, n, _ := lbaLen(cdb)
 	cnt, ok := d.rangeToEnd(lba, n)
 	if !ok {
@@ -324,7 +324,7 @@ func (d *Disk) prefetch(_ *stmf.Task, cdb []byte) *stmf.Result {
 
 // syncCache: SYNCHRONIZE CACHE (10), (16). Concurrent requests share one
 // fdatasync; IMMED is honoured by simply completing after the flush.
-func (d *Disk) syncCache(_ *stmf.Task, cdb []byte) *stmf.Result {
+func (d *Device) syncCache(_ *stmf.Task, cdb []byte) *stmf.Result {
 	lba, n, _ := lbaLen(cdb)
 	if _, ok := d.rangeToEnd(lba, n); !ok {
 		return lbaOutOfRange()

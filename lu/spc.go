@@ -8,12 +8,12 @@ import (
 )
 
 // testUnitReady: the LU is always ready while open.
-func (d *Disk) testUnitReady(_ *stmf.Task, _ []byte) *stmf.Result { return good() }
+func (d *Device) testUnitReady(_ *stmf.Task, _ []byte) *stmf.Result { return good() }
 
 // requestSense: the LU keeps no deferred sense (unit attentions are
 // stmf's), so the answer is NO SENSE, in fixed or, with DESC set,
 // descriptor format.
-func (d *Disk) requestSense(_ *stmf.Task, cdb []byte) *stmf.Result {
+func (d *Device) requestSense(_ *stmf.Task, cdb []byte) *stmf.Result {
 	var b []byte
 	if cdb[1]&0x01 != 0 {
 		b = []byte{0x72, byte(scsi.KeyNoSense), 0, 0, 0, 0, 0, 0}
@@ -26,7 +26,7 @@ func (d *Disk) requestSense(_ *stmf.Task, cdb []byte) *stmf.Result {
 // startStopUnit: the LU is not removable and is never spun down. STOP
 // writes back cached data (unless NO_FLUSH); LOEJ cannot be honoured on a
 // non-removable medium; power conditions are accepted and ignored.
-func (d *Disk) startStopUnit(_ *stmf.Task, cdb []byte) *stmf.Result {
+func (d *Device) startStopUnit(_ *stmf.Task, cdb []byte) *stmf.Result {
 	pc := cdb[4] >> 4
 	switch pc {
 	case 0x0, 0x1, 0x2, 0x3, 0x5, 0x7, 0xa, 0xb:
@@ -48,7 +48,7 @@ func (d *Disk) startStopUnit(_ *stmf.Task, cdb []byte) *stmf.Result {
 }
 
 // readCapacity10: READ CAPACITY (10).
-func (d *Disk) readCapacity10(_ *stmf.Task, cdb []byte) *stmf.Result {
+func (d *Device) readCapacity10(_ *stmf.Task, cdb []byte) *stmf.Result {
 	if cdb[8]&0x01 == 0 && binary.BigEndian.Uint32(cdb[2:6]) != 0 { // LBA without PMI
 		return fail(invalidField(2, -1))
 	}
@@ -63,7 +63,7 @@ func (d *Disk) readCapacity10(_ *stmf.Task, cdb []byte) *stmf.Result {
 }
 
 // lbppbe is LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT.
-func (d *Disk) lbppbe() byte {
+func (d *Device) lbppbe() byte {
 	if d.zvol != nil {
 		return d.zvolPhysExponent() // zvoldisk.go
 	}
@@ -84,7 +84,7 @@ func (d *Disk) lbppbe() byte {
 
 // readCapacity16: SERVICE ACTION IN (16) / READ CAPACITY (16). LBPME and
 // LBPRZ for thin LUs only; no protection information.
-func (d *Disk) readCapacity16(_ *stmf.Task, cdb []byte) *stmf.Result {
+func (d *Device) readCapacity16(_ *stmf.Task, cdb []byte) *stmf.Result {
 	b := make([]byte, 32)
 	binary.BigEndian.PutUint64(b[0:8], d.nblocks.Load()-1)
 	binary.BigEndian.PutUint32(b[8:12], d.bs)
@@ -95,7 +95,7 @@ func (d *Disk) readCapacity16(_ *stmf.Task, cdb []byte) *stmf.Result {
 
 // reportLUNs is normally answered by stmf from the session's LUN map; an
 // LU asked directly reports only the LUN the task was addressed to.
-func (d *Disk) reportLUNs(t *stmf.Task, cdb []byte) *stmf.Result {
+func (d *Device) reportLUNs(t *stmf.Task, cdb []byte) *stmf.Result {
 	alloc := binary.BigEndian.Uint32(cdb[6:10])
 	if alloc < 16 {
 		return fail(invalidField(6, -1))
@@ -121,7 +121,7 @@ const (
 )
 
 // reportSupportedOpcodes: MAINTENANCE IN / REPORT SUPPORTED OPERATION CODES.
-func (d *Disk) reportSupportedOpcodes(_ *stmf.Task, cdb []byte) *stmf.Result {
+func (d *Device) reportSupportedOpcodes(_ *stmf.Task, cdb []byte) *stmf.Result {
 	rctd := cdb[2]&0x80 != 0
 	opts := cdb[2] & 0x07
 	reqOp := cdb[3]

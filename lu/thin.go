@@ -21,7 +21,7 @@ package lu
 // the threshold is changed. Block device backends (zvols) have no
 // threshold here: the pool's free space belongs to ZFS. Running out of
 // space (ENOSPC, EDQUOT from pwrite or fallocate) answers DATA PROTECT /
-// SPACE ALLOCATION FAILED WRITE PROTECT (27h/07h), see Disk.ioError.
+// SPACE ALLOCATION FAILED WRITE PROTECT (27h/07h), see Device.ioError.
 
 import (
 	"encoding/binary"
@@ -79,7 +79,7 @@ const (
 	lbaDeallocated = 0x1
 )
 
-// thinState is the thin provisioning part of a Disk.
+// thinState is the thin provisioning part of a Device.
 type thinState struct {
 	enabled     bool   // immutable after setup
 	lbprz       bool   // deallocated blocks read as zeroes
@@ -94,7 +94,7 @@ type thinState struct {
 }
 
 // setupThin fills the thin provisioning state from metadata.
-func (d *Disk) setupThin(md *metadata) {
+func (d *Device) setupThin(md *metadata) {
 	d.thin.enabled = md.Thin
 	d.thin.softPct.Store(uint32(md.SoftThreshold))
 	if !md.Thin {
@@ -128,7 +128,7 @@ func checkSoftThreshold(pct uint8) error {
 }
 
 // setSoftThreshold changes the soft threshold at run time (re-arming the UA).
-func (d *Disk) setSoftThreshold(pct uint8) {
+func (d *Device) setSoftThreshold(pct uint8) {
 	d.thin.softPct.Store(uint32(pct))
 	d.thin.raised.Store(false)
 	d.thin.lastCheck.Store(0)
@@ -136,7 +136,7 @@ func (d *Disk) setSoftThreshold(pct uint8) {
 
 // thinAfterWrite runs after blocks of a thin LU were allocated: it checks
 // the soft threshold now and then and raises the unit attention once.
-func (d *Disk) thinAfterWrite(t *stmf.Task) {
+func (d *Device) thinAfterWrite(t *stmf.Task) {
 	if !d.thin.enabled || d.thin.usage == nil {
 		return
 	}
@@ -193,11 +193,11 @@ func thinCommandTable(base []command) []command {
 		cmds = append(cmds, c)
 	}
 	return append(cmds, command{op: opUnmap, sa: -1, cdbLen: 10, timeout: 60,
-		usage: []byte{opUnmap, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0}, fn: (*Disk).unmap})
+		usage: []byte{opUnmap, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0}, fn: (*Device).unmap})
 }
 
 // lbpBits is byte 14 of READ CAPACITY (16) data: LBPME and LBPRZ.
-func (d *Disk) lbpBits() byte {
+func (d *Device) lbpBits() byte {
 	if !d.thin.enabled {
 		return 0
 	}
@@ -208,24 +208,24 @@ func (d *Disk) lbpBits() byte {
 }
 
 // unmapGranularity is the OPTIMAL UNMAP GRANULARITY in blocks.
-func (d *Disk) unmapGranularity() uint32 {
+func (d *Device) unmapGranularity() uint32 {
 	g := max(uint64(physBlockSize), d.thin.discardGran)
 	return uint32(max(1, g>>d.bsShift))
 }
 
 // maxUnmapBlocks is MAXIMUM UNMAP LBA COUNT.
-func (d *Disk) maxUnmapBlocks() uint32 {
+func (d *Device) maxUnmapBlocks() uint32 {
 	return uint32(max(1, min(uint64(maxUnmapLBAs), uint64(maxUnmapBytes)>>d.bsShift)))
 }
 
 // maxWriteSameBlocks is MAXIMUM WRITE SAME LENGTH.
-func (d *Disk) maxWriteSameBlocks() uint64 {
+func (d *Device) maxWriteSameBlocks() uint64 {
 	return max(1, min(maxWriteSameLBAs, uint64(maxWriteSameBytes)>>d.bsShift))
 }
 
 // provisioningLimits fills the UNMAP and WRITE SAME fields of a Block
 // Limits VPD page (SBC-3 length, 64 bytes).
-func (d *Disk) provisioningLimits(b []byte) {
+func (d *Device) provisioningLimits(b []byte) {
 	if len(b) < 44 {
 		return
 	}
@@ -239,7 +239,7 @@ func (d *Disk) provisioningLimits(b []byte) {
 }
 
 // logicalBlockProvisioning is VPD page 0xB2.
-func (d *Disk) logicalBlockProvisioning() []byte {
+func (d *Device) logicalBlockProvisioning() []byte {
 	b := make([]byte, 8)
 	b[1] = vpdLogicalBlockProv
 	b[3] = 0x04
@@ -258,7 +258,7 @@ func (d *Disk) logicalBlockProvisioning() []byte {
 // thresholdExponent is THRESHOLD EXPONENT: 0 (no thresholds) without a
 // soft threshold, else the smallest exponent that lets a 32-bit threshold
 // count span the LU.
-func (d *Disk) thresholdExponent() byte {
+func (d *Device) thresholdExponent() byte {
 	if d.thin.softPct.Load() == 0 {
 		return 0
 	}
@@ -272,7 +272,7 @@ func (d *Disk) thresholdExponent() byte {
 // deallocate deallocates blocks [lba, lba+n) of a thin LU. Afterwards they
 // read as zeroes when LBPRZ is reported. The caller makes it durable
 // (syncIfWCD).
-func (d *Disk) deallocate(lba, n uint64) error {
+func (d *Device) deallocate(lba, n uint64) error {
 	if n == 0 {
 		return nil
 	}
@@ -281,7 +281,7 @@ func (d *Disk) deallocate(lba, n uint64) error {
 
 // syncIfWCD makes completed changes durable when the write cache is
 // disabled (WRITE SAME and UNMAP have no FUA bit).
-func (d *Disk) syncIfWCD() error {
+func (d *Device) syncIfWCD() error {
 	if d.wcd.Load() {
 		return d.flush.flush()
 	}
@@ -289,7 +289,7 @@ func (d *Disk) syncIfWCD() error {
 }
 
 // getLBAStatus: SERVICE ACTION IN (16) / GET LBA STATUS.
-func (d *Disk) getLBAStatus(_ *stmf.Task, cdb []byte) *stmf.Result {
+func (d *Device) getLBAStatus(_ *stmf.Task, cdb []byte) *stmf.Result {
 	lba := binary.BigEndian.Uint64(cdb[2:10])
 	alloc := binary.BigEndian.Uint32(cdb[10:14])
 	if cdb[14] != 0 { // REPORT TYPE (SBC-4): only "all LBAs"
@@ -327,7 +327,7 @@ type lbaExtent struct {
 
 // lbaStatus returns at most maxDesc extents from lba on (lba < nb), each
 // holding blocks of one provisioning status.
-func (d *Disk) lbaStatus(lba, nb uint64, maxDesc int) ([]lbaExtent, error) {
+func (d *Device) lbaStatus(lba, nb uint64, maxDesc int) ([]lbaExtent, error) {
 	var out []lbaExtent
 	add := func(start, end uint64, st byte) bool {
 		for start < end {

@@ -27,7 +27,7 @@ type thinOpts struct {
 }
 
 // newThinDisk creates a (thin or thick) LU in a temporary directory.
-func newThinDisk(t testing.TB, o thinOpts) *Disk {
+func newThinDisk(t testing.TB, o thinOpts) *Device {
 	t.Helper()
 	if o.size == 0 {
 		o.size = 1 << 20
@@ -57,7 +57,7 @@ func tpGetLBAStatusCDB(lba uint64, alloc uint32) []byte {
 }
 
 // lbaStatus runs GET LBA STATUS and decodes the descriptors.
-func tpLBAStatus(t *testing.T, d *Disk, lba uint64) []lbaExtent {
+func tpLBAStatus(t *testing.T, d *Device, lba uint64) []lbaExtent {
 	t.Helper()
 	r := exec(t, d, req{cdb: tpGetLBAStatusCDB(lba, 1<<16), dir: scsi.DirRead, expLen: 1 << 16})
 	expectGood(t, "GET LBA STATUS", r)
@@ -83,14 +83,14 @@ func tpLBAStatus(t *testing.T, d *Disk, lba uint64) []lbaExtent {
 	return out
 }
 
-func tpWrite(t *testing.T, d *Disk, lba uint64, n uint32, fill byte) {
+func tpWrite(t *testing.T, d *Device, lba uint64, n uint32, fill byte) {
 	t.Helper()
 	data := bytes.Repeat([]byte{fill}, int(n)*int(d.bs))
 	r := exec(t, d, req{cdb: cdb16(opWrite16, 0, lba, n), dir: scsi.DirWrite, expLen: uint32(len(data)), data: data})
 	expectGood(t, "WRITE (16)", r)
 }
 
-func tpRead(t *testing.T, d *Disk, lba uint64, n uint32) []byte {
+func tpRead(t *testing.T, d *Device, lba uint64, n uint32) []byte {
 	t.Helper()
 	r := exec(t, d, req{cdb: cdb16(opRead16, 0, lba, n), dir: scsi.DirRead, expLen: n * d.bs})
 	expectGood(t, "READ (16)", r)
@@ -251,11 +251,11 @@ func TestThinCommandTable(t *testing.T) {
 	if len(thin.cmds) != len(commandTable)+1 || len(thick.cmds) != len(commandTable) {
 		t.Fatalf("thin %d, thick %d commands, table %d", len(thin.cmds), len(thick.cmds), len(commandTable))
 	}
-	oneCmd := func(d *Disk, op byte) resp {
+	oneCmd := func(d *Device, op byte) resp {
 		return exec(t, d, req{cdb: rsocCDB(false, 1, op, 0, 512), dir: scsi.DirRead, expLen: 512})
 	}
 	for _, c := range []struct {
-		d         *Disk
+		d         *Device
 		op        byte
 		supported bool
 		byte1     byte
@@ -415,12 +415,12 @@ func (c *tpTransport) Drop()                                       { c.out <- ni
 // tpHarness is a framework with one LU as LUN 0 and two sessions.
 type tpHarness struct {
 	fw     *stmf.Framework
-	d      *Disk
+	d      *Device
 	s1, s2 *stmf.Session
 	tag    atomic.Uint64
 }
 
-func newTPHarness(t *testing.T, d *Disk) *tpHarness {
+func newTPHarness(t *testing.T, d *Device) *tpHarness {
 	t.Helper()
 	h := &tpHarness{fw: stmf.New(quietLog()), d: d}
 	if err := h.fw.RegisterLU(d); err != nil {
@@ -573,7 +573,7 @@ func TestSoftThresholdRealStatfs(t *testing.T) {
 
 // tpDevFull makes the LU's data writes fail with ENOSPC (a thin LU whose
 // file system is full): the data backend is switched to /dev/full.
-func tpDevFull(t *testing.T, d *Disk) {
+func tpDevFull(t *testing.T, d *Device) {
 	t.Helper()
 	if d.data == d.metaBE {
 		t.Fatal("tpDevFull needs an LU with a separate meta file")

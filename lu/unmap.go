@@ -24,7 +24,7 @@ type unmapDescriptor struct {
 // PARAMETER LIST; a descriptor reaching past the last block is LOGICAL
 // BLOCK ADDRESS OUT OF RANGE. Descriptors of 0 blocks (even at the
 // capacity) and a list without descriptors are accepted.
-func (d *Disk) unmap(t *stmf.Task, cdb []byte) *stmf.Result {
+func (d *Device) unmap(t *stmf.Task, cdb []byte) *stmf.Result {
 	if cdb[1]&0x01 != 0 { // ANCHOR: ANC_SUP is 0
 		return fail(invalidField(1, 0))
 	}
@@ -69,7 +69,7 @@ func (d *Disk) unmap(t *stmf.Task, cdb []byte) *stmf.Result {
 
 // parseUnmapList validates an UNMAP parameter list (as received, at most
 // the parameter list length) and returns its descriptors.
-func (d *Disk) parseUnmapList(p []byte) ([]unmapDescriptor, *stmf.Result) {
+func (d *Device) parseUnmapList(p []byte) ([]unmapDescriptor, *stmf.Result) {
 	if len(p) < 8 {
 		return nil, paramListLengthError()
 	}
@@ -99,7 +99,7 @@ func (d *Disk) parseUnmapList(p []byte) ([]unmapDescriptor, *stmf.Result) {
 
 // thinAfterUnmap re-arms the soft threshold once space was freed (the next
 // allocating write checks it again).
-func (d *Disk) thinAfterUnmap() {
+func (d *Device) thinAfterUnmap() {
 	if d.thin.raised.Load() {
 		d.thin.lastCheck.Store(0)
 	}

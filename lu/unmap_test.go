@@ -97,7 +97,7 @@ func TestUnmap(t *testing.T) {
 	wp := newThinDisk(t, thinOpts{thin: true, wp: true})
 	for _, c := range []struct {
 		name string
-		d    *Disk
+		d    *Device
 		r    req
 		key  scsi.SenseKey
 		asc  scsi.ASC

@@ -15,7 +15,7 @@ import (
 
 // newVDisk creates an LU with a GUID of its own (newTestDisk's GUIDs
 // repeat within a second), n in the last byte.
-func newVDisk(t testing.TB, n byte, size uint64, bs uint32) *Disk {
+func newVDisk(t testing.TB, n byte, size uint64, bs uint32) *Device {
 	t.Helper()
 	g := stmf.GUID{0x60, 0x01, 0x44, 0xf0, 0xc0, 0x57, 0xa4}
 	g[15] = n
@@ -38,7 +38,7 @@ type vrig struct {
 	tag  atomic.Uint64
 }
 
-func newVRig(t testing.TB, disks ...*Disk) *vrig {
+func newVRig(t testing.TB, disks ...*Device) *vrig {
 	t.Helper()
 	r := &vrig{t: t, fw: stmf.New(quietLog()), luns: map[stmf.GUID]scsi.LUN{}}
 	for _, d := range disks {
@@ -52,7 +52,7 @@ func newVRig(t testing.TB, disks ...*Disk) *vrig {
 	return r
 }
 
-func (r *vrig) addLU(d *Disk, v stmf.ViewEntry) {
+func (r *vrig) addLU(d *Device, v stmf.ViewEntry) {
 	r.t.Helper()
 	if err := r.fw.RegisterLU(d); err != nil {
 		r.t.Fatalf("RegisterLU: %v", err)
@@ -140,7 +140,7 @@ func (r *vrig) wait(tr *rigTransport) *stmf.Result {
 func finished(tr *rigTransport) bool { return len(tr.done) > 0 }
 
 // do runs one command to completion and returns its outcome as a resp.
-func (r *vrig) do(s *stmf.Session, d *Disk, cdb []byte, dir scsi.DataDir, expLen uint32, data []byte) resp {
+func (r *vrig) do(s *stmf.Session, d *Device, cdb []byte, dir scsi.DataDir, expLen uint32, data []byte) resp {
 	r.t.Helper()
 	res := r.wait(r.start(s, r.luns[d.GUID()], cdb, dir, expLen, data))
 	if res == nil {
@@ -164,14 +164,14 @@ func (r *vrig) do(s *stmf.Session, d *Disk, cdb []byte, dir scsi.DataDir, expLen
 }
 
 // read reads n blocks of d through the rig.
-func (r *vrig) read(s *stmf.Session, d *Disk, lba uint64, n uint32) []byte {
+func (r *vrig) read(s *stmf.Session, d *Device, lba uint64, n uint32) []byte {
 	r.t.Helper()
 	res := r.do(s, d, cdb16(opRead16, 0, lba, n), scsi.DirRead, n*d.bs, nil)
 	expectGood(r.t, "READ 16", res)
 	return res.data
 }
 
-func (r *vrig) write(s *stmf.Session, d *Disk, lba uint64, data []byte) {
+func (r *vrig) write(s *stmf.Session, d *Device, lba uint64, data []byte) {
 	r.t.Helper()
 	n := uint32(len(data)) / d.bs
 	expectGood(r.t, "WRITE 16", r.do(s, d, cdb16(opWrite16, 0, lba, n), scsi.DirWrite, uint32(len(data)), data))
@@ -195,7 +195,7 @@ func lockEntries(l *rangeLock) []*lockEntry {
 }
 
 // lockIdle asserts that d's range lock holds nothing.
-func lockIdle(t testing.TB, d *Disk) {
+func lockIdle(t testing.TB, d *Device) {
 	t.Helper()
 	l := &d.vaai.locks
 	deadline := time.Now().Add(5 * time.Second)

@@ -25,7 +25,7 @@ const writeSameChunk = 1 << 20
 // which keeps the blocks allocated, and any other pattern with pwrite.
 // ANCHOR is not supported (ANC_SUP=0), nor protection information or the
 // obsolete PBDATA/LBDATA bits.
-func (d *Disk) writeSame(t *stmf.Task, cdb []byte) *stmf.Result {
+func (d *Device) writeSame(t *stmf.Task, cdb []byte) *stmf.Result {
 	var (
 		lba    uint64
 		n      uint64
@@ -121,13 +121,13 @@ func (d *Disk) writeSame(t *stmf.Task, cdb []byte) *stmf.Result {
 
 // zeroBlocks makes blocks [lba, lba+n) read as zeroes, keeping them
 // allocated (mapped).
-func (d *Disk) zeroBlocks(lba, n uint64) error {
+func (d *Device) zeroBlocks(lba, n uint64) error {
 	return d.data.zeroRange(d.byteOff(lba), int64(n<<d.bsShift))
 }
 
 // fillBlocks writes pattern (one block) to blocks [lba, lba+n), stopping
 // early when the task is aborted.
-func (d *Disk) fillBlocks(t *stmf.Task, lba, n uint64, pattern []byte) error {
+func (d *Device) fillBlocks(t *stmf.Task, lba, n uint64, pattern []byte) error {
 	total := n << d.bsShift
 	chunk := min(total, uint64(max(writeSameChunk, int(d.bs))))
 	pb := d.bufs.get(int(chunk))

@@ -21,7 +21,7 @@ func TestWriteSameErrors(t *testing.T) {
 	wr := func(cdb []byte) req { return req{cdb: cdb, dir: scsi.DirWrite, expLen: 512, data: blk} }
 	tests := []struct {
 		name string
-		d    *Disk
+		d    *Device
 		r    req
 		key  scsi.SenseKey
 		asc  scsi.ASC

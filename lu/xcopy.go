@@ -296,13 +296,13 @@ func (m *copyManager) status(nexus string, id byte) (copyOp, bool) {
 
 // copyTarget is a resolved copy target: an LU held open for the copy.
 type copyTarget struct {
-	d       *Disk
+	d       *Device
 	entered bool
 }
 
 // resolve finds the LU a CSCD descriptor names: this LU, or another LU the
 // task's session can reach. The LU is held open (enter) until released.
-func (d *Disk) resolve(t *stmf.Task, c *cscd) (copyTarget, bool) {
+func (d *Device) resolve(t *stmf.Task, c *cscd) (copyTarget, bool) {
 	if !c.named {
 		return copyTarget{}, false
 	}
@@ -316,7 +316,7 @@ func (d *Disk) resolve(t *stmf.Task, c *cscd) (copyTarget, bool) {
 	if !ok {
 		return copyTarget{}, false
 	}
-	o, ok := lu.(*Disk)
+	o, ok := lu.(*Device)
 	if !ok || !o.enter() {
 		return copyTarget{}, false
 	}
@@ -330,7 +330,7 @@ func (d *Disk) resolve(t *stmf.Task, c *cscd) (copyTarget, bool) {
 // destination range lock of its LU while it is written, so it is ordered
 // against the LU's other writes and ATS; sources are read without a lock,
 // as a READ would be.
-func (d *Disk) extendedCopy(t *stmf.Task, cdb []byte) *stmf.Result {
+func (d *Device) extendedCopy(t *stmf.Task, cdb []byte) *stmf.Result {
 	plen := binary.BigEndian.Uint32(cdb[10:14])
 	if plen == 0 {
 		return good()
@@ -391,7 +391,7 @@ func (d *Disk) extendedCopy(t *stmf.Task, cdb []byte) *stmf.Result {
 
 // segmentBytes returns the bytes a segment moves and checks that they are
 // whole blocks of both copy targets.
-func segmentBytes(s *b2bSegment, src, dst *Disk) (uint64, bool) {
+func segmentBytes(s *b2bSegment, src, dst *Device) (uint64, bool) {
 	unit := src.bs
 	if s.dc {
 		unit = dst.bs
@@ -401,7 +401,7 @@ func segmentBytes(s *b2bSegment, src, dst *Disk) (uint64, bool) {
 }
 
 // checkSegment validates a segment against its resolved copy targets.
-func (d *Disk) checkSegment(t *stmf.Task, s *b2bSegment, targets []copyTarget) *stmf.Result {
+func (d *Device) checkSegment(t *stmf.Task, s *b2bSegment, targets []copyTarget) *stmf.Result {
 	if int(s.src) >= len(targets) || int(s.dst) >= len(targets) {
 		return copyAborted(ascUnreachableCopyTarget)
 	}
@@ -443,7 +443,7 @@ func rwCDB16(op byte, lba uint64, n uint32) []byte {
 // copySegment moves one segment in chunks. Within one LU a forward copy
 // onto a later, overlapping range runs backwards, so every source block
 // is read before it is overwritten.
-func (d *Disk) copySegment(t *stmf.Task, s *b2bSegment, targets []copyTarget, op *copyOp) *stmf.Result {
+func (d *Device) copySegment(t *stmf.Task, s *b2bSegment, targets []copyTarget, op *copyOp) *stmf.Result {
 	src, dst := targets[s.src].d, targets[s.dst].d
 	n, _ := segmentBytes(s, src, dst)
 	if n == 0 {
@@ -497,7 +497,7 @@ func (d *Disk) copySegment(t *stmf.Task, s *b2bSegment, targets []copyTarget, op
 
 // receiveCopyResults: RECEIVE COPY RESULTS, COPY STATUS and OPERATING
 // PARAMETERS.
-func (d *Disk) receiveCopyResults(t *stmf.Task, cdb []byte) *stmf.Result {
+func (d *Device) receiveCopyResults(t *stmf.Task, cdb []byte) *stmf.Result {
 	alloc := binary.BigEndian.Uint32(cdb[10:14])
 	switch cdb[1] & 0x1f {
 	case saCopyStatus:
@@ -523,7 +523,7 @@ func (d *Disk) receiveCopyResults(t *stmf.Task, cdb []byte) *stmf.Result {
 }
 
 // operatingParameters is the OPERATING PARAMETERS parameter data.
-func (d *Disk) operatingParameters() []byte {
+func (d *Device) operatingParameters() []byte {
 	impl := []byte{segBlockToBlock, descIdentCSCD}
 	b := make([]byte, 44+len(impl))
 	binary.BigEndian.PutUint32(b[0:4], uint32(len(b)-4))

@@ -133,7 +133,7 @@ func TestParseXCopy(t *testing.T) {
 type xcopyEnv struct {
 	r         *vrig
 	s         *stmf.Session
-	a, b, far *Disk
+	a, b, far *Device
 }
 
 func newXCopyEnv(t *testing.T) *xcopyEnv {
@@ -148,7 +148,7 @@ func newXCopyEnv(t *testing.T) *xcopyEnv {
 	return &xcopyEnv{r: r, s: r.session(1), a: a, b: b, far: far}
 }
 
-func (e *xcopyEnv) xcopy(via *Disk, p []byte) resp {
+func (e *xcopyEnv) xcopy(via *Device, p []byte) resp {
 	return e.r.do(e.s, via, xcopyCDB(uint32(len(p))), scsi.DirWrite, uint32(len(p)), p)
 }
 
@@ -177,7 +177,7 @@ func TestExtendedCopy(t *testing.T) {
 	// source (ESXi sends it to either), several segments.
 	p = xcopyParams(2, 0, [][]byte{identDesc(a.guid, 512), identDesc(b.guid, 512)},
 		[][]byte{b2bSeg(0, 1, 32, 0, 10), b2bSeg(0, 1, 32, 32, 42), b2bSeg(1, 1, 0, 0, 0)})
-	for _, via := range []*Disk{a, b} {
+	for _, via := range []*Device{a, b} {
 		e.r.write(e.s, b, 10, make([]byte, 64*512))
 		expectGood(t, "copy between LUs", e.xcopy(via, p))
 		if !bytes.Equal(e.r.read(e.s, b, 10, 64), src) {
@@ -248,7 +248,7 @@ func TestExtendedCopy(t *testing.T) {
 	p = xcopyParams(5, 2, [][]byte{identDesc(a.guid, 512), identDesc(c4k.guid, 4096)}, [][]byte{b2bSeg(0, 1, 4, 0, 3)})
 	expectSense(t, "half a 4 KiB block", e.r.do(s2, a, xcopyCDB(uint32(len(p))), scsi.DirWrite, uint32(len(p)), p),
 		scsi.KeyCopyAborted, scsi.ASCNoAdditionalSense)
-	for _, d := range []*Disk{a, b, c4k} {
+	for _, d := range []*Device{a, b, c4k} {
 		lockIdle(t, d)
 		if d.panics.Load() != 0 {
 			t.Fatal("handler panicked")

@@ -82,7 +82,7 @@ func ResolveZvol(ctx context.Context, z zvol.ZFS, path string) (zvol.Volume, err
 // cfg.MetaFile must be empty (the device is the zvol's, the metadata goes
 // into its properties); cfg.Size 0 takes the volsize, a larger size grows
 // the volume, a smaller one is refused. The LU is thin provisioned.
-func CreateZvol(ctx context.Context, z zvol.ZFS, name string, cfg Config, gen *GUIDGenerator, log *slog.Logger) (*Disk, error) {
+func CreateZvol(ctx context.Context, z zvol.ZFS, name string, cfg Config, gen *GUIDGenerator, log *slog.Logger) (*Device, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -136,8 +136,8 @@ func CreateZvol(ctx context.Context, z zvol.ZFS, name string, cfg Config, gen *G
 		undoGrow()
 		return nil, err
 	}
-	d := &Disk{log: log, data: be, metaBE: be, dataFile: z.Device(name)}
-	fail := func(err error) (*Disk, error) {
+	d := &Device{log: log, data: be, metaBE: be, dataFile: z.Device(name)}
+	fail := func(err error) (*Device, error) {
 		d.closeBackends()
 		undoGrow()
 		return nil, err
@@ -209,7 +209,7 @@ func openZvolDevice(ctx context.Context, z zvol.ZFS, name string, allowRO bool) 
 // ImportZvol opens the LU stored on volume name (see ZvolImport for the
 // GUID rules). A zvol without the property but with an in-band header
 // (an LU made before zvol metadata existed) is opened from the header.
-func ImportZvol(ctx context.Context, z zvol.ZFS, name string, opts ZvolImport, gen *GUIDGenerator, log *slog.Logger) (*Disk, error) {
+func ImportZvol(ctx context.Context, z zvol.ZFS, name string, opts ZvolImport, gen *GUIDGenerator, log *slog.Logger) (*Device, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -297,7 +297,7 @@ func ImportZvol(ctx context.Context, z zvol.ZFS, name string, opts ZvolImport, g
 	if err != nil {
 		return nil, err
 	}
-	d := &Disk{log: log, data: be, metaBE: be, dataFile: z.Device(v.Name)}
+	d := &Device{log: log, data: be, metaBE: be, dataFile: z.Device(v.Name)}
 	md.DataFile = d.dataFile
 	if n, err := be.size(); err != nil || n < v.Size {
 		d.closeBackends()
@@ -334,7 +334,7 @@ func ImportZvol(ctx context.Context, z zvol.ZFS, name string, opts ZvolImport, g
 
 // Zvol returns the LU's volume name, "" for an LU that is not on a zvol
 // (or one with an in-band header).
-func (d *Disk) Zvol() string {
+func (d *Device) Zvol() string {
 	if d.zvol == nil {
 		return ""
 	}
@@ -342,10 +342,10 @@ func (d *Disk) Zvol() string {
 }
 
 // Flush makes every write completed so far durable (SYNCHRONIZE CACHE).
-func (d *Disk) Flush() error { return d.flush.flush() }
+func (d *Device) Flush() error { return d.flush.flush() }
 
 // resizeZvol grows the volume (volsize) online; the LU follows.
-func (d *Disk) resizeZvol(ctx context.Context, newSize uint64) error {
+func (d *Device) resizeZvol(ctx context.Context, newSize uint64) error {
 	d.metaMu.Lock()
 	defer d.metaMu.Unlock()
 	if d.state.Load()&closingBit != 0 {
@@ -386,7 +386,7 @@ func (d *Disk) resizeZvol(ctx context.Context, newSize uint64) error {
 // zvolPhysExponent is the LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT of a
 // zvol LU: the volblocksize, at most 4 KiB (ESXi knows 512e, not 16 KiB
 // physical blocks).
-func (d *Disk) zvolPhysExponent() byte {
+func (d *Device) zvolPhysExponent() byte {
 	p := min(max(d.zvol.volBlock, uint64(d.bs)), physBlockSize)
 	var e byte
 	for bs := uint64(d.bs); bs < p; bs <<= 1 {
@@ -397,7 +397,7 @@ func (d *Disk) zvolPhysExponent() byte {
 
 // zvolGranularity is the OPTIMAL TRANSFER LENGTH GRANULARITY of a zvol LU:
 // one volblocksize, in logical blocks.
-func (d *Disk) zvolGranularity() uint16 {
+func (d *Device) zvolGranularity() uint16 {
 	g := max(d.zvol.volBlock, uint64(d.bs)) >> d.bsShift
 	return uint16(min(g, 0xffff))
 }
@@ -482,7 +482,7 @@ func (s *zvolStore) initialize(ctx context.Context, m *metadata) error {
 }
 
 // ResizeContext is Resize bounded by ctx (the zfs command of a zvol LU).
-func (d *Disk) ResizeContext(ctx context.Context, newSize uint64) error {
+func (d *Device) ResizeContext(ctx context.Context, newSize uint64) error {
 	if d.zvol == nil {
 		return d.Resize(newSize)
 	}

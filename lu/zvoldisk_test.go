@@ -19,7 +19,7 @@ import (
 func testGen() *GUIDGenerator { return &GUIDGenerator{HostID: HostIDFrom32(0x0a0b0c0d)} }
 
 // newZvolLU makes volume name (size bytes, volblocksize vb) on f and an LU on it.
-func newZvolLU(t *testing.T, f *zvoltest.Fake, gen *GUIDGenerator, name string, size, vb uint64, cfg Config) *Disk {
+func newZvolLU(t *testing.T, f *zvoltest.Fake, gen *GUIDGenerator, name string, size, vb uint64, cfg Config) *Device {
 	t.Helper()
 	ctx := context.Background()
 	if err := f.CreateVolume(ctx, name, size, vb, nil); err != nil {
@@ -46,13 +46,13 @@ func storedMeta(t *testing.T, f *zvoltest.Fake, name string) *zvol.Meta {
 	return m
 }
 
-func writeBlock(t *testing.T, d *Disk, lba uint32, fill byte) {
+func writeBlock(t *testing.T, d *Device, lba uint32, fill byte) {
 	t.Helper()
 	b := bytes.Repeat([]byte{fill}, int(d.bs))
 	expectGood(t, "write", exec(t, d, req{cdb: cdb10(opWrite10, 0, lba, 1), dir: scsi.DirWrite, expLen: d.bs, data: b}))
 }
 
-func readBlock(t *testing.T, d *Disk, lba uint32) []byte {
+func readBlock(t *testing.T, d *Device, lba uint32) []byte {
 	t.Helper()
 	r := exec(t, d, req{cdb: cdb10(opRead10, 0, lba, 1), dir: scsi.DirRead, expLen: d.bs})
 	expectGood(t, "read", r)

@@ -1,7 +1,7 @@
 package stmf
 
 // LUUnwrapper is implemented by an adapter that wraps an LU provider's
-// logical unit before registering it (stmfd wraps *lu.Disk for its
+// logical unit before registering it (stmfd wraps *lu.Device for its
 // management plane). Session.LU hands out the wrapped LU, so a provider
 // can recognise its own LUs, as EXTENDED COPY must when it resolves a
 // copy target that is another LU.

@@ -61,7 +61,7 @@ func (p *luProvider) Create(ctx context.Context, s mgmt.LUSpec) (mgmt.Disk, erro
 	if err != nil {
 		return nil, classify(err, s.MetaFile)
 	}
-	return &luDisk{Disk: d}, nil
+	return &luDisk{Device: d}, nil
 }
 
 // Import opens an LU from its data file, or from its meta file when file
@@ -79,7 +79,7 @@ func (p *luProvider) Import(ctx context.Context, file, metaFile string) (mgmt.Di
 	if err != nil {
 		return nil, classify(err, metaFile)
 	}
-	return &luDisk{Disk: d}, nil
+	return &luDisk{Device: d}, nil
 }
 
 // classify maps package lu's errors onto mgmt's categories.
@@ -94,11 +94,11 @@ func classify(err error, metaFile string) error {
 	return fmt.Errorf("%w: %w", mgmt.ErrDataFile, err)
 }
 
-// luDisk adapts *lu.Disk to mgmt.Disk, mgmt.Resizer and mgmt.PropSetter.
-type luDisk struct{ *lu.Disk }
+// luDisk adapts *lu.Device to mgmt.Disk, mgmt.Resizer and mgmt.PropSetter.
+type luDisk struct{ *lu.Device }
 
 func (d *luDisk) Info() mgmt.LUInfo {
-	i := d.Disk.Info()
+	i := d.Device.Info()
 	return mgmt.LUInfo{
 		GUID: i.GUID, DataFile: i.DataFile, MetaFile: i.MetaFile, Size: i.Size, BlockSize: i.BlockSize,
 		Alias: i.Alias, MgmtURL: i.MgmtURL, VID: i.VendorID, PID: i.ProductID, Serial: i.Serial,
@@ -107,7 +107,7 @@ func (d *luDisk) Info() mgmt.LUInfo {
 }
 
 func (d *luDisk) Resize(ctx context.Context, size uint64) error {
-	if err := d.Disk.ResizeContext(ctx, size); err != nil {
+	if err := d.Device.ResizeContext(ctx, size); err != nil {
 		if errors.Is(err, zvol.ErrNoZFS) || errors.As(err, new(*zvol.CmdError)) {
 			return zfsErr(err)
 		}
@@ -117,7 +117,7 @@ func (d *luDisk) Resize(ctx context.Context, size uint64) error {
 }
 
 func (d *luDisk) SetProps(_ context.Context, c mgmt.LUChange) error {
-	return d.Disk.SetProps(lu.Props{Alias: c.Alias, MgmtURL: c.MgmtURL, WriteCacheDisabled: c.WCD, WriteProtect: c.WP, SoftThreshold: c.SoftThreshold})
+	return d.Device.SetProps(lu.Props{Alias: c.Alias, MgmtURL: c.MgmtURL, WriteCacheDisabled: c.WCD, WriteProtect: c.WP, SoftThreshold: c.SoftThreshold})
 }
 
 // portProvider adapts the iSCSI server to mgmt.PortProvider,

@@ -81,7 +81,7 @@ func (p *luProvider) CreateZvolLU(ctx context.Context, name string, size uint64,
 		p.destroy(ctx, name, "a failed create-lu")
 		return nil, p.zerr(err, "")
 	}
-	return &luDisk{Disk: d}, nil
+	return &luDisk{Device: d}, nil
 }
 
 // destroy destroys a volume made for a request that failed.
@@ -127,7 +127,7 @@ func (p *luProvider) createOnZvol(ctx context.Context, s mgmt.LUSpec) (mgmt.Disk
 	if err != nil {
 		return nil, p.zerr(err, s.MetaFile)
 	}
-	return &luDisk{Disk: d}, nil
+	return &luDisk{Device: d}, nil
 }
 
 // importZvol opens the LU of a zvol device path.
@@ -140,7 +140,7 @@ func (p *luProvider) importZvol(ctx context.Context, file string, opts lu.ZvolIm
 	if err != nil {
 		return nil, p.zerr(err, "")
 	}
-	return &luDisk{Disk: d}, nil
+	return &luDisk{Device: d}, nil
 }
 
 // ImportZvolLU implements mgmt.ZvolProvider.
@@ -226,7 +226,7 @@ func (p *luProvider) CloneLU(ctx context.Context, snapshot, dest string, s mgmt.
 		p.destroy(ctx, dest, "a failed clone-lu")
 		return nil, p.zerr(err, "")
 	}
-	return &luDisk{Disk: d}, nil
+	return &luDisk{Device: d}, nil
 }
 
 // freeName returns base, or base-2, base-3, ... : the first name no

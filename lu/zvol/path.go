@@ -7,7 +7,7 @@
 //
 // The package talks to ZFS through the small ZFS interface (GoZFS runs the
 // zfs command through github.com/mistifyio/go-zfs; tests use a fake) and
-// knows nothing about SCSI: package lu turns a zvol into a Disk.
+// knows nothing about SCSI: package lu turns a zvol into a Device.
 package zvol
 
 import (

@@ -3,7 +3,7 @@
 // COMSTAR-style GUIDs, with their identity and properties stored next to
 // the data so that an LU can be imported again after a move or restart.
 //
-// A Disk implements stmf.LogicalUnit. Execute decodes the CDB, runs the
+// A Device implements stmf.LogicalUnit. Execute decodes the CDB, runs the
 // command in the calling goroutine (stmf already gives each task its own)
 // and completes the task exactly once.
 package lu
@@ -113,8 +113,8 @@ type identity struct {
 	unitSerial       []byte // VPD page 0x80, full length
 }
 
-// Disk is a SCSI block device LU on a file or block device.
-type Disk struct {
+// Device is a SCSI block device LU on a file or block device.
+type Device struct {
 	log      *slog.Logger
 	guid     stmf.GUID
 	data     *backend
@@ -198,7 +198,7 @@ func checkIdentity(vid, pid, serial, alias, url string) error {
 // Size if needed; a block device must be large enough. The LU's metadata
 // is written before Create returns. gen names the LU when cfg.GUID is
 // zero (nil gen: a generator with default settings).
-func Create(ctx context.Context, cfg Config, gen *GUIDGenerator, log *slog.Logger) (*Disk, error) {
+func Create(ctx context.Context, cfg Config, gen *GUIDGenerator, log *slog.Logger) (*Device, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -258,8 +258,8 @@ func Create(ctx context.Context, cfg Config, gen *GUIDGenerator, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	d := &Disk{log: log, data: data, metaBE: data, dataFile: cfg.DataFile, metaFile: cfg.MetaFile}
-	fail := func(err error) (*Disk, error) {
+	d := &Device{log: log, data: data, metaBE: data, dataFile: cfg.DataFile, metaFile: cfg.MetaFile}
+	fail := func(err error) (*Device, error) {
 		d.closeBackends()
 		if created {
 			os.Remove(cfg.DataFile)
@@ -364,7 +364,7 @@ func openOrCreateMeta(path string) (*backend, error) {
 // header at the start of dataFile, or in metaFile when given. With
 // metaFile set and dataFile empty, the data file recorded in the metadata
 // is used. The LU keeps its GUID and properties.
-func Import(ctx context.Context, dataFile, metaFile string, log *slog.Logger) (*Disk, error) {
+func Import(ctx context.Context, dataFile, metaFile string, log *slog.Logger) (*Device, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -374,7 +374,7 @@ func Import(ctx context.Context, dataFile, metaFile string, log *slog.Logger) (*
 	if dataFile == "" && metaFile == "" {
 		return nil, errors.New("lu: no data file given")
 	}
-	d := &Disk{log: log, metaFile: metaFile}
+	d := &Device{log: log, metaFile: metaFile}
 	var err error
 	if metaFile != "" {
 		if d.metaBE, err = openBackend(metaFile, true); err != nil {
@@ -386,7 +386,7 @@ func Import(ctx context.Context, dataFile, metaFile string, log *slog.Logger) (*
 		}
 		d.metaBE = d.data
 	}
-	fail := func(err error) (*Disk, error) {
+	fail := func(err error) (*Device, error) {
 		d.closeBackends()
 		return nil, err
 	}
@@ -439,7 +439,7 @@ func Import(ctx context.Context, dataFile, metaFile string, log *slog.Logger) (*
 }
 
 // setup fills the runtime state from metadata.
-func (d *Disk) setup(md *metadata) {
+func (d *Device) setup(md *metadata) {
 	d.md = *md
 	d.guid = md.GUID
 	d.dataOff = int64(md.DataOffset)
@@ -467,7 +467,7 @@ func (d *Disk) setup(md *metadata) {
 	d.drained = make(chan struct{})
 }
 
-func (d *Disk) closeBackends() {
+func (d *Device) closeBackends() {
 	d.atomicJ.close()
 	if d.data != nil {
 		d.data.close()
@@ -478,13 +478,13 @@ func (d *Disk) closeBackends() {
 }
 
 // GUID is the LU's name.
-func (d *Disk) GUID() stmf.GUID { return d.guid }
+func (d *Device) GUID() stmf.GUID { return d.guid }
 
 // BlockSize is the logical block size in bytes.
-func (d *Disk) BlockSize() uint32 { return d.bs }
+func (d *Device) BlockSize() uint32 { return d.bs }
 
 // Info reports the LU's properties.
-func (d *Disk) Info() Info {
+func (d *Device) Info() Info {
 	id := d.ident.Load()
 	return Info{
 		GUID:               d.guid,
@@ -506,7 +506,7 @@ func (d *Disk) Info() Info {
 }
 
 // SetProps changes properties and stores them with the LU.
-func (d *Disk) SetProps(p Props) error {
+func (d *Device) SetProps(p Props) error {
 	d.metaMu.Lock()
 	defer d.metaMu.Unlock()
 	if d.state.Load()&closingBit != 0 {
@@ -574,7 +574,7 @@ func (d *Disk) SetProps(p Props) error {
 // Resize changes the LU size (bytes, a multiple of the block size). A
 // regular file is extended as needed (never truncated); a block device
 // must be large enough. The caller raises CAPACITY DATA HAS CHANGED.
-func (d *Disk) Resize(newSize uint64) error {
+func (d *Device) Resize(newSize uint64) error {
 	if newSize == 0 || newSize%uint64(d.bs) != 0 || newSize > maxLUSize {
 		return fmt.Errorf("lu: size %d: must be a positive multiple of the block size %d", newSize, d.bs)
 	}
@@ -603,7 +603,7 @@ func (d *Disk) Resize(newSize uint64) error {
 
 // Close waits for commands in progress and closes the backing store.
 // Commands arriving afterwards fail with NOT READY.
-func (d *Disk) Close() error {
+func (d *Device) Close() error {
 	d.closeOnce.Do(func() {
 		if d.state.Or(closingBit) == 0 {
 			d.drainOnce.Do(func() { close(d.drained) })
@@ -626,7 +626,7 @@ func (d *Disk) Close() error {
 }
 
 // enter registers a command in progress; false once Close has begun.
-func (d *Disk) enter() bool {
+func (d *Device) enter() bool {
 	if d.state.Add(1)&closingBit != 0 {
 		d.leave()
 		return false
@@ -634,13 +634,13 @@ func (d *Disk) enter() bool {
 	return true
 }
 
-func (d *Disk) leave() {
+func (d *Device) leave() {
 	if d.state.Add(-1) == closingBit {
 		d.drainOnce.Do(func() { close(d.drained) })
 	}
 }
 
 // writeProtected reports whether writes must fail with WRITE PROTECTED.
-func (d *Disk) writeProtected() bool {
+func (d *Device) writeProtected() bool {
 	return d.wp.Load() || d.swp.Load() || d.data.readOnly
 }
