@@ -6,7 +6,7 @@ import "errors"
 // answer with the right sense data without knowing the store.
 var (
 	// ErrNoMeta: the store holds no valid LU metadata.
-	ErrNoMeta = errors.New("no valid LU metadata")
+	ErrNoMeta = errors.New("lu: no valid LU metadata")
 	// ErrNoSpace: the store ran out of space (ENOSPC, EDQUOT, a full
 	// pool): SPACE ALLOCATION FAILED WRITE PROTECT.
 	ErrNoSpace = errors.New("backing store is out of space")
