@@ -111,16 +111,16 @@ type identity struct {
 // Device is a SCSI block device LU on a backing store. It works only
 // through the backing.Store interface and never asks which store it has.
 type Device struct {
-	log      *slog.Logger
-	guid     stmf.GUID
-	store    backing.Store
-	caps     backing.Caps          // the store's, fixed at setup
-	atomicW  backing.AtomicWriter  // nil: no WRITE ATOMIC
-	hinter   backing.Prefetcher    // nil: PRE-FETCH is a no-op
-	loc      backing.Location      // where the store keeps the LU (Info)
-	bs       uint32
-	bsShift  uint
-	maxXfer  uint32 // blocks
+	log     *slog.Logger
+	guid    stmf.GUID
+	store   backing.Store
+	caps    backing.Caps         // the store's, fixed at setup
+	atomicW backing.AtomicWriter // nil: no WRITE ATOMIC
+	hinter  backing.Prefetcher   // nil: PRE-FETCH is a no-op
+	loc     backing.Location     // where the store keeps the LU (Info)
+	bs      uint32
+	bsShift uint
+	maxXfer uint32 // blocks
 
 	nblocks  atomic.Uint64
 	wcd      atomic.Bool // write cache disabled (current mode page value)

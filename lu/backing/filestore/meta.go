@@ -2,7 +2,7 @@ package filestore
 
 import (
 	"encoding/binary"
-		"fmt"
+	"fmt"
 	"hash/crc32"
 
 	"github.com/costar-project/costar/lu/backing"
@@ -245,4 +245,3 @@ func decodePayload(p []byte) (*metadata, error) {
 	}
 	return m, nil
 }
-
