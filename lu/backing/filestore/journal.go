@@ -315,3 +315,42 @@ func JournalPending(path string) (bool, error) {
 	r, _, ok, err := readJournal(be)
 	return ok && r.length != 0, err
 }
+
+// JournalPath is the LU's atomic write journal file, "" when it has none.
+func (s *Store) JournalPath() string { return s.journalPath() }
+
+// StopAfterJournal, a test hook: while stop returns true an atomic write
+// stops after the journal step, as if the target crashed there.
+func (s *Store) StopAfterJournal(stop func() bool) {
+	if s.journal != nil {
+		s.journal.stopAfterJournal = stop
+	}
+}
+
+// JournalSeq is the sequence number of the journal's last record (0
+// without a journal).
+func (s *Store) JournalSeq() uint64 {
+	if s.journal == nil {
+		return 0
+	}
+	s.journal.mu.Lock()
+	defer s.journal.mu.Unlock()
+	return s.journal.seq
+}
+
+// JournalRecord returns a journal file image holding an unapplied record
+// of data at LU-relative offset off for the LU named guid, as the journal
+// step writes it (tests craft torn and foreign records with it).
+func (s *Store) JournalRecord(seq uint64, guid [16]byte, off int64, data []byte) []byte {
+	abs := uint64(off + s.dataOff)
+	rec := make([]byte, journalDataOff+len(data))
+	copy(rec, encodeJournalHeader(journalRecord{seq: seq, off: abs, length: uint32(len(data)), guid: guid}, data))
+	copy(rec[journalDataOff:], data)
+	return rec
+}
+
+// JournalDataOff is where a journal record's data starts in the file.
+const JournalDataOff = journalDataOff
+
+// JournalSize is the size of a preallocated journal file.
+const JournalSize = journalSize

@@ -222,7 +222,9 @@ func (s *Store) Discard(ctx context.Context) {
 func (s *Store) ReadAt(p []byte, off int64) error { return s.fd.ReadAt(p, off) }
 
 // WriteAt implements backing.Store.
-func (s *Store) WriteAt(p []byte, off int64, durable bool) error { return s.fd.WriteAt(p, off, durable) }
+func (s *Store) WriteAt(p []byte, off int64, durable bool) error {
+	return s.fd.WriteAt(p, off, durable)
+}
 
 // Sync implements backing.Store (a ZIL commit).
 func (s *Store) Sync() error { return s.fd.Datasync() }
