@@ -323,8 +323,14 @@ func Open(ctx context.Context, st backing.Store, o OpenOptions) (*Device, error)
 	if err := stored.Check(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNoMetadata, err)
 	}
+	d := &Device{log: log, store: st}
+	d.describe()
 	if !o.Expect.IsZero() && (o.Copy || stmf.GUID(stored.GUID) != o.Expect) {
-		return nil, fmt.Errorf("lu: the backing store holds LU %s, not %s", stmf.GUID(stored.GUID), o.Expect)
+		what := ""
+		if o.Copy {
+			what = " (a copy of it)"
+		}
+		return nil, fmt.Errorf("lu: %s holds LU %s%s, not %s", d.where(), stmf.GUID(stored.GUID), what, o.Expect)
 	}
 	md := stored.Clone()
 	if st.Size() < md.Size {
@@ -365,8 +371,6 @@ func Open(ctx context.Context, st backing.Store, o OpenOptions) (*Device, error)
 	if err := checkIdentity(md.VendorID, md.ProductID, md.Serial, md.Alias, md.MgmtURL); err != nil {
 		return nil, err
 	}
-	d := &Device{log: log, store: st}
-	d.describe()
 	if d.loc.DataFile != "" {
 		md.DataFile = d.loc.DataFile
 	}

@@ -69,7 +69,7 @@ func (p *luProvider) Create(ctx context.Context, s mgmt.LUSpec) (mgmt.Disk, erro
 // is one (import-lu names either).
 func (p *luProvider) Import(ctx context.Context, file, metaFile string) (mgmt.Disk, error) {
 	if metaFile == "" && p.isZvolPath(file) {
-		return p.importZvol(ctx, file, zvolImport{}) // zfs.go
+		return p.importZvol(ctx, file, lu.OpenOptions{}) // zfs.go
 	}
 	d, err := importFileLU(ctx, file, metaFile, stmf.GUID{}, p.log)
 	if err != nil && metaFile == "" && errors.Is(err, lu.ErrNoMetadata) {

@@ -56,16 +56,6 @@ func importFileLU(ctx context.Context, dataFile, metaFile string, expect stmf.GU
 	return d, nil
 }
 
-// zvolImport tunes importZvolLU.
-type zvolImport struct {
-	// expect, when not zero, is the GUID the zvol must hold as its own LU
-	// (same name, or renamed): anything else fails and nothing is written.
-	// Used when the daemon reopens a configured LU.
-	expect stmf.GUID
-	// open carries the GUID and property overrides for lu.Open.
-	open lu.OpenOptions
-}
-
 // createZvolLU makes a new LU on existing volume name; cfg.Size 0 takes
 // the volsize, a larger size grows the volume, a smaller one is refused.
 // The LU is thin provisioned.
@@ -95,10 +85,11 @@ func createZvolLU(ctx context.Context, z zvol.ZFS, name string, cfg lu.Config, g
 
 // importZvolLU opens the LU stored on volume name. The LU's own zvol keeps
 // its GUID and a copy (clone, received under another name) gets a new
-// one, unless o.open.GUID names it. A zvol without the property but with
-// an in-band header (an LU made before zvol metadata) is opened from the
-// header.
-func importZvolLU(ctx context.Context, z zvol.ZFS, name string, o zvolImport, gen *lu.GUIDGenerator, log *slog.Logger) (*lu.Device, error) {
+// one, unless o.GUID names it; with o.Expect set (the daemon reopening a
+// configured LU) the zvol must hold that LU as its own, else nothing is
+// written. A zvol without the property but with an in-band header (an LU
+// made before zvol metadata) is opened from the header.
+func importZvolLU(ctx context.Context, z zvol.ZFS, name string, o lu.OpenOptions, gen *lu.GUIDGenerator, log *slog.Logger) (*lu.Device, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -106,9 +97,9 @@ func importZvolLU(ctx context.Context, z zvol.ZFS, name string, o zvolImport, ge
 	if errors.Is(err, zvol.ErrNoMetadata) {
 		d, herr := importFileLU(ctx, z.Device(name), "", stmf.GUID{}, log)
 		if herr == nil {
-			if !o.expect.IsZero() && d.GUID() != o.expect {
+			if !o.Expect.IsZero() && d.GUID() != o.Expect {
 				d.Close()
-				return nil, fmt.Errorf("lu: zvol %s holds LU %s, not %s", name, d.GUID(), o.expect)
+				return nil, fmt.Errorf("lu: zvol %s holds LU %s, not %s", name, d.GUID(), o.Expect)
 			}
 			log.Warn("zvol LU with an in-band metadata header (made before zvol metadata); its data starts at 64 KiB",
 				"zvol", name, "guid", d.GUID())
@@ -124,12 +115,7 @@ func importZvolLU(ctx context.Context, z zvol.ZFS, name string, o zvolImport, ge
 	}
 	found := st.Found()
 	m := found.Meta
-	if !o.expect.IsZero() && (found.Relation == zvol.Copy || m.GUID != o.expect) {
-		st.Close()
-		return nil, fmt.Errorf("lu: zvol %s holds LU %s (%s, metadata written for %s), not %s",
-			name, m.GUID, found.Relation, m.Zvol, o.expect)
-	}
-	opts := o.open
+	opts := o
 	opts.Log, opts.Gen = log, gen
 	opts.Copy = found.Relation == zvol.Copy
 	// Record what changed (a new GUID, the new name after a rename or a

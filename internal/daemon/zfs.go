@@ -128,7 +128,7 @@ func (p *luProvider) createOnZvol(ctx context.Context, s mgmt.LUSpec) (mgmt.Disk
 }
 
 // importZvol opens the LU of a zvol device path.
-func (p *luProvider) importZvol(ctx context.Context, file string, opts zvolImport) (mgmt.Disk, error) {
+func (p *luProvider) importZvol(ctx context.Context, file string, opts lu.OpenOptions) (mgmt.Disk, error) {
 	v, err := zvolstore.Resolve(ctx, p.zfs, file)
 	if err != nil {
 		return nil, p.zerr(err, "")
@@ -142,13 +142,13 @@ func (p *luProvider) importZvol(ctx context.Context, file string, opts zvolImpor
 
 // ImportZvolLU implements mgmt.ZvolProvider.
 func (p *luProvider) ImportZvolLU(ctx context.Context, file string, guid stmf.GUID, alias *string) (mgmt.Disk, error) {
-	return p.importZvol(ctx, file, zvolImport{open: lu.OpenOptions{GUID: guid, Alias: alias}})
+	return p.importZvol(ctx, file, lu.OpenOptions{GUID: guid, Alias: alias})
 }
 
 // ReopenLU implements mgmt.ZvolProvider.
 func (p *luProvider) ReopenLU(ctx context.Context, file, metaFile string, guid stmf.GUID) (mgmt.Disk, error) {
 	if metaFile == "" && p.isZvolPath(file) {
-		return p.importZvol(ctx, file, zvolImport{expect: guid})
+		return p.importZvol(ctx, file, lu.OpenOptions{Expect: guid})
 	}
 	return p.Import(ctx, file, metaFile)
 }
@@ -214,7 +214,7 @@ func (p *luProvider) CloneLU(ctx context.Context, snapshot, dest string, s mgmt.
 	if s.WP {
 		opts.WriteProtect = &s.WP
 	}
-	d, err := importZvolLU(ctx, p.zfs, dest, zvolImport{open: opts}, p.generator(s.OUI, s.HostID), p.log)
+	d, err := importZvolLU(ctx, p.zfs, dest, opts, p.generator(s.OUI, s.HostID), p.log)
 	if errors.Is(err, lu.ErrNoMetadata) || errors.Is(err, zvol.ErrNoMetadata) {
 		// A snapshot of a zvol that was no LU: a new LU on the clone.
 		d, err = createZvolLU(ctx, p.zfs, dest, p.config(s), p.generator(s.OUI, s.HostID), p.log)
