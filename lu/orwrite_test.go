@@ -6,9 +6,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/costar-project/costar/scsi"
 	"github.com/costar-project/costar/lu/backing"
 	"github.com/costar-project/costar/lu/backing/memstore"
+	"github.com/costar-project/costar/scsi"
 )
 
 func TestOrWrite(t *testing.T) {

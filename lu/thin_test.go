@@ -546,4 +546,3 @@ func TestThinOutOfSpace(t *testing.T) {
 		t.Errorf("EIO: %+v", s)
 	}
 }
-
