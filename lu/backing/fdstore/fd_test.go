@@ -43,7 +43,6 @@ func TestDirectBounce(t *testing.T) {
 	}
 }
 
-
 func TestUnsupported(t *testing.T) {
 	for _, err := range []error{unix.EOPNOTSUPP, unix.ENOSYS, unix.ENODEV, unix.ENOTTY} {
 		if !unsupported(err) {

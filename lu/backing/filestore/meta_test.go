@@ -73,7 +73,6 @@ func TestThickHasNoThinTags(t *testing.T) {
 	}
 }
 
-
 func TestThinMetadataTags(t *testing.T) {
 	g := [16]byte{0x60, 1}
 	base := func() []byte {
@@ -111,4 +110,3 @@ func TestThinMetadataTags(t *testing.T) {
 		})
 	}
 }
-

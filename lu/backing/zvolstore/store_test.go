@@ -37,4 +37,3 @@ func TestResolve(t *testing.T) {
 		t.Errorf("ResolveZvol(outside the device directory) = %v", err)
 	}
 }
-
