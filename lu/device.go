@@ -10,11 +10,13 @@
 package lu
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -371,10 +373,7 @@ func Open(ctx context.Context, st backing.Store, o OpenOptions) (*Device, error)
 	if err := checkIdentity(md.VendorID, md.ProductID, md.Serial, md.Alias, md.MgmtURL); err != nil {
 		return nil, err
 	}
-	if d.loc.DataFile != "" {
-		md.DataFile = d.loc.DataFile
-	}
-	if o.Save || !reflect.DeepEqual(md, stored) {
+	if o.Save || !sameMeta(md, stored) {
 		if err := st.SaveMeta(md); err != nil {
 			return nil, err
 		}
@@ -383,6 +382,20 @@ func Open(ctx context.Context, st backing.Store, o OpenOptions) (*Device, error)
 	log.Info("logical unit imported", "guid", stmf.GUID(md.GUID), "data_file", d.loc.DataFile, "meta_file", d.loc.MetaFile,
 		"zvol", d.loc.Zvol, "stored_guid", stmf.GUID(stored.GUID), "size", md.Size, "block_size", md.BlockSize)
 	return d, nil
+}
+
+// sameMeta reports whether a and b store the same thing (nil and empty
+// slices alike): Open writes only what it changed, so a read-only store
+// still opens.
+func sameMeta(a, b *backing.Meta) bool {
+	x, y := *a, *b
+	if !bytes.Equal(x.PR, y.PR) || !slices.EqualFunc(x.Unknown, y.Unknown, func(f, g backing.Field) bool {
+		return f.Tag == g.Tag && bytes.Equal(f.Val, g.Val)
+	}) {
+		return false
+	}
+	x.PR, y.PR, x.Unknown, y.Unknown = nil, nil, nil, nil
+	return reflect.DeepEqual(x, y)
 }
 
 // describe records where the store keeps the LU (for Info and logs).

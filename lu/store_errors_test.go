@@ -2,12 +2,14 @@ package lu
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"testing"
 
 	"github.com/costar-project/costar/lu/backing"
 	"github.com/costar-project/costar/lu/backing/memstore"
 	"github.com/costar-project/costar/scsi"
+	"github.com/costar-project/costar/stmf"
 )
 
 // The device server's answers to store failures, driven through the
@@ -84,5 +86,52 @@ func TestStoreStickyFaults(t *testing.T) {
 	expectGood(t, "SYNCHRONIZE CACHE healed", exec(t, d, req{cdb: cdb10(opSyncCache10, 0, 0, 0)}))
 	if st.Syncs() == 0 {
 		t.Error("no successful sync reached the store")
+	}
+}
+
+// Open writes the metadata back only when it changed it (a read-only
+// store still opens), and names a copy anew.
+func TestOpenSavesOnlyChanges(t *testing.T) {
+	ctx := context.Background()
+	alias := "new"
+	tests := []struct {
+		name      string
+		o         OpenOptions
+		saves     int
+		newGUID   bool
+		wantAlias string
+	}{
+		{"unchanged", OpenOptions{}, 0, false, "a"},
+		{"override", OpenOptions{Alias: &alias}, 1, false, "new"},
+		{"forced", OpenOptions{Save: true}, 1, false, "a"},
+		{"copy", OpenOptions{Copy: true}, 1, true, "a"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st := memstore.New(1<<20, 512, backing.Caps{})
+			d, err := New(ctx, st, Config{Alias: "a", Serial: "S"}, nil, quietLog())
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := d.GUID()
+			d.Close()
+			before := st.Saves()
+			tc.o.Log = quietLog()
+			d, err = Open(ctx, st, tc.o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			i := d.Info()
+			if n := st.Saves() - before; n != tc.saves {
+				t.Errorf("%d saves, want %d", n, tc.saves)
+			}
+			if (i.GUID != g) != tc.newGUID || i.Alias != tc.wantAlias || (tc.newGUID && i.Serial != "") {
+				t.Errorf("opened %+v (GUID was %s)", i, g)
+			}
+			if _, err := Open(ctx, st, OpenOptions{Log: quietLog(), Expect: stmf.GUID{0x60, 9}}); err == nil {
+				t.Error("Open expecting another GUID succeeded")
+			}
+		})
 	}
 }

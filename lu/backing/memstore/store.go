@@ -54,6 +54,7 @@ type Store struct {
 	meta   *backing.Meta
 	faults [numOps]*Fault
 	syncs  int
+	saves  int
 	closed bool
 }
 
@@ -76,6 +77,13 @@ func (s *Store) Syncs() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.syncs
+}
+
+// Saves is how many times the metadata was saved.
+func (s *Store) Saves() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.saves
 }
 
 // fault returns op's fault error (and its short count), consuming a
@@ -224,6 +232,7 @@ func (s *Store) SaveMeta(m *backing.Meta) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.meta = m.Clone()
+	s.saves++
 	return nil
 }
 
