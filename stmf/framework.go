@@ -63,6 +63,9 @@ type Framework struct {
 	alua atomic.Pointer[map[uint16]ALUAState]
 
 	workers *workers
+
+	portStats     map[string]*portStats // task counters by target port name
+	nextSessionID uint64
 }
 
 // New returns an empty framework.
@@ -81,6 +84,8 @@ func New(log *slog.Logger) *Framework {
 		nextRel:  1,
 		sessions: map[*Session]struct{}{},
 		workers:  newWorkers(),
+
+		portStats: map[string]*portStats{},
 	}
 }
 
