@@ -521,38 +521,6 @@ func (t *Task) markAborted() {
 	}
 }
 
-func (s *Session) reportLUNs(t *Task) {
-	cdb := t.CDB
-	if len(cdb) < 12 {
-		t.CompleteSense(scsi.IllegalRequest(scsi.ASCInvalidFieldInCDB, 0))
-		return
-	}
-	alloc := binary.BigEndian.Uint32(cdb[6:10])
-	if alloc < 16 {
-		t.CompleteSense(scsi.IllegalRequest(scsi.ASCInvalidFieldInCDB, 6))
-		return
-	}
-	var luns []scsi.LUN
-	switch cdb[2] {
-	case 0x00, 0x02:
-		luns = s.LUNs()
-	case 0x01: // well-known LUs only: we have none
-	default:
-		t.CompleteSense(scsi.IllegalRequest(scsi.ASCInvalidFieldInCDB, 2))
-		return
-	}
-	buf := make([]byte, 8+8*len(luns))
-	binary.BigEndian.PutUint32(buf[0:4], uint32(8*len(luns)))
-	for i, n := range luns {
-		e := scsi.EncodeLUN(n)
-		copy(buf[8+8*i:], e[:])
-	}
-	if uint32(len(buf)) > alloc {
-		buf = buf[:alloc]
-	}
-	t.CompleteData(buf, nil)
-}
-
 // noSuchLU answers a command to a LUN with no LU behind it in this
 // session's map: INQUIRY reports peripheral qualifier 011b, REQUEST SENSE
 // reports the condition, everything else gets LOGICAL UNIT NOT SUPPORTED.
