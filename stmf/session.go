@@ -134,7 +134,7 @@ func (s *Session) LUNs() []scsi.LUN { return s.lunMap.Load().sortedLUNs() }
 func (s *Session) LU(g GUID) (LogicalUnit, bool) {
 	for _, reg := range *s.lunMap.Load() {
 		if reg.lu.GUID() == g {
-			return unwrapLU(reg.lu), true // unwrap.go
+			return unwrapLU(reg.lu), true
 		}
 	}
 	return nil, false
