@@ -383,3 +383,24 @@ func TestLatencyBucket(t *testing.T) {
 		t.Errorf("bounds %v..%v, want 10µs..10s", b[0], b[len(b)-1])
 	}
 }
+
+// A task submitted to a closed session is dropped, as before counters,
+// and counts as aborted on its LU.
+func TestSubmitAfterCloseDropsAndCounts(t *testing.T) {
+	r := newStatsRig(t)
+	s := r.open(t, "iqn.a,i,0x1")
+	s.Close()
+	before := r.fw.Stats().LUs[r.lu.guid]
+	tr := newFakeTransport()
+	task := NewTask(tr)
+	task.CDB = []byte{0x28, 0, 0, 0, 0, 0, 0, 0, 8, 0}
+	s.Submit(task)
+	tr.wait(t)
+	if len(tr.results) != 0 || tr.drops != 1 {
+		t.Fatalf("%d results, %d drops; want the task dropped", len(tr.results), tr.drops)
+	}
+	var want Snapshot
+	want.Commands[KindRead] = 1
+	want.Aborted = 1
+	checkOne(t, "LU", since(r.fw.Stats().LUs[r.lu.guid], before), want)
+}
