@@ -295,7 +295,10 @@ func (c *conn) loginFirst(st *loginState, neg *negotiator, kvs []pdu.KV) *loginE
 			return lerr(statusNotFound, "target %s is not served on portal %v", st.tname, c.nc.LocalAddr())
 		}
 		if !c.srv.fw.CanAccess(in, st.tname) {
-			return lerr(statusForbidden, "initiator %s may not access %s", in, st.tname)
+			// The same answer an unknown name gets, before any
+			// authentication: target names cannot be enumerated by
+			// telling masked ones from missing ones. The log keeps why.
+			return lerr(statusNotFound, "initiator %s may not access %s (no view)", in, st.tname)
 		}
 	}
 	c.srv.mu.Lock()

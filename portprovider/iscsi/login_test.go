@@ -2,6 +2,7 @@ package iscsi
 
 import (
 	"context"
+	"github.com/costar-project/costar/stmf"
 	"testing"
 
 	"github.com/costar-project/costar/portprovider/iscsi/pdu"
@@ -154,6 +155,32 @@ func TestLoginStateMachine(t *testing.T) {
 			}
 			in.expectClosed()
 		})
+	}
+}
+
+// A target the initiator may not see (no view for it) gets the status an
+// unknown name gets, so names cannot be enumerated without credentials.
+func TestMaskedTargetAnswersLikeUnknown(t *testing.T) {
+	env := startServer(t, nil)
+	if err := env.fw.RemoveView(env.lu.GUID(), stmf.ViewEntry{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.fw.CreateHostGroup("others"); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.fw.AddHostGroupMember("others", "iqn.2026-01.test:someone-else"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.fw.AddView(env.lu.GUID(), stmf.ViewEntry{HostGroup: "others"}, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{testTarget, "iqn.2026-01.test:nope"} {
+		in := dial(t, env.addr)
+		r, _ := in.loginPDU(true, 0, 1, []pdu.KV{kv("InitiatorName", testInitiator), kv("TargetName", target), kv("AuthMethod", "None")}, nil)
+		if got := loginStatusOf(r); got != 0x0203 {
+			t.Errorf("%s: status 0x%04x, want 0x0203 (not found)", target, got)
+		}
+		in.expectClosed()
 	}
 }
 
