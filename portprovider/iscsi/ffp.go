@@ -230,6 +230,7 @@ func (c *conn) abortCmd(cm *cmd) (inStmf bool) {
 	}
 	held := cm.held
 	cm.held = nil
+	cm.noMoreR2T = true
 	cm.mu.Unlock()
 	if held != nil {
 		// Finished but waiting for its data: the response never goes out.
