@@ -3,6 +3,7 @@ package iscsi
 import (
 	"context"
 	"github.com/costar-project/costar/stmf"
+	"strings"
 	"testing"
 
 	"github.com/costar-project/costar/portprovider/iscsi/pdu"
@@ -47,6 +48,13 @@ func TestLoginStateMachine(t *testing.T) {
 		}},
 		{name: "unknown target", status: 0x0203, steps: func(in *initiator) pdu.Header {
 			r, _ := in.loginPDU(true, 0, 1, []pdu.KV{kv("InitiatorName", testInitiator), kv("TargetName", "iqn.2026-01.test:nope")}, nil)
+			return r
+		}},
+		{name: "login PDU over 8192 bytes", status: 0x0200, steps: func(in *initiator) pdu.Header {
+			// RFC 7143 12.12: 8192 bytes until MaxRecvDataSegmentLength
+			// is negotiated; a larger segment is refused unread.
+			pad := strings.Repeat("x", 8192)
+			r, _ := in.loginPDU(true, 0, 1, append(good, kv("X-pad", pad)), nil)
 			return r
 		}},
 		{name: "missing InitiatorName", status: 0x0207, steps: func(in *initiator) pdu.Header {
