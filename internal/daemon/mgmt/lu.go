@@ -60,7 +60,7 @@ func (m *Manager) luLocked(rec store.LU) api.LU {
 		AccessState:    "Active",
 		ViewEntryCount: len(viewsOf(m.state, g)),
 	}
-	d, ok := m.disks[g]
+	d, ok := m.open[g]
 	if rec.Offline || !ok {
 		out.Status = "Offline"
 	}
@@ -264,7 +264,7 @@ func (m *Manager) ImportLU(ctx context.Context, req api.ImportLURequest) (api.LU
 	info := disk.Info()
 	for _, f := range []string{info.DataFile, info.MetaFile} {
 		if f != path && m.fileInUseLocked(f) {
-			m.closeDisk(disk)
+			m.closeLU(disk)
 			return api.LU{}, api.Errorf(api.CodeFileInUse, f, "in use")
 		}
 	}
@@ -272,14 +272,14 @@ func (m *Manager) ImportLU(ctx context.Context, req api.ImportLURequest) (api.LU
 }
 
 // adoptLocked registers a freshly opened disk and records it.
-func (m *Manager) adoptLocked(disk Disk, verb string) (api.LU, error) {
+func (m *Manager) adoptLocked(disk LU, verb string) (api.LU, error) {
 	g := disk.GUID()
 	if findLU(m.state, g) >= 0 {
-		m.closeDisk(disk)
+		m.closeLU(disk)
 		return api.LU{}, api.Errorf(api.CodeGUIDInUse, g.String(), "guid in use")
 	}
 	if err := m.fw.RegisterLU(disk); err != nil {
-		m.closeDisk(disk)
+		m.closeLU(disk)
 		return api.LU{}, api.Errorf(api.CodeGUIDInUse, g.String(), "guid in use")
 	}
 	info := disk.Info()
@@ -287,11 +287,11 @@ func (m *Manager) adoptLocked(disk Disk, verb string) (api.LU, error) {
 	next.LUs = append(next.LUs, store.LU{GUID: g.String(), DataFile: info.DataFile, MetaFile: info.MetaFile})
 	if err := m.commitLocked(next, func() {
 		_ = m.fw.DeregisterLU(g, true)
-		m.closeDisk(disk)
+		m.closeLU(disk)
 	}); err != nil {
 		return api.LU{}, err
 	}
-	m.disks[g] = disk
+	m.open[g] = disk
 	m.log.Info("LU "+verb, "guid", g, "data_file", info.DataFile, "size", info.Size)
 	return m.luLocked(next.LUs[len(next.LUs)-1]), nil
 }
@@ -340,7 +340,7 @@ func (m *Manager) ModifyLU(ctx context.Context, req api.ModifyLURequest) (api.LU
 	if err != nil {
 		return api.LU{}, err
 	}
-	disk, ok := m.disks[g]
+	disk, ok := m.open[g]
 	if !ok {
 		return api.LU{}, api.Errorf(api.CodeDataFile, m.state.LUs[i].DataFile, "data file error: the backing store is not open")
 	}
@@ -396,7 +396,7 @@ func (m *Manager) DeleteLU(_ context.Context, req api.DeleteLURequest) (api.Empt
 		s := g.String()
 		next.Views = slices.DeleteFunc(next.Views, func(v store.View) bool { return v.GUID == s })
 	}
-	disk := m.disks[g]
+	disk := m.open[g]
 	registered := i >= 0 && disk != nil && !m.state.LUs[i].Offline
 	if registered {
 		_ = m.fw.DeregisterLU(g, true)
@@ -422,8 +422,8 @@ func (m *Manager) DeleteLU(_ context.Context, req api.DeleteLURequest) (api.Empt
 		return api.Empty{}, err
 	}
 	if disk != nil {
-		delete(m.disks, g)
-		m.closeDisk(disk)
+		delete(m.open, g)
+		m.closeLU(disk)
 	}
 	m.log.Info("LU deleted", "guid", g, "keep_views", req.KeepViews, "views_removed", !req.KeepViews && len(views) > 0)
 	return api.Empty{}, nil
@@ -439,7 +439,7 @@ func (m *Manager) OnlineLU(ctx context.Context, req api.GUIDRequest) (api.Empty,
 		return api.Empty{}, err
 	}
 	rec := m.state.LUs[i]
-	disk, opened := m.disks[g]
+	disk, opened := m.open[g]
 	if opened && !rec.Offline {
 		return api.Empty{}, nil
 	}
@@ -450,14 +450,14 @@ func (m *Manager) OnlineLU(ctx context.Context, req api.GUIDRequest) (api.Empty,
 			return api.Empty{}, providerErr(err, rec.DataFile)
 		}
 		if d.GUID() != g {
-			m.closeDisk(d)
+			m.closeLU(d)
 			return api.Empty{}, api.Errorf(api.CodeDataFile, rec.DataFile, "data file error: it now holds LU %s", d.GUID())
 		}
 		disk = d
 	}
 	if err := m.fw.RegisterLU(disk); err != nil {
 		if !opened {
-			m.closeDisk(disk)
+			m.closeLU(disk)
 		}
 		return api.Empty{}, api.Errorf(api.CodeBusy, req.GUID, "resource busy: %v", err)
 	}
@@ -466,12 +466,12 @@ func (m *Manager) OnlineLU(ctx context.Context, req api.GUIDRequest) (api.Empty,
 	if err := m.commitLocked(next, func() {
 		_ = m.fw.DeregisterLU(g, true)
 		if !opened {
-			m.closeDisk(disk)
+			m.closeLU(disk)
 		}
 	}); err != nil {
 		return api.Empty{}, err
 	}
-	m.disks[g] = disk
+	m.open[g] = disk
 	delete(m.waiting, g)
 	m.log.Info("LU online", "guid", g)
 	return api.Empty{}, nil
@@ -489,7 +489,7 @@ func (m *Manager) OfflineLU(_ context.Context, req api.GUIDRequest) (api.Empty, 
 	if m.state.LUs[i].Offline {
 		return api.Empty{}, nil
 	}
-	disk, registered := m.disks[g]
+	disk, registered := m.open[g]
 	if registered {
 		_ = m.fw.DeregisterLU(g, true)
 	}
