@@ -1,8 +1,8 @@
 // Package mgmt is stmfd's management plane: every administrative change
 // (LUs, views, host and target groups, targets, ALUA states, and the iSCSI
 // port provider's portal groups, initiators and defaults) goes through a
-// Manager, which validates it, applies it to the
-// live stmf framework and providers, and makes it durable before answering.
+// Manager, which validates it, applies it to the live stmf framework and
+// providers, and makes it durable before answering.
 //
 // The transaction rule: a change is built on a copy of the persisted state,
 // applied live, then saved; when the save fails the live change is undone
@@ -125,7 +125,7 @@ func (m *Manager) Restore(ctx context.Context, st *store.State) error {
 		if err != nil {
 			return fmt.Errorf("stored LU: %w", err)
 		}
-		disk, err := m.reopen(ctx, rec, g)
+		unit, err := m.reopen(ctx, rec, g)
 		if err != nil {
 			// One missing backing store must not take the other LUs down;
 			// an LU on a zvol is opened once its pool is imported (WatchZvols).
@@ -133,14 +133,14 @@ func (m *Manager) Restore(ctx context.Context, st *store.State) error {
 			m.setWaitingLocked(g, err)
 			continue
 		}
-		if disk.GUID() != g {
-			m.log.Error("backing store holds a different LU; not registering it", "want", rec.GUID, "found", disk.GUID(), "data_file", rec.DataFile)
-			m.closeLU(disk)
+		if unit.GUID() != g {
+			m.log.Error("backing store holds a different LU; not registering it", "want", rec.GUID, "found", unit.GUID(), "data_file", rec.DataFile)
+			m.closeLU(unit)
 			continue
 		}
-		m.open[g] = disk
+		m.open[g] = unit
 		if !rec.Offline {
-			if err := m.fw.RegisterLU(disk); err != nil {
+			if err := m.fw.RegisterLU(unit); err != nil {
 				return fmt.Errorf("registering LU %s: %w", rec.GUID, err)
 			}
 		}

@@ -121,11 +121,11 @@ func (m *Manager) CreateZvolLU(ctx context.Context, req api.CreateZvolLURequest)
 	if !spec.GUID.IsZero() && findLU(m.state, spec.GUID) >= 0 {
 		return api.LU{}, api.Errorf(api.CodeGUIDInUse, spec.GUID.String(), "guid in use")
 	}
-	disk, err := zp.CreateZvolLU(ctx, req.Zvol, req.Size, req.VolBlockSize, spec)
+	unit, err := zp.CreateZvolLU(ctx, req.Zvol, req.Size, req.VolBlockSize, spec)
 	if err != nil {
 		return api.LU{}, zfsErr(err, req.Zvol)
 	}
-	lu, err := m.adoptLocked(disk, "created on a new zvol")
+	lu, err := m.adoptLocked(unit, "created on a new zvol")
 	if err != nil {
 		m.destroyAfterFailure(ctx, zp, req.Zvol)
 		return api.LU{}, err
@@ -172,11 +172,11 @@ func (m *Manager) ImportZvolLU(ctx context.Context, req api.ImportZvolLURequest)
 	if !g.IsZero() && findLU(m.state, g) >= 0 {
 		return api.LU{}, api.Errorf(api.CodeGUIDInUse, g.String(), "guid in use")
 	}
-	disk, err := zp.ImportZvolLU(ctx, path, g, req.Alias)
+	unit, err := zp.ImportZvolLU(ctx, path, g, req.Alias)
 	if err != nil {
 		return api.LU{}, zfsErr(err, path)
 	}
-	return m.adoptLocked(disk, "imported")
+	return m.adoptLocked(unit, "imported")
 }
 
 // zvolOfLocked returns the volume of configured LU i.
@@ -204,11 +204,11 @@ func (m *Manager) SnapshotLU(ctx context.Context, req api.SnapshotLURequest) (ap
 	if _, err := m.zvolOfLocked(zp, i); err != nil {
 		return api.Snapshot{}, err
 	}
-	disk, ok := m.open[g]
+	unit, ok := m.open[g]
 	if !ok {
 		return api.Snapshot{}, api.Errorf(api.CodeDataFile, m.state.LUs[i].DataFile, "data file error: the zvol is not open (%s)", m.waitReasonLocked(g))
 	}
-	name, err := zp.SnapshotLU(ctx, disk, req.Name)
+	name, err := zp.SnapshotLU(ctx, unit, req.Name)
 	if err != nil {
 		return api.Snapshot{}, zfsErr(err, req.GUID)
 	}
@@ -255,12 +255,12 @@ func (m *Manager) CloneLU(ctx context.Context, req api.CloneLURequest) (api.LU, 
 	if !spec.GUID.IsZero() && findLU(m.state, spec.GUID) >= 0 {
 		return api.LU{}, api.Errorf(api.CodeGUIDInUse, spec.GUID.String(), "guid in use")
 	}
-	disk, err := zp.CloneLU(ctx, vol+"@"+snap, req.Zvol, spec)
+	unit, err := zp.CloneLU(ctx, vol+"@"+snap, req.Zvol, spec)
 	if err != nil {
 		return api.LU{}, zfsErr(err, req.Source)
 	}
-	clone, _ := zp.ZvolName(disk.Info().DataFile)
-	lu, err := m.adoptLocked(disk, "created on a clone of "+vol+"@"+snap)
+	clone, _ := zp.ZvolName(unit.Info().DataFile)
+	lu, err := m.adoptLocked(unit, "created on a clone of "+vol+"@"+snap)
 	if err != nil {
 		if clone != "" {
 			m.destroyAfterFailure(ctx, zp, clone)
@@ -290,18 +290,18 @@ func (m *Manager) DestroyLU(ctx context.Context, req api.DestroyLURequest) (api.
 	if err != nil {
 		return api.Empty{}, err
 	}
-	disk := m.open[g]
-	registered := disk != nil && !rec.Offline
+	unit := m.open[g]
+	registered := unit != nil && !rec.Offline
 	if registered {
 		_ = m.fw.DeregisterLU(g, true)
 	}
-	if disk != nil {
+	if unit != nil {
 		delete(m.open, g)
-		m.closeLU(disk)
+		m.closeLU(unit)
 	}
 	if err := zp.DestroyZvol(ctx, name); err != nil {
 		// Bring the LU back as it was.
-		if disk != nil {
+		if unit != nil {
 			d, rerr := zp.ReopenLU(context.WithoutCancel(ctx), rec.DataFile, rec.MetaFile, g)
 			switch {
 			case rerr != nil:
