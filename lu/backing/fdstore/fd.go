@@ -1,3 +1,9 @@
+// Package fdstore is positional I/O on one file descriptor, shared by the
+// stores on regular files, block devices and zvols: pread/pwrite,
+// RWF_DSYNC with an fdatasync fallback, O_DIRECT bounce buffers, hole
+// punching and discard, SEEK_DATA/SEEK_HOLE. Offsets are those of the
+// file or device; errors of writes wrap backing.ErrNoSpace and
+// backing.ErrReadOnly where they mean that.
 package fdstore
 
 import (
@@ -18,13 +24,6 @@ const (
 	SyncFdatasync  = "fdatasync"   // fdatasync(2) of the whole file
 	SyncDsyncWrite = "dsync-write" // pwritev2(RWF_DSYNC)
 )
-
-// Package fdstore is positional I/O on one file descriptor, shared by the
-// stores on regular files, block devices and zvols: pread/pwrite,
-// RWF_DSYNC with an fdatasync fallback, O_DIRECT bounce buffers, hole
-// punching and discard, SEEK_DATA/SEEK_HOLE. Offsets are those of the
-// file or device; errors of writes wrap backing.ErrNoSpace and
-// backing.ErrReadOnly where they mean that.
 
 // FD is a backing store opened for positional I/O: a regular file or
 // a block device. Reads and writes use pread/pwrite on one descriptor from
