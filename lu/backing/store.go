@@ -30,7 +30,8 @@ type Store interface {
 	Size() uint64
 	// Resize makes the store hold n bytes (never shrinking data).
 	Resize(ctx context.Context, n uint64) error
-	// Caps reports what the store can do; constant while open.
+	// Caps reports what the store can do; fixed once the LU's metadata
+	// was loaded or first saved.
 	Caps() Caps
 	// LoadMeta returns the stored metadata (ErrNoMeta wrapped when none).
 	LoadMeta() (*Meta, error)
