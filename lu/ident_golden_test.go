@@ -1,0 +1,147 @@
+package lu
+
+import (
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/costar-project/costar/stmf"
+)
+
+// Golden bytes of what an iSCSI I_T nexus sees of the LU's identity: VPD
+// page 0x83 and PERSISTENT RESERVE IN READ FULL STATUS, and the persisted
+// PR state (APTPL) these registrations produce. They were captured from
+// the code before nexus identity became protocol-neutral; identity is now
+// supplied by the port provider and must answer byte for byte the same, and
+// state persisted by earlier releases must still load.
+// COSTAR_UPDATE_GOLDEN=1 rewrites the files (only ever from known-good code).
+
+const goldenDir = "testdata/ident"
+
+func golden(t *testing.T, name string, got []byte) []byte {
+	t.Helper()
+	path := filepath.Join(goldenDir, name)
+	if os.Getenv("COSTAR_UPDATE_GOLDEN") == "1" {
+		if err := os.MkdirAll(goldenDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(hex.Dump(got)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return undump(t, string(b))
+}
+
+// undump reads hex.Dump output back.
+func undump(t *testing.T, s string) []byte {
+	t.Helper()
+	var out []byte
+	for _, line := range strings.Split(s, "\n") {
+		if len(line) < 10 {
+			continue
+		}
+		line = line[10:] // offset
+		if i := strings.Index(line, "|"); i >= 0 {
+			line = line[:i]
+		}
+		b, err := hex.DecodeString(strings.ReplaceAll(line, " ", ""))
+		if err != nil {
+			t.Fatalf("golden file: %v", err)
+		}
+		out = append(out, b...)
+	}
+	return out
+}
+
+// goldenScenario registers, through iSCSI-shaped nexuses, one initiator
+// port per port, an ALL_TG_PT registrant with a mixed-case name, SPEC_I_PT
+// TransportIDs of both formats (upper-case ISID digits) and a reservation.
+func goldenScenario(t *testing.T) (*prEnv, *stmf.Session) {
+	e := newPREnvISCSI(t)
+	a := e.session(0, prInitA, 0x023d000001)
+	b := e.session(1, strings.ToUpper(prInitB[:4])+prInitB[4:], 0x400001370000)
+	e.clearUAs(a, b)
+	e.mustProut(a, proutRegister, 0, 0, 0xaa, pfAPTPL)
+	e.mustProut(b, proutRegister, 0, 0, 0xbb, pfAPTPL|pfAllTgPt)
+	c := e.session(0, prInitC, 3)
+	// Format 01b with upper-case ISID digits and more padding than needed:
+	// READ FULL STATUS reports it re-encoded.
+	tidD := rawTID(0x45, "iqn.2026-11.org.costar:init-d,i,0x00AbCdEf0102", 64)
+	tidE := rawTID(0x05, "iqn.2026-11.org.costar:init-e", 32)
+	e.mustProut(c, proutRegister, 0, 0, 0xcc, pfAPTPL|pfSpecIPT, tidD, tidE)
+	e.mustProut(a, proutReserve, prTypeWE, 0xaa, 0, 0)
+	return e, a
+}
+
+func TestGoldenISCSIIdentity(t *testing.T) {
+	e, a := goldenScenario(t)
+	vpd := e.run(a, inquiryCDB(true, vpdDeviceID, 1024), nil)
+	expectGood(t, "VPD 0x83", vpd)
+	clear(vpd.data[8:24]) // the LU's NAA designator: a fresh GUID each run
+	if want := golden(t, "vpd83.hex", vpd.data); string(vpd.data) != string(want) {
+		t.Errorf("VPD 0x83\n got % x\nwant % x", vpd.data, want)
+	}
+	fs := e.run(a, prinCDB(prinReadFullStatus, 8192), nil)
+	expectGood(t, "READ FULL STATUS", fs)
+	wantFS := golden(t, "fullstatus.hex", fs.data)
+	if string(fs.data) != string(wantFS) {
+		t.Errorf("READ FULL STATUS\n got % x\nwant % x", fs.data, wantFS)
+	}
+	enc, err := encodePR(e.d.resv.pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPR := golden(t, "pr_v1.hex", enc)
+	if string(enc) != string(wantPR) {
+		t.Errorf("persisted PR state\n got % x\nwant % x", enc, wantPR)
+	}
+
+	// State persisted by earlier releases loads into the same answers.
+	e2 := newPREnvISCSI(t)
+	e2.d.setupReservations(&metadata{GUID: e2.d.guid, PR: wantPR})
+	a2 := e2.session(0, prInitA, 0x023d000001)
+	if got := e2.run(a2, prinCDB(prinReadFullStatus, 8192), nil); string(got.data) != string(wantFS) {
+		t.Errorf("READ FULL STATUS after loading the golden state\n got % x\nwant % x", got.data, wantFS)
+	}
+	expectConflict(t, "write from a non-holder after loading", e2.run(e2.session(1, prInitC, 3), write10CDB, block512))
+	expectGood(t, "write from the holder after loading", e2.run(a2, write10CDB, block512))
+}
+
+// rawTID builds a TransportID by hand: header byte, NUL-padded string.
+func rawTID(b0 byte, s string, n int) []byte {
+	b := make([]byte, 4+n)
+	b[0], b[3] = b0, byte(n)
+	copy(b[4:], s)
+	return b
+}
+
+// newPREnvISCSI is a reservation test rig whose ports are registered the
+// way the iSCSI port provider registers them ("<target>,t,0x<TPGT>" in
+// ALUA group TPGT).
+func newPREnvISCSI(t *testing.T) *prEnv {
+	t.Helper()
+	d := newTestDisk(t, diskOpts{})
+	fw := stmf.New(quietLog())
+	if err := fw.RegisterLU(d); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fw.AddView(d.GUID(), stmf.ViewEntry{}, true); err != nil {
+		t.Fatal(err)
+	}
+	e := &prEnv{t: t, d: d, fw: fw}
+	for tag := uint16(1); tag <= 2; tag++ {
+		p, err := fw.RegisterPortInGroup(prTarget, fmt.Sprintf("%s,t,0x%04x", prTarget, tag), tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.ports = append(e.ports, p)
+	}
+	return e
+}
