@@ -429,7 +429,7 @@ func newTPHarness(t *testing.T, d *Device) *tpHarness {
 	if _, err := h.fw.AddView(d.GUID(), stmf.ViewEntry{}, false); err != nil {
 		t.Fatal(err)
 	}
-	p, err := h.fw.RegisterPort("iqn.2026-11.org.costar:t", "iqn.2026-11.org.costar:t,t,0x0001")
+	p, err := h.fw.RegisterPort(stmf.PortSpec{TargetName: "iqn.2026-11.org.costar:t", Name: "iqn.2026-11.org.costar:t,t,0x0001", Group: stmf.DefaultPortGroup})
 	if err != nil {
 		t.Fatal(err)
 	}

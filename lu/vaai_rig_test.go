@@ -44,7 +44,7 @@ func newVRig(t testing.TB, disks ...*Device) *vrig {
 	for _, d := range disks {
 		r.addLU(d, stmf.ViewEntry{})
 	}
-	p, err := r.fw.RegisterPort("iqn.2026-01.test:vaai", "iqn.2026-01.test:vaai,t,0x0001")
+	p, err := r.fw.RegisterPort(stmf.PortSpec{TargetName: "iqn.2026-01.test:vaai", Name: "iqn.2026-01.test:vaai,t,0x0001", Group: stmf.DefaultPortGroup})
 	if err != nil {
 		t.Fatalf("RegisterPort: %v", err)
 	}

@@ -14,23 +14,41 @@ import (
 // LocalPort is a SCSI target port registered by a port provider (an iSCSI
 // target name plus portal group tag, or an FC WWPN).
 type LocalPort struct {
-	fw         *Framework
-	TargetName string // iSCSI target IQN or FC node name; used by target groups
-	Name       string // SCSI target port name, e.g. "iqn…,t,0x0001"
-	RelativeID uint16 // relative target port identifier, stable per Name
-	Group      uint16 // ALUA target port group
+	fw          *Framework
+	Protocol    scsi.ProtocolID
+	TargetName  string // target device name; target groups match it
+	Name        string // SCSI target port name, e.g. "iqn…,t,0x0001"
+	RelativeID  uint16 // relative target port identifier, stable per Name
+	Group       uint16 // ALUA target port group
+	Designators PortDesignators
 }
 
-// RegisterPort registers a local target port in the default target port
-// group and assigns its relative port identifier (stable per port name).
-func (fw *Framework) RegisterPort(targetName, portName string) (*LocalPort, error) {
-	return fw.RegisterPortInGroup(targetName, portName, DefaultPortGroup)
+// PortSpec is what a port provider tells the framework about a target port
+// it registers.
+type PortSpec struct {
+	Protocol    scsi.ProtocolID
+	TargetName  string // target device name; target groups match it
+	Name        string // SCSI target port name, unique; the relative port id is stable per name
+	Group       uint16 // ALUA target port group (DefaultPortGroup unless configured)
+	Designators PortDesignators
 }
 
-// RegisterPortInGroup is RegisterPort with an explicit ALUA target port group.
-func (fw *Framework) RegisterPortInGroup(targetName, portName string, group uint16) (*LocalPort, error) {
+// PortDesignators are the target port's and target device's designators
+// of VPD page 0x83 (SPC-4 7.8.6), decided by the port provider. With PIV
+// they, and the relative target port and target port group designators
+// the LU adds, carry the port's protocol identifier.
+type PortDesignators struct {
+	PIV    bool
+	Port   []scsi.Designator // associated with the target port
+	Target []scsi.Designator // associated with the target device
+}
+
+// RegisterPort registers a local target port and assigns its relative
+// port identifier (stable per port name).
+func (fw *Framework) RegisterPort(spec PortSpec) (*LocalPort, error) {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
+	portName := spec.Name
 	if _, ok := fw.ports[portName]; ok {
 		return nil, fmt.Errorf("%w: %s", ErrPortExists, portName)
 	}
@@ -40,7 +58,8 @@ func (fw *Framework) RegisterPortInGroup(targetName, portName string, group uint
 		fw.nextRel++
 		fw.relIDs[portName] = rel
 	}
-	p := &LocalPort{fw: fw, TargetName: targetName, Name: portName, RelativeID: rel, Group: group}
+	p := &LocalPort{fw: fw, Protocol: spec.Protocol, TargetName: spec.TargetName, Name: portName,
+		RelativeID: rel, Group: spec.Group, Designators: spec.Designators}
 	fw.ports[portName] = p
 	return p, nil
 }
@@ -54,14 +73,29 @@ func (p *LocalPort) Deregister() {
 	}
 }
 
-// Nexus describes an I_T nexus.
+// Nexus describes an I_T nexus in the terms SPC needs, as the port
+// provider supplies them: the LU compares initiator ports by TransportID
+// and never parses a name.
 type Nexus struct {
-	InitiatorName  string // iqn.…, eui.…, wwn.…
-	InitiatorPort  string // SCSI initiator port name, e.g. "iqn…,i,0x<ISID>"
-	TargetName     string
-	TargetPort     string
-	RelativePortID uint16
-	PortGroup      uint16 // ALUA target port group of the target port
+	Protocol          scsi.ProtocolID
+	InitiatorName     string           // initiator device name (host groups match it), for display
+	InitiatorPort     string           // SCSI initiator port name, for display
+	InitiatorPortID   scsi.TransportID // the initiator port
+	InitiatorDeviceID scsi.TransportID // the initiator device: all of its ports
+	TargetName        string
+	TargetPort        string
+	RelativePortID    uint16
+	PortGroup         uint16 // ALUA target port group of the target port
+	Designators       PortDesignators
+}
+
+// Initiator is the SCSI initiator port of a new I_T nexus, as the port
+// provider knows it.
+type Initiator struct {
+	Name     string           // initiator device name: host groups match it
+	PortName string           // SCSI initiator port name, for display
+	PortID   scsi.TransportID // TransportID of the port
+	DeviceID scsi.TransportID // TransportID of the device (iSCSI format 00b); PortID when the protocol has none
 }
 
 // Session is an I_T nexus: the framework's view of one initiator port
@@ -83,7 +117,7 @@ type Session struct {
 }
 
 // OpenSession creates the I_T nexus between an initiator port and p.
-func (p *LocalPort) OpenSession(initiatorName, initiatorPort string) (*Session, error) {
+func (p *LocalPort) OpenSession(ini Initiator) (*Session, error) {
 	fw := p.fw
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
@@ -94,12 +128,16 @@ func (p *LocalPort) OpenSession(initiatorName, initiatorPort string) (*Session, 
 	s := &Session{
 		fw: fw,
 		Nexus: Nexus{
-			InitiatorName:  initiatorName,
-			InitiatorPort:  initiatorPort,
-			TargetName:     p.TargetName,
-			TargetPort:     p.Name,
-			RelativePortID: p.RelativeID,
-			PortGroup:      p.Group,
+			Protocol:          p.Protocol,
+			InitiatorName:     ini.Name,
+			InitiatorPort:     ini.PortName,
+			InitiatorPortID:   ini.PortID,
+			InitiatorDeviceID: ini.DeviceID,
+			TargetName:        p.TargetName,
+			TargetPort:        p.Name,
+			RelativePortID:    p.RelativeID,
+			PortGroup:         p.Group,
+			Designators:       p.Designators,
 		},
 		Created: time.Now(),
 		ctx:     ctx,
@@ -107,7 +145,7 @@ func (p *LocalPort) OpenSession(initiatorName, initiatorPort string) (*Session, 
 		tasks:   map[uint64]*Task{},
 		ua:      map[scsi.LUN][]scsi.ASC{},
 	}
-	m := fw.mapForLocked(initiatorName, p.TargetName)
+	m := fw.mapForLocked(ini.Name, p.TargetName)
 	s.lunMap.Store(&m)
 	// A new I_T nexus starts with POWER ON, RESET, OR BUS DEVICE RESET
 	// OCCURRED on each LUN, as after a power cycle (SAM-5 6.3.2).
@@ -117,10 +155,6 @@ func (p *LocalPort) OpenSession(initiatorName, initiatorPort string) (*Session, 
 	fw.sessions[s] = struct{}{}
 	return s, nil
 }
-
-// Framework returns the framework the session belongs to (LUs use it to
-// raise unit attentions on other nexuses).
-func (s *Session) Framework() *Framework { return s.fw }
 
 // LUNs returns the session's current LUN numbers in ascending order.
 func (s *Session) LUNs() []scsi.LUN { return s.lunMap.Load().sortedLUNs() }

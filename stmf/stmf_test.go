@@ -157,12 +157,12 @@ func TestViewsAndLUNMaps(t *testing.T) {
 	if _, err := fw.AddView(guidN(3), ViewEntry{LUN: scsi.MaxLUN}, false); !errors.Is(err, ErrInvalidLUN) {
 		t.Fatalf("LUN range: %v", err)
 	}
-	port, err := fw.RegisterPort("iqn.t", "iqn.t,t,0x0001")
+	port, err := fw.RegisterPort(PortSpec{TargetName: "iqn.t", Name: "iqn.t,t,0x0001", Group: DefaultPortGroup})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sa, _ := port.OpenSession("iqn.a", "iqn.a,i,0x1")
-	sb, _ := port.OpenSession("iqn.b", "iqn.b,i,0x1")
+	sa, _ := port.OpenSession(Initiator{Name: "iqn.a", PortName: "iqn.a,i,0x1"})
+	sb, _ := port.OpenSession(Initiator{Name: "iqn.b", PortName: "iqn.b,i,0x1"})
 	defer sa.Close()
 	defer sb.Close()
 	// A new nexus reports POWER ON, RESET... once per LUN, INQUIRY excepted.
@@ -238,8 +238,8 @@ func TestAbortDropsResponse(t *testing.T) {
 	l := &fakeLU{guid: guidN(1), hold: make(chan struct{})}
 	_ = fw.RegisterLU(l)
 	_, _ = fw.AddView(l.guid, ViewEntry{}, true)
-	port, _ := fw.RegisterPort("iqn.t", "iqn.t,t,0x0001")
-	s, _ := port.OpenSession("iqn.a", "iqn.a,i,0x1")
+	port, _ := fw.RegisterPort(PortSpec{TargetName: "iqn.t", Name: "iqn.t,t,0x0001", Group: DefaultPortGroup})
+	s, _ := port.OpenSession(Initiator{Name: "iqn.a", PortName: "iqn.a,i,0x1"})
 	go func() { l.hold <- struct{}{} }()
 	clearUA(t, s, 0)
 	tr := newFakeTransport()
@@ -264,8 +264,8 @@ func TestAbortDropsResponse(t *testing.T) {
 
 func TestReportLUNsInvalid(t *testing.T) {
 	fw := New(nil)
-	port, _ := fw.RegisterPort("iqn.t", "iqn.t,t,0x0001")
-	s, _ := port.OpenSession("iqn.a", "iqn.a,i,0x1")
+	port, _ := fw.RegisterPort(PortSpec{TargetName: "iqn.t", Name: "iqn.t,t,0x0001", Group: DefaultPortGroup})
+	s, _ := port.OpenSession(Initiator{Name: "iqn.a", PortName: "iqn.a,i,0x1"})
 	defer s.Close()
 	for name, cdb := range map[string][]byte{
 		"short alloc":   {0xa0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0},

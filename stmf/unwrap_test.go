@@ -21,8 +21,8 @@ func TestSessionLUUnwraps(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p, _ := fw.RegisterPort("iqn.t", "iqn.t,t,0x0001")
-	s, err := p.OpenSession("iqn.a", "iqn.a,i,0x1")
+	p, _ := fw.RegisterPort(PortSpec{TargetName: "iqn.t", Name: "iqn.t,t,0x0001", Group: DefaultPortGroup})
+	s, err := p.OpenSession(Initiator{Name: "iqn.a", PortName: "iqn.a,i,0x1"})
 	if err != nil {
 		t.Fatal(err)
 	}

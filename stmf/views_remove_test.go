@@ -20,11 +20,11 @@ func TestRemoveView(t *testing.T) {
 	if _, err := fw.AddView(lu.guid, ViewEntry{HostGroup: "hg", LUN: 2}, false); err != nil {
 		t.Fatal(err)
 	}
-	p, err := fw.RegisterPort("iqn.2026-11.test:t", "iqn.2026-11.test:t,t,0x0001")
+	p, err := fw.RegisterPort(PortSpec{TargetName: "iqn.2026-11.test:t", Name: "iqn.2026-11.test:t,t,0x0001", Group: DefaultPortGroup})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := p.OpenSession("iqn.2026-11.test:a", "iqn.2026-11.test:a,i,0x1")
+	s, err := p.OpenSession(Initiator{Name: "iqn.2026-11.test:a", PortName: "iqn.2026-11.test:a,i,0x1"})
 	if err != nil {
 		t.Fatal(err)
 	}

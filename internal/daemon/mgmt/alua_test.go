@@ -65,11 +65,11 @@ func aluaRig(t *testing.T) (*rig, *stmf.Session) {
 		t.Fatalf("target bound with %+v, want tag 2", tg.TPGs)
 	}
 	// The fake port provider does not register ports: do what iscsi does.
-	p, err := r.fw.RegisterPortInGroup("iqn.2026-11.test:two", "iqn.2026-11.test:two,t,0x0002", 2)
+	p, err := r.fw.RegisterPort(stmf.PortSpec{TargetName: "iqn.2026-11.test:two", Name: "iqn.2026-11.test:two,t,0x0002", Group: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := p.OpenSession("iqn.2026-11.test:ini", "iqn.2026-11.test:ini,i,0x1")
+	s, err := p.OpenSession(stmf.Initiator{Name: "iqn.2026-11.test:ini", PortName: "iqn.2026-11.test:ini,i,0x1"})
 	if err != nil {
 		t.Fatal(err)
 	}
