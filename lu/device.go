@@ -147,6 +147,8 @@ type Device struct {
 
 	resv reservations // SCSI-2 and persistent reservations (reserve.go, pr*.go)
 
+	host atomic.Pointer[stmf.LUHost] // unit attentions and task aborts (host.go)
+
 	// in-flight accounting for Close: the low bits count commands in
 	// Execute, closingBit is set by Close.
 	state     atomic.Int64

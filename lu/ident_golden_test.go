@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/costar-project/costar/scsi"
 	"github.com/costar-project/costar/stmf"
 )
 
@@ -64,7 +65,7 @@ func undump(t *testing.T, s string) []byte {
 // port per port, an ALL_TG_PT registrant with a mixed-case name, SPEC_I_PT
 // TransportIDs of both formats (upper-case ISID digits) and a reservation.
 func goldenScenario(t *testing.T) (*prEnv, *stmf.Session) {
-	e := newPREnvISCSI(t)
+	e := newPREnv(t)
 	a := e.session(0, prInitA, 0x023d000001)
 	b := e.session(1, strings.ToUpper(prInitB[:4])+prInitB[4:], 0x400001370000)
 	e.clearUAs(a, b)
@@ -104,7 +105,7 @@ func TestGoldenISCSIIdentity(t *testing.T) {
 	}
 
 	// State persisted by earlier releases loads into the same answers.
-	e2 := newPREnvISCSI(t)
+	e2 := newPREnv(t)
 	e2.d.setupReservations(&metadata{GUID: e2.d.guid, PR: wantPR})
 	a2 := e2.session(0, prInitA, 0x023d000001)
 	if got := e2.run(a2, prinCDB(prinReadFullStatus, 8192), nil); string(got.data) != string(wantFS) {
@@ -122,26 +123,37 @@ func rawTID(b0 byte, s string, n int) []byte {
 	return b
 }
 
-// newPREnvISCSI is a reservation test rig whose ports are registered the
-// way the iSCSI port provider registers them ("<target>,t,0x<TPGT>" in
-// ALUA group TPGT).
-func newPREnvISCSI(t *testing.T) *prEnv {
-	t.Helper()
-	d := newTestDisk(t, diskOpts{})
-	fw := stmf.New(quietLog())
-	if err := fw.RegisterLU(d); err != nil {
-		t.Fatal(err)
+// iscsiPortSpec is a target port as the iSCSI port provider registers it:
+// "<target>,t,0x<TPGT>" in ALUA group TPGT, SCSI name string designators
+// for the port and the target with protocol iSCSI and PIV.
+func iscsiPortSpec(target string, tpgt uint16) stmf.PortSpec {
+	name := fmt.Sprintf("%s,t,0x%04x", target, tpgt)
+	pd, _ := scsi.NameDesignator(name)
+	td, _ := scsi.NameDesignator(target)
+	return stmf.PortSpec{Protocol: scsi.ProtocolISCSI, TargetName: target, Name: name, Group: tpgt,
+		Designators: stmf.PortDesignators{PIV: true, Port: []scsi.Designator{pd}, Target: []scsi.Designator{td}}}
+}
+
+// iscsiInitiator is an initiator port as the iSCSI port provider opens its
+// nexus: name and ISID.
+func iscsiInitiator(name string, isid uint64) stmf.Initiator {
+	var id [6]byte
+	for i := range id {
+		id[i] = byte(isid >> (8 * (5 - i)))
 	}
-	if _, err := fw.AddView(d.GUID(), stmf.ViewEntry{}, true); err != nil {
-		t.Fatal(err)
+	return stmf.Initiator{Name: name, PortName: fmt.Sprintf("%s,i,0x%012x", name, isid),
+		PortID: scsi.ISCSIPortTransportID(name, id), DeviceID: scsi.ISCSIDeviceTransportID(name)}
+}
+
+// tidBytes is the encoded iSCSI TransportID of a port (isid 12 hex
+// digits) or, with isid "", of the initiator device.
+func tidBytes(name, isid string) []byte {
+	if isid == "" {
+		return scsi.ISCSIDeviceTransportID(name).AppendTo(nil)
 	}
-	e := &prEnv{t: t, d: d, fw: fw}
-	for tag := uint16(1); tag <= 2; tag++ {
-		p, err := fw.RegisterPortInGroup(prTarget, fmt.Sprintf("%s,t,0x%04x", prTarget, tag), tag)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.ports = append(e.ports, p)
+	var id [6]byte
+	if _, err := hex.Decode(id[:], []byte(isid)); err != nil {
+		panic(err)
 	}
-	return e
+	return scsi.ISCSIPortTransportID(name, id).AppendTo(nil)
 }

@@ -3,7 +3,6 @@ package lu
 import (
 	"encoding/binary"
 	"errors"
-	"strings"
 
 	"github.com/costar-project/costar/scsi"
 	"github.com/costar-project/costar/stmf"
@@ -61,28 +60,32 @@ const (
 	ascInvalidReleaseOfPR scsi.ASC = 0x2604
 )
 
-// registration is one registered I_T nexus, or, with allTgPt or a
-// name-only initiator (TransportID format 00b), a set of them sharing a
-// reservation key. Registrations are immutable once published.
+// registration is one registered I_T nexus, or, with allTgPt or an
+// initiator device TransportID (iSCSI format 00b), a set of them sharing
+// a reservation key. Registrations are immutable once published.
 type registration struct {
 	key     uint64
-	name    string // initiator name
-	isid    string // "" = every initiator port of the initiator (format 00b)
-	tport   string // target port name (ignored with allTgPt)
-	relPort uint16 // relative target port identifier of tport
+	tid     scsi.TransportID // initiator port, or initiator device: all its ports
+	tport   string           // target port name (ignored with allTgPt)
+	relPort uint16           // relative target port identifier of tport
 	allTgPt bool
+}
+
+// coversInitiator reports whether the registration's TransportID names the
+// initiator port of n or the device it belongs to.
+func (g *registration) coversInitiator(n nexusID) bool {
+	return g.tid.Equal(n.port) || g.tid.Equal(n.device)
 }
 
 // matches reports whether the I_T nexus n is covered by the registration.
 func (g *registration) matches(n nexusID) bool {
-	return (g.isid == "" || g.isid == n.isid) && (g.allTgPt || g.tport == n.tport) &&
-		strings.EqualFold(g.name, n.name)
+	return (g.allTgPt || g.tport == n.tport) && g.coversInitiator(n)
 }
 
 // overlaps reports whether two registrations cover a common I_T nexus.
 func (g *registration) overlaps(o *registration) bool {
-	return (g.isid == "" || o.isid == "" || g.isid == o.isid) &&
-		(g.allTgPt || o.allTgPt || g.tport == o.tport) && strings.EqualFold(g.name, o.name)
+	return (g.allTgPt || o.allTgPt || g.tport == o.tport) &&
+		(g.tid.Equal(o.tid) || g.tid.Equal(o.tid.Device()) || o.tid.Equal(g.tid.Device()))
 }
 
 // prState is the persistent reservation state of an LU. A published
@@ -245,10 +248,9 @@ func appendFullStatus(b []byte, p *prState, g *registration) []byte {
 		h[12] |= 0x01 // R_HOLDER
 		h[13] = p.resType
 	}
-	tid := encodeTransportID(g.name, g.isid)
-	binary.BigEndian.PutUint32(h[20:24], uint32(len(tid)))
+	binary.BigEndian.PutUint32(h[20:24], uint32(g.tid.Len()))
 	b = append(b, h[:]...)
-	return append(b, tid...)
+	return g.tid.AppendTo(b)
 }
 
 // ---- PERSISTENT RESERVE OUT ----
@@ -312,12 +314,12 @@ func (d *Device) prOut(t *stmf.Task, cdb []byte) *stmf.Result {
 		return paramListLengthError()
 	}
 	pl := data[:plen]
-	prm, res := parseProutParams(sa, pl)
+	n := nexusOf(t)
+	prm, res := parseProutParams(sa, pl, n.proto)
 	if res != nil {
 		return res
 	}
 
-	n := nexusOf(t)
 	r := &d.resv
 	r.mu.Lock()
 	if r.s2 != nil { // SPC-2: PERSISTENT RESERVE OUT conflicts with RESERVE
@@ -382,20 +384,17 @@ func (d *Device) commitPRLocked(old, p *prState) *stmf.Result {
 // prAfter raises the unit attentions and aborts the tasks a committed
 // service action calls for.
 func (d *Device) prAfter(t *stmf.Task, out *prOutcome) {
-	if t.Session == nil {
-		return
-	}
-	fw := t.Session.Framework()
-	if fw == nil {
+	h := d.hostOf()
+	if t.Session == nil || h == nil {
 		return
 	}
 	for _, ua := range out.uas {
 		match := ua.match
-		fw.RaiseUAWhere(d.guid, ua.asc, func(nx *stmf.Nexus) bool { return match(nexusFrom(nx)) })
+		h.RaiseUA(ua.asc, func(nx *stmf.Nexus) bool { return match(nexusFrom(nx)) })
 	}
 	if len(out.aborted) > 0 {
 		victims := out.aborted
-		fw.AbortTasksWhere(d.guid, func(x *stmf.Task) bool {
+		h.AbortTasks(func(x *stmf.Task) bool {
 			if x == t || x.Session == nil {
 				return false
 			}
@@ -412,7 +411,7 @@ func (d *Device) prAfter(t *stmf.Task, out *prOutcome) {
 
 // parseProutParams decodes and checks the parameter list (its length
 // already checked against the service action's minimum).
-func parseProutParams(sa byte, pl []byte) (*proutParams, *stmf.Result) {
+func parseProutParams(sa byte, pl []byte, proto scsi.ProtocolID) (*proutParams, *stmf.Result) {
 	prm := &proutParams{rk: binary.BigEndian.Uint64(pl[0:8]), sark: binary.BigEndian.Uint64(pl[8:16])}
 	if sa == proutRegisterMove {
 		prm.unreg = pl[17]&0x02 != 0
@@ -422,7 +421,7 @@ func parseProutParams(sa byte, pl []byte) (*proutParams, *stmf.Result) {
 		if uint64(tidLen) > uint64(len(pl)-24) {
 			return nil, paramListLengthError()
 		}
-		tids, res := parseTransportIDs(pl[24:24+tidLen], 24)
+		tids, res := parseTransportIDs(pl[24:24+tidLen], 24, proto)
 		if res != nil {
 			return nil, res
 		}
@@ -454,7 +453,7 @@ func parseProutParams(sa byte, pl []byte) (*proutParams, *stmf.Result) {
 	if uint64(tidLen) > uint64(len(pl)-28) {
 		return nil, paramListLengthError()
 	}
-	tids, res := parseTransportIDs(pl[28:28+tidLen], 28)
+	tids, res := parseTransportIDs(pl[28:28+tidLen], 28, proto)
 	if res != nil {
 		return nil, res
 	}
@@ -473,10 +472,10 @@ func (p *prState) register(n nexusID, ignore bool, prm *proutParams, out *prOutc
 			p.aptpl = prm.aptpl
 			return nil
 		}
-		add := []*registration{{key: prm.sark, name: n.name, isid: n.isid, tport: n.tport, relPort: n.relPort, allTgPt: prm.allTgPt}}
+		add := []*registration{{key: prm.sark, tid: n.port, tport: n.tport, relPort: n.relPort, allTgPt: prm.allTgPt}}
 		for _, tid := range prm.tids {
-			nr := &registration{key: prm.sark, name: tid.name, isid: tid.isid, tport: n.tport, relPort: n.relPort, allTgPt: prm.allTgPt}
-			if nr.isid != "" && nr.matches(n) {
+			nr := &registration{key: prm.sark, tid: tid.id, tport: n.tport, relPort: n.relPort, allTgPt: prm.allTgPt}
+			if nr.tid.Equal(n.port) {
 				continue // the I_T nexus the command came through
 			}
 			for _, x := range p.regs {
@@ -684,9 +683,9 @@ func (d *Device) registerMove(t *stmf.Task, p *prState, n nexusID, prm *proutPar
 	if !ok {
 		return fail(invalidParam(18, -1))
 	}
-	tid := prm.tids[0]
-	dst := nexusID{name: tid.name, isid: tid.isid, tport: tport, relPort: prm.relPort}
-	if tid.isid != "" && dst.same(n) || tid.isid == "" && strings.EqualFold(tid.name, n.name) && tport == n.tport {
+	tid := prm.tids[0].id
+	dst := nexusID{proto: tid.Protocol(), port: tid, device: tid.Device(), tport: tport, relPort: prm.relPort}
+	if tport == n.tport && (&registration{tid: tid}).coversInitiator(n) {
 		return fail(invalidParam(24, -1)) // moving to the caller's own I_T nexus
 	}
 	dg := p.find(dst)
@@ -699,7 +698,7 @@ func (d *Device) registerMove(t *stmf.Task, p *prState, n nexusID, prm *proutPar
 		if len(p.regs) >= maxRegistrations {
 			return fail(scsi.NewSense(scsi.KeyIllegalRequest, scsi.ASCInsufficientRegistrationRes))
 		}
-		dg = &registration{key: prm.sark, name: tid.name, isid: tid.isid, tport: tport, relPort: prm.relPort}
+		dg = &registration{key: prm.sark, tid: tid, tport: tport, relPort: prm.relPort}
 		p.regs = append(p.regs, dg)
 	}
 	p.holder = dg
@@ -712,18 +711,13 @@ func (d *Device) registerMove(t *stmf.Task, p *prState, n nexusID, prm *proutPar
 }
 
 // targetPortByRelID finds the name of the target port with a relative
-// target port identifier, from the framework the task came through.
+// target port identifier: the task's own, or one the host knows.
 func (d *Device) targetPortByRelID(t *stmf.Task, rel uint16) (string, bool) {
 	if t.Session != nil && t.Session.Nexus.RelativePortID == rel && t.Session.Nexus.TargetPort != "" {
 		return t.Session.Nexus.TargetPort, true
 	}
-	if t.Session == nil || t.Session.Framework() == nil {
-		return "", false
-	}
-	for name, id := range t.Session.Framework().RelativePortIDs() {
-		if id == rel {
-			return name, true
-		}
+	if h := d.hostOf(); t.Session != nil && h != nil {
+		return h.TargetPort(rel)
 	}
 	return "", false
 }

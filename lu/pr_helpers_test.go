@@ -16,11 +16,10 @@ import (
 // and unit attentions can be observed.
 
 const (
-	prTarget   = "iqn.2026-11.org.costar:pr"
-	prInitA    = "iqn.2026-11.org.costar:init-a"
-	prInitB    = "iqn.2026-11.org.costar:init-b"
-	prInitC    = "iqn.2026-11.org.costar:init-c"
-	prPortName = prTarget + ",t,0x000"
+	prTarget = "iqn.2026-11.org.costar:pr"
+	prInitA  = "iqn.2026-11.org.costar:init-a"
+	prInitB  = "iqn.2026-11.org.costar:init-b"
+	prInitC  = "iqn.2026-11.org.costar:init-c"
 )
 
 type prEnv struct {
@@ -46,7 +45,7 @@ func newPREnvDisk(t *testing.T, d *Device) *prEnv {
 	}
 	e := &prEnv{t: t, d: d, fw: fw}
 	for i := 1; i <= 2; i++ {
-		p, err := fw.RegisterPort(prTarget, fmt.Sprintf("%s%d", prPortName, i))
+		p, err := fw.RegisterPort(iscsiPortSpec(prTarget, uint16(i)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,7 +58,7 @@ func newPREnvDisk(t *testing.T, d *Device) *prEnv {
 // target port port (0 or 1).
 func (e *prEnv) session(port int, init string, isid uint64) *stmf.Session {
 	e.t.Helper()
-	s, err := e.ports[port].OpenSession(init, fmt.Sprintf("%s,i,0x%012x", init, isid))
+	s, err := e.ports[port].OpenSession(iscsiInitiator(init, isid))
 	if err != nil {
 		e.t.Fatal(err)
 	}

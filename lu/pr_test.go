@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"path/filepath"
 	"reflect"
@@ -83,8 +84,8 @@ type resvWant struct {
 // through scripted sequences and checks keys, generation and reservation.
 func TestPROutActions(t *testing.T) {
 	const k1, k2, k3 = 0x1111, 0x2222, 0x3333
-	tidB := encodeTransportID(prInitB, "000000000002")
-	tidC := encodeTransportID(prInitC, "")
+	tidB := tidBytes(prInitB, "000000000002")
+	tidC := tidBytes(prInitC, "")
 	reg := func(who int, sark uint64) prStep {
 		return prStep{who: who, sa: proutRegisterIgnore, sark: sark, want: "ok"}
 	}
@@ -127,7 +128,7 @@ func TestPROutActions(t *testing.T) {
 			{who: sC, sa: proutRelease, typ: prTypeEA, rk: k1, want: "conflict"},
 		}, []uint64{k1, k1, k1}, 1, resvWant{true, k1, prTypeEA}},
 		{"SPEC_I_PT naming the caller itself", []prStep{
-			{who: sA, sa: proutRegister, sark: k1, flags: pfSpecIPT, tids: [][]byte{encodeTransportID(prInitA, "000000000001")}, want: "ok"},
+			{who: sA, sa: proutRegister, sark: k1, flags: pfSpecIPT, tids: [][]byte{tidBytes(prInitA, "000000000001")}, want: "ok"},
 		}, []uint64{k1}, 1, none},
 		{"SPEC_I_PT from a registered I_T nexus", []prStep{reg(sA, k1),
 			{who: sA, sa: proutRegister, rk: k1, sark: k2, flags: pfSpecIPT, tids: [][]byte{tidB}, want: "invcdb"}}, []uint64{k1}, 1, none},
@@ -208,21 +209,21 @@ func TestPROutActions(t *testing.T) {
 			{who: sA, sa: proutRegisterMove, typ: prTypeEA, param: moveParam(k1, k2, true, false, 1, tidB), want: "ok"}},
 			[]uint64{k2}, 2, resvWant{true, k2, prTypeEA}},
 		{"register and move to another target port", []prStep{reg(sA, k1), resv(sA, prTypeEA, k1),
-			{who: sA, sa: proutRegisterMove, typ: prTypeEA, param: moveParam(k1, k3, false, false, 2, encodeTransportID(prInitC, "000000000003")), want: "ok"},
+			{who: sA, sa: proutRegisterMove, typ: prTypeEA, param: moveParam(k1, k3, false, false, 2, tidBytes(prInitC, "000000000003")), want: "ok"},
 			{who: sC, sa: proutRelease, typ: prTypeEA, rk: k3, want: "ok"}}, []uint64{k1, k3}, 2, none},
 		{"register and move without a reservation conflicts", []prStep{reg(sA, k1),
 			{who: sA, sa: proutRegisterMove, typ: prTypeWE, param: moveParam(k1, k2, false, false, 1, tidB), want: "conflict"}}, []uint64{k1}, 1, none},
 		{"register and move by a non-holder conflicts", []prStep{reg(sA, k1), reg(sC, k3), resv(sA, prTypeWE, k1),
 			{who: sC, sa: proutRegisterMove, typ: prTypeWE, param: moveParam(k3, k2, false, false, 1, tidB), want: "conflict"}}, []uint64{k1, k3}, 2, resvWant{true, k1, prTypeWE}},
 		{"register and move to itself", []prStep{reg(sA, k1), resv(sA, prTypeWE, k1),
-			{who: sA, sa: proutRegisterMove, typ: prTypeWE, param: moveParam(k1, k2, false, false, 1, encodeTransportID(prInitA, "000000000001")), want: "invparam"}}, []uint64{k1}, 1, resvWant{true, k1, prTypeWE}},
+			{who: sA, sa: proutRegisterMove, typ: prTypeWE, param: moveParam(k1, k2, false, false, 1, tidBytes(prInitA, "000000000001")), want: "invparam"}}, []uint64{k1}, 1, resvWant{true, k1, prTypeWE}},
 		{"register and move with SARK 0", []prStep{reg(sA, k1), resv(sA, prTypeWE, k1),
 			{who: sA, sa: proutRegisterMove, typ: prTypeWE, param: moveParam(k1, 0, false, false, 1, tidB), want: "invparam"}}, []uint64{k1}, 1, resvWant{true, k1, prTypeWE}},
 		{"register and move to an unknown target port", []prStep{reg(sA, k1), resv(sA, prTypeWE, k1),
 			{who: sA, sa: proutRegisterMove, typ: prTypeWE, param: moveParam(k1, k2, false, false, 77, tidB), want: "invparam"}}, []uint64{k1}, 1, resvWant{true, k1, prTypeWE}},
 		{"register and move within the caller's ALL_TG_PT registration", []prStep{
 			{who: sA, sa: proutRegister, sark: k1, flags: pfAllTgPt, want: "ok"}, resv(sA, prTypeWE, k1),
-			{who: sA, sa: proutRegisterMove, typ: prTypeWE, param: moveParam(k1, k2, true, false, 2, encodeTransportID(prInitA, "000000000001")), want: "invparam"}},
+			{who: sA, sa: proutRegisterMove, typ: prTypeWE, param: moveParam(k1, k2, true, false, 2, tidBytes(prInitA, "000000000001")), want: "invparam"}},
 			[]uint64{k1}, 1, resvWant{true, k1, prTypeWE}},
 		{"register and move an all-registrants reservation conflicts", []prStep{reg(sA, k1), resv(sA, prTypeWEAR, k1),
 			{who: sA, sa: proutRegisterMove, typ: prTypeWEAR, param: moveParam(k1, k2, false, false, 1, tidB), want: "conflict"}}, []uint64{k1}, 1, resvWant{true, 0, prTypeWEAR}},
@@ -253,7 +254,7 @@ func TestPROutChecks(t *testing.T) {
 	e.mustProut(a, proutRegister, 0, 0, 1, 0)
 	basic := proutParam(1, 0, 0)
 	withFlags := func(f byte) []byte { p := proutParam(1, 2, 0); p[20] = f; return p }
-	tid := encodeTransportID(prInitB, "000000000002")
+	tid := tidBytes(prInitB, "000000000002")
 	badTID := func(mut func([]byte)) []byte {
 		x := append([]byte(nil), tid...)
 		mut(x)
@@ -294,7 +295,7 @@ func TestPROutChecks(t *testing.T) {
 				b[i] = 'x'
 			}
 		}), "invparam"},
-		{"TransportID with a bad ISID", nil, badTID(func(b []byte) { b[4+len(prInitB)+len(isidSep)+3] = 'z' }), "invparam"},
+		{"TransportID with a bad ISID", nil, badTID(func(b []byte) { b[4+len(prInitB)+len(",i,0x")+3] = 'z' }), "invparam"},
 		{"TransportID longer than the data", nil, badTID(func(b []byte) { binary.BigEndian.PutUint16(b[2:4], 400) }), "invparam"},
 		{"register and move with two TransportIDs", nil, func() []byte {
 			p := moveParam(1, 2, false, false, 1, append(append([]byte(nil), tid...), tid...))
@@ -411,11 +412,14 @@ func (e *prEnv) readFullStatus(s *stmf.Session) (uint32, []fullStatus) {
 		}
 		fs := fullStatus{key: binary.BigEndian.Uint64(p[0:8]), allTgPt: p[12]&2 != 0, holder: p[12]&1 != 0,
 			typ: p[13], relPort: binary.BigEndian.Uint16(p[18:20]), tid: p[24 : 24+n]}
-		tids, res := parseTransportIDs(fs.tid, 0)
+		tids, res := parseTransportIDs(fs.tid, 0, scsi.ProtocolISCSI)
 		if res != nil || len(tids) != 1 || n%4 != 0 || n < 24 {
 			e.t.Fatalf("bad TransportID % x", fs.tid)
 		}
-		fs.tidName, fs.tidISID, fs.tidFmt01 = tids[0].name, tids[0].isid, fs.tid[0]>>6 == 1
+		fs.tidName, fs.tidFmt01 = tids[0].id.ISCSIName(), fs.tid[0]>>6 == 1
+		if isid, ok := tids[0].id.ISID(); ok {
+			fs.tidISID = hex.EncodeToString(isid[:])
+		}
 		out = append(out, fs)
 		p = p[24+n:]
 	}
@@ -428,7 +432,7 @@ func TestReadFullStatus(t *testing.T) {
 	e := newPREnv(t)
 	a := e.session(0, prInitA, 1)
 	b := e.session(1, prInitB, 0xabc)
-	e.mustProut(a, proutRegister, 0, 0, 0xa, pfSpecIPT, encodeTransportID(prInitC, ""))
+	e.mustProut(a, proutRegister, 0, 0, 0xa, pfSpecIPT, tidBytes(prInitC, ""))
 	e.mustProut(b, proutRegister, 0, 0, 0xb, pfAllTgPt)
 	e.mustProut(a, proutReserve, prTypeWERO, 0xa, 0, 0)
 	gen, got := e.readFullStatus(b)
@@ -462,44 +466,43 @@ func TestReadFullStatus(t *testing.T) {
 	}
 }
 
-// TestTransportIDs: encoding and decoding of iSCSI TransportIDs.
-func TestTransportIDs(t *testing.T) {
-	for _, c := range []struct{ name, isid string }{
-		{"iqn.a", ""}, {"iqn.2026-11.org.costar:init", "00023d000001"}, {"eui.0123456789abcdef", "abcdef012345"},
-		{"iqn.2026-11.org.costar:" + string(bytes.Repeat([]byte("x"), 190)), "000000000001"},
+// TestParseTransportIDs: a list of TransportIDs in a parameter list,
+// each checked; a malformed one, or one of another protocol than the
+// nexus, is INVALID FIELD IN PARAMETER LIST pointing at it.
+func TestParseTransportIDs(t *testing.T) {
+	a, c := tidBytes(prInitA, "00023d000001"), tidBytes(prInitC, "")
+	tids, res := parseTransportIDs(append(append([]byte(nil), a...), c...), 28, scsi.ProtocolISCSI)
+	if res != nil || len(tids) != 2 || tids[0].off != 28 || tids[1].off != 28+len(a) ||
+		tids[0].id.ISCSIName() != prInitA || tids[1].id.ISCSIName() != prInitC {
+		t.Fatalf("%+v %v", tids, res)
+	}
+	fc := scsi.FCTransportID([8]byte{0x21}).AppendTo(nil)
+	for _, tc := range []struct {
+		name  string
+		list  []byte
+		proto scsi.ProtocolID
+		field int
+	}{
+		{"short header", append(append([]byte(nil), a...), 0x05, 0, 0), scsi.ProtocolISCSI, 24 + len(a)},
+		{"empty name", []byte{0x05, 0, 0, 4, 0, 0, 0, 0}, scsi.ProtocolISCSI, 24},
+		{"format 01b without ISID", []byte{0x45, 0, 0, 8, 'i', 'q', 'n', 0, 0, 0, 0, 0}, scsi.ProtocolISCSI, 24},
+		{"format 11b", []byte{0xc5, 0, 0, 8, 'i', 'q', 'n', 0, 0, 0, 0, 0}, scsi.ProtocolISCSI, 24},
+		{"FC from an iSCSI nexus", fc, scsi.ProtocolISCSI, 24},
+		{"iSCSI from an FC nexus", a, scsi.ProtocolFC, 24},
 	} {
-		b := encodeTransportID(c.name, c.isid)
-		n := int(binary.BigEndian.Uint16(b[2:4]))
-		if b[0]&0x0f != protoIDISCSI || n%4 != 0 || n < 20 || len(b) != 4+n {
-			t.Errorf("%s: TransportID header % x (length %d)", c.name, b[:4], len(b))
+		_, res := parseTransportIDs(tc.list, 24, tc.proto)
+		if res == nil {
+			t.Errorf("%s: accepted", tc.name)
+			continue
 		}
-		tids, res := parseTransportIDs(b, 0)
-		if res != nil || len(tids) != 1 || tids[0].name != c.name || tids[0].isid != c.isid {
-			t.Errorf("%s/%s: round trip %+v", c.name, c.isid, tids)
-		}
-	}
-	// Upper-case ISIDs and separators are accepted and normalised.
-	b := []byte{0x45, 0, 0, 24}
-	b = append(b, "iqn.x,I,0X00AB00CD00EF\x00\x00"...)
-	if tids, res := parseTransportIDs(b, 0); res != nil || tids[0].isid != "00ab00cd00ef" || tids[0].name != "iqn.x" {
-		t.Errorf("upper-case format 01b: %+v", tids)
-	}
-	for _, bad := range [][]byte{
-		{0x05, 0, 0},                // short header
-		{0x05, 0, 0, 4, 0, 0, 0, 0}, // empty name
-		{0x41, 0, 0, 8, 'i', 'q', 'n', 0, 0, 0, 0, 0}, // format 01b without ISID
-		{0xc5, 0, 0, 8, 'i', 'q', 'n', 0, 0, 0, 0, 0}, // format 11b
-		{0x01, 0, 0, 8, 'i', 'q', 'n', 0, 0, 0, 0, 0}, // FC
-	} {
-		if _, res := parseTransportIDs(bad, 24); res == nil {
-			t.Errorf("% x accepted", bad)
+		sn, err := scsi.ParseSense(res.Sense)
+		if err != nil || sn.ASC != scsi.ASCInvalidFieldInParameterList || res.Sense[15]&0x80 == 0 ||
+			int(binary.BigEndian.Uint16(res.Sense[16:18])) != tc.field {
+			t.Errorf("%s: sense % x %v, want field %d", tc.name, res.Sense, err, tc.field)
 		}
 	}
-	if name, isid := splitInitiatorPort("iqn.x,i,0x00023d000001"); name != "iqn.x" || isid != "00023d000001" {
-		t.Errorf("splitInitiatorPort: %q %q", name, isid)
-	}
-	if name, isid := splitInitiatorPort("wwn.x"); name != "wwn.x" || isid != "" {
-		t.Errorf("splitInitiatorPort without ISID: %q %q", name, isid)
+	if tids, res := parseTransportIDs(fc, 0, scsi.ProtocolFC); res != nil || len(tids) != 1 {
+		t.Errorf("FC from an FC nexus: %+v %v", tids, res)
 	}
 }
 
@@ -664,8 +667,8 @@ func TestAPTPLSurvivesRestart(t *testing.T) {
 // TestPersistedPRRejects: a damaged stored state is refused, not trusted.
 func TestPersistedPRRejects(t *testing.T) {
 	p := &prState{gen: 7, aptpl: true, resType: prTypeWERO}
-	p.regs = []*registration{{key: 1, name: "iqn.a", isid: "000000000001", tport: "iqn.t,t,0x0001", relPort: 1},
-		{key: 2, name: "iqn.b", allTgPt: true}}
+	p.regs = []*registration{{key: 1, tid: scsi.ISCSIPortTransportID("iqn.a", [6]byte{5: 1}), tport: "iqn.t,t,0x0001", relPort: 1},
+		{key: 2, tid: scsi.ISCSIDeviceTransportID("iqn.b"), allTgPt: true}}
 	p.holder = p.regs[1]
 	enc, err := encodePR(p)
 	if err != nil {
@@ -696,7 +699,7 @@ func TestPersistedPRRejects(t *testing.T) {
 	// Too many registrations to persist: INSUFFICIENT REGISTRATION RESOURCES.
 	big := &prState{aptpl: true}
 	for i := 0; i < 200; i++ {
-		big.regs = append(big.regs, &registration{key: uint64(i), name: string(bytes.Repeat([]byte("n"), 200)), tport: "t"})
+		big.regs = append(big.regs, &registration{key: uint64(i), tid: scsi.ISCSIDeviceTransportID(string(bytes.Repeat([]byte("n"), 200))), tport: "t"})
 	}
 	if _, err := encodePR(big); err == nil {
 		t.Fatal("oversized state encoded")
@@ -728,8 +731,8 @@ func TestAPTPLTooManyRegistrations(t *testing.T) {
 func FuzzPROut(f *testing.F) {
 	f.Add(byte(0), byte(0), byte(0), proutParam(0, 1, 0))
 	f.Add(byte(1), byte(1), byte(1), proutParam(1, 0, 0))
-	f.Add(byte(0), byte(0), byte(2), proutParam(0, 3, pfSpecIPT|pfAPTPL, encodeTransportID(prInitB, "000000000002")))
-	f.Add(byte(7), byte(3), byte(0), moveParam(1, 2, true, true, 1, encodeTransportID(prInitC, "")))
+	f.Add(byte(0), byte(0), byte(2), proutParam(0, 3, pfSpecIPT|pfAPTPL, tidBytes(prInitB, "000000000002")))
+	f.Add(byte(7), byte(3), byte(0), moveParam(1, 2, true, true, 1, tidBytes(prInitC, "")))
 	f.Add(byte(0x83), byte(0), byte(1), []byte(nil))
 	f.Fuzz(func(t *testing.T, sa, typ, who byte, param []byte) {
 		e := newPREnv(t)

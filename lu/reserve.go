@@ -1,7 +1,6 @@
 package lu
 
 import (
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -31,64 +30,19 @@ const (
 	opPROut     = 0x5f
 )
 
-// nexusID identifies an I_T nexus: the SCSI initiator port (iSCSI name and
-// ISID) and the SCSI target port.
+// nexusID identifies an I_T nexus: the SCSI initiator port, by the
+// TransportIDs the port provider supplied, and the SCSI target port.
 type nexusID struct {
-	name    string // initiator name (iSCSI name), compared case-insensitively
-	isid    string // ISID as 12 lower-case hex digits; "" when the port name has none
-	tport   string // SCSI target port name
-	relPort uint16 // relative target port identifier
-}
-
-// isidSep separates the iSCSI name from the ISID in an iSCSI initiator
-// port name ("iqn…,i,0x<ISID>", RFC 7143 and SPC-4 TransportID format 01b).
-const isidSep = ",i,0x"
-
-// splitInitiatorPort splits an initiator port name into the initiator name
-// and its normalised ISID ("" when there is none or it is malformed).
-func splitInitiatorPort(port string) (name, isid string) {
-	i := lastIndexSep(port)
-	if i < 0 {
-		return port, ""
-	}
-	id, ok := normISID(port[i+len(isidSep):])
-	if !ok {
-		return port, ""
-	}
-	return port[:i], id
-}
-
-// lastIndexSep finds the last ",i,0x" in s, ignoring ASCII case, without
-// changing byte offsets (strings.ToLower may, for non-ASCII input).
-func lastIndexSep(s string) int {
-	for i := len(s) - len(isidSep); i >= 0; i-- {
-		if s[i] == ',' && s[i+1]|0x20 == 'i' && s[i+2] == ',' && s[i+3] == '0' && s[i+4]|0x20 == 'x' {
-			return i
-		}
-	}
-	return -1
-}
-
-// normISID validates 12 hex digits and lower-cases them.
-func normISID(s string) (string, bool) {
-	if len(s) != 12 {
-		return "", false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-			return "", false
-		}
-	}
-	return strings.ToLower(s), true
+	proto   scsi.ProtocolID
+	port    scsi.TransportID // initiator port
+	device  scsi.TransportID // initiator device: what a name-only registration covers
+	tport   string           // SCSI target port name
+	relPort uint16           // relative target port identifier
 }
 
 func nexusFrom(n *stmf.Nexus) nexusID {
-	name, isid := splitInitiatorPort(n.InitiatorPort)
-	if n.InitiatorPort == "" {
-		name = n.InitiatorName
-	}
-	return nexusID{name: name, isid: isid, tport: n.TargetPort, relPort: n.RelativePortID}
+	return nexusID{proto: n.Protocol, port: n.InitiatorPortID, device: n.InitiatorDeviceID,
+		tport: n.TargetPort, relPort: n.RelativePortID}
 }
 
 // nexusOf is the I_T nexus a task came through (the zero nexusID for a
@@ -102,7 +56,7 @@ func nexusOf(t *stmf.Task) nexusID {
 
 // same reports whether a and b are the same I_T nexus.
 func (a nexusID) same(b nexusID) bool {
-	return a.isid == b.isid && a.tport == b.tport && strings.EqualFold(a.name, b.name)
+	return a.tport == b.tport && a.port.Equal(b.port)
 }
 
 // reservations is an LU's reservation state.

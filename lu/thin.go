@@ -162,21 +162,10 @@ func (d *Device) thinAfterWrite(t *stmf.Task) {
 		if d.thin.raised.CompareAndSwap(false, true) {
 			d.log.Warn("lu: thin provisioning soft threshold reached", "guid", d.guid, "path", d.dataFile,
 				"used_percent", used, "threshold_percent", pct)
-			raiseUA(t, d.guid, scsi.ASCThinProvisioningSoftThreshold)
+			d.raiseUA(scsi.ASCThinProvisioningSoftThreshold)
 		}
 	case used+1 < pct || used == 0: // clearly below again: arm
 		d.thin.raised.Store(false)
-	}
-}
-
-// raiseUA queues a unit attention for every nexus that sees the LU (no-op
-// for a task without a framework session, as in unit tests).
-func raiseUA(t *stmf.Task, g stmf.GUID, asc scsi.ASC) {
-	if t == nil || t.Session == nil {
-		return
-	}
-	if fw := t.Session.Framework(); fw != nil {
-		fw.RaiseUA(g, asc)
 	}
 }
 

@@ -435,7 +435,7 @@ func newTPHarness(t *testing.T, d *Device) *tpHarness {
 	}
 	for i, s := range []**stmf.Session{&h.s1, &h.s2} {
 		name := []string{"iqn.2026-11.org.costar:a", "iqn.2026-11.org.costar:b"}[i]
-		if *s, err = p.OpenSession(name, name+",i,0x01"); err != nil {
+		if *s, err = p.OpenSession(iscsiInitiator(name, 1)); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup((*s).Close)

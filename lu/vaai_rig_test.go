@@ -67,7 +67,7 @@ func (r *vrig) addLU(d *Device, v stmf.ViewEntry) {
 // session opens an I_T nexus and clears its power-on unit attentions.
 func (r *vrig) session(n int) *stmf.Session {
 	r.t.Helper()
-	s, err := r.port.OpenSession(fmt.Sprintf("iqn.2026-01.test:init%d", n), fmt.Sprintf("iqn.2026-01.test:init%d,i,0x%012x", n, n))
+	s, err := r.port.OpenSession(iscsiInitiator(fmt.Sprintf("iqn.2026-01.test:init%d", n), uint64(n)))
 	if err != nil {
 		r.t.Fatalf("OpenSession: %v", err)
 	}
