@@ -157,3 +157,53 @@ func tidBytes(name, isid string) []byte {
 	}
 	return scsi.ISCSIPortTransportID(name, id).AppendTo(nil)
 }
+
+// TestFCNexusReservations: the reservation code works on TransportIDs
+// alone: FC initiator ports register, reserve and conflict, READ FULL
+// STATUS reports their 24-byte TransportIDs, and the state persists (as
+// version 2) and loads back.
+func TestFCNexusReservations(t *testing.T) {
+	e := newPREnv(t)
+	p, err := e.fw.RegisterPort(stmf.PortSpec{Protocol: scsi.ProtocolFC, TargetName: "wwn.2000001b32aabbcc",
+		Name: "wwn.2100001b32aabbcc", Group: stmf.DefaultPortGroup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(wwpn byte) *stmf.Session {
+		id := scsi.FCTransportID([8]byte{0x21, 0, 0, 0x1b, 0x32, 0, 0, wwpn})
+		s, err := p.OpenSession(stmf.Initiator{Name: id.String(), PortName: id.String(), PortID: id, DeviceID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		return s
+	}
+	a, b := open(1), open(2)
+	e.mustProut(a, proutRegister, 0, 0, 0xa, pfAPTPL)
+	e.mustProut(b, proutRegister, 0, 0, 0xb, pfAPTPL)
+	e.mustProut(a, proutReserve, prTypeWE, 0xa, 0, 0)
+	expectGood(t, "holder writes", e.run(a, write10CDB, block512))
+	expectConflict(t, "other port writes", e.run(b, write10CDB, block512))
+	// An iSCSI TransportID from an FC nexus is refused.
+	expectSense(t, "SPEC_I_PT with an iSCSI TransportID", e.prout(open(3), proutRegister, 0, 0, 0xc, pfSpecIPT,
+		tidBytes(prInitA, "")), scsi.KeyIllegalRequest, scsi.ASCInvalidFieldInParameterList)
+
+	fs := e.run(a, prinCDB(prinReadFullStatus, 8192), nil)
+	expectGood(t, "READ FULL STATUS", fs)
+	if len(fs.data) != 8+2*(24+24) || fs.data[8+20+3] != 24 || fs.data[8+24+8] != 0x21 || fs.data[8+24+15] != 1 {
+		t.Fatalf("READ FULL STATUS % x", fs.data)
+	}
+	enc, err := encodePR(e.d.resv.pr)
+	if err != nil || enc[0] != prPersistVersion2 {
+		t.Fatalf("encoded % x %v", enc, err)
+	}
+	q, err := decodePR(enc)
+	if err != nil || len(q.regs) != 2 || q.holder != q.regs[0] || !q.regs[1].tid.Equal(b.Nexus.InitiatorPortID) {
+		t.Fatalf("decoded %+v %v", q, err)
+	}
+	bad := append([]byte(nil), enc...)
+	bad[11+13] = 0x04 // the first TransportID's protocol: SRP, unknown
+	if _, err := decodePR(bad); err == nil {
+		t.Fatal("bad TransportID in persisted state accepted")
+	}
+}
