@@ -1,6 +1,0 @@
-//go:build !race
-
-package integration
-
-// raceEnabled: the tests run without -race.
-const raceEnabled = false
