@@ -174,14 +174,35 @@ func (d *Daemon) Kill() {
 func (d *Daemon) cleanup() {
 	d.Stop()
 	log := d.Log()
+	switch logProblem(log) {
+	case problemRace:
+		d.t.Errorf("stmfd reported a data race; log:\n%s", log)
+	case problemPanic:
+		d.t.Errorf("stmfd panicked; log:\n%s", d.LogTail(80))
+	default:
+		if d.t.Failed() {
+			d.t.Logf("stmfd log (%s), last lines:\n%s", d.LogPath, d.LogTail(60))
+		}
+	}
+}
+
+// What a daemon's log can reveal that fails the test on its own.
+const (
+	problemNone = iota
+	problemRace
+	problemPanic
+)
+
+// logProblem finds a data race report (-race builds) or a panic or fatal
+// runtime error in a daemon's log.
+func logProblem(log string) int {
 	switch {
 	case strings.Contains(log, "WARNING: DATA RACE"):
-		d.t.Errorf("stmfd reported a data race; log:\n%s", log)
+		return problemRace
 	case strings.Contains(log, "panic: ") || strings.Contains(log, "fatal error: "):
-		d.t.Errorf("stmfd panicked; log:\n%s", d.LogTail(80))
-	case d.t.Failed():
-		d.t.Logf("stmfd log (%s), last lines:\n%s", d.LogPath, d.LogTail(60))
+		return problemPanic
 	}
+	return problemNone
 }
 
 // Log is everything the daemon wrote so far.
