@@ -26,8 +26,8 @@ type Config struct {
 	// ShutdownTimeout bounds how long a clean shutdown waits for I/O.
 	ShutdownSeconds int
 	// AbortCompletedTask is the iSCSI answer to ABORT TASK for a task the
-	// target does not know: "function-complete" (what ESXi needs) or
-	// "task-does-not-exist" (RFC 7143 11.5.1 to the letter).
+	// target does not know: "task-does-not-exist" (RFC 7143 11.5.1, the
+	// default) or "function-complete" (for every unknown task).
 	AbortCompletedTask string
 }
 
@@ -72,8 +72,8 @@ func Load(args []string, out io.Writer) (*Config, error) {
 	fs.String("demo-size", DefaultDemoSize, "size of the demo LU (K/M/G/T suffixes)")
 	fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Int("shutdown-timeout", 30, "seconds a clean shutdown waits for in-flight I/O")
-	fs.String("abort-completed-task", AbortFunctionComplete, "iSCSI ABORT TASK answer for an unknown (already completed) task: "+
-		AbortFunctionComplete+" (ESXi) or "+AbortTaskDoesNotExist+" (RFC 7143 11.5.1)")
+	fs.String("abort-completed-task", AbortTaskDoesNotExist, "iSCSI ABORT TASK answer for an unknown (already completed) task: "+
+		AbortTaskDoesNotExist+" (RFC 7143 11.5.1) or "+AbortFunctionComplete)
 	fs.Usage = func() {
 		fmt.Fprint(out, Usage)
 		fs.PrintDefaults()

@@ -90,7 +90,8 @@ func TestAbortCompletedTask(t *testing.T) {
 		want string
 		err  bool
 	}{
-		{nil, "", AbortFunctionComplete, false},
+		{nil, "", AbortTaskDoesNotExist, false},
+		{[]string{"--abort-completed-task", AbortFunctionComplete}, "", AbortFunctionComplete, false},
 		{[]string{"--abort-completed-task", AbortTaskDoesNotExist}, "", AbortTaskDoesNotExist, false},
 		{nil, AbortTaskDoesNotExist, AbortTaskDoesNotExist, false},
 		{[]string{"--abort-completed-task", "maybe"}, "", "", true},
