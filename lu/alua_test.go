@@ -36,7 +36,7 @@ func aluaTestCDBs(d *Device) [][]byte {
 		if c.sa >= 0 {
 			cdb[1] = byte(c.sa)
 		}
-		if c.op == opStartStopUnit {
+		if c.op == scsi.OpStartStopUnit {
 			cdb[4] = 0x01 // START
 		}
 		out = append(out, cdb)

@@ -9,6 +9,8 @@
 package lu
 
 import (
+	"github.com/costar-project/costar/scsi"
+
 	"context"
 	"errors"
 	"fmt"
@@ -461,7 +463,7 @@ func (d *Device) setup(md *metadata) {
 	}
 	d.atomicWrites = d.atomicJ != nil
 	if !d.atomicWrites {
-		d.cmds = withoutCommand(d.cmds, opWriteAtomic16)
+		d.cmds = withoutCommand(d.cmds, scsi.OpWriteAtomic16)
 	}
 	d.setupReservations(md)
 	d.drained = make(chan struct{})

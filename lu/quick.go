@@ -1,6 +1,10 @@
 package lu
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/costar-project/costar/scsi"
+)
 
 // quickMax is the largest transfer Quick accepts: a few page-cache pages.
 const quickMax = 64 << 10
@@ -17,7 +21,7 @@ func (d *Device) Quick(cdb []byte) bool {
 	var blocks uint64
 	write := false
 	switch cdb[0] {
-	case opRead6, opWrite6:
+	case scsi.OpRead6, scsi.OpWrite6:
 		if len(cdb) < 6 {
 			return false
 		}
@@ -25,25 +29,25 @@ func (d *Device) Quick(cdb []byte) bool {
 		if blocks == 0 {
 			blocks = 256
 		}
-		write = cdb[0] == opWrite6
-	case opRead10, opWrite10:
+		write = cdb[0] == scsi.OpWrite6
+	case scsi.OpRead10, scsi.OpWrite10:
 		if len(cdb) < 10 {
 			return false
 		}
 		blocks = uint64(binary.BigEndian.Uint16(cdb[7:9]))
-		write = cdb[0] == opWrite10
-	case opRead12, opWrite12:
+		write = cdb[0] == scsi.OpWrite10
+	case scsi.OpRead12, scsi.OpWrite12:
 		if len(cdb) < 12 {
 			return false
 		}
 		blocks = uint64(binary.BigEndian.Uint32(cdb[6:10]))
-		write = cdb[0] == opWrite12
-	case opRead16, opWrite16:
+		write = cdb[0] == scsi.OpWrite12
+	case scsi.OpRead16, scsi.OpWrite16:
 		if len(cdb) < 16 {
 			return false
 		}
 		blocks = uint64(binary.BigEndian.Uint32(cdb[10:14]))
-		write = cdb[0] == opWrite16
+		write = cdb[0] == scsi.OpWrite16
 	default:
 		return false
 	}

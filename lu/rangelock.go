@@ -1,6 +1,8 @@
 package lu
 
 import (
+	"github.com/costar-project/costar/scsi"
+
 	"context"
 	"encoding/binary"
 	"math"
@@ -42,19 +44,6 @@ const (
 	lockAtomic          // read-modify-write or atomic write: also excludes overlapping reads
 )
 
-// Operation codes of the VAAI and atomic commands (ats.go, xcopy.go,
-// orwrite.go, atomic.go), and of WRITE SAME (writesame.go), which the
-// range lock orders too.
-const (
-	opWriteSame10     = 0x41
-	opWriteSame16     = 0x93
-	opExtendedCopy    = 0x83
-	opReceiveCopyRes  = 0x84
-	opCompareAndWrite = 0x89
-	opOrWrite16       = 0x8b
-	opWriteAtomic16   = 0x9c
-)
-
 // lockRange classifies cdb and returns the blocks [lo, hi) it touches.
 // It parses defensively: a short or odd CDB gets lockNone (dispatch will
 // reject it). A count of zero touches nothing, except WRITE SAME where it
@@ -65,12 +54,12 @@ func lockRange(cdb []byte) (kind lockKind, lo, hi uint64) {
 	}
 	var n uint64
 	switch op := cdb[0]; op {
-	case opUnmap:
+	case scsi.OpUnmap:
 		// UNMAP's ranges are in its parameter list, unknown at Admit: order
 		// it against every write, in arrival order. UNMAP is rare and a
 		// hole punch is fast, so the whole-LU entry costs little.
 		return lockWrite, 0, math.MaxUint64
-	case opRead6, opWrite6:
+	case scsi.OpRead6, scsi.OpWrite6:
 		if len(cdb) < 6 {
 			return lockNone, 0, 0
 		}
@@ -80,49 +69,49 @@ func lockRange(cdb []byte) (kind lockKind, lo, hi uint64) {
 			n = 256
 		}
 		kind = lockWrite
-		if op == opRead6 {
+		if op == scsi.OpRead6 {
 			kind = lockRead
 		}
-	case opRead10, opWrite10, opWriteVerify10, opWriteSame10:
+	case scsi.OpRead10, scsi.OpWrite10, scsi.OpWriteVerify10, scsi.OpWriteSame10:
 		if len(cdb) < 10 {
 			return lockNone, 0, 0
 		}
 		lo = uint64(binary.BigEndian.Uint32(cdb[2:6]))
 		n = uint64(binary.BigEndian.Uint16(cdb[7:9]))
 		kind = lockWrite
-		if op == opRead10 {
+		if op == scsi.OpRead10 {
 			kind = lockRead
 		}
-		if op == opWriteSame10 && n == 0 {
+		if op == scsi.OpWriteSame10 && n == 0 {
 			return lockWrite, lo, math.MaxUint64
 		}
-	case opRead12, opWrite12, opWriteVerify12:
+	case scsi.OpRead12, scsi.OpWrite12, scsi.OpWriteVerify12:
 		if len(cdb) < 12 {
 			return lockNone, 0, 0
 		}
 		lo = uint64(binary.BigEndian.Uint32(cdb[2:6]))
 		n = uint64(binary.BigEndian.Uint32(cdb[6:10]))
 		kind = lockWrite
-		if op == opRead12 {
+		if op == scsi.OpRead12 {
 			kind = lockRead
 		}
-	case opRead16, opWrite16, opWriteVerify16, opOrWrite16, opWriteSame16, opCompareAndWrite, opWriteAtomic16:
+	case scsi.OpRead16, scsi.OpWrite16, scsi.OpWriteVerify16, scsi.OpOrWrite16, scsi.OpWriteSame16, scsi.OpCompareAndWrite, scsi.OpWriteAtomic16:
 		if len(cdb) < 16 {
 			return lockNone, 0, 0
 		}
 		lo = binary.BigEndian.Uint64(cdb[2:10])
 		switch op {
-		case opCompareAndWrite:
+		case scsi.OpCompareAndWrite:
 			n, kind = uint64(cdb[13]), lockAtomic
-		case opWriteAtomic16:
+		case scsi.OpWriteAtomic16:
 			n, kind = uint64(binary.BigEndian.Uint16(cdb[12:14])), lockAtomic
-		case opOrWrite16:
+		case scsi.OpOrWrite16:
 			n, kind = uint64(binary.BigEndian.Uint32(cdb[10:14])), lockAtomic
-		case opRead16:
+		case scsi.OpRead16:
 			n, kind = uint64(binary.BigEndian.Uint32(cdb[10:14])), lockRead
 		default:
 			n, kind = uint64(binary.BigEndian.Uint32(cdb[10:14])), lockWrite
-			if op == opWriteSame16 && n == 0 {
+			if op == scsi.OpWriteSame16 && n == 0 {
 				return lockWrite, lo, math.MaxUint64
 			}
 		}

@@ -21,16 +21,6 @@ import (
 // (the common case), otherwise an immutable snapshot of the reservation.
 // Changes are serialised by reservations.mu and published copy-on-write.
 
-// Operation codes of the reservation commands.
-const (
-	opReserve6  = 0x16
-	opRelease6  = 0x17
-	opReserve10 = 0x56
-	opRelease10 = 0x57
-	opPRIn      = 0x5e
-	opPROut     = 0x5f
-)
-
 // nexusID identifies an I_T nexus: the SCSI initiator port (iSCSI name and
 // ISID) and the SCSI target port.
 type nexusID struct {
@@ -167,20 +157,20 @@ func classify(cdb []byte) (cls cmdClass, scsi2OK bool) {
 		sa = cdb[1] & 0x1f
 	}
 	switch cdb[0] {
-	case opInquiry, opReportLUNs, opRequestSense, opReadCapacity10,
+	case scsi.OpInquiry, scsi.OpReportLUNs, scsi.OpRequestSense, scsi.OpReadCapacity10,
 		0x4d: // LOG SENSE
 		return clsAllowed, true
-	case opRelease6, opRelease10:
+	case scsi.OpRelease6, scsi.OpRelease10:
 		return clsAllowed, true // RELEASE from a non-holder does nothing
-	case opReserve6, opReserve10:
+	case scsi.OpReserve6, scsi.OpReserve10:
 		return clsAllowed, false
-	case opPRIn, opPROut:
+	case scsi.OpPRIn, scsi.OpPROut:
 		// SPC-2: all PERSISTENT RESERVE commands conflict while a SCSI-2
 		// reservation exists, from every initiator (handled by the caller).
 		return clsAllowed, false
-	case opTestUnitReady:
+	case scsi.OpTestUnitReady:
 		return clsAllowed, false
-	case opStartStopUnit: // START=1 with POWER CONDITION 0 is harmless
+	case scsi.OpStartStopUnit: // START=1 with POWER CONDITION 0 is harmless
 		if len(cdb) > 4 && cdb[4]&0x01 != 0 && cdb[4]&0xf0 == 0 {
 			return clsAllowed, true
 		}
@@ -190,9 +180,9 @@ func classify(cdb []byte) (cls cmdClass, scsi2OK bool) {
 			return clsAllowed, true
 		}
 		return clsOther, false
-	case opServiceActionIn:
+	case scsi.OpServiceActionIn:
 		switch sa {
-		case saReadCapacity16:
+		case scsi.SAReadCapacity16:
 			return clsAllowed, true
 		case 0x12: // GET LBA STATUS
 			return clsRead, false
@@ -203,18 +193,18 @@ func classify(cdb []byte) (cls cmdClass, scsi2OK bool) {
 			return clsAllowed, true
 		}
 		return clsOther, false
-	case opMaintenanceIn:
+	case scsi.OpMaintenanceIn:
 		switch sa {
 		case 0x05, 0x0a, 0x0b, 0x0e, 0x0f: // REPORT IDENTIFYING INFORMATION, TARGET PORT GROUPS, ALIASES, PRIORITY, TIMESTAMP
 			return clsAllowed, true
-		case saReportSupportedOps, 0x0d: // REPORT SUPPORTED OPERATION CODES / TASK MANAGEMENT FUNCTIONS
+		case scsi.SAReportSupportedOps, 0x0d: // REPORT SUPPORTED OPERATION CODES / TASK MANAGEMENT FUNCTIONS
 			return clsRead, false
 		}
 		return clsOther, false
-	case opRead6, opRead10, opRead12, opRead16,
-		opVerify10, opVerify12, opVerify16,
-		opPrefetch10, opPrefetch16,
-		opModeSense6, opModeSense10,
+	case scsi.OpRead6, scsi.OpRead10, scsi.OpRead12, scsi.OpRead16,
+		scsi.OpVerify10, scsi.OpVerify12, scsi.OpVerify16,
+		scsi.OpPrefetch10, scsi.OpPrefetch16,
+		scsi.OpModeSense6, scsi.OpModeSense10,
 		0x84,       // RECEIVE COPY RESULTS
 		0x3c,       // READ BUFFER
 		0x1c,       // RECEIVE DIAGNOSTIC RESULTS
@@ -235,7 +225,7 @@ func (d *Device) reservationCheck(t *stmf.Task, cdb []byte) *stmf.Result {
 	cls, scsi2OK := classify(cdb)
 	n := nexusOf(t)
 	if v.s2 != nil {
-		if cdb[0] == opPRIn || cdb[0] == opPROut {
+		if cdb[0] == scsi.OpPRIn || cdb[0] == scsi.OpPROut {
 			return reservationConflict()
 		}
 		if scsi2OK || v.s2.same(n) {

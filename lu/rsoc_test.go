@@ -100,12 +100,12 @@ func TestReportSupportedOpcodes(t *testing.T) {
 		return r.data[4:]
 	}
 	// DPO/FUA advertised where libiscsi's DpoFua tests look for them.
-	for _, op := range []byte{opRead10, opRead12, opRead16, opWrite10, opWrite12, opWrite16} {
+	for _, op := range []byte{scsi.OpRead10, scsi.OpRead12, scsi.OpRead16, scsi.OpWrite10, scsi.OpWrite12, scsi.OpWrite16} {
 		if usage(op)[1]&0x18 != 0x18 {
 			t.Errorf("opcode %#x: DPO/FUA not in the usage data", op)
 		}
 	}
-	for _, op := range []byte{opVerify10, opVerify12, opVerify16, opWriteVerify10, opWriteVerify12, opWriteVerify16} {
+	for _, op := range []byte{scsi.OpVerify10, scsi.OpVerify12, scsi.OpVerify16, scsi.OpWriteVerify10, scsi.OpWriteVerify12, scsi.OpWriteVerify16} {
 		u := usage(op)[1]
 		if u&0x10 == 0 || u&0x08 != 0 {
 			t.Errorf("opcode %#x: usage byte 1 %#x, want DPO and no FUA", op, u)
@@ -114,11 +114,11 @@ func TestReportSupportedOpcodes(t *testing.T) {
 
 	// Unsupported opcodes and service actions: support 001b.
 	for _, c := range [][]byte{
-		rsocCDB(false, 1, 0x42, 0, 65535),                 // UNMAP (thick LU)
-		rsocCDB(false, 2, opServiceActionIn, 0x13, 65535), // REPORT REFERRALS
-		rsocCDB(false, 3, opRead10, 1, 65535),             // READ10 has no SA 1
-		rsocCDB(false, 3, opMaintenanceIn, 0x0a, 65535),   // REPORT TARGET PORT GROUPS
-		rsocCDB(false, 2, 0x42, 0, 65535),                 // unknown opcode, by SA
+		rsocCDB(false, 1, 0x42, 0, 65535),                      // UNMAP (thick LU)
+		rsocCDB(false, 2, scsi.OpServiceActionIn, 0x13, 65535), // REPORT REFERRALS
+		rsocCDB(false, 3, scsi.OpRead10, 1, 65535),             // READ10 has no SA 1
+		rsocCDB(false, 3, scsi.OpMaintenanceIn, 0x0a, 65535),   // REPORT TARGET PORT GROUPS
+		rsocCDB(false, 2, 0x42, 0, 65535),                      // unknown opcode, by SA
 	} {
 		r := rsoc(c)
 		expectGood(t, "unsupported", r)

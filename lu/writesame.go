@@ -32,7 +32,7 @@ func (d *Device) writeSame(t *stmf.Task, cdb []byte) *stmf.Result {
 		lenOff int
 		ndob   bool
 	)
-	if cdb[0] == opWriteSame10 {
+	if cdb[0] == scsi.OpWriteSame10 {
 		lba = uint64(binary.BigEndian.Uint32(cdb[2:6]))
 		n = uint64(binary.BigEndian.Uint16(cdb[7:9]))
 		lenOff = 7
