@@ -260,10 +260,9 @@ func (s *Session) Submit(t *Task) {
 		}
 	}
 
-	if sense := aluaFilter(s.fw.aluaState(s.Nexus.PortGroup), t.CDB); sense != nil {
-		t.CompleteSense(sense)
-		return
-	}
+	// The LU decides what the port's access state allows; stmf answers
+	// REPORT TARGET PORT GROUPS itself, which every state allows.
+	t.Access = s.fw.aluaState(s.Nexus.PortGroup)
 	if op == scsi.OpMaintenanceIn && len(t.CDB) > 1 && t.CDB[1]&0x1f == scsi.SAReportTargetPortGroups {
 		s.reportTargetPortGroups(t)
 		return
@@ -286,7 +285,7 @@ func (s *Session) Submit(t *Task) {
 		a.Admit(t)
 	}
 	if reg.ts.admit(t) {
-		if q, ok := reg.lu.(QuickChecker); ok && t.Inline && q.Quick(t.CDB) {
+		if q, ok := reg.lu.(QuickChecker); ok && t.Inline && q.Quick(t) {
 			t.run()
 			return
 		}
