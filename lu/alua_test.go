@@ -30,7 +30,7 @@ func aluaAllowedToday(st stmf.ALUAState, op, sa byte) bool {
 // still pass on) and service actions it does not know.
 func aluaTestCDBs(d *Device) [][]byte {
 	var out [][]byte
-	for _, c := range d.cmds {
+	for _, c := range d.cmds.rows {
 		cdb := make([]byte, c.cdbLen)
 		cdb[0] = c.op
 		if c.sa >= 0 {

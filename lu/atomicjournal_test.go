@@ -194,7 +194,7 @@ func TestAtomicJournalMissingRecreated(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d2.Close()
-	if _, err := os.Stat(jpath); err != nil || d2.findCommand(scsi.OpWriteAtomic16, -1) == nil {
+	if _, err := os.Stat(jpath); err != nil || d2.cmds.lookup(scsi.OpWriteAtomic16, -1) == nil {
 		t.Errorf("journal not recreated: %v", err)
 	}
 }

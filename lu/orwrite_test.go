@@ -181,14 +181,14 @@ func TestWriteAtomicDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	if c := d.findCommand(scsi.OpWriteAtomic16, -1); c != nil {
+	if c := d.cmds.lookup(scsi.OpWriteAtomic16, -1); c != nil {
 		t.Error("WRITE ATOMIC (16) is in the command table with NoAtomicWrites")
 	}
 	if n := d.maxAtomicBlocks(); n != 0 {
 		t.Errorf("NoAtomicWrites: MAXIMUM ATOMIC TRANSFER LENGTH = %d, want 0", n)
 	}
 	on := newTestDisk(t, diskOpts{})
-	if on.findCommand(scsi.OpWriteAtomic16, -1) == nil || on.maxAtomicBlocks() != maxAtomicBytes/512 || on.atomicJ == nil {
+	if on.cmds.lookup(scsi.OpWriteAtomic16, -1) == nil || on.maxAtomicBlocks() != maxAtomicBytes/512 || on.atomicJ == nil {
 		t.Error("a file LU does not offer WRITE ATOMIC (16) by default")
 	}
 	blk := &Device{data: &backend{isBlock: true}, dataFile: "/dev/sdx"}
@@ -199,7 +199,7 @@ func TestWriteAtomicDefault(t *testing.T) {
 		t.Errorf("block device LU opened a journal: %v, %v", j, err)
 	}
 	blk.setup(&metadata{BlockSize: 512, Size: 1 << 20})
-	if blk.findCommand(scsi.OpWriteAtomic16, -1) != nil || blk.maxAtomicBlocks() != 0 {
+	if blk.cmds.lookup(scsi.OpWriteAtomic16, -1) != nil || blk.maxAtomicBlocks() != 0 {
 		t.Error("block device LU offers WRITE ATOMIC (16)")
 	}
 }

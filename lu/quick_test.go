@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/costar-project/costar/scsi"
+	"github.com/costar-project/costar/stmf"
 )
 
 func TestQuick(t *testing.T) {
@@ -26,7 +27,10 @@ func TestQuick(t *testing.T) {
 		{"short READ 16", d, []byte{scsi.OpRead16, 0, 0}, false},
 		{"empty", d, nil, false},
 	} {
-		if got := c.d.Quick(c.cdb); got != c.want {
+		task := stmf.NewTask(&fakeTransport{})
+		task.CDB = c.cdb
+		c.d.Admit(task)
+		if got := c.d.Quick(task); got != c.want {
 			t.Errorf("%s: Quick = %v, want %v", c.name, got, c.want)
 		}
 	}

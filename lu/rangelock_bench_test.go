@@ -65,7 +65,7 @@ func BenchmarkRangeLockOnly(b *testing.B) {
 		for pb.Next() {
 			task.CDB = cdb10(scsi.OpWrite10, 0, uint32(rng.Uint64N(slots)*8), 8)
 			d.Admit(task)
-			e, ok := d.vaai.locks.acquire(task)
+			e, ok := d.vaai.locks.acquire(task, d.cmds.row(task.LUDecoded))
 			if !ok {
 				b.Fatal("acquire failed")
 			}

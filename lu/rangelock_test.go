@@ -10,7 +10,14 @@ import (
 	"github.com/costar-project/costar/stmf"
 )
 
+// TestLockRange: what Admit registers, from the decoded CDB and its row
+// (a thin LU, so that UNMAP is in its table).
 func TestLockRange(t *testing.T) {
+	d := newThinDisk(t, thinOpts{thin: true})
+	lockRange := func(cdb []byte) (lockKind, uint64, uint64) {
+		dec := d.cmds.decode(cdb)
+		return d.cmds.row(dec).span(dec)
+	}
 	ws10 := cdb10(scsi.OpWriteSame10, 0, 7, 0)
 	tests := []struct {
 		name   string
@@ -152,20 +159,21 @@ func TestLockReleasedOnEveryPath(t *testing.T) {
 	}
 
 	// A handler that panics (a bug) still releases its range.
-	cmds := append([]command(nil), d.cmds...)
-	for i := range cmds {
-		if cmds[i].op == scsi.OpWrite10 {
-			cmds[i].fn = func(*Device, *stmf.Task, []byte) *stmf.Result { panic("test panic") }
+	rows := append([]command(nil), d.cmds.rows...)
+	for i := range rows {
+		if rows[i].op == scsi.OpWrite10 {
+			rows[i].fn = func(*Device, *stmf.Task, []byte) *stmf.Result { panic("test panic") }
 		}
 	}
-	d.cmds = cmds
+	saved := d.cmds
+	d.cmds = newCommandSet(d, rows)
 	task, tr := admitted(d, cdb10(scsi.OpWrite10, 0, 1, 1), blk, nil)
 	d.Execute(task)
 	if r := waitResult(t, tr); r == nil || r.Status != scsi.StatusCheckCondition {
 		t.Fatalf("panicking handler: %+v", r)
 	}
 	d.panics.Store(0)
-	d.cmds = commandTable
+	d.cmds = saved
 	lockIdle(t, d)
 
 	// A closed LU answers NOT READY and releases the range.
@@ -363,7 +371,7 @@ func TestLockChain(t *testing.T) {
 		}
 	}
 	for _, task := range tasks {
-		e, ok := l.acquire(task)
+		e, ok := l.acquire(task, nil) // admitted: its entry is in LUPrivate
 		if !ok || e == nil || !e.held {
 			t.Fatal("acquire in arrival order failed")
 		}

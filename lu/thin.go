@@ -177,22 +177,6 @@ func raiseUA(t *stmf.Task, g stmf.GUID, asc scsi.ASC) {
 	}
 }
 
-// thinCommandTable is the command table of a thin LU: the common table
-// with the UNMAP bit usable in WRITE SAME, plus UNMAP.
-func thinCommandTable(base []command) []command {
-	cmds := make([]command, 0, len(base)+1)
-	for _, c := range base {
-		if c.op == scsi.OpWriteSame10 || c.op == scsi.OpWriteSame16 {
-			u := append([]byte(nil), c.usage...)
-			u[1] |= 0x08 // UNMAP
-			c.usage = u
-		}
-		cmds = append(cmds, c)
-	}
-	return append(cmds, command{op: scsi.OpUnmap, sa: -1, cdbLen: 10, timeout: 60,
-		usage: []byte{scsi.OpUnmap, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0}, fn: (*Device).unmap})
-}
-
 // lbpBits is byte 14 of READ CAPACITY (16) data: LBPME and LBPRZ.
 func (d *Device) lbpBits() byte {
 	if !d.thin.enabled {

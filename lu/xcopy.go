@@ -411,26 +411,10 @@ func (d *Device) checkSegment(t *stmf.Task, s *b2bSegment, targets []copyTarget)
 	}
 	// The copy reads and writes on behalf of the initiator: the copy
 	// targets' reservations apply to its I_T nexus.
-	if src != d {
-		if r := src.reservationCheck(t, rwCDB16(scsi.OpRead16, s.srcLBA, s.blocks)); r != nil {
-			return r
-		}
-	}
-	if dst != d {
-		if r := dst.reservationCheck(t, rwCDB16(scsi.OpWrite16, s.dstLBA, s.blocks)); r != nil {
-			return r
-		}
+	if src != d && src.ioConflicts(t, false) || dst != d && dst.ioConflicts(t, true) {
+		return reservationConflict()
 	}
 	return nil
-}
-
-// rwCDB16 builds a READ (16) / WRITE (16) CDB, for reservation checks.
-func rwCDB16(op byte, lba uint64, n uint32) []byte {
-	c := make([]byte, 16)
-	c[0] = op
-	binary.BigEndian.PutUint64(c[2:10], lba)
-	binary.BigEndian.PutUint32(c[10:14], n)
-	return c
 }
 
 // copySegment moves one segment in chunks. Within one LU a forward copy
