@@ -58,10 +58,10 @@ var commandTable = []command{
 	{op: scsi.OpVerify12, sa: -1, cdbLen: 12, timeout: 60, usage: cat([]byte{0xaf, 0x16}, ff4, ff4, []byte{0, 0}), dir: scsi.DirWrite, layout: layout12, lock: lockNone, resv: resvRead, alua: onlyActive, fn: (*Device).verify},
 	// Thin provisioning and small SPC/SBC commands (thin.go, writesame.go,
 	// misc.go); thin LUs have the WRITE SAME UNMAP bit and UNMAP.
-	{op: scsi.OpWriteSame10, sa: -1, cdbLen: 10, timeout: 120, usage: cat([]byte{scsi.OpWriteSame10, 0x00}, ff4, []byte{0, 0xff, 0xff, 0}), dir: scsi.DirWrite, layout: layoutWriteSame10, lock: lockWrite, resv: resvWrite, alua: onlyActive, only: thick, fn: (*Device).writeSame},
-	{op: scsi.OpWriteSame10, sa: -1, cdbLen: 10, timeout: 120, usage: cat([]byte{scsi.OpWriteSame10, 0x08}, ff4, []byte{0, 0xff, 0xff, 0}), dir: scsi.DirWrite, layout: layoutWriteSame10, lock: lockWrite, resv: resvWrite, alua: onlyActive, only: thin, fn: (*Device).writeSame},
-	{op: scsi.OpWriteSame16, sa: -1, cdbLen: 16, timeout: 120, usage: cat([]byte{scsi.OpWriteSame16, 0x01}, ff8, ff4, []byte{0, 0}), dir: scsi.DirWrite, layout: layoutWriteSame16, lock: lockWrite, resv: resvWrite, alua: onlyActive, only: thick, fn: (*Device).writeSame},
-	{op: scsi.OpWriteSame16, sa: -1, cdbLen: 16, timeout: 120, usage: cat([]byte{scsi.OpWriteSame16, 0x09}, ff8, ff4, []byte{0, 0}), dir: scsi.DirWrite, layout: layoutWriteSame16, lock: lockWrite, resv: resvWrite, alua: onlyActive, only: thin, fn: (*Device).writeSame},
+	{op: scsi.OpWriteSame10, sa: -1, cdbLen: 10, timeout: 120, usage: cat([]byte{scsi.OpWriteSame10, 0x00}, ff4, []byte{0, 0xff, 0xff, 0}), dir: scsi.DirWrite, layout: layoutWriteSame10, lock: lockWrite, resv: resvWrite, alua: onlyActive, only: isThick, fn: (*Device).writeSame},
+	{op: scsi.OpWriteSame10, sa: -1, cdbLen: 10, timeout: 120, usage: cat([]byte{scsi.OpWriteSame10, 0x08}, ff4, []byte{0, 0xff, 0xff, 0}), dir: scsi.DirWrite, layout: layoutWriteSame10, lock: lockWrite, resv: resvWrite, alua: onlyActive, only: isThin, fn: (*Device).writeSame},
+	{op: scsi.OpWriteSame16, sa: -1, cdbLen: 16, timeout: 120, usage: cat([]byte{scsi.OpWriteSame16, 0x01}, ff8, ff4, []byte{0, 0}), dir: scsi.DirWrite, layout: layoutWriteSame16, lock: lockWrite, resv: resvWrite, alua: onlyActive, only: isThick, fn: (*Device).writeSame},
+	{op: scsi.OpWriteSame16, sa: -1, cdbLen: 16, timeout: 120, usage: cat([]byte{scsi.OpWriteSame16, 0x09}, ff8, ff4, []byte{0, 0}), dir: scsi.DirWrite, layout: layoutWriteSame16, lock: lockWrite, resv: resvWrite, alua: onlyActive, only: isThin, fn: (*Device).writeSame},
 	{op: scsi.OpServiceActionIn, sa: scsi.SAGetLBAStatus, cdbLen: 16, timeout: 10, usage: cat([]byte{0x9e, 0x1f}, ff8, ff4, []byte{0, 0}), dir: scsi.DirRead, lock: lockNone, resv: resvRead, alua: onlyActive, fn: (*Device).getLBAStatus},
 	{op: scsi.OpPreventAllow, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{scsi.OpPreventAllow, 0, 0, 0, 0x03, 0}, dir: scsi.DirNone, lock: lockNone, resv: resvUnlessHarmless, harmless: allowsRemoval, alua: onlyActive, fn: (*Device).preventAllow},
 	{op: scsi.OpReadDefectData10, sa: -1, cdbLen: 10, timeout: 10, usage: []byte{scsi.OpReadDefectData10, 0, 0x1f, 0, 0, 0, 0, 0xff, 0xff, 0}, dir: scsi.DirRead, lock: lockNone, resv: resvRead, alua: onlyActive, fn: (*Device).readDefectData},
@@ -91,7 +91,7 @@ var commandTable = []command{
 	{op: scsi.OpExtendedCopy, sa: scsi.SAExtendedCopyLID1, cdbLen: 16, timeout: 120, usage: cat([]byte{scsi.OpExtendedCopy, 0x1f}, make([]byte, 8), ff4, []byte{0, 0}), dir: scsi.DirWrite, lock: lockNone, resv: resvWrite, alua: onlyActive, fn: (*Device).extendedCopy},
 	{op: scsi.OpReceiveCopyRes, sa: scsi.SACopyStatus, cdbLen: 16, timeout: 10, usage: cat([]byte{scsi.OpReceiveCopyRes, 0x1f, 0xff}, make([]byte, 7), ff4, []byte{0, 0}), dir: scsi.DirRead, lock: lockNone, resv: resvRead, alua: onlyActive, fn: (*Device).receiveCopyResults},
 	{op: scsi.OpReceiveCopyRes, sa: scsi.SAOperatingParams, cdbLen: 16, timeout: 10, usage: cat([]byte{scsi.OpReceiveCopyRes, 0x1f}, make([]byte, 8), ff4, []byte{0, 0}), dir: scsi.DirRead, lock: lockNone, resv: resvRead, alua: onlyActive, fn: (*Device).receiveCopyResults},
-	{op: scsi.OpUnmap, sa: -1, cdbLen: 10, timeout: 60, usage: []byte{scsi.OpUnmap, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0}, dir: scsi.DirWrite, lock: lockWholeLU, resv: resvWrite, alua: onlyActive, only: thin, fn: (*Device).unmap},
+	{op: scsi.OpUnmap, sa: -1, cdbLen: 10, timeout: 60, usage: []byte{scsi.OpUnmap, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0}, dir: scsi.DirWrite, lock: lockWholeLU, resv: resvWrite, alua: onlyActive, only: isThin, fn: (*Device).unmap},
 	// Not implemented, but SPC-4 5.15.2.4 lets a standby port receive
 	// them: they get INVALID COMMAND OPERATION CODE there too, not NOT READY.
 	{op: scsi.OpLogSelect, sa: -1, cdbLen: 10, dir: scsi.DirWrite, lock: lockNone, resv: resvWrite, alua: inStandby},
@@ -102,8 +102,8 @@ var commandTable = []command{
 }
 
 // Row predicates (command.only).
-func thin(d *Device) bool        { return d.thin.enabled }
-func thick(d *Device) bool       { return !d.thin.enabled }
+func isThin(d *Device) bool      { return d.thin.enabled }
+func isThick(d *Device) bool     { return !d.thin.enabled }
 func atomicStore(d *Device) bool { return d.atomicWrites }
 
 // startsUnit: START STOP UNIT with START=1 and POWER CONDITION 0 is harmless.
