@@ -3,6 +3,7 @@ package lu
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
@@ -35,7 +36,7 @@ func tableVariants(t *testing.T) map[string]*Device {
 // fields agree with each other.
 func TestCommandTableComplete(t *testing.T) {
 	for _, c := range commandTable {
-		name := func() string { return "opcode " + hexByte(c.op) }
+		name := func() string { return fmt.Sprintf("opcode %#x", c.op) }
 		if c.lock == lockUnset || c.resv == resvUnset || c.alua&aluaActive == 0 {
 			t.Errorf("%s SA %d: lock %d, reservation %d, ALUA %b: undecided", name(), c.sa, c.lock, c.resv, c.alua)
 		}
@@ -154,9 +155,4 @@ func TestDecodeMatchesBefore(t *testing.T) {
 			}
 		}
 	}
-}
-
-func hexByte(b byte) string {
-	const digits = "0123456789abcdef"
-	return "0x" + string(digits[b>>4]) + string(digits[b&0xf])
 }
