@@ -2,13 +2,9 @@ package lu
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
-	"math/rand/v2"
 	"path/filepath"
 	"testing"
-
-	"github.com/costar-project/costar/stmf"
 )
 
 // withoutAtomicWrites is a file LU created with NoAtomicWrites.
@@ -82,76 +78,6 @@ func TestCommandTable(t *testing.T) {
 			}
 			if c.timeout == 0 {
 				t.Errorf("%s: opcode %#x: no timeout", name, c.op)
-			}
-		}
-	}
-}
-
-// randomCDBs are CDBs of every row with random fields, plus random bytes.
-func randomCDBs(d *Device, n int) [][]byte {
-	rng := rand.New(rand.NewPCG(1, 2))
-	var out [][]byte
-	for _, c := range d.cmds.rows {
-		for i := 0; i < n; i++ {
-			cdb := make([]byte, c.cdbLen)
-			for j := range cdb {
-				cdb[j] = byte(rng.Uint32())
-			}
-			if i%4 == 0 { // small counts and LBAs are the interesting ones
-				for j := 2; j < len(cdb); j++ {
-					cdb[j] &= 0x03
-				}
-			}
-			cdb[0] = c.op
-			if c.sa >= 0 {
-				cdb[1] = cdb[1]&0xe0 | byte(c.sa)
-			}
-			out = append(out, cdb, cdb[:rng.IntN(len(cdb))])
-		}
-	}
-	for i := 0; i < n*50; i++ {
-		var b [16]byte
-		binary.LittleEndian.PutUint64(b[:8], rng.Uint64())
-		binary.LittleEndian.PutUint64(b[8:], rng.Uint64())
-		out = append(out, b[:1+rng.IntN(16)])
-	}
-	return out
-}
-
-// TestDecodeMatchesBefore: the range lock, the reservation classes and
-// the inline decision read from the table answer exactly as the opcode
-// switches they replaced (cmdtab_before_test.go).
-func TestDecodeMatchesBefore(t *testing.T) {
-	for name, d := range tableVariants(t) {
-		for _, cdb := range randomCDBs(d, 200) {
-			dec := d.cmds.decode(cdb)
-			c := d.cmds.row(dec)
-			kind, lo, hi := c.span(dec)
-			bk, blo, bhi := lockRangeBefore(cdb)
-			// UNMAP on a thick LU and WRITE ATOMIC without atomic writes
-			// used to lock before failing INVALID COMMAND OPERATION CODE.
-			if c == nil && bk != lockNone && cdb[0] != 0x42 && cdb[0] != 0x9c {
-				t.Fatalf("%s: cdb % x: no row, but the old lock was %d", name, cdb, bk)
-			}
-			if c != nil && (kind != bk || kind != lockNone && (lo != blo || hi != bhi)) {
-				t.Fatalf("%s: cdb % x: lock %d [%d, %d), before %d [%d, %d)", name, cdb, kind, lo, hi, bk, blo, bhi)
-			}
-			if c != nil && c.fn != nil && len(cdb) >= c.cdbLen {
-				cls, s2 := c.classify(cdb)
-				bcls, bs2 := classifyBefore(cdb)
-				if cls != bcls || s2 != bs2 {
-					t.Fatalf("%s: cdb % x: class %d/%v, before %d/%v", name, cdb, cls, s2, bcls, bs2)
-				}
-			}
-			task := stmf.NewTask(&fakeTransport{})
-			task.CDB = cdb
-			task.LUDecoded = dec
-			want := quickBefore(cdb, d.bsShift, d.wcd.Load())
-			if len(cdb) >= 2 && cdb[0] == 0x0a && cdb[1]&0x08 != 0 {
-				want = len(cdb) >= 6 && quickBefore(append([]byte{cdb[0], 0}, cdb[2:]...), d.bsShift, d.wcd.Load()) // WRITE (6) has no FUA bit
-			}
-			if got := d.Quick(task); got != want {
-				t.Fatalf("%s: cdb % x: Quick %v, before %v", name, cdb, got, want)
 			}
 		}
 	}
