@@ -204,13 +204,15 @@ type TPGTag struct {
 	Tag uint16 `json:"tag"`
 }
 
-// Target is an iSCSI target node as both stmfadm and itadm see it.
+// Target is a target of any protocol as stmfadm sees it, and an iSCSI
+// target node as itadm sees it: Auth, ChapUser, ChapSecretSet and TPGs are
+// the iSCSI target's (empty for other protocols).
 type Target struct {
 	Name          string    `json:"name"`
 	Alias         string    `json:"alias,omitempty"`
 	Online        bool      `json:"online"`
-	Provider      string    `json:"provider"`       // iscsit
-	Protocol      string    `json:"protocol"`       // iSCSI
+	Provider      string    `json:"provider"`       // iscsit; an FC HBA driver (qlt)
+	Protocol      string    `json:"protocol"`       // ProtocolISCSI; Fibre Channel
 	Auth          string    `json:"auth,omitempty"` // "" = use the defaults
 	ChapUser      string    `json:"chap_user,omitempty"`
 	ChapSecretSet bool      `json:"chap_secret_set"`
@@ -280,3 +282,7 @@ type DefaultsRequest struct {
 	ISNS         *bool     `json:"isns,omitempty"`
 	ISNSServers  *[]string `json:"isns_servers,omitempty"`
 }
+
+// ProtocolISCSI is Target.Protocol of an iSCSI target ("Protocol" in
+// stmfadm list-target -v); itadm lists only these.
+const ProtocolISCSI = "iSCSI"

@@ -15,19 +15,28 @@ import (
 	"github.com/spf13/viper"
 )
 
-// Config is everything stmfd needs to start.
+// Config is everything stmfd needs to start: its own settings, then one
+// section per port provider.
 type Config struct {
-	StateDir string   // persisted configuration and demo LU
-	Portals  []string // default portal group listen addresses
-	Socket   string   // management API unix socket; default <StateDir>/stmfd.sock
-	Demo     bool     // on first start with empty state, create a demo LU and target
-	DemoSize uint64   // bytes
+	StateDir string // persisted configuration and demo LU
+	Socket   string // management API unix socket; default <StateDir>/stmfd.sock
+	Demo     bool   // on first start with empty state, create a demo LU and target
+	DemoSize uint64 // bytes
 	LogLevel slog.Level
 	// ShutdownTimeout bounds how long a clean shutdown waits for I/O.
 	ShutdownSeconds int
+
+	// ISCSI configures the iSCSI port provider. The FC port provider's
+	// section (FC) will sit next to it.
+	ISCSI ISCSIConfig
+}
+
+// ISCSIConfig is the iSCSI port provider's section.
+type ISCSIConfig struct {
+	Portals []string // default portal group listen addresses
 	// AbortCompletedTask is the iSCSI answer to ABORT TASK for a task the
-	// target does not know: "function-complete" (what ESXi needs) or
-	// "task-does-not-exist" (RFC 7143 11.5.1 to the letter).
+	// target does not know: "task-does-not-exist" (RFC 7143 11.5.1, the
+	// default) or "function-complete" (for every unknown task).
 	AbortCompletedTask string
 }
 
@@ -72,8 +81,8 @@ func Load(args []string, out io.Writer) (*Config, error) {
 	fs.String("demo-size", DefaultDemoSize, "size of the demo LU (K/M/G/T suffixes)")
 	fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Int("shutdown-timeout", 30, "seconds a clean shutdown waits for in-flight I/O")
-	fs.String("abort-completed-task", AbortFunctionComplete, "iSCSI ABORT TASK answer for an unknown (already completed) task: "+
-		AbortFunctionComplete+" (ESXi) or "+AbortTaskDoesNotExist+" (RFC 7143 11.5.1)")
+	fs.String("abort-completed-task", AbortTaskDoesNotExist, "iSCSI ABORT TASK answer for an unknown (already completed) task: "+
+		AbortTaskDoesNotExist+" (RFC 7143 11.5.1) or "+AbortFunctionComplete)
 	fs.Usage = func() {
 		fmt.Fprint(out, Usage)
 		fs.PrintDefaults()
@@ -101,31 +110,15 @@ func Load(args []string, out io.Writer) (*Config, error) {
 
 	c := &Config{
 		StateDir:        v.GetString("state-dir"),
-		Portals:         v.GetStringSlice("portal"),
 		Socket:          v.GetString("socket"),
 		Demo:            v.GetBool("demo"),
 		ShutdownSeconds: v.GetInt("shutdown-timeout"),
-
-		AbortCompletedTask: v.GetString("abort-completed-task"),
 	}
-	// An env var gives one string; accept comma separated portals there too.
-	var portals []string
-	for _, p := range c.Portals {
-		for _, q := range strings.Split(p, ",") {
-			if q = strings.TrimSpace(q); q != "" {
-				portals = append(portals, q)
-			}
-		}
+	iscsi, err := loadISCSI(v)
+	if err != nil {
+		return nil, err
 	}
-	c.Portals = portals
-	if len(c.Portals) == 0 {
-		return nil, fmt.Errorf("config: at least one --portal is required")
-	}
-	for _, p := range c.Portals {
-		if _, _, err := net.SplitHostPort(p); err != nil {
-			return nil, fmt.Errorf("config: bad portal %q: %w", p, err)
-		}
-	}
+	c.ISCSI = iscsi
 	if c.StateDir == "" {
 		return nil, fmt.Errorf("config: --state-dir must not be empty")
 	}
@@ -143,10 +136,32 @@ func Load(args []string, out io.Writer) (*Config, error) {
 	if c.ShutdownSeconds <= 0 {
 		return nil, fmt.Errorf("config: --shutdown-timeout must be positive")
 	}
+	return c, nil
+}
+
+// loadISCSI reads and checks the iSCSI port provider's settings.
+func loadISCSI(v *viper.Viper) (ISCSIConfig, error) {
+	c := ISCSIConfig{AbortCompletedTask: v.GetString("abort-completed-task")}
+	// An env var gives one string; accept comma separated portals there too.
+	for _, p := range v.GetStringSlice("portal") {
+		for _, q := range strings.Split(p, ",") {
+			if q = strings.TrimSpace(q); q != "" {
+				c.Portals = append(c.Portals, q)
+			}
+		}
+	}
+	if len(c.Portals) == 0 {
+		return c, fmt.Errorf("config: at least one --portal is required")
+	}
+	for _, p := range c.Portals {
+		if _, _, err := net.SplitHostPort(p); err != nil {
+			return c, fmt.Errorf("config: bad portal %q: %w", p, err)
+		}
+	}
 	switch c.AbortCompletedTask {
 	case AbortFunctionComplete, AbortTaskDoesNotExist:
 	default:
-		return nil, fmt.Errorf("config: --abort-completed-task %q: want %s or %s", c.AbortCompletedTask, AbortFunctionComplete, AbortTaskDoesNotExist)
+		return c, fmt.Errorf("config: --abort-completed-task %q: want %s or %s", c.AbortCompletedTask, AbortFunctionComplete, AbortTaskDoesNotExist)
 	}
 	return c, nil
 }

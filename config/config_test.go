@@ -51,8 +51,8 @@ func TestLoadPrecedence(t *testing.T) {
 	if c.StateDir != "/from/file" || c.DemoSize != 2<<30 || !c.Demo {
 		t.Errorf("file/flag values not applied: %+v", c)
 	}
-	if len(c.Portals) != 2 || c.Portals[1] != "127.0.0.3:3260" {
-		t.Errorf("env portals not applied: %v", c.Portals)
+	if len(c.ISCSI.Portals) != 2 || c.ISCSI.Portals[1] != "127.0.0.3:3260" {
+		t.Errorf("env portals not applied: %v", c.ISCSI.Portals)
 	}
 	if c.Socket != "/from/file/stmfd.sock" {
 		t.Errorf("socket default = %q", c.Socket)
@@ -90,7 +90,8 @@ func TestAbortCompletedTask(t *testing.T) {
 		want string
 		err  bool
 	}{
-		{nil, "", AbortFunctionComplete, false},
+		{nil, "", AbortTaskDoesNotExist, false},
+		{[]string{"--abort-completed-task", AbortFunctionComplete}, "", AbortFunctionComplete, false},
 		{[]string{"--abort-completed-task", AbortTaskDoesNotExist}, "", AbortTaskDoesNotExist, false},
 		{nil, AbortTaskDoesNotExist, AbortTaskDoesNotExist, false},
 		{[]string{"--abort-completed-task", "maybe"}, "", "", true},
@@ -100,7 +101,7 @@ func TestAbortCompletedTask(t *testing.T) {
 			os.Unsetenv("STMFD_ABORT_COMPLETED_TASK")
 		}
 		c, err := Load(tc.args, &bytes.Buffer{})
-		if (err != nil) != tc.err || (err == nil && c.AbortCompletedTask != tc.want) {
+		if (err != nil) != tc.err || (err == nil && c.ISCSI.AbortCompletedTask != tc.want) {
 			t.Errorf("Load(%v) env %q: %+v, %v; want %q err=%v", tc.args, tc.env, c, err, tc.want, tc.err)
 		}
 	}

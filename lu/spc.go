@@ -93,26 +93,9 @@ func (d *Device) readCapacity16(_ *stmf.Task, cdb []byte) *stmf.Result {
 	return dataIn(truncate(b, binary.BigEndian.Uint32(cdb[10:14])))
 }
 
-// reportLUNs is normally answered by stmf from the session's LUN map; an
-// LU asked directly reports only the LUN the task was addressed to.
-func (d *Device) reportLUNs(t *stmf.Task, cdb []byte) *stmf.Result {
-	alloc := binary.BigEndian.Uint32(cdb[6:10])
-	if alloc < 16 {
-		return fail(invalidField(6, -1))
-	}
-	switch cdb[2] {
-	case 0x00, 0x02:
-	case 0x01:
-		return dataIn(truncate([]byte{0, 0, 0, 0, 0, 0, 0, 0}, alloc))
-	default:
-		return fail(invalidField(2, -1))
-	}
-	b := make([]byte, 16)
-	binary.BigEndian.PutUint32(b[0:4], 8)
-	lun := scsi.EncodeLUN(t.LUN)
-	copy(b[8:], lun[:])
-	return dataIn(truncate(b, alloc))
-}
+// reportLUNs: stmf answers REPORT LUNS before an LU sees it; the row
+// exists so REPORT SUPPORTED OPERATION CODES lists the command.
+func (d *Device) reportLUNs(t *stmf.Task, _ []byte) *stmf.Result { return stmf.ReportLUNs(t) }
 
 // Support values of the one-command REPORT SUPPORTED OPERATION CODES format.
 const (

@@ -35,6 +35,7 @@ var (
 	ErrInvalidLUN    = errors.New("stmf: LUN out of range")
 	ErrPortOffline   = errors.New("stmf: local port is offline")
 	ErrSessionClosed = errors.New("stmf: session closed")
+	ErrViewNotFound  = errors.New("stmf: view entry not found")
 )
 
 // ViewEntry makes an LU visible as LUN to the host group on the target
@@ -63,6 +64,9 @@ type Framework struct {
 	alua atomic.Pointer[map[uint16]ALUAState]
 
 	workers *workers
+
+	portStats     map[string]*portStats // task counters by target port name
+	nextSessionID uint64
 }
 
 // New returns an empty framework.
@@ -81,6 +85,8 @@ func New(log *slog.Logger) *Framework {
 		nextRel:  1,
 		sessions: map[*Session]struct{}{},
 		workers:  newWorkers(),
+
+		portStats: map[string]*portStats{},
 	}
 }
 
@@ -122,6 +128,31 @@ func (fw *Framework) LU(g GUID) (LogicalUnit, bool) {
 		return nil, false
 	}
 	return reg.lu, true
+}
+
+// LUUnwrapper is implemented by an adapter that wraps an LU provider's
+// logical unit before registering it (stmfd wraps *lu.Device for its
+// management plane). Session.LU hands out the wrapped LU, so a provider
+// can recognise its own LUs, as EXTENDED COPY must when it resolves a
+// copy target that is another LU.
+type LUUnwrapper interface {
+	UnwrapLU() LogicalUnit
+}
+
+// unwrapLU returns the LU an adapter wraps, or lu itself.
+func unwrapLU(lu LogicalUnit) LogicalUnit {
+	for range 8 { // adapters do not nest deeper; bound it anyway
+		u, ok := lu.(LUUnwrapper)
+		if !ok {
+			return lu
+		}
+		inner := u.UnwrapLU()
+		if inner == nil {
+			return lu
+		}
+		lu = inner
+	}
+	return lu
 }
 
 // AddView adds a view entry for an LU (the LU need not be registered yet).
@@ -172,6 +203,28 @@ func (fw *Framework) Views(g GUID) []ViewEntry {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
 	return append([]ViewEntry(nil), fw.views[g]...)
+}
+
+// RemoveView removes the view entry of g equal to v (host group, target
+// group and LUN). Sessions that lose the LUN get REPORTED LUNS DATA HAS
+// CHANGED at once. It works whether or not the LU is registered.
+func (fw *Framework) RemoveView(g GUID, v ViewEntry) error {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	entries := fw.views[g]
+	for i, e := range entries {
+		if e == v {
+			rest := append(append([]ViewEntry(nil), entries[:i]...), entries[i+1:]...)
+			if len(rest) == 0 {
+				delete(fw.views, g)
+			} else {
+				fw.views[g] = rest
+			}
+			fw.remapLocked()
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s LUN %d", ErrViewNotFound, g, v.LUN)
 }
 
 // groupsOverlap is COMSTAR's view-conflict rule for one dimension: equal

@@ -80,6 +80,8 @@ type Session struct {
 	tasks  map[uint64]*Task
 	ua     map[scsi.LUN][]scsi.ASC
 	wg     sync.WaitGroup
+
+	stats *sessionStats
 }
 
 // OpenSession creates the I_T nexus between an initiator port and p.
@@ -114,6 +116,7 @@ func (p *LocalPort) OpenSession(initiatorName, initiatorPort string) (*Session, 
 	for n := range m {
 		s.ua[n] = []scsi.ASC{scsi.ASCPowerOnReset}
 	}
+	s.stats = fw.openSessionStatsLocked(initiatorPort, p.Name)
 	fw.sessions[s] = struct{}{}
 	return s, nil
 }
@@ -131,7 +134,7 @@ func (s *Session) LUNs() []scsi.LUN { return s.lunMap.Load().sortedLUNs() }
 func (s *Session) LU(g GUID) (LogicalUnit, bool) {
 	for _, reg := range *s.lunMap.Load() {
 		if reg.lu.GUID() == g {
-			return unwrapLU(reg.lu), true // unwrap.go
+			return unwrapLU(reg.lu), true
 		}
 	}
 	return nil, false
@@ -157,6 +160,7 @@ func (s *Session) Close() {
 	delete(s.fw.sessions, s)
 	s.fw.mu.Unlock()
 	s.wg.Wait()
+	s.fw.retireSessionStats(s.stats)
 	// Losing the I_T nexus clears its per-nexus LU state, like I_T NEXUS
 	// RESET (SPC-2: a SCSI-2 reservation is released).
 	for _, reg := range *s.lunMap.Load() {
@@ -229,6 +233,7 @@ func (s *Session) hasUA(lun scsi.LUN) bool {
 // with NewTask and its exported fields set.
 func (s *Session) Submit(t *Task) {
 	t.Session = s
+	t.begin(&s.stats.c)
 	lun, ok := scsi.DecodeLUN(t.RawLUN)
 	t.LUN = lun
 	if len(t.CDB) == 0 {
@@ -243,6 +248,7 @@ func (s *Session) Submit(t *Task) {
 	var reg *luReg
 	if ok {
 		reg = (*s.lunMap.Load())[lun]
+		t.routed(reg)
 	}
 	if reg == nil {
 		s.noSuchLU(t)
@@ -271,7 +277,8 @@ func (s *Session) Submit(t *Task) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		t.transport.Drop()
+		t.markAborted()
+		t.Complete(&Result{Status: scsi.StatusTaskAborted}) // dropped, counted as aborted
 		return
 	}
 	t.ctx, t.cancel = context.WithCancel(s.ctx)
@@ -501,38 +508,6 @@ func (t *Task) markAborted() {
 	if t.cancel != nil {
 		t.cancel()
 	}
-}
-
-func (s *Session) reportLUNs(t *Task) {
-	cdb := t.CDB
-	if len(cdb) < 12 {
-		t.CompleteSense(scsi.IllegalRequest(scsi.ASCInvalidFieldInCDB, 0))
-		return
-	}
-	alloc := binary.BigEndian.Uint32(cdb[6:10])
-	if alloc < 16 {
-		t.CompleteSense(scsi.IllegalRequest(scsi.ASCInvalidFieldInCDB, 6))
-		return
-	}
-	var luns []scsi.LUN
-	switch cdb[2] {
-	case 0x00, 0x02:
-		luns = s.LUNs()
-	case 0x01: // well-known LUs only: we have none
-	default:
-		t.CompleteSense(scsi.IllegalRequest(scsi.ASCInvalidFieldInCDB, 2))
-		return
-	}
-	buf := make([]byte, 8+8*len(luns))
-	binary.BigEndian.PutUint32(buf[0:4], uint32(8*len(luns)))
-	for i, n := range luns {
-		e := scsi.EncodeLUN(n)
-		copy(buf[8+8*i:], e[:])
-	}
-	if uint32(len(buf)) > alloc {
-		buf = buf[:alloc]
-	}
-	t.CompleteData(buf, nil)
 }
 
 // noSuchLU answers a command to a LUN with no LU behind it in this

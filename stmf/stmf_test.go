@@ -324,3 +324,87 @@ func TestGroupRules(t *testing.T) {
 		t.Errorf("HostGroups = %v", got)
 	}
 }
+
+func TestRemoveView(t *testing.T) {
+	fw := New(nil)
+	lu := &fakeLU{guid: GUID{0x60, 1}}
+	if err := fw.RegisterLU(lu); err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.CreateHostGroup("hg"); err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.AddHostGroupMember("hg", "iqn.2026-11.test:a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fw.AddView(lu.guid, ViewEntry{HostGroup: "hg", LUN: 2}, false); err != nil {
+		t.Fatal(err)
+	}
+	p, err := fw.RegisterPort("iqn.2026-11.test:t", "iqn.2026-11.test:t,t,0x0001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := p.OpenSession("iqn.2026-11.test:a", "iqn.2026-11.test:a,i,0x1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := s.LUNs(); len(got) != 1 || got[0] != 2 {
+		t.Fatalf("LUNs before: %v", got)
+	}
+	if err := fw.RemoveView(lu.guid, ViewEntry{HostGroup: "hg", LUN: 3}); !errors.Is(err, ErrViewNotFound) {
+		t.Fatalf("removing a missing view: %v", err)
+	}
+	if err := fw.RemoveView(lu.guid, ViewEntry{HostGroup: "hg", LUN: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.LUNs(); len(got) != 0 {
+		t.Fatalf("LUNs after: %v", got)
+	}
+	if v := fw.Views(lu.guid); len(v) != 0 {
+		t.Fatalf("views after: %v", v)
+	}
+	// The group is no longer in use.
+	if err := fw.DeleteHostGroup("hg"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wrappedLU is an adapter around an LU, as stmfd's management plane uses.
+type wrappedLU struct{ LogicalUnit }
+
+func (w wrappedLU) UnwrapLU() LogicalUnit { return w.LogicalUnit }
+
+// Session.LU hands out the provider's own LU behind an adapter, so that
+// EXTENDED COPY can resolve another LU of the same provider.
+func TestSessionLUUnwraps(t *testing.T) {
+	fw := New(nil)
+	inner := &fakeLU{guid: guidN(1)}
+	plain := &fakeLU{guid: guidN(2)}
+	for _, lu := range []LogicalUnit{wrappedLU{wrappedLU{inner}}, plain} {
+		if err := fw.RegisterLU(lu); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fw.AddView(lu.GUID(), ViewEntry{}, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, _ := fw.RegisterPort("iqn.t", "iqn.t,t,0x0001")
+	s, err := p.OpenSession("iqn.a", "iqn.a,i,0x1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, tc := range []struct {
+		g    GUID
+		want LogicalUnit
+	}{{guidN(1), inner}, {guidN(2), plain}, {guidN(3), nil}} {
+		got, ok := s.LU(tc.g)
+		if ok != (tc.want != nil) || got != tc.want {
+			t.Errorf("LU(%v) = %v, %v; want %v", tc.g, got, ok, tc.want)
+		}
+	}
+	if got := unwrapLU(wrappedLU{nil}); got != (wrappedLU{nil}) {
+		t.Errorf("an adapter around nothing unwrapped to %v", got)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/costar-project/costar/scsi"
 )
@@ -76,6 +77,14 @@ type Task struct {
 	aborted   atomic.Bool
 	onDone    func(*Task)
 	reg       *luReg
+
+	// Counting (begin, routed, count): set by Submit, so a task an LU
+	// runs without a session counts nowhere.
+	start   time.Time
+	kind    Kind
+	sessC   *counters
+	luC     *counters
+	dataOut uint32 // Data-Out bytes received
 }
 
 // NewTask builds a task for Session.Submit. tr must not be nil.
@@ -94,7 +103,61 @@ func (t *Task) Context() context.Context {
 func (t *Task) Aborted() bool { return t.aborted.Load() }
 
 // Data returns the initiator's Data-Out for a write-direction task.
-func (t *Task) Data() ([]byte, error) { return t.transport.ReceiveData(t.Context()) }
+func (t *Task) Data() ([]byte, error) {
+	b, err := t.transport.ReceiveData(t.Context())
+	if err == nil {
+		t.dataOut = uint32(len(b))
+	}
+	return b, err
+}
+
+// begin starts the task's clock, classifies it and counts it as started
+// on its session.
+func (t *Task) begin(c *counters) {
+	t.start = time.Now()
+	t.kind = KindOther
+	if len(t.CDB) > 0 {
+		t.kind = kindOf(t.CDB[0])
+	}
+	t.sessC = c
+	c.started.Add(1)
+}
+
+// routed counts the task as started on the LU its LUN maps to (none: nil).
+func (t *Task) routed(reg *luReg) {
+	if reg == nil {
+		return
+	}
+	t.luC = &reg.stats
+	t.luC.started.Add(1)
+}
+
+// count records the finished task on its session's and LU's counters (a
+// port sums its sessions). Complete calls it before the response leaves,
+// so the counters include every response an initiator has seen.
+func (t *Task) count(r *Result, aborted bool) {
+	if t.sessC == nil && t.luC == nil {
+		return
+	}
+	d := completion{kind: t.kind, latency: time.Since(t.start), status: stAborted}
+	d.bucket = latencyBucket(d.latency)
+	if !aborted {
+		d.status = statusIndex(r.Status)
+		switch r.Status {
+		case scsi.StatusCheckCondition:
+			d.senseKey, d.hasKey = senseKey(r.Sense)
+		case scsi.StatusGood, scsi.StatusConditionMet:
+			d.read = uint64(min(uint32(len(r.Data)), t.ExpectedLen))
+			d.written = uint64(t.dataOut)
+		}
+	}
+	if t.sessC != nil {
+		t.sessC.add(&d)
+	}
+	if t.luC != nil {
+		t.luC.add(&d)
+	}
+}
 
 // Complete finishes the task with r. An aborted task's result is dropped:
 // SAM requires that an aborted task never completes to the initiator.
@@ -106,7 +169,9 @@ func (t *Task) Complete(r *Result) {
 		return
 	}
 	t.mu.Lock()
-	if t.aborted.Load() {
+	aborted := t.aborted.Load()
+	t.count(r, aborted)
+	if aborted {
 		if r.Release != nil {
 			r.Release()
 		}

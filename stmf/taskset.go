@@ -13,6 +13,8 @@ type luReg struct {
 	lu  LogicalUnit
 	ts  taskSet
 	seq atomic.Uint64 // arrival order of tasks at this LU
+
+	stats counters // every task the LU's LUNs received, from any session
 }
 
 // Admitter is optionally implemented by an LU that needs to see tasks in

@@ -197,7 +197,7 @@ func (c *Client) RemoveGroupMember(ctx context.Context, kind api.GroupKind, grou
 	return c.Call(ctx, api.MethodRemoveGroupMember, api.MemberRequest{Kind: kind, Group: group, Member: member}, nil)
 }
 
-// ListTargets returns the iSCSI targets with their live sessions.
+// ListTargets returns the targets of every protocol with their live sessions.
 func (c *Client) ListTargets(ctx context.Context) ([]api.Target, error) {
 	return call[[]api.Target](ctx, c, api.MethodListTargets, api.Empty{})
 }

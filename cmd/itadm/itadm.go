@@ -245,6 +245,9 @@ func (e *env) listTarget(c *cli.Context) error {
 	if err != nil {
 		return e.apiFailure(err)
 	}
+	// itadm is the iSCSI port provider's: other protocols' targets are
+	// stmfadm's to list.
+	targets = slices.DeleteFunc(targets, func(t api.Target) bool { return t.Protocol != "" && t.Protocol != api.ProtocolISCSI })
 	defs, err := e.client.GetDefaults(c.Context)
 	if err != nil {
 		return e.apiFailure(err)

@@ -246,3 +246,25 @@ func TestListNotFoundAndUnreachable(t *testing.T) {
 		t.Errorf("unreachable: exit %d %q", code, stderr)
 	}
 }
+
+// itadm is iSCSI's: targets of other protocols (FC) are not listed, and
+// naming one is "not found".
+func TestListTargetOnlyISCSI(t *testing.T) {
+	srv := apitest.Serve(t, map[string]apitest.Reply{
+		api.MethodListTargets: {Body: []api.Target{
+			{Name: "wwn.2100001B32A1B2C3", Online: true, Provider: "qlt", Protocol: "Fibre Channel", TPGs: []api.TPGTag{}, Sessions: []api.Session{}},
+			{Name: "iqn.2026-11.org.test:t", Online: true, Provider: "iscsit", Protocol: api.ProtocolISCSI, TPGs: []api.TPGTag{}, Sessions: []api.Session{}},
+		}},
+		api.MethodGetDefaults: {Body: api.Defaults{}},
+	})
+	code, stdout, stderr := runCLI(t, srv.Socket, "", "list-target")
+	want := "TARGET NAME                                                  STATE    SESSIONS \n" +
+		"iqn.2026-11.org.test:t                                       online   0        \n"
+	if code != 0 || stdout != want || stderr != "" {
+		t.Errorf("list-target: exit %d stdout %q stderr %q, want %q", code, stdout, stderr, want)
+	}
+	code, _, stderr = runCLI(t, srv.Socket, "", "list-target", "wwn.2100001B32A1B2C3")
+	if want := "Target wwn.2100001B32A1B2C3 not found!\n\nitadm list-target failed with error 1\n"; code != 1 || stderr != want {
+		t.Errorf("list-target of an FC target: exit %d stderr %q, want %q", code, stderr, want)
+	}
+}

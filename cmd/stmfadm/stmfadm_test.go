@@ -365,3 +365,31 @@ func TestHelpHasExamples(t *testing.T) {
 		t.Errorf("add-view -h: exit %d %q", code, stderr)
 	}
 }
+
+// list-target lists targets of every protocol; an FC target shows its
+// provider and protocol as COMSTAR's does, and can be picked by name in
+// any case.
+func TestListTargetMixedProtocols(t *testing.T) {
+	srv := apitest.Serve(t, map[string]apitest.Reply{
+		api.MethodListTargets: {Body: []api.Target{
+			{Name: "iqn.2026-11.org.test:t", Online: true, Provider: "iscsit", Protocol: api.ProtocolISCSI, TPGs: []api.TPGTag{}, Sessions: []api.Session{}},
+			{Name: "wwn.2100001B32A1B2C3", Provider: "qlt", Protocol: "Fibre Channel", TPGs: []api.TPGTag{}, Sessions: []api.Session{}},
+		}},
+	})
+	code, stdout, stderr := runCLI(t, srv.Socket, "stmfadm", "list-target", "-v", "wwn.2100001b32a1b2c3", "iqn.2026-11.org.test:t")
+	want := "Target: wwn.2100001B32A1B2C3\n" +
+		"    Operational Status: Offline\n" +
+		"    Provider Name     : qlt\n" +
+		"    Alias             : -\n" +
+		"    Protocol          : Fibre Channel\n" +
+		"    Sessions          : 0\n" +
+		"Target: iqn.2026-11.org.test:t\n" +
+		"    Operational Status: Online\n" +
+		"    Provider Name     : iscsit\n" +
+		"    Alias             : -\n" +
+		"    Protocol          : iSCSI\n" +
+		"    Sessions          : 0\n"
+	if code != 0 || stdout != want || stderr != "" {
+		t.Fatalf("exit %d stdout\n%s\nstderr %q\nwant\n%s", code, stdout, stderr, want)
+	}
+}

@@ -1,7 +1,7 @@
 // Package daemon wires stmfd together: the stmf framework, the LU provider
-// (package lu), the iSCSI port provider and the management plane (package
-// mgmt, served on a unix socket). It restores the persisted configuration
-// before any portal opens.
+// (package lu), the port providers (ports.go: iSCSI today) and the
+// management plane (package mgmt, served on a unix socket). It restores
+// the persisted configuration before any portal opens.
 package daemon
 
 import (
@@ -33,8 +33,9 @@ type Daemon struct {
 	fw    *stmf.Framework
 	mgr   *mgmt.Manager
 
-	iscsi *iscsi.Server
-	api   *mgmt.Server
+	iscsi   *iscsi.Server
+	servers []portServer // every port provider, for Start and Shutdown (ports.go)
+	api     *mgmt.Server
 
 	stopZvolWatch func() // WatchZvols
 }
@@ -45,14 +46,20 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	fw := stmf.New(log.With("component", "stmf"))
-	mgr := mgmt.New(mgmt.Config{
-		Log:       log.With("component", "mgmt"),
-		Framework: fw,
-		Store:     st,
-		LUs:       newLUProvider(hostID(), log.With("component", "lu")),
+	d := &Daemon{cfg: cfg, log: log, store: st, fw: stmf.New(log.With("component", "stmf"))}
+	ports, err := d.portProviders() // ports.go
+	if err != nil {
+		return nil, err
+	}
+	d.mgr = mgmt.New(mgmt.Config{
+		Log:          log.With("component", "mgmt"),
+		Framework:    d.fw,
+		Store:        st,
+		LUs:          newLUProvider(hostID(), log.With("component", "lu")),
+		Ports:        ports,
+		ISCSIPortals: d.Addrs,
 	})
-	return &Daemon{cfg: cfg, log: log, store: st, fw: fw, mgr: mgr}, nil
+	return d, nil
 }
 
 // hostID derives COMSTAR's 6-byte host part: a 4-byte host id followed by
@@ -75,10 +82,10 @@ func (d *Daemon) Framework() *stmf.Framework { return d.fw }
 // Manager exposes the management plane.
 func (d *Daemon) Manager() *mgmt.Manager { return d.mgr }
 
-// Start restores the configuration (creating the demo one if asked), opens
-// the portals with every online target in place, then serves the
-// management API. Everything persisted is live before the first initiator
-// can connect.
+// Start restores the configuration (creating the demo one if asked), which
+// hands every online target to its port provider, starts the providers
+// (opening the portals), then serves the management API. Everything
+// persisted is live before the first initiator can connect.
 func (d *Daemon) Start(ctx context.Context) error {
 	st, err := d.store.Load()
 	if err != nil {
@@ -93,27 +100,10 @@ func (d *Daemon) Start(ctx context.Context) error {
 			return fmt.Errorf("creating demo configuration: %w", err)
 		}
 	}
-	var targets []iscsi.TargetConfig
-	for _, spec := range d.mgr.TargetSpecs() {
-		targets = append(targets, targetConfig(spec))
-	}
-	srv, err := iscsi.NewServer(d.fw, iscsi.Config{
-		Portals: d.cfg.Portals,
-		Targets: targets,
-		Auth:    iscsi.AuthFunc(d.loginAuth),
-		Logger:  d.log.With("component", "iscsi"),
-
-		AbortCompletedTask: d.cfg.AbortCompletedTask,
-	})
-	if err != nil {
-		return err
-	}
-	if err := srv.Start(ctx); err != nil {
-		return err
-	}
-	d.iscsi = srv
-	if err := d.mgr.AttachPorts(&portProvider{srv: srv}, d.Addrs); err != nil {
-		return err
+	for _, srv := range d.servers {
+		if err := srv.Start(ctx); err != nil {
+			return err
+		}
 	}
 	a, err := mgmt.Listen(d.cfg.Socket, d.mgr.Handler(), d.log.With("component", "api"))
 	if err != nil {
@@ -121,22 +111,6 @@ func (d *Daemon) Start(ctx context.Context) error {
 	}
 	d.api = a
 	return nil
-}
-
-// loginAuth answers the iSCSI server's authentication questions from the
-// configuration (target or default auth method, per-initiator CHAP).
-func (d *Daemon) loginAuth(_ context.Context, r iscsi.AuthRequest) (iscsi.CHAPCredentials, error) {
-	la, err := d.mgr.LoginAuth(r.InitiatorName, r.TargetName, r.Discovery)
-	if err != nil {
-		return iscsi.CHAPCredentials{}, err
-	}
-	return iscsi.CHAPCredentials{
-		Required:        la.Required,
-		InitiatorUser:   la.InitiatorUser,
-		InitiatorSecret: la.InitiatorSecret,
-		TargetUser:      la.TargetUser,
-		TargetSecret:    la.TargetSecret,
-	}, nil
 }
 
 // createDemo configures a demo LU visible to everyone as LUN 0 on
@@ -184,8 +158,8 @@ func (d *Daemon) Addrs() []string {
 func (d *Daemon) SocketPath() string { return d.cfg.Socket }
 
 // Shutdown stops the management API (no change starts any more), stops
-// accepting iSCSI connections, lets in-flight I/O finish (bounded by ctx),
-// and closes sessions and LUs.
+// accepting connections, lets in-flight I/O finish (bounded by ctx), and
+// closes sessions and LUs.
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	var errs []error
 	if d.stopZvolWatch != nil {
@@ -196,9 +170,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("management API shutdown: %w", err))
 		}
 	}
-	if d.iscsi != nil {
-		if err := d.iscsi.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("iscsi shutdown: %w", err))
+	for _, srv := range d.servers {
+		if err := srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("port provider shutdown: %w", err))
 		}
 	}
 	if err := d.mgr.Close(); err != nil {

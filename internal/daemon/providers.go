@@ -6,13 +6,12 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"slices"
 	"sync"
 
 	"github.com/costar-project/costar/internal/daemon/mgmt"
 	"github.com/costar-project/costar/lu"
 	"github.com/costar-project/costar/lu/zvol"
-	"github.com/costar-project/costar/portprovider/iscsi"
+	"github.com/costar-project/costar/stmf"
 )
 
 // luProvider adapts package lu to mgmt.LUProvider.
@@ -53,7 +52,7 @@ func (p *luProvider) generator(oui *uint32, hostID *[4]byte) *lu.GUIDGenerator {
 	return g
 }
 
-func (p *luProvider) Create(ctx context.Context, s mgmt.LUSpec) (mgmt.Disk, error) {
+func (p *luProvider) Create(ctx context.Context, s mgmt.LUSpec) (mgmt.LU, error) {
 	if s.MetaFile == "" && p.isZvolPath(s.DataFile) {
 		return p.createOnZvol(ctx, s) // zfs.go
 	}
@@ -66,7 +65,7 @@ func (p *luProvider) Create(ctx context.Context, s mgmt.LUSpec) (mgmt.Disk, erro
 
 // Import opens an LU from its data file, or from its meta file when file
 // is one (import-lu names either).
-func (p *luProvider) Import(ctx context.Context, file, metaFile string) (mgmt.Disk, error) {
+func (p *luProvider) Import(ctx context.Context, file, metaFile string) (mgmt.LU, error) {
 	if metaFile == "" && p.isZvolPath(file) {
 		return p.importZvol(ctx, file, lu.ZvolImport{}) // zfs.go
 	}
@@ -94,7 +93,7 @@ func classify(err error, metaFile string) error {
 	return fmt.Errorf("%w: %w", mgmt.ErrDataFile, err)
 }
 
-// luDisk adapts *lu.Device to mgmt.Disk, mgmt.Resizer and mgmt.PropSetter.
+// luDisk adapts *lu.Device to mgmt.LU, mgmt.Resizer and mgmt.PropSetter.
 type luDisk struct{ *lu.Device }
 
 func (d *luDisk) Info() mgmt.LUInfo {
@@ -120,54 +119,8 @@ func (d *luDisk) SetProps(_ context.Context, c mgmt.LUChange) error {
 	return d.Device.SetProps(lu.Props{Alias: c.Alias, MgmtURL: c.MgmtURL, WriteCacheDisabled: c.WCD, WriteProtect: c.WP, SoftThreshold: c.SoftThreshold})
 }
 
-// portProvider adapts the iSCSI server to mgmt.PortProvider,
-// mgmt.TargetUpdater and mgmt.SessionReporter.
-type portProvider struct {
-	srv *iscsi.Server
-}
+// UnwrapLU lets the LU provider recognise its own LU behind the adapter
+// (EXTENDED COPY between two LUs resolves the other LU as *lu.Device).
+func (d *luDisk) UnwrapLU() stmf.LogicalUnit { return d.Device }
 
-var (
-	_ mgmt.PortProvider    = (*portProvider)(nil)
-	_ mgmt.TargetUpdater   = (*portProvider)(nil)
-	_ mgmt.SessionReporter = (*portProvider)(nil)
-)
-
-// targetConfig is the iSCSI server's view of a target: its alias and the
-// portal groups it is bound to (none: the default portal group, tag 1, on
-// the daemon's --portal addresses). Authentication is not part of it: the
-// server asks loginAuth at each login.
-func targetConfig(s mgmt.TargetSpec) iscsi.TargetConfig {
-	tc := iscsi.TargetConfig{Name: s.Name, Alias: s.Alias, TPGT: mgmt.DefaultTPGT}
-	for _, pg := range s.PortalGroups {
-		tc.PortalGroups = append(tc.PortalGroups, iscsi.PortalGroup{Tag: pg.Tag, Portals: slices.Clone(pg.Portals)})
-	}
-	return tc
-}
-
-func (p *portProvider) AddTarget(_ context.Context, s mgmt.TargetSpec) error {
-	return p.srv.AddTarget(targetConfig(s))
-}
-
-// UpdateTarget implements mgmt.TargetUpdater: alias, portal group and
-// authentication changes apply live; sessions that stay valid are kept.
-func (p *portProvider) UpdateTarget(_ context.Context, s mgmt.TargetSpec) error {
-	return p.srv.UpdateTarget(targetConfig(s))
-}
-
-func (p *portProvider) RemoveTarget(_ context.Context, name string) error {
-	if err := p.srv.RemoveTarget(name); err != nil && !errors.Is(err, iscsi.ErrTargetNotFound) {
-		return err
-	}
-	return nil
-}
-
-// Sessions reports the iSCSI sessions (for their initiator aliases).
-func (p *portProvider) Sessions() []mgmt.SessionInfo {
-	var out []mgmt.SessionInfo
-	for _, s := range p.srv.Sessions() {
-		if !s.Discovery {
-			out = append(out, mgmt.SessionInfo{Target: s.Target, Initiator: s.Initiator, Alias: s.Alias})
-		}
-	}
-	return out
-}
+var _ stmf.LUUnwrapper = (*luDisk)(nil)

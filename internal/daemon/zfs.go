@@ -69,7 +69,7 @@ func (p *luProvider) ZvolPath(name string) (string, error) {
 }
 
 // CreateZvolLU implements mgmt.ZvolProvider.
-func (p *luProvider) CreateZvolLU(ctx context.Context, name string, size uint64, volBlock uint32, s mgmt.LUSpec) (mgmt.Disk, error) {
+func (p *luProvider) CreateZvolLU(ctx context.Context, name string, size uint64, volBlock uint32, s mgmt.LUSpec) (mgmt.LU, error) {
 	if err := zvol.ValidVolumeName(name); err != nil {
 		return nil, fmt.Errorf("%w: %w", mgmt.ErrDataFile, err)
 	}
@@ -116,7 +116,7 @@ func (p *luProvider) config(s mgmt.LUSpec) lu.Config {
 }
 
 // createOnZvol is create-lu on an existing zvol's device path.
-func (p *luProvider) createOnZvol(ctx context.Context, s mgmt.LUSpec) (mgmt.Disk, error) {
+func (p *luProvider) createOnZvol(ctx context.Context, s mgmt.LUSpec) (mgmt.LU, error) {
 	v, err := lu.ResolveZvol(ctx, p.zfs, s.DataFile)
 	if err != nil {
 		return nil, p.zerr(err, "")
@@ -131,7 +131,7 @@ func (p *luProvider) createOnZvol(ctx context.Context, s mgmt.LUSpec) (mgmt.Disk
 }
 
 // importZvol opens the LU of a zvol device path.
-func (p *luProvider) importZvol(ctx context.Context, file string, opts lu.ZvolImport) (mgmt.Disk, error) {
+func (p *luProvider) importZvol(ctx context.Context, file string, opts lu.ZvolImport) (mgmt.LU, error) {
 	v, err := lu.ResolveZvol(ctx, p.zfs, file)
 	if err != nil {
 		return nil, p.zerr(err, "")
@@ -144,12 +144,12 @@ func (p *luProvider) importZvol(ctx context.Context, file string, opts lu.ZvolIm
 }
 
 // ImportZvolLU implements mgmt.ZvolProvider.
-func (p *luProvider) ImportZvolLU(ctx context.Context, file string, guid stmf.GUID, alias *string) (mgmt.Disk, error) {
+func (p *luProvider) ImportZvolLU(ctx context.Context, file string, guid stmf.GUID, alias *string) (mgmt.LU, error) {
 	return p.importZvol(ctx, file, lu.ZvolImport{GUID: guid, Alias: alias})
 }
 
 // ReopenLU implements mgmt.ZvolProvider.
-func (p *luProvider) ReopenLU(ctx context.Context, file, metaFile string, guid stmf.GUID) (mgmt.Disk, error) {
+func (p *luProvider) ReopenLU(ctx context.Context, file, metaFile string, guid stmf.GUID) (mgmt.LU, error) {
 	if metaFile == "" && p.isZvolPath(file) {
 		return p.importZvol(ctx, file, lu.ZvolImport{Expect: guid})
 	}
@@ -157,7 +157,7 @@ func (p *luProvider) ReopenLU(ctx context.Context, file, metaFile string, guid s
 }
 
 // SnapshotLU implements mgmt.ZvolProvider.
-func (p *luProvider) SnapshotLU(ctx context.Context, d mgmt.Disk, snap string) (string, error) {
+func (p *luProvider) SnapshotLU(ctx context.Context, d mgmt.LU, snap string) (string, error) {
 	ld, ok := d.(*luDisk)
 	if !ok || ld.Zvol() == "" {
 		return "", fmt.Errorf("%w: LU %s is not on a zvol", mgmt.ErrProviderLimit, d.GUID())
@@ -182,7 +182,7 @@ func (p *luProvider) SnapshotLU(ctx context.Context, d mgmt.Disk, snap string) (
 }
 
 // CloneLU implements mgmt.ZvolProvider.
-func (p *luProvider) CloneLU(ctx context.Context, snapshot, dest string, s mgmt.LUSpec) (mgmt.Disk, error) {
+func (p *luProvider) CloneLU(ctx context.Context, snapshot, dest string, s mgmt.LUSpec) (mgmt.LU, error) {
 	vol, snap, err := zvol.SplitSnapshot(snapshot)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", mgmt.ErrDataFile, err)

@@ -1,5 +1,6 @@
 // Package store persists stmfd's configuration: LUs (by backing path),
-// groups, views, targets, portal groups and initiators.
+// groups, views, targets of every protocol, ALUA states and the iSCSI
+// port provider's own settings (portal groups, initiators, defaults).
 //
 // The whole configuration is one small JSON document replaced atomically:
 // write a temp file, fsync it, rename it over the old one, fsync the
@@ -21,8 +22,9 @@ import (
 	"sync"
 )
 
-// Version of the on-disk document.
-const Version = 1
+// Version of the on-disk document. Older versions are migrated on Load
+// (migrate.go); Save always writes this one.
+const Version = 2
 
 // FileName is the document's name inside the state directory.
 const FileName = "stmf.json"
@@ -35,9 +37,7 @@ type State struct {
 	HostGroups   []Group           `json:"host_groups"`
 	TargetGroups []Group           `json:"target_groups"`
 	Targets      []Target          `json:"targets"`
-	TPGs         []TPG             `json:"tpgs"`
-	Initiators   []Initiator       `json:"initiators"`
-	Defaults     Defaults          `json:"defaults"`
+	ISCSI        ISCSI             `json:"iscsi"` // iscsi.go
 	RelPortIDs   map[string]uint16 `json:"relative_port_ids,omitempty"`
 	// ALUA holds the target port groups not in active/optimized (alua.go).
 	ALUA []ALUAGroup `json:"alua,omitempty"`
@@ -67,44 +67,15 @@ type Group struct {
 	Members []string `json:"members"`
 }
 
-// Target is an iSCSI target node.
+// Target is a target of any protocol, served by the port provider
+// registered for its Protocol.
 type Target struct {
-	Name       string `json:"name"`
-	Alias      string `json:"alias,omitempty"`
-	TPGTs      []TPGT `json:"tpgts,omitempty"` // empty = default portal group (tag 1)
-	Auth       string `json:"auth,omitempty"`  // "" = the defaults; none, chap, radius
-	ChapUser   string `json:"chap_user,omitempty"`
-	ChapSecret string `json:"chap_secret,omitempty"` // for mutual CHAP; never leaves the daemon
-	Offline    bool   `json:"offline,omitempty"`
-}
-
-// TPGT binds a target to a portal group with a portal group tag. Tags are
-// per target and stable: initiators see them in SendTargets and login.
-type TPGT struct {
-	TPG string `json:"tpg"`
-	Tag uint16 `json:"tag"`
-}
-
-// TPG is a target portal group.
-type TPG struct {
-	Name    string   `json:"name"`
-	Portals []string `json:"portals"` // "ip:port"
-}
-
-// Initiator holds per-initiator CHAP settings.
-type Initiator struct {
-	Name       string `json:"name"`
-	ChapUser   string `json:"chap_user,omitempty"`
-	ChapSecret string `json:"chap_secret,omitempty"`
-}
-
-// Defaults are itadm's global defaults.
-type Defaults struct {
-	Auth         string   `json:"auth,omitempty"` // "" = none
-	RadiusServer string   `json:"radius_server,omitempty"`
-	RadiusSecret string   `json:"radius_secret,omitempty"`
-	ISNS         bool     `json:"isns,omitempty"`
-	ISNSServers  []string `json:"isns_servers,omitempty"`
+	Name     string `json:"name"`
+	Protocol string `json:"protocol"` // port provider key: ProtocolISCSI, "fc"
+	Alias    string `json:"alias,omitempty"`
+	Offline  bool   `json:"offline,omitempty"`
+	// ISCSI holds what only an iSCSI target has (iscsi.go).
+	ISCSI ISCSITarget `json:"iscsi,omitzero"`
 }
 
 // Clone returns a deep copy of st, for building a changed state that is
@@ -117,14 +88,9 @@ func (st *State) Clone() *State {
 	c.TargetGroups = cloneGroups(st.TargetGroups)
 	c.Targets = slices.Clone(st.Targets)
 	for i := range c.Targets {
-		c.Targets[i].TPGTs = slices.Clone(c.Targets[i].TPGTs)
+		c.Targets[i].ISCSI.TPGTs = slices.Clone(c.Targets[i].ISCSI.TPGTs)
 	}
-	c.TPGs = slices.Clone(st.TPGs)
-	for i := range c.TPGs {
-		c.TPGs[i].Portals = slices.Clone(c.TPGs[i].Portals)
-	}
-	c.Initiators = slices.Clone(st.Initiators)
-	c.Defaults.ISNSServers = slices.Clone(st.Defaults.ISNSServers)
+	c.ISCSI = st.ISCSI.clone()
 	c.RelPortIDs = maps.Clone(st.RelPortIDs)
 	c.ALUA = slices.Clone(st.ALUA)
 	return &c
@@ -166,12 +132,9 @@ func (s *Store) Load() (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	st := &State{}
-	if err := json.Unmarshal(b, st); err != nil {
-		return nil, fmt.Errorf("store: %s is corrupt: %w", filepath.Join(s.dir, FileName), err)
-	}
-	if st.Version > Version {
-		return nil, fmt.Errorf("store: %s has version %d, newer than this stmfd (%d)", FileName, st.Version, Version)
+	st, err := decode(b) // migrate.go
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: %w", filepath.Join(s.dir, FileName), err)
 	}
 	return st, nil
 }

@@ -21,8 +21,11 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 		LUs:        []LU{{GUID: "600144F0000000000000000000000001", DataFile: "/d/lu0"}},
 		Views:      []View{{GUID: "600144F0000000000000000000000001", Entry: 0, HostGroup: "hg1", LUN: 3}},
 		HostGroups: []Group{{Name: "hg1", Members: []string{"iqn.2026-11.test:a"}}},
-		Targets:    []Target{{Name: "iqn.2026-11.test:t", TPGTs: []TPGT{{TPG: "tpg1", Tag: 2}}}},
-		TPGs:       []TPG{{Name: "tpg1", Portals: []string{"127.0.0.1:3260"}}},
+		Targets: []Target{
+			{Name: "iqn.2026-11.test:t", Protocol: ProtocolISCSI, ISCSI: ISCSITarget{TPGTs: []TPGT{{TPG: "tpg1", Tag: 2}}}},
+			{Name: "wwn.2100001B32A1B2C3", Protocol: "fc", Offline: true},
+		},
+		ISCSI:      ISCSI{TPGs: []TPG{{Name: "tpg1", Portals: []string{"127.0.0.1:3260"}}}},
 		RelPortIDs: map[string]uint16{"iqn.2026-11.test:t,t,0x0002": 1},
 	}
 	if err := s.Save(want); err != nil {
@@ -69,11 +72,13 @@ func TestCloneIsDeep(t *testing.T) {
 		Views:        []View{{GUID: "G", LUN: 1}},
 		HostGroups:   []Group{{Name: "hg", Members: []string{"iqn.a"}}},
 		TargetGroups: []Group{{Name: "tg", Members: []string{"iqn.t"}}},
-		Targets:      []Target{{Name: "iqn.t", TPGTs: []TPGT{{TPG: "p", Tag: 2}}}},
-		TPGs:         []TPG{{Name: "p", Portals: []string{"127.0.0.1:3260"}}},
-		Initiators:   []Initiator{{Name: "iqn.a", ChapSecret: "0123456789ab"}},
-		Defaults:     Defaults{ISNSServers: []string{"127.0.0.1:3205"}},
-		RelPortIDs:   map[string]uint16{"p": 1},
+		Targets:      []Target{{Name: "iqn.t", Protocol: ProtocolISCSI, ISCSI: ISCSITarget{TPGTs: []TPGT{{TPG: "p", Tag: 2}}}}},
+		ISCSI: ISCSI{
+			TPGs:       []TPG{{Name: "p", Portals: []string{"127.0.0.1:3260"}}},
+			Initiators: []Initiator{{Name: "iqn.a", ChapSecret: "0123456789ab"}},
+			Defaults:   Defaults{ISNSServers: []string{"127.0.0.1:3205"}},
+		},
+		RelPortIDs: map[string]uint16{"p": 1},
 	}
 	c := st.Clone()
 	if !reflect.DeepEqual(c, st) {
@@ -83,15 +88,15 @@ func TestCloneIsDeep(t *testing.T) {
 	c.Views[0].LUN = 9
 	c.HostGroups[0].Members[0] = "X"
 	c.TargetGroups[0].Members[0] = "X"
-	c.Targets[0].TPGTs[0].Tag = 9
-	c.TPGs[0].Portals[0] = "X"
-	c.Initiators[0].ChapSecret = "X"
-	c.Defaults.ISNSServers[0] = "X"
+	c.Targets[0].ISCSI.TPGTs[0].Tag = 9
+	c.ISCSI.TPGs[0].Portals[0] = "X"
+	c.ISCSI.Initiators[0].ChapSecret = "X"
+	c.ISCSI.Defaults.ISNSServers[0] = "X"
 	c.RelPortIDs["p"] = 9
 	if st.LUs[0].GUID != "G" || st.Views[0].LUN != 1 || st.HostGroups[0].Members[0] != "iqn.a" ||
-		st.TargetGroups[0].Members[0] != "iqn.t" || st.Targets[0].TPGTs[0].Tag != 2 ||
-		st.TPGs[0].Portals[0] != "127.0.0.1:3260" || st.Initiators[0].ChapSecret != "0123456789ab" ||
-		st.Defaults.ISNSServers[0] != "127.0.0.1:3205" || st.RelPortIDs["p"] != 1 {
+		st.TargetGroups[0].Members[0] != "iqn.t" || st.Targets[0].ISCSI.TPGTs[0].Tag != 2 ||
+		st.ISCSI.TPGs[0].Portals[0] != "127.0.0.1:3260" || st.ISCSI.Initiators[0].ChapSecret != "0123456789ab" ||
+		st.ISCSI.Defaults.ISNSServers[0] != "127.0.0.1:3205" || st.RelPortIDs["p"] != 1 {
 		t.Fatalf("changing the clone changed the original: %+v", st)
 	}
 }

@@ -34,7 +34,7 @@ func TestAbortTaskPolicy(t *testing.T) {
 		policy string
 		want   want
 	}{
-		{"", want{tmfRespComplete, tmfRespComplete, tmfRespComplete, tmfRespComplete}},
+		{"", want{tmfRespNoTask, tmfRespComplete, tmfRespNoTask, tmfRespComplete}},
 		{AbortFunctionComplete, want{tmfRespComplete, tmfRespComplete, tmfRespComplete, tmfRespComplete}},
 		{AbortTaskDoesNotExist, want{tmfRespNoTask, tmfRespComplete, tmfRespNoTask, tmfRespComplete}},
 	} {
@@ -60,7 +60,7 @@ func TestAbortTaskPolicy(t *testing.T) {
 			if got := in.abortTMF(0xbeef, hole); got != tc.want.gap {
 				t.Errorf("lost task: response %d, want %d", got, tc.want.gap)
 			}
-			if tc.policy != AbortTaskDoesNotExist {
+			if tc.policy == AbortFunctionComplete {
 				// Fill the hole ourselves.
 				saved := in.cmdSN
 				in.cmdSN = hole
@@ -109,7 +109,7 @@ func TestAbortPolicyValidation(t *testing.T) {
 	}
 	c = Config{}
 	o, err := c.withDefaults()
-	if err != nil || o.AbortCompletedTask != AbortFunctionComplete || o.DataOutBudget != DefaultDataOutBudget {
+	if err != nil || o.AbortCompletedTask != AbortTaskDoesNotExist || o.DataOutBudget != DefaultDataOutBudget {
 		t.Fatalf("defaults: %q %d %v", o.AbortCompletedTask, o.DataOutBudget, err)
 	}
 }

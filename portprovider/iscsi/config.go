@@ -39,15 +39,15 @@ type PortalGroup struct {
 
 // Values of Config.AbortCompletedTask.
 const (
-	// AbortFunctionComplete answers ABORT TASK for a task the target does
-	// not know (typically one that already completed) with FUNCTION
-	// COMPLETE. ESXi resets the LUN on any other answer.
-	AbortFunctionComplete = "function-complete"
-	// AbortTaskDoesNotExist follows RFC 7143 11.5.1 literally: an unknown
-	// task whose RefCmdSN lies outside the CmdSN window gets TASK DOES NOT
-	// EXIST; one inside the window and older than the TMF is considered
-	// received (its CmdSN is consumed) and gets FUNCTION COMPLETE.
+	// AbortTaskDoesNotExist (the default) follows RFC 7143 11.5.1: an
+	// unknown task whose RefCmdSN lies outside the CmdSN window (it already
+	// completed) gets TASK DOES NOT EXIST; one inside the window and older
+	// than the TMF is considered received (its CmdSN is consumed) and gets
+	// FUNCTION COMPLETE. SCST answers ESXi the same way.
 	AbortTaskDoesNotExist = "task-does-not-exist"
+	// AbortFunctionComplete answers FUNCTION COMPLETE for every unknown
+	// task, for initiators that escalate on TASK DOES NOT EXIST.
+	AbortFunctionComplete = "function-complete"
 )
 
 // Config configures a Server. Zero limits take the defaults below.
@@ -86,7 +86,7 @@ type Config struct {
 	// command) is always accepted and counted.
 	DataOutBudget int64
 	// AbortCompletedTask is the ABORT TASK policy for a task the target
-	// does not know: AbortFunctionComplete (default) or AbortTaskDoesNotExist.
+	// does not know: AbortTaskDoesNotExist (default) or AbortFunctionComplete.
 	AbortCompletedTask string
 }
 
@@ -153,7 +153,7 @@ func (c *Config) withDefaults() (Config, error) {
 		o.DataOutBudget = DefaultDataOutBudget
 	}
 	if o.AbortCompletedTask == "" {
-		o.AbortCompletedTask = AbortFunctionComplete
+		o.AbortCompletedTask = AbortTaskDoesNotExist
 	}
 	if o.AbortCompletedTask != AbortFunctionComplete && o.AbortCompletedTask != AbortTaskDoesNotExist {
 		return o, fmt.Errorf("iscsi: AbortCompletedTask %q: want %q or %q", o.AbortCompletedTask, AbortFunctionComplete, AbortTaskDoesNotExist)

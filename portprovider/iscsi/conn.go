@@ -108,7 +108,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		nc:         nc,
 		log:        s.log.With("remote", nc.RemoteAddr().String()),
 		br:         br,
-		rd:         pdu.NewReader(br, s.cfg.MaxRecvDataSegmentLength),
+		rd:         pdu.NewReader(br, loginMaxData), // raised once login succeeds
 		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
 		done:       make(chan struct{}),

@@ -193,10 +193,10 @@ func (c *conn) handleTMF(h *pdu.Header) error {
 // returns the task's response can no longer be queued, so the TMF response
 // that follows is ordered after it.
 //
-// A task we do not know (typically one that completed just before the
-// abort arrived) gets FUNCTION COMPLETE by default: ESXi treats anything
-// else as a failed abort and escalates to a LUN reset. With
-// AbortTaskDoesNotExist the answer follows RFC 7143 11.5.1 instead.
+// A task we do not know gets RFC 7143 11.5.1's answer by default
+// (AbortTaskDoesNotExist): TASK DOES NOT EXIST once it completed, FUNCTION
+// COMPLETE for a command that never arrived. AbortFunctionComplete answers
+// FUNCTION COMPLETE for both.
 func (c *conn) abortTask(itt, refCmdSN, tmfCmdSN uint32) byte {
 	c.tmu.Lock()
 	cm := c.tasks[itt]
@@ -230,6 +230,7 @@ func (c *conn) abortCmd(cm *cmd) (inStmf bool) {
 	}
 	held := cm.held
 	cm.held = nil
+	cm.noMoreR2T = true
 	cm.mu.Unlock()
 	if held != nil {
 		// Finished but waiting for its data: the response never goes out.

@@ -179,13 +179,14 @@ func TestOutOfOrderCompletionAndAbort(t *testing.T) {
 	if r[2] != tmfRespComplete {
 		t.Fatalf("abort response %d", r[2])
 	}
-	// Abort of an unknown task: FUNCTION COMPLETE too.
+	// Abort of an unknown task whose RefCmdSN (0) is below the window: it
+	// already completed, so TASK DOES NOT EXIST (RFC 7143 11.5.1).
 	h.SetITT(in.nextITT())
 	h.SetU32(pdu.OffTTT, 0xdead)
 	if err := in.send(&h, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	if r, _ := in.expect(pdu.OpTaskMgmtResp); r[2] != tmfRespComplete {
+	if r, _ := in.expect(pdu.OpTaskMgmtResp); r[2] != tmfRespNoTask {
 		t.Fatalf("abort unknown: %d", r[2])
 	}
 	// The window is whole again and nothing else arrives for the slow task.

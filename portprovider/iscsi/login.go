@@ -50,6 +50,11 @@ func lerr(st loginStatus, format string, a ...any) *loginError {
 	return &loginError{status: st, msg: fmt.Sprintf(format, a...)}
 }
 
+// loginMaxData is the largest data segment of a login PDU: RFC 7143
+// 12.12 holds both sides to 8192 bytes until MaxRecvDataSegmentLength is
+// negotiated, so a larger one is refused before anything is allocated.
+const loginMaxData = 8192
+
 // maxLoginText bounds the text of one login request spread over several
 // PDUs with the C bit.
 const maxLoginText = 64 << 10
@@ -295,7 +300,10 @@ func (c *conn) loginFirst(st *loginState, neg *negotiator, kvs []pdu.KV) *loginE
 			return lerr(statusNotFound, "target %s is not served on portal %v", st.tname, c.nc.LocalAddr())
 		}
 		if !c.srv.fw.CanAccess(in, st.tname) {
-			return lerr(statusForbidden, "initiator %s may not access %s", in, st.tname)
+			// The same answer an unknown name gets, before any
+			// authentication: target names cannot be enumerated by
+			// telling masked ones from missing ones. The log keeps why.
+			return lerr(statusNotFound, "initiator %s may not access %s (no view)", in, st.tname)
 		}
 	}
 	c.srv.mu.Lock()
@@ -411,6 +419,7 @@ func (c *conn) finishLogin(st *loginState, neg *negotiator, resp []pdu.KV) error
 		return err
 	}
 	// Full feature phase: digests and limits take effect now.
+	c.rd.MaxData = c.srv.cfg.MaxRecvDataSegmentLength
 	c.statSN = st.statSN
 	c.hdrDigest, c.dataDigest = ss.p.HeaderDigest, ss.p.DataDigest
 	c.rd.HeaderDigest, c.rd.DataDigest = ss.p.HeaderDigest, ss.p.DataDigest

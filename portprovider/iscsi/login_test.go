@@ -2,6 +2,8 @@ package iscsi
 
 import (
 	"context"
+	"github.com/costar-project/costar/stmf"
+	"strings"
 	"testing"
 
 	"github.com/costar-project/costar/portprovider/iscsi/pdu"
@@ -46,6 +48,13 @@ func TestLoginStateMachine(t *testing.T) {
 		}},
 		{name: "unknown target", status: 0x0203, steps: func(in *initiator) pdu.Header {
 			r, _ := in.loginPDU(true, 0, 1, []pdu.KV{kv("InitiatorName", testInitiator), kv("TargetName", "iqn.2026-01.test:nope")}, nil)
+			return r
+		}},
+		{name: "login PDU over 8192 bytes", status: 0x0200, steps: func(in *initiator) pdu.Header {
+			// RFC 7143 12.12: 8192 bytes until MaxRecvDataSegmentLength
+			// is negotiated; a larger segment is refused unread.
+			pad := strings.Repeat("x", 8192)
+			r, _ := in.loginPDU(true, 0, 1, append(good, kv("X-pad", pad)), nil)
 			return r
 		}},
 		{name: "missing InitiatorName", status: 0x0207, steps: func(in *initiator) pdu.Header {
@@ -154,6 +163,32 @@ func TestLoginStateMachine(t *testing.T) {
 			}
 			in.expectClosed()
 		})
+	}
+}
+
+// A target the initiator may not see (no view for it) gets the status an
+// unknown name gets, so names cannot be enumerated without credentials.
+func TestMaskedTargetAnswersLikeUnknown(t *testing.T) {
+	env := startServer(t, nil)
+	if err := env.fw.RemoveView(env.lu.GUID(), stmf.ViewEntry{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.fw.CreateHostGroup("others"); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.fw.AddHostGroupMember("others", "iqn.2026-01.test:someone-else"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.fw.AddView(env.lu.GUID(), stmf.ViewEntry{HostGroup: "others"}, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{testTarget, "iqn.2026-01.test:nope"} {
+		in := dial(t, env.addr)
+		r, _ := in.loginPDU(true, 0, 1, []pdu.KV{kv("InitiatorName", testInitiator), kv("TargetName", target), kv("AuthMethod", "None")}, nil)
+		if got := loginStatusOf(r); got != 0x0203 {
+			t.Errorf("%s: status 0x%04x, want 0x0203 (not found)", target, got)
+		}
+		in.expectClosed()
 	}
 }
 

@@ -68,9 +68,13 @@ const (
 )
 
 type keyDef struct {
-	kind        keyKind
-	lo, hi      uint32
-	leading     bool // LO: login only, leading connection
+	kind    keyKind
+	lo, hi  uint32
+	leading bool // LO: login only, leading connection
+	// loginOnly is RFC 7143's IO ("initialize only"): negotiated during
+	// every connection's login, never in full feature phase, where a change
+	// (digests switched on without the connection knowing) would break it.
+	loginOnly   bool
 	discIrrelev bool // Irrelevant when SessionType=Discovery
 }
 
@@ -78,7 +82,7 @@ type keyDef struct {
 func lookupKey(k string) (keyDef, bool) {
 	switch k {
 	case "HeaderDigest", "DataDigest":
-		return keyDef{kind: kindDigest}, true
+		return keyDef{kind: kindDigest, loginOnly: true}, true
 	case "MaxConnections":
 		return keyDef{kind: kindMin, lo: 1, hi: 65535, leading: true, discIrrelev: true}, true
 	case "InitialR2T":
@@ -110,8 +114,10 @@ func lookupKey(k string) (keyDef, bool) {
 		return keyDef{kind: kindIrrelevant}, true
 	case "TargetAlias", "TargetAddress", "TargetPortalGroupTag":
 		return keyDef{kind: kindTargetDeclare}, true
-	case "InitiatorName", "InitiatorAlias", "TargetName", "SessionType":
+	case "InitiatorName", "TargetName", "SessionType":
 		return keyDef{kind: kindDeclarative, leading: true}, true
+	case "InitiatorAlias": // ALL: may change in full feature phase
+		return keyDef{kind: kindDeclarative}, true
 	}
 	return keyDef{}, false
 }
@@ -181,7 +187,7 @@ func (n *negotiator) negotiate(kvs []pdu.KV, ffp bool) []pdu.KV {
 			answer(k, valNotUnderstood) // includes X- and X# vendor keys
 			continue
 		}
-		if ffp && def.leading {
+		if ffp && (def.leading || def.loginOnly) {
 			answer(k, valReject)
 			continue
 		}

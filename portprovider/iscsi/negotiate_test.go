@@ -81,6 +81,14 @@ func TestNegotiationTable(t *testing.T) {
 		{name: "leading-only keys in full feature phase are rejected", ffp: true,
 			in:   []pdu.KV{kv("MaxBurstLength", "512"), kv("MaxRecvDataSegmentLength", "16384")},
 			want: map[string]string{"MaxBurstLength": "Reject", "MaxRecvDataSegmentLength": ""}},
+		{name: "digests are login-only: rejected in full feature phase and left off", ffp: true,
+			in:   []pdu.KV{kv("HeaderDigest", "CRC32C"), kv("DataDigest", "CRC32C,None"), kv("InitiatorAlias", "esx1")},
+			want: map[string]string{"HeaderDigest": "Reject", "DataDigest": "Reject", "InitiatorAlias": ""},
+			check: func(t *testing.T, p params) {
+				if p.HeaderDigest || p.DataDigest {
+					t.Errorf("digests switched on in full feature phase: %+v", p)
+				}
+			}},
 		{name: "answers to our declarations are not answered",
 			in:   []pdu.KV{kv("MaxRecvDataSegmentLength", "NotUnderstood")},
 			want: map[string]string{"MaxRecvDataSegmentLength": ""}},

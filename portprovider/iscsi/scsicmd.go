@@ -60,8 +60,12 @@ type cmd struct {
 	dataErr      error
 	submitted    bool
 	aborted      bool // aborted before it reached stmf
-	finished     bool // Deliver or Drop happened
-	held         *stmf.Result
+	// noMoreR2T is set when a task management function aborted the task
+	// in stmf: no R2T for it may follow the TMF response, even if the
+	// budget frees up before the task itself has noticed the abort.
+	noMoreR2T bool
+	finished  bool // Deliver or Drop happened
+	held      *stmf.Result
 	// Buffers: written with dmu and mu held, read with either. buf is
 	// the whole Data-Out (nil until admitted); ubuf holds the immediate
 	// and unsolicited data of a write admitted later, copied into buf
@@ -220,7 +224,7 @@ func (c *conn) admit(cm *cmd) []*cmd {
 	}
 	cm.dmu.Lock()
 	cm.mu.Lock()
-	ok := buf != nil && !cm.released && !cm.dataComplete
+	ok := buf != nil && !cm.released && !cm.dataComplete && !cm.noMoreR2T
 	if ok {
 		cm.buf, cm.bigCharge = buf, n
 	}
@@ -503,7 +507,7 @@ func (c *conn) idleForInline() bool {
 func (c *conn) issueR2TsLocked(cm *cmd) {
 	p := &c.sess.p
 	cm.mu.Lock()
-	stop := cm.finished && cm.held == nil || cm.dataComplete
+	stop := cm.finished && cm.held == nil || cm.dataComplete || cm.noMoreR2T
 	cm.mu.Unlock()
 	if stop || cm.seqErr != nil || !cm.admitted {
 		return

@@ -65,8 +65,10 @@ if [ $FORCE = 0 ] && tv_image_ok; then
 fi
 
 # ==== recipe: from here on, every non-comment line decides the image (tv_recipe_hash) ====
-MIRROR=${COSTAR_TESTVM_MIRROR:-http://deb.debian.org/debian}
-SECMIRROR=${COSTAR_TESTVM_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+MIRROR=${COSTAR_TESTVM_MIRROR:-$(tv_host_mirror main)} ||
+  tv_die $EX_NOTOOL "the host's apt configuration names no Debian source; set COSTAR_TESTVM_MIRROR"
+SECMIRROR=${COSTAR_TESTVM_SECURITY_MIRROR:-$(tv_host_mirror security)} ||
+  tv_die $EX_NOTOOL "the host's apt configuration names no Debian security source; set COSTAR_TESTVM_SECURITY_MIRROR"
 SUITE=bookworm
 GUEST_PKGS=(linux-image-amd64 linux-headers-amd64 systemd-sysv udev kmod iproute2 procps util-linux
   open-iscsi multipath-tools fio sg3-utils lsscsi e2fsprogs ca-certificates tcpdump strace less)

@@ -19,7 +19,8 @@
 # Environment:
 #   COSTAR_TESTVM_CACHE   image cache directory (default /var/cache/costar-testvm)
 #   COSTAR_TESTVM_RUNS    where run directories go (default ${TMPDIR:-/tmp}/costar-testvm)
-#   COSTAR_TESTVM_MIRROR  Debian mirror (default http://deb.debian.org/debian)
+#   COSTAR_TESTVM_MIRROR  Debian mirror (default: the host's own apt source for its release)
+#   COSTAR_TESTVM_SECURITY_MIRROR  security mirror (default: the host's <release>-security source)
 #   COSTAR_TESTVM_ACCEL   auto (default), kvm or tcg
 
 # shellcheck shell=bash disable=SC2034
@@ -126,3 +127,16 @@ tv_need_tools() {
 
 # tv_cannot_run RC: true for the "nothing was tested here" exit codes.
 tv_cannot_run() { [ "$1" -ge 80 ] && [ "$1" -le 89 ]; }
+
+# tv_host_mirror main|security prints the base URI of the host's own apt source for Debian (its
+# release, or <release>-security), so the guest is built from wherever the host's apt works (a
+# local mirror, a proxy cache); no mirror host name is written into the repository. Empty output
+# (and status 1) when the host's apt names none.
+tv_host_mirror() {
+  local want=$1 uri
+  uri=$(apt-get indextargets --no-release-info --format '$(TARGET_OF) $(RELEASE) $(REPO_URI)' 2>/dev/null |
+    awk -v want="$want" '$1 == "deb" && ((want == "security" && $2 ~ /-security$/) || (want == "main" && $2 !~ /-/)) {print $3; exit}')
+  uri=${uri%/}
+  [ -n "$uri" ] || return 1
+  echo "$uri"
+}

@@ -13,9 +13,11 @@ import (
 
 // ALUA administration: stmfadm set-alua-state -g <tag> <state>.
 //
-// A target port group is an iSCSI portal group, named by its portal group
-// tag; its asymmetric access state applies to every LU reached through a
-// port of the group. A change raises ASYMMETRIC ACCESS STATE CHANGED
+// A target port group is named by a number: for iSCSI it is a portal
+// group, named by its portal group tag; a target of another protocol is in
+// the default group (1) (portGroupsOf, targets.go). The group's
+// asymmetric access state applies to every LU reached through a port of
+// the group. A change raises ASYMMETRIC ACCESS STATE CHANGED
 // (2Ah/06h) on every session, so initiators re-read REPORT TARGET PORT
 // GROUPS.
 //
@@ -88,13 +90,10 @@ func (m *Manager) restoreALUALocked(st *store.State) error {
 // present), every tag a target is bound to, every target port group the
 // framework has ports in, and every group with a stored state.
 func (m *Manager) tagTargetsLocked(st *store.State) map[uint16][]string {
-	out := map[uint16][]string{DefaultTPGT: nil}
+	out := map[uint16][]string{stmf.DefaultPortGroup: nil}
 	for _, t := range st.Targets {
-		if len(t.TPGTs) == 0 {
-			out[DefaultTPGT] = append(out[DefaultTPGT], t.Name)
-		}
-		for _, b := range t.TPGTs {
-			out[b.Tag] = append(out[b.Tag], t.Name)
+		for _, g := range portGroupsOf(t) { // targets.go
+			out[g] = append(out[g], t.Name)
 		}
 	}
 	for g := range m.fw.ALUAStates() {

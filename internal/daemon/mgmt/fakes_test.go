@@ -40,29 +40,29 @@ func (s *memStore) setFail(f bool) {
 	s.mu.Unlock()
 }
 
-// fakeDisk is an LU that completes every task with GOOD.
-type fakeDisk struct {
+// fakeLU is an LU that completes every task with GOOD.
+type fakeLU struct {
 	mu     sync.Mutex
 	info   LUInfo
 	closed bool
 }
 
-func (d *fakeDisk) GUID() stmf.GUID { return d.info.GUID }
-func (d *fakeDisk) Execute(t *stmf.Task) {
+func (d *fakeLU) GUID() stmf.GUID { return d.info.GUID }
+func (d *fakeLU) Execute(t *stmf.Task) {
 	t.CompleteData(nil, nil)
 }
-func (d *fakeDisk) Info() LUInfo {
+func (d *fakeLU) Info() LUInfo {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.info
 }
-func (d *fakeDisk) Close() error {
+func (d *fakeLU) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.closed = true
 	return nil
 }
-func (d *fakeDisk) Resize(_ context.Context, size uint64) error {
+func (d *fakeLU) Resize(_ context.Context, size uint64) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if size < d.info.Size {
@@ -71,7 +71,7 @@ func (d *fakeDisk) Resize(_ context.Context, size uint64) error {
 	d.info.Size = size
 	return nil
 }
-func (d *fakeDisk) SetProps(_ context.Context, c LUChange) error {
+func (d *fakeLU) SetProps(_ context.Context, c LUChange) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if c.Alias != nil {
@@ -94,16 +94,16 @@ func (d *fakeDisk) SetProps(_ context.Context, c LUChange) error {
 type fakeLUs struct {
 	mu      sync.Mutex
 	files   map[string]LUInfo
-	open    map[string]*fakeDisk
+	open    map[string]*fakeLU
 	counter uint16
 	failOn  map[string]error
 }
 
 func newFakeLUs() *fakeLUs {
-	return &fakeLUs{files: map[string]LUInfo{}, open: map[string]*fakeDisk{}, failOn: map[string]error{}}
+	return &fakeLUs{files: map[string]LUInfo{}, open: map[string]*fakeLU{}, failOn: map[string]error{}}
 }
 
-func (p *fakeLUs) Create(_ context.Context, s LUSpec) (Disk, error) {
+func (p *fakeLUs) Create(_ context.Context, s LUSpec) (LU, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err := p.failOn[s.DataFile]; err != nil {
@@ -130,12 +130,12 @@ func (p *fakeLUs) Create(_ context.Context, s LUSpec) (Disk, error) {
 	in := LUInfo{GUID: g, DataFile: s.DataFile, MetaFile: s.MetaFile, Size: size, BlockSize: blk, Alias: s.Alias,
 		MgmtURL: s.MgmtURL, VID: vid, PID: "COMSTAR", Serial: s.Serial, WCD: s.WCD, WP: s.WP}
 	p.files[s.DataFile] = in
-	d := &fakeDisk{info: in}
+	d := &fakeLU{info: in}
 	p.open[s.DataFile] = d
 	return d, nil
 }
 
-func (p *fakeLUs) Import(_ context.Context, file, _ string) (Disk, error) {
+func (p *fakeLUs) Import(_ context.Context, file, _ string) (LU, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err := p.failOn[file]; err != nil {
@@ -145,16 +145,17 @@ func (p *fakeLUs) Import(_ context.Context, file, _ string) (Disk, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s: %w", file, ErrNotAnLU)
 	}
-	d := &fakeDisk{info: in}
+	d := &fakeLU{info: in}
 	p.open[file] = d
 	return d, nil
 }
 
-// fakePorts records which targets are served.
+// fakePorts is a port provider that records which targets are served.
 type fakePorts struct {
-	mu      sync.Mutex
-	served  map[string]TargetSpec
-	updates int
+	mu       sync.Mutex
+	served   map[string]TargetSpec
+	updates  int
+	sessions []SessionInfo
 }
 
 func newFakePorts() *fakePorts { return &fakePorts{served: map[string]TargetSpec{}} }
@@ -184,6 +185,12 @@ func (f *fakePorts) UpdateTarget(_ context.Context, s TargetSpec) error {
 	return nil
 }
 
+func (f *fakePorts) Sessions() []SessionInfo {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]SessionInfo(nil), f.sessions...)
+}
+
 func (f *fakePorts) spec(name string) (TargetSpec, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -196,39 +203,45 @@ type rig struct {
 	fw    *stmf.Framework
 	st    *memStore
 	lus   *fakeLUs
-	ports *fakePorts
+	ports *fakePorts // protocol iscsi
+	fc    *fakePorts // protocol fc: a second provider, as the FC one will be
+}
+
+// fcTarget is a Fibre Channel target name (a port's WWN).
+const fcTarget = "wwn.2100001B32A1B2C3"
+
+// newManager builds a manager on r's framework, store and LU provider with
+// both port providers registered.
+func (r *rig) newManager() *Manager {
+	return New(Config{Log: quietLog(), Framework: r.fw, Store: r.st, LUs: r.lus,
+		Ports: map[string]Ports{
+			store.ProtocolISCSI: {Provider: r.ports, ProviderName: "iscsit", ProtocolName: "iSCSI"},
+			"fc":                {Provider: r.fc, ProviderName: "qlt", ProtocolName: "Fibre Channel"},
+		},
+		ISCSIPortals: func() []string { return []string{"127.0.0.1:3260"} },
+	})
 }
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	r := &rig{fw: stmf.New(quietLog()), st: &memStore{}, lus: newFakeLUs(), ports: newFakePorts()}
-	r.m = New(Config{Log: quietLog(), Framework: r.fw, Store: r.st, LUs: r.lus})
-	if err := r.m.AttachPorts(r.ports, func() []string { return []string{"127.0.0.1:3260"} }); err != nil {
-		t.Fatal(err)
-	}
+	r := &rig{fw: stmf.New(quietLog()), st: &memStore{}, lus: newFakeLUs(), ports: newFakePorts(), fc: newFakePorts()}
+	r.m = r.newManager()
 	return r
 }
 
-// restart builds a new manager from what was saved, on the same "disks".
+// restart builds a new manager from what was saved, on the same backing
+// stores, with fresh port providers.
 func (r *rig) restart(t *testing.T) *rig {
 	t.Helper()
-	n := &rig{fw: stmf.New(quietLog()), st: &memStore{}, lus: r.lus, ports: newFakePorts()}
-	n.m = New(Config{Log: quietLog(), Framework: n.fw, Store: n.st, LUs: n.lus})
+	n := &rig{fw: stmf.New(quietLog()), st: &memStore{}, lus: r.lus, ports: newFakePorts(), fc: newFakePorts()}
+	n.m = n.newManager()
 	saved := r.st.saved
 	if saved == nil {
 		saved = &store.State{Version: store.Version}
 	}
 	if err := n.m.Restore(context.Background(), saved.Clone()); err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range n.m.TargetSpecs() {
-		if err := n.ports.AddTarget(context.Background(), s); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := n.m.AttachPorts(n.ports, nil); err != nil {
 		t.Fatal(err)
 	}
 	return n

@@ -60,7 +60,7 @@ func (m *Manager) luLocked(rec store.LU) api.LU {
 		AccessState:    "Active",
 		ViewEntryCount: len(viewsOf(m.state, g)),
 	}
-	d, ok := m.disks[g]
+	d, ok := m.open[g]
 	if rec.Offline || !ok {
 		out.Status = "Offline"
 	}
@@ -239,11 +239,11 @@ func (m *Manager) CreateLU(ctx context.Context, req api.CreateLURequest) (api.LU
 	if !spec.GUID.IsZero() && findLU(m.state, spec.GUID) >= 0 {
 		return api.LU{}, api.Errorf(api.CodeGUIDInUse, spec.GUID.String(), "guid in use")
 	}
-	disk, err := m.lus.Create(ctx, spec)
+	unit, err := m.lus.Create(ctx, spec)
 	if err != nil {
 		return api.LU{}, providerErr(err, path)
 	}
-	return m.adoptLocked(disk, "created")
+	return m.adoptLocked(unit, "created")
 }
 
 // ImportLU is import-lu.
@@ -257,41 +257,41 @@ func (m *Manager) ImportLU(ctx context.Context, req api.ImportLURequest) (api.LU
 	if m.fileInUseLocked(path) {
 		return api.LU{}, api.Errorf(api.CodeFileInUse, path, "in use")
 	}
-	disk, err := m.lus.Import(ctx, path, "")
+	unit, err := m.lus.Import(ctx, path, "")
 	if err != nil {
 		return api.LU{}, providerErr(err, path)
 	}
-	info := disk.Info()
+	info := unit.Info()
 	for _, f := range []string{info.DataFile, info.MetaFile} {
 		if f != path && m.fileInUseLocked(f) {
-			m.closeDisk(disk)
+			m.closeLU(unit)
 			return api.LU{}, api.Errorf(api.CodeFileInUse, f, "in use")
 		}
 	}
-	return m.adoptLocked(disk, "imported")
+	return m.adoptLocked(unit, "imported")
 }
 
-// adoptLocked registers a freshly opened disk and records it.
-func (m *Manager) adoptLocked(disk Disk, verb string) (api.LU, error) {
-	g := disk.GUID()
+// adoptLocked registers a freshly opened LU and records it.
+func (m *Manager) adoptLocked(unit LU, verb string) (api.LU, error) {
+	g := unit.GUID()
 	if findLU(m.state, g) >= 0 {
-		m.closeDisk(disk)
+		m.closeLU(unit)
 		return api.LU{}, api.Errorf(api.CodeGUIDInUse, g.String(), "guid in use")
 	}
-	if err := m.fw.RegisterLU(disk); err != nil {
-		m.closeDisk(disk)
+	if err := m.fw.RegisterLU(unit); err != nil {
+		m.closeLU(unit)
 		return api.LU{}, api.Errorf(api.CodeGUIDInUse, g.String(), "guid in use")
 	}
-	info := disk.Info()
+	info := unit.Info()
 	next := m.state.Clone()
 	next.LUs = append(next.LUs, store.LU{GUID: g.String(), DataFile: info.DataFile, MetaFile: info.MetaFile})
 	if err := m.commitLocked(next, func() {
 		_ = m.fw.DeregisterLU(g, true)
-		m.closeDisk(disk)
+		m.closeLU(unit)
 	}); err != nil {
 		return api.LU{}, err
 	}
-	m.disks[g] = disk
+	m.open[g] = unit
 	m.log.Info("LU "+verb, "guid", g, "data_file", info.DataFile, "size", info.Size)
 	return m.luLocked(next.LUs[len(next.LUs)-1]), nil
 }
@@ -340,15 +340,15 @@ func (m *Manager) ModifyLU(ctx context.Context, req api.ModifyLURequest) (api.LU
 	if err != nil {
 		return api.LU{}, err
 	}
-	disk, ok := m.disks[g]
+	unit, ok := m.open[g]
 	if !ok {
 		return api.LU{}, api.Errorf(api.CodeDataFile, m.state.LUs[i].DataFile, "data file error: the backing store is not open")
 	}
-	if info := disk.Info(); req.Size > 0 && req.Size != info.Size {
+	if info := unit.Info(); req.Size > 0 && req.Size != info.Size {
 		if info.BlockSize > 0 && req.Size%uint64(info.BlockSize) != 0 {
 			return api.LU{}, api.Errorf(api.CodeInvalidSize, m.state.LUs[i].DataFile, "invalid size: %d is not a multiple of the block size %d", req.Size, info.BlockSize)
 		}
-		rs, ok := disk.(Resizer)
+		rs, ok := unit.(Resizer)
 		if !ok {
 			return api.LU{}, api.Errorf(api.CodeNotSupported, "size", "the LU provider cannot resize LUs yet")
 		}
@@ -359,7 +359,7 @@ func (m *Manager) ModifyLU(ctx context.Context, req api.ModifyLURequest) (api.LU
 		m.log.Info("LU resized", "guid", g, "size", req.Size)
 	}
 	if !req.Props.IsEmpty() {
-		ps, ok := disk.(PropSetter)
+		ps, ok := unit.(PropSetter)
 		if !ok {
 			return api.LU{}, api.Errorf(api.CodeNotSupported, "", "the LU provider cannot change properties yet")
 		}
@@ -396,8 +396,8 @@ func (m *Manager) DeleteLU(_ context.Context, req api.DeleteLURequest) (api.Empt
 		s := g.String()
 		next.Views = slices.DeleteFunc(next.Views, func(v store.View) bool { return v.GUID == s })
 	}
-	disk := m.disks[g]
-	registered := i >= 0 && disk != nil && !m.state.LUs[i].Offline
+	unit := m.open[g]
+	registered := i >= 0 && unit != nil && !m.state.LUs[i].Offline
 	if registered {
 		_ = m.fw.DeregisterLU(g, true)
 	}
@@ -415,15 +415,15 @@ func (m *Manager) DeleteLU(_ context.Context, req api.DeleteLURequest) (api.Empt
 			}
 		}
 		if registered {
-			_ = m.fw.RegisterLU(disk)
+			_ = m.fw.RegisterLU(unit)
 		}
 	}
 	if err := m.commitLocked(next, undo); err != nil {
 		return api.Empty{}, err
 	}
-	if disk != nil {
-		delete(m.disks, g)
-		m.closeDisk(disk)
+	if unit != nil {
+		delete(m.open, g)
+		m.closeLU(unit)
 	}
 	m.log.Info("LU deleted", "guid", g, "keep_views", req.KeepViews, "views_removed", !req.KeepViews && len(views) > 0)
 	return api.Empty{}, nil
@@ -439,7 +439,7 @@ func (m *Manager) OnlineLU(ctx context.Context, req api.GUIDRequest) (api.Empty,
 		return api.Empty{}, err
 	}
 	rec := m.state.LUs[i]
-	disk, opened := m.disks[g]
+	unit, opened := m.open[g]
 	if opened && !rec.Offline {
 		return api.Empty{}, nil
 	}
@@ -450,14 +450,14 @@ func (m *Manager) OnlineLU(ctx context.Context, req api.GUIDRequest) (api.Empty,
 			return api.Empty{}, providerErr(err, rec.DataFile)
 		}
 		if d.GUID() != g {
-			m.closeDisk(d)
+			m.closeLU(d)
 			return api.Empty{}, api.Errorf(api.CodeDataFile, rec.DataFile, "data file error: it now holds LU %s", d.GUID())
 		}
-		disk = d
+		unit = d
 	}
-	if err := m.fw.RegisterLU(disk); err != nil {
+	if err := m.fw.RegisterLU(unit); err != nil {
 		if !opened {
-			m.closeDisk(disk)
+			m.closeLU(unit)
 		}
 		return api.Empty{}, api.Errorf(api.CodeBusy, req.GUID, "resource busy: %v", err)
 	}
@@ -466,12 +466,12 @@ func (m *Manager) OnlineLU(ctx context.Context, req api.GUIDRequest) (api.Empty,
 	if err := m.commitLocked(next, func() {
 		_ = m.fw.DeregisterLU(g, true)
 		if !opened {
-			m.closeDisk(disk)
+			m.closeLU(unit)
 		}
 	}); err != nil {
 		return api.Empty{}, err
 	}
-	m.disks[g] = disk
+	m.open[g] = unit
 	delete(m.waiting, g)
 	m.log.Info("LU online", "guid", g)
 	return api.Empty{}, nil
@@ -489,7 +489,7 @@ func (m *Manager) OfflineLU(_ context.Context, req api.GUIDRequest) (api.Empty, 
 	if m.state.LUs[i].Offline {
 		return api.Empty{}, nil
 	}
-	disk, registered := m.disks[g]
+	unit, registered := m.open[g]
 	if registered {
 		_ = m.fw.DeregisterLU(g, true)
 	}
@@ -497,7 +497,7 @@ func (m *Manager) OfflineLU(_ context.Context, req api.GUIDRequest) (api.Empty, 
 	next.LUs[i].Offline = true
 	if err := m.commitLocked(next, func() {
 		if registered {
-			_ = m.fw.RegisterLU(disk)
+			_ = m.fw.RegisterLU(unit)
 		}
 	}); err != nil {
 		return api.Empty{}, err

@@ -428,7 +428,7 @@ func TestTargets(t *testing.T) {
 	if tg.Name != "iqn.2026-11.org.test:t1" || !tg.ChapSecretSet || tg.Auth != "chap" || !tg.Online {
 		t.Fatalf("created target %+v", tg)
 	}
-	if s, ok := r.ports.spec(tg.Name); !ok || s.Auth != "chap" || s.ChapSecret != "0123456789abc" {
+	if s, ok := r.ports.spec(tg.Name); !ok || s.ISCSI.Auth != "chap" || s.ISCSI.ChapSecret != "0123456789abc" {
 		t.Fatalf("served spec %+v %v", s, ok)
 	}
 	for _, tc := range []struct {
@@ -478,8 +478,8 @@ func TestTargets(t *testing.T) {
 	if want := []api.TPGTag{{TPG: "fast", Tag: 2}, {TPG: "7", Tag: 7}}; !reflect.DeepEqual(mod.TPGs, want) {
 		t.Fatalf("tags %+v, want %+v", mod.TPGs, want)
 	}
-	if s, _ := r.ports.spec(tg.Name); len(s.PortalGroups) != 2 || s.PortalGroups[0].Portals[0] != "127.0.0.2:3260" || s.PortalGroups[0].Portals[1] != "[::1]:3261" {
-		t.Fatalf("served portal groups %+v", s.PortalGroups)
+	if s, _ := r.ports.spec(tg.Name); len(s.ISCSI.PortalGroups) != 2 || s.ISCSI.PortalGroups[0].Portals[0] != "127.0.0.2:3260" || s.ISCSI.PortalGroups[0].Portals[1] != "[::1]:3261" {
+		t.Fatalf("served portal groups %+v", s.ISCSI.PortalGroups)
 	}
 	// Re-binding keeps existing tags.
 	mod = must[api.Target](t)(r.m.ModifyTarget(bg, api.TargetRequest{Name: tn, TPGs: ptr([]string{"7"})}))
@@ -565,8 +565,8 @@ func TestInitiatorsAndDefaults(t *testing.T) {
 	// A target following the defaults gets the new method live.
 	must[api.Target](t)(r.m.CreateTarget(bg, api.TargetRequest{Name: "iqn.2026-11.org.test:d"}))
 	must[api.Empty](t)(r.m.ModifyDefaults(bg, api.DefaultsRequest{Auth: ptr("chap"), RadiusServer: ptr("10.0.0.1"), ISNSServers: ptr([]string{"10.0.0.2", "10.0.0.3:99"})}))
-	if s, _ := r.ports.spec("iqn.2026-11.org.test:d"); s.Auth != "chap" {
-		t.Fatalf("target following defaults serves auth %q", s.Auth)
+	if s, _ := r.ports.spec("iqn.2026-11.org.test:d"); s.ISCSI.Auth != "chap" {
+		t.Fatalf("target following defaults serves auth %q", s.ISCSI.Auth)
 	}
 	if la, err := r.m.LoginAuth("iqn.1993-08.org.debian:01:x", "iqn.2026-11.org.test:d", false); err != nil || !la.Required || la.InitiatorSecret != "" {
 		t.Fatalf("login auth with chap defaults and no initiator secret: %+v %v", la, err)

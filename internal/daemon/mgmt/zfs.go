@@ -28,20 +28,20 @@ type ZvolProvider interface {
 	ZvolPath(name string) (string, error)
 	// CreateZvolLU creates sparse volume name (volBlock 0: the pool's
 	// default volblocksize) and an LU on it; on failure nothing is left.
-	CreateZvolLU(ctx context.Context, name string, size uint64, volBlock uint32, spec LUSpec) (Disk, error)
+	CreateZvolLU(ctx context.Context, name string, size uint64, volBlock uint32, spec LUSpec) (LU, error)
 	// ImportZvolLU opens the LU of zvol device path file: a copy gets a
 	// new GUID, guid (when not zero) names the LU whatever it holds.
-	ImportZvolLU(ctx context.Context, file string, guid stmf.GUID, alias *string) (Disk, error)
+	ImportZvolLU(ctx context.Context, file string, guid stmf.GUID, alias *string) (LU, error)
 	// ReopenLU opens a configured LU again only if its backing store
 	// still holds LU guid as its own; nothing is written otherwise.
-	ReopenLU(ctx context.Context, file, metaFile string, guid stmf.GUID) (Disk, error)
+	ReopenLU(ctx context.Context, file, metaFile string, guid stmf.GUID) (LU, error)
 	// SnapshotLU takes snapshot snap of the LU's volume (after flushing
 	// it) and returns its full name.
-	SnapshotLU(ctx context.Context, d Disk, snap string) (string, error)
+	SnapshotLU(ctx context.Context, d LU, snap string) (string, error)
 	// CloneLU clones snapshot (pool/vol@snap) to volume dest ("" picks
 	// "<vol>-<snap>") and opens a new LU on it; on failure the clone is
 	// destroyed.
-	CloneLU(ctx context.Context, snapshot, dest string, spec LUSpec) (Disk, error)
+	CloneLU(ctx context.Context, snapshot, dest string, spec LUSpec) (LU, error)
 	// DestroyZvol destroys a volume (not recursively).
 	DestroyZvol(ctx context.Context, name string) error
 }
@@ -121,11 +121,11 @@ func (m *Manager) CreateZvolLU(ctx context.Context, req api.CreateZvolLURequest)
 	if !spec.GUID.IsZero() && findLU(m.state, spec.GUID) >= 0 {
 		return api.LU{}, api.Errorf(api.CodeGUIDInUse, spec.GUID.String(), "guid in use")
 	}
-	disk, err := zp.CreateZvolLU(ctx, req.Zvol, req.Size, req.VolBlockSize, spec)
+	unit, err := zp.CreateZvolLU(ctx, req.Zvol, req.Size, req.VolBlockSize, spec)
 	if err != nil {
 		return api.LU{}, zfsErr(err, req.Zvol)
 	}
-	lu, err := m.adoptLocked(disk, "created on a new zvol")
+	lu, err := m.adoptLocked(unit, "created on a new zvol")
 	if err != nil {
 		m.destroyAfterFailure(ctx, zp, req.Zvol)
 		return api.LU{}, err
@@ -172,11 +172,11 @@ func (m *Manager) ImportZvolLU(ctx context.Context, req api.ImportZvolLURequest)
 	if !g.IsZero() && findLU(m.state, g) >= 0 {
 		return api.LU{}, api.Errorf(api.CodeGUIDInUse, g.String(), "guid in use")
 	}
-	disk, err := zp.ImportZvolLU(ctx, path, g, req.Alias)
+	unit, err := zp.ImportZvolLU(ctx, path, g, req.Alias)
 	if err != nil {
 		return api.LU{}, zfsErr(err, path)
 	}
-	return m.adoptLocked(disk, "imported")
+	return m.adoptLocked(unit, "imported")
 }
 
 // zvolOfLocked returns the volume of configured LU i.
@@ -204,11 +204,11 @@ func (m *Manager) SnapshotLU(ctx context.Context, req api.SnapshotLURequest) (ap
 	if _, err := m.zvolOfLocked(zp, i); err != nil {
 		return api.Snapshot{}, err
 	}
-	disk, ok := m.disks[g]
+	unit, ok := m.open[g]
 	if !ok {
 		return api.Snapshot{}, api.Errorf(api.CodeDataFile, m.state.LUs[i].DataFile, "data file error: the zvol is not open (%s)", m.waitReasonLocked(g))
 	}
-	name, err := zp.SnapshotLU(ctx, disk, req.Name)
+	name, err := zp.SnapshotLU(ctx, unit, req.Name)
 	if err != nil {
 		return api.Snapshot{}, zfsErr(err, req.GUID)
 	}
@@ -255,12 +255,12 @@ func (m *Manager) CloneLU(ctx context.Context, req api.CloneLURequest) (api.LU, 
 	if !spec.GUID.IsZero() && findLU(m.state, spec.GUID) >= 0 {
 		return api.LU{}, api.Errorf(api.CodeGUIDInUse, spec.GUID.String(), "guid in use")
 	}
-	disk, err := zp.CloneLU(ctx, vol+"@"+snap, req.Zvol, spec)
+	unit, err := zp.CloneLU(ctx, vol+"@"+snap, req.Zvol, spec)
 	if err != nil {
 		return api.LU{}, zfsErr(err, req.Source)
 	}
-	clone, _ := zp.ZvolName(disk.Info().DataFile)
-	lu, err := m.adoptLocked(disk, "created on a clone of "+vol+"@"+snap)
+	clone, _ := zp.ZvolName(unit.Info().DataFile)
+	lu, err := m.adoptLocked(unit, "created on a clone of "+vol+"@"+snap)
 	if err != nil {
 		if clone != "" {
 			m.destroyAfterFailure(ctx, zp, clone)
@@ -290,18 +290,18 @@ func (m *Manager) DestroyLU(ctx context.Context, req api.DestroyLURequest) (api.
 	if err != nil {
 		return api.Empty{}, err
 	}
-	disk := m.disks[g]
-	registered := disk != nil && !rec.Offline
+	unit := m.open[g]
+	registered := unit != nil && !rec.Offline
 	if registered {
 		_ = m.fw.DeregisterLU(g, true)
 	}
-	if disk != nil {
-		delete(m.disks, g)
-		m.closeDisk(disk)
+	if unit != nil {
+		delete(m.open, g)
+		m.closeLU(unit)
 	}
 	if err := zp.DestroyZvol(ctx, name); err != nil {
 		// Bring the LU back as it was.
-		if disk != nil {
+		if unit != nil {
 			d, rerr := zp.ReopenLU(context.WithoutCancel(ctx), rec.DataFile, rec.MetaFile, g)
 			switch {
 			case rerr != nil:
@@ -309,9 +309,9 @@ func (m *Manager) DestroyLU(ctx context.Context, req api.DestroyLURequest) (api.
 				m.setWaitingLocked(g, rerr)
 			case registered && m.fw.RegisterLU(d) != nil:
 				m.log.Error("cannot register the LU again after a failed zvol destroy", "guid", g)
-				m.disks[g] = d
+				m.open[g] = d
 			default:
-				m.disks[g] = d
+				m.open[g] = d
 			}
 		}
 		return api.Empty{}, zfsErr(err, name)
@@ -337,7 +337,7 @@ func (m *Manager) DestroyLU(ctx context.Context, req api.DestroyLURequest) (api.
 
 // reopen opens configured LU rec (GUID g) again: through ReopenLU when the
 // provider has it (it never rewrites what the store holds), else Import.
-func (m *Manager) reopen(ctx context.Context, rec store.LU, g stmf.GUID) (Disk, error) {
+func (m *Manager) reopen(ctx context.Context, rec store.LU, g stmf.GUID) (LU, error) {
 	if zp, ok := m.lus.(ZvolProvider); ok {
 		return zp.ReopenLU(ctx, rec.DataFile, rec.MetaFile, g)
 	}
@@ -420,7 +420,7 @@ func (m *Manager) retryZvols(ctx context.Context, budget time.Duration) {
 	m.mu.Lock()
 	for _, rec := range m.state.LUs {
 		g, err := stmf.ParseGUID(rec.GUID)
-		if err != nil || m.disks[g] != nil {
+		if err != nil || m.open[g] != nil {
 			continue
 		}
 		if _, ok := zp.ZvolName(rec.DataFile); ok && rec.MetaFile == "" {
@@ -438,10 +438,10 @@ func (m *Manager) retryZvols(ctx context.Context, budget time.Duration) {
 		m.mu.Lock()
 		i := findLU(m.state, c.g)
 		switch {
-		case i < 0 || m.disks[c.g] != nil || m.state.LUs[i].DataFile != c.rec.DataFile:
+		case i < 0 || m.open[c.g] != nil || m.state.LUs[i].DataFile != c.rec.DataFile:
 			// Deleted, opened or changed meanwhile.
 			if d != nil {
-				m.closeDisk(d)
+				m.closeLU(d)
 			}
 		case err != nil:
 			m.setWaitingLocked(c.g, err)
@@ -454,12 +454,12 @@ func (m *Manager) retryZvols(ctx context.Context, budget time.Duration) {
 			if !rec.Offline {
 				if rerr := m.fw.RegisterLU(d); rerr != nil {
 					m.log.Error("zvol appeared but the LU cannot be registered", "guid", c.g, "err", rerr)
-					m.closeDisk(d)
+					m.closeLU(d)
 					m.mu.Unlock()
 					continue
 				}
 			}
-			m.disks[c.g] = d
+			m.open[c.g] = d
 			delete(m.waiting, c.g)
 			m.log.Info("zvol appeared; LU opened", "guid", c.g, "data_file", rec.DataFile, "online", !rec.Offline)
 		}
