@@ -140,7 +140,7 @@ type Device struct {
 
 	flush        flusher
 	bufs         bufPool
-	cmds         []command      // the command table
+	cmds         *commandSet    // the command table
 	atomicWrites bool           // WRITE ATOMIC (16) offered: file LU with a journal
 	atomicJ      *atomicJournal // the atomic write journal (atomicjournal.go); nil = none
 	thin         thinState      // thin provisioning (thin.go)
@@ -456,15 +456,9 @@ func (d *Device) setup(md *metadata) {
 	d.wp.Store(md.Flags&flagWP != 0)
 	d.ident.Store(d.newIdentity(md))
 	d.flush.do = d.data.datasync
-	d.cmds = commandTable
 	d.setupThin(md)
-	if d.thin.enabled {
-		d.cmds = thinCommandTable(commandTable)
-	}
 	d.atomicWrites = d.atomicJ != nil
-	if !d.atomicWrites {
-		d.cmds = withoutCommand(d.cmds, opWriteAtomic16)
-	}
+	d.cmds = newCommandSet(d, commandTable) // after thin and atomic writes are known
 	d.setupReservations(md)
 	d.drained = make(chan struct{})
 }

@@ -69,15 +69,15 @@ func goldenScenario(t *testing.T) (*prEnv, *stmf.Session) {
 	a := e.session(0, prInitA, 0x023d000001)
 	b := e.session(1, strings.ToUpper(prInitB[:4])+prInitB[4:], 0x400001370000)
 	e.clearUAs(a, b)
-	e.mustProut(a, proutRegister, 0, 0, 0xaa, pfAPTPL)
-	e.mustProut(b, proutRegister, 0, 0, 0xbb, pfAPTPL|pfAllTgPt)
+	e.mustProut(a, scsi.PROutRegister, 0, 0, 0xaa, pfAPTPL)
+	e.mustProut(b, scsi.PROutRegister, 0, 0, 0xbb, pfAPTPL|pfAllTgPt)
 	c := e.session(0, prInitC, 3)
 	// Format 01b with upper-case ISID digits and more padding than needed:
 	// READ FULL STATUS reports it re-encoded.
 	tidD := rawTID(0x45, "iqn.2026-11.org.costar:init-d,i,0x00AbCdEf0102", 64)
 	tidE := rawTID(0x05, "iqn.2026-11.org.costar:init-e", 32)
-	e.mustProut(c, proutRegister, 0, 0, 0xcc, pfAPTPL|pfSpecIPT, tidD, tidE)
-	e.mustProut(a, proutReserve, prTypeWE, 0xaa, 0, 0)
+	e.mustProut(c, scsi.PROutRegister, 0, 0, 0xcc, pfAPTPL|pfSpecIPT, tidD, tidE)
+	e.mustProut(a, scsi.PROutReserve, prTypeWE, 0xaa, 0, 0)
 	return e, a
 }
 
@@ -89,7 +89,7 @@ func TestGoldenISCSIIdentity(t *testing.T) {
 	if want := golden(t, "vpd83.hex", vpd.data); string(vpd.data) != string(want) {
 		t.Errorf("VPD 0x83\n got % x\nwant % x", vpd.data, want)
 	}
-	fs := e.run(a, prinCDB(prinReadFullStatus, 8192), nil)
+	fs := e.run(a, prinCDB(scsi.PRInReadFullStatus, 8192), nil)
 	expectGood(t, "READ FULL STATUS", fs)
 	wantFS := golden(t, "fullstatus.hex", fs.data)
 	if string(fs.data) != string(wantFS) {
@@ -108,7 +108,7 @@ func TestGoldenISCSIIdentity(t *testing.T) {
 	e2 := newPREnv(t)
 	e2.d.setupReservations(&metadata{GUID: e2.d.guid, PR: wantPR})
 	a2 := e2.session(0, prInitA, 0x023d000001)
-	if got := e2.run(a2, prinCDB(prinReadFullStatus, 8192), nil); string(got.data) != string(wantFS) {
+	if got := e2.run(a2, prinCDB(scsi.PRInReadFullStatus, 8192), nil); string(got.data) != string(wantFS) {
 		t.Errorf("READ FULL STATUS after loading the golden state\n got % x\nwant % x", got.data, wantFS)
 	}
 	expectConflict(t, "write from a non-holder after loading", e2.run(e2.session(1, prInitC, 3), write10CDB, block512))
@@ -179,16 +179,16 @@ func TestFCNexusReservations(t *testing.T) {
 		return s
 	}
 	a, b := open(1), open(2)
-	e.mustProut(a, proutRegister, 0, 0, 0xa, pfAPTPL)
-	e.mustProut(b, proutRegister, 0, 0, 0xb, pfAPTPL)
-	e.mustProut(a, proutReserve, prTypeWE, 0xa, 0, 0)
+	e.mustProut(a, scsi.PROutRegister, 0, 0, 0xa, pfAPTPL)
+	e.mustProut(b, scsi.PROutRegister, 0, 0, 0xb, pfAPTPL)
+	e.mustProut(a, scsi.PROutReserve, prTypeWE, 0xa, 0, 0)
 	expectGood(t, "holder writes", e.run(a, write10CDB, block512))
 	expectConflict(t, "other port writes", e.run(b, write10CDB, block512))
 	// An iSCSI TransportID from an FC nexus is refused.
-	expectSense(t, "SPEC_I_PT with an iSCSI TransportID", e.prout(open(3), proutRegister, 0, 0, 0xc, pfSpecIPT,
+	expectSense(t, "SPEC_I_PT with an iSCSI TransportID", e.prout(open(3), scsi.PROutRegister, 0, 0, 0xc, pfSpecIPT,
 		tidBytes(prInitA, "")), scsi.KeyIllegalRequest, scsi.ASCInvalidFieldInParameterList)
 
-	fs := e.run(a, prinCDB(prinReadFullStatus, 8192), nil)
+	fs := e.run(a, prinCDB(scsi.PRInReadFullStatus, 8192), nil)
 	expectGood(t, "READ FULL STATUS", fs)
 	if len(fs.data) != 8+2*(24+24) || fs.data[8+20+3] != 24 || fs.data[8+24+8] != 0x21 || fs.data[8+24+15] != 1 {
 		t.Fatalf("READ FULL STATUS % x", fs.data)

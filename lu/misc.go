@@ -7,12 +7,8 @@ import (
 	"github.com/costar-project/costar/stmf"
 )
 
-// Operation codes and service actions of the smaller SPC/SBC commands.
+// Field values of the smaller SPC/SBC commands.
 const (
-	opPreventAllow         = 0x1e
-	opReadDefectData10     = 0x37
-	opReadDefectData12     = 0xb7
-	saReportSupportedTMFs  = 0x0d
 	tpgsImplicit           = 0x10 // standard INQUIRY byte 5: TPGS = 01b
 	defectListFormatMask   = 0x07
 	defectListReqMask      = 0x18 // REQ_PLIST, REQ_GLIST
@@ -39,7 +35,7 @@ func (d *Device) preventAllow(_ *stmf.Task, cdb []byte) *stmf.Result {
 func (d *Device) readDefectData(_ *stmf.Task, cdb []byte) *stmf.Result {
 	var b []byte
 	var alloc uint32
-	if cdb[0] == opReadDefectData10 {
+	if cdb[0] == scsi.OpReadDefectData10 {
 		alloc = uint32(binary.BigEndian.Uint16(cdb[7:9]))
 		b = make([]byte, defectListHeader10Len)
 		b[1] = cdb[2] & (defectListReqMask | defectListFormatMask)

@@ -10,26 +10,6 @@ import (
 
 // SPC-4 persistent reservations (5.13, 6.16, 6.17).
 
-// PERSISTENT RESERVE IN service actions.
-const (
-	prinReadKeys        = 0x00
-	prinReadReservation = 0x01
-	prinReportCaps      = 0x02
-	prinReadFullStatus  = 0x03
-)
-
-// PERSISTENT RESERVE OUT service actions.
-const (
-	proutRegister       = 0x00
-	proutReserve        = 0x01
-	proutRelease        = 0x02
-	proutClear          = 0x03
-	proutPreempt        = 0x04
-	proutPreemptAbort   = 0x05
-	proutRegisterIgnore = 0x06
-	proutRegisterMove   = 0x07
-)
-
 // Persistent reservation types.
 const (
 	prTypeWE   = 0x1 // Write Exclusive
@@ -198,12 +178,12 @@ func (d *Device) prIn(_ *stmf.Task, cdb []byte) *stmf.Result {
 
 	var b []byte
 	switch cdb[1] & 0x1f {
-	case prinReadKeys:
+	case scsi.PRInReadKeys:
 		b = make([]byte, 8, 8+8*len(p.regs))
 		for _, g := range p.regs {
 			b = binary.BigEndian.AppendUint64(b, g.key)
 		}
-	case prinReadReservation:
+	case scsi.PRInReadReservation:
 		b = make([]byte, 8, 24)
 		if p.resType != 0 {
 			var r [16]byte
@@ -211,7 +191,7 @@ func (d *Device) prIn(_ *stmf.Task, cdb []byte) *stmf.Result {
 			r[13] = p.resType // SCOPE 0 (LU_SCOPE)
 			b = append(b, r[:]...)
 		}
-	case prinReportCaps:
+	case scsi.PRInReportCaps:
 		b = make([]byte, 8)
 		binary.BigEndian.PutUint16(b[0:2], 8)
 		b[2] = 0x10 | 0x08 | 0x04 | 0x01 // CRH, SIP_C, ATP_C, PTPL_C
@@ -222,7 +202,7 @@ func (d *Device) prIn(_ *stmf.Task, cdb []byte) *stmf.Result {
 		b[4] = 0x80 | 0x40 | 0x20 | 0x08 | 0x02 // WR_EX_AR, EX_AC_RO, WR_EX_RO, EX_AC, WR_EX
 		b[5] = 0x01                             // EX_AC_AR
 		return dataIn(truncate(b, alloc))
-	case prinReadFullStatus:
+	case scsi.PRInReadFullStatus:
 		b = make([]byte, 8, 8+len(p.regs)*64)
 		for _, g := range p.regs {
 			b = appendFullStatus(b, p, g)
@@ -288,7 +268,7 @@ func (d *Device) prOut(t *stmf.Task, cdb []byte) *stmf.Result {
 	scope, typ := cdb[2]>>4, cdb[2]&0x0f
 	plen := binary.BigEndian.Uint32(cdb[5:9])
 	switch sa {
-	case proutReserve, proutRelease, proutPreempt, proutPreemptAbort, proutRegisterMove:
+	case scsi.PROutReserve, scsi.PROutRelease, scsi.PROutPreempt, scsi.PROutPreemptAbort, scsi.PROutRegisterMove:
 		if scope != 0 {
 			return fail(invalidField(2, 7))
 		}
@@ -297,7 +277,7 @@ func (d *Device) prOut(t *stmf.Task, cdb []byte) *stmf.Result {
 		}
 	}
 	switch sa {
-	case proutRegister, proutRegisterMove:
+	case scsi.PROutRegister, scsi.PROutRegisterMove:
 		if plen < proutBasicLen {
 			return paramListLengthError()
 		}
@@ -330,20 +310,20 @@ func (d *Device) prOut(t *stmf.Task, cdb []byte) *stmf.Result {
 	p := old.clone()
 	var out prOutcome
 	switch sa {
-	case proutRegister, proutRegisterIgnore:
-		res = p.register(n, sa == proutRegisterIgnore, prm, &out)
-	case proutReserve:
+	case scsi.PROutRegister, scsi.PROutRegisterIgnore:
+		res = p.register(n, sa == scsi.PROutRegisterIgnore, prm, &out)
+	case scsi.PROutReserve:
 		res = p.reserve(n, typ, prm)
-	case proutRelease:
+	case scsi.PROutRelease:
 		res = p.release(n, typ, prm, &out)
-	case proutClear:
+	case scsi.PROutClear:
 		res = p.clear(n, prm, &out)
-	case proutPreempt, proutPreemptAbort:
+	case scsi.PROutPreempt, scsi.PROutPreemptAbort:
 		res = p.preempt(n, typ, prm, &out)
-		if sa == proutPreempt {
+		if sa == scsi.PROutPreempt {
 			out.aborted = nil
 		}
-	case proutRegisterMove:
+	case scsi.PROutRegisterMove:
 		res = d.registerMove(t, p, n, prm)
 	}
 	if res == nil {
@@ -413,7 +393,7 @@ func (d *Device) prAfter(t *stmf.Task, out *prOutcome) {
 // already checked against the service action's minimum).
 func parseProutParams(sa byte, pl []byte, proto scsi.ProtocolID) (*proutParams, *stmf.Result) {
 	prm := &proutParams{rk: binary.BigEndian.Uint64(pl[0:8]), sark: binary.BigEndian.Uint64(pl[8:16])}
-	if sa == proutRegisterMove {
+	if sa == scsi.PROutRegisterMove {
 		prm.unreg = pl[17]&0x02 != 0
 		prm.aptpl = pl[17]&0x01 != 0
 		prm.relPort = binary.BigEndian.Uint16(pl[18:20])
@@ -434,10 +414,10 @@ func parseProutParams(sa byte, pl []byte, proto scsi.ProtocolID) (*proutParams, 
 	prm.specIPT = pl[20]&0x08 != 0
 	prm.allTgPt = pl[20]&0x04 != 0
 	prm.aptpl = pl[20]&0x01 != 0
-	if prm.specIPT && sa != proutRegister {
+	if prm.specIPT && sa != scsi.PROutRegister {
 		return nil, fail(invalidParam(20, 3))
 	}
-	if sa != proutRegister && sa != proutRegisterIgnore {
+	if sa != scsi.PROutRegister && sa != scsi.PROutRegisterIgnore {
 		prm.allTgPt = false // ignored by the other service actions
 	}
 	if !prm.specIPT {
@@ -724,7 +704,7 @@ func (d *Device) targetPortByRelID(t *stmf.Task, rel uint16) (string, bool) {
 
 // CDB usage data for REPORT SUPPORTED OPERATION CODES.
 var (
-	prinUsage        = []byte{opPRIn, 0x1f, 0, 0, 0, 0, 0, 0xff, 0xff, 0}
-	proutUsage       = []byte{opPROut, 0x1f, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff, 0}
-	proutUsageNoType = []byte{opPROut, 0x1f, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0}
+	prinUsage        = []byte{scsi.OpPRIn, 0x1f, 0, 0, 0, 0, 0, 0xff, 0xff, 0}
+	proutUsage       = []byte{scsi.OpPROut, 0x1f, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff, 0}
+	proutUsageNoType = []byte{scsi.OpPROut, 0x1f, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0}
 )

@@ -40,11 +40,8 @@ import (
 	"github.com/costar-project/costar/stmf"
 )
 
-// Operation codes and service actions of the thin provisioning commands
-// (opWriteSame10 and opWriteSame16 are declared in rangelock.go).
+// maxSoftThreshold bounds the soft threshold, a percentage.
 const (
-	opUnmap          = 0x42
-	saGetLBAStatus   = 0x12
 	maxSoftThreshold = 100
 )
 
@@ -167,22 +164,6 @@ func (d *Device) thinAfterWrite(t *stmf.Task) {
 	case used+1 < pct || used == 0: // clearly below again: arm
 		d.thin.raised.Store(false)
 	}
-}
-
-// thinCommandTable is the command table of a thin LU: the common table
-// with the UNMAP bit usable in WRITE SAME, plus UNMAP.
-func thinCommandTable(base []command) []command {
-	cmds := make([]command, 0, len(base)+1)
-	for _, c := range base {
-		if c.op == opWriteSame10 || c.op == opWriteSame16 {
-			u := append([]byte(nil), c.usage...)
-			u[1] |= 0x08 // UNMAP
-			c.usage = u
-		}
-		cmds = append(cmds, c)
-	}
-	return append(cmds, command{op: opUnmap, sa: -1, cdbLen: 10, timeout: 60,
-		usage: []byte{opUnmap, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0}, fn: (*Device).unmap})
 }
 
 // lbpBits is byte 14 of READ CAPACITY (16) data: LBPME and LBPRZ.

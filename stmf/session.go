@@ -260,16 +260,6 @@ func (s *Session) hasUA(lun scsi.LUN) bool {
 	return len(s.ua[lun]) > 0
 }
 
-// Opcodes the framework itself looks at.
-const (
-	opInquiry      = 0x12
-	opRequestSense = 0x03
-	opReportLUNs   = 0xa0
-
-	opMaintenanceIn = 0xa3
-	saReportTPGs    = 0x0a
-)
-
 // Submit routes a task to its LU. It never blocks on I/O: the LU runs in
 // its own goroutine and completes through the task's Transport. Port
 // providers call Submit in command order (iSCSI CmdSN order); task
@@ -285,7 +275,7 @@ func (s *Session) Submit(t *Task) {
 		return
 	}
 	op := t.CDB[0]
-	if op == opReportLUNs {
+	if op == scsi.OpReportLUNs {
 		s.reportLUNs(t)
 		return
 	}
@@ -298,10 +288,10 @@ func (s *Session) Submit(t *Task) {
 		s.noSuchLU(t)
 		return
 	}
-	if op != opInquiry {
+	if op != scsi.OpInquiry {
 		if asc, pending := s.popUA(lun); pending {
 			sense := scsi.NewSense(scsi.KeyUnitAttention, asc)
-			if op == opRequestSense {
+			if op == scsi.OpRequestSense {
 				t.CompleteData(requestSenseData(t.CDB, sense), nil)
 			} else {
 				t.CompleteSense(sense)
@@ -310,11 +300,10 @@ func (s *Session) Submit(t *Task) {
 		}
 	}
 
-	if sense := aluaFilter(s.fw.aluaState(s.Nexus.PortGroup), t.CDB); sense != nil {
-		t.CompleteSense(sense)
-		return
-	}
-	if op == opMaintenanceIn && len(t.CDB) > 1 && t.CDB[1]&0x1f == saReportTPGs {
+	// The LU decides what the port's access state allows; stmf answers
+	// REPORT TARGET PORT GROUPS itself, which every state allows.
+	t.Access = s.fw.aluaState(s.Nexus.PortGroup)
+	if op == scsi.OpMaintenanceIn && len(t.CDB) > 1 && t.CDB[1]&0x1f == scsi.SAReportTargetPortGroups {
 		s.reportTargetPortGroups(t)
 		return
 	}
@@ -337,7 +326,7 @@ func (s *Session) Submit(t *Task) {
 		a.Admit(t)
 	}
 	if reg.ts.admit(t) {
-		if q, ok := reg.lu.(QuickChecker); ok && t.Inline && q.Quick(t.CDB) {
+		if q, ok := reg.lu.(QuickChecker); ok && t.Inline && q.Quick(t) {
 			t.run()
 			return
 		}
@@ -561,7 +550,7 @@ func (t *Task) markAborted() {
 func (s *Session) noSuchLU(t *Task) {
 	sense := scsi.IllegalRequest(scsi.ASCLUNotSupported, -1)
 	switch t.CDB[0] {
-	case opInquiry:
+	case scsi.OpInquiry:
 		if len(t.CDB) < 6 || t.CDB[1]&0x01 != 0 {
 			t.CompleteSense(sense)
 			return
@@ -579,7 +568,7 @@ func (s *Session) noSuchLU(t *Task) {
 			b = b[:alloc]
 		}
 		t.CompleteData(b, nil)
-	case opRequestSense:
+	case scsi.OpRequestSense:
 		t.CompleteData(requestSenseData(t.CDB, sense), nil)
 	default:
 		t.CompleteSense(sense)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,12 +52,14 @@ func (f *fakeTransport) wait(t *testing.T) {
 
 // fakeLU answers GOOD to everything, or blocks until released when hold is set.
 type fakeLU struct {
-	guid GUID
-	hold chan struct{}
+	guid   GUID
+	hold   chan struct{}
+	access atomic.Uint32 // Task.Access of the last task
 }
 
 func (l *fakeLU) GUID() GUID { return l.guid }
 func (l *fakeLU) Execute(t *Task) {
+	l.access.Store(uint32(t.Access))
 	if l.hold != nil {
 		<-l.hold
 	}

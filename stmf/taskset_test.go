@@ -191,7 +191,7 @@ type quickLU struct {
 	gate  chan struct{}
 }
 
-func (l *quickLU) Quick([]byte) bool { return l.quick }
+func (l *quickLU) Quick(*Task) bool { return l.quick }
 func (l *quickLU) Execute(t *Task) {
 	<-l.gate
 	t.CompleteStatus(scsi.StatusGood)
