@@ -13,7 +13,8 @@
 #   make test-vm          scripts/testvm: Debian VM with OpenZFS, the Linux kernel initiator and
 #                         multipath against stmfd (image built once, ~5 min, into /var/cache/costar-testvm)
 #   make fuzz             every fuzz target for $(FUZZTIME_LONG)
-#   make bench            scripts/bench.sh: stmfd vs tgt side by side (BENCH_SECS, BENCH_PROFILE, ...)
+#   make bench            scripts/bench.sh: stmfd vs tgt side by side (BENCH_SECS, BENCH_PROFILE, ...);
+#                         BENCH_COMPARE=1 (or BENCH_BASE=REV): this tree vs the merge-base with main (or REV)
 #   make clean            remove bin/ and out/ (make distclean also removes var/)
 #
 # Variables: PORTAL=127.0.0.1:3260  FUZZTIME=10s  FUZZTIME_LONG=2m  GOTEST_TIMEOUT=25m

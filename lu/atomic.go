@@ -19,17 +19,6 @@ func (d *Device) maxAtomicBlocks() uint32 {
 	return min(d.maxXfer, uint32(d.caps.AtomicMax>>d.bsShift), 0xffff)
 }
 
-// withoutCommand returns a copy of cmds without opcode op.
-func withoutCommand(cmds []command, op byte) []command {
-	out := make([]command, 0, len(cmds))
-	for _, c := range cmds {
-		if c.op != op {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
 // writeAtomic16: WRITE ATOMIC (16) (SBC-4 5.48). The range lock (the
 // command is registered as atomic at Admit) makes the write indivisible
 // with respect to every other command: overlapping writes are ordered
@@ -41,12 +30,11 @@ func (d *Device) writeAtomic16(t *stmf.Task, cdb []byte) *stmf.Result {
 	if cdb[1]&0xe0 != 0 { // WRPROTECT
 		return fail(invalidField(1, 7))
 	}
-	fua := cdb[1]&0x08 != 0
-	lba := binary.BigEndian.Uint64(cdb[2:10])
+	fua := t.LUDecoded.Flags&decFUA != 0
 	if binary.BigEndian.Uint16(cdb[10:12]) != 0 { // ATOMIC BOUNDARY: not supported
 		return fail(invalidField(10, -1))
 	}
-	n := uint32(binary.BigEndian.Uint16(cdb[12:14]))
+	lba, n := blockRange(t)
 	if n > d.maxAtomicBlocks() {
 		return fail(invalidField(12, -1))
 	}

@@ -21,7 +21,7 @@ func atomicWrite(t *testing.T, d *Device, lba uint64, data []byte) resp {
 
 func readBlocks(t *testing.T, d *Device, lba uint64, n uint32) []byte {
 	t.Helper()
-	r := exec(t, d, req{cdb: cdb16(opRead16, 0, lba, n), dir: scsi.DirRead, expLen: n * 512})
+	r := exec(t, d, req{cdb: cdb16(scsi.OpRead16, 0, lba, n), dir: scsi.DirRead, expLen: n * 512})
 	expectGood(t, "READ (16)", r)
 	return r.data
 }
@@ -86,7 +86,7 @@ func TestAtomicJournalReplay(t *testing.T) {
 				t.Errorf("record still pending after replay: %v %v", p, err)
 			}
 			// Later writes to the range survive the next import.
-			expectGood(t, "WRITE (16)", exec(t, d2, req{cdb: cdb16(opWrite16, 0, 100, 1), dir: scsi.DirWrite, expLen: 512, data: vpattern(512, 3)}))
+			expectGood(t, "WRITE (16)", exec(t, d2, req{cdb: cdb16(scsi.OpWrite16, 0, 100, 1), dir: scsi.DirWrite, expLen: 512, data: vpattern(512, 3)}))
 			d2.Close()
 			d3, err := importFile(context.Background(), data, meta, quietLog())
 			if err != nil {
@@ -193,7 +193,7 @@ func TestAtomicJournalMissingRecreated(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d2.Close()
-	if _, err := os.Stat(jpath); err != nil || d2.findCommand(opWriteAtomic16, -1) == nil {
+	if _, err := os.Stat(jpath); err != nil || d2.cmds.lookup(scsi.OpWriteAtomic16, -1) == nil {
 		t.Errorf("journal not recreated: %v", err)
 	}
 }
@@ -214,7 +214,7 @@ func TestAtomicJournalConcurrent(t *testing.T) {
 					return
 				}
 				// A read sees one whole write, never a mix.
-				got := exec(t, d, req{cdb: cdb16(opRead16, 0, lba, 16), dir: scsi.DirRead, expLen: 16 * 512}).data
+				got := exec(t, d, req{cdb: cdb16(scsi.OpRead16, 0, lba, 16), dir: scsi.DirRead, expLen: 16 * 512}).data
 				if len(got) != 16*512 || !bytes.Equal(got, bytes.Repeat(got[:1], len(got))) {
 					t.Errorf("torn read at %d", lba)
 					return

@@ -1,8 +1,6 @@
 package lu
 
 import (
-	"encoding/binary"
-
 	"github.com/costar-project/costar/scsi"
 	"github.com/costar-project/costar/stmf"
 )
@@ -30,9 +28,8 @@ func (d *Device) compareAndWrite(t *stmf.Task, cdb []byte) *stmf.Result {
 	if cdb[1]&0xe0 != 0 { // WRPROTECT: no protection information
 		return fail(invalidField(1, 7))
 	}
-	fua := cdb[1]&0x08 != 0
-	lba := binary.BigEndian.Uint64(cdb[2:10])
-	n := uint32(cdb[13])
+	fua := t.LUDecoded.Flags&decFUA != 0
+	lba, n := blockRange(t)
 	if n > d.maxCompareAndWrite() {
 		return fail(invalidField(13, -1))
 	}

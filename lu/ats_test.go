@@ -14,7 +14,7 @@ import (
 // cawCDB builds COMPARE AND WRITE for n blocks at lba.
 func cawCDB(b1 byte, lba uint64, n byte) []byte {
 	c := make([]byte, 16)
-	c[0], c[1] = opCompareAndWrite, b1
+	c[0], c[1] = scsi.OpCompareAndWrite, b1
 	binary.BigEndian.PutUint64(c[2:10], lba)
 	c[13] = n
 	return c
@@ -31,11 +31,11 @@ func TestCompareAndWrite(t *testing.T) {
 	wr := scsi.DirWrite
 	put := func(lba uint32, data []byte) {
 		t.Helper()
-		expectGood(t, "setup write", exec(t, d, req{cdb: cdb10(opWrite10, 0, lba, uint16(len(data)/512)), dir: wr, expLen: uint32(len(data)), data: data}))
+		expectGood(t, "setup write", exec(t, d, req{cdb: cdb10(scsi.OpWrite10, 0, lba, uint16(len(data)/512)), dir: wr, expLen: uint32(len(data)), data: data}))
 	}
 	get := func(lba uint32, n uint16) []byte {
 		t.Helper()
-		return exec(t, d, req{cdb: cdb10(opRead10, 0, lba, n), dir: scsi.DirRead, expLen: uint32(n) * 512}).data
+		return exec(t, d, req{cdb: cdb10(scsi.OpRead10, 0, lba, n), dir: scsi.DirRead, expLen: uint32(n) * 512}).data
 	}
 
 	// Good compare: the write data lands.
@@ -218,7 +218,7 @@ func TestATSNoFalseMiscompare(t *testing.T) {
 					return
 				default:
 				}
-				if res := r.do(s, d, cdb16(opOrWrite16, 0, 0, owners), scsi.DirWrite, owners*512, zeros); res.status != scsi.StatusGood {
+				if res := r.do(s, d, cdb16(scsi.OpOrWrite16, 0, 0, owners), scsi.DirWrite, owners*512, zeros); res.status != scsi.StatusGood {
 					t.Errorf("ORWRITE: %v %+v", res.status, res.sense)
 					return
 				}

@@ -136,11 +136,13 @@ type Device struct {
 
 	flush        flusher
 	bufs         bufPool
-	cmds         []command // the command table
-	atomicWrites bool      // WRITE ATOMIC (16) offered: the store has crash-atomic writes
-	thin         thinState // thin provisioning (thin.go)
+	cmds         *commandSet // the command table
+	atomicWrites bool        // WRITE ATOMIC (16) offered: the store has crash-atomic writes
+	thin         thinState   // thin provisioning (thin.go)
 
 	resv reservations // SCSI-2 and persistent reservations (reserve.go, pr*.go)
+
+	host atomic.Pointer[stmf.LUHost] // unit attentions and task aborts (host.go)
 
 	// in-flight accounting for Close: the low bits count commands in
 	// Execute, closingBit is set by Close.
@@ -422,18 +424,12 @@ func (d *Device) setup(md *backing.Meta) {
 	d.ident.Store(d.newIdentity(md))
 	d.flush.do = d.store.Sync
 	d.hinter, _ = d.store.(backing.Prefetcher)
-	d.cmds = commandTable
 	d.setupThin(md)
-	if d.thin.enabled {
-		d.cmds = thinCommandTable(commandTable)
-	}
 	if aw, ok := d.store.(backing.AtomicWriter); ok && d.caps.AtomicMax > 0 {
 		d.atomicW = aw
 	}
 	d.atomicWrites = d.atomicW != nil
-	if !d.atomicWrites {
-		d.cmds = withoutCommand(d.cmds, opWriteAtomic16)
-	}
+	d.cmds = newCommandSet(d, commandTable) // after thin and atomic writes are known
 	d.setupReservations(md)
 	d.drained = make(chan struct{})
 }

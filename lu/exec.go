@@ -8,161 +8,18 @@ import (
 	"github.com/costar-project/costar/stmf"
 )
 
-// Operation codes the LU implements.
-const (
-	opTestUnitReady   = 0x00
-	opRequestSense    = 0x03
-	opRead6           = 0x08
-	opWrite6          = 0x0a
-	opInquiry         = 0x12
-	opModeSelect6     = 0x15
-	opModeSense6      = 0x1a
-	opStartStopUnit   = 0x1b
-	opReadCapacity10  = 0x25
-	opRead10          = 0x28
-	opWrite10         = 0x2a
-	opWriteVerify10   = 0x2e
-	opVerify10        = 0x2f
-	opPrefetch10      = 0x34
-	opSyncCache10     = 0x35
-	opModeSelect10    = 0x55
-	opModeSense10     = 0x5a
-	opRead16          = 0x88
-	opWrite16         = 0x8a
-	opWriteVerify16   = 0x8e
-	opVerify16        = 0x8f
-	opPrefetch16      = 0x90
-	opSyncCache16     = 0x91
-	opServiceActionIn = 0x9e
-	opReportLUNs      = 0xa0
-	opMaintenanceIn   = 0xa3
-	opRead12          = 0xa8
-	opWrite12         = 0xaa
-	opWriteVerify12   = 0xae
-	opVerify12        = 0xaf
-
-	saReadCapacity16     = 0x10
-	saReportSupportedOps = 0x0c
-)
-
-// command describes one supported command (opcode, and service action
-// where the opcode has them) for dispatch and for REPORT SUPPORTED
-// OPERATION CODES.
-type command struct {
-	op     byte
-	sa     int // service action, or -1 when the opcode has none
-	cdbLen int
-	// usage is the CDB USAGE DATA bitmap: a bit is set when the device
-	// server honours the corresponding CDB bit. usage[0] is the opcode.
-	usage   []byte
-	timeout uint32 // recommended command timeout, seconds
-	fn      func(d *Device, t *stmf.Task, cdb []byte) *stmf.Result
-}
-
-var (
-	ff4 = []byte{0xff, 0xff, 0xff, 0xff}
-	ff8 = []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
-)
-
-func cat(parts ...[]byte) []byte {
-	var b []byte
-	for _, p := range parts {
-		b = append(b, p...)
-	}
-	return b
-}
-
-// commandTable lists every command the LU supports. It is read-only;
-// each Device refers to it through d.cmds.
-var commandTable = []command{
-	{op: opTestUnitReady, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{0x00, 0, 0, 0, 0, 0}, fn: (*Device).testUnitReady},
-	{op: opRequestSense, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{0x03, 0x01, 0, 0, 0xff, 0}, fn: (*Device).requestSense},
-	{op: opRead6, sa: -1, cdbLen: 6, timeout: 60, usage: []byte{0x08, 0x1f, 0xff, 0xff, 0xff, 0}, fn: (*Device).read},
-	{op: opWrite6, sa: -1, cdbLen: 6, timeout: 60, usage: []byte{0x0a, 0x1f, 0xff, 0xff, 0xff, 0}, fn: (*Device).write},
-	{op: opInquiry, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{0x12, 0x01, 0xff, 0xff, 0xff, 0}, fn: (*Device).inquiry},
-	{op: opModeSelect6, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{0x15, 0x10, 0, 0, 0xff, 0}, fn: (*Device).modeSelect},
-	{op: opModeSense6, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{0x1a, 0x08, 0xff, 0xff, 0xff, 0}, fn: (*Device).modeSense},
-	{op: opStartStopUnit, sa: -1, cdbLen: 6, timeout: 60, usage: []byte{0x1b, 0x01, 0, 0x0f, 0xf7, 0}, fn: (*Device).startStopUnit},
-	{op: opReadCapacity10, sa: -1, cdbLen: 10, timeout: 10, usage: []byte{0x25, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0x01, 0}, fn: (*Device).readCapacity10},
-	{op: opRead10, sa: -1, cdbLen: 10, timeout: 60, usage: cat([]byte{0x28, 0x18}, ff4, []byte{0, 0xff, 0xff, 0}), fn: (*Device).read},
-	{op: opWrite10, sa: -1, cdbLen: 10, timeout: 60, usage: cat([]byte{0x2a, 0x18}, ff4, []byte{0, 0xff, 0xff, 0}), fn: (*Device).write},
-	{op: opWriteVerify10, sa: -1, cdbLen: 10, timeout: 60, usage: cat([]byte{0x2e, 0x12}, ff4, []byte{0, 0xff, 0xff, 0}), fn: (*Device).writeVerify},
-	{op: opVerify10, sa: -1, cdbLen: 10, timeout: 60, usage: cat([]byte{0x2f, 0x16}, ff4, []byte{0, 0xff, 0xff, 0}), fn: (*Device).verify},
-	{op: opPrefetch10, sa: -1, cdbLen: 10, timeout: 60, usage: cat([]byte{0x34, 0x02}, ff4, []byte{0, 0xff, 0xff, 0}), fn: (*Device).prefetch},
-	{op: opSyncCache10, sa: -1, cdbLen: 10, timeout: 120, usage: cat([]byte{0x35, 0x02}, ff4, []byte{0, 0xff, 0xff, 0}), fn: (*Device).syncCache},
-	{op: opModeSelect10, sa: -1, cdbLen: 10, timeout: 10, usage: []byte{0x55, 0x10, 0, 0, 0, 0, 0, 0xff, 0xff, 0}, fn: (*Device).modeSelect},
-	{op: opModeSense10, sa: -1, cdbLen: 10, timeout: 10, usage: []byte{0x5a, 0x18, 0xff, 0xff, 0, 0, 0, 0xff, 0xff, 0}, fn: (*Device).modeSense},
-	{op: opRead16, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{0x88, 0x18}, ff8, ff4, []byte{0, 0}), fn: (*Device).read},
-	{op: opWrite16, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{0x8a, 0x18}, ff8, ff4, []byte{0, 0}), fn: (*Device).write},
-	{op: opWriteVerify16, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{0x8e, 0x12}, ff8, ff4, []byte{0, 0}), fn: (*Device).writeVerify},
-	{op: opVerify16, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{0x8f, 0x16}, ff8, ff4, []byte{0, 0}), fn: (*Device).verify},
-	{op: opPrefetch16, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{0x90, 0x02}, ff8, ff4, []byte{0, 0}), fn: (*Device).prefetch},
-	{op: opSyncCache16, sa: -1, cdbLen: 16, timeout: 120, usage: cat([]byte{0x91, 0x02}, ff8, ff4, []byte{0, 0}), fn: (*Device).syncCache},
-	{op: opServiceActionIn, sa: saReadCapacity16, cdbLen: 16, timeout: 10, usage: cat([]byte{0x9e, 0x1f}, make([]byte, 8), ff4, []byte{0, 0}), fn: (*Device).readCapacity16},
-	{op: opReportLUNs, sa: -1, cdbLen: 12, timeout: 10, usage: cat([]byte{0xa0, 0, 0xff, 0, 0, 0}, ff4, []byte{0, 0}), fn: (*Device).reportLUNs},
-	{op: opMaintenanceIn, sa: saReportSupportedOps, cdbLen: 12, timeout: 10, usage: cat([]byte{0xa3, 0x1f, 0x87, 0xff, 0xff, 0xff}, ff4, []byte{0, 0}), fn: (*Device).reportSupportedOpcodes},
-	{op: opRead12, sa: -1, cdbLen: 12, timeout: 60, usage: cat([]byte{0xa8, 0x18}, ff4, ff4, []byte{0, 0}), fn: (*Device).read},
-	{op: opWrite12, sa: -1, cdbLen: 12, timeout: 60, usage: cat([]byte{0xaa, 0x18}, ff4, ff4, []byte{0, 0}), fn: (*Device).write},
-	{op: opWriteVerify12, sa: -1, cdbLen: 12, timeout: 60, usage: cat([]byte{0xae, 0x12}, ff4, ff4, []byte{0, 0}), fn: (*Device).writeVerify},
-	{op: opVerify12, sa: -1, cdbLen: 12, timeout: 60, usage: cat([]byte{0xaf, 0x16}, ff4, ff4, []byte{0, 0}), fn: (*Device).verify},
-	// Thin provisioning and small SPC/SBC commands (thin.go, writesame.go, misc.go).
-	// thinCommandTable adds UNMAP and the WRITE SAME UNMAP bit for thin LUs.
-	{op: opWriteSame10, sa: -1, cdbLen: 10, timeout: 120, usage: cat([]byte{opWriteSame10, 0x00}, ff4, []byte{0, 0xff, 0xff, 0}), fn: (*Device).writeSame},
-	{op: opWriteSame16, sa: -1, cdbLen: 16, timeout: 120, usage: cat([]byte{opWriteSame16, 0x01}, ff8, ff4, []byte{0, 0}), fn: (*Device).writeSame},
-	{op: opServiceActionIn, sa: saGetLBAStatus, cdbLen: 16, timeout: 10, usage: cat([]byte{0x9e, 0x1f}, ff8, ff4, []byte{0, 0}), fn: (*Device).getLBAStatus},
-	{op: opPreventAllow, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{opPreventAllow, 0, 0, 0, 0x03, 0}, fn: (*Device).preventAllow},
-	{op: opReadDefectData10, sa: -1, cdbLen: 10, timeout: 10, usage: []byte{opReadDefectData10, 0, 0x1f, 0, 0, 0, 0, 0xff, 0xff, 0}, fn: (*Device).readDefectData},
-	{op: opReadDefectData12, sa: -1, cdbLen: 12, timeout: 10, usage: cat([]byte{opReadDefectData12, 0x1f, 0, 0, 0, 0}, ff4, []byte{0, 0}), fn: (*Device).readDefectData},
-	{op: opMaintenanceIn, sa: saReportSupportedTMFs, cdbLen: 12, timeout: 10, usage: cat([]byte{0xa3, 0x1f, 0x80, 0, 0, 0}, ff4, []byte{0, 0}), fn: (*Device).reportSupportedTMFs},
-	// Reservations (reserve.go, pr.go).
-	{op: opReserve6, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{opReserve6, 0, 0, 0, 0, 0}, fn: (*Device).reserve},
-	{op: opRelease6, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{opRelease6, 0, 0, 0, 0, 0}, fn: (*Device).release},
-	{op: opReserve10, sa: -1, cdbLen: 10, timeout: 10, usage: []byte{opReserve10, 0, 0, 0, 0, 0, 0, 0, 0, 0}, fn: (*Device).reserve},
-	{op: opRelease10, sa: -1, cdbLen: 10, timeout: 10, usage: []byte{opRelease10, 0, 0, 0, 0, 0, 0, 0, 0, 0}, fn: (*Device).release},
-	{op: opPRIn, sa: prinReadKeys, cdbLen: 10, timeout: 10, usage: prinUsage, fn: (*Device).prIn},
-	{op: opPRIn, sa: prinReadReservation, cdbLen: 10, timeout: 10, usage: prinUsage, fn: (*Device).prIn},
-	{op: opPRIn, sa: prinReportCaps, cdbLen: 10, timeout: 10, usage: prinUsage, fn: (*Device).prIn},
-	{op: opPRIn, sa: prinReadFullStatus, cdbLen: 10, timeout: 10, usage: prinUsage, fn: (*Device).prIn},
-	{op: opPROut, sa: proutRegister, cdbLen: 10, timeout: 30, usage: proutUsageNoType, fn: (*Device).prOut},
-	{op: opPROut, sa: proutReserve, cdbLen: 10, timeout: 30, usage: proutUsage, fn: (*Device).prOut},
-	{op: opPROut, sa: proutRelease, cdbLen: 10, timeout: 30, usage: proutUsage, fn: (*Device).prOut},
-	{op: opPROut, sa: proutClear, cdbLen: 10, timeout: 30, usage: proutUsageNoType, fn: (*Device).prOut},
-	{op: opPROut, sa: proutPreempt, cdbLen: 10, timeout: 30, usage: proutUsage, fn: (*Device).prOut},
-	{op: opPROut, sa: proutPreemptAbort, cdbLen: 10, timeout: 30, usage: proutUsage, fn: (*Device).prOut},
-	{op: opPROut, sa: proutRegisterIgnore, cdbLen: 10, timeout: 30, usage: proutUsageNoType, fn: (*Device).prOut},
-	{op: opPROut, sa: proutRegisterMove, cdbLen: 10, timeout: 30, usage: proutUsage, fn: (*Device).prOut},
-	// VAAI and atomic writes (ats.go, xcopy.go, orwrite.go, atomic.go).
-	{op: opCompareAndWrite, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{opCompareAndWrite, 0x18}, ff8, []byte{0, 0, 0, 0xff, 0, 0}), fn: (*Device).compareAndWrite},
-	{op: opOrWrite16, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{opOrWrite16, 0x18}, ff8, ff4, []byte{0, 0}), fn: (*Device).orWrite},
-	{op: opWriteAtomic16, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{opWriteAtomic16, 0x18}, ff8, []byte{0, 0, 0xff, 0xff, 0, 0}), fn: (*Device).writeAtomic16},
-	{op: opExtendedCopy, sa: saExtendedCopyLID1, cdbLen: 16, timeout: 120, usage: cat([]byte{opExtendedCopy, 0x1f}, make([]byte, 8), ff4, []byte{0, 0}), fn: (*Device).extendedCopy},
-	{op: opReceiveCopyRes, sa: saCopyStatus, cdbLen: 16, timeout: 10, usage: cat([]byte{opReceiveCopyRes, 0x1f, 0xff}, make([]byte, 7), ff4, []byte{0, 0}), fn: (*Device).receiveCopyResults},
-	{op: opReceiveCopyRes, sa: saOperatingParams, cdbLen: 16, timeout: 10, usage: cat([]byte{opReceiveCopyRes, 0x1f}, make([]byte, 8), ff4, []byte{0, 0}), fn: (*Device).receiveCopyResults},
-}
-
-// hasServiceActions reports whether op is dispatched by service action.
-func hasServiceActions(op byte) bool {
-	return op == opServiceActionIn || op == opMaintenanceIn || op == opPRIn || op == opPROut ||
-		op == opExtendedCopy || op == opReceiveCopyRes
-}
-
-// findCommand returns the table entry for op (and sa when the opcode has
-// service actions), or nil.
-func (d *Device) findCommand(op byte, sa int) *command {
-	for i := range d.cmds {
-		c := &d.cmds[i]
-		if c.op == op && (c.sa < 0 || c.sa == sa) {
-			return c
-		}
-	}
-	return nil
-}
-
 // Execute runs one task and completes it exactly once.
 func (d *Device) Execute(t *stmf.Task) {
+	c := d.decoded(t)
+	// What the port's access state refuses is refused before anything
+	// else, as stmf did (Admit registered no range for it).
+	if sense := aluaRefusal(t.Access, c); sense != nil {
+		t.CompleteSense(sense)
+		return
+	}
 	// Wait for earlier overlapping writes (rangelock.go); the range is
 	// released on every path, before the status goes out.
-	lk, ok := d.vaai.locks.acquire(t)
+	lk, ok := d.vaai.locks.acquire(t, c)
 	defer d.vaai.locks.release(lk)
 	if !ok {
 		t.Complete(&stmf.Result{Status: scsi.StatusTaskAborted}) // aborted: dropped
@@ -174,12 +31,12 @@ func (d *Device) Execute(t *stmf.Task) {
 		return
 	}
 	defer d.leave()
-	r := d.run(t)
+	r := d.run(t, c)
 	d.vaai.locks.release(lk)
 	t.Complete(r)
 }
 
-func (d *Device) run(t *stmf.Task) (r *stmf.Result) {
+func (d *Device) run(t *stmf.Task, c *command) (r *stmf.Result) {
 	defer func() {
 		if p := recover(); p != nil {
 			d.panics.Add(1)
@@ -189,23 +46,8 @@ func (d *Device) run(t *stmf.Task) (r *stmf.Result) {
 		}
 	}()
 	cdb := t.CDB
-	if len(cdb) == 0 {
-		return fail(scsi.IllegalRequest(scsi.ASCInvalidCommandOpcode, 0))
-	}
-	op := cdb[0]
-	sa := -1
-	if hasServiceActions(op) {
-		if len(cdb) < 2 {
-			return fail(scsi.IllegalRequest(scsi.ASCInvalidFieldInCDB, -1))
-		}
-		sa = int(cdb[1] & 0x1f)
-	}
-	c := d.findCommand(op, sa)
-	if c == nil {
-		if sa >= 0 {
-			return fail(invalidField(1, 4))
-		}
-		return fail(scsi.IllegalRequest(scsi.ASCInvalidCommandOpcode, 0))
+	if c == nil || c.fn == nil {
+		return d.unsupported(cdb)
 	}
 	if len(cdb) < c.cdbLen {
 		return fail(scsi.IllegalRequest(scsi.ASCInvalidFieldInCDB, -1))
@@ -214,10 +56,22 @@ func (d *Device) run(t *stmf.Task) (r *stmf.Result) {
 	if cdb[c.cdbLen-1]&0x04 != 0 { // NACA: we do not support ACA
 		return fail(invalidField(c.cdbLen-1, 2))
 	}
-	if r := d.reservationCheck(t, cdb); r != nil {
+	if r := d.reservationCheck(t, c, cdb); r != nil {
 		return r
 	}
 	return c.fn(d, t, cdb)
+}
+
+// unsupported answers a command the LU does not implement: an unknown
+// service action of an opcode it implements points at the field.
+func (d *Device) unsupported(cdb []byte) *stmf.Result {
+	if len(cdb) == 0 || !d.cmds.hasServiceActions(cdb[0]) {
+		return fail(scsi.IllegalRequest(scsi.ASCInvalidCommandOpcode, 0))
+	}
+	if len(cdb) < 2 {
+		return fail(scsi.IllegalRequest(scsi.ASCInvalidFieldInCDB, -1))
+	}
+	return fail(invalidField(1, 4))
 }
 
 // Result helpers.

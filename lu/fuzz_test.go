@@ -14,29 +14,29 @@ import (
 // The metadata header must survive whatever the commands do.
 func FuzzExecuteCDB(f *testing.F) {
 	seeds := [][]byte{
-		{opTestUnitReady, 0, 0, 0, 0, 0},
-		{opRequestSense, 1, 0, 0, 255, 0},
+		{scsi.OpTestUnitReady, 0, 0, 0, 0, 0},
+		{scsi.OpRequestSense, 1, 0, 0, 255, 0},
 		inquiryCDB(false, 0, 255), inquiryCDB(true, 0x83, 255), inquiryCDB(true, 0xb0, 64),
-		cdb6(opRead6, 0, 0), cdb6(opWrite6, 1, 1),
-		cdb10(opRead10, 0x18, 0, 4), cdb10(opWrite10, 0x08, 2, 1), cdb10(opVerify10, 0x02, 0, 1),
-		cdb10(opVerify10, 0x06, 0, 3), cdb10(opWriteVerify10, 0x02, 4, 1),
-		cdb10(opPrefetch10, 0, 0, 0), cdb10(opSyncCache10, 2, 0, 0), make10(opReadCapacity10),
-		cdb12(opRead12, 0, 1, 2), cdb12(opWrite12, 0, 1, 2), cdb12(opVerify12, 0x02, 0, 1),
-		cdb16(opRead16, 0, ^uint64(0), 2), cdb16(opWrite16, 0, 500, 12), cdb16(opPrefetch16, 0, 0, 1),
-		cdb16(opSyncCache16, 0, 0, 0), cdb16(opWriteVerify16, 0, 0, 1), cdb16(opVerify16, 0x06, 0, 2),
-		rc16CDB(32), rsocCDB(true, 0, 0, 0, 65535), rsocCDB(false, 3, opRead10, 0, 100),
-		rsocCDB(true, 2, opServiceActionIn, saReadCapacity16, 100),
+		cdb6(scsi.OpRead6, 0, 0), cdb6(scsi.OpWrite6, 1, 1),
+		cdb10(scsi.OpRead10, 0x18, 0, 4), cdb10(scsi.OpWrite10, 0x08, 2, 1), cdb10(scsi.OpVerify10, 0x02, 0, 1),
+		cdb10(scsi.OpVerify10, 0x06, 0, 3), cdb10(scsi.OpWriteVerify10, 0x02, 4, 1),
+		cdb10(scsi.OpPrefetch10, 0, 0, 0), cdb10(scsi.OpSyncCache10, 2, 0, 0), make10(scsi.OpReadCapacity10),
+		cdb12(scsi.OpRead12, 0, 1, 2), cdb12(scsi.OpWrite12, 0, 1, 2), cdb12(scsi.OpVerify12, 0x02, 0, 1),
+		cdb16(scsi.OpRead16, 0, ^uint64(0), 2), cdb16(scsi.OpWrite16, 0, 500, 12), cdb16(scsi.OpPrefetch16, 0, 0, 1),
+		cdb16(scsi.OpSyncCache16, 0, 0, 0), cdb16(scsi.OpWriteVerify16, 0, 0, 1), cdb16(scsi.OpVerify16, 0x06, 0, 2),
+		rc16CDB(32), rsocCDB(true, 0, 0, 0, 65535), rsocCDB(false, 3, scsi.OpRead10, 0, 100),
+		rsocCDB(true, 2, scsi.OpServiceActionIn, scsi.SAReadCapacity16, 100),
 		modeSense6CDB(false, pcCurrent, pageAll, 0xff, 255), modeSense10CDB(true, false, pcChangeable, pageAll, 0, 512),
-		{opModeSelect6, 0x10, 0, 0, 24, 0}, {opModeSelect10, 0x10, 0, 0, 0, 0, 0, 0, 28, 0},
-		{opStartStopUnit, 1, 0, 0, 0x10, 0}, {opReportLUNs, 0, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0},
-		{}, {0xff}, {opServiceActionIn}, {opMaintenanceIn, 0x0c},
-		{opReserve6, 0, 0, 0, 0, 0}, {opRelease6, 0, 0, 0, 0, 0}, prinCDB(prinReadFullStatus, 512),
-		proutCDB(proutRegister, 0, 0, 24), proutCDB(proutReserve, 0, prTypeEA, 24),
+		{scsi.OpModeSelect6, 0x10, 0, 0, 24, 0}, {scsi.OpModeSelect10, 0x10, 0, 0, 0, 0, 0, 0, 28, 0},
+		{scsi.OpStartStopUnit, 1, 0, 0, 0x10, 0}, {scsi.OpReportLUNs, 0, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0},
+		{}, {0xff}, {scsi.OpServiceActionIn}, {scsi.OpMaintenanceIn, 0x0c},
+		{scsi.OpReserve6, 0, 0, 0, 0, 0}, {scsi.OpRelease6, 0, 0, 0, 0, 0}, prinCDB(scsi.PRInReadFullStatus, 512),
+		proutCDB(scsi.PROutRegister, 0, 0, 24), proutCDB(scsi.PROutReserve, 0, prTypeEA, 24),
 	}
 	for _, s := range seeds {
 		f.Add(s, []byte{0, 0, 0, 0, 0x08, 0x12, 0x04, 0, 0, 0}, byte(3), uint32(512))
 	}
-	f.Add(cdb10(opWriteVerify10, 0x02, 0, 2), make([]byte, 1024), byte(2), uint32(1024))
+	f.Add(cdb10(scsi.OpWriteVerify10, 0x02, 0, 2), make([]byte, 1024), byte(2), uint32(1024))
 
 	d := newTestDisk(f, diskOpts{size: 256 << 10})
 	f.Fuzz(func(t *testing.T, cdb, data []byte, dir byte, expLen uint32) {

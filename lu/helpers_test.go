@@ -199,7 +199,7 @@ func cdb16(op, b1 byte, lba uint64, n uint32) []byte {
 }
 
 func inquiryCDB(evpd bool, page byte, alloc uint16) []byte {
-	c := []byte{opInquiry, 0, page, 0, 0, 0}
+	c := []byte{scsi.OpInquiry, 0, page, 0, 0, 0}
 	if evpd {
 		c[1] = 1
 	}
@@ -209,7 +209,7 @@ func inquiryCDB(evpd bool, page byte, alloc uint16) []byte {
 
 func rsocCDB(rctd bool, opts, op byte, sa uint16, alloc uint32) []byte {
 	c := make([]byte, 12)
-	c[0], c[1], c[2], c[3] = opMaintenanceIn, saReportSupportedOps, opts, op
+	c[0], c[1], c[2], c[3] = scsi.OpMaintenanceIn, scsi.SAReportSupportedOps, opts, op
 	if rctd {
 		c[2] |= 0x80
 	}
@@ -220,13 +220,13 @@ func rsocCDB(rctd bool, opts, op byte, sa uint16, alloc uint32) []byte {
 
 func rc16CDB(alloc uint32) []byte {
 	c := make([]byte, 16)
-	c[0], c[1] = opServiceActionIn, saReadCapacity16
+	c[0], c[1] = scsi.OpServiceActionIn, scsi.SAReadCapacity16
 	binary.BigEndian.PutUint32(c[10:14], alloc)
 	return c
 }
 
 func modeSense6CDB(dbd bool, pc, page, sub, alloc byte) []byte {
-	c := []byte{opModeSense6, 0, pc<<6 | page, sub, alloc, 0}
+	c := []byte{scsi.OpModeSense6, 0, pc<<6 | page, sub, alloc, 0}
 	if dbd {
 		c[1] = 0x08
 	}
@@ -235,7 +235,7 @@ func modeSense6CDB(dbd bool, pc, page, sub, alloc byte) []byte {
 
 func modeSense10CDB(llbaa, dbd bool, pc, page, sub byte, alloc uint16) []byte {
 	c := make([]byte, 10)
-	c[0], c[2], c[3] = opModeSense10, pc<<6|page, sub
+	c[0], c[2], c[3] = scsi.OpModeSense10, pc<<6|page, sub
 	if llbaa {
 		c[1] |= 0x10
 	}

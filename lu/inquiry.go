@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"strings"
 
+	"github.com/costar-project/costar/scsi"
 	"github.com/costar-project/costar/stmf"
 )
 
@@ -110,72 +111,36 @@ func (d *Device) inquiry(t *stmf.Task, cdb []byte) *stmf.Result {
 	return dataIn(truncate(b, alloc))
 }
 
-// Designator header bytes.
+// Designator header bytes of the LU's NAA designator (EXTENDED COPY's
+// CSCD descriptors name LUs by it too).
 const (
-	codeSetBinary = 0x1
-	codeSetUTF8   = 0x3
-	protoISCSI    = 0x5
-
-	assocLU         = 0x00
-	assocTargetPort = 0x10
-	assocTarget     = 0x20
-
-	desigRelTargetPort = 0x4
-	desigNAA           = 0x3
-	desigSCSIName      = 0x8
-
-	piv = 0x80
+	codeSetBinary = scsi.CodeSetBinary
+	assocLU       = byte(scsi.AssocLU) << 4
+	desigNAA      = scsi.DesignatorNAA
 )
 
-func appendDesignator(b []byte, proto, codeSet, assocType byte, val []byte) []byte {
-	b = append(b, proto<<4|codeSet, assocType, 0, byte(len(val)))
-	return append(b, val...)
-}
-
-// scsiNameString returns a SCSI name string designator value: UTF-8, null
-// terminated, padded with nulls to a multiple of 4 bytes, at most 256.
-func scsiNameString(s string) []byte {
-	n := (len(s) + 4) &^ 3
-	if n > 256 {
-		return nil
-	}
-	v := make([]byte, n)
-	copy(v, s)
-	return v
-}
-
-// isISCSIName reports whether name looks like an iSCSI name (the port
-// names iSCSI uses are "<target name>,t,0x<TPGT>").
-func isISCSIName(name string) bool {
-	return strings.HasPrefix(name, "iqn.") || strings.HasPrefix(name, "eui.") || strings.HasPrefix(name, "naa.")
-}
-
 // deviceIdentification is VPD page 0x83: the LU's NAA designator (its
-// GUID), and for the port the command came through, the target port name,
-// the relative target port identifier and the target device name.
+// GUID), and for the port the command came through, the target port's
+// designators and relative target port identifier, its target port group
+// and the target device's designators. The port provider chose the port's
+// and device's designators, and with PIV the protocol they carry.
 func (d *Device) deviceIdentification(t *stmf.Task) []byte {
 	b := make([]byte, 4, 128)
 	b[1] = vpdDeviceID
-	b = appendDesignator(b, 0, codeSetBinary, assocLU|desigNAA, d.guid[:])
+	b = scsi.Designator{CodeSet: scsi.CodeSetBinary, Type: scsi.DesignatorNAA, Value: d.guid[:]}.Append(b, 0, false, scsi.AssocLU)
 	if t.Session != nil {
-		nx := t.Session.Nexus
-		proto, pivBit := byte(0), byte(0)
-		if isISCSIName(nx.TargetPort) || isISCSIName(nx.TargetName) {
-			proto, pivBit = protoISCSI, piv
+		nx := &t.Session.Nexus
+		proto, piv := nx.Protocol, nx.Designators.PIV
+		for _, ds := range nx.Designators.Port {
+			b = ds.Append(b, proto, piv, scsi.AssocTargetPort)
 		}
-		if nx.TargetPort != "" {
-			if v := scsiNameString(nx.TargetPort); v != nil {
-				b = appendDesignator(b, proto, codeSetUTF8, pivBit|assocTargetPort|desigSCSIName, v)
-			}
-		}
-		var rel [4]byte
+		var rel, tpg [4]byte
 		binary.BigEndian.PutUint16(rel[2:4], nx.RelativePortID)
-		b = appendDesignator(b, proto, codeSetBinary, pivBit|assocTargetPort|desigRelTargetPort, rel[:])
-		b = appendTargetPortGroup(b, proto, pivBit, nx.PortGroup)
-		if nx.TargetName != "" {
-			if v := scsiNameString(nx.TargetName); v != nil {
-				b = appendDesignator(b, proto, codeSetUTF8, pivBit|assocTarget|desigSCSIName, v)
-			}
+		binary.BigEndian.PutUint16(tpg[2:4], nx.PortGroup)
+		b = scsi.Designator{CodeSet: scsi.CodeSetBinary, Type: scsi.DesignatorRelTargetPort, Value: rel[:]}.Append(b, proto, piv, scsi.AssocTargetPort)
+		b = scsi.Designator{CodeSet: scsi.CodeSetBinary, Type: scsi.DesignatorTargetPortGroup, Value: tpg[:]}.Append(b, proto, piv, scsi.AssocTargetPort)
+		for _, ds := range nx.Designators.Target {
+			b = ds.Append(b, proto, piv, scsi.AssocTargetDevice)
 		}
 	}
 	binary.BigEndian.PutUint16(b[2:4], uint16(len(b)-4))

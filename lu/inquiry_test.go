@@ -5,7 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"path/filepath"
-	"strings"
+	"reflect"
 	"testing"
 
 	"github.com/costar-project/costar/scsi"
@@ -153,49 +153,44 @@ func parseDesignators(t *testing.T, b []byte) []designator {
 
 func TestDeviceIdentification(t *testing.T) {
 	d := newTestDisk(t, diskOpts{})
-	port := "iqn.2010-08.org.example:disk,t,0x0001"
-	sess := &stmf.Session{Nexus: stmf.Nexus{
-		TargetName: "iqn.2010-08.org.example:disk", TargetPort: port, RelativePortID: 0x0102, PortGroup: 7,
-	}}
-	r := exec(t, d, req{cdb: inquiryCDB(true, 0x83, 255), dir: scsi.DirRead, expLen: 255, session: sess})
-	expectGood(t, "VPD 0x83", r)
-	ds := parseDesignators(t, r.data)
-	if len(ds) != 5 {
-		t.Fatalf("%d designators, want 5: %+v", len(ds), ds)
+	target := "iqn.2010-08.org.example:disk"
+	spec := iscsiPortSpec(target, 1)
+	pd, _ := scsi.NameDesignator(spec.Name)
+	td, _ := scsi.NameDesignator(target)
+	iscsi := stmf.Nexus{Protocol: scsi.ProtocolISCSI, TargetName: target, TargetPort: spec.Name,
+		RelativePortID: 0x0102, PortGroup: 7, Designators: stmf.PortDesignators{PIV: true,
+			Port: []scsi.Designator{pd}, Target: []scsi.Designator{td}}}
+	tests := []struct {
+		name  string
+		nexus stmf.Nexus
+		want  []designator // after the LU's NAA designator
+	}{
+		{"iSCSI", iscsi, []designator{
+			{proto: 5, codeSet: 3, piv: true, assoc: 1, typ: 8, val: pd.Value},
+			{proto: 5, codeSet: 1, piv: true, assoc: 1, typ: 4, val: []byte{0, 0, 1, 2}},
+			{proto: 5, codeSet: 1, piv: true, assoc: 1, typ: 5, val: []byte{0, 0, 0, 7}},
+			{proto: 5, codeSet: 3, piv: true, assoc: 2, typ: 8, val: td.Value},
+		}},
+		{"no designators from the port provider, no PIV", stmf.Nexus{Protocol: scsi.ProtocolFC, RelativePortID: 3, PortGroup: 1},
+			[]designator{
+				{codeSet: 1, assoc: 1, typ: 4, val: []byte{0, 0, 0, 3}},
+				{codeSet: 1, assoc: 1, typ: 5, val: []byte{0, 0, 0, 1}},
+			}},
 	}
-	naa := ds[0]
-	g := d.GUID()
-	if naa.typ != 3 || naa.assoc != 0 || naa.codeSet != 1 || !bytes.Equal(naa.val, g[:]) {
-		t.Errorf("NAA designator %+v", naa)
-	}
-	if naa.val[0]>>4 != 6 {
-		t.Errorf("NAA type %d, want 6", naa.val[0]>>4)
-	}
-	tp := ds[1]
-	if tp.typ != 8 || tp.assoc != 1 || tp.codeSet != 3 || !tp.piv || tp.proto != 5 {
-		t.Errorf("target port designator %+v", tp)
-	}
-	if len(tp.val)%4 != 0 || !strings.HasPrefix(string(tp.val), port+"\x00") {
-		t.Errorf("target port name %q (len %d)", tp.val, len(tp.val))
-	}
-	rel := ds[2]
-	if rel.typ != 4 || rel.assoc != 1 || len(rel.val) != 4 || binary.BigEndian.Uint16(rel.val[2:]) != 0x0102 {
-		t.Errorf("relative target port designator %+v", rel)
-	}
-	tpg := ds[3]
-	if tpg.typ != 5 || tpg.assoc != 1 || tpg.codeSet != 1 || !tpg.piv || tpg.proto != 5 || len(tpg.val) != 4 ||
-		binary.BigEndian.Uint16(tpg.val[2:]) != 7 {
-		t.Errorf("target port group designator %+v", tpg)
-	}
-	td := ds[4]
-	if td.typ != 8 || td.assoc != 2 || !strings.HasPrefix(string(td.val), "iqn.2010-08.org.example:disk\x00") {
-		t.Errorf("target device designator %+v", td)
-	}
-	// Name lengths that are multiples of 4 still get a terminating null.
-	if v := scsiNameString("abcd"); len(v) != 8 || v[4] != 0 {
-		t.Errorf("scsiNameString(abcd) = %q", v)
-	}
-	if v := scsiNameString(strings.Repeat("x", 300)); v != nil {
-		t.Error("over-long SCSI name accepted")
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sess := &stmf.Session{Nexus: tc.nexus}
+			r := exec(t, d, req{cdb: inquiryCDB(true, 0x83, 255), dir: scsi.DirRead, expLen: 255, session: sess})
+			expectGood(t, "VPD 0x83", r)
+			ds := parseDesignators(t, r.data)
+			g := d.GUID()
+			if naa := ds[0]; naa.typ != 3 || naa.assoc != 0 || naa.codeSet != 1 || naa.piv || !bytes.Equal(naa.val, g[:]) ||
+				naa.val[0]>>4 != 6 {
+				t.Errorf("NAA designator %+v", naa)
+			}
+			if !reflect.DeepEqual(ds[1:], tc.want) {
+				t.Errorf("designators\n got %+v\nwant %+v", ds[1:], tc.want)
+			}
+		})
 	}
 }

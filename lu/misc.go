@@ -7,13 +7,8 @@ import (
 	"github.com/costar-project/costar/stmf"
 )
 
-// Operation codes and service actions of the smaller SPC/SBC commands.
+// Field values of the smaller SPC/SBC commands.
 const (
-	opPreventAllow         = 0x1e
-	opReadDefectData10     = 0x37
-	opReadDefectData12     = 0xb7
-	saReportSupportedTMFs  = 0x0d
-	desigTargetPortGroup   = 0x5
 	tpgsImplicit           = 0x10 // standard INQUIRY byte 5: TPGS = 01b
 	defectListFormatMask   = 0x07
 	defectListReqMask      = 0x18 // REQ_PLIST, REQ_GLIST
@@ -40,7 +35,7 @@ func (d *Device) preventAllow(_ *stmf.Task, cdb []byte) *stmf.Result {
 func (d *Device) readDefectData(_ *stmf.Task, cdb []byte) *stmf.Result {
 	var b []byte
 	var alloc uint32
-	if cdb[0] == opReadDefectData10 {
+	if cdb[0] == scsi.OpReadDefectData10 {
 		alloc = uint32(binary.BigEndian.Uint16(cdb[7:9]))
 		b = make([]byte, defectListHeader10Len)
 		b[1] = cdb[2] & (defectListReqMask | defectListFormatMask)
@@ -76,21 +71,10 @@ func (d *Device) reportSupportedTMFs(_ *stmf.Task, cdb []byte) *stmf.Result {
 // modeParametersChanged raises MODE PARAMETERS CHANGED on every other
 // nexus that sees the LU, after a MODE SELECT from t changed a value.
 func (d *Device) modeParametersChanged(t *stmf.Task) {
-	if t == nil || t.Session == nil {
-		return
-	}
-	fw := t.Session.Framework()
-	if fw == nil {
+	h := d.hostOf()
+	if t == nil || t.Session == nil || h == nil {
 		return
 	}
 	self := &t.Session.Nexus
-	fw.RaiseUAWhere(d.guid, scsi.ASCModeParametersChanged, func(n *stmf.Nexus) bool { return n != self })
-}
-
-// appendTargetPortGroup appends the target port group designator (type 5,
-// associated with the target port) of VPD page 0x83.
-func appendTargetPortGroup(b []byte, proto, pivBit byte, group uint16) []byte {
-	var v [4]byte
-	binary.BigEndian.PutUint16(v[2:4], group)
-	return appendDesignator(b, proto, codeSetBinary, pivBit|assocTargetPort|desigTargetPortGroup, v[:])
+	h.RaiseUA(scsi.ASCModeParametersChanged, func(n *stmf.Nexus) bool { return n != self })
 }

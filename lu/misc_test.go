@@ -15,7 +15,7 @@ func TestPreventAllow(t *testing.T) {
 		prevent byte
 		ok      bool
 	}{{0, true}, {1, true}, {2, false}, {3, false}} {
-		r := exec(t, d, req{cdb: []byte{opPreventAllow, 0, 0, 0, c.prevent, 0}, dir: scsi.DirNone})
+		r := exec(t, d, req{cdb: []byte{scsi.OpPreventAllow, 0, 0, 0, c.prevent, 0}, dir: scsi.DirNone})
 		if c.ok {
 			expectGood(t, "PREVENT ALLOW", r)
 		} else {
@@ -23,20 +23,20 @@ func TestPreventAllow(t *testing.T) {
 		}
 	}
 	// The medium stays accessible and cannot be ejected either way.
-	expectGood(t, "TUR", exec(t, d, req{cdb: []byte{opTestUnitReady, 0, 0, 0, 0, 0}}))
+	expectGood(t, "TUR", exec(t, d, req{cdb: []byte{scsi.OpTestUnitReady, 0, 0, 0, 0, 0}}))
 }
 
 func TestReadDefectData(t *testing.T) {
 	d := newThinDisk(t, thinOpts{})
 	rdd10 := func(b2 byte, alloc uint16) []byte {
 		c := make([]byte, 10)
-		c[0], c[2] = opReadDefectData10, b2
+		c[0], c[2] = scsi.OpReadDefectData10, b2
 		binary.BigEndian.PutUint16(c[7:9], alloc)
 		return c
 	}
 	rdd12 := func(b1 byte, alloc uint32) []byte {
 		c := make([]byte, 12)
-		c[0], c[1] = opReadDefectData12, b1
+		c[0], c[1] = scsi.OpReadDefectData12, b1
 		binary.BigEndian.PutUint32(c[6:10], alloc)
 		return c
 	}
@@ -65,7 +65,7 @@ func TestReportSupportedTMFs(t *testing.T) {
 	d := newThinDisk(t, thinOpts{})
 	cdb := func(reptd bool, alloc uint32) []byte {
 		c := make([]byte, 12)
-		c[0], c[1] = opMaintenanceIn, saReportSupportedTMFs
+		c[0], c[1] = scsi.OpMaintenanceIn, scsi.SAReportSupportedTMFs
 		if reptd {
 			c[2] = 0x80
 		}
@@ -88,7 +88,7 @@ func TestReportSupportedTMFs(t *testing.T) {
 		}
 	}
 	// REPORT SUPPORTED OPERATION CODES lists it.
-	r := exec(t, d, req{cdb: rsocCDB(false, 2, opMaintenanceIn, saReportSupportedTMFs, 64), dir: scsi.DirRead, expLen: 64})
+	r := exec(t, d, req{cdb: rsocCDB(false, 2, scsi.OpMaintenanceIn, scsi.SAReportSupportedTMFs, 64), dir: scsi.DirRead, expLen: 64})
 	if r.status != scsi.StatusGood || r.data[1]&7 != supportStandard {
 		t.Errorf("RSOC for REPORT SUPPORTED TMFs: % x", r.data)
 	}
@@ -107,7 +107,7 @@ func TestModeSelectRaisesUA(t *testing.T) {
 			p[2] |= 0x04
 		}
 		list := append([]byte{0, 0, 0, 0}, p...)
-		r := h.submit(t, s, []byte{opModeSelect6, 0x10, 0, 0, byte(len(list)), 0}, scsi.DirWrite, list)
+		r := h.submit(t, s, []byte{scsi.OpModeSelect6, 0x10, 0, 0, byte(len(list)), 0}, scsi.DirWrite, list)
 		if r.Status != scsi.StatusGood {
 			t.Fatalf("MODE SELECT: %v % x", r.Status, r.Sense)
 		}
@@ -129,7 +129,7 @@ func TestModeSelectRaisesUA(t *testing.T) {
 	list := append([]byte{0, 0, 0, 0}, caching...)
 	list[4+2] &^= 0x04
 	expectGood(t, "no session", modeSelect6(t, d, list))
-	expectGood(t, "bare session", exec(t, d, req{cdb: []byte{opModeSelect6, 0x10, 0, 0, byte(len(list)), 0},
+	expectGood(t, "bare session", exec(t, d, req{cdb: []byte{scsi.OpModeSelect6, 0x10, 0, 0, byte(len(list)), 0},
 		dir: scsi.DirWrite, expLen: uint32(len(list)), data: append(list[:4:4], caching...), session: &stmf.Session{}}))
 }
 

@@ -72,7 +72,7 @@ func (d *Device) modePage(code, pc byte) []byte {
 
 // modeSense: MODE SENSE (6) and (10).
 func (d *Device) modeSense(_ *stmf.Task, cdb []byte) *stmf.Result {
-	ten := cdb[0] == opModeSense10
+	ten := cdb[0] == scsi.OpModeSense10
 	dbd := cdb[1]&0x08 != 0
 	llbaa := ten && cdb[1]&0x10 != 0
 	pc := cdb[2] >> 6
@@ -158,7 +158,7 @@ func paramListLengthError() *stmf.Result {
 // Nothing is saved (SP must be 0). The whole list is validated before any
 // change is applied.
 func (d *Device) modeSelect(t *stmf.Task, cdb []byte) *stmf.Result {
-	ten := cdb[0] == opModeSelect10
+	ten := cdb[0] == scsi.OpModeSelect10
 	if cdb[1]&0x01 != 0 { // SP: no saved pages
 		return fail(invalidField(1, 0))
 	}

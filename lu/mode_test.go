@@ -105,7 +105,7 @@ func TestModeSense(t *testing.T) {
 // modeSelect6 sends a MODE SELECT (6) parameter list.
 func modeSelect6(t *testing.T, d *Device, list []byte) resp {
 	t.Helper()
-	return exec(t, d, req{cdb: []byte{opModeSelect6, 0x10, 0, 0, byte(len(list)), 0}, dir: scsi.DirWrite,
+	return exec(t, d, req{cdb: []byte{scsi.OpModeSelect6, 0x10, 0, 0, byte(len(list)), 0}, dir: scsi.DirWrite,
 		expLen: uint32(len(list)), data: list})
 }
 
@@ -126,7 +126,7 @@ func TestModeSelect(t *testing.T) {
 	}
 	var c syncCounter
 	c.install(d)
-	expectGood(t, "write", exec(t, d, req{cdb: cdb10(opWrite10, 0, 0, 1), dir: scsi.DirWrite, expLen: 512, data: make([]byte, 512)}))
+	expectGood(t, "write", exec(t, d, req{cdb: cdb10(scsi.OpWrite10, 0, 0, 1), dir: scsi.DirWrite, expLen: 512, data: make([]byte, 512)}))
 	if c.dsyncWrites.Load()+c.fdatasync.Load() != 1 {
 		t.Fatal("write not synced after MODE SELECT turned the cache off")
 	}
@@ -143,7 +143,7 @@ func TestModeSelect(t *testing.T) {
 	control := page(pageControl)
 	control[4] |= 0x08
 	expectGood(t, "SWP on", modeSelect6(t, d, append(append([]byte{}, hdr6...), control...)))
-	expectSense(t, "write with SWP", exec(t, d, req{cdb: cdb10(opWrite10, 0, 0, 1), dir: scsi.DirWrite, expLen: 512, data: make([]byte, 512)}),
+	expectSense(t, "write with SWP", exec(t, d, req{cdb: cdb10(scsi.OpWrite10, 0, 0, 1), dir: scsi.DirWrite, expLen: 512, data: make([]byte, 512)}),
 		scsi.KeyDataProtect, scsi.ASCWriteProtected)
 	ms := exec(t, d, req{cdb: modeSense6CDB(true, pcCurrent, pageControl, 0, 255), dir: scsi.DirRead, expLen: 255})
 	if ms.data[2]&0x80 == 0 || ms.data[4+4]&0x08 == 0 {
@@ -151,7 +151,7 @@ func TestModeSelect(t *testing.T) {
 	}
 	control[4] &^= 0x08
 	expectGood(t, "SWP off", modeSelect6(t, d, append(append([]byte{}, hdr6...), control...)))
-	expectGood(t, "write after SWP off", exec(t, d, req{cdb: cdb10(opWrite10, 0, 0, 1), dir: scsi.DirWrite, expLen: 512, data: make([]byte, 512)}))
+	expectGood(t, "write after SWP off", exec(t, d, req{cdb: cdb10(scsi.OpWrite10, 0, 0, 1), dir: scsi.DirWrite, expLen: 512, data: make([]byte, 512)}))
 
 	// A matching block descriptor and two pages in one list.
 	bd := []byte{0, 0, 0x08, 0, 0, 0, 0x02, 0}
@@ -161,7 +161,7 @@ func TestModeSelect(t *testing.T) {
 	// MODE SELECT (10).
 	list10 := append([]byte{0, 0, 0, 0, 0, 0, 0, 0}, page(pageControl)...)
 	c10 := make([]byte, 10)
-	c10[0], c10[1] = opModeSelect10, 0x10
+	c10[0], c10[1] = scsi.OpModeSelect10, 0x10
 	binary.BigEndian.PutUint16(c10[7:9], uint16(len(list10)))
 	expectGood(t, "MODE SELECT10", exec(t, d, req{cdb: c10, dir: scsi.DirWrite, expLen: uint32(len(list10)), data: list10}))
 
@@ -193,6 +193,6 @@ func TestModeSelect(t *testing.T) {
 		t.Fatal("a rejected MODE SELECT changed WCE")
 	}
 	// Data-Out shorter than the parameter list length.
-	r := exec(t, d, req{cdb: []byte{opModeSelect6, 0x10, 0, 0, 20, 0}, dir: scsi.DirWrite, expLen: 8, data: make([]byte, 8)})
+	r := exec(t, d, req{cdb: []byte{scsi.OpModeSelect6, 0x10, 0, 0, 20, 0}, dir: scsi.DirWrite, expLen: 8, data: make([]byte, 8)})
 	expectSense(t, "short Data-Out", r, scsi.KeyIllegalRequest, scsi.ASCParameterListLengthError)
 }

@@ -1,8 +1,6 @@
 package lu
 
 import (
-	"encoding/binary"
-
 	"github.com/costar-project/costar/scsi"
 	"github.com/costar-project/costar/stmf"
 )
@@ -16,9 +14,8 @@ func (d *Device) orWrite(t *stmf.Task, cdb []byte) *stmf.Result {
 	if cdb[1]&0xe0 != 0 { // ORPROTECT: no protection information
 		return fail(invalidField(1, 7))
 	}
-	fua := cdb[1]&0x08 != 0
-	lba := binary.BigEndian.Uint64(cdb[2:10])
-	n := binary.BigEndian.Uint32(cdb[10:14])
+	fua := t.LUDecoded.Flags&decFUA != 0
+	lba, n := blockRange(t)
 	if n > d.maxXfer {
 		return fail(invalidField(10, -1))
 	}

@@ -17,50 +17,50 @@ func TestOrWrite(t *testing.T) {
 	wr := scsi.DirWrite
 	fill := func(n int, v byte) []byte { return bytes.Repeat([]byte{v}, n) }
 	for _, lba := range []uint64{0, nb - 4} {
-		expectGood(t, "zero", exec(t, d, req{cdb: cdb16(opWrite16, 0, lba, 4), dir: wr, expLen: 2048, data: make([]byte, 2048)}))
-		r := exec(t, d, req{cdb: cdb16(opOrWrite16, 0, lba, 4), dir: wr, expLen: 2048, data: fill(2048, 0xa5)})
+		expectGood(t, "zero", exec(t, d, req{cdb: cdb16(scsi.OpWrite16, 0, lba, 4), dir: wr, expLen: 2048, data: make([]byte, 2048)}))
+		r := exec(t, d, req{cdb: cdb16(scsi.OpOrWrite16, 0, lba, 4), dir: wr, expLen: 2048, data: fill(2048, 0xa5)})
 		expectGood(t, "ORWRITE a5", r)
 		if r.transferLen != 2048 {
 			t.Errorf("TransferLen %d", r.transferLen)
 		}
-		expectGood(t, "ORWRITE 5a FUA", exec(t, d, req{cdb: cdb16(opOrWrite16, 0x18, lba, 4), dir: wr, expLen: 2048, data: fill(2048, 0x5a)}))
-		got := exec(t, d, req{cdb: cdb16(opRead16, 0, lba, 4), dir: scsi.DirRead, expLen: 2048}).data
+		expectGood(t, "ORWRITE 5a FUA", exec(t, d, req{cdb: cdb16(scsi.OpOrWrite16, 0x18, lba, 4), dir: wr, expLen: 2048, data: fill(2048, 0x5a)}))
+		got := exec(t, d, req{cdb: cdb16(scsi.OpRead16, 0, lba, 4), dir: scsi.DirRead, expLen: 2048}).data
 		if !bytes.Equal(got, fill(2048, 0xff)) {
 			t.Fatalf("lba %d: a5 | 5a read back as % x...", lba, got[:8])
 		}
 	}
 	// Only whole blocks of the Data-Out actually received are ORed in.
-	expectGood(t, "zero", exec(t, d, req{cdb: cdb16(opWrite16, 0, 10, 2), dir: wr, expLen: 1024, data: make([]byte, 1024)}))
-	r := exec(t, d, req{cdb: cdb16(opOrWrite16, 0, 10, 2), dir: wr, expLen: 700, data: fill(700, 0x0f)})
+	expectGood(t, "zero", exec(t, d, req{cdb: cdb16(scsi.OpWrite16, 0, 10, 2), dir: wr, expLen: 1024, data: make([]byte, 1024)}))
+	r := exec(t, d, req{cdb: cdb16(scsi.OpOrWrite16, 0, 10, 2), dir: wr, expLen: 700, data: fill(700, 0x0f)})
 	expectGood(t, "short Data-Out", r)
-	got := exec(t, d, req{cdb: cdb16(opRead16, 0, 10, 2), dir: scsi.DirRead, expLen: 1024}).data
+	got := exec(t, d, req{cdb: cdb16(scsi.OpRead16, 0, 10, 2), dir: scsi.DirRead, expLen: 1024}).data
 	if !bytes.Equal(got[:512], fill(512, 0x0f)) || !bytes.Equal(got[512:], make([]byte, 512)) {
 		t.Fatal("short Data-Out: wrong blocks ORed")
 	}
 
-	expectGood(t, "0 blocks", exec(t, d, req{cdb: cdb16(opOrWrite16, 0, 0, 0)}))
-	expectGood(t, "0 blocks at the end", exec(t, d, req{cdb: cdb16(opOrWrite16, 0, nb, 0)}))
+	expectGood(t, "0 blocks", exec(t, d, req{cdb: cdb16(scsi.OpOrWrite16, 0, 0, 0)}))
+	expectGood(t, "0 blocks at the end", exec(t, d, req{cdb: cdb16(scsi.OpOrWrite16, 0, nb, 0)}))
 	oob := func(name string, r resp) {
 		t.Helper()
 		expectSense(t, name, r, scsi.KeyIllegalRequest, scsi.ASCLBAOutOfRange)
 	}
-	oob("0 blocks beyond the end", exec(t, d, req{cdb: cdb16(opOrWrite16, 0, nb+1, 0)}))
-	oob("beyond the end", exec(t, d, req{cdb: cdb16(opOrWrite16, 0, nb-1, 2), dir: wr, expLen: 1024, data: make([]byte, 1024)}))
-	oob("LBA 2^63", exec(t, d, req{cdb: cdb16(opOrWrite16, 0, 1<<63, 1), dir: wr, expLen: 512, data: make([]byte, 512)}))
+	oob("0 blocks beyond the end", exec(t, d, req{cdb: cdb16(scsi.OpOrWrite16, 0, nb+1, 0)}))
+	oob("beyond the end", exec(t, d, req{cdb: cdb16(scsi.OpOrWrite16, 0, nb-1, 2), dir: wr, expLen: 1024, data: make([]byte, 1024)}))
+	oob("LBA 2^63", exec(t, d, req{cdb: cdb16(scsi.OpOrWrite16, 0, 1<<63, 1), dir: wr, expLen: 512, data: make([]byte, 512)}))
 	for p := byte(1); p < 8; p++ {
-		expectSense(t, "ORPROTECT", exec(t, d, req{cdb: cdb16(opOrWrite16, p<<5, 0, 1), dir: wr, expLen: 512, data: make([]byte, 512)}),
+		expectSense(t, "ORPROTECT", exec(t, d, req{cdb: cdb16(scsi.OpOrWrite16, p<<5, 0, 1), dir: wr, expLen: 512, data: make([]byte, 512)}),
 			scsi.KeyIllegalRequest, scsi.ASCInvalidFieldInCDB)
 	}
-	expectSense(t, "too long", exec(t, d, req{cdb: cdb16(opOrWrite16, 0, 0, d.maxXfer+1)}), scsi.KeyIllegalRequest, scsi.ASCInvalidFieldInCDB)
+	expectSense(t, "too long", exec(t, d, req{cdb: cdb16(scsi.OpOrWrite16, 0, 0, d.maxXfer+1)}), scsi.KeyIllegalRequest, scsi.ASCInvalidFieldInCDB)
 	wp := newTestDisk(t, diskOpts{wp: true})
-	expectSense(t, "write protected", exec(t, wp, req{cdb: cdb16(opOrWrite16, 0, 0, 1), dir: wr, expLen: 512, data: make([]byte, 512)}),
+	expectSense(t, "write protected", exec(t, wp, req{cdb: cdb16(scsi.OpOrWrite16, 0, 0, 1), dir: wr, expLen: 512, data: make([]byte, 512)}),
 		scsi.KeyDataProtect, scsi.ASCWriteProtected)
 	lockIdle(t, d)
 }
 
 // writeAtomicCDB builds WRITE ATOMIC (16).
 func writeAtomicCDB(b1 byte, lba uint64, n uint16) []byte {
-	c := cdb16(opWriteAtomic16, b1, lba, 0)
+	c := cdb16(scsi.OpWriteAtomic16, b1, lba, 0)
 	c[12], c[13] = byte(n>>8), byte(n)
 	return c
 }
@@ -77,7 +77,7 @@ func TestWriteAtomic16(t *testing.T) {
 			if r.transferLen != uint32(len(data)) {
 				t.Errorf("TransferLen %d", r.transferLen)
 			}
-			got := exec(t, d, req{cdb: cdb16(opRead16, 0, lba, uint32(n)), dir: scsi.DirRead, expLen: uint32(len(data))}).data
+			got := exec(t, d, req{cdb: cdb16(scsi.OpRead16, 0, lba, uint32(n)), dir: scsi.DirRead, expLen: uint32(len(data))}).data
 			if !bytes.Equal(got, data) {
 				t.Fatalf("%d blocks at %d: data differs", n, lba)
 			}
@@ -152,9 +152,9 @@ func TestVAAIIdentity(t *testing.T) {
 		opts   byte
 		dpoFua bool
 	}{
-		{opCompareAndWrite, 0, 1, true}, {opOrWrite16, 0, 1, true}, {opWriteAtomic16, 0, 1, true},
-		{opExtendedCopy, saExtendedCopyLID1, 2, false}, {opReceiveCopyRes, saCopyStatus, 2, false},
-		{opReceiveCopyRes, saOperatingParams, 2, false},
+		{scsi.OpCompareAndWrite, 0, 1, true}, {scsi.OpOrWrite16, 0, 1, true}, {scsi.OpWriteAtomic16, 0, 1, true},
+		{scsi.OpExtendedCopy, scsi.SAExtendedCopyLID1, 2, false}, {scsi.OpReceiveCopyRes, scsi.SACopyStatus, 2, false},
+		{scsi.OpReceiveCopyRes, scsi.SAOperatingParams, 2, false},
 	} {
 		r := exec(t, d, req{cdb: rsocCDB(false, c.opts, c.op, c.sa, 512), dir: scsi.DirRead, expLen: 512})
 		expectGood(t, "RSOC", r)
@@ -166,7 +166,7 @@ func TestVAAIIdentity(t *testing.T) {
 			t.Errorf("op %#x: DPO/FUA not in the usage data", c.op)
 		}
 	}
-	if r := exec(t, d, req{cdb: rsocCDB(false, 1, opExtendedCopy, 0, 512), dir: scsi.DirRead, expLen: 512}); r.status != scsi.StatusCheckCondition {
+	if r := exec(t, d, req{cdb: rsocCDB(false, 1, scsi.OpExtendedCopy, 0, 512), dir: scsi.DirRead, expLen: 512}); r.status != scsi.StatusCheckCondition {
 		t.Error("EXTENDED COPY reported without its service action")
 	}
 }
@@ -182,20 +182,20 @@ func TestWriteAtomicDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	if c := d.findCommand(opWriteAtomic16, -1); c != nil {
+	if c := d.cmds.lookup(scsi.OpWriteAtomic16, -1); c != nil {
 		t.Error("WRITE ATOMIC (16) is in the command table with NoAtomicWrites")
 	}
 	if n := d.maxAtomicBlocks(); n != 0 {
 		t.Errorf("NoAtomicWrites: MAXIMUM ATOMIC TRANSFER LENGTH = %d, want 0", n)
 	}
 	on := newTestDisk(t, diskOpts{})
-	if on.findCommand(opWriteAtomic16, -1) == nil || on.maxAtomicBlocks() != journalBytes/512 || on.atomicW == nil {
+	if on.cmds.lookup(scsi.OpWriteAtomic16, -1) == nil || on.maxAtomicBlocks() != journalBytes/512 || on.atomicW == nil {
 		t.Error("a file LU does not offer WRITE ATOMIC (16) by default")
 	}
 	// A store without crash-atomic writes (block devices, zvols) does not
 	// offer it.
 	blk := newMemDisk(t, memstore.New(1<<20, 512, backing.Caps{}), Config{})
-	if blk.findCommand(opWriteAtomic16, -1) != nil || blk.maxAtomicBlocks() != 0 {
+	if blk.cmds.lookup(scsi.OpWriteAtomic16, -1) != nil || blk.maxAtomicBlocks() != 0 {
 		t.Error("a store without atomic writes offers WRITE ATOMIC (16)")
 	}
 }

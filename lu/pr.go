@@ -3,7 +3,6 @@ package lu
 import (
 	"encoding/binary"
 	"errors"
-	"strings"
 
 	"github.com/costar-project/costar/lu/backing"
 	"github.com/costar-project/costar/scsi"
@@ -11,26 +10,6 @@ import (
 )
 
 // SPC-4 persistent reservations (5.13, 6.16, 6.17).
-
-// PERSISTENT RESERVE IN service actions.
-const (
-	prinReadKeys        = 0x00
-	prinReadReservation = 0x01
-	prinReportCaps      = 0x02
-	prinReadFullStatus  = 0x03
-)
-
-// PERSISTENT RESERVE OUT service actions.
-const (
-	proutRegister       = 0x00
-	proutReserve        = 0x01
-	proutRelease        = 0x02
-	proutClear          = 0x03
-	proutPreempt        = 0x04
-	proutPreemptAbort   = 0x05
-	proutRegisterIgnore = 0x06
-	proutRegisterMove   = 0x07
-)
 
 // Persistent reservation types.
 const (
@@ -62,28 +41,32 @@ const (
 	ascInvalidReleaseOfPR scsi.ASC = 0x2604
 )
 
-// registration is one registered I_T nexus, or, with allTgPt or a
-// name-only initiator (TransportID format 00b), a set of them sharing a
-// reservation key. Registrations are immutable once published.
+// registration is one registered I_T nexus, or, with allTgPt or an
+// initiator device TransportID (iSCSI format 00b), a set of them sharing
+// a reservation key. Registrations are immutable once published.
 type registration struct {
 	key     uint64
-	name    string // initiator name
-	isid    string // "" = every initiator port of the initiator (format 00b)
-	tport   string // target port name (ignored with allTgPt)
-	relPort uint16 // relative target port identifier of tport
+	tid     scsi.TransportID // initiator port, or initiator device: all its ports
+	tport   string           // target port name (ignored with allTgPt)
+	relPort uint16           // relative target port identifier of tport
 	allTgPt bool
+}
+
+// coversInitiator reports whether the registration's TransportID names the
+// initiator port of n or the device it belongs to.
+func (g *registration) coversInitiator(n nexusID) bool {
+	return g.tid.Equal(n.port) || g.tid.Equal(n.device)
 }
 
 // matches reports whether the I_T nexus n is covered by the registration.
 func (g *registration) matches(n nexusID) bool {
-	return (g.isid == "" || g.isid == n.isid) && (g.allTgPt || g.tport == n.tport) &&
-		strings.EqualFold(g.name, n.name)
+	return (g.allTgPt || g.tport == n.tport) && g.coversInitiator(n)
 }
 
 // overlaps reports whether two registrations cover a common I_T nexus.
 func (g *registration) overlaps(o *registration) bool {
-	return (g.isid == "" || o.isid == "" || g.isid == o.isid) &&
-		(g.allTgPt || o.allTgPt || g.tport == o.tport) && strings.EqualFold(g.name, o.name)
+	return (g.allTgPt || o.allTgPt || g.tport == o.tport) &&
+		(g.tid.Equal(o.tid) || g.tid.Equal(o.tid.Device()) || o.tid.Equal(g.tid.Device()))
 }
 
 // prState is the persistent reservation state of an LU. A published
@@ -196,12 +179,12 @@ func (d *Device) prIn(_ *stmf.Task, cdb []byte) *stmf.Result {
 
 	var b []byte
 	switch cdb[1] & 0x1f {
-	case prinReadKeys:
+	case scsi.PRInReadKeys:
 		b = make([]byte, 8, 8+8*len(p.regs))
 		for _, g := range p.regs {
 			b = binary.BigEndian.AppendUint64(b, g.key)
 		}
-	case prinReadReservation:
+	case scsi.PRInReadReservation:
 		b = make([]byte, 8, 24)
 		if p.resType != 0 {
 			var r [16]byte
@@ -209,7 +192,7 @@ func (d *Device) prIn(_ *stmf.Task, cdb []byte) *stmf.Result {
 			r[13] = p.resType // SCOPE 0 (LU_SCOPE)
 			b = append(b, r[:]...)
 		}
-	case prinReportCaps:
+	case scsi.PRInReportCaps:
 		b = make([]byte, 8)
 		binary.BigEndian.PutUint16(b[0:2], 8)
 		b[2] = 0x10 | 0x08 | 0x04 | 0x01 // CRH, SIP_C, ATP_C, PTPL_C
@@ -220,7 +203,7 @@ func (d *Device) prIn(_ *stmf.Task, cdb []byte) *stmf.Result {
 		b[4] = 0x80 | 0x40 | 0x20 | 0x08 | 0x02 // WR_EX_AR, EX_AC_RO, WR_EX_RO, EX_AC, WR_EX
 		b[5] = 0x01                             // EX_AC_AR
 		return dataIn(truncate(b, alloc))
-	case prinReadFullStatus:
+	case scsi.PRInReadFullStatus:
 		b = make([]byte, 8, 8+len(p.regs)*64)
 		for _, g := range p.regs {
 			b = appendFullStatus(b, p, g)
@@ -246,10 +229,9 @@ func appendFullStatus(b []byte, p *prState, g *registration) []byte {
 		h[12] |= 0x01 // R_HOLDER
 		h[13] = p.resType
 	}
-	tid := encodeTransportID(g.name, g.isid)
-	binary.BigEndian.PutUint32(h[20:24], uint32(len(tid)))
+	binary.BigEndian.PutUint32(h[20:24], uint32(g.tid.Len()))
 	b = append(b, h[:]...)
-	return append(b, tid...)
+	return g.tid.AppendTo(b)
 }
 
 // ---- PERSISTENT RESERVE OUT ----
@@ -287,7 +269,7 @@ func (d *Device) prOut(t *stmf.Task, cdb []byte) *stmf.Result {
 	scope, typ := cdb[2]>>4, cdb[2]&0x0f
 	plen := binary.BigEndian.Uint32(cdb[5:9])
 	switch sa {
-	case proutReserve, proutRelease, proutPreempt, proutPreemptAbort, proutRegisterMove:
+	case scsi.PROutReserve, scsi.PROutRelease, scsi.PROutPreempt, scsi.PROutPreemptAbort, scsi.PROutRegisterMove:
 		if scope != 0 {
 			return fail(invalidField(2, 7))
 		}
@@ -296,7 +278,7 @@ func (d *Device) prOut(t *stmf.Task, cdb []byte) *stmf.Result {
 		}
 	}
 	switch sa {
-	case proutRegister, proutRegisterMove:
+	case scsi.PROutRegister, scsi.PROutRegisterMove:
 		if plen < proutBasicLen {
 			return paramListLengthError()
 		}
@@ -313,12 +295,12 @@ func (d *Device) prOut(t *stmf.Task, cdb []byte) *stmf.Result {
 		return paramListLengthError()
 	}
 	pl := data[:plen]
-	prm, res := parseProutParams(sa, pl)
+	n := nexusOf(t)
+	prm, res := parseProutParams(sa, pl, n.proto)
 	if res != nil {
 		return res
 	}
 
-	n := nexusOf(t)
 	r := &d.resv
 	r.mu.Lock()
 	if r.s2 != nil { // SPC-2: PERSISTENT RESERVE OUT conflicts with RESERVE
@@ -329,20 +311,20 @@ func (d *Device) prOut(t *stmf.Task, cdb []byte) *stmf.Result {
 	p := old.clone()
 	var out prOutcome
 	switch sa {
-	case proutRegister, proutRegisterIgnore:
-		res = p.register(n, sa == proutRegisterIgnore, prm, &out)
-	case proutReserve:
+	case scsi.PROutRegister, scsi.PROutRegisterIgnore:
+		res = p.register(n, sa == scsi.PROutRegisterIgnore, prm, &out)
+	case scsi.PROutReserve:
 		res = p.reserve(n, typ, prm)
-	case proutRelease:
+	case scsi.PROutRelease:
 		res = p.release(n, typ, prm, &out)
-	case proutClear:
+	case scsi.PROutClear:
 		res = p.clear(n, prm, &out)
-	case proutPreempt, proutPreemptAbort:
+	case scsi.PROutPreempt, scsi.PROutPreemptAbort:
 		res = p.preempt(n, typ, prm, &out)
-		if sa == proutPreempt {
+		if sa == scsi.PROutPreempt {
 			out.aborted = nil
 		}
-	case proutRegisterMove:
+	case scsi.PROutRegisterMove:
 		res = d.registerMove(t, p, n, prm)
 	}
 	if res == nil {
@@ -383,20 +365,17 @@ func (d *Device) commitPRLocked(old, p *prState) *stmf.Result {
 // prAfter raises the unit attentions and aborts the tasks a committed
 // service action calls for.
 func (d *Device) prAfter(t *stmf.Task, out *prOutcome) {
-	if t.Session == nil {
-		return
-	}
-	fw := t.Session.Framework()
-	if fw == nil {
+	h := d.hostOf()
+	if t.Session == nil || h == nil {
 		return
 	}
 	for _, ua := range out.uas {
 		match := ua.match
-		fw.RaiseUAWhere(d.guid, ua.asc, func(nx *stmf.Nexus) bool { return match(nexusFrom(nx)) })
+		h.RaiseUA(ua.asc, func(nx *stmf.Nexus) bool { return match(nexusFrom(nx)) })
 	}
 	if len(out.aborted) > 0 {
 		victims := out.aborted
-		fw.AbortTasksWhere(d.guid, func(x *stmf.Task) bool {
+		h.AbortTasks(func(x *stmf.Task) bool {
 			if x == t || x.Session == nil {
 				return false
 			}
@@ -413,9 +392,9 @@ func (d *Device) prAfter(t *stmf.Task, out *prOutcome) {
 
 // parseProutParams decodes and checks the parameter list (its length
 // already checked against the service action's minimum).
-func parseProutParams(sa byte, pl []byte) (*proutParams, *stmf.Result) {
+func parseProutParams(sa byte, pl []byte, proto scsi.ProtocolID) (*proutParams, *stmf.Result) {
 	prm := &proutParams{rk: binary.BigEndian.Uint64(pl[0:8]), sark: binary.BigEndian.Uint64(pl[8:16])}
-	if sa == proutRegisterMove {
+	if sa == scsi.PROutRegisterMove {
 		prm.unreg = pl[17]&0x02 != 0
 		prm.aptpl = pl[17]&0x01 != 0
 		prm.relPort = binary.BigEndian.Uint16(pl[18:20])
@@ -423,7 +402,7 @@ func parseProutParams(sa byte, pl []byte) (*proutParams, *stmf.Result) {
 		if uint64(tidLen) > uint64(len(pl)-24) {
 			return nil, paramListLengthError()
 		}
-		tids, res := parseTransportIDs(pl[24:24+tidLen], 24)
+		tids, res := parseTransportIDs(pl[24:24+tidLen], 24, proto)
 		if res != nil {
 			return nil, res
 		}
@@ -436,10 +415,10 @@ func parseProutParams(sa byte, pl []byte) (*proutParams, *stmf.Result) {
 	prm.specIPT = pl[20]&0x08 != 0
 	prm.allTgPt = pl[20]&0x04 != 0
 	prm.aptpl = pl[20]&0x01 != 0
-	if prm.specIPT && sa != proutRegister {
+	if prm.specIPT && sa != scsi.PROutRegister {
 		return nil, fail(invalidParam(20, 3))
 	}
-	if sa != proutRegister && sa != proutRegisterIgnore {
+	if sa != scsi.PROutRegister && sa != scsi.PROutRegisterIgnore {
 		prm.allTgPt = false // ignored by the other service actions
 	}
 	if !prm.specIPT {
@@ -455,7 +434,7 @@ func parseProutParams(sa byte, pl []byte) (*proutParams, *stmf.Result) {
 	if uint64(tidLen) > uint64(len(pl)-28) {
 		return nil, paramListLengthError()
 	}
-	tids, res := parseTransportIDs(pl[28:28+tidLen], 28)
+	tids, res := parseTransportIDs(pl[28:28+tidLen], 28, proto)
 	if res != nil {
 		return nil, res
 	}
@@ -474,10 +453,10 @@ func (p *prState) register(n nexusID, ignore bool, prm *proutParams, out *prOutc
 			p.aptpl = prm.aptpl
 			return nil
 		}
-		add := []*registration{{key: prm.sark, name: n.name, isid: n.isid, tport: n.tport, relPort: n.relPort, allTgPt: prm.allTgPt}}
+		add := []*registration{{key: prm.sark, tid: n.port, tport: n.tport, relPort: n.relPort, allTgPt: prm.allTgPt}}
 		for _, tid := range prm.tids {
-			nr := &registration{key: prm.sark, name: tid.name, isid: tid.isid, tport: n.tport, relPort: n.relPort, allTgPt: prm.allTgPt}
-			if nr.isid != "" && nr.matches(n) {
+			nr := &registration{key: prm.sark, tid: tid.id, tport: n.tport, relPort: n.relPort, allTgPt: prm.allTgPt}
+			if nr.tid.Equal(n.port) {
 				continue // the I_T nexus the command came through
 			}
 			for _, x := range p.regs {
@@ -685,9 +664,9 @@ func (d *Device) registerMove(t *stmf.Task, p *prState, n nexusID, prm *proutPar
 	if !ok {
 		return fail(invalidParam(18, -1))
 	}
-	tid := prm.tids[0]
-	dst := nexusID{name: tid.name, isid: tid.isid, tport: tport, relPort: prm.relPort}
-	if tid.isid != "" && dst.same(n) || tid.isid == "" && strings.EqualFold(tid.name, n.name) && tport == n.tport {
+	tid := prm.tids[0].id
+	dst := nexusID{proto: tid.Protocol(), port: tid, device: tid.Device(), tport: tport, relPort: prm.relPort}
+	if tport == n.tport && (&registration{tid: tid}).coversInitiator(n) {
 		return fail(invalidParam(24, -1)) // moving to the caller's own I_T nexus
 	}
 	dg := p.find(dst)
@@ -700,7 +679,7 @@ func (d *Device) registerMove(t *stmf.Task, p *prState, n nexusID, prm *proutPar
 		if len(p.regs) >= maxRegistrations {
 			return fail(scsi.NewSense(scsi.KeyIllegalRequest, scsi.ASCInsufficientRegistrationRes))
 		}
-		dg = &registration{key: prm.sark, name: tid.name, isid: tid.isid, tport: tport, relPort: prm.relPort}
+		dg = &registration{key: prm.sark, tid: tid, tport: tport, relPort: prm.relPort}
 		p.regs = append(p.regs, dg)
 	}
 	p.holder = dg
@@ -713,25 +692,20 @@ func (d *Device) registerMove(t *stmf.Task, p *prState, n nexusID, prm *proutPar
 }
 
 // targetPortByRelID finds the name of the target port with a relative
-// target port identifier, from the framework the task came through.
+// target port identifier: the task's own, or one the host knows.
 func (d *Device) targetPortByRelID(t *stmf.Task, rel uint16) (string, bool) {
 	if t.Session != nil && t.Session.Nexus.RelativePortID == rel && t.Session.Nexus.TargetPort != "" {
 		return t.Session.Nexus.TargetPort, true
 	}
-	if t.Session == nil || t.Session.Framework() == nil {
-		return "", false
-	}
-	for name, id := range t.Session.Framework().RelativePortIDs() {
-		if id == rel {
-			return name, true
-		}
+	if h := d.hostOf(); t.Session != nil && h != nil {
+		return h.TargetPort(rel)
 	}
 	return "", false
 }
 
 // CDB usage data for REPORT SUPPORTED OPERATION CODES.
 var (
-	prinUsage        = []byte{opPRIn, 0x1f, 0, 0, 0, 0, 0, 0xff, 0xff, 0}
-	proutUsage       = []byte{opPROut, 0x1f, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff, 0}
-	proutUsageNoType = []byte{opPROut, 0x1f, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0}
+	prinUsage        = []byte{scsi.OpPRIn, 0x1f, 0, 0, 0, 0, 0, 0xff, 0xff, 0}
+	proutUsage       = []byte{scsi.OpPROut, 0x1f, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff, 0}
+	proutUsageNoType = []byte{scsi.OpPROut, 0x1f, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0}
 )

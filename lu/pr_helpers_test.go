@@ -16,11 +16,10 @@ import (
 // and unit attentions can be observed.
 
 const (
-	prTarget   = "iqn.2026-11.org.costar:pr"
-	prInitA    = "iqn.2026-11.org.costar:init-a"
-	prInitB    = "iqn.2026-11.org.costar:init-b"
-	prInitC    = "iqn.2026-11.org.costar:init-c"
-	prPortName = prTarget + ",t,0x000"
+	prTarget = "iqn.2026-11.org.costar:pr"
+	prInitA  = "iqn.2026-11.org.costar:init-a"
+	prInitB  = "iqn.2026-11.org.costar:init-b"
+	prInitC  = "iqn.2026-11.org.costar:init-c"
 )
 
 type prEnv struct {
@@ -46,7 +45,7 @@ func newPREnvDisk(t *testing.T, d *Device) *prEnv {
 	}
 	e := &prEnv{t: t, d: d, fw: fw}
 	for i := 1; i <= 2; i++ {
-		p, err := fw.RegisterPort(prTarget, fmt.Sprintf("%s%d", prPortName, i))
+		p, err := fw.RegisterPort(iscsiPortSpec(prTarget, uint16(i)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,7 +58,7 @@ func newPREnvDisk(t *testing.T, d *Device) *prEnv {
 // target port port (0 or 1).
 func (e *prEnv) session(port int, init string, isid uint64) *stmf.Session {
 	e.t.Helper()
-	s, err := e.ports[port].OpenSession(init, fmt.Sprintf("%s,i,0x%012x", init, isid))
+	s, err := e.ports[port].OpenSession(iscsiInitiator(init, isid))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -141,7 +140,7 @@ func (e *prEnv) pendingUAs(s *stmf.Session) []scsi.ASC {
 	e.t.Helper()
 	var out []scsi.ASC
 	for i := 0; i < 10; i++ {
-		r := e.submit(s, []byte{opTestUnitReady, 0, 0, 0, 0, 0})
+		r := e.submit(s, []byte{scsi.OpTestUnitReady, 0, 0, 0, 0, 0})
 		if r.Status != scsi.StatusCheckCondition {
 			return out
 		}
@@ -166,14 +165,14 @@ func (e *prEnv) clearUAs(ss ...*stmf.Session) {
 
 func proutCDB(sa, scope, typ byte, plen uint32) []byte {
 	c := make([]byte, 10)
-	c[0], c[1], c[2] = opPROut, sa, scope<<4|typ
+	c[0], c[1], c[2] = scsi.OpPROut, sa, scope<<4|typ
 	binary.BigEndian.PutUint32(c[5:9], plen)
 	return c
 }
 
 func prinCDB(sa byte, alloc uint16) []byte {
 	c := make([]byte, 10)
-	c[0], c[1] = opPRIn, sa
+	c[0], c[1] = scsi.OpPRIn, sa
 	binary.BigEndian.PutUint16(c[7:9], alloc)
 	return c
 }
@@ -244,7 +243,7 @@ func expectConflict(t testing.TB, name string, r resp) {
 // readKeys returns PRGENERATION and the registered keys.
 func (e *prEnv) readKeys(s *stmf.Session) (uint32, []uint64) {
 	e.t.Helper()
-	r := e.run(s, prinCDB(prinReadKeys, 8192), nil)
+	r := e.run(s, prinCDB(scsi.PRInReadKeys, 8192), nil)
 	expectGood(e.t, "READ KEYS", r)
 	if len(r.data) < 8 || int(binary.BigEndian.Uint32(r.data[4:8])) != len(r.data)-8 {
 		e.t.Fatalf("READ KEYS data % x", r.data)
@@ -259,7 +258,7 @@ func (e *prEnv) readKeys(s *stmf.Session) (uint32, []uint64) {
 // readReservation returns (reserved, key, type).
 func (e *prEnv) readReservation(s *stmf.Session) (bool, uint64, byte) {
 	e.t.Helper()
-	r := e.run(s, prinCDB(prinReadReservation, 8192), nil)
+	r := e.run(s, prinCDB(scsi.PRInReadReservation, 8192), nil)
 	expectGood(e.t, "READ RESERVATION", r)
 	switch n := binary.BigEndian.Uint32(r.data[4:8]); {
 	case n == 0 && len(r.data) == 8:
@@ -272,7 +271,7 @@ func (e *prEnv) readReservation(s *stmf.Session) (bool, uint64, byte) {
 }
 
 var (
-	read10CDB  = cdb10(opRead10, 0, 1, 1)
-	write10CDB = cdb10(opWrite10, 0, 1, 1)
+	read10CDB  = cdb10(scsi.OpRead10, 0, 1, 1)
+	write10CDB = cdb10(scsi.OpWrite10, 0, 1, 1)
 	block512   = make([]byte, 512)
 )

@@ -4,8 +4,11 @@ import (
 	"github.com/costar-project/costar/lu/backing"
 
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+
+	"github.com/costar-project/costar/scsi"
 )
 
 // Persistent reservation state kept with the LU (the tagPR metadata TLV)
@@ -19,10 +22,16 @@ import (
 //	7  holder (u16): index into the registrations, 0xffff = none
 //	9  registration count (u16)
 //	11 registrations: key (u64), flags (u8: bit 0 ALL_TG_PT),
-//	   relative target port id (u16), then initiator name, ISID and target
-//	   port name, each a u16 length and bytes
+//	   relative target port id (u16), then, each a u16 length and bytes:
+//	   version 1: initiator iSCSI name, ISID (12 hex digits or empty) and
+//	   target port name; version 2: the initiator TransportID and target
+//	   port name.
+//
+// Version 1 is written while every registration is iSCSI (as every
+// release before version 2 wrote it), version 2 otherwise.
 const (
-	prPersistVersion = 1
+	prPersistVersion  = 1
+	prPersistVersion2 = 2
 	// prPersistMax bounds the TLV so the metadata slot keeps room for the
 	// rest of the LU's properties.
 	prPersistMax = 16 << 10
@@ -40,7 +49,13 @@ func appendStr16(b []byte, s string) []byte {
 
 // encodePR serialises p for the metadata.
 func encodePR(p *prState) ([]byte, error) {
-	b := []byte{prPersistVersion, 0}
+	version := byte(prPersistVersion)
+	for _, g := range p.regs {
+		if g.tid.Protocol() != scsi.ProtocolISCSI {
+			version = prPersistVersion2
+		}
+	}
+	b := []byte{version, 0}
 	if p.aptpl {
 		b[1] |= 0x01
 	}
@@ -62,8 +77,16 @@ func encodePR(p *prState) ([]byte, error) {
 		}
 		b = append(b, fl)
 		b = binary.BigEndian.AppendUint16(b, g.relPort)
-		b = appendStr16(b, g.name)
-		b = appendStr16(b, g.isid)
+		if version == prPersistVersion {
+			b = appendStr16(b, g.tid.ISCSIName())
+			isid := ""
+			if id, ok := g.tid.ISID(); ok {
+				isid = hex.EncodeToString(id[:])
+			}
+			b = appendStr16(b, isid)
+		} else {
+			b = appendStr16(b, string(g.tid.AppendTo(nil)))
+		}
 		b = appendStr16(b, g.tport)
 		if len(b) > prPersistMax {
 			return nil, errPRTooLarge
@@ -78,7 +101,7 @@ func decodePR(b []byte) (*prState, error) {
 	if len(b) == 0 {
 		return p, nil
 	}
-	if len(b) < 11 || b[0] != prPersistVersion {
+	if len(b) < 11 || b[0] != prPersistVersion && b[0] != prPersistVersion2 {
 		return nil, fmt.Errorf("lu: persistent reservation state: unknown format")
 	}
 	p.aptpl = b[1]&0x01 != 0
@@ -109,17 +132,16 @@ func decodePR(b []byte) (*prState, error) {
 		g := &registration{key: binary.BigEndian.Uint64(rest[0:8]), allTgPt: rest[8]&0x01 != 0,
 			relPort: binary.BigEndian.Uint16(rest[9:11])}
 		rest = rest[11:]
-		var ok1, ok2, ok3 bool
-		g.name, ok1 = str()
-		g.isid, ok2 = str()
-		g.tport, ok3 = str()
-		if !ok1 || !ok2 || !ok3 || g.name == "" {
-			return nil, fmt.Errorf("lu: persistent reservation state: bad registration %d", i)
+		var ok bool
+		if b[0] == prPersistVersion {
+			g.tid, ok = decodeV1Initiator(str)
+		} else {
+			g.tid, ok = decodeV2Initiator(str)
 		}
-		if g.isid != "" {
-			if _, ok := normISID(g.isid); !ok {
-				return nil, fmt.Errorf("lu: persistent reservation state: bad ISID in registration %d", i)
-			}
+		var ok3 bool
+		g.tport, ok3 = str()
+		if !ok || !ok3 {
+			return nil, fmt.Errorf("lu: persistent reservation state: bad registration %d", i)
 		}
 		p.regs = append(p.regs, g)
 	}
@@ -137,6 +159,37 @@ func decodePR(b []byte) (*prState, error) {
 		p.holder = p.regs[holder]
 	}
 	return p, nil
+}
+
+// decodeV1Initiator reads a version 1 initiator, an iSCSI name and an
+// optional ISID in hex, into its TransportID.
+func decodeV1Initiator(str func() (string, bool)) (scsi.TransportID, bool) {
+	name, ok1 := str()
+	isidHex, ok2 := str()
+	if !ok1 || !ok2 || name == "" {
+		return scsi.TransportID{}, false
+	}
+	if isidHex == "" {
+		return scsi.ISCSIDeviceTransportID(name), true
+	}
+	var isid [6]byte
+	if len(isidHex) != 2*len(isid) {
+		return scsi.TransportID{}, false
+	}
+	if _, err := hex.Decode(isid[:], []byte(isidHex)); err != nil {
+		return scsi.TransportID{}, false
+	}
+	return scsi.ISCSIPortTransportID(name, isid), true
+}
+
+// decodeV2Initiator reads a version 2 initiator: an encoded TransportID.
+func decodeV2Initiator(str func() (string, bool)) (scsi.TransportID, bool) {
+	enc, ok := str()
+	if !ok {
+		return scsi.TransportID{}, false
+	}
+	tid, n, err := scsi.ParseTransportID([]byte(enc))
+	return tid, err == nil && n == len(enc)
 }
 
 // storePR writes the persistent reservation TLV durably (the metadata

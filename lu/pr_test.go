@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"path/filepath"
 	"reflect"
@@ -83,13 +84,13 @@ type resvWant struct {
 // through scripted sequences and checks keys, generation and reservation.
 func TestPROutActions(t *testing.T) {
 	const k1, k2, k3 = 0x1111, 0x2222, 0x3333
-	tidB := encodeTransportID(prInitB, "000000000002")
-	tidC := encodeTransportID(prInitC, "")
+	tidB := tidBytes(prInitB, "000000000002")
+	tidC := tidBytes(prInitC, "")
 	reg := func(who int, sark uint64) prStep {
-		return prStep{who: who, sa: proutRegisterIgnore, sark: sark, want: "ok"}
+		return prStep{who: who, sa: scsi.PROutRegisterIgnore, sark: sark, want: "ok"}
 	}
 	resv := func(who int, typ byte, key uint64) prStep {
-		return prStep{who: who, sa: proutReserve, typ: typ, rk: key, want: "ok"}
+		return prStep{who: who, sa: scsi.PROutReserve, typ: typ, rk: key, want: "ok"}
 	}
 	none := resvWant{}
 	tests := []struct {
@@ -100,132 +101,132 @@ func TestPROutActions(t *testing.T) {
 		resv  resvWant
 	}{
 		// REGISTER / REGISTER AND IGNORE EXISTING KEY.
-		{"register", []prStep{{who: sA, sa: proutRegister, sark: k1, want: "ok"}}, []uint64{k1}, 1, none},
-		{"register unregistered with a key conflicts", []prStep{{who: sA, sa: proutRegister, rk: 5, sark: k1, want: "conflict"}}, nil, 0, none},
-		{"register SARK 0 unregistered does nothing", []prStep{{who: sA, sa: proutRegister, want: "ok"}}, nil, 0, none},
+		{"register", []prStep{{who: sA, sa: scsi.PROutRegister, sark: k1, want: "ok"}}, []uint64{k1}, 1, none},
+		{"register unregistered with a key conflicts", []prStep{{who: sA, sa: scsi.PROutRegister, rk: 5, sark: k1, want: "conflict"}}, nil, 0, none},
+		{"register SARK 0 unregistered does nothing", []prStep{{who: sA, sa: scsi.PROutRegister, want: "ok"}}, nil, 0, none},
 		{"re-register with the wrong key conflicts", []prStep{
-			{who: sA, sa: proutRegister, sark: k1, want: "ok"},
-			{who: sA, sa: proutRegister, sark: k1 + 1, want: "conflict"}}, []uint64{k1}, 1, none},
+			{who: sA, sa: scsi.PROutRegister, sark: k1, want: "ok"},
+			{who: sA, sa: scsi.PROutRegister, sark: k1 + 1, want: "conflict"}}, []uint64{k1}, 1, none},
 		{"change key", []prStep{
-			{who: sA, sa: proutRegister, sark: k1, want: "ok"},
-			{who: sA, sa: proutRegister, rk: k1, sark: k2, want: "ok"}}, []uint64{k2}, 2, none},
+			{who: sA, sa: scsi.PROutRegister, sark: k1, want: "ok"},
+			{who: sA, sa: scsi.PROutRegister, rk: k1, sark: k2, want: "ok"}}, []uint64{k2}, 2, none},
 		{"unregister", []prStep{
-			{who: sA, sa: proutRegister, sark: k1, want: "ok"},
-			{who: sA, sa: proutRegister, rk: k1, want: "ok"}}, nil, 2, none},
+			{who: sA, sa: scsi.PROutRegister, sark: k1, want: "ok"},
+			{who: sA, sa: scsi.PROutRegister, rk: k1, want: "ok"}}, nil, 2, none},
 		{"register and ignore replaces any key", []prStep{reg(sA, k1),
-			{who: sA, sa: proutRegisterIgnore, rk: 999, sark: k2, want: "ok"}}, []uint64{k2}, 2, none},
+			{who: sA, sa: scsi.PROutRegisterIgnore, rk: 999, sark: k2, want: "ok"}}, []uint64{k2}, 2, none},
 		{"register and ignore SARK 0 unregisters", []prStep{reg(sA, k1), reg(sA, 0)}, nil, 2, none},
 		{"registrations are per I_T nexus", []prStep{reg(sA, k1), reg(sAport2, k2), reg(sAisid4, k3)}, []uint64{k1, k2, k3}, 3, none},
 		{"ALL_TG_PT registers every target port", []prStep{
-			{who: sA, sa: proutRegister, sark: k1, flags: pfAllTgPt, want: "ok"},
-			{who: sAport2, sa: proutRegister, sark: k2, want: "conflict"},
+			{who: sA, sa: scsi.PROutRegister, sark: k1, flags: pfAllTgPt, want: "ok"},
+			{who: sAport2, sa: scsi.PROutRegister, sark: k2, want: "conflict"},
 			resv(sAport2, prTypeWE, k1)}, []uint64{k1}, 1, resvWant{true, k1, prTypeWE}},
 		{"SPEC_I_PT registers the listed initiator ports", []prStep{
-			{who: sA, sa: proutRegister, sark: k1, flags: pfSpecIPT, tids: [][]byte{tidB, tidC}, want: "ok"},
+			{who: sA, sa: scsi.PROutRegister, sark: k1, flags: pfSpecIPT, tids: [][]byte{tidB, tidC}, want: "ok"},
 			resv(sB, prTypeEA, k1),
 			// C was registered (format 00b) through port 1 only: through port 2 it is not.
-			{who: sC, sa: proutRelease, typ: prTypeEA, rk: k1, want: "conflict"},
+			{who: sC, sa: scsi.PROutRelease, typ: prTypeEA, rk: k1, want: "conflict"},
 		}, []uint64{k1, k1, k1}, 1, resvWant{true, k1, prTypeEA}},
 		{"SPEC_I_PT naming the caller itself", []prStep{
-			{who: sA, sa: proutRegister, sark: k1, flags: pfSpecIPT, tids: [][]byte{encodeTransportID(prInitA, "000000000001")}, want: "ok"},
+			{who: sA, sa: scsi.PROutRegister, sark: k1, flags: pfSpecIPT, tids: [][]byte{tidBytes(prInitA, "000000000001")}, want: "ok"},
 		}, []uint64{k1}, 1, none},
 		{"SPEC_I_PT from a registered I_T nexus", []prStep{reg(sA, k1),
-			{who: sA, sa: proutRegister, rk: k1, sark: k2, flags: pfSpecIPT, tids: [][]byte{tidB}, want: "invcdb"}}, []uint64{k1}, 1, none},
+			{who: sA, sa: scsi.PROutRegister, rk: k1, sark: k2, flags: pfSpecIPT, tids: [][]byte{tidB}, want: "invcdb"}}, []uint64{k1}, 1, none},
 		{"SPEC_I_PT naming a registered I_T nexus", []prStep{reg(sB, k2),
-			{who: sA, sa: proutRegister, sark: k1, flags: pfSpecIPT, tids: [][]byte{tidB}, want: "invparam"}}, []uint64{k2}, 1, none},
+			{who: sA, sa: scsi.PROutRegister, sark: k1, flags: pfSpecIPT, tids: [][]byte{tidB}, want: "invparam"}}, []uint64{k2}, 1, none},
 		{"SPEC_I_PT naming an initiator twice", []prStep{
-			{who: sA, sa: proutRegister, sark: k1, flags: pfSpecIPT, tids: [][]byte{tidC, tidC}, want: "invparam"}}, nil, 0, none},
+			{who: sA, sa: scsi.PROutRegister, sark: k1, flags: pfSpecIPT, tids: [][]byte{tidC, tidC}, want: "invparam"}}, nil, 0, none},
 		{"unregistering the holder releases", []prStep{reg(sA, k1), resv(sA, prTypeEA, k1), reg(sA, 0)}, nil, 2, none},
 		{"all-registrants reservation lasts until the last registrant goes", []prStep{
 			reg(sA, k1), reg(sB, k2), resv(sA, prTypeWEAR, k1), reg(sA, 0)}, []uint64{k2}, 3, resvWant{true, 0, prTypeWEAR}},
 		{"last all-registrants registrant", []prStep{reg(sA, k1), resv(sA, prTypeEAAR, k1), reg(sA, 0)}, nil, 2, none},
 
 		// RESERVE.
-		{"reserve unregistered conflicts", []prStep{{who: sA, sa: proutReserve, typ: prTypeWE, want: "conflict"}}, nil, 0, none},
+		{"reserve unregistered conflicts", []prStep{{who: sA, sa: scsi.PROutReserve, typ: prTypeWE, want: "conflict"}}, nil, 0, none},
 		{"reserve with the wrong key conflicts", []prStep{reg(sA, k1),
-			{who: sA, sa: proutReserve, typ: prTypeWE, rk: k2, want: "conflict"}}, []uint64{k1}, 1, none},
+			{who: sA, sa: scsi.PROutReserve, typ: prTypeWE, rk: k2, want: "conflict"}}, []uint64{k1}, 1, none},
 		{"reserve again with the same type", []prStep{reg(sA, k1), resv(sA, prTypeWE, k1), resv(sA, prTypeWE, k1)},
 			[]uint64{k1}, 1, resvWant{true, k1, prTypeWE}},
 		{"reserve with another type conflicts", []prStep{reg(sA, k1), resv(sA, prTypeWE, k1),
-			{who: sA, sa: proutReserve, typ: prTypeEA, rk: k1, want: "conflict"}}, []uint64{k1}, 1, resvWant{true, k1, prTypeWE}},
+			{who: sA, sa: scsi.PROutReserve, typ: prTypeEA, rk: k1, want: "conflict"}}, []uint64{k1}, 1, resvWant{true, k1, prTypeWE}},
 		{"reserve held by another conflicts", []prStep{reg(sA, k1), reg(sB, k2), resv(sA, prTypeWERO, k1),
-			{who: sB, sa: proutReserve, typ: prTypeWERO, rk: k2, want: "conflict"}}, []uint64{k1, k2}, 2, resvWant{true, k1, prTypeWERO}},
+			{who: sB, sa: scsi.PROutReserve, typ: prTypeWERO, rk: k2, want: "conflict"}}, []uint64{k1, k2}, 2, resvWant{true, k1, prTypeWERO}},
 		{"every registrant holds an all-registrants reservation", []prStep{reg(sA, k1), reg(sB, k2),
 			resv(sA, prTypeEAAR, k1), resv(sB, prTypeEAAR, k2)}, []uint64{k1, k2}, 2, resvWant{true, 0, prTypeEAAR}},
 
 		// RELEASE.
 		{"release", []prStep{reg(sA, k1), resv(sA, prTypeWE, k1),
-			{who: sA, sa: proutRelease, typ: prTypeWE, rk: k1, want: "ok"}}, []uint64{k1}, 1, none},
+			{who: sA, sa: scsi.PROutRelease, typ: prTypeWE, rk: k1, want: "ok"}}, []uint64{k1}, 1, none},
 		{"release with another type", []prStep{reg(sA, k1), resv(sA, prTypeWE, k1),
-			{who: sA, sa: proutRelease, typ: prTypeEA, rk: k1, want: "invrelease"}}, []uint64{k1}, 1, resvWant{true, k1, prTypeWE}},
+			{who: sA, sa: scsi.PROutRelease, typ: prTypeEA, rk: k1, want: "invrelease"}}, []uint64{k1}, 1, resvWant{true, k1, prTypeWE}},
 		{"release by a registered non-holder does nothing", []prStep{reg(sA, k1), reg(sB, k2), resv(sA, prTypeWE, k1),
-			{who: sB, sa: proutRelease, typ: prTypeWE, rk: k2, want: "ok"}}, []uint64{k1, k2}, 2, resvWant{true, k1, prTypeWE}},
+			{who: sB, sa: scsi.PROutRelease, typ: prTypeWE, rk: k2, want: "ok"}}, []uint64{k1, k2}, 2, resvWant{true, k1, prTypeWE}},
 		{"release by a non-registrant conflicts", []prStep{reg(sA, k1), resv(sA, prTypeWE, k1),
-			{who: sB, sa: proutRelease, typ: prTypeWE, want: "conflict"}}, []uint64{k1}, 1, resvWant{true, k1, prTypeWE}},
+			{who: sB, sa: scsi.PROutRelease, typ: prTypeWE, want: "conflict"}}, []uint64{k1}, 1, resvWant{true, k1, prTypeWE}},
 		{"release with the wrong key conflicts", []prStep{reg(sA, k1), resv(sA, prTypeWE, k1),
-			{who: sA, sa: proutRelease, typ: prTypeWE, rk: k2, want: "conflict"}}, []uint64{k1}, 1, resvWant{true, k1, prTypeWE}},
+			{who: sA, sa: scsi.PROutRelease, typ: prTypeWE, rk: k2, want: "conflict"}}, []uint64{k1}, 1, resvWant{true, k1, prTypeWE}},
 		{"release without a reservation", []prStep{reg(sA, k1),
-			{who: sA, sa: proutRelease, typ: prTypeWE, rk: k1, want: "ok"}}, []uint64{k1}, 1, none},
+			{who: sA, sa: scsi.PROutRelease, typ: prTypeWE, rk: k1, want: "ok"}}, []uint64{k1}, 1, none},
 		{"any registrant releases an all-registrants reservation", []prStep{reg(sA, k1), reg(sB, k2), resv(sA, prTypeWEAR, k1),
-			{who: sB, sa: proutRelease, typ: prTypeWEAR, rk: k2, want: "ok"}}, []uint64{k1, k2}, 2, none},
+			{who: sB, sa: scsi.PROutRelease, typ: prTypeWEAR, rk: k2, want: "ok"}}, []uint64{k1, k2}, 2, none},
 
 		// CLEAR.
 		{"clear", []prStep{reg(sA, k1), reg(sB, k2), resv(sA, prTypeEA, k1),
-			{who: sB, sa: proutClear, rk: k2, want: "ok"}}, nil, 3, none},
+			{who: sB, sa: scsi.PROutClear, rk: k2, want: "ok"}}, nil, 3, none},
 		{"clear by a non-registrant conflicts", []prStep{reg(sA, k1),
-			{who: sB, sa: proutClear, want: "conflict"}}, []uint64{k1}, 1, none},
+			{who: sB, sa: scsi.PROutClear, want: "conflict"}}, []uint64{k1}, 1, none},
 		{"clear with the wrong key conflicts", []prStep{reg(sA, k1),
-			{who: sA, sa: proutClear, rk: k2, want: "conflict"}}, []uint64{k1}, 1, none},
+			{who: sA, sa: scsi.PROutClear, rk: k2, want: "conflict"}}, []uint64{k1}, 1, none},
 
 		// PREEMPT.
 		{"preempt a registration without a reservation", []prStep{reg(sA, k1), reg(sB, k2),
-			{who: sB, sa: proutPreempt, typ: prTypeEA, rk: k2, sark: k1, want: "ok"}}, []uint64{k2}, 3, none},
+			{who: sB, sa: scsi.PROutPreempt, typ: prTypeEA, rk: k2, sark: k1, want: "ok"}}, []uint64{k2}, 3, none},
 		{"preempt SARK 0 without a reservation", []prStep{reg(sA, k1), reg(sB, k2),
-			{who: sB, sa: proutPreempt, typ: prTypeEA, rk: k2, want: "invparam"}}, []uint64{k1, k2}, 2, none},
+			{who: sB, sa: scsi.PROutPreempt, typ: prTypeEA, rk: k2, want: "invparam"}}, []uint64{k1, k2}, 2, none},
 		{"preempt an unknown key conflicts", []prStep{reg(sA, k1), reg(sB, k2),
-			{who: sB, sa: proutPreempt, typ: prTypeEA, rk: k2, sark: k3, want: "conflict"}}, []uint64{k1, k2}, 2, none},
+			{who: sB, sa: scsi.PROutPreempt, typ: prTypeEA, rk: k2, sark: k3, want: "conflict"}}, []uint64{k1, k2}, 2, none},
 		{"preempt by a non-registrant conflicts", []prStep{reg(sA, k1),
-			{who: sB, sa: proutPreempt, typ: prTypeEA, sark: k1, want: "conflict"}}, []uint64{k1}, 1, none},
+			{who: sB, sa: scsi.PROutPreempt, typ: prTypeEA, sark: k1, want: "conflict"}}, []uint64{k1}, 1, none},
 		{"preempt the holder", []prStep{reg(sA, k1), reg(sB, k2), resv(sA, prTypeWE, k1),
-			{who: sB, sa: proutPreempt, typ: prTypeEA, rk: k2, sark: k1, want: "ok"}}, []uint64{k2}, 3, resvWant{true, k2, prTypeEA}},
+			{who: sB, sa: scsi.PROutPreempt, typ: prTypeEA, rk: k2, sark: k1, want: "ok"}}, []uint64{k2}, 3, resvWant{true, k2, prTypeEA}},
 		{"preempt a non-holder keeps the reservation", []prStep{reg(sA, k1), reg(sB, k2), reg(sC, k3), resv(sA, prTypeWE, k1),
-			{who: sB, sa: proutPreempt, typ: prTypeWE, rk: k2, sark: k3, want: "ok"}}, []uint64{k1, k2}, 4, resvWant{true, k1, prTypeWE}},
+			{who: sB, sa: scsi.PROutPreempt, typ: prTypeWE, rk: k2, sark: k3, want: "ok"}}, []uint64{k1, k2}, 4, resvWant{true, k1, prTypeWE}},
 		{"preempt an all-registrants reservation", []prStep{reg(sA, k1), reg(sB, k2), reg(sC, k3), resv(sA, prTypeEAAR, k1),
-			{who: sB, sa: proutPreempt, typ: prTypeWE, rk: k2, want: "ok"}}, []uint64{k2}, 4, resvWant{true, k2, prTypeWE}},
+			{who: sB, sa: scsi.PROutPreempt, typ: prTypeWE, rk: k2, want: "ok"}}, []uint64{k2}, 4, resvWant{true, k2, prTypeWE}},
 		{"preempt one key under all-registrants", []prStep{reg(sA, k1), reg(sB, k2), reg(sC, k3), resv(sA, prTypeWEAR, k1),
-			{who: sB, sa: proutPreempt, typ: prTypeWEAR, rk: k2, sark: k3, want: "ok"}}, []uint64{k1, k2}, 4, resvWant{true, 0, prTypeWEAR}},
+			{who: sB, sa: scsi.PROutPreempt, typ: prTypeWEAR, rk: k2, sark: k3, want: "ok"}}, []uint64{k1, k2}, 4, resvWant{true, 0, prTypeWEAR}},
 		{"preempt own reservation to change its type", []prStep{reg(sA, k1), resv(sA, prTypeWE, k1),
-			{who: sA, sa: proutPreempt, typ: prTypeEA, rk: k1, sark: k1, want: "ok"}}, []uint64{k1}, 2, resvWant{true, k1, prTypeEA}},
+			{who: sA, sa: scsi.PROutPreempt, typ: prTypeEA, rk: k1, sark: k1, want: "ok"}}, []uint64{k1}, 2, resvWant{true, k1, prTypeEA}},
 		{"preempt removes every registration with the key", []prStep{reg(sA, k1), reg(sC, k1), reg(sB, k2), resv(sA, prTypeWE, k1),
-			{who: sB, sa: proutPreemptAbort, typ: prTypeWE, rk: k2, sark: k1, want: "ok"}}, []uint64{k2}, 4, resvWant{true, k2, prTypeWE}},
+			{who: sB, sa: scsi.PROutPreemptAbort, typ: prTypeWE, rk: k2, sark: k1, want: "ok"}}, []uint64{k2}, 4, resvWant{true, k2, prTypeWE}},
 
 		// REGISTER AND MOVE.
 		{"register and move", []prStep{reg(sA, k1), resv(sA, prTypeWE, k1),
-			{who: sA, sa: proutRegisterMove, typ: prTypeWE, param: moveParam(k1, k2, false, false, 1, tidB), want: "ok"},
-			{who: sB, sa: proutRelease, typ: prTypeWE, rk: k2, want: "ok"}, // B holds it now
+			{who: sA, sa: scsi.PROutRegisterMove, typ: prTypeWE, param: moveParam(k1, k2, false, false, 1, tidB), want: "ok"},
+			{who: sB, sa: scsi.PROutRelease, typ: prTypeWE, rk: k2, want: "ok"}, // B holds it now
 			resv(sB, prTypeWE, k2)}, []uint64{k1, k2}, 2, resvWant{true, k2, prTypeWE}},
 		{"register and move, unregistering the source", []prStep{reg(sA, k1), resv(sA, prTypeEA, k1),
-			{who: sA, sa: proutRegisterMove, typ: prTypeEA, param: moveParam(k1, k2, true, false, 1, tidB), want: "ok"}},
+			{who: sA, sa: scsi.PROutRegisterMove, typ: prTypeEA, param: moveParam(k1, k2, true, false, 1, tidB), want: "ok"}},
 			[]uint64{k2}, 2, resvWant{true, k2, prTypeEA}},
 		{"register and move to another target port", []prStep{reg(sA, k1), resv(sA, prTypeEA, k1),
-			{who: sA, sa: proutRegisterMove, typ: prTypeEA, param: moveParam(k1, k3, false, false, 2, encodeTransportID(prInitC, "000000000003")), want: "ok"},
-			{who: sC, sa: proutRelease, typ: prTypeEA, rk: k3, want: "ok"}}, []uint64{k1, k3}, 2, none},
+			{who: sA, sa: scsi.PROutRegisterMove, typ: prTypeEA, param: moveParam(k1, k3, false, false, 2, tidBytes(prInitC, "000000000003")), want: "ok"},
+			{who: sC, sa: scsi.PROutRelease, typ: prTypeEA, rk: k3, want: "ok"}}, []uint64{k1, k3}, 2, none},
 		{"register and move without a reservation conflicts", []prStep{reg(sA, k1),
-			{who: sA, sa: proutRegisterMove, typ: prTypeWE, param: moveParam(k1, k2, false, false, 1, tidB), want: "conflict"}}, []uint64{k1}, 1, none},
+			{who: sA, sa: scsi.PROutRegisterMove, typ: prTypeWE, param: moveParam(k1, k2, false, false, 1, tidB), want: "conflict"}}, []uint64{k1}, 1, none},
 		{"register and move by a non-holder conflicts", []prStep{reg(sA, k1), reg(sC, k3), resv(sA, prTypeWE, k1),
-			{who: sC, sa: proutRegisterMove, typ: prTypeWE, param: moveParam(k3, k2, false, false, 1, tidB), want: "conflict"}}, []uint64{k1, k3}, 2, resvWant{true, k1, prTypeWE}},
+			{who: sC, sa: scsi.PROutRegisterMove, typ: prTypeWE, param: moveParam(k3, k2, false, false, 1, tidB), want: "conflict"}}, []uint64{k1, k3}, 2, resvWant{true, k1, prTypeWE}},
 		{"register and move to itself", []prStep{reg(sA, k1), resv(sA, prTypeWE, k1),
-			{who: sA, sa: proutRegisterMove, typ: prTypeWE, param: moveParam(k1, k2, false, false, 1, encodeTransportID(prInitA, "000000000001")), want: "invparam"}}, []uint64{k1}, 1, resvWant{true, k1, prTypeWE}},
+			{who: sA, sa: scsi.PROutRegisterMove, typ: prTypeWE, param: moveParam(k1, k2, false, false, 1, tidBytes(prInitA, "000000000001")), want: "invparam"}}, []uint64{k1}, 1, resvWant{true, k1, prTypeWE}},
 		{"register and move with SARK 0", []prStep{reg(sA, k1), resv(sA, prTypeWE, k1),
-			{who: sA, sa: proutRegisterMove, typ: prTypeWE, param: moveParam(k1, 0, false, false, 1, tidB), want: "invparam"}}, []uint64{k1}, 1, resvWant{true, k1, prTypeWE}},
+			{who: sA, sa: scsi.PROutRegisterMove, typ: prTypeWE, param: moveParam(k1, 0, false, false, 1, tidB), want: "invparam"}}, []uint64{k1}, 1, resvWant{true, k1, prTypeWE}},
 		{"register and move to an unknown target port", []prStep{reg(sA, k1), resv(sA, prTypeWE, k1),
-			{who: sA, sa: proutRegisterMove, typ: prTypeWE, param: moveParam(k1, k2, false, false, 77, tidB), want: "invparam"}}, []uint64{k1}, 1, resvWant{true, k1, prTypeWE}},
+			{who: sA, sa: scsi.PROutRegisterMove, typ: prTypeWE, param: moveParam(k1, k2, false, false, 77, tidB), want: "invparam"}}, []uint64{k1}, 1, resvWant{true, k1, prTypeWE}},
 		{"register and move within the caller's ALL_TG_PT registration", []prStep{
-			{who: sA, sa: proutRegister, sark: k1, flags: pfAllTgPt, want: "ok"}, resv(sA, prTypeWE, k1),
-			{who: sA, sa: proutRegisterMove, typ: prTypeWE, param: moveParam(k1, k2, true, false, 2, encodeTransportID(prInitA, "000000000001")), want: "invparam"}},
+			{who: sA, sa: scsi.PROutRegister, sark: k1, flags: pfAllTgPt, want: "ok"}, resv(sA, prTypeWE, k1),
+			{who: sA, sa: scsi.PROutRegisterMove, typ: prTypeWE, param: moveParam(k1, k2, true, false, 2, tidBytes(prInitA, "000000000001")), want: "invparam"}},
 			[]uint64{k1}, 1, resvWant{true, k1, prTypeWE}},
 		{"register and move an all-registrants reservation conflicts", []prStep{reg(sA, k1), resv(sA, prTypeWEAR, k1),
-			{who: sA, sa: proutRegisterMove, typ: prTypeWEAR, param: moveParam(k1, k2, false, false, 1, tidB), want: "conflict"}}, []uint64{k1}, 1, resvWant{true, 0, prTypeWEAR}},
+			{who: sA, sa: scsi.PROutRegisterMove, typ: prTypeWEAR, param: moveParam(k1, k2, false, false, 1, tidB), want: "conflict"}}, []uint64{k1}, 1, resvWant{true, 0, prTypeWEAR}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -250,10 +251,10 @@ func TestPROutActions(t *testing.T) {
 func TestPROutChecks(t *testing.T) {
 	e := newPREnv(t)
 	a := e.session(0, prInitA, 1)
-	e.mustProut(a, proutRegister, 0, 0, 1, 0)
+	e.mustProut(a, scsi.PROutRegister, 0, 0, 1, 0)
 	basic := proutParam(1, 0, 0)
 	withFlags := func(f byte) []byte { p := proutParam(1, 2, 0); p[20] = f; return p }
-	tid := encodeTransportID(prInitB, "000000000002")
+	tid := tidBytes(prInitB, "000000000002")
 	badTID := func(mut func([]byte)) []byte {
 		x := append([]byte(nil), tid...)
 		mut(x)
@@ -267,22 +268,22 @@ func TestPROutChecks(t *testing.T) {
 	}{
 		{"unknown service action", proutCDB(0x08, 0, 0, 24), basic, "invcdb"},
 		{"service action 1Fh", proutCDB(0x1f, 0, 0, 24), basic, "invcdb"},
-		{"reserve with a scope", proutCDB(proutReserve, 1, prTypeWE, 24), basic, "invcdb"},
-		{"reserve with type 0", proutCDB(proutReserve, 0, 0, 24), basic, "invcdb"},
-		{"reserve with type 2", proutCDB(proutReserve, 0, 2, 24), basic, "invcdb"},
-		{"preempt with type 9", proutCDB(proutPreempt, 0, 9, 24), basic, "invcdb"},
-		{"release with a scope", proutCDB(proutRelease, 2, prTypeWE, 24), basic, "invcdb"},
-		{"register ignores scope and type", proutCDB(proutRegister, 3, 0xf, 24), proutParam(1, 1, 0), "ok"},
-		{"parameter list length 0", proutCDB(proutReserve, 0, prTypeWE, 0), nil, "plerr"},
-		{"parameter list length 23", proutCDB(proutReserve, 0, prTypeWE, 23), basic[:23], "plerr"},
-		{"parameter list length 25", proutCDB(proutClear, 0, 0, 25), append(basic, 0), "plerr"},
-		{"register with 28 bytes and no SPEC_I_PT", proutCDB(proutRegister, 0, 0, 28), append(proutParam(1, 1, 0), 0, 0, 0, 0), "plerr"},
-		{"register shorter than 24", proutCDB(proutRegister, 0, 0, 20), basic[:20], "plerr"},
-		{"less data than the parameter list length", proutCDB(proutRegister, 0, 0, 24), basic[:16], "plerr"},
-		{"register and ignore with SPEC_I_PT", proutCDB(proutRegisterIgnore, 0, 0, 24), withFlags(pfSpecIPT), "invparam"},
-		{"reserve with SPEC_I_PT", proutCDB(proutReserve, 0, prTypeWE, 24), func() []byte { p := proutParam(1, 0, 0); p[20] = pfSpecIPT; return p }(), "invparam"},
-		{"SPEC_I_PT without TransportID length", proutCDB(proutRegister, 0, 0, 24), withFlags(pfSpecIPT), "plerr"},
-		{"SPEC_I_PT TransportIDs beyond the list", proutCDB(proutRegister, 0, 0, 28), func() []byte {
+		{"reserve with a scope", proutCDB(scsi.PROutReserve, 1, prTypeWE, 24), basic, "invcdb"},
+		{"reserve with type 0", proutCDB(scsi.PROutReserve, 0, 0, 24), basic, "invcdb"},
+		{"reserve with type 2", proutCDB(scsi.PROutReserve, 0, 2, 24), basic, "invcdb"},
+		{"preempt with type 9", proutCDB(scsi.PROutPreempt, 0, 9, 24), basic, "invcdb"},
+		{"release with a scope", proutCDB(scsi.PROutRelease, 2, prTypeWE, 24), basic, "invcdb"},
+		{"register ignores scope and type", proutCDB(scsi.PROutRegister, 3, 0xf, 24), proutParam(1, 1, 0), "ok"},
+		{"parameter list length 0", proutCDB(scsi.PROutReserve, 0, prTypeWE, 0), nil, "plerr"},
+		{"parameter list length 23", proutCDB(scsi.PROutReserve, 0, prTypeWE, 23), basic[:23], "plerr"},
+		{"parameter list length 25", proutCDB(scsi.PROutClear, 0, 0, 25), append(basic, 0), "plerr"},
+		{"register with 28 bytes and no SPEC_I_PT", proutCDB(scsi.PROutRegister, 0, 0, 28), append(proutParam(1, 1, 0), 0, 0, 0, 0), "plerr"},
+		{"register shorter than 24", proutCDB(scsi.PROutRegister, 0, 0, 20), basic[:20], "plerr"},
+		{"less data than the parameter list length", proutCDB(scsi.PROutRegister, 0, 0, 24), basic[:16], "plerr"},
+		{"register and ignore with SPEC_I_PT", proutCDB(scsi.PROutRegisterIgnore, 0, 0, 24), withFlags(pfSpecIPT), "invparam"},
+		{"reserve with SPEC_I_PT", proutCDB(scsi.PROutReserve, 0, prTypeWE, 24), func() []byte { p := proutParam(1, 0, 0); p[20] = pfSpecIPT; return p }(), "invparam"},
+		{"SPEC_I_PT without TransportID length", proutCDB(scsi.PROutRegister, 0, 0, 24), withFlags(pfSpecIPT), "plerr"},
+		{"SPEC_I_PT TransportIDs beyond the list", proutCDB(scsi.PROutRegister, 0, 0, 28), func() []byte {
 			p := proutParam(0, 5, pfSpecIPT)
 			binary.BigEndian.PutUint32(p[24:28], 100)
 			return p
@@ -294,13 +295,13 @@ func TestPROutChecks(t *testing.T) {
 				b[i] = 'x'
 			}
 		}), "invparam"},
-		{"TransportID with a bad ISID", nil, badTID(func(b []byte) { b[4+len(prInitB)+len(isidSep)+3] = 'z' }), "invparam"},
+		{"TransportID with a bad ISID", nil, badTID(func(b []byte) { b[4+len(prInitB)+len(",i,0x")+3] = 'z' }), "invparam"},
 		{"TransportID longer than the data", nil, badTID(func(b []byte) { binary.BigEndian.PutUint16(b[2:4], 400) }), "invparam"},
 		{"register and move with two TransportIDs", nil, func() []byte {
 			p := moveParam(1, 2, false, false, 1, append(append([]byte(nil), tid...), tid...))
 			return p
 		}(), "invparam"},
-		{"register and move TransportID beyond the list", proutCDB(proutRegisterMove, 0, prTypeWE, 30), func() []byte {
+		{"register and move TransportID beyond the list", proutCDB(scsi.PROutRegisterMove, 0, prTypeWE, 30), func() []byte {
 			p := moveParam(1, 2, false, false, 1, tid)
 			return p[:30]
 		}(), "plerr"},
@@ -308,9 +309,9 @@ func TestPROutChecks(t *testing.T) {
 	for _, tc := range tests {
 		cdb := tc.cdb
 		if cdb == nil {
-			sa := byte(proutRegister)
+			sa := byte(scsi.PROutRegister)
 			if tc.param[20]&pfSpecIPT == 0 {
-				sa = proutRegisterMove
+				sa = scsi.PROutRegisterMove
 			}
 			cdb = proutCDB(sa, 0, prTypeWE, uint32(len(tc.param)))
 		}
@@ -329,32 +330,32 @@ func TestPRIn(t *testing.T) {
 	a := e.session(0, prInitA, 1)
 	for sa := byte(0); sa < 0x20; sa++ {
 		r := e.run(a, prinCDB(sa, 16384), nil)
-		if sa <= prinReadFullStatus {
+		if sa <= scsi.PRInReadFullStatus {
 			expectGood(t, fmt.Sprintf("SA %d", sa), r)
 		} else {
 			expectSense(t, fmt.Sprintf("SA %d", sa), r, scsi.KeyIllegalRequest, scsi.ASCInvalidFieldInCDB)
 		}
 	}
-	e.mustProut(a, proutRegister, 0, 0, 0x0102030405060708, 0)
-	e.mustProut(e.session(1, prInitB, 2), proutRegister, 0, 0, 0x99, 0)
+	e.mustProut(a, scsi.PROutRegister, 0, 0, 0x0102030405060708, 0)
+	e.mustProut(e.session(1, prInitB, 2), scsi.PROutRegister, 0, 0, 0x99, 0)
 
 	// READ KEYS cut to 8 bytes keeps the ADDITIONAL LENGTH of the full list.
-	r := e.run(a, prinCDB(prinReadKeys, 8), nil)
+	r := e.run(a, prinCDB(scsi.PRInReadKeys, 8), nil)
 	expectGood(t, "READ KEYS alloc 8", r)
 	if len(r.data) != 8 || r.transferLen != 8 || binary.BigEndian.Uint32(r.data[4:8]) != 16 || binary.BigEndian.Uint32(r.data[0:4]) != 2 {
 		t.Fatalf("READ KEYS alloc 8: % x", r.data)
 	}
-	r = e.run(a, prinCDB(prinReadKeys, 12), nil)
+	r = e.run(a, prinCDB(scsi.PRInReadKeys, 12), nil)
 	if !bytes.Equal(r.data, []byte{0, 0, 0, 2, 0, 0, 0, 16, 1, 2, 3, 4}) {
 		t.Fatalf("READ KEYS alloc 12: % x", r.data)
 	}
-	r = e.run(a, prinCDB(prinReadKeys, 0), nil)
+	r = e.run(a, prinCDB(scsi.PRInReadKeys, 0), nil)
 	if len(r.data) != 0 || r.status != scsi.StatusGood {
 		t.Fatalf("READ KEYS alloc 0: %v % x", r.status, r.data)
 	}
 
 	caps := func() []byte {
-		r := e.run(a, prinCDB(prinReportCaps, 100), nil)
+		r := e.run(a, prinCDB(scsi.PRInReportCaps, 100), nil)
 		expectGood(t, "REPORT CAPABILITIES", r)
 		return r.data
 	}
@@ -362,19 +363,19 @@ func TestPRIn(t *testing.T) {
 	if got := caps(); !bytes.Equal(got, want) {
 		t.Fatalf("REPORT CAPABILITIES % x, want % x", got, want)
 	}
-	e.mustProut(a, proutRegister, 0, 0x0102030405060708, 7, pfAPTPL)
+	e.mustProut(a, scsi.PROutRegister, 0, 0x0102030405060708, 7, pfAPTPL)
 	want[3] |= 0x01 // PTPL_A
 	if got := caps(); !bytes.Equal(got, want) {
 		t.Fatalf("REPORT CAPABILITIES with APTPL % x, want % x", got, want)
 	}
 
 	// READ RESERVATION: the key of the holder; 0 for all-registrants.
-	e.mustProut(a, proutReserve, prTypeEARO, 7, 0, 0)
+	e.mustProut(a, scsi.PROutReserve, prTypeEARO, 7, 0, 0)
 	if ok, key, typ := e.readReservation(a); !ok || key != 7 || typ != prTypeEARO {
 		t.Fatalf("READ RESERVATION %v %#x %d", ok, key, typ)
 	}
-	e.mustProut(a, proutRelease, prTypeEARO, 7, 0, 0)
-	e.mustProut(a, proutReserve, prTypeWEAR, 7, 0, 0)
+	e.mustProut(a, scsi.PROutRelease, prTypeEARO, 7, 0, 0)
+	e.mustProut(a, scsi.PROutReserve, prTypeWEAR, 7, 0, 0)
 	if ok, key, typ := e.readReservation(a); !ok || key != 0 || typ != prTypeWEAR {
 		t.Fatalf("READ RESERVATION all registrants %v %#x %d", ok, key, typ)
 	}
@@ -395,7 +396,7 @@ type fullStatus struct {
 
 func (e *prEnv) readFullStatus(s *stmf.Session) (uint32, []fullStatus) {
 	e.t.Helper()
-	r := e.run(s, prinCDB(prinReadFullStatus, 65535), nil)
+	r := e.run(s, prinCDB(scsi.PRInReadFullStatus, 65535), nil)
 	expectGood(e.t, "READ FULL STATUS", r)
 	if int(binary.BigEndian.Uint32(r.data[4:8])) != len(r.data)-8 {
 		e.t.Fatalf("READ FULL STATUS additional length % x", r.data[:8])
@@ -411,11 +412,14 @@ func (e *prEnv) readFullStatus(s *stmf.Session) (uint32, []fullStatus) {
 		}
 		fs := fullStatus{key: binary.BigEndian.Uint64(p[0:8]), allTgPt: p[12]&2 != 0, holder: p[12]&1 != 0,
 			typ: p[13], relPort: binary.BigEndian.Uint16(p[18:20]), tid: p[24 : 24+n]}
-		tids, res := parseTransportIDs(fs.tid, 0)
+		tids, res := parseTransportIDs(fs.tid, 0, scsi.ProtocolISCSI)
 		if res != nil || len(tids) != 1 || n%4 != 0 || n < 24 {
 			e.t.Fatalf("bad TransportID % x", fs.tid)
 		}
-		fs.tidName, fs.tidISID, fs.tidFmt01 = tids[0].name, tids[0].isid, fs.tid[0]>>6 == 1
+		fs.tidName, fs.tidFmt01 = tids[0].id.ISCSIName(), fs.tid[0]>>6 == 1
+		if isid, ok := tids[0].id.ISID(); ok {
+			fs.tidISID = hex.EncodeToString(isid[:])
+		}
 		out = append(out, fs)
 		p = p[24+n:]
 	}
@@ -428,9 +432,9 @@ func TestReadFullStatus(t *testing.T) {
 	e := newPREnv(t)
 	a := e.session(0, prInitA, 1)
 	b := e.session(1, prInitB, 0xabc)
-	e.mustProut(a, proutRegister, 0, 0, 0xa, pfSpecIPT, encodeTransportID(prInitC, ""))
-	e.mustProut(b, proutRegister, 0, 0, 0xb, pfAllTgPt)
-	e.mustProut(a, proutReserve, prTypeWERO, 0xa, 0, 0)
+	e.mustProut(a, scsi.PROutRegister, 0, 0, 0xa, pfSpecIPT, tidBytes(prInitC, ""))
+	e.mustProut(b, scsi.PROutRegister, 0, 0, 0xb, pfAllTgPt)
+	e.mustProut(a, scsi.PROutReserve, prTypeWERO, 0xa, 0, 0)
 	gen, got := e.readFullStatus(b)
 	want := []fullStatus{
 		{key: 0xa, holder: true, typ: prTypeWERO, relPort: 1, tidName: prInitA, tidISID: "000000000001", tidFmt01: true},
@@ -447,8 +451,8 @@ func TestReadFullStatus(t *testing.T) {
 		}
 	}
 	// Under an all-registrants type every registrant is a holder.
-	e.mustProut(a, proutRelease, prTypeWERO, 0xa, 0, 0)
-	e.mustProut(b, proutReserve, prTypeEAAR, 0xb, 0, 0)
+	e.mustProut(a, scsi.PROutRelease, prTypeWERO, 0xa, 0, 0)
+	e.mustProut(b, scsi.PROutReserve, prTypeEAAR, 0xb, 0, 0)
 	_, got = e.readFullStatus(a)
 	for i, fs := range got {
 		if !fs.holder || fs.typ != prTypeEAAR {
@@ -456,50 +460,49 @@ func TestReadFullStatus(t *testing.T) {
 		}
 	}
 	// Truncation keeps the additional length.
-	r := e.run(a, prinCDB(prinReadFullStatus, 10), nil)
+	r := e.run(a, prinCDB(scsi.PRInReadFullStatus, 10), nil)
 	if len(r.data) != 10 || binary.BigEndian.Uint32(r.data[4:8]) < 3*24 {
 		t.Fatalf("truncated READ FULL STATUS % x", r.data)
 	}
 }
 
-// TestTransportIDs: encoding and decoding of iSCSI TransportIDs.
-func TestTransportIDs(t *testing.T) {
-	for _, c := range []struct{ name, isid string }{
-		{"iqn.a", ""}, {"iqn.2026-11.org.costar:init", "00023d000001"}, {"eui.0123456789abcdef", "abcdef012345"},
-		{"iqn.2026-11.org.costar:" + string(bytes.Repeat([]byte("x"), 190)), "000000000001"},
+// TestParseTransportIDs: a list of TransportIDs in a parameter list,
+// each checked; a malformed one, or one of another protocol than the
+// nexus, is INVALID FIELD IN PARAMETER LIST pointing at it.
+func TestParseTransportIDs(t *testing.T) {
+	a, c := tidBytes(prInitA, "00023d000001"), tidBytes(prInitC, "")
+	tids, res := parseTransportIDs(append(append([]byte(nil), a...), c...), 28, scsi.ProtocolISCSI)
+	if res != nil || len(tids) != 2 || tids[0].off != 28 || tids[1].off != 28+len(a) ||
+		tids[0].id.ISCSIName() != prInitA || tids[1].id.ISCSIName() != prInitC {
+		t.Fatalf("%+v %v", tids, res)
+	}
+	fc := scsi.FCTransportID([8]byte{0x21}).AppendTo(nil)
+	for _, tc := range []struct {
+		name  string
+		list  []byte
+		proto scsi.ProtocolID
+		field int
+	}{
+		{"short header", append(append([]byte(nil), a...), 0x05, 0, 0), scsi.ProtocolISCSI, 24 + len(a)},
+		{"empty name", []byte{0x05, 0, 0, 4, 0, 0, 0, 0}, scsi.ProtocolISCSI, 24},
+		{"format 01b without ISID", []byte{0x45, 0, 0, 8, 'i', 'q', 'n', 0, 0, 0, 0, 0}, scsi.ProtocolISCSI, 24},
+		{"format 11b", []byte{0xc5, 0, 0, 8, 'i', 'q', 'n', 0, 0, 0, 0, 0}, scsi.ProtocolISCSI, 24},
+		{"FC from an iSCSI nexus", fc, scsi.ProtocolISCSI, 24},
+		{"iSCSI from an FC nexus", a, scsi.ProtocolFC, 24},
 	} {
-		b := encodeTransportID(c.name, c.isid)
-		n := int(binary.BigEndian.Uint16(b[2:4]))
-		if b[0]&0x0f != protoIDISCSI || n%4 != 0 || n < 20 || len(b) != 4+n {
-			t.Errorf("%s: TransportID header % x (length %d)", c.name, b[:4], len(b))
+		_, res := parseTransportIDs(tc.list, 24, tc.proto)
+		if res == nil {
+			t.Errorf("%s: accepted", tc.name)
+			continue
 		}
-		tids, res := parseTransportIDs(b, 0)
-		if res != nil || len(tids) != 1 || tids[0].name != c.name || tids[0].isid != c.isid {
-			t.Errorf("%s/%s: round trip %+v", c.name, c.isid, tids)
-		}
-	}
-	// Upper-case ISIDs and separators are accepted and normalised.
-	b := []byte{0x45, 0, 0, 24}
-	b = append(b, "iqn.x,I,0X00AB00CD00EF\x00\x00"...)
-	if tids, res := parseTransportIDs(b, 0); res != nil || tids[0].isid != "00ab00cd00ef" || tids[0].name != "iqn.x" {
-		t.Errorf("upper-case format 01b: %+v", tids)
-	}
-	for _, bad := range [][]byte{
-		{0x05, 0, 0},                // short header
-		{0x05, 0, 0, 4, 0, 0, 0, 0}, // empty name
-		{0x41, 0, 0, 8, 'i', 'q', 'n', 0, 0, 0, 0, 0}, // format 01b without ISID
-		{0xc5, 0, 0, 8, 'i', 'q', 'n', 0, 0, 0, 0, 0}, // format 11b
-		{0x01, 0, 0, 8, 'i', 'q', 'n', 0, 0, 0, 0, 0}, // FC
-	} {
-		if _, res := parseTransportIDs(bad, 24); res == nil {
-			t.Errorf("% x accepted", bad)
+		sn, err := scsi.ParseSense(res.Sense)
+		if err != nil || sn.ASC != scsi.ASCInvalidFieldInParameterList || res.Sense[15]&0x80 == 0 ||
+			int(binary.BigEndian.Uint16(res.Sense[16:18])) != tc.field {
+			t.Errorf("%s: sense % x %v, want field %d", tc.name, res.Sense, err, tc.field)
 		}
 	}
-	if name, isid := splitInitiatorPort("iqn.x,i,0x00023d000001"); name != "iqn.x" || isid != "00023d000001" {
-		t.Errorf("splitInitiatorPort: %q %q", name, isid)
-	}
-	if name, isid := splitInitiatorPort("wwn.x"); name != "wwn.x" || isid != "" {
-		t.Errorf("splitInitiatorPort without ISID: %q %q", name, isid)
+	if tids, res := parseTransportIDs(fc, 0, scsi.ProtocolFC); res != nil || len(tids) != 1 {
+		t.Errorf("FC from an FC nexus: %+v %v", tids, res)
 	}
 }
 
@@ -513,31 +516,31 @@ func TestPRUnitAttentions(t *testing.T) {
 		want [4][]scsi.ASC
 	}{
 		{"CLEAR", func(e *prEnv, a, b, c, u *stmf.Session) {
-			e.mustProut(a, proutReserve, prTypeWE, k1, 0, 0)
-			e.mustProut(b, proutClear, 0, k2, 0, 0)
+			e.mustProut(a, scsi.PROutReserve, prTypeWE, k1, 0, 0)
+			e.mustProut(b, scsi.PROutClear, 0, k2, 0, 0)
 		}, [4][]scsi.ASC{{scsi.ASCReservationsPreempted}, nil, {scsi.ASCReservationsPreempted}, nil}},
 		{"PREEMPT a registration", func(e *prEnv, a, b, c, u *stmf.Session) {
-			e.mustProut(b, proutPreempt, prTypeWE, k2, k1, 0)
+			e.mustProut(b, scsi.PROutPreempt, prTypeWE, k2, k1, 0)
 		}, [4][]scsi.ASC{{scsi.ASCRegistrationsPreempted}, nil, nil, nil}},
 		{"PREEMPT the holder with another type", func(e *prEnv, a, b, c, u *stmf.Session) {
-			e.mustProut(a, proutReserve, prTypeWE, k1, 0, 0)
-			e.mustProut(b, proutPreempt, prTypeEA, k2, k1, 0)
+			e.mustProut(a, scsi.PROutReserve, prTypeWE, k1, 0, 0)
+			e.mustProut(b, scsi.PROutPreempt, prTypeEA, k2, k1, 0)
 		}, [4][]scsi.ASC{{scsi.ASCRegistrationsPreempted}, nil, {scsi.ASCReservationsReleased}, nil}},
 		{"RELEASE of a registrants-only reservation", func(e *prEnv, a, b, c, u *stmf.Session) {
-			e.mustProut(a, proutReserve, prTypeWERO, k1, 0, 0)
-			e.mustProut(a, proutRelease, prTypeWERO, k1, 0, 0)
+			e.mustProut(a, scsi.PROutReserve, prTypeWERO, k1, 0, 0)
+			e.mustProut(a, scsi.PROutRelease, prTypeWERO, k1, 0, 0)
 		}, [4][]scsi.ASC{nil, {scsi.ASCReservationsReleased}, {scsi.ASCReservationsReleased}, nil}},
 		{"RELEASE of an all-registrants reservation", func(e *prEnv, a, b, c, u *stmf.Session) {
-			e.mustProut(a, proutReserve, prTypeEAAR, k1, 0, 0)
-			e.mustProut(c, proutRelease, prTypeEAAR, k3, 0, 0)
+			e.mustProut(a, scsi.PROutReserve, prTypeEAAR, k1, 0, 0)
+			e.mustProut(c, scsi.PROutRelease, prTypeEAAR, k3, 0, 0)
 		}, [4][]scsi.ASC{{scsi.ASCReservationsReleased}, {scsi.ASCReservationsReleased}, nil, nil}},
 		{"RELEASE of Write Exclusive tells nobody", func(e *prEnv, a, b, c, u *stmf.Session) {
-			e.mustProut(a, proutReserve, prTypeWE, k1, 0, 0)
-			e.mustProut(a, proutRelease, prTypeWE, k1, 0, 0)
+			e.mustProut(a, scsi.PROutReserve, prTypeWE, k1, 0, 0)
+			e.mustProut(a, scsi.PROutRelease, prTypeWE, k1, 0, 0)
 		}, [4][]scsi.ASC{}},
 		{"registrants-only holder unregisters", func(e *prEnv, a, b, c, u *stmf.Session) {
-			e.mustProut(a, proutReserve, prTypeEARO, k1, 0, 0)
-			e.mustProut(a, proutRegister, 0, k1, 0, 0)
+			e.mustProut(a, scsi.PROutReserve, prTypeEARO, k1, 0, 0)
+			e.mustProut(a, scsi.PROutRegister, 0, k1, 0, 0)
 		}, [4][]scsi.ASC{nil, {scsi.ASCReservationsReleased}, {scsi.ASCReservationsReleased}, nil}},
 	}
 	for _, tc := range tests {
@@ -545,9 +548,9 @@ func TestPRUnitAttentions(t *testing.T) {
 			e := newPREnv(t)
 			a, b, c, u := e.session(0, prInitA, 1), e.session(0, prInitB, 2), e.session(1, prInitC, 3), e.session(1, prInitA, 9)
 			e.clearUAs(a, b, c, u)
-			e.mustProut(a, proutRegister, 0, 0, k1, 0)
-			e.mustProut(b, proutRegister, 0, 0, k2, 0)
-			e.mustProut(c, proutRegister, 0, 0, k3, 0)
+			e.mustProut(a, scsi.PROutRegister, 0, 0, k1, 0)
+			e.mustProut(b, scsi.PROutRegister, 0, 0, k2, 0)
+			e.mustProut(c, scsi.PROutRegister, 0, 0, k3, 0)
 			tc.steps(e, a, b, c, u)
 			for i, s := range []*stmf.Session{a, b, c, u} {
 				if got := e.pendingUAs(s); !reflect.DeepEqual(got, tc.want[i]) {
@@ -565,13 +568,13 @@ func TestPreemptAndAbort(t *testing.T) {
 		e := newPREnv(t)
 		a, b := e.session(0, prInitA, 1), e.session(0, prInitB, 2)
 		e.clearUAs(a, b)
-		e.mustProut(a, proutRegister, 0, 0, 1, 0)
-		e.mustProut(b, proutRegister, 0, 0, 2, 0)
+		e.mustProut(a, scsi.PROutRegister, 0, 0, 1, 0)
+		e.mustProut(b, scsi.PROutRegister, 0, 0, 2, 0)
 		victim := e.start(b, 10, write10CDB, nil, true) // waits for Data-Out until aborted
 		bystander := e.start(a, 11, write10CDB, nil, true)
-		sa := byte(proutPreempt)
+		sa := byte(scsi.PROutPreempt)
 		if abort {
-			sa = proutPreemptAbort
+			sa = scsi.PROutPreemptAbort
 		}
 		e.mustProut(a, sa, prTypeEA, 1, 2, 0)
 		if abort {
@@ -624,9 +627,9 @@ func TestAPTPLSurvivesRestart(t *testing.T) {
 			}
 			e := newPREnvDisk(t, d)
 			a, b := e.session(0, prInitA, 1), e.session(1, prInitB, 2)
-			e.mustProut(a, proutRegister, 0, 0, 0xaa, pfAPTPL)
-			e.mustProut(b, proutRegister, 0, 0, 0xbb, pfAPTPL|pfAllTgPt)
-			e.mustProut(a, proutReserve, prTypeEA, 0xaa, 0, 0)
+			e.mustProut(a, scsi.PROutRegister, 0, 0, 0xaa, pfAPTPL)
+			e.mustProut(b, scsi.PROutRegister, 0, 0, 0xbb, pfAPTPL|pfAllTgPt)
+			e.mustProut(a, scsi.PROutReserve, prTypeEA, 0xaa, 0, 0)
 			gen0, fs0 := e.readFullStatus(a)
 			a.Close()
 			b.Close()
@@ -639,13 +642,13 @@ func TestAPTPLSurvivesRestart(t *testing.T) {
 			}
 			expectGood(t, "holder writes after restart", e.run(a, write10CDB, block512))
 			expectConflict(t, "registrant reads under EA after restart", e.run(b, read10CDB, nil))
-			if r := e.run(a, prinCDB(prinReportCaps, 8), nil); r.data[3]&1 == 0 {
+			if r := e.run(a, prinCDB(scsi.PRInReportCaps, 8), nil); r.data[3]&1 == 0 {
 				t.Fatal("PTPL_A clear after restart")
 			}
 
 			// A REGISTER without APTPL turns persistence off: the next
 			// restart forgets everything.
-			e.mustProut(b, proutRegister, 0, 0xbb, 0xbc, 0)
+			e.mustProut(b, scsi.PROutRegister, 0, 0xbb, 0xbc, 0)
 			a.Close()
 			b.Close()
 			e = restart()
@@ -664,8 +667,8 @@ func TestAPTPLSurvivesRestart(t *testing.T) {
 // TestPersistedPRRejects: a damaged stored state is refused, not trusted.
 func TestPersistedPRRejects(t *testing.T) {
 	p := &prState{gen: 7, aptpl: true, resType: prTypeWERO}
-	p.regs = []*registration{{key: 1, name: "iqn.a", isid: "000000000001", tport: "iqn.t,t,0x0001", relPort: 1},
-		{key: 2, name: "iqn.b", allTgPt: true}}
+	p.regs = []*registration{{key: 1, tid: scsi.ISCSIPortTransportID("iqn.a", [6]byte{5: 1}), tport: "iqn.t,t,0x0001", relPort: 1},
+		{key: 2, tid: scsi.ISCSIDeviceTransportID("iqn.b"), allTgPt: true}}
 	p.holder = p.regs[1]
 	enc, err := encodePR(p)
 	if err != nil {
@@ -696,7 +699,7 @@ func TestPersistedPRRejects(t *testing.T) {
 	// Too many registrations to persist: INSUFFICIENT REGISTRATION RESOURCES.
 	big := &prState{aptpl: true}
 	for i := 0; i < 200; i++ {
-		big.regs = append(big.regs, &registration{key: uint64(i), name: string(bytes.Repeat([]byte("n"), 200)), tport: "t"})
+		big.regs = append(big.regs, &registration{key: uint64(i), tid: scsi.ISCSIDeviceTransportID(string(bytes.Repeat([]byte("n"), 200))), tport: "t"})
 	}
 	if _, err := encodePR(big); err == nil {
 		t.Fatal("oversized state encoded")
@@ -712,7 +715,7 @@ func TestAPTPLTooManyRegistrations(t *testing.T) {
 	n := 0
 	for ; n < 200; n++ {
 		s := e.session(n%2, long, uint64(n+1))
-		last = e.prout(s, proutRegister, 0, 0, uint64(n+1), pfAPTPL)
+		last = e.prout(s, scsi.PROutRegister, 0, 0, uint64(n+1), pfAPTPL)
 		if last.status != scsi.StatusGood {
 			break
 		}
@@ -728,15 +731,15 @@ func TestAPTPLTooManyRegistrations(t *testing.T) {
 func FuzzPROut(f *testing.F) {
 	f.Add(byte(0), byte(0), byte(0), proutParam(0, 1, 0))
 	f.Add(byte(1), byte(1), byte(1), proutParam(1, 0, 0))
-	f.Add(byte(0), byte(0), byte(2), proutParam(0, 3, pfSpecIPT|pfAPTPL, encodeTransportID(prInitB, "000000000002")))
-	f.Add(byte(7), byte(3), byte(0), moveParam(1, 2, true, true, 1, encodeTransportID(prInitC, "")))
+	f.Add(byte(0), byte(0), byte(2), proutParam(0, 3, pfSpecIPT|pfAPTPL, tidBytes(prInitB, "000000000002")))
+	f.Add(byte(7), byte(3), byte(0), moveParam(1, 2, true, true, 1, tidBytes(prInitC, "")))
 	f.Add(byte(0x83), byte(0), byte(1), []byte(nil))
 	f.Fuzz(func(t *testing.T, sa, typ, who byte, param []byte) {
 		e := newPREnv(t)
 		ss := []*stmf.Session{e.session(0, prInitA, 1), e.session(1, prInitB, 2), e.session(0, prInitC, 3)}
 		s := ss[int(who)%len(ss)]
-		e.run(ss[0], proutCDB(proutRegister, 0, 0, 24), proutParam(0, 1, 0))
-		e.run(ss[1], proutCDB(proutRegister, 0, 0, 24), proutParam(0, 2, 0))
+		e.run(ss[0], proutCDB(scsi.PROutRegister, 0, 0, 24), proutParam(0, 1, 0))
+		e.run(ss[1], proutCDB(scsi.PROutRegister, 0, 0, 24), proutParam(0, 2, 0))
 		var cdb []byte
 		if sa&0x80 != 0 {
 			cdb = prinCDB(sa&0x1f, uint16(len(param)))
@@ -750,7 +753,7 @@ func FuzzPROut(f *testing.F) {
 		}
 		for _, x := range ss {
 			e.run(x, read10CDB, nil)
-			e.run(x, prinCDB(prinReadFullStatus, 4096), nil)
+			e.run(x, prinCDB(scsi.PRInReadFullStatus, 4096), nil)
 		}
 		if e.d.panics.Load() != 0 {
 			t.Fatal("a handler panicked")

@@ -2,8 +2,6 @@ package lu
 
 import (
 	"context"
-	"encoding/binary"
-	"math"
 	"math/bits"
 	"sync"
 	"sync/atomic"
@@ -20,8 +18,9 @@ import (
 // their range, from any I_T nexus.
 //
 // Admit (called by stmf synchronously, in arrival order, before the task
-// runs) registers the block range of every write-type command in the LU's
-// rangeLock and keeps the entry in t.LUPrivate. An entry records the
+// runs) registers the block range of every write-type command (its row's
+// lock class, command.go) in the LU's rangeLock and keeps the entry in
+// t.LUPrivate. An entry records the
 // earlier entries it overlaps; Execute waits for those to be released
 // before running the command, and releases its own entry when the command
 // is done, on every path (errors, NOT READY, a recovered panic, an abort
@@ -31,113 +30,6 @@ import (
 // command overlaps them (so that they see it whole). The hot path is one
 // short mutex section on one of 16 LBA-region shards at Admit and one at
 // release, plus an allocation.
-
-// lockKind classifies a command for the range lock.
-type lockKind uint8
-
-const (
-	lockNone   lockKind = iota
-	lockRead            // a read: registered only to observe an atomic command whole
-	lockWrite           // a write: ordered against overlapping writes
-	lockAtomic          // read-modify-write or atomic write: also excludes overlapping reads
-)
-
-// Operation codes of the VAAI and atomic commands (ats.go, xcopy.go,
-// orwrite.go, atomic.go), and of WRITE SAME (writesame.go), which the
-// range lock orders too.
-const (
-	opWriteSame10     = 0x41
-	opWriteSame16     = 0x93
-	opExtendedCopy    = 0x83
-	opReceiveCopyRes  = 0x84
-	opCompareAndWrite = 0x89
-	opOrWrite16       = 0x8b
-	opWriteAtomic16   = 0x9c
-)
-
-// lockRange classifies cdb and returns the blocks [lo, hi) it touches.
-// It parses defensively: a short or odd CDB gets lockNone (dispatch will
-// reject it). A count of zero touches nothing, except WRITE SAME where it
-// means "to the end of the LU".
-func lockRange(cdb []byte) (kind lockKind, lo, hi uint64) {
-	if len(cdb) == 0 {
-		return lockNone, 0, 0
-	}
-	var n uint64
-	switch op := cdb[0]; op {
-	case opUnmap:
-		// UNMAP's ranges are in its parameter list, unknown at Admit: order
-		// it against every write, in arrival order. UNMAP is rare and a
-		// hole punch is fast, so the whole-LU entry costs little.
-		return lockWrite, 0, math.MaxUint64
-	case opRead6, opWrite6:
-		if len(cdb) < 6 {
-			return lockNone, 0, 0
-		}
-		lo = uint64(cdb[1]&0x1f)<<16 | uint64(cdb[2])<<8 | uint64(cdb[3])
-		n = uint64(cdb[4])
-		if n == 0 {
-			n = 256
-		}
-		kind = lockWrite
-		if op == opRead6 {
-			kind = lockRead
-		}
-	case opRead10, opWrite10, opWriteVerify10, opWriteSame10:
-		if len(cdb) < 10 {
-			return lockNone, 0, 0
-		}
-		lo = uint64(binary.BigEndian.Uint32(cdb[2:6]))
-		n = uint64(binary.BigEndian.Uint16(cdb[7:9]))
-		kind = lockWrite
-		if op == opRead10 {
-			kind = lockRead
-		}
-		if op == opWriteSame10 && n == 0 {
-			return lockWrite, lo, math.MaxUint64
-		}
-	case opRead12, opWrite12, opWriteVerify12:
-		if len(cdb) < 12 {
-			return lockNone, 0, 0
-		}
-		lo = uint64(binary.BigEndian.Uint32(cdb[2:6]))
-		n = uint64(binary.BigEndian.Uint32(cdb[6:10]))
-		kind = lockWrite
-		if op == opRead12 {
-			kind = lockRead
-		}
-	case opRead16, opWrite16, opWriteVerify16, opOrWrite16, opWriteSame16, opCompareAndWrite, opWriteAtomic16:
-		if len(cdb) < 16 {
-			return lockNone, 0, 0
-		}
-		lo = binary.BigEndian.Uint64(cdb[2:10])
-		switch op {
-		case opCompareAndWrite:
-			n, kind = uint64(cdb[13]), lockAtomic
-		case opWriteAtomic16:
-			n, kind = uint64(binary.BigEndian.Uint16(cdb[12:14])), lockAtomic
-		case opOrWrite16:
-			n, kind = uint64(binary.BigEndian.Uint32(cdb[10:14])), lockAtomic
-		case opRead16:
-			n, kind = uint64(binary.BigEndian.Uint32(cdb[10:14])), lockRead
-		default:
-			n, kind = uint64(binary.BigEndian.Uint32(cdb[10:14])), lockWrite
-			if op == opWriteSame16 && n == 0 {
-				return lockWrite, lo, math.MaxUint64
-			}
-		}
-	default:
-		return lockNone, 0, 0
-	}
-	if n == 0 {
-		return lockNone, 0, 0
-	}
-	hi = lo + n
-	if hi < lo { // wraps: the command fails LBA OUT OF RANGE; lock to the end
-		hi = math.MaxUint64
-	}
-	return kind, lo, hi
-}
 
 // Entry states.
 const (
@@ -243,13 +135,19 @@ func (l *rangeLock) unlockMask(m uint32) {
 // home is the lowest shard of m.
 func home(m uint32) int { return bits.TrailingZeros32(m) }
 
-// Admit implements stmf.Admitter: it registers the block range of a
-// write-type task, in arrival order, before the task runs, and keeps the
-// entry in t.LUPrivate for Execute. It never blocks (beyond short mutex
-// sections) and never fails: a CDB it cannot parse gets no entry and is
-// rejected later by dispatch.
+// Admit implements stmf.Admitter: it decodes the task's CDB once, onto
+// t.LUDecoded, and registers the block range of a write-type task, in
+// arrival order, before the task runs, keeping the entry in t.LUPrivate
+// for Execute. It never blocks (beyond short mutex sections) and never
+// fails: a CDB it cannot parse, or one the port's access state refuses,
+// gets no entry and is rejected by Execute.
 func (d *Device) Admit(t *stmf.Task) {
-	kind, lo, hi := lockRange(t.CDB)
+	t.LUDecoded = d.cmds.decode(t.CDB)
+	c := d.cmds.row(t.LUDecoded)
+	if aluaRefusal(t.Access, c) != nil {
+		return
+	}
+	kind, lo, hi := c.span(t.LUDecoded)
 	switch kind {
 	case lockNone:
 		return
@@ -418,7 +316,7 @@ func (l *rangeLock) release(e *lockEntry) {
 // was aborted before or while waiting; t must then not touch the medium.
 // A read-modify-write or atomic command that was never admitted (an LU
 // driven without stmf) locks its range here, so it is atomic regardless.
-func (l *rangeLock) acquire(t *stmf.Task) (*lockEntry, bool) {
+func (l *rangeLock) acquire(t *stmf.Task, c *command) (*lockEntry, bool) {
 	e, _ := t.LUPrivate.(*lockEntry)
 	if e != nil && !e.state.CompareAndSwap(entryAdmitted, entryRunning) {
 		return nil, false // reaped: its task was aborted
@@ -428,7 +326,7 @@ func (l *rangeLock) acquire(t *stmf.Task) (*lockEntry, bool) {
 		return nil, false
 	}
 	if e == nil {
-		kind, lo, hi := lockRange(t.CDB)
+		kind, lo, hi := c.span(t.LUDecoded)
 		if kind != lockAtomic {
 			return nil, true
 		}

@@ -27,7 +27,7 @@ func benchWrite4K(b *testing.B, d *Device) {
 			lba := rng.Uint64N(slots) * blocks
 			tr := &fakeTransport{data: data}
 			task := stmf.NewTask(tr)
-			task.CDB = cdb10(opWrite10, 0, uint32(lba), blocks)
+			task.CDB = cdb10(scsi.OpWrite10, 0, uint32(lba), blocks)
 			task.Dir = scsi.DirWrite
 			task.ExpectedLen = uint32(len(data))
 			task.Seq = seq.Add(1)
@@ -63,9 +63,9 @@ func BenchmarkRangeLockOnly(b *testing.B) {
 		task := stmf.NewTask(&fakeTransport{})
 		task.Dir = scsi.DirWrite
 		for pb.Next() {
-			task.CDB = cdb10(opWrite10, 0, uint32(rng.Uint64N(slots)*8), 8)
+			task.CDB = cdb10(scsi.OpWrite10, 0, uint32(rng.Uint64N(slots)*8), 8)
 			d.Admit(task)
-			e, ok := d.vaai.locks.acquire(task)
+			e, ok := d.vaai.locks.acquire(task, d.cmds.row(task.LUDecoded))
 			if !ok {
 				b.Fatal("acquire failed")
 			}

@@ -1,7 +1,6 @@
 package lu
 
 import (
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -21,74 +20,19 @@ import (
 // (the common case), otherwise an immutable snapshot of the reservation.
 // Changes are serialised by reservations.mu and published copy-on-write.
 
-// Operation codes of the reservation commands.
-const (
-	opReserve6  = 0x16
-	opRelease6  = 0x17
-	opReserve10 = 0x56
-	opRelease10 = 0x57
-	opPRIn      = 0x5e
-	opPROut     = 0x5f
-)
-
-// nexusID identifies an I_T nexus: the SCSI initiator port (iSCSI name and
-// ISID) and the SCSI target port.
+// nexusID identifies an I_T nexus: the SCSI initiator port, by the
+// TransportIDs the port provider supplied, and the SCSI target port.
 type nexusID struct {
-	name    string // initiator name (iSCSI name), compared case-insensitively
-	isid    string // ISID as 12 lower-case hex digits; "" when the port name has none
-	tport   string // SCSI target port name
-	relPort uint16 // relative target port identifier
-}
-
-// isidSep separates the iSCSI name from the ISID in an iSCSI initiator
-// port name ("iqn…,i,0x<ISID>", RFC 7143 and SPC-4 TransportID format 01b).
-const isidSep = ",i,0x"
-
-// splitInitiatorPort splits an initiator port name into the initiator name
-// and its normalised ISID ("" when there is none or it is malformed).
-func splitInitiatorPort(port string) (name, isid string) {
-	i := lastIndexSep(port)
-	if i < 0 {
-		return port, ""
-	}
-	id, ok := normISID(port[i+len(isidSep):])
-	if !ok {
-		return port, ""
-	}
-	return port[:i], id
-}
-
-// lastIndexSep finds the last ",i,0x" in s, ignoring ASCII case, without
-// changing byte offsets (strings.ToLower may, for non-ASCII input).
-func lastIndexSep(s string) int {
-	for i := len(s) - len(isidSep); i >= 0; i-- {
-		if s[i] == ',' && s[i+1]|0x20 == 'i' && s[i+2] == ',' && s[i+3] == '0' && s[i+4]|0x20 == 'x' {
-			return i
-		}
-	}
-	return -1
-}
-
-// normISID validates 12 hex digits and lower-cases them.
-func normISID(s string) (string, bool) {
-	if len(s) != 12 {
-		return "", false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-			return "", false
-		}
-	}
-	return strings.ToLower(s), true
+	proto   scsi.ProtocolID
+	port    scsi.TransportID // initiator port
+	device  scsi.TransportID // initiator device: what a name-only registration covers
+	tport   string           // SCSI target port name
+	relPort uint16           // relative target port identifier
 }
 
 func nexusFrom(n *stmf.Nexus) nexusID {
-	name, isid := splitInitiatorPort(n.InitiatorPort)
-	if n.InitiatorPort == "" {
-		name = n.InitiatorName
-	}
-	return nexusID{name: name, isid: isid, tport: n.TargetPort, relPort: n.RelativePortID}
+	return nexusID{proto: n.Protocol, port: n.InitiatorPortID, device: n.InitiatorDeviceID,
+		tport: n.TargetPort, relPort: n.RelativePortID}
 }
 
 // nexusOf is the I_T nexus a task came through (the zero nexusID for a
@@ -102,7 +46,7 @@ func nexusOf(t *stmf.Task) nexusID {
 
 // same reports whether a and b are the same I_T nexus.
 func (a nexusID) same(b nexusID) bool {
-	return a.isid == b.isid && a.tport == b.tport && strings.EqualFold(a.name, b.name)
+	return a.tport == b.tport && a.port.Equal(b.port)
 }
 
 // reservations is an LU's reservation state.
@@ -137,10 +81,10 @@ func reservationConflict() *stmf.Result {
 
 // Command classes for the persistent reservation conflict check, from
 // SPC-4 table 63 and SBC-3 table 13 (with ALLOW COMMANDS 011b, which we
-// report: TEST UNIT READY passes every type, and MODE SENSE, READ BUFFER,
-// RECEIVE COPY RESULTS, RECEIVE DIAGNOSTIC RESULTS, REPORT SUPPORTED
-// OPERATION CODES / TASK MANAGEMENT FUNCTIONS and READ DEFECT DATA pass
-// the Write Exclusive types like reads).
+// report: TEST UNIT READY passes every type, and MODE SENSE, RECEIVE COPY
+// RESULTS, REPORT SUPPORTED OPERATION CODES / TASK MANAGEMENT FUNCTIONS
+// and READ DEFECT DATA pass the Write Exclusive types like reads). Each
+// command's class is in its table row (command.resv).
 type cmdClass uint8
 
 const (
@@ -157,85 +101,18 @@ const (
 	clsAllowed
 )
 
-// classify returns a command's persistent reservation class and whether
-// it is allowed from an I_T nexus other than the holder of a SCSI-2
-// reservation (SPC-2 table 10 and annex B, column "reserved by another
-// initiator"). cdb has at least the command's length.
-func classify(cdb []byte) (cls cmdClass, scsi2OK bool) {
-	sa := byte(0)
-	if len(cdb) > 1 {
-		sa = cdb[1] & 0x1f
-	}
-	switch cdb[0] {
-	case opInquiry, opReportLUNs, opRequestSense, opReadCapacity10,
-		0x4d: // LOG SENSE
-		return clsAllowed, true
-	case opRelease6, opRelease10:
-		return clsAllowed, true // RELEASE from a non-holder does nothing
-	case opReserve6, opReserve10:
-		return clsAllowed, false
-	case opPRIn, opPROut:
-		// SPC-2: all PERSISTENT RESERVE commands conflict while a SCSI-2
-		// reservation exists, from every initiator (handled by the caller).
-		return clsAllowed, false
-	case opTestUnitReady:
-		return clsAllowed, false
-	case opStartStopUnit: // START=1 with POWER CONDITION 0 is harmless
-		if len(cdb) > 4 && cdb[4]&0x01 != 0 && cdb[4]&0xf0 == 0 {
-			return clsAllowed, true
-		}
-		return clsOther, false
-	case 0x1e: // PREVENT ALLOW MEDIUM REMOVAL with PREVENT 0
-		if len(cdb) > 4 && cdb[4]&0x03 == 0 {
-			return clsAllowed, true
-		}
-		return clsOther, false
-	case opServiceActionIn:
-		switch sa {
-		case saReadCapacity16:
-			return clsAllowed, true
-		case 0x12: // GET LBA STATUS
-			return clsRead, false
-		}
-		return clsOther, false
-	case 0xab: // SERVICE ACTION IN (12): READ MEDIA SERIAL NUMBER
-		if sa == 0x01 {
-			return clsAllowed, true
-		}
-		return clsOther, false
-	case opMaintenanceIn:
-		switch sa {
-		case 0x05, 0x0a, 0x0b, 0x0e, 0x0f: // REPORT IDENTIFYING INFORMATION, TARGET PORT GROUPS, ALIASES, PRIORITY, TIMESTAMP
-			return clsAllowed, true
-		case saReportSupportedOps, 0x0d: // REPORT SUPPORTED OPERATION CODES / TASK MANAGEMENT FUNCTIONS
-			return clsRead, false
-		}
-		return clsOther, false
-	case opRead6, opRead10, opRead12, opRead16,
-		opVerify10, opVerify12, opVerify16,
-		opPrefetch10, opPrefetch16,
-		opModeSense6, opModeSense10,
-		0x84,       // RECEIVE COPY RESULTS
-		0x3c,       // READ BUFFER
-		0x1c,       // RECEIVE DIAGNOSTIC RESULTS
-		0x37, 0xb7: // READ DEFECT DATA (10), (12)
-		return clsRead, false
-	}
-	return clsOther, false
-}
-
 // reservationCheck returns RESERVATION CONFLICT when the command may not
 // run from its I_T nexus, or nil. With nothing reserved it is one atomic
 // load.
-func (d *Device) reservationCheck(t *stmf.Task, cdb []byte) *stmf.Result {
+func (d *Device) reservationCheck(t *stmf.Task, c *command, cdb []byte) *stmf.Result {
 	v := d.resv.view.Load()
 	if v == nil {
 		return nil
 	}
-	cls, scsi2OK := classify(cdb)
+	cls, scsi2OK := c.classify(cdb)
 	n := nexusOf(t)
 	if v.s2 != nil {
-		if cdb[0] == opPRIn || cdb[0] == opPROut {
+		if c.resv == resvPRCommand {
 			return reservationConflict()
 		}
 		if scsi2OK || v.s2.same(n) {

@@ -30,9 +30,9 @@ func TestPRConflictMatrix(t *testing.T) {
 			holder := e.session(0, prInitA, 1)
 			reg := e.session(1, prInitB, 2)
 			nonReg := e.session(0, prInitC, 3)
-			e.mustProut(holder, proutRegisterIgnore, 0, 0, 0xa1, 0)
-			e.mustProut(reg, proutRegisterIgnore, 0, 0, 0xb2, 0)
-			e.mustProut(holder, proutReserve, tc.typ, 0xa1, 0, 0)
+			e.mustProut(holder, scsi.PROutRegisterIgnore, 0, 0, 0xa1, 0)
+			e.mustProut(reg, scsi.PROutRegisterIgnore, 0, 0, 0xb2, 0)
+			e.mustProut(holder, scsi.PROutReserve, tc.typ, 0xa1, 0, 0)
 			for _, who := range []struct {
 				name string
 				s    *stmf.Session
@@ -66,30 +66,30 @@ func TestPRConflictClasses(t *testing.T) {
 		data   []byte
 		we, ea bool // allowed under WE, under EA
 	}{
-		{"TEST UNIT READY", []byte{opTestUnitReady, 0, 0, 0, 0, 0}, nil, true, true},
+		{"TEST UNIT READY", []byte{scsi.OpTestUnitReady, 0, 0, 0, 0, 0}, nil, true, true},
 		{"INQUIRY", inquiryCDB(false, 0, 96), nil, true, true},
-		{"REQUEST SENSE", []byte{opRequestSense, 0, 0, 0, 18, 0}, nil, true, true},
-		{"READ CAPACITY 10", make10(opReadCapacity10), nil, true, true},
+		{"REQUEST SENSE", []byte{scsi.OpRequestSense, 0, 0, 0, 18, 0}, nil, true, true},
+		{"READ CAPACITY 10", make10(scsi.OpReadCapacity10), nil, true, true},
 		{"READ CAPACITY 16", rc16CDB(32), nil, true, true},
-		{"PERSISTENT RESERVE IN", prinCDB(prinReadKeys, 100), nil, true, true},
-		{"START STOP UNIT start", []byte{opStartStopUnit, 0, 0, 0, 0x01, 0}, nil, true, true},
-		{"START STOP UNIT stop", []byte{opStartStopUnit, 0, 0, 0, 0x00, 0}, nil, false, false},
-		{"READ 16", cdb16(opRead16, 0, 0, 1), nil, true, false},
-		{"VERIFY 10", cdb10(opVerify10, 0, 0, 1), nil, true, false},
-		{"PRE-FETCH 10", cdb10(opPrefetch10, 0, 0, 1), nil, true, false},
+		{"PERSISTENT RESERVE IN", prinCDB(scsi.PRInReadKeys, 100), nil, true, true},
+		{"START STOP UNIT start", []byte{scsi.OpStartStopUnit, 0, 0, 0, 0x01, 0}, nil, true, true},
+		{"START STOP UNIT stop", []byte{scsi.OpStartStopUnit, 0, 0, 0, 0x00, 0}, nil, false, false},
+		{"READ 16", cdb16(scsi.OpRead16, 0, 0, 1), nil, true, false},
+		{"VERIFY 10", cdb10(scsi.OpVerify10, 0, 0, 1), nil, true, false},
+		{"PRE-FETCH 10", cdb10(scsi.OpPrefetch10, 0, 0, 1), nil, true, false},
 		{"MODE SENSE 6", modeSense6CDB(false, pcCurrent, pageAll, 0, 255), nil, true, false},
 		{"REPORT SUPPORTED OPCODES", rsocCDB(false, 0, 0, 0, 4096), nil, true, false},
-		{"WRITE 16", cdb16(opWrite16, 0, 0, 1), block512, false, false},
-		{"SYNCHRONIZE CACHE 10", cdb10(opSyncCache10, 0, 0, 0), nil, false, false},
-		{"MODE SELECT 6", []byte{opModeSelect6, 0x10, 0, 0, 0, 0}, nil, false, false},
+		{"WRITE 16", cdb16(scsi.OpWrite16, 0, 0, 1), block512, false, false},
+		{"SYNCHRONIZE CACHE 10", cdb10(scsi.OpSyncCache10, 0, 0, 0), nil, false, false},
+		{"MODE SELECT 6", []byte{scsi.OpModeSelect6, 0x10, 0, 0, 0, 0}, nil, false, false},
 		{"unknown opcode", []byte{0xff, 0, 0, 0, 0, 0}, nil, true, true}, // INVALID OPCODE comes first
 	}
 	for _, typ := range []byte{prTypeWE, prTypeEA} {
 		e := newPREnv(t)
 		holder := e.session(0, prInitA, 1)
 		other := e.session(1, prInitB, 2)
-		e.mustProut(holder, proutRegister, 0, 0, 0x11, 0)
-		e.mustProut(holder, proutReserve, typ, 0x11, 0, 0)
+		e.mustProut(holder, scsi.PROutRegister, 0, 0, 0x11, 0)
+		e.mustProut(holder, scsi.PROutReserve, typ, 0x11, 0, 0)
 		for _, c := range cmds {
 			want := c.we
 			if typ == prTypeEA {
@@ -114,10 +114,10 @@ func TestSCSI2Reservation(t *testing.T) {
 	a := e.session(0, prInitA, 1)
 	b := e.session(0, prInitB, 2)
 	aOther := e.session(1, prInitA, 1) // same initiator port, other target port: another nexus
-	res6 := []byte{opReserve6, 0, 0, 0, 0, 0}
-	rel6 := []byte{opRelease6, 0, 0, 0, 0, 0}
-	res10 := make10(opReserve10)
-	rel10 := make10(opRelease10)
+	res6 := []byte{scsi.OpReserve6, 0, 0, 0, 0, 0}
+	rel6 := []byte{scsi.OpRelease6, 0, 0, 0, 0, 0}
+	res10 := make10(scsi.OpReserve10)
+	rel10 := make10(scsi.OpRelease10)
 
 	expectGood(t, "RESERVE 6", e.run(a, res6, nil))
 	expectGood(t, "RESERVE 6 again by the holder", e.run(a, res6, nil))
@@ -134,18 +134,18 @@ func TestSCSI2Reservation(t *testing.T) {
 		ok   bool
 	}{
 		{"INQUIRY", inquiryCDB(false, 0, 96), nil, true},
-		{"REQUEST SENSE", []byte{opRequestSense, 0, 0, 0, 18, 0}, nil, true},
-		{"READ CAPACITY 10", make10(opReadCapacity10), nil, true},
+		{"REQUEST SENSE", []byte{scsi.OpRequestSense, 0, 0, 0, 18, 0}, nil, true},
+		{"READ CAPACITY 10", make10(scsi.OpReadCapacity10), nil, true},
 		{"READ CAPACITY 16", rc16CDB(32), nil, true},
 		{"RELEASE 10", rel10, nil, true},
-		{"START STOP UNIT start", []byte{opStartStopUnit, 0, 0, 0, 0x01, 0}, nil, true},
-		{"TEST UNIT READY", []byte{opTestUnitReady, 0, 0, 0, 0, 0}, nil, false},
+		{"START STOP UNIT start", []byte{scsi.OpStartStopUnit, 0, 0, 0, 0x01, 0}, nil, true},
+		{"TEST UNIT READY", []byte{scsi.OpTestUnitReady, 0, 0, 0, 0, 0}, nil, false},
 		{"MODE SENSE 6", modeSense6CDB(false, pcCurrent, pageAll, 0, 255), nil, false},
 		{"READ 10", read10CDB, nil, false},
 		{"WRITE 10", write10CDB, block512, false},
-		{"SYNCHRONIZE CACHE", cdb10(opSyncCache10, 0, 0, 0), nil, false},
+		{"SYNCHRONIZE CACHE", cdb10(scsi.OpSyncCache10, 0, 0, 0), nil, false},
 		{"REPORT SUPPORTED OPCODES", rsocCDB(false, 0, 0, 0, 4096), nil, false},
-		{"PERSISTENT RESERVE IN", prinCDB(prinReadKeys, 100), nil, false},
+		{"PERSISTENT RESERVE IN", prinCDB(scsi.PRInReadKeys, 100), nil, false},
 	}
 	for _, c := range nonHolder {
 		r := e.run(b, c.cdb, c.data)
@@ -154,13 +154,13 @@ func TestSCSI2Reservation(t *testing.T) {
 		} else {
 			expectConflict(t, "non-holder "+c.name, r)
 		}
-		if c.cdb[0] != opRelease10 && c.cdb[0] != opPRIn { // PRIN: below
+		if c.cdb[0] != scsi.OpRelease10 && c.cdb[0] != scsi.OpPRIn { // PRIN: below
 			expectGood(t, "holder "+c.name, e.run(a, c.cdb, c.data))
 		}
 	}
 	// SPC-2: persistent reservation commands conflict from every I_T nexus.
-	expectConflict(t, "PERSISTENT RESERVE IN from the holder", e.run(a, prinCDB(prinReportCaps, 100), nil))
-	expectConflict(t, "PERSISTENT RESERVE OUT from the holder", e.prout(a, proutRegister, 0, 0, 1, 0))
+	expectConflict(t, "PERSISTENT RESERVE IN from the holder", e.run(a, prinCDB(scsi.PRInReportCaps, 100), nil))
+	expectConflict(t, "PERSISTENT RESERVE OUT from the holder", e.prout(a, scsi.PROutRegister, 0, 0, 1, 0))
 
 	expectGood(t, "RELEASE 10 by the holder", e.run(a, rel10, nil))
 	expectGood(t, "RESERVE 10 by b", e.run(b, res10, nil))
@@ -173,10 +173,10 @@ func TestSCSI2Reservation(t *testing.T) {
 
 	// Third-party and extent reservations are obsolete: INVALID FIELD IN CDB.
 	for _, c := range [][]byte{
-		{opReserve6, 0x10, 0, 0, 0, 0}, {opReserve6, 0x01, 0, 0, 0, 0},
-		{opRelease6, 0x10, 0, 0, 0, 0}, {opRelease6, 0x01, 0, 0, 0, 0},
-		withByte(make10(opReserve10), 1, 0x10), withByte(make10(opReserve10), 1, 0x02),
-		withByte(make10(opRelease10), 1, 0x10), withByte(make10(opRelease10), 1, 0x02),
+		{scsi.OpReserve6, 0x10, 0, 0, 0, 0}, {scsi.OpReserve6, 0x01, 0, 0, 0, 0},
+		{scsi.OpRelease6, 0x10, 0, 0, 0, 0}, {scsi.OpRelease6, 0x01, 0, 0, 0, 0},
+		withByte(make10(scsi.OpReserve10), 1, 0x10), withByte(make10(scsi.OpReserve10), 1, 0x02),
+		withByte(make10(scsi.OpRelease10), 1, 0x10), withByte(make10(scsi.OpRelease10), 1, 0x02),
 	} {
 		expectSense(t, fmt.Sprintf("cdb % x", c), e.run(a, c, nil), scsi.KeyIllegalRequest, scsi.ASCInvalidFieldInCDB)
 	}
@@ -189,7 +189,7 @@ func TestSCSI2Reservation(t *testing.T) {
 // nexus reset and nexus loss release a SCSI-2 reservation; a reset of
 // another nexus does not.
 func TestSCSI2ReservationReleasedByResets(t *testing.T) {
-	res6 := []byte{opReserve6, 0, 0, 0, 0, 0}
+	res6 := []byte{scsi.OpReserve6, 0, 0, 0, 0, 0}
 	tests := []struct {
 		name    string
 		release func(e *prEnv, holder, other *stmf.Session) bool // reports whether it should release
@@ -223,18 +223,18 @@ func TestSCSI2ReservationReleasedByResets(t *testing.T) {
 // TestCRHExceptions: SPC-4 5.13.3, RESERVE/RELEASE while persistent
 // registrations exist.
 func TestCRHExceptions(t *testing.T) {
-	res6 := []byte{opReserve6, 0, 0, 0, 0, 0}
-	rel6 := []byte{opRelease6, 0, 0, 0, 0, 0}
+	res6 := []byte{scsi.OpReserve6, 0, 0, 0, 0, 0}
+	rel6 := []byte{scsi.OpRelease6, 0, 0, 0, 0, 0}
 	e := newPREnv(t)
 	a := e.session(0, prInitA, 1)
 	b := e.session(0, prInitB, 2)
 	c := e.session(0, prInitC, 3)
-	e.mustProut(a, proutRegister, 0, 0, 0xa, 0)
+	e.mustProut(a, scsi.PROutRegister, 0, 0, 0xa, 0)
 	expectConflict(t, "RESERVE while registrations exist", e.run(b, res6, nil))
 	expectConflict(t, "RESERVE by a registrant without a reservation", e.run(a, res6, nil))
 	expectConflict(t, "RELEASE by a non-registrant", e.run(b, rel6, nil))
-	e.mustProut(b, proutRegister, 0, 0, 0xb, 0)
-	e.mustProut(a, proutReserve, prTypeWERO, 0xa, 0, 0)
+	e.mustProut(b, scsi.PROutRegister, 0, 0, 0xb, 0)
+	e.mustProut(a, scsi.PROutReserve, prTypeWERO, 0xa, 0, 0)
 	expectGood(t, "RESERVE by the holder: no-op", e.run(a, res6, nil))
 	expectGood(t, "RELEASE by a registrant under registrants-only: no-op", e.run(b, rel6, nil))
 	expectConflict(t, "RESERVE by a non-registrant", e.run(c, res6, nil))
@@ -254,33 +254,38 @@ func TestIOConflicts(t *testing.T) {
 	if e.d.ioConflicts(task(b), true) {
 		t.Fatal("conflict without a reservation")
 	}
-	e.mustProut(a, proutRegister, 0, 0, 1, 0)
-	e.mustProut(a, proutReserve, prTypeWE, 1, 0, 0)
+	e.mustProut(a, scsi.PROutRegister, 0, 0, 1, 0)
+	e.mustProut(a, scsi.PROutReserve, prTypeWE, 1, 0, 0)
 	if e.d.ioConflicts(task(a), true) || e.d.ioConflicts(task(b), false) || !e.d.ioConflicts(task(b), true) {
 		t.Fatal("Write Exclusive: wrong answers")
 	}
-	e.mustProut(a, proutClear, 0, 1, 0, 0)
-	expectGood(t, "RESERVE", e.run(a, []byte{opReserve6, 0, 0, 0, 0, 0}, nil))
+	e.mustProut(a, scsi.PROutClear, 0, 1, 0, 0)
+	expectGood(t, "RESERVE", e.run(a, []byte{scsi.OpReserve6, 0, 0, 0, 0, 0}, nil))
 	if e.d.ioConflicts(task(a), true) || !e.d.ioConflicts(task(b), false) {
 		t.Fatal("SCSI-2 reservation: wrong answers")
 	}
 }
 
-// TestClassifyTotal: every opcode and service action classifies without
-// panicking, and the classes the conflict check relies on hold.
+// TestClassifyTotal: every command classifies, and the classes the
+// conflict check relies on hold.
 func TestClassifyTotal(t *testing.T) {
-	for op := 0; op < 256; op++ {
-		for _, b1 := range []byte{0, 0x01, 0x0a, 0x0c, 0x10, 0x12, 0x1f} {
-			cdb := make([]byte, 16)
-			cdb[0], cdb[1] = byte(op), b1
-			cls, s2 := classify(cdb)
+	d := newThinDisk(t, thinOpts{thin: true})
+	for _, c := range d.cmds.rows {
+		for _, b4 := range []byte{0, 0x01, 0x03, 0x11} {
+			cdb := make([]byte, c.cdbLen)
+			cdb[0], cdb[4] = c.op, b4
+			cls, s2 := c.classify(cdb)
 			if s2 && cls != clsAllowed {
-				t.Errorf("op %#x/%#x: allowed by a SCSI-2 reservation but class %d under PR", op, b1, cls)
+				t.Errorf("op %#x/%d: allowed by a SCSI-2 reservation but class %d under PR", c.op, c.sa, cls)
 			}
 		}
 	}
-	for _, op := range []byte{opWrite6, opWrite10, opWrite12, opWrite16, opWriteVerify10, opSyncCache16, opModeSelect10, 0x89, 0x41, 0x93, 0x42, 0x83} {
-		if cls, s2 := classify([]byte{op, 0, 0, 0, 0, 0, 0, 0, 0, 0}); cls != clsOther || s2 {
+	for _, op := range []byte{scsi.OpWrite6, scsi.OpWrite10, scsi.OpWrite12, scsi.OpWrite16, scsi.OpWriteVerify10, scsi.OpSyncCache16, scsi.OpModeSelect10, 0x89, 0x41, 0x93, 0x42, 0x83} {
+		c := d.cmds.row(d.cmds.decode([]byte{op, 0, 0, 0, 0, 0, 0, 0, 0, 0}))
+		if c == nil {
+			t.Fatalf("op %#x: no row", op)
+		}
+		if cls, s2 := c.classify([]byte{op, 0, 0, 0, 0, 0, 0, 0, 0, 0}); cls != clsOther || s2 {
 			t.Errorf("op %#x: class %d, scsi2 %v; want a write-class conflict", op, cls, s2)
 		}
 	}

@@ -52,8 +52,8 @@ func TestReportSupportedOpcodes(t *testing.T) {
 		r := rsoc(rsocCDB(rctd, 0, 0, 0, 65535))
 		expectGood(t, "all", r)
 		descs := parseRSOCAll(t, r.data)
-		if len(descs) != len(commandTable) {
-			t.Fatalf("%d descriptors, want %d", len(descs), len(commandTable))
+		if len(descs) != len(implemented(d)) {
+			t.Fatalf("%d descriptors, want %d", len(descs), len(implemented(d)))
 		}
 		for _, ds := range descs {
 			if ds.ctdp != rctd || (rctd && ds.tdLen != 0x0a) {
@@ -100,12 +100,12 @@ func TestReportSupportedOpcodes(t *testing.T) {
 		return r.data[4:]
 	}
 	// DPO/FUA advertised where libiscsi's DpoFua tests look for them.
-	for _, op := range []byte{opRead10, opRead12, opRead16, opWrite10, opWrite12, opWrite16} {
+	for _, op := range []byte{scsi.OpRead10, scsi.OpRead12, scsi.OpRead16, scsi.OpWrite10, scsi.OpWrite12, scsi.OpWrite16} {
 		if usage(op)[1]&0x18 != 0x18 {
 			t.Errorf("opcode %#x: DPO/FUA not in the usage data", op)
 		}
 	}
-	for _, op := range []byte{opVerify10, opVerify12, opVerify16, opWriteVerify10, opWriteVerify12, opWriteVerify16} {
+	for _, op := range []byte{scsi.OpVerify10, scsi.OpVerify12, scsi.OpVerify16, scsi.OpWriteVerify10, scsi.OpWriteVerify12, scsi.OpWriteVerify16} {
 		u := usage(op)[1]
 		if u&0x10 == 0 || u&0x08 != 0 {
 			t.Errorf("opcode %#x: usage byte 1 %#x, want DPO and no FUA", op, u)
@@ -114,11 +114,11 @@ func TestReportSupportedOpcodes(t *testing.T) {
 
 	// Unsupported opcodes and service actions: support 001b.
 	for _, c := range [][]byte{
-		rsocCDB(false, 1, 0x42, 0, 65535),                 // UNMAP (thick LU)
-		rsocCDB(false, 2, opServiceActionIn, 0x13, 65535), // REPORT REFERRALS
-		rsocCDB(false, 3, opRead10, 1, 65535),             // READ10 has no SA 1
-		rsocCDB(false, 3, opMaintenanceIn, 0x0a, 65535),   // REPORT TARGET PORT GROUPS
-		rsocCDB(false, 2, 0x42, 0, 65535),                 // unknown opcode, by SA
+		rsocCDB(false, 1, 0x42, 0, 65535),                      // UNMAP (thick LU)
+		rsocCDB(false, 2, scsi.OpServiceActionIn, 0x13, 65535), // REPORT REFERRALS
+		rsocCDB(false, 3, scsi.OpRead10, 1, 65535),             // READ10 has no SA 1
+		rsocCDB(false, 3, scsi.OpMaintenanceIn, 0x0a, 65535),   // REPORT TARGET PORT GROUPS
+		rsocCDB(false, 2, 0x42, 0, 65535),                      // unknown opcode, by SA
 	} {
 		r := rsoc(c)
 		expectGood(t, "unsupported", r)
@@ -133,26 +133,40 @@ func TestReportSupportedOpcodes(t *testing.T) {
 	}
 }
 
-// TestCommandTable checks the table REPORT SUPPORTED OPERATION CODES is
-// built from: one entry per opcode/service action, usage data of the
-// CDB's length starting with the opcode, service actions exactly where
-// dispatch expects them, a handler and a timeout for each.
-func TestCommandTable(t *testing.T) {
-	seen := map[[2]int]bool{}
-	for _, c := range commandTable {
-		key := [2]int{int(c.op), c.sa}
-		if seen[key] {
-			t.Errorf("opcode %#x SA %d listed twice", c.op, c.sa)
+// TestReportSupportedOpcodesListsTable: the all-commands list is exactly
+// the LU's implemented rows, in table order, for every kind of LU.
+func TestReportSupportedOpcodesListsTable(t *testing.T) {
+	for name, d := range map[string]*Device{
+		"thick":     newThinDisk(t, thinOpts{}),
+		"thin":      newThinDisk(t, thinOpts{thin: true}),
+		"no atomic": withoutAtomicWrites(t),
+	} {
+		r := exec(t, d, req{cdb: rsocCDB(false, 0, 0, 0, 65535), dir: scsi.DirRead, expLen: 65535})
+		expectGood(t, name, r)
+		descs := parseRSOCAll(t, r.data)
+		rows := implemented(d)
+		if len(descs) != len(rows) {
+			t.Fatalf("%s: %d descriptors, %d implemented rows", name, len(descs), len(rows))
 		}
-		seen[key] = true
-		if len(c.usage) != c.cdbLen || c.usage[0] != c.op {
-			t.Errorf("opcode %#x: usage data % x for a %d-byte CDB", c.op, c.usage, c.cdbLen)
-		}
-		if (c.sa >= 0) != hasServiceActions(c.op) {
-			t.Errorf("opcode %#x: service action %d inconsistent", c.op, c.sa)
-		}
-		if c.fn == nil || c.timeout == 0 {
-			t.Errorf("opcode %#x: no handler or timeout", c.op)
+		for i, c := range rows {
+			want := rsocDesc{op: c.op, cdbLen: c.cdbLen}
+			if c.sa >= 0 {
+				want.sa, want.servactv = uint16(c.sa), true
+			}
+			if descs[i] != want {
+				t.Errorf("%s: descriptor %d %+v, want %+v", name, i, descs[i], want)
+			}
 		}
 	}
+}
+
+// implemented is the rows of d's table that have a handler.
+func implemented(d *Device) []command {
+	var out []command
+	for _, c := range d.cmds.rows {
+		if c.fn != nil {
+			out = append(out, c)
+		}
+	}
+	return out
 }

@@ -2,31 +2,12 @@ package lu
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 
 	"github.com/costar-project/costar/lu/backing"
 	"github.com/costar-project/costar/scsi"
 	"github.com/costar-project/costar/stmf"
 )
-
-// lbaLen decodes the LOGICAL BLOCK ADDRESS and length fields shared by the
-// READ, WRITE, WRITE AND VERIFY, VERIFY, PRE-FETCH and SYNCHRONIZE CACHE
-// families; lenOff is the CDB byte where the length field starts. cdb has
-// already been cut to its command's length.
-func lbaLen(cdb []byte) (lba uint64, n uint32, lenOff int) {
-	switch len(cdb) {
-	case 6:
-		return uint64(cdb[1]&0x1f)<<16 | uint64(cdb[2])<<8 | uint64(cdb[3]), uint32(cdb[4]), 4
-	case 10:
-		return uint64(binary.BigEndian.Uint32(cdb[2:6])), uint32(binary.BigEndian.Uint16(cdb[7:9])), 7
-	case 12:
-		return uint64(binary.BigEndian.Uint32(cdb[2:6])), binary.BigEndian.Uint32(cdb[6:10]), 6
-	case 16:
-		return binary.BigEndian.Uint64(cdb[2:10]), binary.BigEndian.Uint32(cdb[10:14]), 10
-	}
-	return 0, 0, 0
-}
 
 // inRange reports whether blocks [lba, lba+n) lie inside the LU (overflow safe).
 func (d *Device) inRange(lba, n uint64) bool {
@@ -77,16 +58,12 @@ func (d *Device) ioError(err error, write bool, lba uint64) *stmf.Result {
 
 // read: READ (6), (10), (12), (16).
 func (d *Device) read(t *stmf.Task, cdb []byte) *stmf.Result {
-	lba, n, lenOff := lbaLen(cdb)
-	if len(cdb) == 6 {
-		if n == 0 {
-			n = 256
-		}
-	} else if cdb[1]&0xe0 != 0 { // RDPROTECT: no protection information
+	lba, n := blockRange(t)
+	if len(cdb) != 6 && cdb[1]&0xe0 != 0 { // RDPROTECT: no protection information
 		return fail(invalidField(1, 7))
 	}
 	if n > d.maxXfer {
-		return fail(invalidField(lenOff, -1))
+		return fail(invalidField(lenField(len(cdb)), -1))
 	}
 	if !d.inRange(lba, uint64(n)) {
 		return lbaOutOfRange()
@@ -113,20 +90,13 @@ func (d *Device) read(t *stmf.Task, cdb []byte) *stmf.Result {
 // actually received (at most the CDB's length) are written; TransferLen
 // is the CDB's length so the transport reports the residual.
 func (d *Device) write(t *stmf.Task, cdb []byte) *stmf.Result {
-	lba, n, lenOff := lbaLen(cdb)
-	fua := false
-	if len(cdb) == 6 {
-		if n == 0 {
-			n = 256
-		}
-	} else {
-		if cdb[1]&0xe0 != 0 { // WRPROTECT
-			return fail(invalidField(1, 7))
-		}
-		fua = cdb[1]&0x08 != 0
+	lba, n := blockRange(t)
+	if len(cdb) != 6 && cdb[1]&0xe0 != 0 { // WRPROTECT
+		return fail(invalidField(1, 7))
 	}
+	fua := t.LUDecoded.Flags&decFUA != 0
 	if n > d.maxXfer {
-		return fail(invalidField(lenOff, -1))
+		return fail(invalidField(lenField(len(cdb)), -1))
 	}
 	data, total, done := d.writePayload(t, lba, n)
 	if done != nil {
@@ -170,7 +140,8 @@ func (d *Device) writePayload(t *stmf.Task, lba uint64, n uint32) (data []byte, 
 // durable (the verification is against the medium); with BYTCHK=1 the
 // blocks are read back and compared.
 func (d *Device) writeVerify(t *stmf.Task, cdb []byte) *stmf.Result {
-	lba, n, lenOff := lbaLen(cdb)
+	lba, n := blockRange(t)
+	lenOff := lenField(len(cdb))
 	if cdb[1]&0xe0 != 0 { // WRPROTECT
 		return fail(invalidField(1, 7))
 	}
@@ -204,7 +175,8 @@ func (d *Device) writeVerify(t *stmf.Task, cdb []byte) *stmf.Result {
 // medium is always readable); 01b compares the Data-Out with the blocks;
 // 11b compares every block with the single block of Data-Out.
 func (d *Device) verify(t *stmf.Task, cdb []byte) *stmf.Result {
-	lba, n, lenOff := lbaLen(cdb)
+	lba, n := blockRange(t)
+	lenOff := lenField(len(cdb))
 	if cdb[1]&0xe0 != 0 { // VRPROTECT
 		return fail(invalidField(1, 7))
 	}
@@ -312,8 +284,8 @@ func (d *Device) rangeToEnd(lba uint64, n uint32) (uint64, bool) {
 // prefetch: PRE-FETCH (10), (16). The range is handed to the page cache
 // as a hint. SBC allows GOOD (the blocks might not all fit in the cache)
 // or CONDITION MET; GOOD is what initiators and libiscsi expect.
-func (d *Device) prefetch(_ *stmf.Task, cdb []byte) *stmf.Result {
-	lba, n, _ := lbaLen(cdb)
+func (d *Device) prefetch(t *stmf.Task, _ []byte) *stmf.Result {
+	lba, n := blockRange(t)
 	cnt, ok := d.rangeToEnd(lba, n)
 	if !ok {
 		return lbaOutOfRange()
@@ -328,8 +300,8 @@ func (d *Device) prefetch(_ *stmf.Task, cdb []byte) *stmf.Result {
 
 // syncCache: SYNCHRONIZE CACHE (10), (16). Concurrent requests share one
 // fdatasync; IMMED is honoured by simply completing after the flush.
-func (d *Device) syncCache(_ *stmf.Task, cdb []byte) *stmf.Result {
-	lba, n, _ := lbaLen(cdb)
+func (d *Device) syncCache(t *stmf.Task, _ []byte) *stmf.Result {
+	lba, n := blockRange(t)
 	if _, ok := d.rangeToEnd(lba, n); !ok {
 		return lbaOutOfRange()
 	}

@@ -36,11 +36,11 @@ func TestReadWriteRoundTrip(t *testing.T) {
 					lba  uint32
 					n    int
 				}{
-					{"WRITE6", cdb6(opWrite6, 1, 2), 1, 2},
-					{"WRITE10", cdb10(opWrite10, 0, 10, 3), 10, 3},
-					{"WRITE12", cdb12(opWrite12, 0, 20, 1), 20, 1},
-					{"WRITE16", cdb16(opWrite16, 0x08, uint64(nb-4), 4), nb - 4, 4},
-					{"WRITE AND VERIFY10 BYTCHK", cdb10(opWriteVerify10, 0x02, 30, 2), 30, 2},
+					{"WRITE6", cdb6(scsi.OpWrite6, 1, 2), 1, 2},
+					{"WRITE10", cdb10(scsi.OpWrite10, 0, 10, 3), 10, 3},
+					{"WRITE12", cdb12(scsi.OpWrite12, 0, 20, 1), 20, 1},
+					{"WRITE16", cdb16(scsi.OpWrite16, 0x08, uint64(nb-4), 4), nb - 4, 4},
+					{"WRITE AND VERIFY10 BYTCHK", cdb10(scsi.OpWriteVerify10, 0x02, 30, 2), 30, 2},
 				}
 				for i, w := range writes {
 					data := pattern(w.n*int(bs), byte(i+1))
@@ -50,9 +50,9 @@ func TestReadWriteRoundTrip(t *testing.T) {
 						t.Fatalf("%s: TransferLen %d, want %d", w.name, r.transferLen, len(data))
 					}
 					for _, rc := range [][]byte{
-						cdb10(opRead10, 0, w.lba, uint16(w.n)),
-						cdb12(opRead12, 0, w.lba, uint32(w.n)),
-						cdb16(opRead16, 0, uint64(w.lba), uint32(w.n)),
+						cdb10(scsi.OpRead10, 0, w.lba, uint16(w.n)),
+						cdb12(scsi.OpRead12, 0, w.lba, uint32(w.n)),
+						cdb16(scsi.OpRead16, 0, uint64(w.lba), uint32(w.n)),
 					} {
 						got := exec(t, d, req{cdb: rc, dir: scsi.DirRead, expLen: uint32(len(data))})
 						expectGood(t, "read back", got)
@@ -61,7 +61,7 @@ func TestReadWriteRoundTrip(t *testing.T) {
 						}
 					}
 					// VERIFY with BYTCHK=1 agrees.
-					v := exec(t, d, req{cdb: cdb10(opVerify10, 0x02, w.lba, uint16(w.n)), dir: scsi.DirWrite, expLen: uint32(len(data)), data: data})
+					v := exec(t, d, req{cdb: cdb10(scsi.OpVerify10, 0x02, w.lba, uint16(w.n)), dir: scsi.DirWrite, expLen: uint32(len(data)), data: data})
 					expectGood(t, "verify", v)
 				}
 				// Data lands after the 64 KiB header (or at 0 with a meta file).
@@ -98,47 +98,47 @@ func TestResiduals(t *testing.T) {
 	as := bytes.Repeat([]byte{'a'}, 1024)
 	bs := bytes.Repeat([]byte{'b'}, 10000)
 	reset := func() {
-		expectGood(t, "reset", exec(t, d, req{cdb: cdb10(opWrite10, 0, 0, 2), dir: scsi.DirWrite, expLen: 1024, data: as}))
+		expectGood(t, "reset", exec(t, d, req{cdb: cdb10(scsi.OpWrite10, 0, 0, 2), dir: scsi.DirWrite, expLen: 1024, data: as}))
 	}
 	readBack := func() []byte {
-		return exec(t, d, req{cdb: cdb10(opRead10, 0, 0, 2), dir: scsi.DirRead, expLen: 1024}).data
+		return exec(t, d, req{cdb: cdb10(scsi.OpRead10, 0, 0, 2), dir: scsi.DirRead, expLen: 1024}).data
 	}
 
 	t.Run("read EDTL 0", func(t *testing.T) {
-		r := exec(t, d, req{cdb: cdb10(opRead10, 0, 0, 1), dir: scsi.DirRead, expLen: 0})
+		r := exec(t, d, req{cdb: cdb10(scsi.OpRead10, 0, 0, 1), dir: scsi.DirRead, expLen: 0})
 		expectGood(t, "read", r)
 		if r.transferLen != 512 || len(r.data) != 0 {
 			t.Fatalf("TransferLen %d data %d, want 512 and none read", r.transferLen, len(r.data))
 		}
 	})
 	t.Run("read EDTL 10000", func(t *testing.T) {
-		r := exec(t, d, req{cdb: cdb10(opRead10, 0, 0, 1), dir: scsi.DirRead, expLen: 10000})
+		r := exec(t, d, req{cdb: cdb10(scsi.OpRead10, 0, 0, 1), dir: scsi.DirRead, expLen: 10000})
 		if r.transferLen != 512 || len(r.data) != 512 {
 			t.Fatalf("TransferLen %d data %d, want 512/512", r.transferLen, len(r.data))
 		}
 	})
 	t.Run("read EDTL 200", func(t *testing.T) {
-		r := exec(t, d, req{cdb: cdb10(opRead10, 0, 0, 1), dir: scsi.DirRead, expLen: 200})
+		r := exec(t, d, req{cdb: cdb10(scsi.OpRead10, 0, 0, 1), dir: scsi.DirRead, expLen: 200})
 		if r.transferLen != 512 || len(r.data) < 200 || len(r.data) > 512 {
 			t.Fatalf("TransferLen %d data %d, want 512 and 200..512 bytes", r.transferLen, len(r.data))
 		}
 	})
 	t.Run("read 2 blocks EDTL 1 block", func(t *testing.T) {
-		r := exec(t, d, req{cdb: cdb10(opRead10, 0, 0, 2), dir: scsi.DirRead, expLen: 512})
+		r := exec(t, d, req{cdb: cdb10(scsi.OpRead10, 0, 0, 2), dir: scsi.DirRead, expLen: 512})
 		if r.transferLen != 1024 || len(r.data) != 512 {
 			t.Fatalf("TransferLen %d data %d, want 1024/512", r.transferLen, len(r.data))
 		}
 	})
 	t.Run("READ10 flagged as a write", func(t *testing.T) {
-		r := exec(t, d, req{cdb: cdb10(opRead10, 0, 0, 1), dir: scsi.DirWrite, expLen: 512, data: make([]byte, 512)})
+		r := exec(t, d, req{cdb: cdb10(scsi.OpRead10, 0, 0, 1), dir: scsi.DirWrite, expLen: 512, data: make([]byte, 512)})
 		expectGood(t, "read as write", r)
 		if len(r.data) != 0 || r.received != 0 {
 			t.Fatalf("data %d bytes, Data-Out pulled %d times; want neither", len(r.data), r.received)
 		}
 	})
-	for _, op := range []byte{opWrite10, opWriteVerify10} {
+	for _, op := range []byte{scsi.OpWrite10, scsi.OpWriteVerify10} {
 		b1 := byte(0)
-		if op == opWriteVerify10 {
+		if op == scsi.OpWriteVerify10 {
 			b1 = 0x02 // BYTCHK
 		}
 		name := fmt.Sprintf("op %#x", op)
@@ -200,15 +200,15 @@ func TestResiduals(t *testing.T) {
 func TestVerify(t *testing.T) {
 	d := newTestDisk(t, diskOpts{})
 	data := pattern(4*512, 9)
-	expectGood(t, "write", exec(t, d, req{cdb: cdb10(opWrite10, 0, 100, 4), dir: scsi.DirWrite, expLen: 2048, data: data}))
+	expectGood(t, "write", exec(t, d, req{cdb: cdb10(scsi.OpWrite10, 0, 100, 4), dir: scsi.DirWrite, expLen: 2048, data: data}))
 
 	for _, op := range []struct {
 		name string
 		cdb  func(b1 byte, lba uint32, n uint32) []byte
 	}{
-		{"VERIFY10", func(b1 byte, lba, n uint32) []byte { return cdb10(opVerify10, b1, lba, uint16(n)) }},
-		{"VERIFY12", func(b1 byte, lba, n uint32) []byte { return cdb12(opVerify12, b1, lba, n) }},
-		{"VERIFY16", func(b1 byte, lba, n uint32) []byte { return cdb16(opVerify16, b1, uint64(lba), n) }},
+		{"VERIFY10", func(b1 byte, lba, n uint32) []byte { return cdb10(scsi.OpVerify10, b1, lba, uint16(n)) }},
+		{"VERIFY12", func(b1 byte, lba, n uint32) []byte { return cdb12(scsi.OpVerify12, b1, lba, n) }},
+		{"VERIFY16", func(b1 byte, lba, n uint32) []byte { return cdb16(scsi.OpVerify16, b1, uint64(lba), n) }},
 	} {
 		t.Run(op.name, func(t *testing.T) {
 			r := exec(t, d, req{cdb: op.cdb(0x02, 100, 4), dir: scsi.DirWrite, expLen: 2048, data: data})
@@ -235,18 +235,18 @@ func TestVerify(t *testing.T) {
 	}
 	t.Run("BYTCHK 11b", func(t *testing.T) {
 		same := bytes.Repeat([]byte{0x5a}, 512)
-		expectGood(t, "fill", exec(t, d, req{cdb: cdb10(opWrite10, 0, 200, 3), dir: scsi.DirWrite, expLen: 1536,
+		expectGood(t, "fill", exec(t, d, req{cdb: cdb10(scsi.OpWrite10, 0, 200, 3), dir: scsi.DirWrite, expLen: 1536,
 			data: bytes.Repeat(same, 3)}))
-		r := exec(t, d, req{cdb: cdb10(opVerify10, 0x06, 200, 3), dir: scsi.DirWrite, expLen: 512, data: same})
+		r := exec(t, d, req{cdb: cdb10(scsi.OpVerify10, 0x06, 200, 3), dir: scsi.DirWrite, expLen: 512, data: same})
 		expectGood(t, "single block pattern", r)
 		if r.transferLen != 512 {
 			t.Fatalf("TransferLen %d, want one block", r.transferLen)
 		}
-		r = exec(t, d, req{cdb: cdb10(opVerify10, 0x06, 199, 3), dir: scsi.DirWrite, expLen: 512, data: same})
+		r = exec(t, d, req{cdb: cdb10(scsi.OpVerify10, 0x06, 199, 3), dir: scsi.DirWrite, expLen: 512, data: same})
 		expectSense(t, "pattern mismatch", r, scsi.KeyMiscompare, scsi.ASCMiscompareDuringVerify)
 	})
 	t.Run("short Data-Out compares what arrived", func(t *testing.T) {
-		r := exec(t, d, req{cdb: cdb10(opVerify10, 0x02, 100, 4), dir: scsi.DirWrite, expLen: 512, data: data[:512]})
+		r := exec(t, d, req{cdb: cdb10(scsi.OpVerify10, 0x02, 100, 4), dir: scsi.DirWrite, expLen: 512, data: data[:512]})
 		expectGood(t, "partial", r)
 		if r.transferLen != 2048 {
 			t.Fatalf("TransferLen %d", r.transferLen)
@@ -260,21 +260,21 @@ func TestDurability(t *testing.T) {
 		d := newTestDisk(t, diskOpts{})
 		var c syncCounter
 		c.install(d)
-		expectGood(t, "plain write", exec(t, d, req{cdb: cdb10(opWrite10, 0, 0, 1), dir: scsi.DirWrite, expLen: 512, data: blk}))
+		expectGood(t, "plain write", exec(t, d, req{cdb: cdb10(scsi.OpWrite10, 0, 0, 1), dir: scsi.DirWrite, expLen: 512, data: blk}))
 		if c.dsyncWrites.Load() != 0 || c.fdatasync.Load() != 0 {
 			t.Fatalf("plain write synced (%d dsync writes, %d fdatasync)", c.dsyncWrites.Load(), c.fdatasync.Load())
 		}
-		for _, cdb := range [][]byte{cdb10(opWrite10, 0x08, 0, 1), cdb12(opWrite12, 0x08, 0, 1), cdb16(opWrite16, 0x08, 0, 1)} {
+		for _, cdb := range [][]byte{cdb10(scsi.OpWrite10, 0x08, 0, 1), cdb12(scsi.OpWrite12, 0x08, 0, 1), cdb16(scsi.OpWrite16, 0x08, 0, 1)} {
 			expectGood(t, "FUA write", exec(t, d, req{cdb: cdb, dir: scsi.DirWrite, expLen: 512, data: blk}))
 		}
-		expectGood(t, "WRITE AND VERIFY", exec(t, d, req{cdb: cdb10(opWriteVerify10, 0, 0, 1), dir: scsi.DirWrite, expLen: 512, data: blk}))
+		expectGood(t, "WRITE AND VERIFY", exec(t, d, req{cdb: cdb10(scsi.OpWriteVerify10, 0, 0, 1), dir: scsi.DirWrite, expLen: 512, data: blk}))
 		if n := c.dsyncWrites.Load() + c.fdatasync.Load(); n != 4 {
 			t.Fatalf("%d synced writes, want 4 (3 FUA + WRITE AND VERIFY)", n)
 		}
 		before := c.fdatasync.Load()
-		expectGood(t, "SYNCHRONIZE CACHE10", exec(t, d, req{cdb: cdb10(opSyncCache10, 0, 0, 0)}))
-		expectGood(t, "SYNCHRONIZE CACHE16", exec(t, d, req{cdb: cdb16(opSyncCache16, 0, 0, 0)}))
-		expectGood(t, "STOP", exec(t, d, req{cdb: []byte{opStartStopUnit, 0, 0, 0, 0, 0}}))
+		expectGood(t, "SYNCHRONIZE CACHE10", exec(t, d, req{cdb: cdb10(scsi.OpSyncCache10, 0, 0, 0)}))
+		expectGood(t, "SYNCHRONIZE CACHE16", exec(t, d, req{cdb: cdb16(scsi.OpSyncCache16, 0, 0, 0)}))
+		expectGood(t, "STOP", exec(t, d, req{cdb: []byte{scsi.OpStartStopUnit, 0, 0, 0, 0, 0}}))
 		if got := c.fdatasync.Load() - before; got != 3 {
 			t.Fatalf("%d fdatasync calls for 2 SYNCHRONIZE CACHE + STOP, want 3", got)
 		}
@@ -284,7 +284,7 @@ func TestDurability(t *testing.T) {
 		var c syncCounter
 		c.install(d)
 		for i := 0; i < 5; i++ {
-			expectGood(t, "write", exec(t, d, req{cdb: cdb10(opWrite10, 0, uint32(i), 1), dir: scsi.DirWrite, expLen: 512, data: blk}))
+			expectGood(t, "write", exec(t, d, req{cdb: cdb10(scsi.OpWrite10, 0, uint32(i), 1), dir: scsi.DirWrite, expLen: 512, data: blk}))
 		}
 		if n := c.dsyncWrites.Load() + c.fdatasync.Load(); n != 5 {
 			t.Fatalf("%d synced writes of 5 with the write cache disabled", n)
@@ -300,7 +300,7 @@ func TestDurability(t *testing.T) {
 		var c syncCounter
 		c.install(d)
 		fileStore(d).DisableRWFDsync()
-		expectGood(t, "FUA write", exec(t, d, req{cdb: cdb10(opWrite10, 0x08, 0, 1), dir: scsi.DirWrite, expLen: 512, data: blk}))
+		expectGood(t, "FUA write", exec(t, d, req{cdb: cdb10(scsi.OpWrite10, 0x08, 0, 1), dir: scsi.DirWrite, expLen: 512, data: blk}))
 		if c.fdatasync.Load() != 1 || c.dsyncWrites.Load() != 0 {
 			t.Fatalf("fallback: %d fdatasync, %d dsync writes", c.fdatasync.Load(), c.dsyncWrites.Load())
 		}
@@ -352,7 +352,7 @@ func TestFlusherError(t *testing.T) {
 	}
 	d := newTestDisk(t, diskOpts{})
 	d.flush.do = func() error { return boom }
-	expectSense(t, "failed sync", exec(t, d, req{cdb: cdb10(opSyncCache10, 0, 0, 0)}), scsi.KeyMediumError, scsi.ASCWriteError)
+	expectSense(t, "failed sync", exec(t, d, req{cdb: cdb10(scsi.OpSyncCache10, 0, 0, 0)}), scsi.KeyMediumError, scsi.ASCWriteError)
 }
 
 func TestConcurrentIO(t *testing.T) {
@@ -368,18 +368,18 @@ func TestConcurrentIO(t *testing.T) {
 				lba := uint32(w*1000 + rng.Intn(900)) // each worker owns a range
 				n := uint16(1 + rng.Intn(8))
 				data := pattern(int(n)*512, byte(w*31+i))
-				r := exec(t, d, req{cdb: cdb10(opWrite10, 0, lba, n), dir: scsi.DirWrite, expLen: uint32(len(data)), data: data})
+				r := exec(t, d, req{cdb: cdb10(scsi.OpWrite10, 0, lba, n), dir: scsi.DirWrite, expLen: uint32(len(data)), data: data})
 				if r.status != scsi.StatusGood {
 					t.Errorf("write: %v", r.status)
 					return
 				}
-				got := exec(t, d, req{cdb: cdb10(opRead10, 0, lba, n), dir: scsi.DirRead, expLen: uint32(len(data))})
+				got := exec(t, d, req{cdb: cdb10(scsi.OpRead10, 0, lba, n), dir: scsi.DirRead, expLen: uint32(len(data))})
 				if !bytes.Equal(got.data, data) {
 					t.Errorf("worker %d: read back differs at LBA %d", w, lba)
 					return
 				}
 				if i%50 == 0 {
-					exec(t, d, req{cdb: cdb10(opSyncCache10, 0, 0, 0)})
+					exec(t, d, req{cdb: cdb10(scsi.OpSyncCache10, 0, 0, 0)})
 				}
 			}
 		}(w)
@@ -394,7 +394,7 @@ func TestCloseWaitsForInFlight(t *testing.T) {
 	d := newTestDisk(t, diskOpts{})
 	tr := &fakeTransport{data: make([]byte, 512), block: make(chan struct{})}
 	task := stmf.NewTask(tr)
-	task.CDB = cdb10(opWrite10, 0, 0, 1)
+	task.CDB = cdb10(scsi.OpWrite10, 0, 0, 1)
 	task.Dir = scsi.DirWrite
 	task.ExpectedLen = 512
 	done := make(chan struct{})
@@ -434,7 +434,7 @@ func TestDataOutCancelled(t *testing.T) {
 	d := newTestDisk(t, diskOpts{})
 	tr := &fakeTransport{dataErr: context.Canceled}
 	task := stmf.NewTask(tr)
-	task.CDB = cdb10(opWrite10, 0, 0, 1)
+	task.CDB = cdb10(scsi.OpWrite10, 0, 0, 1)
 	task.Dir = scsi.DirWrite
 	task.ExpectedLen = 512
 	d.Execute(task)
@@ -446,7 +446,7 @@ func TestDataOutCancelled(t *testing.T) {
 func TestReadAllocations(t *testing.T) {
 	d := newTestDisk(t, diskOpts{})
 	tr := &fakeTransport{}
-	cdb := cdb10(opRead10, 0, 8, 8) // 4 KiB
+	cdb := cdb10(scsi.OpRead10, 0, 8, 8) // 4 KiB
 	run := func() {
 		tr.results = tr.results[:0]
 		task := stmf.NewTask(tr)
@@ -500,9 +500,9 @@ func benchIO(b *testing.B, cdb []byte, dir scsi.DataDir, data []byte) {
 }
 
 func BenchmarkRead4K(b *testing.B) {
-	benchIO(b, cdb10(opRead10, 0, 64, 8), scsi.DirRead, nil)
+	benchIO(b, cdb10(scsi.OpRead10, 0, 64, 8), scsi.DirRead, nil)
 }
 
 func BenchmarkWrite4K(b *testing.B) {
-	benchIO(b, cdb10(opWrite10, 0, 64, 8), scsi.DirWrite, make([]byte, 4096))
+	benchIO(b, cdb10(scsi.OpWrite10, 0, 64, 8), scsi.DirWrite, make([]byte, 4096))
 }

@@ -122,9 +122,12 @@ func (d *Device) reportSupportedOpcodes(_ *stmf.Task, cdb []byte) *stmf.Result {
 		if rctd {
 			per += 12
 		}
-		b := make([]byte, 4, 4+len(d.cmds)*per)
-		for i := range d.cmds {
-			c := &d.cmds[i]
+		b := make([]byte, 4, 4+len(d.cmds.rows)*per)
+		for i := range d.cmds.rows {
+			c := &d.cmds.rows[i]
+			if c.fn == nil {
+				continue // known for its ALUA answer only
+			}
 			var desc [8]byte
 			desc[0] = c.op
 			if c.sa >= 0 {
@@ -147,23 +150,23 @@ func (d *Device) reportSupportedOpcodes(_ *stmf.Task, cdb []byte) *stmf.Result {
 	var c *command
 	switch opts {
 	case 1: // operation code only; invalid for an opcode with service actions
-		if hasServiceActions(reqOp) {
+		if d.cmds.hasServiceActions(reqOp) {
 			return fail(invalidField(2, 2))
 		}
-		c = d.findCommand(reqOp, -1)
+		c = d.cmds.lookup(reqOp, -1)
 	case 2: // operation code and service action
-		if !hasServiceActions(reqOp) {
-			if d.findCommand(reqOp, -1) != nil {
+		if !d.cmds.hasServiceActions(reqOp) {
+			if d.cmds.lookup(reqOp, -1) != nil {
 				return fail(invalidField(2, 2))
 			}
 			break // not supported at all
 		}
-		c = d.findCommand(reqOp, reqSA)
+		c = d.cmds.lookup(reqOp, reqSA)
 	case 3: // either: the service action must match, or be 0 without one
-		if hasServiceActions(reqOp) {
-			c = d.findCommand(reqOp, reqSA)
+		if d.cmds.hasServiceActions(reqOp) {
+			c = d.cmds.lookup(reqOp, reqSA)
 		} else if reqSA == 0 {
-			c = d.findCommand(reqOp, -1)
+			c = d.cmds.lookup(reqOp, -1)
 		}
 	default:
 		return fail(invalidField(2, 2))

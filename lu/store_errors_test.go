@@ -18,7 +18,7 @@ import (
 func TestStoreErrors(t *testing.T) {
 	blk := bytes.Repeat([]byte{0x5a}, 512)
 	write10 := func(b1 byte) req {
-		return req{cdb: cdb10(opWrite10, b1, 7, 1), dir: scsi.DirWrite, expLen: 512, data: blk}
+		return req{cdb: cdb10(scsi.OpWrite10, b1, 7, 1), dir: scsi.DirWrite, expLen: 512, data: blk}
 	}
 	eio := memstore.Fault{Err: memstore.ErrIO}
 	readOnly := memstore.Fault{Err: fmt.Errorf("%w: injected EROFS", backing.ErrReadOnly)}
@@ -41,15 +41,15 @@ func TestStoreErrors(t *testing.T) {
 		{"WRITE with WCD durable write fails", Config{WriteCacheDisabled: true}, memstore.OpDurableWrite, eio, write10(0),
 			scsi.KeyMediumError, scsi.ASCWriteError, true},
 		{"WRITE AND VERIFY durable write fails", Config{}, memstore.OpDurableWrite, eio,
-			req{cdb: cdb10(opWriteVerify10, 0, 7, 1), dir: scsi.DirWrite, expLen: 512, data: blk}, scsi.KeyMediumError, scsi.ASCWriteError, true},
-		{"READ EIO", Config{}, memstore.OpRead, eio, req{cdb: cdb10(opRead10, 0, 7, 1), dir: scsi.DirRead, expLen: 512},
+			req{cdb: cdb10(scsi.OpWriteVerify10, 0, 7, 1), dir: scsi.DirWrite, expLen: 512, data: blk}, scsi.KeyMediumError, scsi.ASCWriteError, true},
+		{"READ EIO", Config{}, memstore.OpRead, eio, req{cdb: cdb10(scsi.OpRead10, 0, 7, 1), dir: scsi.DirRead, expLen: 512},
 			scsi.KeyMediumError, scsi.ASCUnrecoveredReadError, true},
-		{"SYNCHRONIZE CACHE fails", Config{}, memstore.OpSync, eio, req{cdb: cdb10(opSyncCache10, 0, 0, 0)},
+		{"SYNCHRONIZE CACHE fails", Config{}, memstore.OpSync, eio, req{cdb: cdb10(scsi.OpSyncCache10, 0, 0, 0)},
 			scsi.KeyMediumError, scsi.ASCWriteError, false},
 		{"UNMAP fails", Config{Thin: true}, memstore.OpDeallocate, eio, tpUnmapReq(tpUnmapList(unmapDescriptor{lba: 8, n: 8})),
 			scsi.KeyMediumError, scsi.ASCWriteError, false},
 		{"WRITE SAME UNMAP ENOSPC", Config{Thin: true}, memstore.OpDeallocate, memstore.NoSpace(),
-			req{cdb: cdb16(opWriteSame16, 0x08, 8, 8), dir: scsi.DirWrite, expLen: 512, data: make([]byte, 512)},
+			req{cdb: cdb16(scsi.OpWriteSame16, 0x08, 8, 8), dir: scsi.DirWrite, expLen: 512, data: make([]byte, 512)},
 			scsi.KeyDataProtect, scsi.ASCSpaceAllocationFailedWP, false},
 	}
 	for _, tc := range tests {
@@ -76,14 +76,14 @@ func TestStoreStickyFaults(t *testing.T) {
 	d := newMemDisk(t, st, Config{})
 	st.Inject(memstore.OpSync, &memstore.Fault{Err: memstore.ErrIO, Sticky: true})
 	for i := 0; i < 3; i++ {
-		expectSense(t, "SYNCHRONIZE CACHE", exec(t, d, req{cdb: cdb10(opSyncCache10, 0, 0, 0)}), scsi.KeyMediumError, scsi.ASCWriteError)
+		expectSense(t, "SYNCHRONIZE CACHE", exec(t, d, req{cdb: cdb10(scsi.OpSyncCache10, 0, 0, 0)}), scsi.KeyMediumError, scsi.ASCWriteError)
 	}
 	yes := true
 	if err := d.SetProps(Props{WriteCacheDisabled: &yes}); err == nil {
 		t.Error("disabling the write cache succeeded although the flush failed")
 	}
 	st.Inject(memstore.OpSync, nil)
-	expectGood(t, "SYNCHRONIZE CACHE healed", exec(t, d, req{cdb: cdb10(opSyncCache10, 0, 0, 0)}))
+	expectGood(t, "SYNCHRONIZE CACHE healed", exec(t, d, req{cdb: cdb10(scsi.OpSyncCache10, 0, 0, 0)}))
 	if st.Syncs() == 0 {
 		t.Error("no successful sync reached the store")
 	}

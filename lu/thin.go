@@ -36,13 +36,6 @@ import (
 	"github.com/costar-project/costar/stmf"
 )
 
-// Operation codes and service actions of the thin provisioning commands
-// (opWriteSame10 and opWriteSame16 are declared in rangelock.go).
-const (
-	opUnmap        = 0x42
-	saGetLBAStatus = 0x12
-)
-
 // Limits reported in the Block Limits VPD page.
 const (
 	// maxWriteSameBytes and maxWriteSameLBAs bound one WRITE SAME
@@ -148,38 +141,11 @@ func (d *Device) thinAfterWrite(t *stmf.Task) {
 		if d.thin.raised.CompareAndSwap(false, true) {
 			d.log.Warn("lu: thin provisioning soft threshold reached", "guid", d.guid, "path", d.where(),
 				"used_percent", used, "threshold_percent", pct)
-			raiseUA(t, d.guid, scsi.ASCThinProvisioningSoftThreshold)
+			d.raiseUA(scsi.ASCThinProvisioningSoftThreshold)
 		}
 	case used+1 < pct || used == 0: // clearly below again: arm
 		d.thin.raised.Store(false)
 	}
-}
-
-// raiseUA queues a unit attention for every nexus that sees the LU (no-op
-// for a task without a framework session, as in unit tests).
-func raiseUA(t *stmf.Task, g stmf.GUID, asc scsi.ASC) {
-	if t == nil || t.Session == nil {
-		return
-	}
-	if fw := t.Session.Framework(); fw != nil {
-		fw.RaiseUA(g, asc)
-	}
-}
-
-// thinCommandTable is the command table of a thin LU: the common table
-// with the UNMAP bit usable in WRITE SAME, plus UNMAP.
-func thinCommandTable(base []command) []command {
-	cmds := make([]command, 0, len(base)+1)
-	for _, c := range base {
-		if c.op == opWriteSame10 || c.op == opWriteSame16 {
-			u := append([]byte(nil), c.usage...)
-			u[1] |= 0x08 // UNMAP
-			c.usage = u
-		}
-		cmds = append(cmds, c)
-	}
-	return append(cmds, command{op: opUnmap, sa: -1, cdbLen: 10, timeout: 60,
-		usage: []byte{opUnmap, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0}, fn: (*Device).unmap})
 }
 
 // lbpBits is byte 14 of READ CAPACITY (16) data: LBPME and LBPRZ.

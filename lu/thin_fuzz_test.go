@@ -28,14 +28,14 @@ func FuzzExecuteThin(f *testing.F) {
 		{tpUnmapCDB(false, 7), list[:7], 2, 7},
 		{tpGetLBAStatusCDB(0, 24), nil, 1, 24},
 		{tpGetLBAStatusCDB(511, 4096), nil, 1, 4096},
-		{[]byte{opPreventAllow, 0, 0, 0, 1, 0}, nil, 0, 0},
-		{[]byte{opReadDefectData10, 0, 0x1d, 0, 0, 0, 0, 0, 32, 0}, nil, 1, 32},
-		{[]byte{opReadDefectData12, 0x18, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0}, nil, 1, 32},
-		{[]byte{opMaintenanceIn, saReportSupportedTMFs, 0x80, 0, 0, 0, 0, 0, 0, 16, 0, 0}, nil, 1, 16},
+		{[]byte{scsi.OpPreventAllow, 0, 0, 0, 1, 0}, nil, 0, 0},
+		{[]byte{scsi.OpReadDefectData10, 0, 0x1d, 0, 0, 0, 0, 0, 32, 0}, nil, 1, 32},
+		{[]byte{scsi.OpReadDefectData12, 0x18, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0}, nil, 1, 32},
+		{[]byte{scsi.OpMaintenanceIn, scsi.SAReportSupportedTMFs, 0x80, 0, 0, 0, 0, 0, 0, 16, 0, 0}, nil, 1, 16},
 		{rc16CDB(32), nil, 1, 32},
 		{inquiryCDB(true, vpdLogicalBlockProv, 64), nil, 1, 64},
 		{inquiryCDB(true, vpdBlockLimits, 64), nil, 1, 64},
-		{rsocCDB(false, 1, opUnmap, 0, 64), nil, 1, 64},
+		{rsocCDB(false, 1, scsi.OpUnmap, 0, 64), nil, 1, 64},
 	}
 	for _, s := range seeds {
 		f.Add(s.cdb, s.data, s.dir, s.exp)

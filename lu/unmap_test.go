@@ -24,7 +24,7 @@ func tpUnmapList(descs ...unmapDescriptor) []byte {
 
 func tpUnmapCDB(anchor bool, plen int) []byte {
 	c := make([]byte, 10)
-	c[0] = opUnmap
+	c[0] = scsi.OpUnmap
 	if anchor {
 		c[1] = 0x01
 	}

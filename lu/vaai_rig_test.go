@@ -44,7 +44,7 @@ func newVRig(t testing.TB, disks ...*Device) *vrig {
 	for _, d := range disks {
 		r.addLU(d, stmf.ViewEntry{})
 	}
-	p, err := r.fw.RegisterPort("iqn.2026-01.test:vaai", "iqn.2026-01.test:vaai,t,0x0001")
+	p, err := r.fw.RegisterPort(stmf.PortSpec{TargetName: "iqn.2026-01.test:vaai", Name: "iqn.2026-01.test:vaai,t,0x0001", Group: stmf.DefaultPortGroup})
 	if err != nil {
 		t.Fatalf("RegisterPort: %v", err)
 	}
@@ -67,14 +67,14 @@ func (r *vrig) addLU(d *Device, v stmf.ViewEntry) {
 // session opens an I_T nexus and clears its power-on unit attentions.
 func (r *vrig) session(n int) *stmf.Session {
 	r.t.Helper()
-	s, err := r.port.OpenSession(fmt.Sprintf("iqn.2026-01.test:init%d", n), fmt.Sprintf("iqn.2026-01.test:init%d,i,0x%012x", n, n))
+	s, err := r.port.OpenSession(iscsiInitiator(fmt.Sprintf("iqn.2026-01.test:init%d", n), uint64(n)))
 	if err != nil {
 		r.t.Fatalf("OpenSession: %v", err)
 	}
 	r.t.Cleanup(s.Close)
 	for _, lun := range s.LUNs() {
 		for i := 0; i < 4; i++ {
-			if res := r.wait(r.start(s, lun, []byte{opTestUnitReady, 0, 0, 0, 0, 0}, scsi.DirNone, 0, nil)); res.Status == scsi.StatusGood {
+			if res := r.wait(r.start(s, lun, []byte{scsi.OpTestUnitReady, 0, 0, 0, 0, 0}, scsi.DirNone, 0, nil)); res.Status == scsi.StatusGood {
 				break
 			}
 		}
@@ -166,7 +166,7 @@ func (r *vrig) do(s *stmf.Session, d *Device, cdb []byte, dir scsi.DataDir, expL
 // read reads n blocks of d through the rig.
 func (r *vrig) read(s *stmf.Session, d *Device, lba uint64, n uint32) []byte {
 	r.t.Helper()
-	res := r.do(s, d, cdb16(opRead16, 0, lba, n), scsi.DirRead, n*d.bs, nil)
+	res := r.do(s, d, cdb16(scsi.OpRead16, 0, lba, n), scsi.DirRead, n*d.bs, nil)
 	expectGood(r.t, "READ 16", res)
 	return res.data
 }
@@ -174,7 +174,7 @@ func (r *vrig) read(s *stmf.Session, d *Device, lba uint64, n uint32) []byte {
 func (r *vrig) write(s *stmf.Session, d *Device, lba uint64, data []byte) {
 	r.t.Helper()
 	n := uint32(len(data)) / d.bs
-	expectGood(r.t, "WRITE 16", r.do(s, d, cdb16(opWrite16, 0, lba, n), scsi.DirWrite, uint32(len(data)), data))
+	expectGood(r.t, "WRITE 16", r.do(s, d, cdb16(scsi.OpWrite16, 0, lba, n), scsi.DirWrite, uint32(len(data)), data))
 }
 
 // lockEntries returns the distinct entries of a range lock.

@@ -26,23 +26,14 @@ const writeSameChunk = 1 << 20
 // ANCHOR is not supported (ANC_SUP=0), nor protection information or the
 // obsolete PBDATA/LBDATA bits.
 func (d *Device) writeSame(t *stmf.Task, cdb []byte) *stmf.Result {
-	var (
-		lba    uint64
-		n      uint64
-		lenOff int
-		ndob   bool
-	)
-	if cdb[0] == opWriteSame10 {
-		lba = uint64(binary.BigEndian.Uint32(cdb[2:6]))
-		n = uint64(binary.BigEndian.Uint16(cdb[7:9]))
-		lenOff = 7
+	lba, n32 := blockRange(t)
+	n, lenOff := uint64(n32), lenField(len(cdb))
+	ndob := false
+	if cdb[0] == scsi.OpWriteSame10 {
 		if cdb[1]&0x01 != 0 { // reserved
 			return fail(invalidField(1, 0))
 		}
 	} else {
-		lba = binary.BigEndian.Uint64(cdb[2:10])
-		n = uint64(binary.BigEndian.Uint32(cdb[10:14]))
-		lenOff = 10
 		ndob = cdb[1]&0x01 != 0
 	}
 	unmap := cdb[1]&0x08 != 0

@@ -7,8 +7,8 @@ import (
 	"github.com/costar-project/costar/scsi"
 )
 
-func tpWS10(b1 byte, lba uint32, n uint16) []byte { return cdb10(opWriteSame10, b1, lba, n) }
-func tpWS16(b1 byte, lba uint64, n uint32) []byte { return cdb16(opWriteSame16, b1, lba, n) }
+func tpWS10(b1 byte, lba uint32, n uint16) []byte { return cdb10(scsi.OpWriteSame10, b1, lba, n) }
+func tpWS16(b1 byte, lba uint64, n uint32) []byte { return cdb16(scsi.OpWriteSame16, b1, lba, n) }
 
 func TestWriteSameErrors(t *testing.T) {
 	thin := newThinDisk(t, thinOpts{thin: true})

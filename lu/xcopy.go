@@ -14,13 +14,6 @@ import (
 // designator, matched against the GUIDs of the LUs the initiator's session
 // can reach; segments are block device to block device (02h).
 
-// Service actions.
-const (
-	saExtendedCopyLID1 = 0x00 // EXTENDED COPY (LID1)
-	saCopyStatus       = 0x00 // RECEIVE COPY RESULTS: COPY STATUS
-	saOperatingParams  = 0x03 // RECEIVE COPY RESULTS: OPERATING PARAMETERS
-)
-
 // Copy manager limits, reported by OPERATING PARAMETERS.
 const (
 	xcopyMaxCSCDs       = 16   // MAXIMUM CSCD DESCRIPTOR COUNT
@@ -418,26 +411,10 @@ func (d *Device) checkSegment(t *stmf.Task, s *b2bSegment, targets []copyTarget)
 	}
 	// The copy reads and writes on behalf of the initiator: the copy
 	// targets' reservations apply to its I_T nexus.
-	if src != d {
-		if r := src.reservationCheck(t, rwCDB16(opRead16, s.srcLBA, s.blocks)); r != nil {
-			return r
-		}
-	}
-	if dst != d {
-		if r := dst.reservationCheck(t, rwCDB16(opWrite16, s.dstLBA, s.blocks)); r != nil {
-			return r
-		}
+	if src != d && src.ioConflicts(t, false) || dst != d && dst.ioConflicts(t, true) {
+		return reservationConflict()
 	}
 	return nil
-}
-
-// rwCDB16 builds a READ (16) / WRITE (16) CDB, for reservation checks.
-func rwCDB16(op byte, lba uint64, n uint32) []byte {
-	c := make([]byte, 16)
-	c[0] = op
-	binary.BigEndian.PutUint64(c[2:10], lba)
-	binary.BigEndian.PutUint32(c[10:14], n)
-	return c
 }
 
 // copySegment moves one segment in chunks. Within one LU a forward copy
@@ -500,7 +477,7 @@ func (d *Device) copySegment(t *stmf.Task, s *b2bSegment, targets []copyTarget, 
 func (d *Device) receiveCopyResults(t *stmf.Task, cdb []byte) *stmf.Result {
 	alloc := binary.BigEndian.Uint32(cdb[10:14])
 	switch cdb[1] & 0x1f {
-	case saCopyStatus:
+	case scsi.SACopyStatus:
 		op, ok := d.vaai.copies.status(nexusKey(t), cdb[2])
 		if !ok {
 			return fail(invalidField(2, -1))
@@ -516,7 +493,7 @@ func (d *Device) receiveCopyResults(t *stmf.Task, cdb []byte) *stmf.Result {
 		b[7] = units
 		binary.BigEndian.PutUint32(b[8:12], uint32(count))
 		return dataIn(truncate(b, alloc))
-	case saOperatingParams:
+	case scsi.SAOperatingParams:
 		return dataIn(truncate(d.operatingParameters(), alloc))
 	}
 	return fail(invalidField(1, 4))

@@ -13,14 +13,14 @@ import (
 
 func xcopyCDB(plen uint32) []byte {
 	c := make([]byte, 16)
-	c[0], c[1] = opExtendedCopy, saExtendedCopyLID1
+	c[0], c[1] = scsi.OpExtendedCopy, scsi.SAExtendedCopyLID1
 	binary.BigEndian.PutUint32(c[10:14], plen)
 	return c
 }
 
 func rcrCDB(sa, listID byte, alloc uint32) []byte {
 	c := make([]byte, 16)
-	c[0], c[1], c[2] = opReceiveCopyRes, sa, listID
+	c[0], c[1], c[2] = scsi.OpReceiveCopyRes, sa, listID
 	binary.BigEndian.PutUint32(c[10:14], alloc)
 	return c
 }
@@ -263,7 +263,7 @@ func TestReceiveCopyResults(t *testing.T) {
 		return e.r.do(e.s, a, rcrCDB(sa, id, alloc), scsi.DirRead, alloc, nil)
 	}
 	// OPERATING PARAMETERS.
-	r := rcr(saOperatingParams, 0, 1024)
+	r := rcr(scsi.SAOperatingParams, 0, 1024)
 	expectGood(t, "operating parameters", r)
 	b := r.data
 	if len(b) != 46 || binary.BigEndian.Uint32(b[0:4]) != 42 || b[4]&1 == 0 ||
@@ -272,7 +272,7 @@ func TestReceiveCopyResults(t *testing.T) {
 		b[37] != 9 || b[43] != 2 || b[44] != segBlockToBlock || b[45] != descIdentCSCD {
 		t.Errorf("operating parameters % x", b)
 	}
-	if r := rcr(saOperatingParams, 0, 8); len(r.data) != 8 {
+	if r := rcr(scsi.SAOperatingParams, 0, 8); len(r.data) != 8 {
 		t.Errorf("allocation length 8 gave %d bytes", len(r.data))
 	}
 	// libiscsi DescrLimits needs one more of either descriptor kind to
@@ -284,21 +284,21 @@ func TestReceiveCopyResults(t *testing.T) {
 	}
 
 	// COPY STATUS.
-	expectSense(t, "no such copy", rcr(saCopyStatus, 1, 1024), scsi.KeyIllegalRequest, scsi.ASCInvalidFieldInCDB)
+	expectSense(t, "no such copy", rcr(scsi.SACopyStatus, 1, 1024), scsi.KeyIllegalRequest, scsi.ASCInvalidFieldInCDB)
 	p := xcopyParams(1, 0, [][]byte{identDesc(a.guid, 512)}, [][]byte{b2bSeg(0, 0, 16, 0, 100), b2bSeg(0, 0, 16, 0, 200)})
 	expectGood(t, "held copy", e.xcopy(a, p))
-	r = rcr(saCopyStatus, 1, 1024)
+	r = rcr(scsi.SACopyStatus, 1, 1024)
 	expectGood(t, "copy status", r)
 	if want := []byte{0, 0, 0, 8, copyDone, 0, 2, 0, 0, 0, 0x40, 0}; !bytes.Equal(r.data, want) {
 		t.Errorf("copy status % x, want % x", r.data, want)
 	}
 	// Another nexus has its own list identifiers.
 	other := e.r.session(7)
-	expectSense(t, "other nexus", e.r.do(other, a, rcrCDB(saCopyStatus, 1, 1024), scsi.DirRead, 1024, nil),
+	expectSense(t, "other nexus", e.r.do(other, a, rcrCDB(scsi.SACopyStatus, 1, 1024), scsi.DirRead, 1024, nil),
 		scsi.KeyIllegalRequest, scsi.ASCInvalidFieldInCDB)
 	// LIST ID USAGE 10b: not held.
 	expectGood(t, "unheld copy", e.xcopy(a, xcopyParams(9, 2, [][]byte{identDesc(a.guid, 512)}, [][]byte{b2bSeg(0, 0, 1, 0, 300)})))
-	expectSense(t, "unheld copy status", rcr(saCopyStatus, 9, 1024), scsi.KeyIllegalRequest, scsi.ASCInvalidFieldInCDB)
+	expectSense(t, "unheld copy status", rcr(scsi.SACopyStatus, 9, 1024), scsi.KeyIllegalRequest, scsi.ASCInvalidFieldInCDB)
 }
 
 // TestExtendedCopyAbort: an EXTENDED COPY aborted through stmf stops at
@@ -336,7 +336,7 @@ func TestExtendedCopyAbort(t *testing.T) {
 	if !bytes.Equal(got[:xcopyChunk], src[:xcopyChunk]) || !bytes.Equal(got[xcopyChunk:], make([]byte, len(src)-xcopyChunk)) {
 		t.Fatal("aborted copy did not stop after its first chunk")
 	}
-	r := e.r.do(e.s, a, rcrCDB(saCopyStatus, 1, 64), scsi.DirRead, 64, nil)
+	r := e.r.do(e.s, a, rcrCDB(scsi.SACopyStatus, 1, 64), scsi.DirRead, 64, nil)
 	expectGood(t, "status of the aborted copy", r)
 	if r.data[4] != copyDoneWithErrs || be16(r.data[5:7]) != 0 || be32(r.data[8:12]) != xcopyChunk {
 		t.Errorf("aborted copy status % x", r.data)
@@ -385,7 +385,7 @@ func TestExtendedCopyReservations(t *testing.T) {
 	e := newXCopyEnv(t)
 	a, b := e.a, e.b
 	holder := e.r.session(2)
-	expectGood(t, "RESERVE", e.r.do(holder, b, []byte{opReserve6, 0, 0, 0, 0, 0}, scsi.DirNone, 0, nil))
+	expectGood(t, "RESERVE", e.r.do(holder, b, []byte{scsi.OpReserve6, 0, 0, 0, 0, 0}, scsi.DirNone, 0, nil))
 	p := xcopyParams(1, 2, [][]byte{identDesc(a.guid, 512), identDesc(b.guid, 512)}, [][]byte{b2bSeg(0, 1, 8, 0, 0)})
 	if r := e.xcopy(a, p); r.status != scsi.StatusReservationConflict {
 		t.Fatalf("copy into a reserved LU: %v %+v", r.status, r.sense)
@@ -396,7 +396,7 @@ func TestExtendedCopyReservations(t *testing.T) {
 	}
 	// The holder itself may copy.
 	expectGood(t, "holder's copy", e.r.do(holder, a, xcopyCDB(uint32(len(p))), scsi.DirWrite, uint32(len(p)), p))
-	expectGood(t, "RELEASE", e.r.do(holder, b, []byte{opRelease6, 0, 0, 0, 0, 0}, scsi.DirNone, 0, nil))
+	expectGood(t, "RELEASE", e.r.do(holder, b, []byte{scsi.OpRelease6, 0, 0, 0, 0, 0}, scsi.DirNone, 0, nil))
 	expectGood(t, "copy after RELEASE", e.xcopy(a, p))
 }
 

@@ -105,12 +105,12 @@ func storedMeta(t *testing.T, f *zvoltest.Fake, name string) *zvol.Meta {
 func writeBlock(t *testing.T, d *Device, lba uint32, fill byte) {
 	t.Helper()
 	b := bytes.Repeat([]byte{fill}, int(d.bs))
-	expectGood(t, "write", exec(t, d, req{cdb: cdb10(opWrite10, 0, lba, 1), dir: scsi.DirWrite, expLen: d.bs, data: b}))
+	expectGood(t, "write", exec(t, d, req{cdb: cdb10(scsi.OpWrite10, 0, lba, 1), dir: scsi.DirWrite, expLen: d.bs, data: b}))
 }
 
 func readBlock(t *testing.T, d *Device, lba uint32) []byte {
 	t.Helper()
-	r := exec(t, d, req{cdb: cdb10(opRead10, 0, lba, 1), dir: scsi.DirRead, expLen: d.bs})
+	r := exec(t, d, req{cdb: cdb10(scsi.OpRead10, 0, lba, 1), dir: scsi.DirRead, expLen: d.bs})
 	expectGood(t, "read", r)
 	return r.data
 }
@@ -409,8 +409,8 @@ func TestZvolPropsAndAPTPL(t *testing.T) {
 	}
 	e := newPREnvDisk(t, d)
 	a := e.session(0, prInitA, 1)
-	e.mustProut(a, proutRegister, 0, 0, 0xaa, pfAPTPL)
-	e.mustProut(a, proutReserve, prTypeEA, 0xaa, 0, 0)
+	e.mustProut(a, scsi.PROutRegister, 0, 0, 0xaa, pfAPTPL)
+	e.mustProut(a, scsi.PROutReserve, prTypeEA, 0xaa, 0, 0)
 	a.Close()
 	if _, ok := f.Props("tank/v")[zvol.PropPR]; !ok {
 		t.Fatal("APTPL state not stored in org.costar:pr")

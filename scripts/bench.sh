@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# bench.sh - stmfd vs tgt, side by side in one run, same LU size, same CPU pinning, same figures.
+# bench.sh - stmfd vs tgt (or two builds of stmfd), side by side in one run, same LU size, same CPU
+# pinning, same figures.
 #
-# Usage: scripts/bench.sh [-o OUTDIR] [-p PROFILE] [-m MODE] [--only REGEX] [-h]
+# Usage: scripts/bench.sh [-o OUTDIR] [-p PROFILE] [-m MODE] [--only REGEX] [--compare | --base REV] [-h]
 #   -o OUTDIR    results and raw logs (env BENCH_OUT, default out/bench)
 #   -p PROFILE   unpinned (default) | pinned (targets and clients all on CPU 0: the best QD1 latency
 #                on small VMs) | split (targets on the last CPU, clients on CPU 0)   (env BENCH_PROFILE)
@@ -14,6 +15,11 @@
 #                4 KiB QD32 random-write load (fio, nbd engine, through qemu-nbd's iscsi:// driver) runs
 #                on the same LU, next to the plain random-write figure; tgt has no ATS: "n/a"
 #   --only REGEX run only the figures whose name matches
+#   --compare    two builds instead of tgt: "old" = the merge-base of HEAD and main, "new" = this
+#                tree (or STMFD_BIN); both run --demo with the same pinning, alternating from figure
+#                to figure, and the report shows new/old ratios. No tgt, no root needed
+#   --base REV   --compare against REV (any git revision) instead of the merge-base    (env BENCH_BASE)
+#                The old build comes from `git archive REV` into a temp dir and `go build ./cmd/stmfd`
 #
 # Environment (optional):
 #   BENCH_SECS=10            seconds per figure and target
@@ -26,7 +32,8 @@
 #   BENCH_QUIET_WAIT=60      ... for at most this many seconds (this box is shared)
 #   BENCH_TGT=1              0 = measure stmfd only
 #   BENCH_ATS_INTERVAL=10ms  time between ATS heartbeats in -m ats (0 = back to back)
-#   STMFD_BIN                use this stmfd binary instead of building ./cmd/stmfd
+#   STMFD_BIN                use this stmfd binary instead of building ./cmd/stmfd (the "new" one)
+#   BENCH_COMPARE=1          same as --compare
 #
 # Figures (reads: libiscsi iscsi-perf, READ16, duration based; writes: qemu-img bench through QEMU's
 # libiscsi driver, count calibrated to ~BENCH_SECS): rand_read_4k_qd1, rand_read_4k_qd32,
@@ -35,8 +42,9 @@
 # (scripts/tgt-peer.sh, needs root) with a 1 GiB file LU; stmfd runs with --demo. Both are stopped
 # at the end (only the PIDs this script started).
 # Output: OUTDIR/bench.md (markdown table: figure, tgt, stmfd, ratio stmfd/tgt, target CPU use;
-# with -m ats also an ATS latency table) and OUTDIR/bench.tsv (one row per figure and target;
-# OUTDIR/ats.tsv for the ATS runs). Not part of `make test`.
+# with --compare: figure, old, new, ratio new/old, CPU use; with -m ats also an ATS latency table)
+# and OUTDIR/bench.tsv (one row per figure and target: tgt/stmfd or old/new; OUTDIR/ats.tsv for
+# the ATS runs). Not part of `make test`.
 #
 # Examples:
 #   scripts/bench.sh                              # unpinned, 10 s per figure (~6 min)
@@ -44,6 +52,8 @@
 #   scripts/bench.sh -m stall                     # 60 s no-stall check against both targets
 #   BENCH_SECS=5 scripts/bench.sh -m ats          # ATS heartbeat latency under random writes
 #   BENCH_TARGET_CPUS=1 BENCH_CLIENT_CPUS=0 scripts/bench.sh --only 'qd1$'
+#   BENCH_SECS=5 scripts/bench.sh -p pinned --compare    # this tree vs the merge-base with main
+#   scripts/bench.sh --base v0.3.0 --only 'read_4k'      # this tree vs a tagged release
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -59,6 +69,8 @@ QUIET_PCT=${BENCH_QUIET_PCT:-30}
 QUIET_WAIT=${BENCH_QUIET_WAIT:-60}
 WITH_TGT=${BENCH_TGT:-1}
 ATS_INTERVAL=${BENCH_ATS_INTERVAL:-10ms}
+COMPARE=${BENCH_COMPARE:-0}
+BASE=${BENCH_BASE:-}
 DEMO_IQN=iqn.2026-11.org.costar:demo
 INIT=iqn.2026-11.org.costar:bench
 HZ=$(getconf CLK_TCK)
@@ -73,11 +85,20 @@ while (($# > 0)); do
     -p | --profile) PROFILE=${2:?}; shift 2 ;;
     -m | --mode) MODE=${2:?}; shift 2 ;;
     --only) ONLY=${2:?}; shift 2 ;;
+    --compare) COMPARE=1; shift ;;
+    --base) BASE=${2:?}; COMPARE=1; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "bench: unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
 done
 [[ $MODE == figures || $MODE == stall || $MODE == ats || $MODE == all ]] || die "unknown mode $MODE"
+[[ -n $BASE ]] && COMPARE=1
+# REF and SUBJ are the two columns of the report: SUBJ/REF is the ratio.
+if [[ $COMPARE == 1 ]]; then
+  WITH_TGT=0 REF=old SUBJ=new
+else
+  REF=tgt SUBJ=stmfd
+fi
 
 NCPU=$(nproc)
 case $PROFILE in
@@ -116,7 +137,7 @@ mkdir -p "$RAW"
 # ---- targets ----
 declare -A URL PID BS BYTES
 TARGETS=()
-SPID="" STATE="" NBDPID=""
+SPIDS=() STATES=() NBDPID="" SRCDIR=""
 TGTDIR=$OUT/tgt
 
 alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
@@ -134,14 +155,18 @@ cleanup() {
     kill -TERM "$NBDPID" 2>/dev/null || true
     wait "$NBDPID" 2>/dev/null || true
   fi
-  if alive "$SPID"; then
-    kill -TERM "$SPID" 2>/dev/null || true
-    for _ in $(seq 1 100); do alive "$SPID" || break; sleep 0.1; done
-    alive "$SPID" && kill -KILL "$SPID" 2>/dev/null
-    wait "$SPID" 2>/dev/null || true
-  fi
+  local p s
+  for p in "${SPIDS[@]}"; do
+    if alive "$p"; then
+      kill -TERM "$p" 2>/dev/null || true
+      for _ in $(seq 1 100); do alive "$p" || break; sleep 0.1; done
+      alive "$p" && kill -KILL "$p" 2>/dev/null
+      wait "$p" 2>/dev/null || true
+    fi
+  done
   if [[ -f $TGTDIR/tgt.env ]]; then "$ROOT/scripts/tgt-peer.sh" down -d "$TGTDIR" || true; fi
-  if [[ -n $STATE ]]; then rm -rf -- "$STATE"; fi
+  for s in "${STATES[@]}"; do rm -rf -- "$s"; done
+  if [[ -n $SRCDIR ]]; then rm -rf -- "$SRCDIR"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -153,6 +178,19 @@ else
   log "building stmfd"
   (cd "$ROOT" && go build -o "$STMFD" ./cmd/stmfd) || die "go build ./cmd/stmfd failed"
 fi
+if [[ $COMPARE == 1 ]]; then
+  if [[ -z $BASE ]]; then
+    BASE=$(git -C "$ROOT" merge-base HEAD main) || die "no merge-base of HEAD and main (use --base REV)"
+  fi
+  BASE_COMMIT=$(git -C "$ROOT" rev-parse --verify "$BASE^{commit}") || die "unknown revision $BASE"
+  BASE_DESC=$(git -C "$ROOT" describe --always "$BASE_COMMIT")
+  [[ $BASE_COMMIT == $(git -C "$ROOT" rev-parse HEAD) ]] && log "note: $BASE is HEAD; old and new differ only by uncommitted changes"
+  SRCDIR=$(mktemp -d "${TMPDIR:-/tmp}/costar-bench-src.XXXXXX")
+  STMFD_OLD=$OUT/stmfd-old
+  log "building stmfd of $BASE ($BASE_DESC) in $SRCDIR"
+  git -C "$ROOT" archive "$BASE_COMMIT" | tar -x -C "$SRCDIR" || die "git archive $BASE failed"
+  (cd "$SRCDIR" && go build -o "$STMFD_OLD" ./cmd/stmfd) || die "go build ./cmd/stmfd of $BASE failed"
+fi
 
 if [[ $WITH_TGT == 1 ]]; then
   tgt_args=(up -d "$TGTDIR" -s "$SIZE")
@@ -162,22 +200,32 @@ if [[ $WITH_TGT == 1 ]]; then
   TARGETS+=(tgt)
 fi
 
-STATE=$(mktemp -d "${TMPDIR:-/tmp}/costar-bench.XXXXXX")
-port=$(free_port) || die "no free port"
-URL[stmfd]=iscsi://127.0.0.1:$port/$DEMO_IQN/0
-log "starting ${TPIN[*]} stmfd on 127.0.0.1:$port"
-"${TPIN[@]}" "$STMFD" --state-dir "$STATE" --portal "127.0.0.1:$port" --demo --demo-size "$SIZE" \
-  --log-level info </dev/null >"$OUT/stmfd.log" 2>&1 &
-SPID=$!
-ready=0
-for _ in $(seq 1 150); do
-  alive "$SPID" || break
-  if timeout 5 iscsi-inq -i "$INIT" "${URL[stmfd]}" >/dev/null 2>&1; then ready=1; break; fi
-  sleep 0.2
-done
-[[ $ready == 1 ]] || { tail -n 20 "$OUT/stmfd.log" >&2; die "stmfd did not become ready"; }
-PID[stmfd]=$SPID
-TARGETS+=(stmfd)
+start_stmfd() { # name binary: a --demo stmfd on a free loopback port, added to TARGETS
+  local name=$1 bin=$2 state port pid ready=0
+  state=$(mktemp -d "${TMPDIR:-/tmp}/costar-bench.XXXXXX")
+  STATES+=("$state")
+  port=$(free_port) || die "no free port"
+  URL[$name]=iscsi://127.0.0.1:$port/$DEMO_IQN/0
+  log "starting ${TPIN[*]} $name ($bin) on 127.0.0.1:$port"
+  "${TPIN[@]}" "$bin" --state-dir "$state" --portal "127.0.0.1:$port" --demo --demo-size "$SIZE" \
+    --log-level info </dev/null >"$OUT/$name.log" 2>&1 &
+  pid=$!
+  SPIDS+=("$pid")
+  for _ in $(seq 1 150); do
+    alive "$pid" || break
+    if timeout 5 iscsi-inq -i "$INIT" "${URL[$name]}" >/dev/null 2>&1; then ready=1; break; fi
+    sleep 0.2
+  done
+  [[ $ready == 1 ]] || { tail -n 20 "$OUT/$name.log" >&2; die "$name did not become ready"; }
+  PID[$name]=$pid
+  TARGETS+=("$name")
+}
+if [[ $COMPARE == 1 ]]; then
+  start_stmfd old "$STMFD_OLD"
+  start_stmfd new "$STMFD"
+else
+  start_stmfd stmfd "$STMFD"
+fi
 
 for t in "${TARGETS[@]}"; do
   rc16=$(timeout 15 iscsi-readcapacity16 -i "$INIT" "${URL[$t]}" 2>&1) || die "$t: readcapacity16 failed: $rc16"
@@ -467,21 +515,26 @@ fi
 # ---- report ----
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
 {
-  echo "# stmfd vs tgt benchmark"
+  if [[ $COMPARE == 1 ]]; then echo "# stmfd new vs old benchmark"; else echo "# stmfd vs tgt benchmark"; fi
   echo
   echo "- date: $(date -u +%FT%TZ)"
   echo "- host: ${cpu_model:-unknown CPU}, $NCPU cores, $(uname -r)"
   echo "- pinning: profile $PROFILE, targets ${TCPUS:-unpinned}, clients ${CCPUS:-unpinned}"
-  echo "- ${SECS}s per figure and target, alternating order; LU ${SIZE} (tgt: rdwr file; stmfd: --demo), prefill=$PREFILL"
-  echo "- stmfd $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'); $(dpkg-query -W -f '${Package} ${Version}' tgt 2>/dev/null || echo 'tgt ?'); $(dpkg-query -W -f '${Package} ${Version}' libiscsi-bin 2>/dev/null)"
+  if [[ $COMPARE == 1 ]]; then
+    echo "- ${SECS}s per figure and target, alternating order; LU ${SIZE} (both: --demo), prefill=$PREFILL"
+    echo "- old: stmfd $BASE_DESC ($BASE); new: stmfd $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')${STMFD_BIN:+ ($STMFD_BIN)}; $(dpkg-query -W -f '${Package} ${Version}' libiscsi-bin 2>/dev/null)"
+  else
+    echo "- ${SECS}s per figure and target, alternating order; LU ${SIZE} (tgt: rdwr file; stmfd: --demo), prefill=$PREFILL"
+    echo "- stmfd $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'); $(dpkg-query -W -f '${Package} ${Version}' tgt 2>/dev/null || echo 'tgt ?'); $(dpkg-query -W -f '${Package} ${Version}' libiscsi-bin 2>/dev/null)"
+  fi
   echo
-  echo "| figure | tgt | stmfd | ratio (stmfd/tgt) | tgt CPU % | stmfd CPU % |"
+  echo "| figure | $REF | $SUBJ | ratio ($SUBJ/$REF) | $REF CPU % | $SUBJ CPU % |"
   echo "|---|---:|---:|---:|---:|---:|"
   for fb in "${FIGS[@]}"; do
     fig=${fb%%:*} bytes=${fb##*:}
-    a=${RES[$fig,tgt]:--} b=${RES[$fig,stmfd]:--}
+    a=${RES[$fig,$REF]:--} b=${RES[$fig,$SUBJ]:--}
     ratio=$(awk -v a="$a" -v b="$b" 'BEGIN {if (a == "-" || b == "-" || a == 0) print "-"; else printf "%.2f", b / a}')
-    echo "| $fig | $(fmt_rate "$a" "$bytes") | $(fmt_rate "$b" "$bytes") | $ratio | ${CPU[$fig,tgt]:--} | ${CPU[$fig,stmfd]:--} |"
+    echo "| $fig | $(fmt_rate "$a" "$bytes") | $(fmt_rate "$b" "$bytes") | $ratio | ${CPU[$fig,$REF]:--} | ${CPU[$fig,$SUBJ]:--} |"
   done
   if [[ $MODE == stall || $MODE == all ]]; then
     echo
@@ -495,14 +548,14 @@ cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
     echo "ATS heartbeat (costar-atsbench: 1-block COMPARE AND WRITE every ${ATS_INTERVAL}, own session, LBA $ATS_LBA)"
     echo "next to 4 KiB QD32 random writes (fio nbd engine via qemu-nbd, LBA >= 1 MiB) on the same LU, ${SECS}s each:"
     echo
-    echo "| figure | tgt | stmfd |"
+    echo "| figure | $REF | $SUBJ |"
     echo "|---|---:|---:|"
     for f in rand_write_4k_qd32 rand_write_4k_qd32_with_ats; do
-      echo "| $f (IOPS) | $(fmt_rate "${RES[$f,tgt]:--}" $K4) | $(fmt_rate "${RES[$f,stmfd]:--}" $K4) |"
-      echo "| $f (write clat p50 / p99) | ${FIOLAT[$f,tgt]:--} | ${FIOLAT[$f,stmfd]:--} |"
+      echo "| $f (IOPS) | $(fmt_rate "${RES[$f,$REF]:--}" $K4) | $(fmt_rate "${RES[$f,$SUBJ]:--}" $K4) |"
+      echo "| $f (write clat p50 / p99) | ${FIOLAT[$f,$REF]:--} | ${FIOLAT[$f,$SUBJ]:--} |"
     done
     for f in "${ATS_FIGS[@]}"; do
-      echo "| $f (ATS p50 / p99 / max) | ${ATS[$f,tgt]:--} | ${ATS[$f,stmfd]:--} |"
+      echo "| $f (ATS p50 / p99 / max) | ${ATS[$f,$REF]:--} | ${ATS[$f,$SUBJ]:--} |"
     done
   fi
 } >"$OUT/bench.md"

@@ -108,54 +108,6 @@ func (fw *Framework) aluaState(group uint16) ALUAState {
 	return ALUAActiveOptimized
 }
 
-// standbyAllowed lists what a port in standby (or unavailable, minus the
-// reservation and mode commands) still serves, per SPC-4 5.15.2.4.
-func standbyAllowed(cdb []byte) bool {
-	switch cdb[0] {
-	case 0x12, 0xa0, 0x03, 0x4c, 0x4d, 0x15, 0x55, 0x1a, 0x5a, 0x1c, 0x1d, 0x5e, 0x5f:
-		// INQUIRY, REPORT LUNS, REQUEST SENSE, LOG SELECT/SENSE, MODE
-		// SELECT/SENSE 6/10, RECEIVE/SEND DIAGNOSTIC, PR IN/OUT
-		return true
-	case 0xa3: // MAINTENANCE IN: RTPG, REPORT SUPPORTED OPCODES / TMFs
-		return len(cdb) > 1 && (cdb[1]&0x1f == 0x0a || cdb[1]&0x1f == 0x0c || cdb[1]&0x1f == 0x0d)
-	case 0xa4: // MAINTENANCE OUT: SET TARGET PORT GROUPS
-		return len(cdb) > 1 && cdb[1]&0x1f == 0x0a
-	}
-	return false
-}
-
-func unavailableAllowed(cdb []byte) bool {
-	switch cdb[0] {
-	case 0x12, 0xa0, 0x03:
-		return true
-	case 0xa3:
-		return len(cdb) > 1 && (cdb[1]&0x1f == 0x0a || cdb[1]&0x1f == 0x0c || cdb[1]&0x1f == 0x0d)
-	case 0xa4:
-		return len(cdb) > 1 && cdb[1]&0x1f == 0x0a
-	}
-	return false
-}
-
-// aluaFilter returns the sense for a command the port's access state
-// refuses, or nil.
-func aluaFilter(st ALUAState, cdb []byte) *scsi.Sense {
-	switch st {
-	case ALUAStandby:
-		if !standbyAllowed(cdb) {
-			return scsi.NewSense(scsi.KeyNotReady, scsi.ASCLUNotAccessibleStandby)
-		}
-	case ALUAUnavailable:
-		if !unavailableAllowed(cdb) {
-			return scsi.NewSense(scsi.KeyNotReady, scsi.ASCLUNotAccessibleUnavailable)
-		}
-	case ALUATransitioning:
-		if !unavailableAllowed(cdb) {
-			return scsi.NewSense(scsi.KeyNotReady, scsi.ASCLUNotAccessibleTransitioning)
-		}
-	}
-	return nil
-}
-
 // reportTargetPortGroups answers REPORT TARGET PORT GROUPS (MAINTENANCE IN
 // 0Ah) with every group that has ports, in length-only or extended format.
 func (s *Session) reportTargetPortGroups(t *Task) {

@@ -48,11 +48,11 @@ func BenchmarkSubmitComplete(b *testing.B) {
 			if _, err := fw.AddView(l.guid, ViewEntry{}, true); err != nil {
 				b.Fatal(err)
 			}
-			port, err := fw.RegisterPort("iqn.t", "iqn.t,t,0x0001")
+			port, err := fw.RegisterPort(PortSpec{TargetName: "iqn.t", Name: "iqn.t,t,0x0001", Group: DefaultPortGroup})
 			if err != nil {
 				b.Fatal(err)
 			}
-			s, err := port.OpenSession("iqn.a", "iqn.a,i,0x1")
+			s, err := port.OpenSession(Initiator{Name: "iqn.a", PortName: "iqn.a,i,0x1"})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -39,25 +39,23 @@ func (k Kind) String() string {
 	return "other"
 }
 
-// kindOf classifies a command once, by opcode. The opcodes are spelled
-// out until they have one home (scsi/opcodes.go): then each case names
-// its scsi.Op constant.
+// kindOf classifies a command once, by opcode.
 func kindOf(op byte) Kind {
 	switch op {
-	case 0x08, 0x28, 0xa8, 0x88: // READ(6), READ(10), READ(12), READ(16)
+	case scsi.OpRead6, scsi.OpRead10, scsi.OpRead12, scsi.OpRead16:
 		return KindRead
-	case 0x0a, 0x2a, 0xaa, 0x8a, // WRITE(6), WRITE(10), WRITE(12), WRITE(16)
-		0x2e, 0xae, 0x8e, // WRITE AND VERIFY(10/12/16)
-		0x41, 0x93, // WRITE SAME(10/16)
-		0x8b, 0x9c: // ORWRITE(16), WRITE ATOMIC(16)
+	case scsi.OpWrite6, scsi.OpWrite10, scsi.OpWrite12, scsi.OpWrite16,
+		scsi.OpWriteVerify10, scsi.OpWriteVerify12, scsi.OpWriteVerify16,
+		scsi.OpWriteSame10, scsi.OpWriteSame16,
+		scsi.OpOrWrite16, scsi.OpWriteAtomic16:
 		return KindWrite
-	case 0x42: // UNMAP
+	case scsi.OpUnmap:
 		return KindUnmap
-	case 0x89: // COMPARE AND WRITE
+	case scsi.OpCompareAndWrite:
 		return KindATS
-	case 0x83: // EXTENDED COPY
+	case scsi.OpExtendedCopy:
 		return KindXCopy
-	case 0x35, 0x91: // SYNCHRONIZE CACHE(10/16)
+	case scsi.OpSyncCache10, scsi.OpSyncCache16:
 		return KindFlush
 	}
 	return KindOther

@@ -98,6 +98,7 @@ func (fw *Framework) RegisterLU(lu LogicalUnit) error {
 	if _, ok := fw.lus[g]; ok {
 		return fmt.Errorf("%w: %s", ErrLUExists, g)
 	}
+	fw.attach(lu)
 	fw.lus[g] = &luReg{lu: lu}
 	fw.remapLocked()
 	return nil
@@ -311,15 +312,14 @@ func sameMap(a, b lunMap) bool {
 // RaiseUA queues a unit attention for every session that sees the LU (for
 // example CAPACITY DATA HAS CHANGED after a resize).
 func (fw *Framework) RaiseUA(g GUID, asc scsi.ASC) {
-	fw.RaiseUAWhere(g, asc, func(*Nexus) bool { return true })
+	fw.raiseUAWhere(g, asc, nil)
 }
 
-// RaiseUAWhere queues a unit attention on the LU for the sessions whose
-// nexus matches (reservation changes target specific I_T nexuses; MODE
-// SELECT notifies every nexus but its own).
-func (fw *Framework) RaiseUAWhere(g GUID, asc scsi.ASC, match func(n *Nexus) bool) {
+// raiseUAWhere queues a unit attention on the LU for the sessions whose
+// nexus matches (all when match is nil).
+func (fw *Framework) raiseUAWhere(g GUID, asc scsi.ASC, match func(n *Nexus) bool) {
 	for _, s := range fw.Sessions() {
-		if !match(&s.Nexus) {
+		if match != nil && !match(&s.Nexus) {
 			continue
 		}
 		var luns []scsi.LUN

@@ -14,23 +14,41 @@ import (
 // LocalPort is a SCSI target port registered by a port provider (an iSCSI
 // target name plus portal group tag, or an FC WWPN).
 type LocalPort struct {
-	fw         *Framework
-	TargetName string // iSCSI target IQN or FC node name; used by target groups
-	Name       string // SCSI target port name, e.g. "iqn…,t,0x0001"
-	RelativeID uint16 // relative target port identifier, stable per Name
-	Group      uint16 // ALUA target port group
+	fw          *Framework
+	Protocol    scsi.ProtocolID
+	TargetName  string // target device name; target groups match it
+	Name        string // SCSI target port name, e.g. "iqn…,t,0x0001"
+	RelativeID  uint16 // relative target port identifier, stable per Name
+	Group       uint16 // ALUA target port group
+	Designators PortDesignators
 }
 
-// RegisterPort registers a local target port in the default target port
-// group and assigns its relative port identifier (stable per port name).
-func (fw *Framework) RegisterPort(targetName, portName string) (*LocalPort, error) {
-	return fw.RegisterPortInGroup(targetName, portName, DefaultPortGroup)
+// PortSpec is what a port provider tells the framework about a target port
+// it registers.
+type PortSpec struct {
+	Protocol    scsi.ProtocolID
+	TargetName  string // target device name; target groups match it
+	Name        string // SCSI target port name, unique; the relative port id is stable per name
+	Group       uint16 // ALUA target port group (DefaultPortGroup unless configured)
+	Designators PortDesignators
 }
 
-// RegisterPortInGroup is RegisterPort with an explicit ALUA target port group.
-func (fw *Framework) RegisterPortInGroup(targetName, portName string, group uint16) (*LocalPort, error) {
+// PortDesignators are the target port's and target device's designators
+// of VPD page 0x83 (SPC-4 7.8.6), decided by the port provider. With PIV
+// they, and the relative target port and target port group designators
+// the LU adds, carry the port's protocol identifier.
+type PortDesignators struct {
+	PIV    bool
+	Port   []scsi.Designator // associated with the target port
+	Target []scsi.Designator // associated with the target device
+}
+
+// RegisterPort registers a local target port and assigns its relative
+// port identifier (stable per port name).
+func (fw *Framework) RegisterPort(spec PortSpec) (*LocalPort, error) {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
+	portName := spec.Name
 	if _, ok := fw.ports[portName]; ok {
 		return nil, fmt.Errorf("%w: %s", ErrPortExists, portName)
 	}
@@ -40,7 +58,8 @@ func (fw *Framework) RegisterPortInGroup(targetName, portName string, group uint
 		fw.nextRel++
 		fw.relIDs[portName] = rel
 	}
-	p := &LocalPort{fw: fw, TargetName: targetName, Name: portName, RelativeID: rel, Group: group}
+	p := &LocalPort{fw: fw, Protocol: spec.Protocol, TargetName: spec.TargetName, Name: portName,
+		RelativeID: rel, Group: spec.Group, Designators: spec.Designators}
 	fw.ports[portName] = p
 	return p, nil
 }
@@ -54,14 +73,29 @@ func (p *LocalPort) Deregister() {
 	}
 }
 
-// Nexus describes an I_T nexus.
+// Nexus describes an I_T nexus in the terms SPC needs, as the port
+// provider supplies them: the LU compares initiator ports by TransportID
+// and never parses a name.
 type Nexus struct {
-	InitiatorName  string // iqn.…, eui.…, wwn.…
-	InitiatorPort  string // SCSI initiator port name, e.g. "iqn…,i,0x<ISID>"
-	TargetName     string
-	TargetPort     string
-	RelativePortID uint16
-	PortGroup      uint16 // ALUA target port group of the target port
+	Protocol          scsi.ProtocolID
+	InitiatorName     string           // initiator device name (host groups match it), for display
+	InitiatorPort     string           // SCSI initiator port name, for display
+	InitiatorPortID   scsi.TransportID // the initiator port
+	InitiatorDeviceID scsi.TransportID // the initiator device: all of its ports
+	TargetName        string
+	TargetPort        string
+	RelativePortID    uint16
+	PortGroup         uint16 // ALUA target port group of the target port
+	Designators       PortDesignators
+}
+
+// Initiator is the SCSI initiator port of a new I_T nexus, as the port
+// provider knows it.
+type Initiator struct {
+	Name     string           // initiator device name: host groups match it
+	PortName string           // SCSI initiator port name, for display
+	PortID   scsi.TransportID // TransportID of the port
+	DeviceID scsi.TransportID // TransportID of the device (iSCSI format 00b); PortID when the protocol has none
 }
 
 // Session is an I_T nexus: the framework's view of one initiator port
@@ -85,7 +119,7 @@ type Session struct {
 }
 
 // OpenSession creates the I_T nexus between an initiator port and p.
-func (p *LocalPort) OpenSession(initiatorName, initiatorPort string) (*Session, error) {
+func (p *LocalPort) OpenSession(ini Initiator) (*Session, error) {
 	fw := p.fw
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
@@ -96,12 +130,16 @@ func (p *LocalPort) OpenSession(initiatorName, initiatorPort string) (*Session, 
 	s := &Session{
 		fw: fw,
 		Nexus: Nexus{
-			InitiatorName:  initiatorName,
-			InitiatorPort:  initiatorPort,
-			TargetName:     p.TargetName,
-			TargetPort:     p.Name,
-			RelativePortID: p.RelativeID,
-			PortGroup:      p.Group,
+			Protocol:          p.Protocol,
+			InitiatorName:     ini.Name,
+			InitiatorPort:     ini.PortName,
+			InitiatorPortID:   ini.PortID,
+			InitiatorDeviceID: ini.DeviceID,
+			TargetName:        p.TargetName,
+			TargetPort:        p.Name,
+			RelativePortID:    p.RelativeID,
+			PortGroup:         p.Group,
+			Designators:       p.Designators,
 		},
 		Created: time.Now(),
 		ctx:     ctx,
@@ -109,21 +147,17 @@ func (p *LocalPort) OpenSession(initiatorName, initiatorPort string) (*Session, 
 		tasks:   map[uint64]*Task{},
 		ua:      map[scsi.LUN][]scsi.ASC{},
 	}
-	m := fw.mapForLocked(initiatorName, p.TargetName)
+	m := fw.mapForLocked(ini.Name, p.TargetName)
 	s.lunMap.Store(&m)
 	// A new I_T nexus starts with POWER ON, RESET, OR BUS DEVICE RESET
 	// OCCURRED on each LUN, as after a power cycle (SAM-5 6.3.2).
 	for n := range m {
 		s.ua[n] = []scsi.ASC{scsi.ASCPowerOnReset}
 	}
-	s.stats = fw.openSessionStatsLocked(initiatorPort, p.Name)
+	s.stats = fw.openSessionStatsLocked(ini.PortName, p.Name)
 	fw.sessions[s] = struct{}{}
 	return s, nil
 }
-
-// Framework returns the framework the session belongs to (LUs use it to
-// raise unit attentions on other nexuses).
-func (s *Session) Framework() *Framework { return s.fw }
 
 // LUNs returns the session's current LUN numbers in ascending order.
 func (s *Session) LUNs() []scsi.LUN { return s.lunMap.Load().sortedLUNs() }
@@ -226,16 +260,6 @@ func (s *Session) hasUA(lun scsi.LUN) bool {
 	return len(s.ua[lun]) > 0
 }
 
-// Opcodes the framework itself looks at.
-const (
-	opInquiry      = 0x12
-	opRequestSense = 0x03
-	opReportLUNs   = 0xa0
-
-	opMaintenanceIn = 0xa3
-	saReportTPGs    = 0x0a
-)
-
 // Submit routes a task to its LU. It never blocks on I/O: the LU runs in
 // its own goroutine and completes through the task's Transport. Port
 // providers call Submit in command order (iSCSI CmdSN order); task
@@ -251,7 +275,7 @@ func (s *Session) Submit(t *Task) {
 		return
 	}
 	op := t.CDB[0]
-	if op == opReportLUNs {
+	if op == scsi.OpReportLUNs {
 		s.reportLUNs(t)
 		return
 	}
@@ -264,10 +288,10 @@ func (s *Session) Submit(t *Task) {
 		s.noSuchLU(t)
 		return
 	}
-	if op != opInquiry {
+	if op != scsi.OpInquiry {
 		if asc, pending := s.popUA(lun); pending {
 			sense := scsi.NewSense(scsi.KeyUnitAttention, asc)
-			if op == opRequestSense {
+			if op == scsi.OpRequestSense {
 				t.CompleteData(requestSenseData(t.CDB, sense), nil)
 			} else {
 				t.CompleteSense(sense)
@@ -276,11 +300,10 @@ func (s *Session) Submit(t *Task) {
 		}
 	}
 
-	if sense := aluaFilter(s.fw.aluaState(s.Nexus.PortGroup), t.CDB); sense != nil {
-		t.CompleteSense(sense)
-		return
-	}
-	if op == opMaintenanceIn && len(t.CDB) > 1 && t.CDB[1]&0x1f == saReportTPGs {
+	// The LU decides what the port's access state allows; stmf answers
+	// REPORT TARGET PORT GROUPS itself, which every state allows.
+	t.Access = s.fw.aluaState(s.Nexus.PortGroup)
+	if op == scsi.OpMaintenanceIn && len(t.CDB) > 1 && t.CDB[1]&0x1f == scsi.SAReportTargetPortGroups {
 		s.reportTargetPortGroups(t)
 		return
 	}
@@ -303,7 +326,7 @@ func (s *Session) Submit(t *Task) {
 		a.Admit(t)
 	}
 	if reg.ts.admit(t) {
-		if q, ok := reg.lu.(QuickChecker); ok && t.Inline && q.Quick(t.CDB) {
+		if q, ok := reg.lu.(QuickChecker); ok && t.Inline && q.Quick(t) {
 			t.run()
 			return
 		}
@@ -527,7 +550,7 @@ func (t *Task) markAborted() {
 func (s *Session) noSuchLU(t *Task) {
 	sense := scsi.IllegalRequest(scsi.ASCLUNotSupported, -1)
 	switch t.CDB[0] {
-	case opInquiry:
+	case scsi.OpInquiry:
 		if len(t.CDB) < 6 || t.CDB[1]&0x01 != 0 {
 			t.CompleteSense(sense)
 			return
@@ -545,7 +568,7 @@ func (s *Session) noSuchLU(t *Task) {
 			b = b[:alloc]
 		}
 		t.CompleteData(b, nil)
-	case opRequestSense:
+	case scsi.OpRequestSense:
 		t.CompleteData(requestSenseData(t.CDB, sense), nil)
 	default:
 		t.CompleteSense(sense)

@@ -55,7 +55,7 @@ func newStatsRig(t *testing.T) *statsRig {
 	if _, err := fw.AddView(l.guid, ViewEntry{}, true); err != nil {
 		t.Fatal(err)
 	}
-	port, err := fw.RegisterPort("iqn.t", "iqn.t,t,0x0001")
+	port, err := fw.RegisterPort(PortSpec{TargetName: "iqn.t", Name: "iqn.t,t,0x0001", Group: DefaultPortGroup})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func newStatsRig(t *testing.T) *statsRig {
 // test TUR and its CHECK CONDITION are part of every count that follows.
 func (r *statsRig) open(t *testing.T, initiatorPort string) *Session {
 	t.Helper()
-	s, err := r.port.OpenSession("iqn.a", initiatorPort)
+	s, err := r.port.OpenSession(Initiator{Name: "iqn.a", PortName: initiatorPort})
 	if err != nil {
 		t.Fatal(err)
 	}

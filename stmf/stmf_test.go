@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,12 +52,14 @@ func (f *fakeTransport) wait(t *testing.T) {
 
 // fakeLU answers GOOD to everything, or blocks until released when hold is set.
 type fakeLU struct {
-	guid GUID
-	hold chan struct{}
+	guid   GUID
+	hold   chan struct{}
+	access atomic.Uint32 // Task.Access of the last task
 }
 
 func (l *fakeLU) GUID() GUID { return l.guid }
 func (l *fakeLU) Execute(t *Task) {
+	l.access.Store(uint32(t.Access))
 	if l.hold != nil {
 		<-l.hold
 	}
@@ -157,12 +160,12 @@ func TestViewsAndLUNMaps(t *testing.T) {
 	if _, err := fw.AddView(guidN(3), ViewEntry{LUN: scsi.MaxLUN}, false); !errors.Is(err, ErrInvalidLUN) {
 		t.Fatalf("LUN range: %v", err)
 	}
-	port, err := fw.RegisterPort("iqn.t", "iqn.t,t,0x0001")
+	port, err := fw.RegisterPort(PortSpec{TargetName: "iqn.t", Name: "iqn.t,t,0x0001", Group: DefaultPortGroup})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sa, _ := port.OpenSession("iqn.a", "iqn.a,i,0x1")
-	sb, _ := port.OpenSession("iqn.b", "iqn.b,i,0x1")
+	sa, _ := port.OpenSession(Initiator{Name: "iqn.a", PortName: "iqn.a,i,0x1"})
+	sb, _ := port.OpenSession(Initiator{Name: "iqn.b", PortName: "iqn.b,i,0x1"})
 	defer sa.Close()
 	defer sb.Close()
 	// A new nexus reports POWER ON, RESET... once per LUN, INQUIRY excepted.
@@ -238,8 +241,8 @@ func TestAbortDropsResponse(t *testing.T) {
 	l := &fakeLU{guid: guidN(1), hold: make(chan struct{})}
 	_ = fw.RegisterLU(l)
 	_, _ = fw.AddView(l.guid, ViewEntry{}, true)
-	port, _ := fw.RegisterPort("iqn.t", "iqn.t,t,0x0001")
-	s, _ := port.OpenSession("iqn.a", "iqn.a,i,0x1")
+	port, _ := fw.RegisterPort(PortSpec{TargetName: "iqn.t", Name: "iqn.t,t,0x0001", Group: DefaultPortGroup})
+	s, _ := port.OpenSession(Initiator{Name: "iqn.a", PortName: "iqn.a,i,0x1"})
 	go func() { l.hold <- struct{}{} }()
 	clearUA(t, s, 0)
 	tr := newFakeTransport()
@@ -264,8 +267,8 @@ func TestAbortDropsResponse(t *testing.T) {
 
 func TestReportLUNsInvalid(t *testing.T) {
 	fw := New(nil)
-	port, _ := fw.RegisterPort("iqn.t", "iqn.t,t,0x0001")
-	s, _ := port.OpenSession("iqn.a", "iqn.a,i,0x1")
+	port, _ := fw.RegisterPort(PortSpec{TargetName: "iqn.t", Name: "iqn.t,t,0x0001", Group: DefaultPortGroup})
+	s, _ := port.OpenSession(Initiator{Name: "iqn.a", PortName: "iqn.a,i,0x1"})
 	defer s.Close()
 	for name, cdb := range map[string][]byte{
 		"short alloc":   {0xa0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0},
@@ -337,11 +340,11 @@ func TestRemoveView(t *testing.T) {
 	if _, err := fw.AddView(lu.guid, ViewEntry{HostGroup: "hg", LUN: 2}, false); err != nil {
 		t.Fatal(err)
 	}
-	p, err := fw.RegisterPort("iqn.2026-11.test:t", "iqn.2026-11.test:t,t,0x0001")
+	p, err := fw.RegisterPort(PortSpec{TargetName: "iqn.2026-11.test:t", Name: "iqn.2026-11.test:t,t,0x0001", Group: DefaultPortGroup})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := p.OpenSession("iqn.2026-11.test:a", "iqn.2026-11.test:a,i,0x1")
+	s, err := p.OpenSession(Initiator{Name: "iqn.2026-11.test:a", PortName: "iqn.2026-11.test:a,i,0x1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,8 +389,8 @@ func TestSessionLUUnwraps(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p, _ := fw.RegisterPort("iqn.t", "iqn.t,t,0x0001")
-	s, err := p.OpenSession("iqn.a", "iqn.a,i,0x1")
+	p, _ := fw.RegisterPort(PortSpec{TargetName: "iqn.t", Name: "iqn.t,t,0x0001", Group: DefaultPortGroup})
+	s, err := p.OpenSession(Initiator{Name: "iqn.a", PortName: "iqn.a,i,0x1"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,9 +58,16 @@ type Task struct {
 	// other command in flight, no input pending) and all Data-Out is in:
 	// the hand-off to a worker and back is then pure latency.
 	Inline bool
+	// Access is the access state of the target port group the task came
+	// through (SPC-4 5.15.2), set by Submit: the LU decides which commands
+	// a port in a standby, unavailable or transitioning state may run.
+	Access ALUAState
 	// LUPrivate is the LU provider's own per-task state, set in Admit and
 	// read in Execute (COMSTAR's task_lu_private). stmf never touches it.
 	LUPrivate any
+	// LUDecoded is the LU provider's decoding of the CDB, set in Admit (or
+	// Execute) and read until the task completes. stmf never touches it.
+	LUDecoded Decoded
 
 	ctx       context.Context
 	cancel    context.CancelFunc

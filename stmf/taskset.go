@@ -27,9 +27,10 @@ type Admitter interface {
 // QuickChecker is optionally implemented by an LU that can tell commands
 // that finish in microseconds (small reads and writes that hit the page
 // cache) from slow ones (flushes, copies, large transfers). Only quick
-// commands run inline (Task.Inline). Quick must not block.
+// commands run inline (Task.Inline). Quick is called after Admit and must
+// not block.
 type QuickChecker interface {
-	Quick(cdb []byte) bool
+	Quick(t *Task) bool
 }
 
 // Resetter is optionally implemented by an LU that keeps state a reset

@@ -31,8 +31,8 @@ func newGateSession(t *testing.T, tags ...uint64) (*Framework, *Session, *gateLU
 	close(l.release[1000]) // tag 1000 is used by clearUA-style probes
 	_ = fw.RegisterLU(l)
 	_, _ = fw.AddView(l.guid, ViewEntry{}, true)
-	port, _ := fw.RegisterPort("iqn.t", "iqn.t,t,0x0001")
-	s, _ := port.OpenSession("iqn.a", "iqn.a,i,0x1")
+	port, _ := fw.RegisterPort(PortSpec{TargetName: "iqn.t", Name: "iqn.t,t,0x0001", Group: DefaultPortGroup})
+	s, _ := port.OpenSession(Initiator{Name: "iqn.a", PortName: "iqn.a,i,0x1"})
 	if s.popUA(0); s.hasUA(0) {
 		t.Fatal("more than one UA pending on a new nexus")
 	}
@@ -94,7 +94,7 @@ func TestOrderedTaskAttribute(t *testing.T) {
 func TestLUNResetAbortsAllNexuses(t *testing.T) {
 	fw, s, l := newGateSession(t, 1, 2)
 	port := fw.ports["iqn.t,t,0x0001"]
-	other, _ := port.OpenSession("iqn.b", "iqn.b,i,0x1")
+	other, _ := port.OpenSession(Initiator{Name: "iqn.b", PortName: "iqn.b,i,0x1"})
 	other.popUA(0)
 	tr1 := send(s, 1, scsi.TaskSimple)
 	tr2 := send(other, 2, scsi.TaskSimple)
@@ -135,7 +135,7 @@ func TestLUNResetAbortsAllNexuses(t *testing.T) {
 
 func TestClearTaskSetAndNexusReset(t *testing.T) {
 	fw, s, l := newGateSession(t, 1, 2)
-	other, _ := fw.ports["iqn.t,t,0x0001"].OpenSession("iqn.b", "iqn.b,i,0x1")
+	other, _ := fw.ports["iqn.t,t,0x0001"].OpenSession(Initiator{Name: "iqn.b", PortName: "iqn.b,i,0x1"})
 	other.popUA(0)
 	send(other, 2, scsi.TaskSimple)
 	expectStart(t, l, 2)
@@ -191,7 +191,7 @@ type quickLU struct {
 	gate  chan struct{}
 }
 
-func (l *quickLU) Quick([]byte) bool { return l.quick }
+func (l *quickLU) Quick(*Task) bool { return l.quick }
 func (l *quickLU) Execute(t *Task) {
 	<-l.gate
 	t.CompleteStatus(scsi.StatusGood)
@@ -205,8 +205,8 @@ func TestInlineOnlyWhenTransportAndLUAgree(t *testing.T) {
 		l := &quickLU{fakeLU: fakeLU{guid: guidN(1)}, quick: c.quick, gate: make(chan struct{})}
 		_ = fw.RegisterLU(l)
 		_, _ = fw.AddView(l.guid, ViewEntry{}, true)
-		port, _ := fw.RegisterPort("iqn.t", "iqn.t,t,0x0001")
-		s, _ := port.OpenSession("iqn.a", "iqn.a,i,0x1")
+		port, _ := fw.RegisterPort(PortSpec{TargetName: "iqn.t", Name: "iqn.t,t,0x0001", Group: DefaultPortGroup})
+		s, _ := port.OpenSession(Initiator{Name: "iqn.a", PortName: "iqn.a,i,0x1"})
 		s.popUA(0)
 		tr := newFakeTransport()
 		task := NewTask(tr)

@@ -392,7 +392,7 @@ func (c *conn) finishLogin(st *loginState, neg *negotiator, resp []pdu.KV) error
 	var sst *stmf.Session
 	if !ss.discovery {
 		var err error
-		sst, err = st.grp.port.OpenSession(st.initiator, initiatorPortName(st.initiator, st.isid))
+		sst, err = st.grp.port.OpenSession(nexusInitiator(st.initiator, st.isid))
 		if err != nil {
 			s.forgetSession(ss)
 			return lerr(statusServiceUnavailable, "open stmf session: %v", err)

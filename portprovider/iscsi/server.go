@@ -432,7 +432,7 @@ func (s *Server) registerGroups(name string, pgs []PortalGroup, old []*tgroup) (
 			}
 		}
 		if g.port == nil {
-			p, err := s.fw.RegisterPortInGroup(name, targetPortName(name, pg.Tag), pg.Tag)
+			p, err := s.fw.RegisterPort(targetPortSpec(name, pg.Tag))
 			if err != nil {
 				for _, a := range added {
 					a.port.Deregister()

@@ -313,13 +313,3 @@ func (s *session) close(why string) {
 	})
 	<-s.closeDone
 }
-
-// initiatorPortName is the SCSI initiator port name "<iqn>,i,0x<ISID>".
-func initiatorPortName(name string, isid [6]byte) string {
-	return fmt.Sprintf("%s,i,0x%012x", name, isid[:])
-}
-
-// targetPortName is the SCSI target port name "<iqn>,t,0x<TPGT>".
-func targetPortName(name string, tpgt uint16) string {
-	return fmt.Sprintf("%s,t,0x%04x", name, tpgt)
-}

@@ -10,12 +10,13 @@ import (
 
 	"github.com/costar-project/costar/api"
 	"github.com/costar-project/costar/internal/initiator"
+	"github.com/costar-project/costar/test/harness"
 )
 
 // rtpgStates returns REPORT TARGET PORT GROUPS as group -> access state.
 func rtpgStates(ctx context.Context, t *testing.T, s *initiator.Session) map[uint16]byte {
 	t.Helper()
-	r := good(ctx, t, s, 0, initiator.ReportTargetPortGroups(1024), nil, 1024)
+	r := harness.Good(ctx, t, s, 0, initiator.ReportTargetPortGroups(1024), nil, 1024)
 	groups, err := initiator.ParseTargetPortGroups(r.Data)
 	if err != nil {
 		t.Fatal(err)
@@ -28,10 +29,10 @@ func rtpgStates(ctx context.Context, t *testing.T, s *initiator.Session) map[uin
 }
 
 // listStateGroups returns list-state -o json's target port groups by tag.
-func listStateGroups(t *testing.T, d *daemon) map[uint16]string {
+func listStateGroups(t *testing.T, d *harness.Daemon) map[uint16]string {
 	t.Helper()
 	var st api.State
-	if err := json.Unmarshal([]byte(d.ok("stmfadm", "list-state", "-o", "json")), &st); err != nil {
+	if err := json.Unmarshal([]byte(d.OK("stmfadm", "list-state", "-o", "json")), &st); err != nil {
 		t.Fatal(err)
 	}
 	out := map[uint16]string{}
@@ -51,47 +52,47 @@ const (
 // ASYMMETRIC ACCESS STATE CHANGED; the state survives a restart and bad
 // requests change nothing.
 func TestALUAStateChangeOnLiveSession(t *testing.T) {
-	ctx := testContext(t, 3*time.Minute)
-	dir := tempDir(t)
+	ctx := harness.Context(t, 3*time.Minute)
+	dir := harness.TempDir(t, "esx")
 	state := filepath.Join(dir, "state")
-	d := startDaemon(ctx, t, state)
-	lu := d.createLU(backing(t, dir, "lu", 16*mib))
-	d.ok("stmfadm", "add-view", lu)
-	p2 := "127.0.0.2:" + freePortOn(t, "127.0.0.2")
-	d.ok("itadm", "create-tpg", "2", p2)
-	d.ok("itadm", "create-target", "-n", tgtDefault)
-	d.ok("itadm", "create-target", "-n", tgtGrouped, "-t", "2")
-	if out := d.ok("itadm", "list-target", "-v", tgtGrouped); !strings.Contains(out, "2 = 2") {
+	d := suite.Start(ctx, t, state, harness.Options{})
+	lu := d.CreateLU(harness.Backing(t, dir, "lu", 16*mib))
+	d.OK("stmfadm", "add-view", lu)
+	p2 := "127.0.0.2:" + harness.FreePortOn(t, "127.0.0.2")
+	d.OK("itadm", "create-tpg", "2", p2)
+	d.OK("itadm", "create-target", "-n", tgtDefault)
+	d.OK("itadm", "create-target", "-n", tgtGrouped, "-t", "2")
+	if out := d.OK("itadm", "list-target", "-v", tgtGrouped); !strings.Contains(out, "2 = 2") {
 		t.Fatalf("target not bound to portal group tag 2:\n%s", out)
 	}
 
-	s2 := login(ctx, t, p2, tgtGrouped, hostA, 1)       // through target port group 2
-	s1 := login(ctx, t, d.portal, tgtDefault, hostB, 1) // through target port group 1
-	ready(ctx, t, s2, 0)
-	ready(ctx, t, s1, 0)
-	good(ctx, t, s2, 0, initiator.Read16(0, 1), nil, 512)
-	if out := d.ok("stmfadm", "list-state"); !strings.HasPrefix(out, "Operational Status: online\n") ||
+	s2 := harness.Login(ctx, t, p2, tgtGrouped, hostA, 1)       // through target port group 2
+	s1 := harness.Login(ctx, t, d.Portal, tgtDefault, hostB, 1) // through target port group 1
+	harness.Ready(ctx, t, s2, 0)
+	harness.Ready(ctx, t, s1, 0)
+	harness.Good(ctx, t, s2, 0, initiator.Read16(0, 1), nil, 512)
+	if out := d.OK("stmfadm", "list-state"); !strings.HasPrefix(out, "Operational Status: online\n") ||
 		!strings.Contains(out, "ALUA Node         : 0\nALUA Target Port Group 1: Active/Optimized\nALUA Target Port Group 2: Active/Optimized\n") {
 		t.Fatalf("list-state before the change:\n%s", out)
 	}
 
-	d.ok("stmfadm", "set-alua-state", "-g", "2", "standby")
+	d.OK("stmfadm", "set-alua-state", "-g", "2", "standby")
 
 	// Every session learns of the change on its next command.
-	if r := do(ctx, t, s2, 0, initiator.Read16(0, 1), nil, 512); !r.Is(initiator.KeyUnitAttention, 0x2a, 0x06) {
+	if r := harness.Do(ctx, t, s2, 0, initiator.Read16(0, 1), nil, 512); !r.Is(initiator.KeyUnitAttention, 0x2a, 0x06) {
 		t.Fatalf("READ through group 2 after the change: %v, want UNIT ATTENTION 2Ah/06h", r)
 	}
-	if r := do(ctx, t, s1, 0, initiator.Read16(0, 1), nil, 512); !r.Is(initiator.KeyUnitAttention, 0x2a, 0x06) {
+	if r := harness.Do(ctx, t, s1, 0, initiator.Read16(0, 1), nil, 512); !r.Is(initiator.KeyUnitAttention, 0x2a, 0x06) {
 		t.Fatalf("READ through group 1 after the change: %v, want UNIT ATTENTION 2Ah/06h", r)
 	}
 	// Standby: no media access, but INQUIRY and RTPG answer.
-	if r := do(ctx, t, s2, 0, initiator.Read16(0, 1), nil, 512); !r.Is(initiator.KeyNotReady, 0x04, 0x0b) {
+	if r := harness.Do(ctx, t, s2, 0, initiator.Read16(0, 1), nil, 512); !r.Is(initiator.KeyNotReady, 0x04, 0x0b) {
 		t.Fatalf("READ through the standby group: %v, want NOT READY 04h/0Bh", r)
 	}
-	if r := do(ctx, t, s2, 0, initiator.Write16(0, 1), make([]byte, 512), 0); !r.Is(initiator.KeyNotReady, 0x04, 0x0b) {
+	if r := harness.Do(ctx, t, s2, 0, initiator.Write16(0, 1), make([]byte, 512), 0); !r.Is(initiator.KeyNotReady, 0x04, 0x0b) {
 		t.Fatalf("WRITE through the standby group: %v, want NOT READY 04h/0Bh", r)
 	}
-	if r := good(ctx, t, s2, 0, initiator.Inquiry(false, 0, 96), nil, 96); len(r.Data) < 36 || r.Data[5]&0x30 == 0 {
+	if r := harness.Good(ctx, t, s2, 0, initiator.Inquiry(false, 0, 96), nil, 96); len(r.Data) < 36 || r.Data[5]&0x30 == 0 {
 		t.Fatalf("INQUIRY through the standby group: % x (TPGS must be set)", r.Data)
 	}
 	for name, s := range map[string]*initiator.Session{"group 1": s1, "group 2": s2} {
@@ -99,8 +100,8 @@ func TestALUAStateChangeOnLiveSession(t *testing.T) {
 			t.Fatalf("REPORT TARGET PORT GROUPS through %s: %v, want group 1 active/optimized, group 2 standby", name, got)
 		}
 	}
-	good(ctx, t, s1, 0, initiator.Read16(0, 1), nil, 512) // group 1 still serves I/O
-	if out := d.ok("stmfadm", "list-state"); !strings.Contains(out, "ALUA Target Port Group 1: Active/Optimized\nALUA Target Port Group 2: Standby\n") {
+	harness.Good(ctx, t, s1, 0, initiator.Read16(0, 1), nil, 512) // group 1 still serves I/O
+	if out := d.OK("stmfadm", "list-state"); !strings.Contains(out, "ALUA Target Port Group 1: Active/Optimized\nALUA Target Port Group 2: Standby\n") {
 		t.Fatalf("list-state after the change:\n%s", out)
 	}
 	if g := listStateGroups(t, d); g[1] != api.ALUAActiveOptimized || g[2] != api.ALUAStandby {
@@ -118,27 +119,27 @@ func TestALUAStateChangeOnLiveSession(t *testing.T) {
 		{[]string{"set-alua-state", "-g", "2", "optimized"}, "optimized: invalid ALUA state"},
 		{[]string{"set-alua-state", "active-optimized"}, "-g, --group-name is required"},
 	} {
-		if _, errs, code := d.run("stmfadm", bad.args...); code == 0 || !strings.Contains(errs, bad.msg) {
+		if _, errs, code := d.Run("", "stmfadm", bad.args...); code == 0 || !strings.Contains(errs, bad.msg) {
 			t.Errorf("stmfadm %v: exit %d, stderr %q; want a failure mentioning %q", bad.args, code, errs, bad.msg)
 		}
 	}
 	if g := listStateGroups(t, d); g[2] != api.ALUAStandby {
 		t.Fatalf("a refused request changed group 2: %v", g)
 	}
-	if r := do(ctx, t, s2, 0, initiator.Read16(0, 1), nil, 512); !r.Is(initiator.KeyNotReady, 0x04, 0x0b) {
+	if r := harness.Do(ctx, t, s2, 0, initiator.Read16(0, 1), nil, 512); !r.Is(initiator.KeyNotReady, 0x04, 0x0b) {
 		t.Fatalf("READ through group 2 after refused requests: %v, want NOT READY 04h/0Bh (no new unit attention)", r)
 	}
 
 	// The state survives a restart and is in force before the first
 	// command of a new session: after the power-on unit attention, READ
 	// is refused at once.
-	d.stop()
-	d = startDaemon(ctx, t, state)
-	s2 = login(ctx, t, p2, tgtGrouped, hostA, 1)
-	if r := do(ctx, t, s2, 0, initiator.Read16(0, 1), nil, 512); !r.Is(initiator.KeyUnitAttention, 0x29, 0x00) {
+	d.Stop()
+	d = suite.Start(ctx, t, state, harness.Options{})
+	s2 = harness.Login(ctx, t, p2, tgtGrouped, hostA, 1)
+	if r := harness.Do(ctx, t, s2, 0, initiator.Read16(0, 1), nil, 512); !r.Is(initiator.KeyUnitAttention, 0x29, 0x00) {
 		t.Fatalf("first READ after restart: %v, want the power-on unit attention", r)
 	}
-	if r := do(ctx, t, s2, 0, initiator.Read16(0, 1), nil, 512); !r.Is(initiator.KeyNotReady, 0x04, 0x0b) {
+	if r := harness.Do(ctx, t, s2, 0, initiator.Read16(0, 1), nil, 512); !r.Is(initiator.KeyNotReady, 0x04, 0x0b) {
 		t.Fatalf("READ through group 2 after restart: %v, want NOT READY 04h/0Bh", r)
 	}
 	if got := rtpgStates(ctx, t, s2); got[2] != stateStandby {
@@ -146,12 +147,12 @@ func TestALUAStateChangeOnLiveSession(t *testing.T) {
 	}
 
 	// Back to active/optimized: unit attention, then I/O works again.
-	d.ok("stmfadm", "set-alua-state", "-g", "2", "active/optimized")
-	if r := do(ctx, t, s2, 0, initiator.Read16(0, 1), nil, 512); !r.Is(initiator.KeyUnitAttention, 0x2a, 0x06) {
+	d.OK("stmfadm", "set-alua-state", "-g", "2", "active/optimized")
+	if r := harness.Do(ctx, t, s2, 0, initiator.Read16(0, 1), nil, 512); !r.Is(initiator.KeyUnitAttention, 0x2a, 0x06) {
 		t.Fatalf("READ after the change back: %v, want UNIT ATTENTION 2Ah/06h", r)
 	}
-	good(ctx, t, s2, 0, initiator.Read16(0, 1), nil, 512)
-	good(ctx, t, s2, 0, initiator.Write16(0, 1), make([]byte, 512), 0)
+	harness.Good(ctx, t, s2, 0, initiator.Read16(0, 1), nil, 512)
+	harness.Good(ctx, t, s2, 0, initiator.Write16(0, 1), make([]byte, 512), 0)
 	if got := rtpgStates(ctx, t, s2); got[2] != stateAO {
 		t.Fatalf("RTPG after the change back: %v", got)
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/costar-project/costar/internal/initiator"
+	"github.com/costar-project/costar/test/harness"
 )
 
 // counterBlock is the content of the ATS counter block holding v: v
@@ -56,12 +57,12 @@ type atsStats struct {
 // MISCOMPARE is real: the counter had moved on, and INFORMATION points
 // into the counter bytes.
 func TestATSAtomicUnderConcurrentWriters(t *testing.T) {
-	ctx := testContext(t, 3*time.Minute)
-	dir := tempDir(t)
-	d := startDaemon(ctx, t, filepath.Join(dir, "state"))
-	lu := d.createLU(backing(t, dir, "lu", 64*mib))
-	d.ok("stmfadm", "add-view", lu)
-	d.ok("itadm", "create-target", "-n", tgtDefault)
+	ctx := harness.Context(t, 3*time.Minute)
+	dir := harness.TempDir(t, "esx")
+	d := suite.Start(ctx, t, filepath.Join(dir, "state"), harness.Options{})
+	lu := d.CreateLU(harness.Backing(t, dir, "lu", 64*mib))
+	d.OK("stmfadm", "add-view", lu)
+	d.OK("itadm", "create-target", "-n", tgtDefault)
 
 	const (
 		incrementers = 4
@@ -70,14 +71,14 @@ func TestATSAtomicUnderConcurrentWriters(t *testing.T) {
 		runFor       = 20 * time.Second // and at most this long
 		counterLBA   = 1000
 	)
-	setup := login(ctx, t, d.portal, tgtDefault, hostA, 0)
-	ready(ctx, t, setup, 0)
+	setup := harness.Login(ctx, t, d.Portal, tgtDefault, hostA, 0)
+	harness.Ready(ctx, t, setup, 0)
 	nblocks, bs32, err := setup.Capacity(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	bs := int(bs32)
-	good(ctx, t, setup, 0, initiator.Write16(counterLBA, 1), counterBlock(0, bs), 0)
+	harness.Good(ctx, t, setup, 0, initiator.Write16(counterLBA, 1), counterBlock(0, bs), 0)
 
 	// wctx only ends the loops: every command runs under ctx, so none is
 	// abandoned while the target may still execute it.
@@ -104,8 +105,8 @@ func TestATSAtomicUnderConcurrentWriters(t *testing.T) {
 	// Plain writers: 4 KiB writes that end right before the counter block,
 	// start right after it, or land anywhere else on the LU.
 	for w := range writers {
-		s := login(ctx, t, d.portal, tgtDefault, hostB, byte(10+w))
-		ready(ctx, t, s, 0)
+		s := harness.Login(ctx, t, d.Portal, tgtDefault, hostB, byte(10+w))
+		harness.Ready(ctx, t, s, 0)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -140,8 +141,8 @@ func TestATSAtomicUnderConcurrentWriters(t *testing.T) {
 	}
 
 	for i := range incrementers {
-		s := login(ctx, t, d.portal, tgtDefault, hostA, byte(1+i))
-		ready(ctx, t, s, 0)
+		s := harness.Login(ctx, t, d.Portal, tgtDefault, hostA, byte(1+i))
+		harness.Ready(ctx, t, s, 0)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -197,7 +198,7 @@ func TestATSAtomicUnderConcurrentWriters(t *testing.T) {
 		t.Fatalf("%d problem(s):\n%s", len(errs), strings.Join(errs, "\n"))
 	}
 
-	r := good(ctx, t, setup, 0, initiator.Read16(counterLBA, 1), nil, uint32(bs))
+	r := harness.Good(ctx, t, setup, 0, initiator.Read16(counterLBA, 1), nil, uint32(bs))
 	final, err := decodeCounter(r.Data)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/costar-project/costar/internal/initiator"
+	"github.com/costar-project/costar/test/harness"
 )
 
 // extendedCopy builds EXTENDED COPY (LID1) with its parameter list: two
@@ -56,7 +57,7 @@ func copyStatus(ctx context.Context, t *testing.T, s *initiator.Session, listID 
 	cdb := make([]byte, 16)
 	cdb[0], cdb[1], cdb[2] = 0x84, 0x00, listID
 	binary.BigEndian.PutUint32(cdb[10:14], 64)
-	r := do(ctx, t, s, 0, cdb, nil, 64)
+	r := harness.Do(ctx, t, s, 0, cdb, nil, 64)
 	if r.Status != initiator.StatusGood || len(r.Data) < 12 {
 		return 0, 0, false
 	}
@@ -69,28 +70,28 @@ func copyStatus(ctx context.Context, t *testing.T, s *initiator.Session, listID 
 // and never answers, and the session keeps working (including another
 // copy).
 func TestAbortLongExtendedCopy(t *testing.T) {
-	ctx := testContext(t, 3*time.Minute)
-	dir := tempDir(t)
-	d := startDaemon(ctx, t, filepath.Join(dir, "state"))
+	ctx := harness.Context(t, 3*time.Minute)
+	dir := harness.TempDir(t, "esx")
+	d := suite.Start(ctx, t, filepath.Join(dir, "state"), harness.Options{})
 	const size = 512 * mib
-	src := d.createLU(backing(t, dir, "src", size))
-	dst := d.createLU(backing(t, dir, "dst", size))
-	d.ok("stmfadm", "add-view", "-n", "0", src)
-	d.ok("stmfadm", "add-view", "-n", "1", dst)
-	d.ok("itadm", "create-target", "-n", tgtDefault)
+	src := d.CreateLU(harness.Backing(t, dir, "src", size))
+	dst := d.CreateLU(harness.Backing(t, dir, "dst", size))
+	d.OK("stmfadm", "add-view", "-n", "0", src)
+	d.OK("stmfadm", "add-view", "-n", "1", dst)
+	d.OK("itadm", "create-target", "-n", tgtDefault)
 
-	s := login(ctx, t, d.portal, tgtDefault, hostA, 1)
-	ready(ctx, t, s, 0)
-	ready(ctx, t, s, 1)
+	s := harness.Login(ctx, t, d.Portal, tgtDefault, hostA, 1)
+	harness.Ready(ctx, t, s, 0)
+	harness.Ready(ctx, t, s, 1)
 	blocks, bs, err := s.Capacity(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Something to copy at the start of the source (the rest reads as zeros).
-	good(ctx, t, s, 0, initiator.Write16(0, 8), make([]byte, 8*bs), 0)
+	harness.Good(ctx, t, s, 0, initiator.Write16(0, 8), make([]byte, 8*bs), 0)
 
 	const listID = 0x42
-	cdb, params := extendedCopy(listID, guidBytes(t, src), guidBytes(t, dst), bs, blocks)
+	cdb, params := extendedCopy(listID, harness.GUIDBytes(t, src), harness.GUIDBytes(t, dst), bs, blocks)
 	cp, err := s.Start(ctx, 0, cdb, params, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -158,11 +159,11 @@ func TestAbortLongExtendedCopy(t *testing.T) {
 	t.Logf("aborted copy stopped after %d MiB of %d (copy manager status %d)", done>>20, size>>20, st)
 
 	// The session keeps working, copies included.
-	ready(ctx, t, s, 0)
-	good(ctx, t, s, 0, initiator.Read16(0, 8), nil, 8*bs)
-	good(ctx, t, s, 1, initiator.Write16(blocks-8, 8), make([]byte, 8*bs), 0)
-	cdb, params = extendedCopy(listID+1, guidBytes(t, src), guidBytes(t, dst), bs, 2048)
-	if r := do(ctx, t, s, 0, cdb, params, 0); r.Status != initiator.StatusGood {
+	harness.Ready(ctx, t, s, 0)
+	harness.Good(ctx, t, s, 0, initiator.Read16(0, 8), nil, 8*bs)
+	harness.Good(ctx, t, s, 1, initiator.Write16(blocks-8, 8), make([]byte, 8*bs), 0)
+	cdb, params = extendedCopy(listID+1, harness.GUIDBytes(t, src), harness.GUIDBytes(t, dst), bs, 2048)
+	if r := harness.Do(ctx, t, s, 0, cdb, params, 0); r.Status != initiator.StatusGood {
 		t.Fatalf("a small EXTENDED COPY after the abort: %v", r)
 	}
 	select {

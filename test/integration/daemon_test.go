@@ -17,19 +17,21 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/costar-project/costar/test/harness"
 )
 
 func TestDiscoveryListsDemoTarget(t *testing.T) {
-	requireTools(t, "iscsi-ls")
-	ctx := testContext(t)
+	harness.RequireTools(t, "iscsi-ls")
+	ctx := harness.Context(t, testTimeout)
 	d := startDaemon(ctx, t, t.TempDir())
 
-	out := mustRun(ctx, t, "iscsi-ls", "-i", testInitiator, "-s", "iscsi://"+d.portal())
+	out := harness.MustExec(ctx, t, "iscsi-ls", "-i", testInitiator, "-s", "iscsi://"+d.Portal)
 	if !strings.Contains(out, "Target:"+demoIQN) {
 		t.Errorf("iscsi-ls does not list target %s", demoIQN)
 	}
-	if !strings.Contains(out, "Portal:"+d.portal()) {
-		t.Errorf("iscsi-ls does not list portal %s", d.portal())
+	if !strings.Contains(out, "Portal:"+d.Portal) {
+		t.Errorf("iscsi-ls does not list portal %s", d.Portal)
 	}
 	if !regexp.MustCompile(`(?m)^Lun:0\s+Type:DIRECT_ACCESS`).MatchString(out) {
 		t.Errorf("iscsi-ls does not list LUN 0 as DIRECT_ACCESS")
@@ -37,10 +39,10 @@ func TestDiscoveryListsDemoTarget(t *testing.T) {
 }
 
 func TestStandardInquiry(t *testing.T) {
-	ctx := testContext(t)
+	ctx := harness.Context(t, testTimeout)
 	d := startDaemon(ctx, t, t.TempDir())
 
-	kv := keyValues(mustRun(ctx, t, "iscsi-inq", "-i", testInitiator, d.url))
+	kv := keyValues(harness.MustExec(ctx, t, "iscsi-inq", "-i", testInitiator, demoURL(d)))
 	for key, want := range map[string]string{
 		"Peripheral Qualifier":   "CONNECTED",
 		"Peripheral Device Type": "DIRECT_ACCESS",
@@ -60,11 +62,11 @@ func TestStandardInquiry(t *testing.T) {
 // (COMSTAR GUID); the same state dir keeps it across a restart, a fresh state
 // dir gets a different one.
 func TestDeviceIdentificationStable(t *testing.T) {
-	ctx := testContext(t)
+	ctx := harness.Context(t, testTimeout)
 	state := t.TempDir()
 	d := startDaemon(ctx, t, state)
 
-	out := mustRun(ctx, t, "iscsi-inq", "-i", testInitiator, "-e", "1", "-c", "131", d.url)
+	out := harness.MustExec(ctx, t, "iscsi-inq", "-i", testInitiator, "-e", "1", "-c", "131", demoURL(d))
 	if !strings.Contains(out, "Page Code:(0x83)") || !strings.Contains(out, "Designator Type:(3) NAA") {
 		t.Fatalf("page 0x83 without an NAA designator:\n%s", out)
 	}
@@ -72,7 +74,7 @@ func TestDeviceIdentificationStable(t *testing.T) {
 	if !ok || len(printed) == 0 {
 		t.Fatalf("cannot find the NAA designator bytes in iscsi-inq output")
 	}
-	naa1, err := deviceIdentification(ctx, d.portal(), demoIQN, 0)
+	naa1, err := deviceIdentification(ctx, d.Portal, demoIQN, 0)
 	if err != nil {
 		t.Fatalf("raw INQUIRY: %v", err)
 	}
@@ -85,24 +87,24 @@ func TestDeviceIdentificationStable(t *testing.T) {
 		t.Errorf("iscsi-inq shows designator %s, raw INQUIRY %s", got, naa1)
 	}
 
-	if code, took := d.stop(); code != 0 {
+	if code, took := d.Stop(); code != 0 {
 		t.Fatalf("stmfd exited %d after SIGTERM (%v)", code, took)
 	}
 	d2 := startDaemon(ctx, t, state)
-	naa2, err := deviceIdentification(ctx, d2.portal(), demoIQN, 0)
+	naa2, err := deviceIdentification(ctx, d2.Portal, demoIQN, 0)
 	if err != nil {
 		t.Fatalf("raw INQUIRY after restart: %v", err)
 	}
 	if naa2 != naa1 {
 		t.Errorf("GUID changed across restart with the same state dir: %s -> %s", naa1, naa2)
 	}
-	out2 := mustRun(ctx, t, "iscsi-inq", "-i", testInitiator, "-e", "1", "-c", "131", d2.url)
+	out2 := harness.MustExec(ctx, t, "iscsi-inq", "-i", testInitiator, "-e", "1", "-c", "131", demoURL(d2))
 	if printed2, _ := naaFromInqOutput([]byte(out2)); !bytes.Equal(printed2, printed) {
 		t.Errorf("iscsi-inq designator changed across restart: %x -> %x", printed, printed2)
 	}
 
 	d3 := startDaemon(ctx, t, t.TempDir())
-	naa3, err := deviceIdentification(ctx, d3.portal(), demoIQN, 0)
+	naa3, err := deviceIdentification(ctx, d3.Portal, demoIQN, 0)
 	if err != nil {
 		t.Fatalf("raw INQUIRY on a second state dir: %v", err)
 	}
@@ -112,11 +114,11 @@ func TestDeviceIdentificationStable(t *testing.T) {
 }
 
 func TestReadCapacity16(t *testing.T) {
-	requireTools(t, "iscsi-readcapacity16")
-	ctx := testContext(t)
+	harness.RequireTools(t, "iscsi-readcapacity16")
+	ctx := harness.Context(t, testTimeout)
 	d := startDaemon(ctx, t, t.TempDir())
 
-	kv := keyValues(mustRun(ctx, t, "iscsi-readcapacity16", "-i", testInitiator, d.url))
+	kv := keyValues(harness.MustExec(ctx, t, "iscsi-readcapacity16", "-i", testInitiator, demoURL(d)))
 	size := atoi64(t, "Total size", kv["Total size"])
 	bs := atoi64(t, "block length", kv["LOGICAL BLOCK LENGTH IN BYTES"])
 	lastLBA := atoi64(t, "last LBA", kv["RETURNED LOGICAL BLOCK ADDRESS"])
@@ -138,7 +140,7 @@ func qemuIO(ctx context.Context, t *testing.T, url string, cmds ...string) (stri
 	for _, c := range cmds {
 		args = append(args, "-c", c)
 	}
-	return run(ctx, t, "qemu-io", append(args, url)...)
+	return harness.Exec(ctx, t, "qemu-io", append(args, url)...)
 }
 
 // verifyPatterns reads each region with qemu-io's pattern check and fails the
@@ -192,23 +194,23 @@ func testRegions() []region {
 }
 
 func TestQemuIOPatterns(t *testing.T) {
-	requireQemuISCSI(t)
-	ctx := testContext(t)
+	harness.RequireQemuISCSI(t)
+	ctx := harness.Context(t, testTimeout)
 	d := startDaemon(ctx, t, t.TempDir())
 
-	writePatterns(ctx, t, d.url, testRegions())
-	verifyPatterns(ctx, t, d.url, append(testRegions(),
+	writePatterns(ctx, t, demoURL(d), testRegions())
+	verifyPatterns(ctx, t, demoURL(d), append(testRegions(),
 		region{0x00, 2 * mib, mib},             // never written: zeros
 		region{0x00, 3 * mib, 4095},            // zeros up to the single byte
 		region{0x00, 3*mib + 4096, mib - 4096}, // and after it
 	))
 
 	// The check must be able to fail: a wrong pattern is reported.
-	out, err := qemuIO(ctx, t, d.url, "read -P 0xcd 0 1M")
+	out, err := qemuIO(ctx, t, demoURL(d), "read -P 0xcd 0 1M")
 	if !strings.Contains(out, "Pattern verification failed") {
 		t.Errorf("reading 0xab data with expected pattern 0xcd was not reported as a mismatch (err %v)", err)
 	}
-	out, err = qemuIO(ctx, t, d.url, fmt.Sprintf("read -P 0x77 %d 8192", gib-8192))
+	out, err = qemuIO(ctx, t, demoURL(d), fmt.Sprintf("read -P 0x77 %d 8192", gib-8192))
 	if !strings.Contains(out, "Pattern verification failed") {
 		t.Errorf("a half-matching region was not reported as a mismatch (err %v)", err)
 	}
@@ -247,26 +249,26 @@ func randomImage(t *testing.T, size int64) string {
 }
 
 func TestQemuImgConvertCompare(t *testing.T) {
-	requireQemuISCSI(t)
-	ctx := testContext(t)
+	harness.RequireQemuISCSI(t)
+	ctx := harness.Context(t, testTimeout)
 	const size = 64 * mib
 	// An LU of the image's size, so compare checks every byte of both.
 	d := startDaemon(ctx, t, t.TempDir(), "--demo-size", "64M")
 	src := randomImage(t, size)
 
-	info := mustRun(ctx, t, "qemu-img", "info", "-f", "raw", d.url)
+	info := harness.MustExec(ctx, t, "qemu-img", "info", "-f", "raw", demoURL(d))
 	if !strings.Contains(info, fmt.Sprintf("(%d bytes)", size)) {
 		t.Fatalf("qemu-img info does not show a %d-byte LU", size)
 	}
-	mustRun(ctx, t, "qemu-img", "convert", "-n", "-f", "raw", "-O", "raw", src, d.url)
-	out := mustRun(ctx, t, "qemu-img", "compare", "-f", "raw", "-F", "raw", src, d.url)
+	harness.MustExec(ctx, t, "qemu-img", "convert", "-n", "-f", "raw", "-O", "raw", src, demoURL(d))
+	out := harness.MustExec(ctx, t, "qemu-img", "compare", "-f", "raw", "-F", "raw", src, demoURL(d))
 	if !strings.Contains(out, "Images are identical") {
 		t.Fatalf("qemu-img compare did not report identical images")
 	}
 
 	// Change one sector on the target: compare must notice (exit 1).
-	writePatterns(ctx, t, d.url, []region{{0x00, 40*mib + 512, 512}})
-	out, err := run(ctx, t, "qemu-img", "compare", "-f", "raw", "-F", "raw", src, d.url)
+	writePatterns(ctx, t, demoURL(d), []region{{0x00, 40*mib + 512, 512}})
+	out, err := harness.Exec(ctx, t, "qemu-img", "compare", "-f", "raw", "-F", "raw", src, demoURL(d))
 	var exitErr *exec.ExitError
 	if err == nil || !errors.As(err, &exitErr) || exitErr.ExitCode() != 1 || !strings.Contains(out, "Content mismatch") {
 		t.Fatalf("compare after changing a sector: err %v, want exit 1 with a content mismatch", err)
@@ -288,9 +290,9 @@ var (
 // time and that every write the initiator saw acknowledged is on disk after a
 // restart on the same state dir.
 func TestSIGTERMDrainsInFlightIO(t *testing.T) {
-	requireQemuISCSI(t)
-	requireTools(t, "stdbuf")
-	ctx := testContext(t)
+	harness.RequireQemuISCSI(t)
+	harness.RequireTools(t, "stdbuf")
+	ctx := harness.Context(t, testTimeout)
 	state := t.TempDir()
 	d := startDaemon(ctx, t, state)
 
@@ -299,7 +301,7 @@ func TestSIGTERMDrainsInFlightIO(t *testing.T) {
 	for i := 0; i < count; i++ {
 		args = append(args, "-c", fmt.Sprintf("aio_write -P %#x %d %d", patternFor(i), int64(i)*chunk, chunk))
 	}
-	args = append(args, "-c", "aio_flush", d.url)
+	args = append(args, "-c", "aio_flush", demoURL(d))
 	qctx, qcancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer qcancel()
 	// stdbuf: qemu-io's stdout is a pipe; line-buffer it so every ack is seen when printed
@@ -352,7 +354,7 @@ func TestSIGTERMDrainsInFlightIO(t *testing.T) {
 	mu.Lock()
 	atSignal := len(acked)
 	mu.Unlock()
-	code, took := d.stop()
+	code, took := d.Stop()
 	t.Logf("SIGTERM after %d acknowledged writes; stmfd exited %d after %v", atSignal, code, took)
 	if code != 0 {
 		t.Errorf("stmfd exit status %d after SIGTERM, want 0", code)
@@ -374,7 +376,7 @@ func TestSIGTERMDrainsInFlightIO(t *testing.T) {
 	t.Logf("%d of %d writes acknowledged in total (%d after SIGTERM)", len(regions), count, len(regions)-atSignal)
 
 	d2 := startDaemon(ctx, t, state)
-	verifyPatterns(ctx, t, d2.url, regions)
+	verifyPatterns(ctx, t, demoURL(d2), regions)
 }
 
 // patternFor gives write i a non-zero byte pattern distinct from its neighbours.
@@ -383,20 +385,20 @@ func patternFor(i int) byte { return byte(i%251 + 1) }
 // TestKill9Restart: data acknowledged before a SIGKILL is there after a
 // restart on the same state dir, the LU keeps its GUID, and it accepts writes.
 func TestKill9Restart(t *testing.T) {
-	requireQemuISCSI(t)
-	ctx := testContext(t)
+	harness.RequireQemuISCSI(t)
+	ctx := harness.Context(t, testTimeout)
 	state := t.TempDir()
 	d := startDaemon(ctx, t, state)
-	naa1, err := deviceIdentification(ctx, d.portal(), demoIQN, 0)
+	naa1, err := deviceIdentification(ctx, d.Portal, demoIQN, 0)
 	if err != nil {
 		t.Fatalf("raw INQUIRY: %v", err)
 	}
-	writePatterns(ctx, t, d.url, testRegions())
-	d.kill()
+	writePatterns(ctx, t, demoURL(d), testRegions())
+	d.Kill()
 
 	d2 := startDaemon(ctx, t, state)
-	verifyPatterns(ctx, t, d2.url, testRegions())
-	naa2, err := deviceIdentification(ctx, d2.portal(), demoIQN, 0)
+	verifyPatterns(ctx, t, demoURL(d2), testRegions())
+	naa2, err := deviceIdentification(ctx, d2.Portal, demoIQN, 0)
 	if err != nil {
 		t.Fatalf("raw INQUIRY after restart: %v", err)
 	}
@@ -404,6 +406,6 @@ func TestKill9Restart(t *testing.T) {
 		t.Errorf("GUID changed across kill -9: %s -> %s", naa1, naa2)
 	}
 	more := []region{{0xee, 10 * mib, mib}}
-	writePatterns(ctx, t, d2.url, more)
-	verifyPatterns(ctx, t, d2.url, append(more, testRegions()...))
+	writePatterns(ctx, t, demoURL(d2), more)
+	verifyPatterns(ctx, t, demoURL(d2), append(more, testRegions()...))
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/costar-project/costar/scsi"
+	"github.com/costar-project/costar/test/harness"
 )
 
 const (
@@ -47,33 +48,33 @@ func lunsSeen(t *testing.T, portal, initiator string) []string {
 // different LUNs through REPORT LUNS, and a view change reaches a live
 // session at once (REPORTED LUNS DATA HAS CHANGED, then the new map).
 func TestMasking(t *testing.T) {
-	needBinaries(t)
-	requireTools(t, "iscsi-ls", "iscsi-inq")
-	dir := tempDir(t)
+	suite.Binaries(t)
+	harness.RequireTools(t, "iscsi-ls", "iscsi-inq")
+	dir := harness.TempDir(t, "mg")
 	d := startDaemon(t, filepath.Join(dir, "state"))
-	a := d.createLU(backing(t, dir, "a", 16*mib))
-	b := d.createLU(backing(t, dir, "b", 16*mib))
-	d.ok("itadm", "create-target", "-n", target)
-	d.ok("stmfadm", "create-hg", "hosts-a")
-	d.ok("stmfadm", "add-hg-member", "-g", "hosts-a", hostA)
-	d.ok("stmfadm", "add-view", "-h", "hosts-a", a) // LUN 0, host A only
-	d.ok("stmfadm", "add-view", b)                  // everyone; LUN 1 (0 is taken in A's map)
+	a := d.CreateLU(harness.Backing(t, dir, "a", 16*mib))
+	b := d.CreateLU(harness.Backing(t, dir, "b", 16*mib))
+	d.OK("itadm", "create-target", "-n", target)
+	d.OK("stmfadm", "create-hg", "hosts-a")
+	d.OK("stmfadm", "add-hg-member", "-g", "hosts-a", hostA)
+	d.OK("stmfadm", "add-view", "-h", "hosts-a", a) // LUN 0, host A only
+	d.OK("stmfadm", "add-view", b)                  // everyone; LUN 1 (0 is taken in A's map)
 
-	if got := lunsSeen(t, d.portal, hostA); !reflect.DeepEqual(got, []string{"0", "1"}) {
+	if got := lunsSeen(t, d.Portal, hostA); !reflect.DeepEqual(got, []string{"0", "1"}) {
 		t.Fatalf("host A sees LUNs %v, want [0 1]", got)
 	}
-	if got := lunsSeen(t, d.portal, hostB); !reflect.DeepEqual(got, []string{"1"}) {
+	if got := lunsSeen(t, d.Portal, hostB); !reflect.DeepEqual(got, []string{"1"}) {
 		t.Fatalf("host B sees LUNs %v, want [1]", got)
 	}
 	// B cannot address A's LU even by number.
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if out, err := exec.CommandContext(ctx, "iscsi-inq", "-i", hostB, "iscsi://"+d.portal+"/"+target+"/0").CombinedOutput(); err == nil && !strings.Contains(string(out), "not") {
+	if out, err := exec.CommandContext(ctx, "iscsi-inq", "-i", hostB, "iscsi://"+d.Portal+"/"+target+"/0").CombinedOutput(); err == nil && !strings.Contains(string(out), "not") {
 		t.Errorf("host B reads an INQUIRY of LUN 0:\n%s", out)
 	}
 
 	// A live session of host A follows view changes.
-	s := login(t, d.portal, hostA, target)
+	s := login(t, d.Portal, hostA, target)
 	if got := s.reportLUNs(); !reflect.DeepEqual(got, []scsi.LUN{0, 1}) {
 		t.Fatalf("live session LUNs %v, want [0 1]", got)
 	}
@@ -87,17 +88,17 @@ func TestMasking(t *testing.T) {
 			t.Fatalf("TEST UNIT READY before the change: %v %s", st, sense)
 		}
 	}
-	d.ok("stmfadm", "remove-view", "-l", b, "0")
+	d.OK("stmfadm", "remove-view", "-l", b, "0")
 	if st, sense := s.testUnitReady(0); st != scsi.StatusCheckCondition || sense != "6/3f/0e" {
 		t.Fatalf("after remove-view: TEST UNIT READY %v sense %s, want CHECK CONDITION 6/3f/0e", st, sense)
 	}
 	if got := s.reportLUNs(); !reflect.DeepEqual(got, []scsi.LUN{0}) {
 		t.Fatalf("live session LUNs after remove-view %v, want [0]", got)
 	}
-	if got := lunsSeen(t, d.portal, hostB); got != nil {
+	if got := lunsSeen(t, d.Portal, hostB); got != nil {
 		t.Fatalf("host B, with no LUN left, still discovers the target: %v", got)
 	}
-	d.ok("stmfadm", "add-view", "-h", "hosts-a", "-n", "7", b)
+	d.OK("stmfadm", "add-view", "-h", "hosts-a", "-n", "7", b)
 	if st, sense := s.testUnitReady(0); st != scsi.StatusCheckCondition || sense != "6/3f/0e" {
 		t.Fatalf("after add-view: TEST UNIT READY %v sense %s", st, sense)
 	}
@@ -112,11 +113,11 @@ func TestMasking(t *testing.T) {
 		t.Fatalf("TEST UNIT READY on the new LUN, again: %v %s", st, sense)
 	}
 	// list-target -v shows the live session.
-	out := d.ok("stmfadm", "list-target", "-v", target)
+	out := d.OK("stmfadm", "list-target", "-v", target)
 	if !strings.Contains(out, "    Sessions          : 1\n        Initiator: "+hostA+"\n") || !strings.Contains(out, "Logged in since: ") {
 		t.Fatalf("list-target -v:\n%s", out)
 	}
-	if out := d.ok("itadm", "list-target", target); !regexp.MustCompile(regexp.QuoteMeta(target) + `\s+online\s+1\s`).MatchString(out) {
+	if out := d.OK("itadm", "list-target", target); !regexp.MustCompile(regexp.QuoteMeta(target) + `\s+online\s+1\s`).MatchString(out) {
 		t.Fatalf("itadm list-target:\n%s", out)
 	}
 }
@@ -125,20 +126,20 @@ func TestMasking(t *testing.T) {
 // secret configured with itadm create-initiator, and with a target secret
 // proves itself to initiators that ask (mutual CHAP).
 func TestCHAP(t *testing.T) {
-	needBinaries(t)
-	requireTools(t, "iscsi-inq", "iscsi-ls")
-	dir := tempDir(t)
+	suite.Binaries(t)
+	harness.RequireTools(t, "iscsi-inq", "iscsi-ls")
+	dir := harness.TempDir(t, "mg")
 	d := startDaemon(t, filepath.Join(dir, "state"))
-	lu := d.createLU(backing(t, dir, "a", 16*mib))
-	d.ok("stmfadm", "add-view", lu)
-	d.ok("itadm", "create-target", "-n", target, "-a", "chap")
-	if _, errs, code := d.run("host-a-secret\nhost-a-secret\n", "itadm", "create-initiator", "-u", "usera", "-s", hostA); code != 0 {
+	lu := d.CreateLU(harness.Backing(t, dir, "a", 16*mib))
+	d.OK("stmfadm", "add-view", lu)
+	d.OK("itadm", "create-target", "-n", target, "-a", "chap")
+	if _, errs, code := d.Run("host-a-secret\nhost-a-secret\n", "itadm", "create-initiator", "-u", "usera", "-s", hostA); code != 0 {
 		t.Fatalf("create-initiator: %s", errs)
 	}
 	inqQuery := func(userinfo, query string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		out, err := exec.CommandContext(ctx, "iscsi-inq", "-i", hostA, "iscsi://"+userinfo+d.portal+"/"+target+"/0"+query).CombinedOutput()
+		out, err := exec.CommandContext(ctx, "iscsi-inq", "-i", hostA, "iscsi://"+userinfo+d.Portal+"/"+target+"/0"+query).CombinedOutput()
 		t.Logf("$ iscsi-inq (%s) (%v)\n%s", strings.Split(userinfo, "%")[0], err, out)
 		return err
 	}
@@ -155,7 +156,7 @@ func TestCHAP(t *testing.T) {
 
 	// Mutual CHAP: with a target secret set, an initiator that asks the
 	// target to authenticate itself accepts only the right answer.
-	if _, errs, code := d.run("target-secret-1\ntarget-secret-1\n", "itadm", "modify-target", "-u", "tgtuser", "-s", target); code != 0 {
+	if _, errs, code := d.Run("target-secret-1\ntarget-secret-1\n", "itadm", "modify-target", "-u", "tgtuser", "-s", target); code != 0 {
 		t.Fatalf("modify-target -s: %s", errs)
 	}
 	if err := inqQuery("usera%host-a-secret@", "?target_user=tgtuser&target_password=target-secret-1"); err != nil {
@@ -164,7 +165,7 @@ func TestCHAP(t *testing.T) {
 	if err := inqQuery("usera%host-a-secret@", "?target_user=tgtuser&target_password=wrong-target-99"); err == nil {
 		t.Fatal("the initiator accepted a target that does not know the target secret")
 	}
-	d.ok("itadm", "modify-target", "-a", "none", target)
+	d.OK("itadm", "modify-target", "-a", "none", target)
 	if err := inq(""); err != nil {
 		t.Fatalf("login without CHAP after auth none: %v", err)
 	}
@@ -173,14 +174,14 @@ func TestCHAP(t *testing.T) {
 	ls := func(userinfo string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		out, err := exec.CommandContext(ctx, "iscsi-ls", "-i", hostA, "iscsi://"+userinfo+d.portal).CombinedOutput()
+		out, err := exec.CommandContext(ctx, "iscsi-ls", "-i", hostA, "iscsi://"+userinfo+d.Portal).CombinedOutput()
 		t.Logf("$ iscsi-ls (%s) (%v)\n%s", strings.Split(userinfo, "%")[0], err, out)
 		if err == nil && !strings.Contains(string(out), target) {
 			return fmt.Errorf("discovery did not list %s", target)
 		}
 		return err
 	}
-	d.ok("itadm", "modify-defaults", "-a", "chap")
+	d.OK("itadm", "modify-defaults", "-a", "chap")
 	if err := ls(""); err == nil {
 		t.Fatal("discovery without CHAP succeeded with auth chap defaults")
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/costar-project/costar/api"
+	"github.com/costar-project/costar/test/harness"
 )
 
 const mib = 1 << 20
@@ -20,23 +21,23 @@ const mib = 1 << 20
 // "Comstar" driver (PVE/Storage/LunCmd/Comstar.pm) as written, and parses
 // their output with the driver's own regular expressions.
 func TestProxmoxSequence(t *testing.T) {
-	dir := tempDir(t)
+	dir := harness.TempDir(t, "mg")
 	d := startDaemon(t, filepath.Join(dir, "state"))
-	path := backing(t, dir, "vm-100-disk-0", 64*mib)
+	path := harness.Backing(t, dir, "vm-100-disk-0", 64*mib)
 
 	// create_lu: guid = "600144f" . substr(md5_hex(path), 7)
 	sum := md5.Sum([]byte(path))
 	guid := "600144f" + hex.EncodeToString(sum[:])[7:]
-	out := d.ok("stmfadm", "create-lu", "-p", "wcd=false", "-p", "guid="+guid, path)
+	out := d.OK("stmfadm", "create-lu", "-p", "wcd=false", "-p", "guid="+guid, path)
 	if out != "Logical unit created: "+strings.ToUpper(guid)+"\n" {
 		t.Fatalf("create-lu printed %q", out)
 	}
 	// add_view (no host/target group configured in storage.cfg).
-	if out := d.ok("stmfadm", "add-view", guid); out != "" {
+	if out := d.OK("stmfadm", "add-view", guid); out != "" {
 		t.Fatalf("add-view printed %q", out)
 	}
 	// list_view: the first line matching ^\s*LUN\s*:\s*(\d+)$.
-	out = d.ok("stmfadm", "list-view", "-l", guid)
+	out = d.OK("stmfadm", "list-view", "-l", guid)
 	lun := ""
 	for _, line := range strings.Split(out, "\n") {
 		if m := regexp.MustCompile(`^\s*LUN\s*:\s*(\d+)$`).FindStringSubmatch(line); m != nil {
@@ -49,7 +50,7 @@ func TestProxmoxSequence(t *testing.T) {
 	}
 	// list_lu: sbdadm list-lu with an empty parameter, matched with (\w+)\s+\d+\s+<path>$.
 	listLU := func() string {
-		out := d.ok("sbdadm", "list-lu", "")
+		out := d.OK("sbdadm", "list-lu", "")
 		re := regexp.MustCompile(`(\w+)\s+\d+\s+` + regexp.QuoteMeta(path) + `$`)
 		for _, line := range strings.Split(out, "\n") {
 			if m := re.FindStringSubmatch(line); m != nil {
@@ -62,28 +63,28 @@ func TestProxmoxSequence(t *testing.T) {
 		t.Fatalf("sbdadm list-lu: GUID %q, want %s", got, guid)
 	}
 	// modify_lu: -s <size>K <guid> (volume_resize).
-	d.ok("stmfadm", "modify-lu", "-s", "131072K", guid)
+	d.OK("stmfadm", "modify-lu", "-s", "131072K", guid)
 	var lus []api.LU
-	if err := json.Unmarshal([]byte(d.ok("stmfadm", "list-lu", "-o", "json", guid)), &lus); err != nil || len(lus) != 1 || lus[0].Size != 128*mib || lus[0].WriteCacheDisabled {
+	if err := json.Unmarshal([]byte(d.OK("stmfadm", "list-lu", "-o", "json", guid)), &lus); err != nil || len(lus) != 1 || lus[0].Size != 128*mib || lus[0].WriteCacheDisabled {
 		t.Fatalf("after modify-lu: %+v %v", lus, err)
 	}
-	if out := d.ok("stmfadm", "list-lu", "-v", guid); !strings.Contains(out, "    Size              : 134217728\n") || !strings.Contains(out, "    Writeback Cache   : Enabled\n") {
+	if out := d.OK("stmfadm", "list-lu", "-v", guid); !strings.Contains(out, "    Size              : 134217728\n") || !strings.Contains(out, "    Writeback Cache   : Enabled\n") {
 		t.Fatalf("list-lu -v:\n%s", out)
 	}
 	// import_lu after a delete-lu (the LU comes back with its GUID).
-	d.ok("stmfadm", "delete-lu", "-k", guid)
-	if out := d.ok("stmfadm", "import-lu", path); out != "Logical unit imported: "+strings.ToUpper(guid)+"\n" {
+	d.OK("stmfadm", "delete-lu", "-k", guid)
+	if out := d.OK("stmfadm", "import-lu", path); out != "Logical unit imported: "+strings.ToUpper(guid)+"\n" {
 		t.Fatalf("import-lu printed %q", out)
 	}
-	if out := d.ok("stmfadm", "list-view", "-l", guid); !strings.Contains(out, "    LUN          : 0\n") {
+	if out := d.OK("stmfadm", "list-view", "-l", guid); !strings.Contains(out, "    LUN          : 0\n") {
 		t.Fatalf("views kept by delete-lu -k did not come back:\n%s", out)
 	}
 	// delete_lu: the LU and its views are gone, the data stays.
-	d.ok("stmfadm", "delete-lu", guid)
+	d.OK("stmfadm", "delete-lu", guid)
 	if got := listLU(); got != "" {
 		t.Fatalf("deleted LU still listed: %s", got)
 	}
-	if _, errs, code := d.run("", "stmfadm", "list-view", "-l", guid); code == 0 || errs != "stmfadm: "+guid+": no views found\n" {
+	if _, errs, code := d.Run("", "stmfadm", "list-view", "-l", guid); code == 0 || errs != "stmfadm: "+guid+": no views found\n" {
 		t.Fatalf("views after delete-lu: exit %d %q", code, errs)
 	}
 	if fi, err := os.Stat(path); err != nil || fi.Size() < 128*mib {
@@ -95,27 +96,27 @@ func TestProxmoxSequence(t *testing.T) {
 // the list outputs, then sends bad requests: each gets COMSTAR's message, a
 // non-zero exit, and leaves the configuration as it was.
 func TestConfigureAndRefuse(t *testing.T) {
-	dir := tempDir(t)
+	dir := harness.TempDir(t, "mg")
 	d := startDaemon(t, filepath.Join(dir, "state"))
-	fa, fb := backing(t, dir, "a.img", 64*mib), backing(t, dir, "b.img", 64*mib)
-	a := d.createLU("-p", "alias=a", fa)
-	b := d.createLU("-s", "32M", "-p", "blk=4096", fb)
+	fa, fb := harness.Backing(t, dir, "a.img", 64*mib), harness.Backing(t, dir, "b.img", 64*mib)
+	a := d.CreateLU("-p", "alias=a", fa)
+	b := d.CreateLU("-s", "32M", "-p", "blk=4096", fb)
 
-	d.ok("stmfadm", "create-hg", "hg1")
-	d.ok("stmfadm", "create-hg", "hg2")
-	d.ok("stmfadm", "add-hg-member", "-g", "hg1", "iqn.1998-01.com.VMware:esx1", "wwn.2100001b32aabbcc")
-	d.ok("itadm", "create-target", "-n", "iqn.2026-11.org.test:t1", "-l", "one")
-	d.ok("stmfadm", "create-tg", "tg1")
+	d.OK("stmfadm", "create-hg", "hg1")
+	d.OK("stmfadm", "create-hg", "hg2")
+	d.OK("stmfadm", "add-hg-member", "-g", "hg1", "iqn.1998-01.com.VMware:esx1", "wwn.2100001b32aabbcc")
+	d.OK("itadm", "create-target", "-n", "iqn.2026-11.org.test:t1", "-l", "one")
+	d.OK("stmfadm", "create-tg", "tg1")
 	// A target joins a target group only while offline.
-	if _, errs, code := d.run("", "stmfadm", "add-tg-member", "-g", "tg1", "iqn.2026-11.org.test:t1"); code == 0 || errs != "stmfadm: STMF target must be offline\n" {
+	if _, errs, code := d.Run("", "stmfadm", "add-tg-member", "-g", "tg1", "iqn.2026-11.org.test:t1"); code == 0 || errs != "stmfadm: STMF target must be offline\n" {
 		t.Fatalf("add-tg-member of an online target: exit %d %q", code, errs)
 	}
-	d.ok("stmfadm", "offline-target", "iqn.2026-11.org.test:t1")
-	d.ok("stmfadm", "add-tg-member", "-g", "tg1", "iqn.2026-11.org.test:t1")
-	d.ok("stmfadm", "online-target", "iqn.2026-11.org.test:t1")
-	d.ok("stmfadm", "add-view", "-h", "hg1", a)
-	d.ok("stmfadm", "add-view", "-h", "hg2", "-t", "tg1", "-n", "5", a)
-	d.ok("stmfadm", "add-view", b)
+	d.OK("stmfadm", "offline-target", "iqn.2026-11.org.test:t1")
+	d.OK("stmfadm", "add-tg-member", "-g", "tg1", "iqn.2026-11.org.test:t1")
+	d.OK("stmfadm", "online-target", "iqn.2026-11.org.test:t1")
+	d.OK("stmfadm", "add-view", "-h", "hg1", a)
+	d.OK("stmfadm", "add-view", "-h", "hg2", "-t", "tg1", "-n", "5", a)
+	d.OK("stmfadm", "add-view", b)
 
 	for _, c := range []struct {
 		args []string
@@ -135,16 +136,16 @@ func TestConfigureAndRefuse(t *testing.T) {
 			"--------------------------------  -------------------  ----------------\n%s  %-19d  %s\n%s  %-19d  %s\n",
 			strings.ToLower(a), 64*mib-sizeOfHeader(t, d, a), fa, strings.ToLower(b), 32*mib, fb)},
 	} {
-		if got := d.ok(c.args[0], c.args[1:]...); got != c.want {
+		if got := d.OK(c.args[0], c.args[1:]...); got != c.want {
 			t.Errorf("%v:\ngot:\n%s\nwant:\n%s", c.args, got, c.want)
 		}
 	}
-	if out := d.ok("stmfadm", "list-lu", "-v", b); !strings.Contains(out, "    Block Size        : 4096\n") || !strings.Contains(out, "    View Entry Count  : 1\n") {
+	if out := d.OK("stmfadm", "list-lu", "-v", b); !strings.Contains(out, "    Block Size        : 4096\n") || !strings.Contains(out, "    View Entry Count  : 1\n") {
 		t.Errorf("list-lu -v:\n%s", out)
 	}
 
 	unknown := "600144F0FFFFFFFF0000000000000001"
-	before := d.snapshot()
+	before := snapshot(t, d)
 	for _, c := range []struct {
 		stdin  string
 		args   []string
@@ -189,20 +190,20 @@ func TestConfigureAndRefuse(t *testing.T) {
 		{"", []string{"itadm", "delete-tpg", "nope"}, 1, "Target portal group nope does not exist.\nitadm delete-tpg failed with error 1\n"},
 		{"", []string{"itadm", "modify-defaults", "-a", "radius"}, 22, "Error setting global properties: 22\n\tradiusserver: missing required property\nitadm modify-defaults failed with error 22\n"},
 	} {
-		_, errs, code := d.run(c.stdin, c.args[0], c.args[1:]...)
+		_, errs, code := d.Run(c.stdin, c.args[0], c.args[1:]...)
 		if code != c.code || errs != c.stderr {
 			t.Errorf("%v: exit %d stderr %q\nwant exit %d stderr %q", c.args, code, errs, c.code, c.stderr)
 		}
 	}
-	sameSnapshot(t, "after refused requests", before, d.snapshot())
+	sameSnapshot(t, "after refused requests", before, snapshot(t, d))
 }
 
 // sizeOfHeader is how much of a backing file the LU's in-band metadata
 // takes (file size minus LU size), read from list-lu.
-func sizeOfHeader(t *testing.T, d *daemon, guid string) int64 {
+func sizeOfHeader(t *testing.T, d *harness.Daemon, guid string) int64 {
 	t.Helper()
 	var lus []api.LU
-	if err := json.Unmarshal([]byte(d.ok("stmfadm", "list-lu", "-o", "json", guid)), &lus); err != nil || len(lus) != 1 {
+	if err := json.Unmarshal([]byte(d.OK("stmfadm", "list-lu", "-o", "json", guid)), &lus); err != nil || len(lus) != 1 {
 		t.Fatalf("list-lu -o json: %v", err)
 	}
 	return 64*mib - int64(lus[0].Size)
@@ -213,34 +214,34 @@ func sizeOfHeader(t *testing.T, d *daemon, guid string) int64 {
 // list output: GUIDs, LUNs, groups, targets, portal groups, initiators and
 // defaults survive.
 func TestRestartKeepsConfiguration(t *testing.T) {
-	dir := tempDir(t)
+	dir := harness.TempDir(t, "mg")
 	state := filepath.Join(dir, "state")
 	d := startDaemon(t, state)
 	var luns []string
 	for i := range 3 {
-		luns = append(luns, d.createLU(backing(t, dir, fmt.Sprintf("lu%d", i), 16*mib)))
+		luns = append(luns, d.CreateLU(harness.Backing(t, dir, fmt.Sprintf("lu%d", i), 16*mib)))
 	}
-	d.ok("stmfadm", "create-hg", "esx")
-	d.ok("stmfadm", "add-hg-member", "-g", "esx", "iqn.1998-01.com.vmware:esx1")
-	d.ok("stmfadm", "create-tg", "fast")
-	d.ok("itadm", "create-tpg", "fast", "127.0.0.1:3299")
-	d.ok("itadm", "create-target", "-n", "iqn.2026-11.org.test:fast", "-t", "fast")
-	d.ok("itadm", "create-target", "-n", "iqn.2026-11.org.test:slow", "-a", "none")
-	d.ok("stmfadm", "offline-target", "iqn.2026-11.org.test:fast")
-	d.ok("stmfadm", "add-tg-member", "-g", "fast", "iqn.2026-11.org.test:fast")
-	d.ok("stmfadm", "add-view", "-h", "esx", luns[0])
-	d.ok("stmfadm", "add-view", "-t", "fast", "-n", "7", luns[1])
-	d.ok("stmfadm", "add-view", luns[2])
-	d.ok("stmfadm", "offline-lu", luns[1])
-	if _, errs, code := d.run("a-good-secret-1\na-good-secret-1\n", "itadm", "create-initiator", "-s", "-u", "esx1", "iqn.1998-01.com.vmware:esx1"); code != 0 {
+	d.OK("stmfadm", "create-hg", "esx")
+	d.OK("stmfadm", "add-hg-member", "-g", "esx", "iqn.1998-01.com.vmware:esx1")
+	d.OK("stmfadm", "create-tg", "fast")
+	d.OK("itadm", "create-tpg", "fast", "127.0.0.1:3299")
+	d.OK("itadm", "create-target", "-n", "iqn.2026-11.org.test:fast", "-t", "fast")
+	d.OK("itadm", "create-target", "-n", "iqn.2026-11.org.test:slow", "-a", "none")
+	d.OK("stmfadm", "offline-target", "iqn.2026-11.org.test:fast")
+	d.OK("stmfadm", "add-tg-member", "-g", "fast", "iqn.2026-11.org.test:fast")
+	d.OK("stmfadm", "add-view", "-h", "esx", luns[0])
+	d.OK("stmfadm", "add-view", "-t", "fast", "-n", "7", luns[1])
+	d.OK("stmfadm", "add-view", luns[2])
+	d.OK("stmfadm", "offline-lu", luns[1])
+	if _, errs, code := d.Run("a-good-secret-1\na-good-secret-1\n", "itadm", "create-initiator", "-s", "-u", "esx1", "iqn.1998-01.com.vmware:esx1"); code != 0 {
 		t.Fatalf("create-initiator: %s", errs)
 	}
-	d.ok("itadm", "modify-defaults", "-a", "chap", "-I", "127.0.0.1")
-	before := d.snapshot()
+	d.OK("itadm", "modify-defaults", "-a", "chap", "-I", "127.0.0.1")
+	before := snapshot(t, d)
 
-	d.kill9()
+	d.Kill()
 	d2 := startDaemon(t, state)
-	after := d2.snapshot()
+	after := snapshot(t, d2)
 	sameSnapshot(t, "after kill -9 and restart", before, after)
 	if !strings.Contains(after["stmfadm list-lu -o json"], `"status": "Offline"`) {
 		t.Errorf("offline LU not offline after restart:\n%s", after["stmfadm list-lu -o json"])
@@ -251,7 +252,7 @@ func TestRestartKeepsConfiguration(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(state, "stmf.json")); err != nil || !strings.Contains(string(b), "a-good-secret-1") {
 		t.Errorf("CHAP secret not persisted: %v", err)
 	}
-	if fi, err := os.Stat(d2.socket); err != nil || fi.Mode().Perm() != 0o600 {
+	if fi, err := os.Stat(d2.Socket); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("socket after restart: %v %v", fi, err)
 	}
 }

@@ -10,29 +10,18 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/costar-project/costar/scsi"
+	"github.com/costar-project/costar/test/harness"
 )
 
 const (
 	tgtDefault = "iqn.2026-11.org.test:tpg-default"
 	tgtGrouped = "iqn.2026-11.org.test:tpg-grouped"
 )
-
-// freePortOn returns a TCP port free on ip at the time of the call.
-func freePortOn(t *testing.T, ip string) string {
-	t.Helper()
-	l, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-}
 
 // tool runs a libiscsi tool (60 s bound) and returns its output and
 // whether it succeeded.
@@ -139,20 +128,20 @@ func readyTUR(t *testing.T, s *session) {
 // without disturbing sessions, each portal group is its own ALUA target
 // port group, and all of it survives a restart.
 func TestTargetPortalGroups(t *testing.T) {
-	needBinaries(t)
-	requireTools(t, "iscsi-ls", "iscsi-inq")
-	dir := tempDir(t)
+	suite.Binaries(t)
+	harness.RequireTools(t, "iscsi-ls", "iscsi-inq")
+	dir := harness.TempDir(t, "mg")
 	state := filepath.Join(dir, "state")
 	d := startDaemon(t, state)
-	lu := d.createLU(backing(t, dir, "a", 16*mib))
-	d.ok("stmfadm", "add-view", lu)
-	fast := "127.0.0.2:" + freePortOn(t, "127.0.0.2")
-	slow := "127.0.0.3:" + freePortOn(t, "127.0.0.3")
+	lu := d.CreateLU(harness.Backing(t, dir, "a", 16*mib))
+	d.OK("stmfadm", "add-view", lu)
+	fast := "127.0.0.2:" + harness.FreePortOn(t, "127.0.0.2")
+	slow := "127.0.0.3:" + harness.FreePortOn(t, "127.0.0.3")
 
-	d.ok("itadm", "create-tpg", "fast", fast)
-	d.ok("itadm", "create-target", "-n", tgtDefault)
-	d.ok("itadm", "create-target", "-n", tgtGrouped, "-t", "fast")
-	if out := d.ok("itadm", "list-target", "-v", tgtGrouped); !strings.Contains(out, "\ttpg-tags:           \tfast = 2\n") {
+	d.OK("itadm", "create-tpg", "fast", fast)
+	d.OK("itadm", "create-target", "-n", tgtDefault)
+	d.OK("itadm", "create-target", "-n", tgtGrouped, "-t", "fast")
+	if out := d.OK("itadm", "list-target", "-v", tgtGrouped); !strings.Contains(out, "\ttpg-tags:           \tfast = 2\n") {
 		t.Fatalf("list-target -v:\n%s", out)
 	}
 
@@ -160,7 +149,7 @@ func TestTargetPortalGroups(t *testing.T) {
 	if out, ok := tool(t, "iscsi-inq", "iscsi://"+fast+"/"+tgtGrouped+"/0"); !ok || !strings.Contains(out, "Peripheral Device Type:DIRECT_ACCESS") {
 		t.Fatalf("iscsi-inq through the portal group's portal failed")
 	}
-	if out, ok := tool(t, "iscsi-inq", "iscsi://"+d.portal+"/"+tgtGrouped+"/0"); ok || !strings.Contains(out, "Target not found") {
+	if out, ok := tool(t, "iscsi-inq", "iscsi://"+d.Portal+"/"+tgtGrouped+"/0"); ok || !strings.Contains(out, "Target not found") {
 		t.Fatalf("login through the default portal was not refused with 'target not found'")
 	}
 	if _, ok := tool(t, "iscsi-inq", "iscsi://"+fast+"/"+tgtDefault+"/0"); ok {
@@ -172,8 +161,8 @@ func TestTargetPortalGroups(t *testing.T) {
 	}
 
 	// SendTargets through either portal lists each target's portals and tags.
-	want := []string{tgtDefault + " " + d.portal + ",1", tgtGrouped + " " + fast + ",2"}
-	for _, p := range []string{d.portal, fast} {
+	want := []string{tgtDefault + " " + d.Portal + ",1", tgtGrouped + " " + fast + ",2"}
+	for _, p := range []string{d.Portal, fast} {
 		if got := discovered(t, p); !slices.Equal(got, want) {
 			t.Fatalf("SendTargets at %s: %q, want %q", p, got, want)
 		}
@@ -187,7 +176,7 @@ func TestTargetPortalGroups(t *testing.T) {
 	// relative port, and RTPG reports both groups with their ports.
 	sg := login(t, fast, hostA, tgtGrouped)
 	readyTUR(t, sg)
-	sd := login(t, d.portal, hostB, tgtDefault)
+	sd := login(t, d.Portal, hostB, tgtDefault)
 	readyTUR(t, sd)
 	ids := storedRelIDs(t, state)
 	relG, relD := ids[tgtGrouped+",t,0x0002"], ids[tgtDefault+",t,0x0001"]
@@ -204,25 +193,25 @@ func TestTargetPortalGroups(t *testing.T) {
 	if !slices.Contains(groups[2], relG) || !slices.Contains(groups[1], relD) || slices.Contains(groups[1], relG) {
 		t.Fatalf("RTPG %v: want group 2 with port %d and group 1 with port %d", groups, relG, relD)
 	}
-	out := d.ok("stmfadm", "list-target", "-v", tgtGrouped)
+	out := d.OK("stmfadm", "list-target", "-v", tgtGrouped)
 	if !strings.Contains(out, "    Sessions          : 1\n") || !strings.Contains(out, "Initiator: "+hostA+"\n") {
 		t.Fatalf("stmfadm list-target -v:\n%s", out)
 	}
-	if out := d.ok("itadm", "list-target", tgtGrouped); !regexp.MustCompile(`online\s+1\s`).MatchString(out) {
+	if out := d.OK("itadm", "list-target", tgtGrouped); !regexp.MustCompile(`online\s+1\s`).MatchString(out) {
 		t.Fatalf("itadm list-target:\n%s", out)
 	}
 
 	// Live: binding a second portal group opens its listener; the
 	// session through the first group stays.
-	d.ok("itadm", "create-tpg", "slow", slow)
+	d.OK("itadm", "create-tpg", "slow", slow)
 	if _, err := net.DialTimeout("tcp", slow, time.Second); err == nil {
 		t.Fatal("an unbound portal group already listens")
 	}
-	d.ok("itadm", "modify-target", "-t", "fast,slow", tgtGrouped)
-	if out := d.ok("itadm", "list-target", "-v", tgtGrouped); !strings.Contains(out, "\ttpg-tags:           \tfast = 2,slow = 3\n") {
+	d.OK("itadm", "modify-target", "-t", "fast,slow", tgtGrouped)
+	if out := d.OK("itadm", "list-target", "-v", tgtGrouped); !strings.Contains(out, "\ttpg-tags:           \tfast = 2,slow = 3\n") {
 		t.Fatalf("list-target -v:\n%s", out)
 	}
-	want = []string{tgtDefault + " " + d.portal + ",1", tgtGrouped + " " + fast + ",2", tgtGrouped + " " + slow + ",3"}
+	want = []string{tgtDefault + " " + d.Portal + ",1", tgtGrouped + " " + fast + ",2", tgtGrouped + " " + slow + ",3"}
 	if got := discovered(t, slow); !slices.Equal(got, want) {
 		t.Fatalf("SendTargets at the new portal: %q, want %q", got, want)
 	}
@@ -241,10 +230,10 @@ func TestTargetPortalGroups(t *testing.T) {
 
 	// delete-tpg is refused while bound; forced, it unbinds: the
 	// listener closes, its session ends, the other group's stays.
-	if _, errs, code := d.run("", "itadm", "delete-tpg", "slow"); code != 16 || !strings.Contains(errs, "associated with one or more targets") {
+	if _, errs, code := d.Run("", "itadm", "delete-tpg", "slow"); code != 16 || !strings.Contains(errs, "associated with one or more targets") {
 		t.Fatalf("delete-tpg of a bound group: exit %d %q", code, errs)
 	}
-	d.ok("itadm", "delete-tpg", "-f", "slow")
+	d.OK("itadm", "delete-tpg", "-f", "slow")
 	if _, err := net.DialTimeout("tcp", slow, time.Second); err == nil {
 		t.Fatal("the deleted portal group still listens")
 	}
@@ -255,9 +244,9 @@ func TestTargetPortalGroups(t *testing.T) {
 	readyTUR(t, sg)
 
 	// A restart brings back the listeners and the same relative port ids.
-	d.stop()
+	d.Stop()
 	d2 := startDaemon(t, state)
-	if got := discovered(t, d2.portal); len(got) != 2 || !slices.Contains(got, tgtGrouped+" "+fast+",2") {
+	if got := discovered(t, d2.Portal); len(got) != 2 || !slices.Contains(got, tgtGrouped+" "+fast+",2") {
 		t.Fatalf("SendTargets after restart: %q", got)
 	}
 	s2 := login(t, fast, hostA, tgtGrouped)

@@ -40,16 +40,28 @@ func (s *memStore) setFail(f bool) {
 	s.mu.Unlock()
 }
 
-// fakeLU is an LU that completes every task with GOOD.
+// fakeLU is an LU that completes every task with GOOD. It records the
+// port access state stmf stamped on the last task (the device server
+// answers by it; a fake has nothing to answer with).
 type fakeLU struct {
-	mu     sync.Mutex
-	info   LUInfo
-	closed bool
+	mu         sync.Mutex
+	info       LUInfo
+	closed     bool
+	lastAccess stmf.ALUAState
 }
 
 func (d *fakeLU) GUID() stmf.GUID { return d.info.GUID }
 func (d *fakeLU) Execute(t *stmf.Task) {
+	d.mu.Lock()
+	d.lastAccess = t.Access
+	d.mu.Unlock()
 	t.CompleteData(nil, nil)
+}
+
+func (d *fakeLU) accessSeen() stmf.ALUAState {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.lastAccess
 }
 func (d *fakeLU) Info() LUInfo {
 	d.mu.Lock()

@@ -156,11 +156,11 @@ func TestLiveSessionSeesChanges(t *testing.T) {
 	r := newRig(t)
 	a := createLU(t, r, "/d/a", api.LUProps{})
 	must[api.Empty](t)(r.m.CreateGroup(bg, api.GroupRequest{Kind: api.HostGroup, Name: "hg"}))
-	p, err := r.fw.RegisterPort("iqn.2026-11.test:t", "iqn.2026-11.test:t,t,0x0001")
+	p, err := r.fw.RegisterPort(stmf.PortSpec{TargetName: "iqn.2026-11.test:t", Name: "iqn.2026-11.test:t,t,0x0001", Group: stmf.DefaultPortGroup})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := p.OpenSession("iqn.2026-11.test:ini", "iqn.2026-11.test:ini,i,0x1")
+	s, err := p.OpenSession(stmf.Initiator{Name: "iqn.2026-11.test:ini", PortName: "iqn.2026-11.test:ini,i,0x1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,8 +231,8 @@ func TestDeleteLUKeepViews(t *testing.T) {
 func TestModifyLU(t *testing.T) {
 	r := newRig(t)
 	a := createLU(t, r, "/d/a", api.LUProps{})
-	p, _ := r.fw.RegisterPort("iqn.2026-11.test:t", "iqn.2026-11.test:t,t,0x0001")
-	s, _ := p.OpenSession("iqn.2026-11.test:i", "iqn.2026-11.test:i,i,0x1")
+	p, _ := r.fw.RegisterPort(stmf.PortSpec{TargetName: "iqn.2026-11.test:t", Name: "iqn.2026-11.test:t,t,0x0001", Group: stmf.DefaultPortGroup})
+	s, _ := p.OpenSession(stmf.Initiator{Name: "iqn.2026-11.test:i", PortName: "iqn.2026-11.test:i,i,0x1"})
 	defer s.Close()
 	addView(t, r, api.AddViewRequest{GUID: a.GUID})
 	got := must[api.LU](t)(r.m.ModifyLU(bg, api.ModifyLURequest{GUID: a.GUID, Size: 4 << 20, Props: api.LUProps{Alias: ptr("db"), WP: ptr(true)}}))
@@ -388,8 +388,8 @@ func TestRestoreReproducesConfiguration(t *testing.T) {
 		t.Error("offline LU registered after restart")
 	}
 	// The initiator in hg through the target in tg sees LU a at LUN 0.
-	p, _ := n.fw.RegisterPort("iqn.2026-11.test:t", "iqn.2026-11.test:t,t,0x0001")
-	s, _ := p.OpenSession("iqn.2026-11.test:i", "iqn.2026-11.test:i,i,0x1")
+	p, _ := n.fw.RegisterPort(stmf.PortSpec{TargetName: "iqn.2026-11.test:t", Name: "iqn.2026-11.test:t,t,0x0001", Group: stmf.DefaultPortGroup})
+	s, _ := p.OpenSession(stmf.Initiator{Name: "iqn.2026-11.test:i", PortName: "iqn.2026-11.test:i,i,0x1"})
 	defer s.Close()
 	if got := s.LUNs(); !reflect.DeepEqual(got, []scsi.LUN{0}) {
 		t.Errorf("restored map: %v", got)

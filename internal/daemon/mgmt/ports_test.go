@@ -9,6 +9,7 @@ import (
 	"github.com/costar-project/costar/api"
 	"github.com/costar-project/costar/internal/store"
 	"github.com/costar-project/costar/scsi"
+	"github.com/costar-project/costar/stmf"
 )
 
 func TestTargetsRouteByProtocol(t *testing.T) {
@@ -62,11 +63,11 @@ func TestTargetsRouteByProtocol(t *testing.T) {
 	a := createLU(t, r, "/d/a", api.LUProps{})
 	addView(t, r, api.AddViewRequest{GUID: a.GUID, TargetGroup: "both", LUN: ptr(3)})
 	for _, port := range []struct{ target, name string }{{iqn, iqn + ",t,0x0001"}, {fcTarget, fcTarget}} {
-		p, err := r.fw.RegisterPort(port.target, port.name)
+		p, err := r.fw.RegisterPort(stmf.PortSpec{TargetName: port.target, Name: port.name, Group: stmf.DefaultPortGroup})
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := p.OpenSession("wwn.2100001B32AABBCC", "wwn.2100001B32AABBCC")
+		s, err := p.OpenSession(stmf.Initiator{Name: "wwn.2100001B32AABBCC", PortName: "wwn.2100001B32AABBCC"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,6 @@
 //go:build !race
 
-package integration
+package harness
 
 // raceEnabled: the tests run without -race.
 const raceEnabled = false

@@ -1,5 +1,0 @@
-//go:build !race
-
-package esx
-
-const raceEnabled = false

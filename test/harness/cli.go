@@ -1,0 +1,63 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/costar-project/costar/api"
+)
+
+const cliTimeout = 60 * time.Second
+
+// Run executes one CLI (stmfadm, sbdadm or itadm) against the daemon with
+// stdin as its input; the command and its output are logged.
+func (d *Daemon) Run(stdin, tool string, args ...string) (stdout, stderr string, code int) {
+	d.t.Helper()
+	path := map[string]string{"stmfadm": d.bins.Stmfadm, "sbdadm": d.bins.Sbdadm, "itadm": d.bins.Itadm}[tool]
+	if path == "" {
+		d.t.Fatalf("unknown CLI %q", tool)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Env = append(os.Environ(), "STMFD_SOCKET="+d.Socket)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		d.t.Fatalf("%s %v: %v", tool, args, err)
+	}
+	d.t.Logf("$ %s %s  (exit %d)\n%s%s", tool, strings.Join(args, " "), code, out.String(), errb.String())
+	return out.String(), errb.String(), code
+}
+
+// OK runs a command that must succeed and returns its standard output.
+func (d *Daemon) OK(tool string, args ...string) string {
+	d.t.Helper()
+	out, errs, code := d.Run("", tool, args...)
+	if code != 0 {
+		d.t.Fatalf("%s %s: exit %d\n%s", tool, strings.Join(args, " "), code, errs)
+	}
+	return out
+}
+
+// CreateLU runs stmfadm create-lu and returns the GUID it printed.
+func (d *Daemon) CreateLU(args ...string) string {
+	d.t.Helper()
+	out := d.OK("stmfadm", append([]string{"create-lu"}, args...)...)
+	g, ok := strings.CutPrefix(strings.TrimSpace(out), "Logical unit created: ")
+	if !ok || !api.IsGUID(g) {
+		d.t.Fatalf("create-lu printed %q", out)
+	}
+	return g
+}
