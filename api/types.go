@@ -57,6 +57,9 @@ type State struct {
 	// TargetPortGroups are the ALUA target port groups (portal group
 	// tags) with their access states, by tag (api/alua.go).
 	TargetPortGroups []ALUAGroup `json:"target_port_groups"`
+	// Goroutines is the daemon's goroutine count when asked (a leak check
+	// for soak runs: it must return to its idle value once sessions end).
+	Goroutines int `json:"goroutines,omitempty"`
 }
 
 // LU describes a logical unit (stmfadm list-lu -v, sbdadm list-lu).

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -201,6 +202,7 @@ func (m *Manager) GetState(context.Context, api.Empty) (api.State, error) {
 		s.Portals = append(s.Portals, portals()...)
 	}
 	s.TargetPortGroups = m.aluaGroups() // alua.go
+	s.Goroutines = runtime.NumGoroutine()
 	return s, nil
 }
 
