@@ -35,7 +35,7 @@ func parseChaos(s string) ([]string, error) {
 	case "", "none":
 		return nil, nil
 	case "all":
-		return chaosKinds, nil
+		return append(append([]string(nil), chaosKinds...), "nop"), nil
 	}
 	var out []string
 	for _, k := range strings.Split(s, ",") {

@@ -104,7 +104,7 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.viewLU, "view-lu", "", "GUID of a second LU whose view the chaos thread adds and removes (needs -socket)")
 	fs.UintVar(&o.viewLUN, "view-lun", 1, "LUN the second LU's view uses")
 	fs.DurationVar(&o.settle, "settle", 30*time.Second, "after the run, wait at most this for RSS and goroutines to return to their idle values")
-	fs.StringVar(&rssTol, "rss-tolerance", "16M", "RSS counts as back at idle within this many bytes above it")
+	fs.StringVar(&rssTol, "rss-tolerance", "8M", "RSS counts as back at idle within this many bytes above it")
 	fs.IntVar(&o.gorTol, "goroutine-tolerance", 2, "goroutines count as back at idle within this many above it")
 	fs.StringVar(&rssLimit, "rss-limit", "0", "fail when the target's peak RSS exceeds this (0 = report only)")
 	fs.DurationVar(&o.sampleEvery, "sample-every", 250*time.Millisecond, "RSS/goroutine sampling interval")

@@ -38,6 +38,7 @@ type Daemon struct {
 	api     *mgmt.Server
 
 	stopZvolWatch func() // WatchZvols
+	stopReclaim   func() // reclaim.go
 }
 
 // New prepares a daemon; Start brings it up.
@@ -95,6 +96,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		return err
 	}
 	d.stopZvolWatch = d.mgr.WatchZvols(zvolPollInterval) // LUs whose pool is imported later
+	d.stopReclaim = d.startReclaimer()
 	if d.cfg.Demo && len(st.LUs) == 0 && len(st.Targets) == 0 {
 		if err := d.createDemo(ctx); err != nil {
 			return fmt.Errorf("creating demo configuration: %w", err)
@@ -164,6 +166,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	var errs []error
 	if d.stopZvolWatch != nil {
 		d.stopZvolWatch()
+	}
+	if d.stopReclaim != nil {
+		d.stopReclaim()
 	}
 	if d.api != nil {
 		if err := d.api.Shutdown(ctx); err != nil {
