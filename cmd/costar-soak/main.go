@@ -26,6 +26,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/costar-project/costar/internal/blockpat"
 	"io"
 	"os"
 	"os/signal"
@@ -264,7 +265,7 @@ func (s *soak) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if bs < minBlockSize || bs > 1<<20 {
+	if bs < blockpat.MinBlockSize || bs > 1<<20 {
 		return fmt.Errorf("block size %d is not supported", bs)
 	}
 	s.blockSize = bs

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/costar-project/costar/internal/blockpat"
 	"math/rand/v2"
 	"sync"
 )
@@ -127,15 +128,15 @@ const (
 // check verifies a read block of a busy (locked) extent against the
 // model; detail describes a failure.
 func (m *model) check(lba uint64, data []byte) (checkResult, string) {
-	got, v := parseBlock(data, lba)
+	got, v := blockpat.Parse(data, lba)
 	m.mu.Lock()
 	want := m.stable[lba]
 	alt := m.uncertain[lba]
 	m.mu.Unlock()
 	switch v {
-	case blockTorn:
+	case blockpat.Torn:
 		return checkMismatch, fmt.Sprintf("lba %d: checksum mismatch (torn or corrupted block; expected seq %d)", lba, want)
-	case blockForeign:
+	case blockpat.Foreign:
 		return checkMismatch, fmt.Sprintf("lba %d: holds another LBA's block (expected seq %d)", lba, want)
 	}
 	if got == want {

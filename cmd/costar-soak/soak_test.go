@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/costar-project/costar/internal/blockpat"
 	"io"
 	"math/rand/v2"
 	"testing"
@@ -9,7 +10,7 @@ import (
 
 func TestParseBlock(t *testing.T) {
 	good := make([]byte, 512)
-	fillBlock(good, 77, 9, 3)
+	blockpat.Fill(good, 77, 9, 3)
 	torn := append([]byte(nil), good...)
 	copy(torn[256:], make([]byte, 256)) // second half from an older (zero) block
 	flipped := append([]byte(nil), good...)
@@ -19,15 +20,15 @@ func TestParseBlock(t *testing.T) {
 		b       []byte
 		lba     uint64
 		seq     uint64
-		verdict blockVerdict
+		verdict blockpat.Verdict
 	}{
-		{"written", good, 77, 9, blockValid},
-		{"zero", make([]byte, 512), 5, 0, blockValid},
-		{"torn", torn, 77, 0, blockTorn},
-		{"bit flip", flipped, 77, 0, blockTorn},
-		{"other LBA", good, 78, 0, blockForeign},
+		{"written", good, 77, 9, blockpat.Valid},
+		{"zero", make([]byte, 512), 5, 0, blockpat.Valid},
+		{"torn", torn, 77, 0, blockpat.Torn},
+		{"bit flip", flipped, 77, 0, blockpat.Torn},
+		{"other LBA", good, 78, 0, blockpat.Foreign},
 	} {
-		seq, v := parseBlock(tc.b, tc.lba)
+		seq, v := blockpat.Parse(tc.b, tc.lba)
 		if seq != tc.seq || v != tc.verdict {
 			t.Errorf("%s: parseBlock = %d, %v; want %d, %v", tc.name, seq, v, tc.seq, tc.verdict)
 		}
@@ -37,7 +38,7 @@ func TestParseBlock(t *testing.T) {
 func block(lba, seq uint64) []byte {
 	b := make([]byte, 512)
 	if seq != 0 {
-		fillBlock(b, lba, seq, 1)
+		blockpat.Fill(b, lba, seq, 1)
 	}
 	return b
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/costar-project/costar/internal/blockpat"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -282,7 +283,7 @@ func (w *worker) write(ctx context.Context, r *rand.Rand, lba, n uint64, buf []b
 	bs := uint64(w.s.blockSize)
 	seq := w.s.seq.Add(1)
 	for i := uint64(0); i < n; i++ {
-		fillBlock(buf[i*bs:(i+1)*bs], lba+i, seq, uint32(w.id))
+		blockpat.Fill(buf[i*bs:(i+1)*bs], lba+i, seq, uint32(w.id))
 	}
 	cdb := initiator.Write16(lba, uint32(n))
 	if r.IntN(10) == 0 {
