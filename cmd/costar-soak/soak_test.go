@@ -8,33 +8,6 @@ import (
 	"time"
 )
 
-func TestParseBlock(t *testing.T) {
-	good := make([]byte, 512)
-	blockpat.Fill(good, 77, 9, 3)
-	torn := append([]byte(nil), good...)
-	copy(torn[256:], make([]byte, 256)) // second half from an older (zero) block
-	flipped := append([]byte(nil), good...)
-	flipped[100] ^= 1
-	for _, tc := range []struct {
-		name    string
-		b       []byte
-		lba     uint64
-		seq     uint64
-		verdict blockpat.Verdict
-	}{
-		{"written", good, 77, 9, blockpat.Valid},
-		{"zero", make([]byte, 512), 5, 0, blockpat.Valid},
-		{"torn", torn, 77, 0, blockpat.Torn},
-		{"bit flip", flipped, 77, 0, blockpat.Torn},
-		{"other LBA", good, 78, 0, blockpat.Foreign},
-	} {
-		seq, v := blockpat.Parse(tc.b, tc.lba)
-		if seq != tc.seq || v != tc.verdict {
-			t.Errorf("%s: parseBlock = %d, %v; want %d, %v", tc.name, seq, v, tc.seq, tc.verdict)
-		}
-	}
-}
-
 func block(lba, seq uint64) []byte {
 	b := make([]byte, 512)
 	if seq != 0 {
