@@ -29,7 +29,6 @@ func TestFillParse(t *testing.T) {
 	}
 }
 
-
 func TestDecode(t *testing.T) {
 	b := make([]byte, 512)
 	Fill(b, 12, 34, 5)
