@@ -60,6 +60,10 @@ type State struct {
 	// Goroutines is the daemon's goroutine count when asked (a leak check
 	// for soak runs: it must return to its idle value once sessions end).
 	Goroutines int `json:"goroutines,omitempty"`
+	// HeapLiveBytes is the live heap as of the daemon's last garbage
+	// collection (the soak's leak check; RSS also holds freed memory the
+	// Go runtime has not given back).
+	HeapLiveBytes uint64 `json:"heap_live_bytes,omitempty"`
 }
 
 // LU describes a logical unit (stmfadm list-lu -v, sbdadm list-lu).

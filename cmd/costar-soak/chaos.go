@@ -121,8 +121,15 @@ func (s *soak) chaosReset(ctx context.Context, w *worker) {
 		return
 	}
 	s.cs.resetComplete.Add(1)
-	// Tasks of the resetting nexus are aborted without a response.
-	w.clearedBefore(sess, sent)
+	// The reset aborted every task of the LU, on every nexus; with TAS=0
+	// none gets a response. A real initiator learns it from the unit
+	// attention on its next command; ours would wait for the timeout
+	// when every queue slot is stuck.
+	for _, o := range s.workers {
+		if cur := o.current(); cur != nil {
+			o.clearedBefore(cur, sent)
+		}
+	}
 }
 
 // chaosReinstate logs in with a running worker's initiator name and

@@ -76,6 +76,7 @@ type options struct {
 	viewLUN     uint
 	settle      time.Duration
 	rssTol      uint64 // bytes
+	heapTol     uint64 // bytes
 	gorTol      int
 	rssLimit    uint64 // bytes; 0 = report only
 	sampleEvery time.Duration
@@ -83,7 +84,7 @@ type options struct {
 
 func parseArgs(args []string, stderr io.Writer) (options, error) {
 	var o options
-	var chaos, region, rssTol, rssLimit string
+	var chaos, region, rssTol, heapTol, rssLimit string
 	fs := flag.NewFlagSet("costar-soak", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.initiator, "i", "iqn.2026-12.org.costar:soak", "initiator name prefix (each session adds -NNN)")
@@ -105,7 +106,8 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.viewLU, "view-lu", "", "GUID of a second LU whose view the chaos thread adds and removes (needs -socket)")
 	fs.UintVar(&o.viewLUN, "view-lun", 1, "LUN the second LU's view uses")
 	fs.DurationVar(&o.settle, "settle", 30*time.Second, "after the run, wait at most this for RSS and goroutines to return to their idle values")
-	fs.StringVar(&rssTol, "rss-tolerance", "8M", "RSS counts as back at idle within this many bytes above it")
+	fs.StringVar(&rssTol, "rss-tolerance", "16M", "RSS counts as back at idle within this many bytes above it (the Go runtime keeps some freed memory)")
+	fs.StringVar(&heapTol, "heap-tolerance", "4M", "the live heap (list-state heap_live_bytes, after the daemon's idle GC) counts as back at idle within this")
 	fs.IntVar(&o.gorTol, "goroutine-tolerance", 2, "goroutines count as back at idle within this many above it")
 	fs.StringVar(&rssLimit, "rss-limit", "0", "fail when the target's peak RSS exceeds this (0 = report only)")
 	fs.DurationVar(&o.sampleEvery, "sample-every", 250*time.Millisecond, "RSS/goroutine sampling interval")
@@ -132,7 +134,7 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 		name string
 		in   string
 		out  *uint64
-	}{{"-region", region, &o.region}, {"-rss-tolerance", rssTol, &o.rssTol}, {"-rss-limit", rssLimit, &o.rssLimit}} {
+	}{{"-region", region, &o.region}, {"-rss-tolerance", rssTol, &o.rssTol}, {"-heap-tolerance", heapTol, &o.heapTol}, {"-rss-limit", rssLimit, &o.rssLimit}} {
 		if *x.out, err = parseSize(x.in); err != nil {
 			return o, fmt.Errorf("%s: %w", x.name, err)
 		}

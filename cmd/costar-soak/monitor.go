@@ -52,22 +52,22 @@ func procStatus(pid int) (rss, hwm uint64, err error) {
 	return rss, hwm, sc.Err()
 }
 
-// goroutines asks the daemon for its goroutine count.
-func (m *monitor) goroutines(ctx context.Context) (int, error) {
+// goroutines asks the daemon for its goroutine count and live heap.
+func (m *monitor) goroutines(ctx context.Context) (int, uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	st, err := m.api.GetState(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("list-state: %w", err)
+		return 0, 0, fmt.Errorf("list-state: %w", err)
 	}
 	if st.Goroutines <= 0 {
-		return 0, fmt.Errorf("list-state reports no goroutine count (daemon too old?)")
+		return 0, 0, fmt.Errorf("list-state reports no goroutine count (daemon too old?)")
 	}
-	return st.Goroutines, nil
+	return st.Goroutines, st.HeapLiveBytes, nil
 }
 
 // sample takes one reading; what cannot be read is counted.
-func (m *monitor) sample(ctx context.Context) (rss uint64, gor int) {
+func (m *monitor) sample(ctx context.Context) (rss uint64, gor int, heap uint64) {
 	var err error
 	if m.pid > 0 {
 		if rss, _, err = procStatus(m.pid); err != nil {
@@ -75,7 +75,7 @@ func (m *monitor) sample(ctx context.Context) (rss uint64, gor int) {
 		}
 	}
 	if m.api != nil {
-		if gor, err = m.goroutines(ctx); err != nil {
+		if gor, heap, err = m.goroutines(ctx); err != nil {
 			gor = 0
 		}
 	}
@@ -87,7 +87,7 @@ func (m *monitor) sample(ctx context.Context) (rss uint64, gor int) {
 	}
 	m.maxRSS = max(m.maxRSS, rss)
 	m.maxGor = max(m.maxGor, gor)
-	return rss, gor
+	return rss, gor, heap
 }
 
 // run samples every interval until ctx ends.

@@ -11,22 +11,23 @@ import (
 	"github.com/costar-project/costar/internal/initiator"
 )
 
-// outcomeOf is what runLoad measured besides the counters.
+// runResult is what runLoad measured besides the counters.
 type runResult struct {
-	elapsed, drain            time.Duration
-	baseRSS, baseHWM          uint64
-	baseGor                   int
-	endRSS                    uint64
-	endGor                    int
-	endHWM                    uint64
-	settled                   time.Duration
-	rssBack, gorBack          bool
-	finalBlocks               uint64
-	finalErr                  error
-	quarantined               int
-	samples, samplingFailures int
-	maxRSS                    uint64
-	maxGor                    int
+	elapsed, drain             time.Duration
+	baseRSS, baseHWM           uint64
+	baseGor                    int
+	endRSS                     uint64
+	endGor                     int
+	endHWM                     uint64
+	settled                    time.Duration
+	rssBack, gorBack, heapBack bool
+	baseHeap, endHeap          uint64
+	finalBlocks                uint64
+	finalErr                   error
+	quarantined                int
+	samples, samplingFailures  int
+	maxRSS                     uint64
+	maxGor                     int
 }
 
 // runLoad runs the load and the chaos for the duration, reads the whole
@@ -38,7 +39,7 @@ func (s *soak) runLoad(ctx context.Context) runResult {
 		res.baseRSS, res.baseHWM, _ = procStatus(s.o.pid)
 	}
 	if s.api != nil {
-		res.baseGor, _ = mon.goroutines(ctx)
+		res.baseGor, res.baseHeap, _ = mon.goroutines(ctx)
 	}
 	mctx, mstop := context.WithCancel(ctx)
 	var mwg sync.WaitGroup
@@ -100,11 +101,12 @@ func (s *soak) runLoad(ctx context.Context) runResult {
 	// Back to idle: every session is gone now.
 	settleStart := time.Now()
 	for {
-		rss, gor := mon.sample(ctx)
-		res.endRSS, res.endGor = rss, gor
+		rss, gor, heap := mon.sample(ctx)
+		res.endRSS, res.endGor, res.endHeap = rss, gor, heap
 		res.rssBack = s.o.pid == 0 || (rss > 0 && rss <= res.baseRSS+s.o.rssTol)
 		res.gorBack = s.api == nil || (gor > 0 && gor <= res.baseGor+s.o.gorTol)
-		if (res.rssBack && res.gorBack) || time.Since(settleStart) >= s.o.settle || ctx.Err() != nil {
+		res.heapBack = s.api == nil || heap <= res.baseHeap+s.o.heapTol
+		if (res.rssBack && res.gorBack && res.heapBack) || time.Since(settleStart) >= s.o.settle || ctx.Err() != nil {
 			break
 		}
 		time.Sleep(500 * time.Millisecond)
@@ -191,9 +193,9 @@ func (s *soak) report(ctx context.Context, r runResult, w io.Writer) int {
 	fmt.Fprintf(w, "  NOP-In ignored: %d sessions, %d dropped by the target (slowest after %v), %d not dropped within %v\n",
 		cs.nopMuted.Load(), cs.nopDropped.Load(), time.Duration(cs.nopMaxDrop.Load()).Round(time.Second/10), cs.nopNotDropped.Load(), s.o.nopDeadline)
 	if s.o.pid > 0 || s.api != nil {
-		fmt.Fprintf(w, "  target: RSS idle %s MiB, peak %s MiB (VmHWM %s MiB), after %s MiB; goroutines idle %d, peak %d, after %d; settled in %v (tolerance +%s MiB, +%d goroutines; %d samples, %d unreadable)\n",
-			mib(r.baseRSS), mib(r.maxRSS), mib(r.endHWM), mib(r.endRSS), r.baseGor, r.maxGor, r.endGor, r.settled.Round(time.Second/10),
-			mib(s.o.rssTol), s.o.gorTol, r.samples, r.samplingFailures)
+		fmt.Fprintf(w, "  target: RSS idle %s MiB, peak %s MiB (VmHWM %s MiB), after %s MiB; live heap idle %s MiB, after %s MiB; goroutines idle %d, peak %d, after %d; settled in %v (tolerance +%s MiB RSS, +%s MiB heap, +%d goroutines; %d samples, %d unreadable)\n",
+			mib(r.baseRSS), mib(r.maxRSS), mib(r.endHWM), mib(r.endRSS), mib(r.baseHeap), mib(r.endHeap), r.baseGor, r.maxGor, r.endGor, r.settled.Round(time.Second/10),
+			mib(s.o.rssTol), mib(s.o.heapTol), s.o.gorTol, r.samples, r.samplingFailures)
 	}
 	st.mu.Lock()
 	for _, e := range st.examples {
@@ -220,6 +222,9 @@ func (s *soak) report(ctx context.Context, r runResult, w io.Writer) int {
 	if !r.rssBack {
 		fails = append(fails, fmt.Sprintf("RSS did not return to idle (%s MiB > %s + %s MiB) within %v", mib(r.endRSS), mib(r.baseRSS), mib(s.o.rssTol), s.o.settle))
 	}
+	if !r.heapBack {
+		fails = append(fails, fmt.Sprintf("live heap did not return to idle (%s MiB > %s + %s MiB) within %v", mib(r.endHeap), mib(r.baseHeap), mib(s.o.heapTol), s.o.settle))
+	}
 	if !r.gorBack {
 		fails = append(fails, fmt.Sprintf("goroutines did not return to idle (%d > %d + %d) within %v", r.endGor, r.baseGor, s.o.gorTol, s.o.settle))
 	}
@@ -237,10 +242,10 @@ func (s *soak) report(ctx context.Context, r runResult, w io.Writer) int {
 		verdict = "FAIL"
 		fmt.Fprintln(w, "soak: FAIL:", strings.Join(fails, "; "))
 	}
-	fmt.Fprintf(w, "RESULT verdict=%s sessions=%d qd=%d secs=%.0f ops=%d iops=%.0f mismatches=%d lost=%d blocks_verified=%d final_blocks=%d unknown_writes=%d p50_us=%d p99_us=%d p999_us=%d max_us=%d rss_idle_mib=%s rss_peak_mib=%s rss_after_mib=%s goroutines_idle=%d goroutines_peak=%d goroutines_after=%d aborts=%d resets=%d disconnects=%d reinstatements=%d view_changes=%d nop_dropped=%d\n",
+	fmt.Fprintf(w, "RESULT verdict=%s sessions=%d qd=%d secs=%.0f ops=%d iops=%.0f mismatches=%d lost=%d blocks_verified=%d final_blocks=%d unknown_writes=%d p50_us=%d p99_us=%d p999_us=%d max_us=%d rss_idle_mib=%s rss_peak_mib=%s rss_after_mib=%s heap_after_mib=%s goroutines_idle=%d goroutines_peak=%d goroutines_after=%d aborts=%d resets=%d disconnects=%d reinstatements=%d view_changes=%d nop_dropped=%d\n",
 		verdict, s.o.sessions, s.o.qd, secs, ops, float64(ops)/secs, st.mismatches.Load(), st.lost.Load(), st.blocksVerified.Load(), r.finalBlocks,
 		st.unknownWrites.Load(), s.lat.quantile(0.5), s.lat.quantile(0.99), s.lat.quantile(0.999), s.lat.max,
-		mib(r.baseRSS), mib(r.maxRSS), mib(r.endRSS), r.baseGor, r.maxGor, r.endGor,
+		mib(r.baseRSS), mib(r.maxRSS), mib(r.endRSS), mib(r.endHeap), r.baseGor, r.maxGor, r.endGor,
 		cs.abortComplete.Load()+cs.abortNoTask.Load(), cs.resetComplete.Load(), cs.disconnects.Load(), cs.reinstated.Load(), cs.viewChanges.Load(), cs.nopDropped.Load())
 	if len(fails) > 0 {
 		return exitFail

@@ -3,34 +3,44 @@ package daemon
 import (
 	"log/slog"
 	"runtime/debug"
+	"runtime/metrics"
 	"time"
 )
 
-// reclaimInterval is how often the daemon looks for the end of its last
-// session.
+// reclaimInterval is how often an idle daemon looks for memory to give
+// back.
 const reclaimInterval = 5 * time.Second
 
+// reclaimAfter is how much must have been allocated since the last
+// reclaim before an idle daemon runs another (so an idle daemon does not
+// collect every tick).
+const reclaimAfter = 4 << 20
+
 // reclaimer hands the memory of a burst of sessions back to the kernel
-// once the last session has ended. The Go runtime alone keeps freed heap
-// until its next forced GC (up to 2 minutes) and returns it slowly, so an
-// idle target would go on looking as large as at its peak.
+// once no session is left. The Go runtime alone keeps freed heap until
+// its next forced GC (up to 2 minutes) and returns it slowly, so an idle
+// target would go on looking as large as at its peak.
 type reclaimer struct {
-	sessions func() int // sessions now
-	free     func()     // debug.FreeOSMemory
-	log      *slog.Logger
-	busy     bool // there were sessions at the last tick
+	sessions  func() int    // sessions now
+	allocated func() uint64 // bytes allocated since the start (cumulative)
+	free      func()        // freeTwice
+	log       *slog.Logger
+	last      uint64 // allocated at the last reclaim
 }
 
-// tick frees memory when the target went from serving sessions to none.
+// tick reclaims when no session is open and enough was allocated since
+// the last reclaim (a burst of sessions, however short, between ticks).
 func (r *reclaimer) tick() bool {
-	busy := r.sessions() > 0
-	was := r.busy
-	r.busy = busy
-	if !was || busy {
+	if r.sessions() > 0 {
+		return false
+	}
+	now := r.allocated()
+	if now-r.last < reclaimAfter {
 		return false
 	}
 	r.free()
-	r.log.Debug("last session ended: returned free memory to the kernel")
+	r.log.Debug("idle: returned free memory to the kernel", "allocated_since_last_mib", (now-r.last)>>20)
+	r.last = r.allocated() // what free itself allocated does not count
 	return true
 }
 
@@ -42,9 +52,21 @@ func freeTwice() {
 	debug.FreeOSMemory()
 }
 
+// heapAllocated is the cumulative heap allocation (runtime/metrics, no
+// stop-the-world).
+func heapAllocated() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}
+
 // startReclaimer runs the reclaimer until the returned stop is called.
 func (d *Daemon) startReclaimer() (stop func()) {
-	r := &reclaimer{sessions: func() int { return len(d.fw.Sessions()) }, free: freeTwice, log: d.log}
+	r := &reclaimer{sessions: func() int { return len(d.fw.Sessions()) }, allocated: heapAllocated, free: freeTwice, log: d.log}
+	r.last = r.allocated()
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {

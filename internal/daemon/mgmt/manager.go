@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"maps"
 	"runtime"
+	"runtime/metrics"
 	"sync"
 	"sync/atomic"
 
@@ -203,7 +204,19 @@ func (m *Manager) GetState(context.Context, api.Empty) (api.State, error) {
 	}
 	s.TargetPortGroups = m.aluaGroups() // alua.go
 	s.Goroutines = runtime.NumGoroutine()
+	s.HeapLiveBytes = heapLive()
 	return s, nil
+}
+
+// heapLive is the live heap after the last GC (runtime/metrics; no
+// stop-the-world).
+func heapLive() uint64 {
+	smp := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(smp)
+	if smp[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return smp[0].Value.Uint64()
 }
 
 func (m *Manager) closeLU(d LU) {
