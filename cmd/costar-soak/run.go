@@ -35,6 +35,10 @@ type runResult struct {
 func (s *soak) runLoad(ctx context.Context) runResult {
 	var res runResult
 	mon := &monitor{pid: s.o.pid, api: s.api}
+	if err := s.warmup(ctx, mon); err != nil {
+		s.fatal(err)
+		return res
+	}
 	if s.o.pid > 0 {
 		res.baseRSS, res.baseHWM, _ = procStatus(s.o.pid)
 	}

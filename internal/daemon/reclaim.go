@@ -9,7 +9,7 @@ import (
 
 // reclaimInterval is how often an idle daemon looks for memory to give
 // back.
-const reclaimInterval = 5 * time.Second
+const reclaimInterval = 2 * time.Second
 
 // reclaimAfter is how much must have been allocated since the last
 // reclaim before an idle daemon runs another (so an idle daemon does not
