@@ -25,6 +25,10 @@ type Options struct {
 	BlockSize uint32 // 0 = 512
 	// NoAtomicWrites: no journal, so no WRITE ATOMIC (16).
 	NoAtomicWrites bool
+	// Preallocation (PreallocFalloc, PreallocFull; "" = sparse) applies to
+	// the part of the data file Create makes: all of a new file, the grown
+	// part of an existing one. Existing content is never touched.
+	Preallocation string
 	Log            *slog.Logger
 }
 
@@ -45,6 +49,9 @@ type Store struct {
 	atomic  bool // offer atomic writes once the LU's GUID is known
 	journal *atomicJournal
 	created bool // Create made the data file (Discard removes it)
+	// grownFrom is the size of an existing data file before Create grew
+	// it (Discard cuts it back); 0 = not grown.
+	grownFrom uint64
 	caps    backing.Caps
 }
 
@@ -107,7 +114,21 @@ func Create(ctx context.Context, o Options) (*Store, error) {
 		if err := s.data.Grow(dataOff + o.Size); err != nil {
 			return fail(err)
 		}
+		if !s.created {
+			s.grownFrom = devSize
+		}
 		devSize = dataOff + o.Size
+	}
+	if o.Preallocation != "" {
+		from := s.grownFrom
+		if s.created {
+			from = 0
+		} else if s.grownFrom == 0 {
+			from = devSize // an existing file that was not grown: nothing of it is ours
+		}
+		if err := s.preallocate(ctx, o.Preallocation, from, devSize); err != nil {
+			return fail(err)
+		}
 	}
 	s.capacity = devSize - dataOff
 	if err := ctx.Err(); err != nil {
@@ -368,9 +389,18 @@ func (s *Store) Close() error {
 }
 
 // Discard closes a store whose LU was not made and removes the data file
-// if Create created it.
+// if Create created it, or cuts it back to its size if Create grew it.
 func (s *Store) Discard() {
+	if s.grownFrom != 0 && s.data != nil {
+		if err := s.data.Truncate(s.grownFrom); err != nil {
+			s.log.Error("cannot cut the data file back to its size after a failed create", "path", s.dataFile, "err", err)
+		}
+	}
+	journal := s.journal != nil && s.journal.created
 	s.Close()
+	if journal {
+		os.Remove(s.journalPath())
+	}
 	if s.created {
 		os.Remove(s.dataFile)
 	}
