@@ -223,6 +223,8 @@ func (e *env) luError(err error, operand string) {
 		e.errorf("%s: must be 32 hexadecimal digits long", operand)
 	case api.CodeBusy:
 		e.errorf("resource busy")
+	case api.CodeCancelled:
+		e.errorf("cancelled; nothing was changed")
 	case api.CodeNotSupported:
 		e.errorf("could not set property: %s: %s", orDash(ae.Subject), ae.Message)
 	default:
@@ -282,8 +284,9 @@ func (e *env) createLU(c *cli.Context) error {
 	if !ok {
 		return errFailed
 	}
-	lu, err := e.client.CreateLU(c.Context, api.CreateLURequest{DataFile: absPath(ops[0]), Size: size, Props: props})
-	if err != nil {
+	var lu api.LU
+	req := api.CreateLURequest{DataFile: absPath(ops[0]), Size: size, Props: props}
+	if err := e.longCall(c, "creating LU on "+req.DataFile, api.MethodCreateLU, req, &lu); err != nil {
 		e.luError(err, ops[0])
 		return errFailed
 	}
@@ -330,7 +333,7 @@ func (e *env) modifyLU(c *cli.Context) error {
 	if req.Size == 0 && req.Props.IsEmpty() {
 		return nil
 	}
-	if _, err := e.client.ModifyLU(c.Context, req); err != nil {
+	if err := e.longCall(c, "modifying LU "+ops[0], api.MethodModifyLU, req, nil); err != nil {
 		e.luError(err, ops[0])
 		return errFailed
 	}
@@ -351,8 +354,9 @@ func (e *env) importLU(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	lu, err := e.client.ImportLU(c.Context, api.ImportLURequest{File: absPath(ops[0])})
-	if err != nil {
+	var lu api.LU
+	req := api.ImportLURequest{File: absPath(ops[0])}
+	if err := e.longCall(c, "importing "+req.File, api.MethodImportLU, req, &lu); err != nil {
 		e.luError(err, ops[0])
 		return errFailed
 	}

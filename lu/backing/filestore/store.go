@@ -29,7 +29,7 @@ type Options struct {
 	// the part of the data file Create makes: all of a new file, the grown
 	// part of an existing one. Existing content is never touched.
 	Preallocation string
-	Log            *slog.Logger
+	Log           *slog.Logger
 }
 
 // Store is an LU in a file or on a block device. It implements
@@ -52,7 +52,7 @@ type Store struct {
 	// grownFrom is the size of an existing data file before Create grew
 	// it (Discard cuts it back); 0 = not grown.
 	grownFrom uint64
-	caps    backing.Caps
+	caps      backing.Caps
 }
 
 // Create opens or creates the files of a new LU. A DataFile that does not
