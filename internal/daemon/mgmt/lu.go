@@ -291,6 +291,7 @@ func (m *Manager) adoptLocked(ctx context.Context, unit LU, verb string, created
 	if d, ok := unit.(Discarder); ok && created {
 		drop = d.Discard
 	}
+	progress.Phase(ctx, "registering LU "+g.String())
 	if err := ctx.Err(); err != nil {
 		drop()
 		return api.LU{}, fmt.Errorf("LU %s not %s: %w", g, verb, err)
@@ -299,7 +300,6 @@ func (m *Manager) adoptLocked(ctx context.Context, unit LU, verb string, created
 		drop()
 		return api.LU{}, api.Errorf(api.CodeGUIDInUse, g.String(), "guid in use")
 	}
-	progress.Phase(ctx, "registering LU "+g.String())
 	if err := m.fw.RegisterLU(unit); err != nil {
 		drop()
 		return api.LU{}, api.Errorf(api.CodeGUIDInUse, g.String(), "guid in use")

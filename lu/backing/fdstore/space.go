@@ -258,14 +258,3 @@ func (b *FD) Allocate(off, n int64) error {
 	}
 	return nil
 }
-
-// Truncate cuts a regular file back to n bytes (undoing a Grow).
-func (b *FD) Truncate(n uint64) error {
-	if b.isBlock {
-		return nil
-	}
-	if err := unix.Ftruncate(b.fd, int64(n)); err != nil {
-		return fmt.Errorf("lu: truncating %s to %d bytes: %w", b.path, n, err)
-	}
-	return nil
-}

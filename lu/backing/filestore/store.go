@@ -391,8 +391,9 @@ func (s *Store) Close() error {
 // Discard closes a store whose LU was not made and removes the data file
 // if Create created it, or cuts it back to its size if Create grew it.
 func (s *Store) Discard() {
-	if s.grownFrom != 0 && s.data != nil {
-		if err := s.data.Truncate(s.grownFrom); err != nil {
+	if s.grownFrom != 0 && !s.data.IsBlock() {
+		// By name: the LU may have closed the store already.
+		if err := os.Truncate(s.dataFile, int64(s.grownFrom)); err != nil {
 			s.log.Error("cannot cut the data file back to its size after a failed create", "path", s.dataFile, "err", err)
 		}
 	}
