@@ -162,4 +162,3 @@ func TestCancelledOperationsLeaveNothing(t *testing.T) {
 func phase(prefix string) func(progress.Event) bool {
 	return func(ev progress.Event) bool { return strings.HasPrefix(ev.Phase, prefix) }
 }
-
