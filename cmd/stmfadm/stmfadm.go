@@ -69,9 +69,14 @@ func stmfadmApp(e *env) *cli.App {
 					"     wp       - write protect (true, false)\n" +
 					"     thin     - thin provisioned: UNMAP frees space (true, false; costar)\n" +
 					"     soft-threshold - thin LUs: warn initiators at this % of the backing\n" +
-					"                file system in use (0-100, 0 = off; costar)\n\n" +
+					"                file system in use (0-100, 0 = off; costar)\n" +
+					"     preallocation - off, falloc (reserve the file space) or full (also write zeroes):\n" +
+					"                the part of the file create-lu makes; thick LUs on files (costar)\n\n" +
+					"Long creates show progress on stderr (a bar on a terminal; --progress prints lines);\n" +
+					"Ctrl-C cancels and stmfd undoes the create.\n\n" +
 					"EXAMPLES:\n   stmfadm create-lu -s 20G /var/lib/costar/lu0.img\n" +
 					"   stmfadm create-lu -p thin=true -p soft-threshold=85 -s 100G /srv/lu1.img\n" +
+					"   stmfadm create-lu -p preallocation=full -s 500G /srv/db.img\n" +
 					"   stmfadm create-lu -p wcd=false -p guid=600144f0c0a80101000067a1b2c30001 /dev/zvol/tank/vm-100-disk-0",
 				Action: e.createLU,
 			},

@@ -56,12 +56,14 @@ func (s *Store) preallocate(ctx context.Context, mode string, from, to uint64) e
 					return fmt.Errorf("lu: writing zeroes to %s: %w", s.dataFile, err)
 				}
 			}
+			// Chunk by chunk, so the progress is the disk's and a cancel
+			// does not wait for gigabytes of cached zeroes.
+			if err := s.data.Datasync(); err != nil {
+				return err
+			}
 		}
 		off += n
 		progress.Bytes(ctx, phase, off-from, total)
-	}
-	if mode == PreallocFull {
-		return s.data.Datasync()
 	}
 	return nil
 }
