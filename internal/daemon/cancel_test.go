@@ -77,6 +77,81 @@ func TestCancelledOperationsLeaveNothing(t *testing.T) {
 			},
 		},
 		{
+			name: "snapshot-lu before zfs snapshot",
+			at:   phase("zfs snapshot"),
+			setup: func(e *zvolEnv, _ string) func(context.Context) error {
+				src := e.create("tank/src", 1<<20, api.LUProps{})
+				return func(ctx context.Context) error {
+					_, err := e.m.SnapshotLU(ctx, api.SnapshotLURequest{GUID: src.GUID, Name: "s1"})
+					return err
+				}
+			},
+			check: func(t *testing.T, e *zvolEnv, _ string) {
+				if want := []string{"tank/src"}; !reflect.DeepEqual(e.f.Names(), want) {
+					t.Errorf("datasets %v, want %v", e.f.Names(), want)
+				}
+			},
+		},
+		{
+			name: "delete-lu --destroy-zvol before zfs destroy",
+			at:   phase("zfs destroy"),
+			setup: func(e *zvolEnv, _ string) func(context.Context) error {
+				src := e.create("tank/src", 1<<20, api.LUProps{})
+				return func(ctx context.Context) error {
+					_, err := e.m.DestroyLU(ctx, api.DestroyLURequest{GUID: src.GUID})
+					return err
+				}
+			},
+			check: func(t *testing.T, e *zvolEnv, _ string) {
+				lus, _ := e.m.ListLUs(e.ctx, api.Empty{})
+				if len(lus) != 1 || !e.f.Exists("tank/src") {
+					t.Fatalf("LUs %+v, zvol there: %v", lus, e.f.Exists("tank/src"))
+				}
+				if _, ok := e.fw.LU(guidOf(t, lus[0].GUID)); !ok || lus[0].Status != "Online" {
+					t.Errorf("the LU is not back online and registered: %+v", lus[0])
+				}
+			},
+		},
+		{
+			name: "modify-lu -s of a zvol LU before zfs set volsize",
+			at:   phase("resizing"),
+			setup: func(e *zvolEnv, _ string) func(context.Context) error {
+				src := e.create("tank/src", 1<<20, api.LUProps{})
+				return func(ctx context.Context) error {
+					_, err := e.m.ModifyLU(ctx, api.ModifyLURequest{GUID: src.GUID, Size: 2 << 20})
+					return err
+				}
+			},
+			check: func(t *testing.T, e *zvolEnv, _ string) {
+				if v, err := e.f.Volume(e.ctx, "tank/src"); err != nil || v.Size != 1<<20 {
+					t.Errorf("volume %+v %v", v, err)
+				}
+			},
+		},
+		{
+			name: "import-lu at registration",
+			at:   phase("registering"),
+			setup: func(e *zvolEnv, dir string) func(context.Context) error {
+				path := filepath.Join(dir, "lu.img")
+				lu, err := e.m.CreateLU(e.ctx, api.CreateLURequest{DataFile: path, Size: 1 << 20})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := e.m.DeleteLU(e.ctx, api.DeleteLURequest{GUID: lu.GUID}); err != nil {
+					t.Fatal(err)
+				}
+				return func(ctx context.Context) error {
+					_, err := e.m.ImportLU(ctx, api.ImportLURequest{File: path})
+					return err
+				}
+			},
+			check: func(t *testing.T, _ *zvolEnv, dir string) {
+				if _, err := os.Stat(filepath.Join(dir, "lu.img")); err != nil {
+					t.Errorf("an imported file is not ours to remove: %v", err)
+				}
+			},
+		},
+		{
 			name: "create-lu -p preallocation=full while writing zeroes",
 			at:   func(ev progress.Event) bool { return ev.Done > 0 && ev.Done < ev.Total },
 			setup: func(e *zvolEnv, dir string) func(context.Context) error {
