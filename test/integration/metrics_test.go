@@ -249,6 +249,8 @@ func TestPrometheusScrapesStmfd(t *testing.T) {
 			t.Errorf("%s +Inf bucket %v, want %v (%v)", kind, inf, n, err)
 		}
 	}
+	checkDashboard(ctx, t, prom)
+	checkREADMEQueries(ctx, t, prom)
 	for q, ok := range map[string]func(float64) bool{
 		fmt.Sprintf(`costar_lu_read_bytes_total{%s}`, lu):                                              func(v float64) bool { return v >= reads*4096 },
 		fmt.Sprintf(`costar_lu_written_bytes_total{%s}`, lu):                                           eq(writes * 4096),
@@ -262,6 +264,58 @@ func TestPrometheusScrapesStmfd(t *testing.T) {
 		v, err := prom.one(ctx, q)
 		if err != nil || !ok(v) {
 			t.Errorf("%s = %v (%v)", q, v, err)
+		}
+	}
+}
+
+// checkDashboard runs every query of contrib/grafana's dashboard against
+// Prometheus: each must parse and find series (the names are real).
+func checkDashboard(ctx context.Context, t *testing.T, prom *prometheus) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "contrib", "grafana", "costar-dashboard.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &dash); err != nil || len(dash.Panels) == 0 {
+		t.Fatalf("dashboard: %v", err)
+	}
+	vars := strings.NewReplacer("$__rate_interval", "1m", "$lu", ".*")
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			q := vars.Replace(tg.Expr)
+			m, err := prom.query(ctx, q)
+			if err != nil || len(m) == 0 {
+				t.Errorf("dashboard panel %q: %s: %d series (%v)", p.Title, q, len(m), err)
+			}
+		}
+	}
+}
+
+// checkREADMEQueries runs the README's PromQL examples (its promql
+// block): each must find series after the workload.
+func checkREADMEQueries(ctx context.Context, t *testing.T, prom *prometheus) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(b), "```promql\n")
+	block, _, _ = strings.Cut(block, "```")
+	if !ok || strings.TrimSpace(block) == "" {
+		t.Fatal("README.md has no promql block")
+	}
+	for _, q := range strings.Split(strings.TrimSpace(block), "\n") {
+		m, err := prom.query(ctx, q)
+		if err != nil || len(m) == 0 {
+			t.Errorf("README example %s: %d series (%v)", q, len(m), err)
 		}
 	}
 }
