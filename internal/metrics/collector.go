@@ -45,7 +45,7 @@ type collector struct {
 type descs struct {
 	luCommands, luRead, luWritten, luStatus, luSense, luMiscompare, luInFlight, luLatency *prometheus.Desc
 	portCommands, portRead, portWritten, portStatus, portInFlight                         *prometheus.Desc
-	sessCommands, sessRead, sessWritten, sessInFlight                                     *prometheus.Desc
+	sessCommands, sessRead, sessWritten, sessStatus, sessInFlight                         *prometheus.Desc
 	logins, loginFailures, sessions, digest, r2ts, nopTimeouts, tmfs                      *prometheus.Desc
 	iniLogins, iniLoginFailures                                                           *prometheus.Desc
 	isessDigest, isessR2Ts, isessTMFs                                                     *prometheus.Desc
@@ -79,6 +79,7 @@ func newCollector(src Sources) *collector {
 		sessCommands: d("session_commands_total", "SCSI commands finished on a live session (I_T nexus), by kind.", append(sess, "kind")...),
 		sessRead:     d("session_read_bytes_total", "Bytes read on a live session.", sess...),
 		sessWritten:  d("session_written_bytes_total", "Bytes written on a live session.", sess...),
+		sessStatus:   d("session_status_total", "Commands finished with a status other than GOOD on a live session (task_aborted: aborted by a TMF).", append(sess, "status")...),
 		sessInFlight: d("session_commands_in_flight", "Commands in flight on a live session.", sess...),
 
 		logins:        d("iscsi_logins_total", "iSCSI logins that reached full feature phase (target \"\": discovery).", "target"),
@@ -105,7 +106,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.d.luCommands, c.d.luRead, c.d.luWritten, c.d.luStatus, c.d.luSense, c.d.luMiscompare, c.d.luInFlight, c.d.luLatency,
 		c.d.portCommands, c.d.portRead, c.d.portWritten, c.d.portStatus, c.d.portInFlight,
-		c.d.sessCommands, c.d.sessRead, c.d.sessWritten, c.d.sessInFlight,
+		c.d.sessCommands, c.d.sessRead, c.d.sessWritten, c.d.sessStatus, c.d.sessInFlight,
 		c.d.logins, c.d.loginFailures, c.d.sessions, c.d.digest, c.d.r2ts, c.d.nopTimeouts, c.d.tmfs,
 		c.d.iniLogins, c.d.iniLoginFailures, c.d.isessDigest, c.d.isessR2Ts, c.d.isessTMFs, c.d.alua,
 	} {
@@ -226,6 +227,9 @@ func (c *collector) collectSession(ch chan<- prometheus.Metric, s *stmf.SessionS
 	}
 	counter(ch, c.d.sessRead, s.BytesRead, s.InitiatorPort, s.TargetPort)
 	counter(ch, c.d.sessWritten, s.BytesWritten, s.InitiatorPort, s.TargetPort)
+	for _, st := range statuses(&s.Snapshot) {
+		counter(ch, c.d.sessStatus, st.n, s.InitiatorPort, s.TargetPort, st.name)
+	}
 	gauge(ch, c.d.sessInFlight, s.InFlight, s.InitiatorPort, s.TargetPort)
 }
 

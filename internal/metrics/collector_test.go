@@ -191,6 +191,7 @@ func TestScrape(t *testing.T) {
 		{"costar_lu_commands_in_flight", lu, 0},
 		{"costar_target_port_commands_total", map[string]string{"target": "iqn.2026-11.test:t", "port": "iqn.2026-11.test:t,t,0x0001", "kind": "read"}, reads},
 		{"costar_session_commands_total", map[string]string{"initiator_port": "iqn.2026-11.test:i,i,0x1", "kind": "write"}, writes},
+		{"costar_session_status_total", map[string]string{"initiator_port": "iqn.2026-11.test:i,i,0x1", "status": "check_condition"}, 1},
 		{"costar_iscsi_logins_total", map[string]string{"target": "iqn.2026-11.test:t"}, 3},
 		{"costar_iscsi_sessions", map[string]string{"target": "iqn.2026-11.test:t"}, 1},
 		{"costar_iscsi_initiator_login_failures_total", map[string]string{"initiator": "iqn.2026-11.test:i", "reason": "auth"}, 2},
