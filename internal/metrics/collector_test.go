@@ -27,6 +27,18 @@ import (
 type testLU struct{ guid stmf.GUID }
 
 func (l *testLU) GUID() stmf.GUID { return l.guid }
+
+// Admit classes the task as lu's command table does.
+func (l *testLU) Admit(t *stmf.Task) {
+	switch t.CDB[0] {
+	case 0x28:
+		t.SetKind(stmf.KindRead)
+	case 0x2a:
+		t.SetKind(stmf.KindWrite)
+	case 0x35:
+		t.SetKind(stmf.KindFlush)
+	}
+}
 func (l *testLU) Execute(t *stmf.Task) {
 	time.Sleep(2 * time.Millisecond)
 	switch t.CDB[0] {
