@@ -22,13 +22,11 @@ import (
 // ends), or with --progress a plain line per phase and per second.
 // Ctrl-C cancels: stmfd undoes the operation and says so.
 
-// longVerbs are the commands that take --progress.
-var longVerbs = []string{"create-lu", "modify-lu", "import-lu", "delete-lu", "snapshot-lu", "clone-lu"}
-
 // addProgressFlags gives the long verbs --progress.
 func addProgressFlags(app *cli.App) {
+	long := []string{"create-lu", "modify-lu", "import-lu", "delete-lu", "snapshot-lu", "clone-lu"}
 	for _, c := range app.Commands {
-		if slices.Contains(longVerbs, c.Name) {
+		if slices.Contains(long, c.Name) {
 			c.Flags = append(c.Flags, &cli.BoolFlag{Name: "progress",
 				Usage: "print progress lines on stderr when it is not a terminal (a terminal gets a progress bar anyway)"})
 		}
@@ -46,10 +44,10 @@ const (
 
 // Timings of the views.
 const (
-	barDelay      = time.Second     // a bar appears only for calls this slow
-	quietDelay    = 3 * time.Second // the quiet view's note
-	lineInterval  = time.Second     // plain lines within a phase
-	progressTickI = 250 * time.Millisecond
+	barDelay     = time.Second     // a bar appears only for calls this slow
+	quietDelay   = 3 * time.Second // the quiet view's note
+	lineInterval = time.Second     // plain lines within a phase
+	progressTick = 250 * time.Millisecond
 )
 
 // longCall runs method with streamed progress, described as what.
@@ -67,14 +65,11 @@ func (e *env) longCall(c *cli.Context, what, method string, req, resp any) error
 	events := make(chan api.Progress, 16)
 	done := make(chan error, 1)
 	go func() {
-		done <- e.client.Stream(c.Context, method, req, resp, func(p api.Progress) {
-			select {
-			case events <- p:
-			default: // the view is behind: a later event shows more
-			}
-		})
+		// Blocking is fine: the loop below reads until Stream returns, and
+		// stmfd coalesces what a slow reader has not taken yet.
+		done <- e.client.Stream(c.Context, method, req, resp, func(p api.Progress) { events <- p })
 	}()
-	tick := time.NewTicker(progressTickI)
+	tick := time.NewTicker(progressTick)
 	defer tick.Stop()
 	for {
 		select {

@@ -43,14 +43,14 @@ func routeLong[Req, Resp any](mux *http.ServeMux, log *slog.Logger, method strin
 			writeError(w, log, api.Errorf(api.CodeInvalidArgument, method, "bad request body: %v", err))
 			return
 		}
-		stream(w, r.Context(), log, method, func(ctx context.Context) (any, error) { return f(ctx, req) })
+		stream(r.Context(), w, log, method, func(ctx context.Context) (any, error) { return f(ctx, req) })
 	})
 }
 
 // stream runs op under ctx, writing its progress events and then its
 // outcome. It returns only when op has returned, so a cancelled operation
 // has finished undoing itself before the connection is let go.
-func stream(w http.ResponseWriter, ctx context.Context, log *slog.Logger, method string, op func(context.Context) (any, error)) {
+func stream(ctx context.Context, w http.ResponseWriter, log *slog.Logger, method string, op func(context.Context) (any, error)) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s := newSink()
