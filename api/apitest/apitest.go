@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/costar-project/costar/api"
 )
@@ -23,6 +24,8 @@ type Reply struct {
 	Body     any
 	Err      *api.Error
 	Progress []api.Progress
+	// Pace is the pause before each progress event (a slow operation).
+	Pace time.Duration
 }
 
 // Call is a request the server received.
@@ -88,8 +91,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func streamReply(w http.ResponseWriter, rep Reply) {
 	w.Header().Set("Content-Type", api.StreamContentType)
 	enc := json.NewEncoder(w)
+	rc := http.NewResponseController(w)
 	for _, p := range rep.Progress {
+		time.Sleep(rep.Pace)
 		_ = enc.Encode(api.StreamEvent{Progress: &p})
+		_ = rc.Flush()
 	}
 	if rep.Err != nil {
 		_ = enc.Encode(api.StreamEvent{Error: rep.Err})

@@ -147,25 +147,26 @@ func (v *progressView) line() {
 	v.shown = true
 }
 
-// draw redraws the bar line (after barDelay).
+// draw redraws the bar line (after barDelay). On a narrow terminal the
+// description is shortened, never the figures.
 func (v *progressView) draw() {
 	el := v.now().Sub(v.start)
 	if el < barDelay {
 		return
 	}
-	s := v.name + ": " + v.what
+	head, tail := v.name+": "+v.what, ""
 	if v.have {
-		s += ": " + v.cur.Phase
+		head += ": " + v.cur.Phase
 		if v.cur.Total != 0 {
-			s += " " + bar(v.cur.Done, v.cur.Total, 20)
+			tail = " " + bar(v.cur.Done, v.cur.Total, 20)
 		}
-		s += amount(v.cur)
+		tail += amount(v.cur)
 	}
-	s += " " + seconds(el)
-	if v.width > 1 && len(s) > v.width-1 {
-		s = s[:v.width-4] + "..."
+	tail += " " + seconds(el)
+	if room := v.width - 1 - len(tail); v.width > 1 && len(head) > room {
+		head = head[:max(room-3, 0)] + "..."
 	}
-	fmt.Fprintf(v.w, "\r\x1b[K%s", s)
+	fmt.Fprintf(v.w, "\r\x1b[K%s%s", head, tail)
 	v.shown = true
 }
 

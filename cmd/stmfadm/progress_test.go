@@ -1,9 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/costar-project/costar/api"
 	"github.com/costar-project/costar/api/apitest"
@@ -102,7 +109,7 @@ func TestProgressViewEdges(t *testing.T) {
 	v = newProgressView(&b, "stmfadm", strings.Repeat("w", 100), progressBar, 40, clock.now)
 	clock.t = start.Add(5 * time.Second)
 	v.event(api.Progress{Phase: "zfs create"})
-	if line := strings.TrimPrefix(b.String(), "\r\x1b[K"); len(line) != 39 || !strings.HasSuffix(line, "...") {
+	if line := strings.TrimPrefix(b.String(), "\r\x1b[K"); len(line) != 39 || !strings.HasSuffix(line, "w... 1.0s") {
 		t.Errorf("bar not cut to 39 columns: %q (%d)", line, len(line))
 	}
 }
@@ -154,5 +161,64 @@ func TestLongVerbsStream(t *testing.T) {
 		!strings.HasPrefix(lines[2], "stmfadm: creating LU on /srv/a.img: registering LU "+guid+" ") ||
 		!strings.HasPrefix(lines[3], "stmfadm: creating LU on /srv/a.img: done after ") {
 		t.Fatalf("--progress: exit %d, stdout %q, stderr:\n%s", code, stdout, stderr)
+	}
+}
+
+// openPTY opens a pseudo-terminal: the master to read what was drawn, the
+// slave to hand stmfadm as its stderr.
+func openPTY(t *testing.T, cols uint16) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := unix.IoctlSetWinsize(int(s.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Col: cols, Row: 24}); err != nil {
+		t.Fatal(err)
+	}
+	return m, s
+}
+
+// With stderr on a terminal, a slow create-lu draws its bar there, cut to
+// the terminal's width, and ends with one line; stdout is as ever.
+func TestLongVerbOnTerminal(t *testing.T) {
+	master, slave := openPTY(t, 100)
+	lu := api.LU{GUID: guid}
+	srv := apitest.Serve(t, map[string]apitest.Reply{api.MethodCreateLU: {Body: lu, Pace: 600 * time.Millisecond,
+		Progress: []api.Progress{
+			{Phase: "writing zeroes to /srv/a.img", Done: 0, Total: 4 << 20},
+			{Phase: "writing zeroes to /srv/a.img", Done: 2 << 20, Total: 4 << 20},
+			{Phase: "writing zeroes to /srv/a.img", Done: 4 << 20, Total: 4 << 20},
+		}}})
+	var out bytes.Buffer
+	code := run(context.Background(), []string{"stmfadm", "--socket", srv.Socket, "create-lu", "-s", "4m", "/srv/a.img"},
+		strings.NewReader(""), &out, slave)
+	slave.Close()
+	drawn, _ := io.ReadAll(master) // until the slave's last close (EIO)
+	if code != 0 || out.String() != "Logical unit created: "+guid+"\n" {
+		t.Fatalf("exit %d, stdout %q", code, out.String())
+	}
+	tty := strings.ReplaceAll(string(drawn), "\r\n", "\n") // the terminal's output processing
+	frames := strings.Split(tty, "\r\x1b[K")
+	if len(frames) < 3 || !strings.Contains(tty, "[##########----------] 2.0M/4.0M (50%) ") ||
+		!strings.HasPrefix(frames[len(frames)-1], "stmfadm: creating LU on /srv/a.img: done after ") {
+		t.Fatalf("drawn on the terminal: %q", drawn)
+	}
+	for _, f := range frames[1 : len(frames)-1] {
+		if len(f) > 99 || strings.Contains(f, "\n") {
+			t.Errorf("frame wider than the terminal or not in place: %q", f)
+		}
 	}
 }
