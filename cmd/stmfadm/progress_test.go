@@ -141,6 +141,8 @@ func TestLongVerbsStream(t *testing.T) {
 			"Logical unit created: " + guid + "\n", ""},
 		{"not streamed (older stmfd)", plain.Socket, []string{"stmfadm", "create-lu", "-s", "2m", "/srv/a.img"}, 0,
 			"Logical unit created: " + guid + "\n", ""},
+		{"sbdadm, quiet", srv.Socket, []string{"sbdadm", "create-lu", "-s", "2m", "/srv/a.img"}, 0,
+			"Created the following LU:\n" + sbdRows(lu), ""},
 		{"modify-lu, quiet", srv.Socket, []string{"stmfadm", "modify-lu", "-s", "4m", guid}, 0, "", ""},
 		{"cancelled", srv.Socket, []string{"stmfadm", "import-lu", "/srv/a.img"}, 1, "",
 			"stmfadm: cancelled; nothing was changed\n"},
@@ -221,4 +223,10 @@ func TestLongVerbOnTerminal(t *testing.T) {
 			t.Errorf("frame wider than the terminal or not in place: %q", f)
 		}
 	}
+}
+
+func sbdRows(lus ...api.LU) string {
+	var b strings.Builder
+	writeSbdRows(&b, lus)
+	return b.String()
 }
