@@ -88,7 +88,23 @@ type Config struct {
 	// AbortCompletedTask is the ABORT TASK policy for a task the target
 	// does not know: AbortTaskDoesNotExist (default) or AbortFunctionComplete.
 	AbortCompletedTask string
+
+	// ResponseBudget bounds, per connection, the bytes of responses held
+	// for the initiator: queued for the writer, or reserved for commands
+	// being executed (default 16 MiB, minimum 4 x MaxRecvDataSegmentLength
+	// + 128 KiB). See respBudget: control responses (NOP-In, Text,
+	// Reject, TMF, Logout) get 2 x MaxRecvDataSegmentLength + 64 KiB of it
+	// and stop the reader when full; SCSI responses get the rest and make
+	// commands wait before they run. One command larger than its share
+	// runs alone.
+	ResponseBudget int64
 }
+
+// ctlBudget is the control share of the response budget.
+func (c *Config) ctlBudget() int64 { return 2*int64(c.MaxRecvDataSegmentLength) + 64<<10 }
+
+// taskBudget is the SCSI response share of the response budget.
+func (c *Config) taskBudget() int64 { return c.ResponseBudget - c.ctlBudget() }
 
 // Defaults.
 const (
@@ -99,6 +115,7 @@ const (
 	DefaultQueueDepth               = 128
 	DefaultMaxIOSize                = 64 << 20
 	DefaultDataOutBudget            = 64 << 20
+	DefaultResponseBudget           = 16 << 20
 	minQueueDepth                   = 16
 )
 
@@ -152,6 +169,9 @@ func (c *Config) withDefaults() (Config, error) {
 	if o.DataOutBudget == 0 {
 		o.DataOutBudget = DefaultDataOutBudget
 	}
+	if o.ResponseBudget == 0 {
+		o.ResponseBudget = DefaultResponseBudget
+	}
 	if o.AbortCompletedTask == "" {
 		o.AbortCompletedTask = AbortTaskDoesNotExist
 	}
@@ -174,6 +194,8 @@ func (c *Config) withDefaults() (Config, error) {
 		return o, fmt.Errorf("iscsi: MaxOutstandingR2T %d out of range 1..65535", o.MaxOutstandingR2T)
 	case o.QueueDepth < minQueueDepth || o.QueueDepth > 1<<20:
 		return o, fmt.Errorf("iscsi: QueueDepth %d out of range %d..%d", o.QueueDepth, minQueueDepth, 1<<20)
+	case o.ResponseBudget < 2*o.ctlBudget():
+		return o, fmt.Errorf("iscsi: ResponseBudget %d below %d (4 x MaxRecvDataSegmentLength + 128 KiB)", o.ResponseBudget, 2*o.ctlBudget())
 	case o.DefaultTime2Wait > 3600 || o.DefaultTime2Retain > 3600:
 		return o, errors.New("iscsi: DefaultTime2Wait/Retain out of range 0..3600")
 	}

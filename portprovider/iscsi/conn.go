@@ -50,6 +50,8 @@ type outItem struct {
 	res   *stmf.Result // released after writing
 	close bool         // close the connection once written
 	noop  bool         // nothing to write (a bare close marker)
+	// Response budget charges given back once written or dropped.
+	taskCharge, ctlCharge int64
 }
 
 // conn is one TCP connection: a reader goroutine (serve) that decodes
@@ -99,6 +101,8 @@ type conn struct {
 	ka        *time.Timer
 	loggedOut bool
 	ffp       atomic.Bool // login finished: sess and the writer are set up
+
+	rb *respBudget
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -113,6 +117,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		writerDone: make(chan struct{}),
 		done:       make(chan struct{}),
 		tasks:      map[uint32]*cmd{},
+		rb:         newRespBudget(s.cfg.taskBudget(), s.cfg.ctlBudget()),
 	}
 	c.maxSend.Store(8192)
 	return c
@@ -182,6 +187,7 @@ func (c *conn) cleanup(writerStarted bool) {
 	if writerStarted {
 		<-c.writerDone
 	}
+	c.closeWaiting()
 	if c.sess != nil {
 		c.sess.removeConn(c)
 	}
@@ -210,8 +216,11 @@ func (c *conn) enqueue(it outItem) bool {
 }
 
 func (c *conn) enqueueOrRelease(it outItem) {
-	if !c.enqueue(it) && it.res != nil && it.res.Release != nil {
-		it.res.Release()
+	if !c.enqueue(it) {
+		if it.res != nil && it.res.Release != nil {
+			it.res.Release()
+		}
+		c.releaseCharges(it.taskCharge, it.ctlCharge)
 	}
 }
 
@@ -267,12 +276,16 @@ func (c *conn) writeLoop() {
 				c.abort()
 			}
 		}
+		var taskFree, ctlFree int64
 		for i := range batch {
 			if r := batch[i].res; r != nil && r.Release != nil {
 				r.Release()
 			}
+			taskFree += batch[i].taskCharge
+			ctlFree += batch[i].ctlCharge
 			batch[i] = outItem{}
 		}
+		c.releaseCharges(taskFree, ctlFree)
 		if closeAfter {
 			c.abort()
 		}
@@ -286,6 +299,7 @@ func (c *conn) writeLoop() {
 				if r := rest[i].res; r != nil && r.Release != nil {
 					r.Release()
 				}
+				c.releaseCharges(rest[i].taskCharge, rest[i].ctlCharge)
 			}
 			return
 		}
@@ -557,7 +571,7 @@ func (c *conn) reject(reason byte, bad *pdu.Header, closeAfter bool) {
 	if closeAfter {
 		c.flushWait = true
 	}
-	c.enqueue(outItem{hdr: h, data: data, stat: statConsume, close: closeAfter})
+	c.enqueueCtl(outItem{hdr: h, data: data, stat: statConsume, close: closeAfter})
 }
 
 // readSmall reads a non-SCSI data segment into a fresh buffer. A data
