@@ -98,6 +98,17 @@ type Config struct {
 	// commands wait before they run. One command larger than its share
 	// runs alone.
 	ResponseBudget int64
+
+	// Admission before login (0: the default; <0: unlimited). A
+	// connection over a limit is closed at once, before any PDU is read.
+	MaxConnectionsPerPortal int // open connections per listening portal (default 1024)
+	MaxConnectionsPerSource int // open connections per initiator IP address, all portals (default 128)
+	MaxLoginsInProgress     int // connections still in the login phase (default 64)
+	// AuthFailDelay delays the answer to a failed CHAP response, per
+	// initiator name and source address: the first failure waits this
+	// long, each further one within 15 minutes twice as long, up to 8 s
+	// (default 1 s; <0: no delay).
+	AuthFailDelay time.Duration
 }
 
 // ctlBudget is the control share of the response budget.
@@ -116,6 +127,10 @@ const (
 	DefaultMaxIOSize                = 64 << 20
 	DefaultDataOutBudget            = 64 << 20
 	DefaultResponseBudget           = 16 << 20
+	DefaultMaxConnectionsPerPortal  = 1024
+	DefaultMaxConnectionsPerSource  = 128
+	DefaultMaxLoginsInProgress      = 64
+	DefaultAuthFailDelay            = time.Second
 	minQueueDepth                   = 16
 )
 
@@ -171,6 +186,17 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if o.ResponseBudget == 0 {
 		o.ResponseBudget = DefaultResponseBudget
+	}
+	defInt := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defInt(&o.MaxConnectionsPerPortal, DefaultMaxConnectionsPerPortal)
+	defInt(&o.MaxConnectionsPerSource, DefaultMaxConnectionsPerSource)
+	defInt(&o.MaxLoginsInProgress, DefaultMaxLoginsInProgress)
+	if o.AuthFailDelay == 0 {
+		o.AuthFailDelay = DefaultAuthFailDelay
 	}
 	if o.AbortCompletedTask == "" {
 		o.AbortCompletedTask = AbortTaskDoesNotExist

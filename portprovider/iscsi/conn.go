@@ -148,10 +148,12 @@ func (c *conn) serve() {
 		c.cleanup(writerStarted)
 	}()
 	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.LoginTimeout))
-	if err := c.login(); err != nil {
-		if !errors.Is(err, io.EOF) {
-			c.log.Info("iscsi: login failed", "err", err)
-		}
+	err := func() error {
+		defer c.srv.guard.loginOver()
+		return c.login()
+	}()
+	if err != nil {
+		c.loginFailed(err)
 		return
 	}
 	_ = c.nc.SetReadDeadline(time.Time{})
@@ -159,7 +161,7 @@ func (c *conn) serve() {
 	go c.writeLoop()
 	c.ffp.Store(true)
 	c.startKeepalive()
-	err := c.ffpLoop()
+	err = c.ffpLoop()
 	switch {
 	case errors.Is(err, errLoggedOut):
 		c.log.Debug("iscsi: logged out")
@@ -167,6 +169,22 @@ func (c *conn) serve() {
 		c.log.Debug("iscsi: connection closed", "err", err)
 	default:
 		c.log.Info("iscsi: connection dropped", "err", err)
+	}
+}
+
+// loginFailed reports why a login ended without a session.
+func (c *conn) loginFailed(err error) {
+	var le *loginError
+	var ne net.Error
+	switch {
+	case errors.As(err, &le):
+		c.srv.loginRejected(loginReason(le.status), c.nc.RemoteAddr(), le.Error())
+	case errors.As(err, &ne) && ne.Timeout():
+		c.srv.loginRejected(rejectTimeout, c.nc.RemoteAddr(), "login not finished in time")
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		c.log.Debug("iscsi: connection closed during login", "err", err)
+	default:
+		c.srv.loginRejected(rejectProtocol, c.nc.RemoteAddr(), err.Error())
 	}
 }
 

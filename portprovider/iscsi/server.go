@@ -63,10 +63,11 @@ type portal struct {
 
 // Server is the iSCSI target port provider.
 type Server struct {
-	fw   *stmf.Framework
-	cfg  Config
-	log  *slog.Logger
-	pool *bufPool
+	fw    *stmf.Framework
+	cfg   Config
+	log   *slog.Logger
+	pool  *bufPool
+	guard *guard
 
 	// cfgMu serialises configuration changes (targets, listeners).
 	cfgMu sync.Mutex
@@ -99,6 +100,7 @@ func NewServer(fw *stmf.Framework, cfg Config) (*Server, error) {
 		cfg:      c,
 		log:      c.Logger,
 		pool:     newBufPool(),
+		guard:    newGuard(),
 		portals:  map[string]*portal{},
 		targets:  map[string]*target{},
 		sessions: map[sessKey]*session{},
@@ -367,11 +369,19 @@ func (s *Server) acceptLoop(l net.Listener) {
 			_ = tc.SetNoDelay(true)
 			_ = tc.SetKeepAlive(true)
 		}
+		portal, src := l.Addr().String(), sourceIP(nc.RemoteAddr())
+		if why := s.guard.admit(&s.cfg, portal, src); why != "" {
+			nc.Close()
+			s.loginRejected(why, nc.RemoteAddr(), "")
+			continue
+		}
 		c := newConn(s, nc)
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
 			nc.Close()
+			s.guard.loginOver()
+			s.guard.leave(portal, src)
 			continue
 		}
 		s.conns[c] = struct{}{}
@@ -382,6 +392,7 @@ func (s *Server) acceptLoop(l net.Listener) {
 			defer s.wg.Done()
 			defer s.connWG.Done()
 			c.serve()
+			s.guard.leave(portal, src)
 			s.mu.Lock()
 			delete(s.conns, c)
 			s.mu.Unlock()
