@@ -369,35 +369,41 @@ func (s *Server) acceptLoop(l net.Listener) {
 			_ = tc.SetNoDelay(true)
 			_ = tc.SetKeepAlive(true)
 		}
-		portal, src := l.Addr().String(), sourceIP(nc.RemoteAddr())
-		if why := s.guard.admit(&s.cfg, portal, src); why != "" {
-			nc.Close()
-			s.loginRejected(why, nc.RemoteAddr(), "")
-			continue
-		}
-		c := newConn(s, nc)
-		s.mu.Lock()
-		if s.closing {
-			s.mu.Unlock()
-			nc.Close()
-			s.guard.loginOver()
-			s.guard.leave(portal, src)
-			continue
-		}
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.connWG.Add(1)
-		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			defer s.connWG.Done()
-			c.serve()
-			s.guard.leave(portal, src)
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
-		}()
+		s.handleConn(nc, l.Addr().String())
 	}
+}
+
+// handleConn admits an accepted connection and serves it in its own
+// goroutine, or closes it when it is over a limit or the server closes.
+func (s *Server) handleConn(nc net.Conn, portal string) {
+	src := sourceIP(nc.RemoteAddr())
+	if why := s.guard.admit(&s.cfg, portal, src); why != "" {
+		nc.Close()
+		s.loginRejected(why, nc.RemoteAddr(), "")
+		return
+	}
+	c := newConn(s, nc)
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		nc.Close()
+		s.guard.loginOver()
+		s.guard.leave(portal, src)
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.connWG.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		defer s.connWG.Done()
+		c.serve()
+		s.guard.leave(portal, src)
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
 }
 
 // resolveGroups validates tc and returns its portal groups sorted by tag
