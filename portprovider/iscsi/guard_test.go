@@ -1,9 +1,13 @@
 package iscsi
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -139,5 +143,65 @@ func TestAuthFailTableBounded(t *testing.T) {
 		if d := g.authFailed("x", time.Second, now); d != want*time.Second {
 			t.Fatalf("failure %d: delay %v, want %v", i+1, d, want*time.Second)
 		}
+	}
+}
+
+// lockedBuf is a log sink safe for the server's goroutines.
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+func (l *lockedBuf) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+// TestLoginRejectedLogged: each rejected login is logged once with its
+// reason, a CHAP failure without the secret; refusals by a limit are rate
+// limited.
+func TestLoginRejectedLogged(t *testing.T) {
+	var buf lockedBuf
+	env := startServer(t, func(c *Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&buf, nil))
+		c.AuthFailDelay = -1
+		c.MaxConnectionsPerSource = 1
+		c.Auth = AuthFunc(func(_ context.Context, r AuthRequest) (CHAPCredentials, error) {
+			return CHAPCredentials{Required: true, InitiatorUser: "alice", InitiatorSecret: "0123456789ab"}, nil
+		})
+	})
+	count := func(s string) int { return strings.Count(buf.String(), s) }
+	in := dial(t, env.addr)
+	r, _ := in.loginPDU(true, 0, 1, []pdu.KV{kv("InitiatorName", testInitiator), kv("TargetName", "iqn.2026-01.test:nope"),
+		kv("AuthMethod", "CHAP")}, nil)
+	if loginStatusOf(r) != 0x0203 {
+		t.Fatalf("status 0x%04x", loginStatusOf(r))
+	}
+	in.expectClosed()
+	waitFor(t, func() bool { return count("reason=target-not-found") == 1 })
+	if st, _ := chapAttempt(t, env.addr, testInitiator, "wrong-secret"); st != 0x0201 {
+		t.Fatalf("status 0x%04x", st)
+	}
+	waitFor(t, func() bool { return count("reason=authentication") == 1 })
+	// Over the per-source limit: many refusals, one line.
+	hold := dial(t, env.addr)
+	_ = hold
+	for i := 0; i < 5; i++ {
+		if c, err := net.Dial("tcp", env.addr); err == nil {
+			refused(t, c)
+			c.Close()
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := count("reason=" + rejectSourceLimit); n != 1 {
+		t.Fatalf("%d limit lines:\n%s", n, buf.String())
+	}
+	if strings.Contains(buf.String(), "0123456789ab") || strings.Contains(buf.String(), "wrong-secret") {
+		t.Fatalf("a secret reached the log:\n%s", buf.String())
+	}
+	if n := count("login rejected"); n != 2 {
+		t.Fatalf("%d login rejected lines, want 2:\n%s", n, buf.String())
 	}
 }
