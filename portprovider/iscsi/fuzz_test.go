@@ -154,7 +154,9 @@ func (d *fuzzDriver) byte() byte {
 func (d *fuzzDriver) u16() uint16 { return uint16(d.byte())<<8 | uint16(d.byte()) }
 
 func (d *fuzzDriver) send(h *pdu.Header, ahs, data []byte) error {
+	d.mu.Lock()
 	h.SetU32(pdu.OffExpStatSN, d.statSN)
+	d.mu.Unlock()
 	_ = d.nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 	_, err := d.nc.Write(pdu.AppendPDU(nil, h, ahs, data, false, false))
 	return err
