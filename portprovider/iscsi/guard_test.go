@@ -127,7 +127,7 @@ func TestAuthFailTableBounded(t *testing.T) {
 	g := newGuard()
 	now := time.Now()
 	g.authFailed("old", time.Second, now.Add(-time.Hour))
-	for i := 0; i < 2*maxAuthFailEntries; i++ {
+	for i := 0; i < maxAuthFailEntries+200; i++ {
 		g.authFailed(fmt.Sprint("k", i), time.Second, now.Add(time.Duration(i)))
 	}
 	if n := len(g.authFails); n > maxAuthFailEntries {
