@@ -44,7 +44,7 @@ func (d *Device) writeAtomic16(t *stmf.Task, cdb []byte) *stmf.Result {
 	}
 	// All or nothing: a short Data-Out cannot be written atomically.
 	if uint64(len(data)) < total {
-		return fail(invalidField(12, -1))
+		return iuLengthMismatch(total)
 	}
 	off := d.byteOff(lba)
 	if d.atomicW == nil { // not offered (not in the command table); kept safe
