@@ -68,8 +68,8 @@ func (d *Device) compareAndWrite(t *stmf.Task, cdb []byte) *stmf.Result {
 	if r := d.compare(lba, data[:half]); r != nil {
 		return r
 	}
-	if err := d.store.WriteAt(data[half:2*half], d.byteOff(lba), fua || d.wcd.Load()); err != nil {
-		return d.ioError(err, true, lba)
+	if r := d.writeBlocks(data[half:2*half], lba, fua || d.wcd.Load()); r != nil {
+		return r
 	}
 	d.thinAfterWrite(t)
 	return &stmf.Result{Status: scsi.StatusGood, TransferLen: uint32(2 * half)}

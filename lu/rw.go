@@ -37,6 +37,9 @@ func dataOut(t *stmf.Task) ([]byte, error) {
 // ioError maps a store error to sense data: out of space and read-only
 // (the backing sentinels) for writes, else a medium error.
 func (d *Device) ioError(err error, write bool, lba uint64) *stmf.Result {
+	if errors.As(err, new(errWriteFailed)) {
+		return mediumWriteError(lba) // logged once, when it was latched
+	}
 	switch {
 	case write && errors.Is(err, backing.ErrNoSpace):
 		d.log.Error("lu: backing store is full", "guid", d.guid, "path", d.where(), "lba", lba, "err", err)
@@ -102,10 +105,9 @@ func (d *Device) write(t *stmf.Task, cdb []byte) *stmf.Result {
 	if done != nil {
 		return done
 	}
-	m := uint64(len(data))
-	if m > 0 {
-		if err := d.store.WriteAt(data[:m], d.byteOff(lba), fua || d.wcd.Load()); err != nil {
-			return d.ioError(err, true, lba)
+	if len(data) > 0 {
+		if r := d.writeBlocks(data, lba, fua || d.wcd.Load()); r != nil {
+			return r
 		}
 		d.thinAfterWrite(t) // soft threshold check (thin.go)
 	}
@@ -177,8 +179,8 @@ func (d *Device) writeVerify(t *stmf.Task, cdb []byte) *stmf.Result {
 	}
 	m := uint64(len(data))
 	if m > 0 {
-		if err := d.store.WriteAt(data[:m], d.byteOff(lba), true); err != nil {
-			return d.ioError(err, true, lba)
+		if r := d.writeBlocks(data[:m], lba, true); r != nil {
+			return r
 		}
 		d.thinAfterWrite(t)
 		if bytchk == 1 {
@@ -327,6 +329,8 @@ func (d *Device) syncCache(t *stmf.Task, _ []byte) *stmf.Result {
 	if _, ok := d.rangeToEnd(lba, n); !ok {
 		return lbaOutOfRange()
 	}
+	// A failure is latched: the flush fails at once (syncStore), so no
+	// initiator is told GOOD for writes an earlier sync may have lost.
 	if err := d.flush.flush(); err != nil {
 		return d.ioError(err, true, lba)
 	}
