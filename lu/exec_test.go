@@ -79,7 +79,7 @@ func TestCDBTable(t *testing.T) {
 		{"READ CAPACITY 16 alloc 0", rc16CDB(0), rd, 0, nil, ok(0, 0)},
 		{"SERVICE ACTION IN unknown SA (REPORT REFERRALS)", withByte(rc16CDB(32), 1, 0x13), rd, 32, nil, invField},
 		{"SERVICE ACTION IN SA 0x1f", withByte(rc16CDB(32), 1, 0x1f), rd, 32, nil, invField},
-		{"MAINTENANCE IN unknown SA", withByte(rsocCDB(false, 0, 0, 0, 1024), 1, 0x0a), rd, 1024, nil, invField},
+		{"MAINTENANCE IN unknown SA", withByte(rsocCDB(false, 0, 0, 0, 1024), 1, 0x05), rd, 1024, nil, invField},
 
 		// READ.
 		{"READ6 1 block", cdb6(scsi.OpRead6, 0, 1), rd, 512, nil, ok(512, 512)},
