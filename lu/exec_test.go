@@ -62,7 +62,7 @@ func TestCDBTable(t *testing.T) {
 		{"INQUIRY EVPD=0 page!=0", inquiryCDB(false, 0x80, 255), rd, 255, nil, invField},
 		{"INQUIRY CMDDT", []byte{scsi.OpInquiry, 2, 0, 0, 255, 0}, rd, 255, nil, invField},
 		{"INQUIRY unknown VPD", inquiryCDB(true, 0x81, 255), rd, 255, nil, invField},
-		{"INQUIRY VPD 0x00", inquiryCDB(true, 0x00, 255), rd, 255, nil, ok(10, 10)},
+		{"INQUIRY VPD 0x00", inquiryCDB(true, 0x00, 255), rd, 255, nil, ok(11, 11)},
 		{"INQUIRY VPD 0x80", inquiryCDB(true, 0x80, 255), rd, 255, nil, ok(36, 36)},
 		{"INQUIRY VPD 0x83 no session", inquiryCDB(true, 0x83, 255), rd, 255, nil, ok(24, 24)},
 		{"INQUIRY VPD 0xB0", inquiryCDB(true, 0xb0, 255), rd, 255, nil, ok(64, 64)},

@@ -34,7 +34,7 @@ const (
 	vpdLogicalBlockProv = 0xb2
 )
 
-var supportedVPD = [...]byte{vpdSupported, vpdUnitSerial, vpdDeviceID, vpdBlockLimits, vpdBlockDevChar, vpdLogicalBlockProv}
+var supportedVPD = [...]byte{vpdSupported, vpdUnitSerial, vpdDeviceID, vpdThirdPartyCopy, vpdBlockLimits, vpdBlockDevChar, vpdLogicalBlockProv}
 
 func padded(s string, n int) []byte {
 	b := []byte(strings.Repeat(" ", n))
@@ -96,6 +96,8 @@ func (d *Device) inquiry(t *stmf.Task, cdb []byte) *stmf.Result {
 		b = d.ident.Load().unitSerial
 	case vpdDeviceID:
 		b = d.deviceIdentification(t)
+	case vpdThirdPartyCopy:
+		b = d.thirdPartyCopyVPD() // xcopy_vpd.go: what 3PC=1 promises
 	case vpdBlockLimits:
 		b = d.blockLimits()
 	case vpdBlockDevChar:
