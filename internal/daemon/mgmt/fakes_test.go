@@ -68,6 +68,7 @@ func (d *fakeLU) Info() LUInfo {
 	defer d.mu.Unlock()
 	return d.info
 }
+
 // ClearError implements ErrorClearer (the fake's failure is info.ErrorState).
 func (d *fakeLU) ClearError() bool {
 	d.mu.Lock()
