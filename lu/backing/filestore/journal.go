@@ -212,6 +212,11 @@ func (s *Store) openAtomicJournal(guid [16]byte, dataOff, dataEnd uint64, log *s
 		}
 		return nil, err
 	}
+	if created {
+		if err := s.syncParentDir(path); err != nil {
+			return fail(err)
+		}
+	}
 	j := &atomicJournal{be: be, guid: guid}
 	r, data, ok, err := readJournal(be)
 	if err != nil {

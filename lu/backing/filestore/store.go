@@ -26,6 +26,9 @@ type Options struct {
 	// NoAtomicWrites: no journal, so no WRITE ATOMIC (16).
 	NoAtomicWrites bool
 	Log            *slog.Logger
+	// DirSynced, if set, is told of every directory fsync that makes a
+	// newly created file (data, meta, journal) durable (tests).
+	DirSynced func(dir, created string)
 }
 
 // Store is an LU in a file or on a block device. It implements
@@ -46,6 +49,8 @@ type Store struct {
 	journal *atomicJournal
 	created bool // Create made the data file (Discard removes it)
 	caps    backing.Caps
+
+	dirSynced func(dir, created string) // Options.DirSynced
 }
 
 // Create opens or creates the files of a new LU. A DataFile that does not
@@ -73,7 +78,7 @@ func Create(ctx context.Context, o Options) (*Store, error) {
 		dataOff = 0
 	}
 	s := &Store{log: o.Log, dataFile: o.DataFile, metaFile: o.MetaFile, dataOff: int64(dataOff), fresh: true,
-		atomic: !o.NoAtomicWrites}
+		atomic: !o.NoAtomicWrites, dirSynced: o.DirSynced}
 	var err error
 	if _, serr := os.Stat(o.DataFile); errors.Is(serr, os.ErrNotExist) {
 		if o.Size == 0 {
@@ -113,9 +118,20 @@ func Create(ctx context.Context, o Options) (*Store, error) {
 	if err := ctx.Err(); err != nil {
 		return fail(err)
 	}
-	if o.MetaFile != "" {
-		if s.metaBE, err = openOrCreateMeta(o.MetaFile); err != nil {
+	if s.created {
+		if err := s.syncParentDir(o.DataFile); err != nil {
 			return fail(err)
+		}
+	}
+	if o.MetaFile != "" {
+		var metaCreated bool
+		if s.metaBE, metaCreated, err = openOrCreateMeta(o.MetaFile); err != nil {
+			return fail(err)
+		}
+		if metaCreated {
+			if err := s.syncParentDir(o.MetaFile); err != nil {
+				return fail(err)
+			}
 		}
 	}
 	s.region = region{be: s.metaBE, slot: -1}
@@ -127,9 +143,10 @@ func Create(ctx context.Context, o Options) (*Store, error) {
 	return s, nil
 }
 
-func openOrCreateMeta(path string) (*fdstore.FD, error) {
+func openOrCreateMeta(path string) (*fdstore.FD, bool, error) {
 	if _, serr := os.Stat(path); errors.Is(serr, os.ErrNotExist) {
-		return fdstore.Create(path, metaRegionSize)
+		mb, err := fdstore.Create(path, metaRegionSize)
+		return mb, err == nil, err
 	}
 	mb, err := fdstore.Open(path, false)
 	if err == nil {
@@ -137,7 +154,7 @@ func openOrCreateMeta(path string) (*fdstore.FD, error) {
 			mb.Close()
 		}
 	}
-	return mb, err
+	return mb, false, err
 }
 
 // Open opens an existing LU from the metadata stored with it: in a header
