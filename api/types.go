@@ -83,6 +83,9 @@ type LU struct {
 	AccessState        string `json:"access_state"` // Active | Standby | ...
 	Thin               bool   `json:"thin"`
 	SoftThreshold      uint8  `json:"soft_threshold,omitempty"`
+	// ErrorState is a remembered write-back failure (costar extension):
+	// "sync failed at <time>: <error>"; online-lu after offline-lu clears it.
+	ErrorState string `json:"error_state,omitempty"`
 }
 
 // LUProps are the -p properties of create-lu and modify-lu. Nil/empty

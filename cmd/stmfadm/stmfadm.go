@@ -107,7 +107,7 @@ func stmfadmApp(e *env) *cli.App {
 				Description: "EXAMPLES:\n   stmfadm list-lu -v\n   stmfadm list-lu -o json 600144F0C0A80101000067A1B2C30001",
 				Action:      e.listLU,
 			},
-			{Name: "online-lu", Usage: "bring a logical unit online", ArgsUsage: "lu-name", Action: e.onlineLU(true)},
+			{Name: "online-lu", Usage: "bring a logical unit online (after offline-lu it also clears a remembered write-back failure)", ArgsUsage: "lu-name", Action: e.onlineLU(true)},
 			{Name: "offline-lu", Usage: "take a logical unit offline (its views stay)", ArgsUsage: "lu-name", Action: e.onlineLU(false)},
 			{
 				Name: "create-hg", Usage: "create a host group", ArgsUsage: "group-name",

@@ -119,8 +119,19 @@ func (d *luDisk) Info() mgmt.LUInfo {
 		GUID: i.GUID, DataFile: i.DataFile, MetaFile: i.MetaFile, Size: i.Size, BlockSize: i.BlockSize,
 		Alias: i.Alias, MgmtURL: i.MgmtURL, VID: i.VendorID, PID: i.ProductID, Serial: i.Serial,
 		WCD: i.WriteCacheDisabled, WP: i.WriteProtect, Thin: i.Thin, SoftThreshold: i.SoftThreshold,
+		ErrorState: errorState(i.WriteFailure),
 	}
 }
+
+func errorState(f *lu.WriteFailure) string {
+	if f == nil {
+		return ""
+	}
+	return f.String()
+}
+
+// ClearError implements mgmt.ErrorClearer.
+func (d *luDisk) ClearError() bool { return d.Device.ClearWriteFailure() != nil }
 
 func (d *luDisk) Resize(ctx context.Context, size uint64) error {
 	if err := d.Device.ResizeContext(ctx, size); err != nil {

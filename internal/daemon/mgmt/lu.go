@@ -76,6 +76,7 @@ func (m *Manager) luLocked(rec store.LU) api.LU {
 		out.MgmtURL, out.VID, out.PID, out.Serial = in.MgmtURL, in.VID, in.PID, in.Serial
 		out.WriteProtect, out.WriteCacheDisabled = in.WP, in.WCD
 		out.Thin, out.SoftThreshold = in.Thin, in.SoftThreshold
+		out.ErrorState = in.ErrorState
 		if in.DataFile != "" {
 			out.DataFile, out.MetaFile = in.DataFile, in.MetaFile
 		}
@@ -453,7 +454,9 @@ func (m *Manager) DeleteLU(_ context.Context, req api.DeleteLURequest) (api.Empt
 }
 
 // OnlineLU is online-lu. An LU whose backing store could not be opened is
-// opened again first.
+// opened again first. Bringing an offline LU online is also how an
+// administrator acknowledges a remembered write-back failure (list-lu -v
+// "Error State"): it is cleared, and SYNCHRONIZE CACHE answers GOOD again.
 func (m *Manager) OnlineLU(ctx context.Context, req api.GUIDRequest) (api.Empty, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -477,6 +480,9 @@ func (m *Manager) OnlineLU(ctx context.Context, req api.GUIDRequest) (api.Empty,
 			return api.Empty{}, api.Errorf(api.CodeDataFile, rec.DataFile, "data file error: it now holds LU %s", d.GUID())
 		}
 		unit = d
+	}
+	if c, ok := unit.(ErrorClearer); ok && c.ClearError() {
+		m.log.Warn("LU write-back failure cleared by online-lu; data written before it may be lost", "guid", g)
 	}
 	if err := m.fw.RegisterLU(unit); err != nil {
 		if !opened {

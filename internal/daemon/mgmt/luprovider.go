@@ -51,6 +51,10 @@ type LUInfo struct {
 	Thin      bool
 	// SoftThreshold is the thin LU's soft threshold in percent (0 = off).
 	SoftThreshold uint8
+	// ErrorState is the write-back failure the LU remembers ("sync failed
+	// at <time>: <error>"), "" when there is none. online-lu after
+	// offline-lu clears it (ErrorClearer).
+	ErrorState string
 }
 
 // LU is an open logical unit, as the LU provider hands it over.
@@ -72,6 +76,13 @@ type Resizer interface {
 // be adopted, a cancelled create among them.
 type Discarder interface {
 	Discard()
+}
+
+// ErrorClearer is implemented by LUs that remember a write-back failure
+// (Info().ErrorState); ClearError forgets it and reports whether there
+// was one.
+type ErrorClearer interface {
+	ClearError() bool
 }
 
 // LUChange is a modify-lu property change; nil fields stay.

@@ -128,10 +128,15 @@ type Server struct {
 // daemon's user can enter, refusing when another daemon is serving there.
 // Connections from other users than root and the daemon's own are closed.
 func Listen(path string, h http.Handler, log *slog.Logger) (*Server, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	if err := TightenDir(filepath.Dir(path), log); err != nil {
 		return nil, fmt.Errorf("management socket: %w", err)
 	}
-	if _, err := os.Lstat(path); err == nil {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			// Never delete what is not ours to delete: a typo in
+			// --socket must not cost a file.
+			return nil, fmt.Errorf("management socket %s: exists and is not a socket (%s); refusing to remove it", path, fi.Mode().Type())
+		}
 		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 			c.Close()
 			return nil, fmt.Errorf("management socket %s: another stmfd is serving on it", path)
@@ -150,7 +155,7 @@ func Listen(path string, h http.Handler, log *slog.Logger) (*Server, error) {
 	}
 	s := &Server{
 		path: path,
-		l:    &peerCheckListener{Listener: l, log: log, uid: os.Getuid()},
+		l:    &peerCheckListener{Listener: l, log: log, allow: ownerOrRoot(os.Getuid())},
 		http: &http.Server{
 			Handler:           h,
 			ReadHeaderTimeout: 10 * time.Second,
@@ -178,12 +183,43 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// TightenDir creates dir (mode 0700) or, when it exists with access for
+// group or others, takes that access away and says so. A shared sticky
+// directory (/tmp) or one owned by another user is left alone.
+func TightenDir(dir string, log *slog.Logger) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	mode := fi.Mode()
+	if mode.Perm()&0o077 == 0 || mode&os.ModeSticky != 0 {
+		return nil
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
+		log.Warn("directory is open to other users and not ours to tighten", "dir", dir, "mode", mode.Perm().String(), "owner_uid", st.Uid)
+		return nil
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("tightening %s: %w", dir, err)
+	}
+	log.Warn("directory mode tightened: only the daemon's user may enter it", "dir", dir, "was", mode.Perm().String(), "now", "-rwx------")
+	return nil
+}
+
 // peerCheckListener admits only peers running as root or as the daemon's
 // user (SO_PEERCRED), whatever the socket's permissions.
 type peerCheckListener struct {
 	net.Listener
-	log *slog.Logger
-	uid int
+	log   *slog.Logger
+	allow func(uid int) bool
+}
+
+// ownerOrRoot admits root and the daemon's own user.
+func ownerOrRoot(self int) func(int) bool {
+	return func(uid int) bool { return uid == 0 || uid == self }
 }
 
 func (l *peerCheckListener) Accept() (net.Conn, error) {
@@ -193,7 +229,7 @@ func (l *peerCheckListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		uid, err := peerUID(c)
-		if err == nil && (uid == 0 || uid == l.uid) {
+		if err == nil && l.allow(uid) {
 			return c, nil
 		}
 		l.log.Warn("management API connection refused", "peer_uid", uid, "err", err)

@@ -214,6 +214,11 @@ func (s *Store) openAtomicJournal(guid [16]byte, dataOff, dataEnd uint64, log *s
 		}
 		return nil, err
 	}
+	if created {
+		if err := s.syncParentDir(path); err != nil {
+			return fail(err)
+		}
+	}
 	j := &atomicJournal{be: be, guid: guid, created: created}
 	r, data, ok, err := readJournal(be)
 	if err != nil {
