@@ -78,8 +78,11 @@ crash_consistency() {
     run "crash consistency $mode: delete-lu" 60 "$STMFADM" delete-lu "${CC_GUID[$mode]}"
     for i in 1 2 3 4 5; do dmsetup remove "${CC_DM[$mode]}" 2>/dev/null && break; sleep 1; done
     check "crash consistency $mode: dmsetup remove ${CC_DM[$mode]}" bash -c "! dmsetup info '${CC_DM[$mode]}' >/dev/null 2>&1"
+    # Read the log through its file, not the loop device: the device's page cache may hold what udev
+    # read at creation, while dm-log-writes' bios went past it.
+    losetup -d "${CC_DATA[$mode]}" "${CC_LOG[$mode]}" 2>/dev/null
     if [ -f "/tmp/cc-$mode.journal" ]; then
-      out=$(timeout 300 "$cc" replay -log "${CC_LOG[$mode]}" -journal "/tmp/cc-$mode.journal" -mode "$mode" 2>&1)
+      out=$(timeout 300 "$cc" replay -log "/tmp/cc-$mode.log" -journal "/tmp/cc-$mode.journal" -mode "$mode" 2>&1)
       rc=$?
       echo "$out" | indent
       local res
@@ -89,7 +92,6 @@ crash_consistency() {
       cp "/tmp/cc-$mode.journal" "$HOST/" 2>/dev/null
       echo "$res" >>"$HOST/crash-consistency.txt"
     fi
-    losetup -d "${CC_DATA[$mode]}" "${CC_LOG[$mode]}" 2>/dev/null
     rm -f "/tmp/cc-$mode.data" "/tmp/cc-$mode.log"
   done
 }
