@@ -35,7 +35,7 @@ type runResult struct {
 func (s *soak) runLoad(ctx context.Context) runResult {
 	var res runResult
 	mon := &monitor{pid: s.o.pid, api: s.api}
-	if err := s.warmup(ctx, mon); err != nil {
+	if err := s.warmup(ctx); err != nil {
 		s.fatal(err)
 		return res
 	}

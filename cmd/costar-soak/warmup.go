@@ -14,7 +14,7 @@ import (
 // runs a GC). The idle figures taken after it include what a target
 // keeps once it has served sessions (pools, caches), so the check after
 // the run measures growth from the load, not first use.
-func (s *soak) warmup(ctx context.Context, mon *monitor) error {
+func (s *soak) warmup(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, s.o.sessions)
 	for i := range s.o.sessions {
@@ -48,19 +48,14 @@ func (s *soak) warmup(ctx context.Context, mon *monitor) error {
 	if err := <-errs; err != nil {
 		return fmt.Errorf("warm-up: %w", err)
 	}
-	// Idle: wait for the daemon's reclaim (a GC) to show in the live heap.
-	if s.api == nil {
-		return nil
+	// Idle: give the daemon time for its idle reclaim (a tick every 2 s,
+	// then two GCs), so the live heap read next is after it.
+	select {
+	case <-time.After(idleWait):
+	case <-ctx.Done():
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	var last uint64
-	for time.Now().Before(deadline) {
-		_, _, heap := mon.sample(ctx)
-		if heap > 0 && heap == last {
-			return nil
-		}
-		last = heap
-		time.Sleep(time.Second)
-	}
-	return nil
+	return ctx.Err()
 }
+
+// idleWait covers two of stmfd's idle reclaim ticks.
+const idleWait = 5 * time.Second
