@@ -289,3 +289,6 @@ type DefaultsRequest struct {
 // ProtocolISCSI is Target.Protocol of an iSCSI target ("Protocol" in
 // stmfadm list-target -v); itadm lists only these.
 const ProtocolISCSI = "iSCSI"
+
+// ProtocolFC is Target.Protocol of a Fibre Channel target.
+const ProtocolFC = "Fibre Channel"

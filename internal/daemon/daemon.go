@@ -19,6 +19,7 @@ import (
 	"github.com/costar-project/costar/internal/daemon/mgmt"
 	"github.com/costar-project/costar/internal/metrics"
 	"github.com/costar-project/costar/internal/store"
+	"github.com/costar-project/costar/portprovider/fc"
 	"github.com/costar-project/costar/portprovider/iscsi"
 	"github.com/costar-project/costar/stmf"
 )
@@ -34,16 +35,18 @@ type Daemon struct {
 	fw    *stmf.Framework
 	mgr   *mgmt.Manager
 
-	iscsi   *iscsi.Server
-	servers []portServer // every port provider, for Start and Shutdown (ports.go)
-	api     *mgmt.Server
-	metrics *metrics.Server // metrics.go
+	iscsi      *iscsi.Server
+	fc         *fc.Server   // nil without FC adapters (fc_ports.go)
+	fcAdapters []fc.Adapter // from WithFCAdapters
+	servers    []portServer // every port provider, for Start and Shutdown (ports.go)
+	api        *mgmt.Server
+	metrics    *metrics.Server // metrics.go
 
 	stopZvolWatch func() // WatchZvols
 }
 
 // New prepares a daemon; Start brings it up.
-func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
+func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) {
 	if err := mgmt.TightenDir(cfg.StateDir, log); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
@@ -52,6 +55,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, log: log, store: st, fw: stmf.New(log.With("component", "stmf"))}
+	for _, o := range opts {
+		o(d)
+	}
 	ports, err := d.portProviders() // ports.go
 	if err != nil {
 		return nil, err
@@ -100,6 +106,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 		return err
 	}
 	if err := d.mgr.Restore(ctx, st); err != nil {
+		return err
+	}
+	if err := d.ensureFCTargets(ctx); err != nil { // fc_ports.go
 		return err
 	}
 	d.stopZvolWatch = d.mgr.WatchZvols(zvolPollInterval) // LUs whose pool is imported later
