@@ -67,6 +67,11 @@ type Manager struct {
 	// published is state for readers on the login path, which must not
 	// wait behind a configuration change holding mu.
 	published atomic.Pointer[store.State]
+
+	// api serialises management API calls so that apply's steps run as
+	// one transaction (apply_tx.go); tx is that transaction while it runs.
+	api sync.RWMutex
+	tx  *applyTx
 }
 
 // New returns a manager with an empty configuration; Restore loads one.
@@ -182,6 +187,11 @@ func (m *Manager) Close() error {
 // old state and reports CodeInternal.
 func (m *Manager) commitLocked(next *store.State, undo func()) error {
 	next.RelPortIDs = m.fw.RelativePortIDs()
+	if m.tx != nil {
+		m.tx.record(m.state, undo) // saved once, at the end of the transaction
+		m.adopt(next)
+		return nil
+	}
 	if err := m.store.Save(next); err != nil {
 		if undo != nil {
 			undo()

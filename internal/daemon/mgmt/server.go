@@ -61,10 +61,12 @@ func (m *Manager) Handler() http.Handler {
 	route(mux, m.log, api.MethodGetDefaults, m.GetDefaults)
 	route(mux, m.log, api.MethodModifyDefaults, m.ModifyDefaults)
 	route(mux, m.log, api.MethodSetALUAState, m.SetALUAState)
+	route(mux, m.log, api.MethodExportConfig, m.ExportConfig) // apply.go
+	route(mux, m.log, api.MethodApplyConfig, m.ApplyConfig)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, m.log, api.Errorf(api.CodeInvalidArgument, r.URL.Path, "unknown API call %s %s", r.Method, r.URL.Path))
 	})
-	return mux
+	return m.serialised(mux) // apply_tx.go
 }
 
 // route registers one API call. A request runs to completion even if the
