@@ -86,13 +86,15 @@ func TestApplyFailureAndGeneration(t *testing.T) {
 	stateFile := filepath.Join(dir, "state", store.FileName)
 	before := readFile(t, stateFile)
 
-	// b at LUN 1 for everyone collides with a, after other steps ran.
-	bad := exported + "  - guid: " + b + "\n    lun: 1\n"
+	// The file adds a host group, moves a view, adds one, and sets the ALUA
+	// state of a portal group tag no target has: that step, the last, fails.
+	bad := strings.Replace(exported, "lun: 1", "lun: 2", 1)
 	bad = strings.Replace(bad, "views:\n", "host-groups:\n  - name: esx\n    members: []\nviews:\n", 1)
+	bad += "  - guid: " + b + "\n    host-group: esx\n    lun: 1\nalua:\n  - tag: 7\n    state: standby\n"
 	file := filepath.Join(dir, "bad.yaml")
 	writeFile(t, file, bad, 0o644)
 	out, errs, code := d.Run("", "stmfadm", "apply", "-f", file)
-	if code != 1 || !strings.Contains(errs, "LUN already in use") || !strings.Contains(errs, "rolled back") || !strings.Contains(out, "stmfadm create-hg esx") {
+	if code != 1 || !strings.Contains(errs, "step 5 failed") || !strings.Contains(errs, "rolled back") || !strings.Contains(out, "stmfadm create-hg esx") {
 		t.Fatalf("failing apply: exit %d\n%s%s", code, out, errs)
 	}
 	if after := readFile(t, stateFile); after != before {

@@ -229,10 +229,38 @@ func (p *planner) planViews() error {
 			return err
 		}, "stmfadm add-view %s", joinArgs(args, w.GUID))
 	}
-	if p.prune {
-		for _, v := range st.Views {
-			if !slices.ContainsFunc(want, func(w api.ConfigView) bool { return same(v, w) }) {
-				p.removeView(v)
+	final := slices.Clone(want)
+	for _, v := range st.Views {
+		if slices.ContainsFunc(want, func(w api.ConfigView) bool { return same(v, w) }) {
+			continue
+		}
+		if p.prune {
+			p.removeView(v)
+		} else {
+			final = append(final, api.ConfigView{GUID: v.GUID, HostGroup: v.HostGroup, TargetGroup: v.TargetGroup, LUN: v.LUN})
+		}
+	}
+	return checkViews(final)
+}
+
+// checkViews applies add-view's rules to the views there will be, so a
+// plan that would fail on them is refused before anything runs: two views
+// of an LU must not overlap, and two LUs must not share a LUN in a map
+// both reach. Groups overlap when equal or when either is All; distinct
+// groups share no member (one group per member).
+func checkViews(vs []api.ConfigView) error {
+	overlap := func(a, b string) bool { return a == "" || b == "" || a == b }
+	for i, a := range vs {
+		for _, b := range vs[i+1:] {
+			if !overlap(a.HostGroup, b.HostGroup) || !overlap(a.TargetGroup, b.TargetGroup) {
+				continue
+			}
+			if a.GUID == b.GUID {
+				return api.Errorf(api.CodeViewConflict, a.GUID, "views for host group %s, target group %s and for host group %s, target group %s overlap",
+					groupLabel(a.HostGroup), groupLabel(a.TargetGroup), groupLabel(b.HostGroup), groupLabel(b.TargetGroup))
+			}
+			if a.LUN == b.LUN {
+				return api.Errorf(api.CodeLUNInUse, b.GUID, "LUN %d is %s's in a map both views reach", b.LUN, a.GUID)
 			}
 		}
 	}

@@ -175,6 +175,16 @@ func TestApplyPlans(t *testing.T) {
 		{name: "portal group tag that cannot be honoured", code: api.CodeInvalidArgument, change: func(c *api.Config) {
 			c.Targets = append(c.Targets, api.ConfigTarget{Name: tgt3, TPGs: []api.TPGTag{{TPG: "tpgA", Tag: 9}}})
 		}},
+		{name: "LUN taken by another LU in an overlapping map", code: api.CodeLUNInUse, change: func(c *api.Config) {
+			c.Views = append(c.Views, api.ConfigView{GUID: guidB, LUN: 3})
+		}},
+		{name: "views of one LU overlap", code: api.CodeViewConflict, change: func(c *api.Config) {
+			c.Views = append(c.Views, api.ConfigView{GUID: guidA, TargetGroup: "tg1", LUN: 6})
+		}},
+		{name: "a LUN freed and taken in one apply", change: func(c *api.Config) {
+			c.Views[0].LUN = 4
+			c.Views = append(c.Views, api.ConfigView{GUID: guidB, HostGroup: "esx", LUN: 3})
+		}, want: []string{"stmfadm remove-view -l " + guidA + " 0", "stmfadm add-view -h esx -n 4 " + guidA, "stmfadm add-view -h esx -n 3 " + guidB}},
 		{name: "LUN out of range", code: api.CodeInvalidLUN, change: func(c *api.Config) { c.Views[0].LUN = 16384 }},
 		{name: "unknown version", code: api.CodeInvalidArgument, change: func(c *api.Config) { c.Version = 2 }},
 	} {
