@@ -1,12 +1,15 @@
 package mgmt
 
 import (
+	"context"
 	"encoding/json"
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/costar-project/costar/api"
+	"github.com/costar-project/costar/internal/store"
 	"github.com/costar-project/costar/scsi"
 	"github.com/costar-project/costar/stmf"
 )
@@ -358,5 +361,59 @@ func TestApplyLiveSessions(t *testing.T) {
 	must[api.ApplyResult](t)(r.m.ApplyConfig(bg, api.ApplyRequest{Config: c}))
 	if got := s.LUNs(); !reflect.DeepEqual(got, []scsi.LUN{3, 8}) {
 		t.Fatalf("session LUNs after apply: %v", got)
+	}
+}
+
+// blockingLUs holds an import of /d/c until released, so a test can act
+// while an apply is in the middle of its steps.
+type blockingLUs struct {
+	*fakeLUs
+	entered, release chan struct{}
+}
+
+func (b *blockingLUs) Import(ctx context.Context, file, meta string) (LU, error) {
+	if file == "/d/c" {
+		close(b.entered)
+		<-b.release
+	}
+	return b.fakeLUs.Import(ctx, file, meta)
+}
+
+// TestApplyExcludesOtherCalls: over the API, a change sent while an apply
+// runs waits for it, so it is neither lost nor slipped between its steps.
+func TestApplyExcludesOtherCalls(t *testing.T) {
+	r := newRig(t)
+	bl := &blockingLUs{fakeLUs: r.lus, entered: make(chan struct{}), release: make(chan struct{})}
+	r.m = New(Config{Log: quietLog(), Framework: r.fw, Store: r.st, LUs: bl,
+		Ports: map[string]Ports{store.ProtocolISCSI: {Provider: r.ports, ProviderName: "iscsit", ProtocolName: "iSCSI"}}})
+	r.lus.files["/d/c"] = LUInfo{GUID: mustGUID(t, guidC), DataFile: "/d/c", Size: 1 << 20, BlockSize: 512}
+	_, c := serve(t, r)
+	cfg := export(t, r).Config
+	cfg.HostGroups = []api.ConfigGroup{{Name: "esx", Members: []string{}}}
+	cfg.LUs = []api.ConfigLU{{GUID: guidC, DataFile: "/d/c", Size: 1 << 20, BlockSize: 512}}
+
+	applied := make(chan error, 1)
+	go func() {
+		_, err := c.ApplyConfig(bg, api.ApplyRequest{Config: cfg})
+		applied <- err
+	}()
+	<-bl.entered // the apply has run create-hg and is importing
+	other := make(chan error, 1)
+	go func() { other <- c.CreateGroup(bg, api.HostGroup, "meanwhile") }()
+	select {
+	case err := <-other:
+		t.Fatalf("create-hg finished while the apply ran (err %v)", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(bl.release)
+	if err := <-applied; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-other; err != nil {
+		t.Fatal(err)
+	}
+	got := export(t, r).Config
+	if len(got.HostGroups) != 2 || len(got.LUs) != 1 || r.st.saved == nil || len(r.st.saved.HostGroups) != 2 {
+		t.Fatalf("after both: groups %+v, LUs %d", got.HostGroups, len(got.LUs))
 	}
 }
