@@ -1,15 +1,15 @@
 package mgmt
 
 import (
-	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/costar-project/costar/api"
-	"github.com/costar-project/costar/internal/store"
 	"github.com/costar-project/costar/scsi"
 	"github.com/costar-project/costar/stmf"
 )
@@ -364,56 +364,58 @@ func TestApplyLiveSessions(t *testing.T) {
 	}
 }
 
-// blockingLUs holds an import of /d/c until released, so a test can act
-// while an apply is in the middle of its steps.
-type blockingLUs struct {
-	*fakeLUs
-	entered, release chan struct{}
-}
-
-func (b *blockingLUs) Import(ctx context.Context, file, meta string) (LU, error) {
-	if file == "/d/c" {
-		close(b.entered)
-		<-b.release
-	}
-	return b.fakeLUs.Import(ctx, file, meta)
-}
-
-// TestApplyExcludesOtherCalls: over the API, a change sent while an apply
-// runs waits for it, so it is neither lost nor slipped between its steps.
-func TestApplyExcludesOtherCalls(t *testing.T) {
+// TestAPISerialised: while an apply (or any change) is being served,
+// other calls wait for it, so nothing slips between apply's steps; lists
+// only wait for changes, not for each other.
+func TestAPISerialised(t *testing.T) {
 	r := newRig(t)
-	bl := &blockingLUs{fakeLUs: r.lus, entered: make(chan struct{}), release: make(chan struct{})}
-	r.m = New(Config{Log: quietLog(), Framework: r.fw, Store: r.st, LUs: bl,
-		Ports: map[string]Ports{store.ProtocolISCSI: {Provider: r.ports, ProviderName: "iscsit", ProtocolName: "iSCSI"}}})
-	r.lus.files["/d/c"] = LUInfo{GUID: mustGUID(t, guidC), DataFile: "/d/c", Size: 1 << 20, BlockSize: 512}
-	_, c := serve(t, r)
-	cfg := export(t, r).Config
-	cfg.HostGroups = []api.ConfigGroup{{Name: "esx", Members: []string{}}}
-	cfg.LUs = []api.ConfigLU{{GUID: guidC, DataFile: "/d/c", Size: 1 << 20, BlockSize: 512}}
+	entered, release := make(chan string, 4), make(chan struct{})
+	h := r.m.serialised(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		entered <- req.URL.Path
+		if req.URL.Path == "/v1/"+api.MethodApplyConfig || req.URL.Path == "/v1/"+api.MethodListLUs {
+			<-release
+		}
+	}))
+	call := func(method string) chan struct{} {
+		done := make(chan struct{})
+		go func() {
+			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/v1/"+method, nil))
+			close(done)
+		}()
+		return done
+	}
+	waits := func(what string, done chan struct{}) {
+		t.Helper()
+		select {
+		case <-done:
+			t.Fatalf("%s did not wait", what)
+		case p := <-entered:
+			t.Fatalf("%s did not wait: %s entered", what, p)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	applying := call(api.MethodApplyConfig)
+	<-entered
+	waits("create-hg during apply", call(api.MethodCreateGroup))
+	waits("list-lu during apply", call(api.MethodListLUs))
+	close(release)
+	<-applying
+	for range 2 {
+		<-entered
+	}
 
-	applied := make(chan error, 1)
-	go func() {
-		_, err := c.ApplyConfig(bg, api.ApplyRequest{Config: cfg})
-		applied <- err
-	}()
-	<-bl.entered // the apply has run create-hg and is importing
-	other := make(chan error, 1)
-	go func() { other <- c.CreateGroup(bg, api.HostGroup, "meanwhile") }()
-	select {
-	case err := <-other:
-		t.Fatalf("create-hg finished while the apply ran (err %v)", err)
-	case <-time.After(200 * time.Millisecond):
+	// Two lists run side by side.
+	release = make(chan struct{})
+	a, b := call(api.MethodListLUs), call(api.MethodListLUs)
+	for range 2 { // both inside at once
+		select {
+		case <-entered:
+		case <-time.After(5 * time.Second):
+			close(release)
+			t.Fatal("two lists did not run side by side")
+		}
 	}
-	close(bl.release)
-	if err := <-applied; err != nil {
-		t.Fatal(err)
-	}
-	if err := <-other; err != nil {
-		t.Fatal(err)
-	}
-	got := export(t, r).Config
-	if len(got.HostGroups) != 2 || len(got.LUs) != 1 || r.st.saved == nil || len(r.st.saved.HostGroups) != 2 {
-		t.Fatalf("after both: groups %+v, LUs %d", got.HostGroups, len(got.LUs))
-	}
+	close(release)
+	<-a
+	<-b
 }
