@@ -26,8 +26,7 @@ func (m *Manager) forgetOnUndo(guid string) {
 }
 
 // applyImportLU imports an LU's backing store and checks that it holds the
-// LU the file names, with the create-only properties it gives; then sets
-// the modifiable ones where they differ.
+// LU the file names, with the create-only properties it gives.
 func (m *Manager) applyImportLU(ctx context.Context, file string, w api.ConfigLU) error {
 	lu, err := m.ImportLU(ctx, api.ImportLURequest{File: file})
 	if err != nil {
@@ -37,11 +36,18 @@ func (m *Manager) applyImportLU(ctx context.Context, file string, w api.ConfigLU
 	if lu.GUID != w.GUID {
 		return api.Errorf(api.CodeDataFile, file, "holds LU %s, not %s", lu.GUID, w.GUID)
 	}
-	m.mu.Lock()
-	g, _ := stmf.ParseGUID(lu.GUID)
-	in := m.open[g].Info()
-	m.mu.Unlock()
-	if err := checkCreateOnly(w, in); err != nil {
+	in, err := m.openInfo(w.GUID)
+	if err != nil {
+		return err
+	}
+	return checkCreateOnly(w, in)
+}
+
+// applyImportedProps sets the modifiable properties and size of an LU just
+// imported where they differ from the file.
+func (m *Manager) applyImportedProps(ctx context.Context, w api.ConfigLU) error {
+	in, err := m.openInfo(w.GUID)
+	if err != nil {
 		return err
 	}
 	var size uint64
@@ -55,6 +61,21 @@ func (m *Manager) applyImportLU(ctx context.Context, file string, w api.ConfigLU
 		return nil
 	}
 	return m.applyModifyLU(ctx, w.GUID, size, props)
+}
+
+// openInfo is what an open LU reports about itself.
+func (m *Manager) openInfo(guid string) (LUInfo, error) {
+	g, err := stmf.ParseGUID(guid)
+	if err != nil {
+		return LUInfo{}, api.Errorf(api.CodeInvalidGUID, guid, "not an NAA type 6 identifier")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	unit, ok := m.open[g]
+	if !ok {
+		return LUInfo{}, api.Errorf(api.CodeDataFile, guid, "data file error: the backing store is not open")
+	}
+	return unit.Info(), nil
 }
 
 // applyCreateLU creates an LU whose backing store does not exist yet; a

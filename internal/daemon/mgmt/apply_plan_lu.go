@@ -127,10 +127,15 @@ func (p *planner) planNewLU(w api.ConfigLU) error {
 		return m.applyImportLU(ctx, file, want)
 	}, "stmfadm import-lu %s", file)
 	// What the backing store holds is known once it is open: the import
-	// step checks the GUID and create-only properties and sets these.
-	if _, args := luChanges(w, LUInfo{}); len(args) > 0 {
-		p.add(&p.luSteps, func(context.Context, *Manager) error { return nil },
-			"stmfadm modify-lu %s (where the imported LU differs)", joinArgs(args, w.GUID))
+	// step checks the GUID and create-only properties, this one sets the
+	// modifiable properties and size where the imported LU differs.
+	if _, args := luChanges(w, LUInfo{}); len(args) > 0 || w.Size != 0 {
+		if w.Size != 0 {
+			args = append(args, fmt.Sprintf("-s %d", w.Size))
+		}
+		p.add(&p.luSteps, func(ctx context.Context, m *Manager) error {
+			return m.applyImportedProps(ctx, want)
+		}, "stmfadm modify-lu %s (where the imported LU differs)", joinArgs(args, w.GUID))
 	}
 	return nil
 }
