@@ -6,9 +6,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/costar-project/costar/internal/initiator"
 	"github.com/costar-project/costar/internal/store"
-	"github.com/costar-project/costar/scsi"
 	"github.com/costar-project/costar/test/harness"
 )
 
@@ -136,32 +137,28 @@ func TestApplyUnitAttentions(t *testing.T) {
 	d.OK("stmfadm", "add-view", "-n", "5", b)
 	exported := d.OK("stmfadm", "export")
 
-	sa := login(t, d.Portal, applyHostA, applyT2)
-	sb := login(t, d.Portal, applyHostB, applyT2)
-	for _, s := range []*session{sa, sb} {
-		for i := 0; ; i++ { // a new nexus first reports POWER ON OCCURRED
-			st, sense := s.testUnitReady(5)
-			if st == scsi.StatusGood {
-				break
-			}
-			if i == 3 {
-				t.Fatalf("TEST UNIT READY before apply: %v %s", st, sense)
-			}
-		}
-	}
+	// Two live sessions (internal/initiator): host A is in esx, host B sees
+	// only the view for everyone.
+	ctx := harness.Context(t, 2*time.Minute)
+	sa := harness.Login(ctx, t, d.Portal, applyT2, applyHostA, 1)
+	sb := harness.Login(ctx, t, d.Portal, applyT2, applyHostB, 2)
+	harness.Ready(ctx, t, sa, 5)
+	harness.Ready(ctx, t, sb, 5)
 	file := filepath.Join(dir, "stmf.yaml")
 	writeFile(t, file, strings.Replace(exported, "lun: 3", "lun: 4", 1), 0o644)
 	if out, errs, code := d.Run("", "stmfadm", "apply", "-f", file); code != 3 {
 		t.Fatalf("apply: exit %d\n%s%s", code, out, errs)
 	}
-	if st, sense := sa.testUnitReady(5); st != scsi.StatusCheckCondition || sense != "6/3f/0e" {
-		t.Fatalf("host A (map changed): TEST UNIT READY %v %s, want 6/3f/0e", st, sense)
+	tur := make([]byte, 6)
+	if r := harness.Do(ctx, t, sa, 5, tur, nil, 0); !r.Is(initiator.KeyUnitAttention, 0x3f, 0x0e) {
+		t.Fatalf("host A (map changed): TEST UNIT READY %v, want REPORTED LUNS DATA HAS CHANGED", r)
 	}
-	if got := sa.reportLUNs(); len(got) != 2 || got[0] != 4 || got[1] != 5 {
-		t.Fatalf("host A LUNs after apply: %v, want [4 5]", got)
+	reportLUNs := []byte{0xa0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0}
+	if r := harness.Good(ctx, t, sa, 0, reportLUNs, nil, 4096); len(r.Data) < 24 || r.Data[3] != 16 || r.Data[9] != 4 || r.Data[17] != 5 {
+		t.Fatalf("host A REPORT LUNS after apply: % x, want LUNs 4 and 5", r.Data)
 	}
-	if st, sense := sb.testUnitReady(5); st != scsi.StatusGood {
-		t.Fatalf("host B (map unchanged): TEST UNIT READY %v %s, want GOOD", st, sense)
+	if r := harness.Do(ctx, t, sb, 5, tur, nil, 0); r.Status != initiator.StatusGood {
+		t.Fatalf("host B (map unchanged): TEST UNIT READY %v, want GOOD", r)
 	}
 }
 
