@@ -17,6 +17,7 @@ import (
 	"github.com/costar-project/costar/api"
 	"github.com/costar-project/costar/config"
 	"github.com/costar-project/costar/internal/daemon/mgmt"
+	"github.com/costar-project/costar/internal/metrics"
 	"github.com/costar-project/costar/internal/store"
 	"github.com/costar-project/costar/portprovider/iscsi"
 	"github.com/costar-project/costar/stmf"
@@ -36,12 +37,16 @@ type Daemon struct {
 	iscsi   *iscsi.Server
 	servers []portServer // every port provider, for Start and Shutdown (ports.go)
 	api     *mgmt.Server
+	metrics *metrics.Server // metrics.go
 
 	stopZvolWatch func() // WatchZvols
 }
 
 // New prepares a daemon; Start brings it up.
 func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
+	if err := mgmt.TightenDir(cfg.StateDir, log); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
 	st, err := store.Open(cfg.StateDir)
 	if err != nil {
 		return nil, err
@@ -59,6 +64,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		Ports:        ports,
 		ISCSIPortals: d.Addrs,
 	})
+	if d.metrics, err = d.newMetrics(); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -110,7 +118,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		return err
 	}
 	d.api = a
-	return nil
+	return d.startMetrics(ctx)
 }
 
 // createDemo configures a demo LU visible to everyone as LUN 0 on
@@ -169,6 +177,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		if err := d.api.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("management API shutdown: %w", err))
 		}
+	}
+	if err := d.metrics.Stop(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("metrics shutdown: %w", err))
 	}
 	for _, srv := range d.servers {
 		if err := srv.Shutdown(ctx); err != nil {
