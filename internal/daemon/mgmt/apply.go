@@ -23,8 +23,8 @@ func (m *Manager) ExportConfig(context.Context, api.Empty) (api.ExportResult, er
 // ApplyConfig is stmfadm apply: it plans, and unless DryRun runs the plan
 // as one transaction. Steps run one after the other, each validated as
 // the single verb validates it; the first failure undoes every step before
-// it and the state file is not written. The HTTP API serialises every
-// change around it (serialised), so nothing slips between its steps;
+// it and the state file is not written. The HTTP API keeps every other
+// call out while it runs (serialised), so nothing slips between its steps;
 // Generation guards the time between a shown plan and its apply.
 func (m *Manager) ApplyConfig(ctx context.Context, req api.ApplyRequest) (api.ApplyResult, error) {
 	m.mu.Lock()

@@ -364,22 +364,23 @@ func TestApplyLiveSessions(t *testing.T) {
 	}
 }
 
-// TestAPISerialised: while an apply (or any change) is being served,
-// other calls wait for it, so nothing slips between apply's steps; lists
-// only wait for changes, not for each other.
+// TestAPISerialised: while an apply is being served, other calls wait
+// for it, so nothing slips between its steps; other calls do not wait for
+// each other at this gate.
 func TestAPISerialised(t *testing.T) {
 	r := newRig(t)
-	entered, release := make(chan string, 4), make(chan struct{})
+	entered := make(chan string, 4)
+	gates := map[string]chan struct{}{"1": make(chan struct{}), "2": make(chan struct{})}
 	h := r.m.serialised(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		entered <- req.URL.Path
-		if req.URL.Path == "/v1/"+api.MethodApplyConfig || req.URL.Path == "/v1/"+api.MethodListLUs {
-			<-release
+		if g := gates[req.URL.Query().Get("gate")]; g != nil {
+			<-g
 		}
 	}))
-	call := func(method string) chan struct{} {
+	call := func(method, gate string) chan struct{} {
 		done := make(chan struct{})
 		go func() {
-			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/v1/"+method, nil))
+			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/v1/"+method+"?gate="+gate, nil))
 			close(done)
 		}()
 		return done
@@ -394,28 +395,30 @@ func TestAPISerialised(t *testing.T) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	applying := call(api.MethodApplyConfig)
+	applying := call(api.MethodApplyConfig, "1")
 	<-entered
-	waits("create-hg during apply", call(api.MethodCreateGroup))
-	waits("list-lu during apply", call(api.MethodListLUs))
-	close(release)
-	<-applying
+	c1, c2 := call(api.MethodCreateGroup, ""), call(api.MethodListLUs, "")
+	waits("create-hg during apply", c1)
+	waits("list-lu during apply", c2)
+	close(gates["1"])
+	for _, d := range []chan struct{}{applying, c1, c2} {
+		<-d
+	}
 	for range 2 {
 		<-entered
 	}
 
-	// Two lists run side by side.
-	release = make(chan struct{})
-	a, b := call(api.MethodListLUs), call(api.MethodListLUs)
+	// Other calls are not held up by each other here.
+	a, b := call(api.MethodListLUs, "2"), call(api.MethodCreateGroup, "2")
 	for range 2 { // both inside at once
 		select {
 		case <-entered:
 		case <-time.After(5 * time.Second):
-			close(release)
-			t.Fatal("two lists did not run side by side")
+			close(gates["2"])
+			t.Fatal("two calls did not run side by side")
 		}
 	}
-	close(release)
+	close(gates["2"])
 	<-a
 	<-b
 }

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/costar-project/costar/api"
 	"github.com/costar-project/costar/internal/store"
 )
 
@@ -79,18 +80,18 @@ func (m *Manager) rollbackLocked(tx *applyTx, orig *store.State) {
 	m.adopt(orig)
 }
 
-// serialised runs management API calls one change at a time: lists and
-// exports share, every change (and apply, a transaction of many) is
-// exclusive, so no call sees or slips between apply's steps.
+// serialised keeps every other management API call out while an apply
+// runs, so nothing is seen or slips in between its steps. Other calls
+// share the gate and wait for each other on the manager's lock, as they
+// always did: a long zfs call does not hold up a list.
 func (m *Manager) serialised(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		method := strings.TrimPrefix(r.URL.Path, "/v1/")
-		if strings.HasPrefix(method, "List") || strings.HasPrefix(method, "Get") || method == "ExportConfig" {
-			m.api.RLock()
-			defer m.api.RUnlock()
-		} else {
+		if strings.TrimPrefix(r.URL.Path, "/v1/") == api.MethodApplyConfig {
 			m.api.Lock()
 			defer m.api.Unlock()
+		} else {
+			m.api.RLock()
+			defer m.api.RUnlock()
 		}
 		h.ServeHTTP(w, r)
 	})

@@ -68,8 +68,8 @@ type Manager struct {
 	// wait behind a configuration change holding mu.
 	published atomic.Pointer[store.State]
 
-	// api serialises management API calls so that apply's steps run as
-	// one transaction (apply_tx.go); tx is that transaction while it runs.
+	// api keeps other management API calls out while an apply runs, so
+	// its steps are one transaction (apply_tx.go); tx is that transaction.
 	api sync.RWMutex
 	tx  *applyTx
 }
