@@ -34,6 +34,7 @@ type Daemon struct {
 	mgr   *mgmt.Manager
 
 	iscsi   *iscsi.Server
+	radius  radiusClients // RADIUS CHAP (iscsi_radius.go)
 	servers []portServer // every port provider, for Start and Shutdown (ports.go)
 	api     *mgmt.Server
 
@@ -47,6 +48,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, log: log, store: st, fw: stmf.New(log.With("component", "stmf"))}
+	d.radius.log = log.With("component", "radius")
 	ports, err := d.portProviders() // ports.go
 	if err != nil {
 		return nil, err

@@ -339,7 +339,7 @@ func (c *conn) securityStep(st *loginState, sec map[string]string) ([]pdu.KV, *l
 		switch {
 		case !st.creds.Required && hasNone:
 			st.authMethod = "None"
-		case hasCHAP && st.creds.InitiatorSecret != "":
+		case hasCHAP && st.creds.canCHAP():
 			st.authMethod = "CHAP"
 			st.chap = &chapState{creds: st.creds}
 		default:
@@ -360,6 +360,10 @@ func (c *conn) securityStep(st *loginState, sec map[string]string) ([]pdu.KV, *l
 		}
 		r, done, fail := st.chap.handle(sec)
 		if fail != "" {
+			if st.chap.failStatus == statusServiceUnavailable {
+				c.log.Warn("iscsi: login refused: CHAP response could not be verified", "initiator", st.initiator, "why", fail)
+				return nil, lerr(statusServiceUnavailable, "CHAP: %s", fail)
+			}
 			c.log.Info("iscsi: CHAP authentication failed", "initiator", st.initiator, "why", fail)
 			return nil, lerr(statusAuthFailure, "CHAP: %s", fail)
 		}
