@@ -10,6 +10,8 @@
 #   qemu-img qemu-io qemu-nbd                                          qemu-utils
 #   QEMU's iscsi:// block driver (block-iscsi.so)                      qemu-block-extra
 #   fio, iperf3                                                        fio, iperf3
+#   freeradius (RADIUS CHAP test peer)                                 freeradius
+#   isnsd, isnsadm (iSNS test peer)                                    open-isns-server, open-isns-utils
 #   timeout stdbuf (coreutils), taskset (util-linux), ss (iproute2), ps (procps)
 #
 # As root, missing packages are installed with apt-get (apt-get update runs only when
@@ -34,7 +36,7 @@ done
 
 log() { echo "install-test-deps: $*" >&2; }
 
-# tgtd lives in /usr/sbin, which a non-root PATH may lack.
+# tgtd, freeradius, isnsd and isnsadm live in /usr/sbin, which a non-root PATH may lack.
 export PATH=$PATH:/usr/sbin:/sbin
 
 # "command-or-file package" pairs. A leading / means a file that must exist.
@@ -51,6 +53,9 @@ REQUIRED=(
   "qemu-nbd qemu-utils"
   "fio fio"
   "iperf3 iperf3"
+  "freeradius freeradius"
+  "isnsd open-isns-server"
+  "isnsadm open-isns-utils"
   "timeout coreutils"
   "stdbuf coreutils"
   "taskset util-linux"
