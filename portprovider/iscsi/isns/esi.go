@@ -1,0 +1,140 @@
+package isns
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// esiListener answers the server's Entity Status Inquiries (and State
+// Change Notifications) on the ESI port we register with our portals.
+type esiListener struct {
+	ln   net.Listener
+	wg   sync.WaitGroup
+	seen *seenLog
+}
+
+// seenLog records, by server address, when an ESI last arrived and
+// whether an SCN asked us to check our registration. It has its own lock:
+// a server may send ESI while it handles our registration, and the
+// answer must not wait for the client's lock.
+type seenLog struct {
+	mu   sync.Mutex
+	esi  map[netip.Addr]time.Time
+	scn  map[netip.Addr]bool
+	wake func()
+}
+
+func (l *seenLog) noteESI(from netip.Addr) {
+	l.mu.Lock()
+	l.esi[from] = time.Now()
+	l.mu.Unlock()
+}
+
+func (l *seenLog) noteSCN(from netip.Addr) {
+	l.mu.Lock()
+	l.scn[from] = true
+	l.mu.Unlock()
+	l.wake()
+}
+
+// lastESI returns when from last sent an ESI, and whether it sent an SCN
+// since the last call (which clears it).
+func (l *seenLog) take(from netip.Addr) (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	scn := l.scn[from]
+	delete(l.scn, from)
+	return l.esi[from], scn
+}
+
+// esiPort returns the ESI port listening on local, opening it on first
+// use. c.mu is held.
+func (c *Client) esiPort(local netip.Addr) (uint16, error) {
+	if !local.IsValid() {
+		return 0, nil
+	}
+	if l := c.esi[local]; l != nil {
+		return l.ln.Addr().(*net.TCPAddr).AddrPort().Port(), nil
+	}
+	ln, err := net.Listen("tcp", netip.AddrPortFrom(local, 0).String())
+	if err != nil {
+		return 0, err
+	}
+	l := &esiListener{ln: ln, seen: c.seen}
+	c.esi[local] = l
+	l.wg.Add(1)
+	go l.serve(c)
+	return ln.Addr().(*net.TCPAddr).AddrPort().Port(), nil
+}
+
+func (l *esiListener) serve(c *Client) {
+	defer l.wg.Done()
+	for {
+		nc, err := l.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(100 * time.Millisecond) // EMFILE and the like
+			continue
+		}
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			l.handle(c, nc)
+		}()
+	}
+}
+
+// maxESIMessages bounds what one server connection may send us.
+const maxESIMessages = 64
+
+// handle answers the messages of one connection from a server: ESI with
+// ESIRsp (the key attributes echoed), SCN with SCNRsp, anything else with
+// a response saying the message is not understood.
+func (l *esiListener) handle(c *Client, nc net.Conn) {
+	defer nc.Close()
+	from := nc.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap()
+	for range maxESIMessages {
+		_ = nc.SetDeadline(time.Now().Add(c.CallTimeout))
+		m, err := readMessage(nc)
+		if err != nil {
+			return
+		}
+		fn := m.Header.Function
+		status := uint32(statusSuccess)
+		switch fn {
+		case fnESI:
+			l.seen.noteESI(from)
+		case fnSCN:
+			// A change to what the server holds: check that it still
+			// holds us (it may have dropped or replaced our entity).
+			l.seen.noteSCN(from)
+		default:
+			status = statusMessageNotSupported
+		}
+		if fn&fnResponse != 0 {
+			return // not a request
+		}
+		b, err := encodeMessage(fn|fnResponse, flagClient, m.Header.XID, &status, Attr{}, m.Key, nil)
+		if err != nil {
+			return
+		}
+		if _, err := nc.Write(b); err != nil {
+			return
+		}
+		if fn == fnESI {
+			c.Log.Debug("isns: answered ESI", "server", from)
+		} else if fn == fnSCN {
+			c.Log.Info("isns: state change notification; checking our registration", "server", from)
+		}
+	}
+}
+
+func (l *esiListener) close() {
+	_ = l.ln.Close()
+	l.wg.Wait()
+}
