@@ -19,6 +19,7 @@ import (
 	"github.com/costar-project/costar/internal/daemon/mgmt"
 	"github.com/costar-project/costar/internal/store"
 	"github.com/costar-project/costar/portprovider/iscsi"
+	"github.com/costar-project/costar/portprovider/iscsi/isns"
 	"github.com/costar-project/costar/stmf"
 )
 
@@ -35,7 +36,8 @@ type Daemon struct {
 
 	iscsi   *iscsi.Server
 	radius  radiusClients // RADIUS CHAP (iscsi_radius.go)
-	servers []portServer // every port provider, for Start and Shutdown (ports.go)
+	isns    *isns.Client  // iSNS registration (iscsi_isns.go)
+	servers []portServer  // every port provider, for Start and Shutdown (ports.go)
 	api     *mgmt.Server
 
 	stopZvolWatch func() // WatchZvols
@@ -49,6 +51,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	}
 	d := &Daemon{cfg: cfg, log: log, store: st, fw: stmf.New(log.With("component", "stmf"))}
 	d.radius.log = log.With("component", "radius")
+	d.isns = d.newISNSClient()
 	ports, err := d.portProviders() // ports.go
 	if err != nil {
 		return nil, err
@@ -60,6 +63,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		LUs:          newLUProvider(hostID(), log.With("component", "lu")),
 		Ports:        ports,
 		ISCSIPortals: d.Addrs,
+		OnChange:     d.isns.Notify,
 	})
 	return d, nil
 }
@@ -107,6 +111,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	d.isns.Start() // the portals are open: their addresses can be registered
 	a, err := mgmt.Listen(d.cfg.Socket, d.mgr.Handler(), d.log.With("component", "api"))
 	if err != nil {
 		return err
@@ -171,6 +176,10 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		if err := d.api.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("management API shutdown: %w", err))
 		}
+	}
+	// Deregister before the portals close: initiators stop finding us first.
+	if err := d.isns.Close(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("iSNS deregistration: %w", err))
 	}
 	for _, srv := range d.servers {
 		if err := srv.Shutdown(ctx); err != nil {

@@ -52,6 +52,7 @@ type Client struct {
 	ESIInterval     time.Duration // ESI interval asked for
 	CallTimeout     time.Duration // dial plus request and response
 
+	started bool // Start ran (Start and Close run on one goroutine)
 	notify  chan struct{}
 	stop    chan struct{}
 	stopped chan struct{}
@@ -77,14 +78,26 @@ type server struct {
 	resync     bool // an SCN or a missed ESI asks for a re-registration
 }
 
-// Start runs the client until Close.
-func (c *Client) Start() {
-	c.notify = make(chan struct{}, 1)
-	c.stop = make(chan struct{})
-	c.stopped = make(chan struct{})
-	c.servers = map[string]*server{}
-	c.esi = map[netip.Addr]*esiListener{}
+// NewClient returns a client for entity eid registering what source
+// returns; Start runs it.
+func NewClient(eid string, source func() State, log *slog.Logger) *Client {
+	c := &Client{
+		EntityID: eid,
+		Source:   source,
+		Log:      log,
+		notify:   make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		stopped:  make(chan struct{}),
+		servers:  map[string]*server{},
+		esi:      map[netip.Addr]*esiListener{},
+	}
 	c.seen = &seenLog{esi: map[netip.Addr]time.Time{}, scn: map[netip.Addr]bool{}, wake: c.Notify}
+	return c
+}
+
+// Start runs the client until Close; set the optional fields before.
+func (c *Client) Start() {
+	c.started = true
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
@@ -102,7 +115,7 @@ func (c *Client) Start() {
 
 // Notify tells the client the configuration changed. It never blocks.
 func (c *Client) Notify() {
-	if c == nil || c.notify == nil {
+	if c == nil {
 		return
 	}
 	select {
@@ -113,7 +126,7 @@ func (c *Client) Notify() {
 
 // Close deregisters from every server (bounded by ctx) and stops.
 func (c *Client) Close(ctx context.Context) error {
-	if c.stop == nil {
+	if !c.started {
 		return nil
 	}
 	close(c.stop)
