@@ -138,7 +138,9 @@ func (c *Client) Close(ctx context.Context) error {
 		if s.registered != nil {
 			if err := c.deregister(ctx, s); err != nil {
 				errs = append(errs, err)
+				continue
 			}
+			c.Log.Info("isns: deregistered at shutdown", "server", s.addr, "entity", c.EntityID)
 		}
 	}
 	for _, l := range c.esi {
@@ -181,6 +183,8 @@ func (c *Client) reconcile() {
 			if s.registered != nil {
 				if err := c.deregister(ctx, s); err != nil {
 					c.Log.Warn("isns: deregistration failed", "server", addr, "err", err)
+				} else {
+					c.Log.Info("isns: deregistered (iSNS disabled or server removed)", "server", addr, "entity", c.EntityID)
 				}
 			}
 			delete(c.servers, addr)
@@ -214,7 +218,7 @@ func (c *Client) reconcile() {
 				s.checkAt = time.Time{} // verify now
 			}
 		}
-		if s.registered != nil && s.esiEvery > 0 && now.Sub(s.esiSeen) > 3*s.esiEvery+5*time.Second {
+		if s.registered != nil && s.esiEvery > 0 && now.Sub(s.esiSeen) > 3*s.esiEvery+2*time.Second {
 			// COMSTAR's rule: no ESI for too long means the server lost
 			// us (restarted): register again.
 			c.Log.Info("isns: no ESI from the server; registering again", "server", addr, "last_esi", s.esiSeen)
@@ -322,11 +326,7 @@ func (c *Client) register(ctx context.Context, s *server, targets []Target) erro
 	// when the guess differs (never on one host).
 	local := s.localGuess()
 	for range 2 {
-		esiPort, err := c.esiPort(local)
-		if err != nil {
-			return err
-		}
-		op := c.registration(targets, local, esiPort)
+		op, withESI := c.registration(targets, local)
 		m, got, err := c.call(ctx, s, fnDevAttrReg, flagReplace, strAttr(tagISCSIName, targets[0].Name),
 			[]Attr{strAttr(tagEID, c.EntityID)}, op)
 		if err != nil {
@@ -340,8 +340,14 @@ func (c *Client) register(ctx context.Context, s *server, targets []Target) erro
 			return fmt.Errorf("DevAttrReg: %w", statusError(m.Status))
 		}
 		s.registered, s.source = targets, targets[0].Name
-		s.esiEvery, s.esiSeen = c.ESIInterval, time.Now()
+		s.esiEvery, s.esiSeen = 0, time.Now()
+		if withESI {
+			s.esiEvery = c.ESIInterval
+		}
 		for _, a := range m.Operating {
+			if !withESI {
+				break
+			}
 			if a.Tag == tagESIInterval {
 				if v, ok := a.Uint32(); ok && v > 0 {
 					s.esiEvery = time.Duration(v) * time.Second
@@ -365,8 +371,9 @@ func (s *server) localGuess() netip.Addr {
 	return conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
 }
 
-// registration is the operating attributes of our entity.
-func (c *Client) registration(targets []Target, local netip.Addr, esiPort uint16) []Attr {
+// registration is the operating attributes of our entity, and whether
+// any portal asks for ESI.
+func (c *Client) registration(targets []Target, local netip.Addr) ([]Attr, bool) {
 	resolve := func(p netip.AddrPort) netip.AddrPort {
 		if p.Addr().IsUnspecified() && local.IsValid() {
 			return netip.AddrPortFrom(local, p.Port())
@@ -384,11 +391,17 @@ func (c *Client) registration(targets []Target, local netip.Addr, esiPort uint16
 		}
 	}
 	op := []Attr{strAttr(tagEID, c.EntityID), u32Attr(tagEntityProtocol, entityProtocolISCSI)}
+	withESI := false
 	for _, p := range portals {
 		op = append(op, ipAttr(tagPortalIP, p.Addr()), portAttr(tagPortalPort, p.Port()))
-		if esiPort != 0 {
-			op = append(op, u32Attr(tagESIInterval, uint32(c.ESIInterval/time.Second)), portAttr(tagESIPort, esiPort))
+		esiPort, err := c.esiPort(p.Addr())
+		if err != nil {
+			// Registered without ESI: the periodic check keeps it.
+			c.Log.Debug("isns: no ESI listener for portal", "portal", p, "err", err)
+			continue
 		}
+		withESI = true
+		op = append(op, u32Attr(tagESIInterval, uint32(c.ESIInterval/time.Second)), portAttr(tagESIPort, esiPort))
 	}
 	for _, t := range targets {
 		op = append(op, strAttr(tagISCSIName, t.Name), u32Attr(tagNodeType, nodeTypeTarget))
@@ -412,7 +425,7 @@ func (c *Client) registration(targets []Target, local netip.Addr, esiPort uint16
 			op = append(op, pg...)
 		}
 	}
-	return op
+	return op, withESI
 }
 
 // deregister removes our whole entity from s.

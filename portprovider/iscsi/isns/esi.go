@@ -40,21 +40,40 @@ func (l *seenLog) noteSCN(from netip.Addr) {
 	l.wake()
 }
 
-// lastESI returns when from last sent an ESI, and whether it sent an SCN
+// take returns when server last sent an ESI, and whether it sent an SCN
 // since the last call (which clears it).
-func (l *seenLog) take(from netip.Addr) (time.Time, bool) {
+func (l *seenLog) take(server netip.Addr) (time.Time, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	scn := l.scn[from]
-	delete(l.scn, from)
-	return l.esi[from], scn
+	var last time.Time
+	scn := false
+	for a, t := range l.esi {
+		if sameHost(a, server) && t.After(last) {
+			last = t
+		}
+	}
+	for a := range l.scn {
+		if sameHost(a, server) {
+			scn = true
+			delete(l.scn, a)
+		}
+	}
+	return last, scn
 }
 
-// esiPort returns the ESI port listening on local, opening it on first
-// use. c.mu is held.
+// sameHost matches the address a server's messages come from with the
+// address we reach it at; on loopback the kernel picks the source by the
+// portal the server connects to, so any loopback address matches.
+func sameHost(from, server netip.Addr) bool {
+	return from == server || from.IsLoopback() && server.IsLoopback()
+}
+
+// esiPort returns the ESI port listening on a portal's address (the
+// server sends ESI to the portal's IP and the ESI port), opening it on
+// first use. c.mu is held.
 func (c *Client) esiPort(local netip.Addr) (uint16, error) {
-	if !local.IsValid() {
-		return 0, nil
+	if !local.IsValid() || local.IsUnspecified() {
+		return 0, errors.New("no address to listen for ESI on")
 	}
 	if l := c.esi[local]; l != nil {
 		return l.ln.Addr().(*net.TCPAddr).AddrPort().Port(), nil
