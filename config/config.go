@@ -25,6 +25,8 @@ type Config struct {
 	LogLevel slog.Level
 	// ShutdownTimeout bounds how long a clean shutdown waits for I/O.
 	ShutdownSeconds int
+	// MetricsListen is where /metrics is served ("" = off; metrics.go).
+	MetricsListen string
 
 	// ISCSI configures the iSCSI port provider. The FC port provider's
 	// section (FC) will sit next to it.
@@ -81,6 +83,7 @@ func Load(args []string, out io.Writer) (*Config, error) {
 	fs.String("demo-size", DefaultDemoSize, "size of the demo LU (K/M/G/T suffixes)")
 	fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Int("shutdown-timeout", 30, "seconds a clean shutdown waits for in-flight I/O")
+	fs.String("metrics-listen", "", "serve Prometheus metrics on ADDR:PORT at /metrics (off when empty; keep it on loopback)")
 	fs.String("abort-completed-task", AbortTaskDoesNotExist, "iSCSI ABORT TASK answer for an unknown (already completed) task: "+
 		AbortTaskDoesNotExist+" (RFC 7143 11.5.1) or "+AbortFunctionComplete)
 	fs.Usage = func() {
@@ -119,6 +122,9 @@ func Load(args []string, out io.Writer) (*Config, error) {
 		return nil, err
 	}
 	c.ISCSI = iscsi
+	if c.MetricsListen, err = loadMetricsListen(v); err != nil {
+		return nil, err
+	}
 	if c.StateDir == "" {
 		return nil, fmt.Errorf("config: --state-dir must not be empty")
 	}

@@ -60,6 +60,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		app = stmfadmApp(e)
 		addZFSCommands(app, e) // zfs.go
 		addALUACommands(app, e)
+		addStatsCommands(app, e) // stats.go
 	}
 	app.Writer, app.ErrWriter = stdout, stderr
 	app.ExitErrHandler = func(*cli.Context, error) {}

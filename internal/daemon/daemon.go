@@ -17,6 +17,7 @@ import (
 	"github.com/costar-project/costar/api"
 	"github.com/costar-project/costar/config"
 	"github.com/costar-project/costar/internal/daemon/mgmt"
+	"github.com/costar-project/costar/internal/metrics"
 	"github.com/costar-project/costar/internal/store"
 	"github.com/costar-project/costar/portprovider/iscsi"
 	"github.com/costar-project/costar/portprovider/iscsi/isns"
@@ -39,6 +40,7 @@ type Daemon struct {
 	isns    *isns.Client  // iSNS registration (iscsi_isns.go)
 	servers []portServer  // every port provider, for Start and Shutdown (ports.go)
 	api     *mgmt.Server
+	metrics *metrics.Server // metrics.go
 
 	stopZvolWatch func() // WatchZvols
 }
@@ -65,6 +67,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		ISCSIPortals: d.Addrs,
 		OnChange:     d.isns.Notify,
 	})
+	if d.metrics, err = d.newMetrics(); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -117,7 +122,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		return err
 	}
 	d.api = a
-	return nil
+	return d.startMetrics(ctx)
 }
 
 // createDemo configures a demo LU visible to everyone as LUN 0 on
@@ -176,6 +181,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		if err := d.api.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("management API shutdown: %w", err))
 		}
+	}
+	if err := d.metrics.Stop(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("metrics shutdown: %w", err))
 	}
 	// Deregister before the portals close: initiators stop finding us first.
 	if err := d.isns.Close(ctx); err != nil {

@@ -144,12 +144,14 @@ func (c *conn) serve() {
 	}()
 	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.LoginTimeout))
 	if err := c.login(); err != nil {
+		c.countLoginEnd(err)
 		if !errors.Is(err, io.EOF) {
 			c.log.Info("iscsi: login failed", "err", err)
 		}
 		return
 	}
 	_ = c.nc.SetReadDeadline(time.Time{})
+	c.countLogin()
 	writerStarted = true
 	go c.writeLoop()
 	c.ffp.Store(true)
@@ -507,6 +509,7 @@ func (c *conn) keepalive() {
 	now := time.Now()
 	if ttt := c.pingTTT.Load(); ttt != 0 {
 		if now.Sub(time.Unix(0, c.pingSent.Load())) >= c.srv.cfg.NOPInTimeout {
+			c.countNOPTimeout()
 			c.log.Warn("iscsi: NOP-In ping unanswered, dropping connection", "timeout", c.srv.cfg.NOPInTimeout)
 			c.abort()
 			return
@@ -547,6 +550,7 @@ func (c *conn) requestLogout(within time.Duration) {
 
 // reject queues a Reject PDU carrying the offending header.
 func (c *conn) reject(reason byte, bad *pdu.Header, closeAfter bool) {
+	c.countReject(reason)
 	var h pdu.Header
 	h.SetOpcode(pdu.OpReject, false)
 	h.SetFlags(pdu.FlagFinal)

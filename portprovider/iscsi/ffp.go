@@ -21,6 +21,7 @@ func (c *conn) ffpLoop() error {
 				c.reject(rejectProtocolError, &h, true)
 			}
 			if errors.Is(err, pdu.ErrHeaderDigest) {
+				c.countDigestError()
 				c.log.Warn("iscsi: header digest error, dropping connection")
 			}
 			return err
@@ -147,6 +148,7 @@ func (c *conn) handleTMF(h *pdu.Header) error {
 	cmdSN := h.U32(pdu.OffCmdSN)
 	lun := h.LUN()
 	itt := h.ITT()
+	c.countTMF(fn)
 	c.ordered(h, func() {
 		respond := func(code byte) {
 			var r pdu.Header

@@ -467,6 +467,7 @@ func (c *conn) sendLoginReject(st *loginState, h *pdu.Header, le *loginError) {
 		st.statSN = h.U32(pdu.OffExpStatSN)
 		st.cmdSN = h.U32(pdu.OffCmdSN)
 	}
+	c.countLoginReject(st, le.status)
 	csg, _ := h.LoginStages()
 	_ = c.writeLoginResp(st, false, csg, 0, le.status, nil)
 }

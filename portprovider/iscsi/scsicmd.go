@@ -516,6 +516,7 @@ func (c *conn) issueR2TsLocked(cm *cmd) {
 		l := min(cm.edtl-cm.nextR2T, p.MaxBurstLength)
 		s := &r2tSeq{ttt: c.newTTT(), offset: cm.nextR2T, length: l}
 		cm.r2ts = append(cm.r2ts, s)
+		c.countR2T()
 		cm.nextR2T += l
 		var h pdu.Header
 		h.SetOpcode(pdu.OpR2T, false)

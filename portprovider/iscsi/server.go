@@ -80,6 +80,7 @@ type Server struct {
 	byTSIH   map[uint16]*session  // every live session
 	conns    map[*conn]struct{}   // every live connection
 	nextTSIH uint16
+	stats    serverStats    // stats.go
 	wg       sync.WaitGroup // accept loops and connection goroutines
 	connWG   sync.WaitGroup // connection goroutines only
 }
@@ -820,6 +821,7 @@ func (s *Server) forgetSession(ss *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.byTSIH[ss.tsih] == ss {
+		s.stats.retire(ss)
 		delete(s.byTSIH, ss.tsih)
 	}
 	if s.sessions[ss.key] == ss {

@@ -61,6 +61,7 @@ type session struct {
 	closeOnce sync.Once
 	closeDone chan struct{}
 	ttt       atomic.Uint32
+	stats     sessionCounters // stats.go
 }
 
 func newSession(srv *Server, cmdSN uint32, qd int) *session {

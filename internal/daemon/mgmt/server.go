@@ -61,6 +61,7 @@ func (m *Manager) Handler() http.Handler {
 	route(mux, m.log, api.MethodGetDefaults, m.GetDefaults)
 	route(mux, m.log, api.MethodModifyDefaults, m.ModifyDefaults)
 	route(mux, m.log, api.MethodSetALUAState, m.SetALUAState)
+	route(mux, m.log, api.MethodGetStats, m.GetStats) // stats.go
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, m.log, api.Errorf(api.CodeInvalidArgument, r.URL.Path, "unknown API call %s %s", r.Method, r.URL.Path))
 	})
