@@ -14,7 +14,12 @@ type esiListener struct {
 	ln   net.Listener
 	wg   sync.WaitGroup
 	seen *seenLog
+	busy chan struct{} // one slot per connection being served
 }
+
+// maxESIConns bounds the connections served at once: anyone can connect
+// to an ESI port, and only iSNS servers should.
+const maxESIConns = 16
 
 // seenLog records, by server address, when an ESI last arrived and
 // whether an SCN asked us to check our registration. It has its own lock:
@@ -82,7 +87,7 @@ func (c *Client) esiPort(local netip.Addr) (uint16, error) {
 	if err != nil {
 		return 0, err
 	}
-	l := &esiListener{ln: ln, seen: c.seen}
+	l := &esiListener{ln: ln, seen: c.seen, busy: make(chan struct{}, maxESIConns)}
 	c.esi[local] = l
 	l.wg.Add(1)
 	go l.serve(c)
@@ -100,9 +105,16 @@ func (l *esiListener) serve(c *Client) {
 			time.Sleep(100 * time.Millisecond) // EMFILE and the like
 			continue
 		}
+		select {
+		case l.busy <- struct{}{}:
+		default:
+			nc.Close() // too many at once
+			continue
+		}
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
+			defer func() { <-l.busy }()
 			l.handle(c, nc)
 		}()
 	}
