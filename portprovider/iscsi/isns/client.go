@@ -332,8 +332,8 @@ func (c *Client) register(ctx context.Context, s *server, targets []Target) erro
 		if err != nil {
 			return fmt.Errorf("DevAttrReg: %w", err)
 		}
-		if got != local && local.IsValid() {
-			local = got
+		if got.IsValid() && got != local {
+			local = got // register again with the address the server sees
 			continue
 		}
 		if m.Status != statusSuccess {
