@@ -61,6 +61,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		addZFSCommands(app, e) // zfs.go
 		addALUACommands(app, e)
 		addStatsCommands(app, e) // stats.go
+		addProgressFlags(app)    // progress.go
 	}
 	app.Writer, app.ErrWriter = stdout, stderr
 	app.ExitErrHandler = func(*cli.Context, error) {}

@@ -47,6 +47,9 @@ type Daemon struct {
 
 // New prepares a daemon; Start brings it up.
 func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
+	if err := mgmt.TightenDir(cfg.StateDir, log); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
 	st, err := store.Open(cfg.StateDir)
 	if err != nil {
 		return nil, err

@@ -121,6 +121,14 @@ func (s *session) accept(cmdSN uint32, countsInFlight bool, run func()) bool {
 	return true
 }
 
+// pendingCmdSN reports whether a PDU with cmdSN waits for its turn.
+func (s *session) pendingCmdSN(cmdSN uint32) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.pending[cmdSN]
+	return ok
+}
+
 // inWindow reports whether cmdSN could currently be accepted (used before
 // allocating anything for a command).
 func (s *session) inWindow(cmdSN uint32) bool {

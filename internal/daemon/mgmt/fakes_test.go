@@ -79,6 +79,16 @@ func (d *fakeLU) Info() LUInfo {
 	defer d.mu.Unlock()
 	return d.info
 }
+
+// ClearError implements ErrorClearer (the fake's failure is info.ErrorState).
+func (d *fakeLU) ClearError() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	had := d.info.ErrorState != ""
+	d.info.ErrorState = ""
+	return had
+}
+
 func (d *fakeLU) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()

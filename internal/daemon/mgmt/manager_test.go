@@ -183,6 +183,41 @@ func TestLiveSessionSeesChanges(t *testing.T) {
 	}
 }
 
+// A remembered write-back failure shows in list-lu and stays until the
+// administrator takes the LU offline and brings it online again.
+func TestOnlineLUClearsWriteFailure(t *testing.T) {
+	r := newRig(t)
+	a := createLU(t, r, "/d/a", api.LUProps{})
+	const reason = "sync failed at 2026-12-02T04:00:00Z: input/output error"
+	d := r.lus.open["/d/a"]
+	d.mu.Lock()
+	d.info.ErrorState = reason
+	d.mu.Unlock()
+	state := func() string {
+		t.Helper()
+		lus := must[[]api.LU](t)(r.m.ListLUs(bg, api.Empty{}))
+		if len(lus) != 1 {
+			t.Fatalf("%d LUs", len(lus))
+		}
+		return lus[0].ErrorState
+	}
+	if got := state(); got != reason {
+		t.Fatalf("ErrorState %q, want %q", got, reason)
+	}
+	must[api.Empty](t)(r.m.OnlineLU(bg, api.GUIDRequest{GUID: a.GUID})) // already online: no action
+	if got := state(); got != reason {
+		t.Fatalf("online-lu of an online LU cleared the failure: %q", got)
+	}
+	must[api.Empty](t)(r.m.OfflineLU(bg, api.GUIDRequest{GUID: a.GUID}))
+	if got := state(); got != reason {
+		t.Fatalf("offline-lu cleared the failure: %q", got)
+	}
+	must[api.Empty](t)(r.m.OnlineLU(bg, api.GUIDRequest{GUID: a.GUID}))
+	if got := state(); got != "" {
+		t.Fatalf("after offline-lu, online-lu: ErrorState %q", got)
+	}
+}
+
 func TestDeleteLUKeepViews(t *testing.T) {
 	r := newRig(t)
 	a := createLU(t, r, "/d/a", api.LUProps{})
