@@ -74,6 +74,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 		LUs:          newLUProvider(hostID(), log.With("component", "lu")),
 		Ports:        ports,
 		ISCSIPortals: d.Addrs,
+		FCPorts:      d.fcPortsInfo, // fc_ports.go
 		OnChange:     d.isns.Notify,
 	})
 	if d.metrics, err = d.newMetrics(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 
 	"github.com/costar-project/costar/api"
 	"github.com/costar-project/costar/config"
@@ -99,3 +100,34 @@ func (p *fcPorts) RemoveTarget(_ context.Context, name string) error {
 
 // Sessions: FC initiators have no alias; stmf's sessions are the list.
 func (p *fcPorts) Sessions() []mgmt.SessionInfo { return nil }
+
+// fcPortsInfo reports the adapter ports for fcinfo.
+func (d *Daemon) fcPortsInfo() []api.FCPort {
+	out := []api.FCPort{}
+	if d.fc == nil {
+		return out
+	}
+	for _, p := range d.fc.Ports() {
+		st := p.State()
+		fp := api.FCPort{PortWWN: st.Info.PortName.String(), NodeWWN: st.Info.NodeName.String(), Driver: st.Info.Driver,
+			Mode: "Target", SpeedMbs: st.Link.SpeedMbs, Topology: st.Link.Topology, RemotePorts: []api.FCRemotePort{}}
+		switch {
+		case !st.Link.Up:
+			fp.State = "link down"
+		case !st.Online:
+			fp.State = "offline"
+		default:
+			fp.State = "online"
+		}
+		if st.Link.Up {
+			fp.PortID = fmt.Sprintf("%06x", st.Link.PortID)
+		}
+		for _, rp := range p.RemotePorts() {
+			fp.RemotePorts = append(fp.RemotePorts, api.FCRemotePort{PortWWN: rp.PortName.String(), NodeWWN: rp.NodeName.String(),
+				PortID: fmt.Sprintf("%06x", rp.PortID), Since: rp.LoginTime, Initiator: rp.Initiator})
+		}
+		sort.Slice(fp.RemotePorts, func(i, j int) bool { return fp.RemotePorts[i].PortWWN < fp.RemotePorts[j].PortWWN })
+		out = append(out, fp)
+	}
+	return out
+}

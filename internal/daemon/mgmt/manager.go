@@ -51,6 +51,8 @@ type Config struct {
 	// configuration change is adopted; it must not block (the iSNS
 	// client's Notify).
 	OnChange func()
+	// FCPorts reports the FC HBA ports (fcinfo); nil without FC.
+	FCPorts func() []api.FCPort
 }
 
 // Manager owns the configuration. All methods are safe for concurrent use;
@@ -68,6 +70,7 @@ type Manager struct {
 	ports   map[string]Ports         // fixed at New: read without mu
 	portals func() []string
 	changed func() // Config.OnChange
+	fcPorts func() []api.FCPort
 
 	// published is state for readers on the login path, which must not
 	// wait behind a configuration change holding mu.
@@ -94,6 +97,7 @@ func New(c Config) *Manager {
 		ports:   maps.Clone(c.Ports),
 		portals: c.ISCSIPortals,
 		changed: c.OnChange,
+		fcPorts: c.FCPorts,
 	}
 	m.adopt(&store.State{Version: store.Version})
 	return m

@@ -46,6 +46,7 @@ func (m *Manager) Handler() http.Handler {
 	route(mux, m.log, api.MethodAddGroupMember, m.AddGroupMember)
 	route(mux, m.log, api.MethodRemoveGroupMember, m.RemoveGroupMember)
 	route(mux, m.log, api.MethodListTargets, m.ListTargets)
+	route(mux, m.log, api.MethodListFCPorts, m.ListFCPorts)
 	route(mux, m.log, api.MethodCreateTarget, m.CreateTarget)
 	route(mux, m.log, api.MethodModifyTarget, m.ModifyTarget)
 	route(mux, m.log, api.MethodDeleteTarget, m.DeleteTarget)
