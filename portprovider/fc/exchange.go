@@ -30,7 +30,8 @@ type exchange struct {
 	killOnce sync.Once
 	done     chan struct{} // closed when Data-Out is complete or failed
 	gone     chan struct{} // closed when the exchange was aborted or its port logged out
-	seqID    byte
+	seqID    byte          // SEQ_ID of our current sequence
+	seqCnt   uint16        // SEQ_CNT of our next frame in it
 }
 
 var (
@@ -203,7 +204,8 @@ func (x *exchange) nextBurstLocked() {
 	x.sendLocked(RCtlFCPXferRdy, FCtlEndSeq|FCtlSeqInit, 0, appendXferRdy(nil, x.got, burst))
 }
 
-// sendLocked sends one frame as a new sequence of ours on the exchange.
+// sendLocked sends one frame of our current sequence on the exchange; a
+// frame with FCtlEndSeq ends it, so the next frame starts a new SEQ_ID.
 func (x *exchange) sendLocked(rctl byte, fctl uint32, param uint32, payload []byte) {
 	if x.dead.Load() || x.rp.gone.Load() {
 		return
@@ -213,7 +215,12 @@ func (x *exchange) sendLocked(rctl byte, fctl uint32, param uint32, payload []by
 	me := p.link.PortID
 	p.mu.Unlock()
 	_ = p.ad.Send(&Frame{Header: Header{RCtl: rctl, DID: x.rp.id, SID: me, Type: TypeFCP,
-		FCtl: FCtlExchResponder | fctl, SeqID: x.seqID, OXID: x.oxid, RXID: x.rxid, Param: param}, Payload: payload})
+		FCtl: FCtlExchResponder | fctl, SeqID: x.seqID, SeqCnt: x.seqCnt, OXID: x.oxid, RXID: x.rxid, Param: param}, Payload: payload})
+	x.seqCnt++
+	if fctl&FCtlEndSeq != 0 {
+		x.seqID++
+		x.seqCnt = 0
+	}
 }
 
 // ReceiveData implements stmf.Transport: the first call allocates the
@@ -278,7 +285,6 @@ func (x *exchange) Deliver(r *stmf.Result) {
 			}
 			x.sendLocked(RCtlFCPData, fctl, uint32(off), data[off:end])
 		}
-		x.seqID++
 	}
 	rsp := Rsp{Status: r.Status, Sense: r.Sense}
 	if x.dataErr != nil && r.Status == scsi.StatusGood {

@@ -157,3 +157,39 @@ func TestVPD83(t *testing.T) {
 		t.Fatalf("page 0x83 % x: NAA WWPN %v, relative port %v", r.Data, wwpn, rel)
 	}
 }
+
+// TestReadSequence checks the frames of a read: one sequence of FCP_DATA
+// with SEQ_CNT counting up, relative offsets, end of sequence on the last,
+// then FCP_RSP as a new, last sequence.
+func TestReadSequence(t *testing.T) {
+	e := newEnv(t, fc.Config{})
+	e.login(t)
+	ctx := ctxT(t)
+	ox, err := e.ini.SendCmnd(ctx, read10(0, 10, 10*blockLen)) // 5120 bytes: 3 frames of ≤ 2112
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ro uint32
+	var seqID byte
+	for i := 0; ; i++ {
+		f, err := e.ini.Await(ctx, func(f *fc.Frame) bool { return f.OXID == ox })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.RCtl == fc.RCtlFCPRsp {
+			if i != 3 || f.SeqID == seqID || f.FCtl&fc.FCtlLastSeq == 0 || f.FCtl&fc.FCtlExchResponder == 0 {
+				t.Fatalf("FCP_RSP after %d data frames: %+v", i, f.Header)
+			}
+			return
+		}
+		if i == 0 {
+			seqID = f.SeqID
+		}
+		last := ro+uint32(len(f.Payload)) == 10*blockLen
+		if f.RCtl != fc.RCtlFCPData || f.SeqID != seqID || f.SeqCnt != uint16(i) || f.Param != ro ||
+			f.FCtl&fc.FCtlRelOffset == 0 || (f.FCtl&fc.FCtlEndSeq != 0) != last || len(f.Payload) > fc.MaxPayload {
+			t.Fatalf("data frame %d: %+v, %d bytes", i, f.Header, len(f.Payload))
+		}
+		ro += uint32(len(f.Payload))
+	}
+}
