@@ -98,8 +98,9 @@ func TestLoginLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "logout", func() bool { return len(e.fw.Sessions()) == 0 && len(e.port.RemotePorts()) == 0 })
-	if _, err := in.ELS(ctx, fc.AppendADISC(nil, fc.ELSADISC, fc.ADISC{})); err != nil {
-		t.Fatal(err)
+	// After LOGO, ADISC needs a new login.
+	if p, err := in.ELS(ctx, fc.AppendADISC(nil, fc.ELSADISC, fc.ADISC{})); err != nil || p[0] != fc.ELSLSRJT || p[6] != 0x1e {
+		t.Fatalf("ADISC after LOGO: % x (%v)", p, err)
 	}
 }
 
