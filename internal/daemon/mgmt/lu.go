@@ -74,6 +74,7 @@ func (m *Manager) luLocked(rec store.LU) api.LU {
 		out.MgmtURL, out.VID, out.PID, out.Serial = in.MgmtURL, in.VID, in.PID, in.Serial
 		out.WriteProtect, out.WriteCacheDisabled = in.WP, in.WCD
 		out.Thin, out.SoftThreshold = in.Thin, in.SoftThreshold
+		out.QoSIOPS, out.QoSMBps = rec.QoSIOPS, rec.QoSMBps
 		out.ErrorState = in.ErrorState
 		if in.DataFile != "" {
 			out.DataFile, out.MetaFile = in.DataFile, in.MetaFile
@@ -244,7 +245,7 @@ func (m *Manager) CreateLU(ctx context.Context, req api.CreateLURequest) (api.LU
 	if err != nil {
 		return api.LU{}, providerErr(err, path)
 	}
-	return m.adoptLocked(unit, "created")
+	return m.adoptLocked(unit, "created", req.Props)
 }
 
 // ImportLU is import-lu.
@@ -269,11 +270,12 @@ func (m *Manager) ImportLU(ctx context.Context, req api.ImportLURequest) (api.LU
 			return api.LU{}, api.Errorf(api.CodeFileInUse, f, "in use")
 		}
 	}
-	return m.adoptLocked(unit, "imported")
+	return m.adoptLocked(unit, "imported", api.LUProps{})
 }
 
-// adoptLocked registers a freshly opened LU and records it.
-func (m *Manager) adoptLocked(unit LU, verb string) (api.LU, error) {
+// adoptLocked registers a freshly opened LU and records it, with the QoS
+// limits of props.
+func (m *Manager) adoptLocked(unit LU, verb string, props api.LUProps) (api.LU, error) {
 	g := unit.GUID()
 	if findLU(m.state, g) >= 0 {
 		m.closeLU(unit)
@@ -285,9 +287,17 @@ func (m *Manager) adoptLocked(unit LU, verb string) (api.LU, error) {
 	}
 	info := unit.Info()
 	next := m.state.Clone()
-	next.LUs = append(next.LUs, store.LU{GUID: g.String(), DataFile: info.DataFile, MetaFile: info.MetaFile})
+	rec := store.LU{GUID: g.String(), DataFile: info.DataFile, MetaFile: info.MetaFile}
+	applyQoSProps(&rec, props)
+	if err := m.fw.SetQoS(g, qosLimits(rec)); err != nil {
+		_ = m.fw.DeregisterLU(g, true)
+		m.closeLU(unit)
+		return api.LU{}, api.Errorf(api.CodeInvalidProp, "qos", "%v", err)
+	}
+	next.LUs = append(next.LUs, rec)
 	if err := m.commitLocked(next, func() {
 		_ = m.fw.DeregisterLU(g, true)
+		m.forgetQoSLocked(g)
 		m.closeLU(unit)
 	}); err != nil {
 		return api.LU{}, err
@@ -359,7 +369,7 @@ func (m *Manager) ModifyLU(ctx context.Context, req api.ModifyLURequest) (api.LU
 		m.fw.RaiseUA(g, scsi.ASCCapacityDataChanged)
 		m.log.Info("LU resized", "guid", g, "size", req.Size)
 	}
-	if !req.Props.IsEmpty() {
+	if lp := req.Props.WithoutQoS(); !lp.IsEmpty() {
 		ps, ok := unit.(PropSetter)
 		if !ok {
 			return api.LU{}, api.Errorf(api.CodeNotSupported, "", "the LU provider cannot change properties yet")
@@ -369,6 +379,11 @@ func (m *Manager) ModifyLU(ctx context.Context, req api.ModifyLURequest) (api.LU
 			return api.LU{}, providerErr(err, m.state.LUs[i].DataFile)
 		}
 		m.log.Info("LU properties changed", "guid", g)
+	}
+	if req.Props.QoSIOPS != nil || req.Props.QoSMBps != nil {
+		if err := m.setQoSLocked(g, i, req.Props); err != nil {
+			return api.LU{}, err
+		}
 	}
 	return m.luLocked(m.state.LUs[i]), nil
 }
@@ -426,6 +441,7 @@ func (m *Manager) DeleteLU(_ context.Context, req api.DeleteLURequest) (api.Empt
 		delete(m.open, g)
 		m.closeLU(unit)
 	}
+	m.forgetQoSLocked(g)
 	m.log.Info("LU deleted", "guid", g, "keep_views", req.KeepViews, "views_removed", !req.KeepViews && len(views) > 0)
 	return api.Empty{}, nil
 }
