@@ -69,12 +69,15 @@ func rates(window time.Duration, loads ...*qdLoad) []float64 {
 }
 
 // TestQoSLimitHoldsAndChangesLive drives two LUs of one target at QD32
-// each from two sessions. The demo LU, limited to 2000 IOPS, must run at
-// 2000 ± 5 % while the other, unlimited LU keeps at least 75 % of the rate
-// it reached alone in the same run (what the throttled neighbour's 2000
-// IOPS may cost it on a shared CI machine), with no command failing: held
-// commands wait, none is answered BUSY or TASK SET FULL. Raising the limit
-// to 4000 with modify-lu takes effect without a restart.
+// each from two sessions, in one run: the second LU alone; both LUs
+// unlimited (the noisy neighbour); the demo LU limited to 2000 IOPS by
+// modify-lu while the load runs; raised to 4000; removed. The limited LU
+// must run at the limit ± 5 %. "Keeps its throughput" is, numerically:
+// next to its limited neighbour the unlimited LU keeps at least 60 % of
+// the rate it reached alone (the neighbour's 2000 IOPS are about a tenth
+// of this box's rate; the rest is margin for a shared 2-core CI machine),
+// and more than next to the same neighbour unlimited. No command may fail:
+// held commands wait, none is answered BUSY or TASK SET FULL.
 func TestQoSLimitHoldsAndChangesLive(t *testing.T) {
 	ctx := harness.Context(t, testTimeout)
 	dir := harness.TempDir(t, "stmfd-qos")
@@ -83,13 +86,8 @@ func TestQoSLimitHoldsAndChangesLive(t *testing.T) {
 	d.OK("stmfadm", "add-view", "-n", "1", other)
 	demo := strings.TrimSpace(strings.TrimPrefix(strings.Split(d.OK("stmfadm", "list-lu"), "\n")[0], "LU Name: "))
 
-	plain := d.OK("stmfadm", "list-lu", "-v", demo)
-	if strings.Contains(plain, "QoS") {
+	if plain := d.OK("stmfadm", "list-lu", "-v", demo); strings.Contains(plain, "QoS") {
 		t.Fatalf("list-lu -v of an unlimited LU shows QoS lines:\n%s", plain)
-	}
-	d.OK("stmfadm", "modify-lu", "-p", "qos-iops=2000", demo)
-	if v := d.OK("stmfadm", "list-lu", "-v", demo); !strings.Contains(v, "QoS IOPS Limit    : 2000\n") {
-		t.Fatalf("list-lu -v after modify-lu -p qos-iops=2000:\n%s", v)
 	}
 	if _, errOut, code := d.Run("", "stmfadm", "modify-lu", "-p", "qos-iops=-1", demo); code == 0 {
 		t.Errorf("qos-iops=-1 accepted")
@@ -103,18 +101,25 @@ func TestQoSLimitHoldsAndChangesLive(t *testing.T) {
 	harness.Ready(ctx, t, s1, 1)
 
 	l1 := startQD(ctx, s1, 1, 32)
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
 	alone := rates(2*time.Second, l1)[0]
-
 	l0 := startQD(ctx, s0, 0, 32)
-	time.Sleep(500 * time.Millisecond)
-	both := rates(3*time.Second, l0, l1)
+	time.Sleep(300 * time.Millisecond)
+	noisy := rates(2*time.Second, l0, l1)
+
+	d.OK("stmfadm", "modify-lu", "-p", "qos-iops=2000", demo)
+	if v := d.OK("stmfadm", "list-lu", "-v", demo); !strings.Contains(v, "QoS IOPS Limit    : 2000\n") {
+		t.Fatalf("list-lu -v after modify-lu -p qos-iops=2000:\n%s", v)
+	}
+	time.Sleep(300 * time.Millisecond)
+	limited := rates(3*time.Second, l0, l1)
 	l1.end()
-	t.Logf("unlimited LU alone %.0f IOPS; with the 2000-IOPS neighbour at QD32: limited %.0f, unlimited %.0f IOPS (%.0f %%)",
-		alone, both[0], both[1], 100*both[1]/alone)
-	within(t, "limit 2000", both[0], 2000)
-	if both[1] < 0.75*alone {
-		t.Errorf("the unlimited LU fell to %.0f IOPS from %.0f alone: its neighbour's limit did not protect it", both[1], alone)
+	t.Logf("LU 1 alone %.0f IOPS; next to LU 0 unlimited: %.0f (LU 0 %.0f); next to LU 0 at qos-iops=2000: %.0f (%.0f %% of alone; LU 0 %.0f)",
+		alone, noisy[1], noisy[0], limited[1], 100*limited[1]/alone, limited[0])
+	within(t, "limit 2000", limited[0], 2000)
+	if limited[1] < 0.6*alone || limited[1] <= noisy[1] {
+		t.Errorf("the unlimited LU ran %.0f IOPS next to its limited neighbour: want >= 60 %% of %.0f (alone) and more than %.0f (next to it unlimited)",
+			limited[1], alone, noisy[1])
 	}
 
 	d.OK("stmfadm", "modify-lu", "-p", "qos-iops=4000", demo)
@@ -128,7 +133,7 @@ func TestQoSLimitHoldsAndChangesLive(t *testing.T) {
 	free := rates(time.Second, l0)[0]
 	l0.end()
 	t.Logf("after qos-iops=0: %.0f IOPS", free)
-	if free < 4400 && free < alone*0.75 {
+	if free < 4400 {
 		t.Errorf("qos-iops=0 left the LU at %.0f IOPS", free)
 	}
 	if v := d.OK("stmfadm", "list-lu", "-v", demo); strings.Contains(v, "QoS") {
@@ -136,6 +141,17 @@ func TestQoSLimitHoldsAndChangesLive(t *testing.T) {
 	}
 	if e := l0.errs.Load() + l1.errs.Load(); e != 0 {
 		t.Errorf("%d commands failed (a held command must wait, never fail)", e)
+	}
+
+	// The limits are kept in the daemon's state: a restart keeps them.
+	d.OK("stmfadm", "modify-lu", "-p", "qos-iops=3000", "-p", "qos-mbps=100", demo)
+	if code, _ := d.Stop(); code != 0 {
+		t.Fatalf("stmfd exited %d", code)
+	}
+	d = startDaemon(ctx, t, dir, "--demo-size", "64M")
+	v := d.OK("stmfadm", "list-lu", "-v", demo)
+	if !strings.Contains(v, "QoS IOPS Limit    : 3000\n") || !strings.Contains(v, "QoS MB/s Limit    : 100 MiB/s\n") {
+		t.Errorf("after a restart, list-lu -v shows:\n%s", v)
 	}
 }
 
@@ -145,4 +161,3 @@ func within(t *testing.T, what string, got, want float64) {
 		t.Errorf("%s: %.0f IOPS, want %.0f ± 5 %%", what, got, want)
 	}
 }
-
