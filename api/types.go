@@ -113,6 +113,11 @@ type LUProps struct {
 	// (0 = unlimited). MBps is MiB/s, as SPDK's rw_mbytes_per_sec.
 	QoSIOPS *uint64 `json:"qos_iops,omitempty"`
 	QoSMBps *uint64 `json:"qos_mbps,omitempty"`
+	// Preallocation (create-lu on a file only, costar): "falloc" reserves
+	// the space of the part of the data file create-lu makes (a new file,
+	// or what an existing one grows by), "full" also writes it with
+	// zeroes; "off" or "" leaves it sparse.
+	Preallocation string `json:"preallocation,omitempty"`
 }
 
 // CreateLURequest is stmfadm/sbdadm create-lu. DataFile must be absolute.

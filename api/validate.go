@@ -157,7 +157,7 @@ const (
 )
 
 // LU property names (case-insensitive on the command line).
-var luPropNames = []string{"alias", "blk", "guid", "host-id", "meta", "mgmt-url", "oui", "pid", "serial", "vid", "wcd", "wp", "thin", "soft-threshold", "qos-iops", "qos-mbps"}
+var luPropNames = []string{"alias", "blk", "guid", "host-id", "meta", "mgmt-url", "oui", "pid", "serial", "vid", "wcd", "wp", "thin", "soft-threshold", "preallocation", "qos-iops", "qos-mbps"}
 
 // LUPropNames lists the -p property names create-lu accepts.
 func LUPropNames() []string { return append([]string(nil), luPropNames...) }
@@ -252,6 +252,11 @@ func ParseLUProp(p *LUProps, arg string) (string, error) {
 		} else {
 			p.QoSMBps = &n
 		}
+	case "preallocation":
+		if !ValidPreallocation(val) {
+			return lname, bad(ReasonFormat)
+		}
+		p.Preallocation = strings.ToLower(val)
 	case "wcd", "wp", "thin":
 		var b bool
 		switch strings.ToLower(val) {
@@ -286,6 +291,22 @@ func (p LUProps) WithoutQoS() LUProps {
 	return p
 }
 
+// Preallocation modes of create-lu -p preallocation= (costar).
+const (
+	PreallocOff    = "off"
+	PreallocFalloc = "falloc"
+	PreallocFull   = "full"
+)
+
+// ValidPreallocation reports whether s names a preallocation mode.
+func ValidPreallocation(s string) bool {
+	switch strings.ToLower(s) {
+	case PreallocOff, PreallocFalloc, PreallocFull:
+		return true
+	}
+	return false
+}
+
 // ValidBlockSize reports whether b is a power of two in 512..65536.
 func ValidBlockSize(b uint32) bool {
 	return b >= MinBlockSize && b <= MaxBlockSize && b&(b-1) == 0
@@ -314,6 +335,8 @@ func (p *LUProps) Validate(modify bool) error {
 			return &PropError{Prop: "vid", Reason: "not modifiable"}
 		case p.Thin != nil:
 			return &PropError{Prop: "thin", Reason: "not modifiable"}
+		case p.Preallocation != "":
+			return &PropError{Prop: "preallocation", Reason: "not modifiable"}
 		}
 	}
 	check := func(name string, v *string, max int) error {
@@ -353,6 +376,9 @@ func (p *LUProps) Validate(modify bool) error {
 		if v != nil && *v > MaxQoS {
 			errs = append(errs, &PropError{Prop: name, Reason: ReasonFormat})
 		}
+	}
+	if p.Preallocation != "" && !ValidPreallocation(p.Preallocation) {
+		errs = append(errs, &PropError{Prop: "preallocation", Reason: ReasonFormat})
 	}
 	if len(p.MetaFile) > MaxPathLen {
 		errs = append(errs, &PropError{Prop: "meta", Reason: ReasonLength})

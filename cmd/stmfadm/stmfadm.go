@@ -70,11 +70,16 @@ func stmfadmApp(e *env) *cli.App {
 					"     thin     - thin provisioned: UNMAP frees space (true, false; costar)\n" +
 					"     soft-threshold - thin LUs: warn initiators at this % of the backing\n" +
 					"                file system in use (0-100, 0 = off; costar)\n" +
+					"     preallocation - off, falloc (reserve the file space) or full (also write zeroes):\n" +
+					"                the part of the file create-lu makes; thick LUs on files (costar)\n" +
 					"     qos-iops - at most this many data commands per second, summed over\n" +
 					"                every initiator (0 = unlimited; costar)\n" +
 					"     qos-mbps - at most this many MiB/s read and written (0 = unlimited; costar)\n\n" +
+					"Long creates show progress on stderr (a bar on a terminal; --progress prints lines);\n" +
+					"Ctrl-C cancels and stmfd undoes the create.\n\n" +
 					"EXAMPLES:\n   stmfadm create-lu -s 20G /var/lib/costar/lu0.img\n" +
 					"   stmfadm create-lu -p thin=true -p soft-threshold=85 -s 100G /srv/lu1.img\n" +
+					"   stmfadm create-lu -p preallocation=full -s 500G /srv/db.img\n" +
 					"   stmfadm create-lu -p wcd=false -p guid=600144f0c0a80101000067a1b2c30001 /dev/zvol/tank/vm-100-disk-0",
 				Action: e.createLU,
 			},
@@ -229,6 +234,8 @@ func (e *env) luError(err error, operand string) {
 		e.errorf("%s: must be 32 hexadecimal digits long", operand)
 	case api.CodeBusy:
 		e.errorf("resource busy")
+	case api.CodeCancelled:
+		e.errorf("cancelled; nothing was changed")
 	case api.CodeNotSupported:
 		e.errorf("could not set property: %s: %s", orDash(ae.Subject), ae.Message)
 	default:
@@ -288,8 +295,9 @@ func (e *env) createLU(c *cli.Context) error {
 	if !ok {
 		return errFailed
 	}
-	lu, err := e.client.CreateLU(c.Context, api.CreateLURequest{DataFile: absPath(ops[0]), Size: size, Props: props})
-	if err != nil {
+	var lu api.LU
+	req := api.CreateLURequest{DataFile: absPath(ops[0]), Size: size, Props: props}
+	if err := e.longCall(c, "creating LU on "+req.DataFile, api.MethodCreateLU, req, &lu); err != nil {
 		e.luError(err, ops[0])
 		return errFailed
 	}
@@ -336,7 +344,7 @@ func (e *env) modifyLU(c *cli.Context) error {
 	if req.Size == 0 && req.Props.IsEmpty() {
 		return nil
 	}
-	if _, err := e.client.ModifyLU(c.Context, req); err != nil {
+	if err := e.longCall(c, "modifying LU "+ops[0], api.MethodModifyLU, req, nil); err != nil {
 		e.luError(err, ops[0])
 		return errFailed
 	}
@@ -357,8 +365,9 @@ func (e *env) importLU(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	lu, err := e.client.ImportLU(c.Context, api.ImportLURequest{File: absPath(ops[0])})
-	if err != nil {
+	var lu api.LU
+	req := api.ImportLURequest{File: absPath(ops[0])}
+	if err := e.longCall(c, "importing "+req.File, api.MethodImportLU, req, &lu); err != nil {
 		e.luError(err, ops[0])
 		return errFailed
 	}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 
 	"github.com/costar-project/costar/api"
+	"github.com/costar-project/costar/internal/progress"
 	"github.com/costar-project/costar/internal/store"
 	"github.com/costar-project/costar/scsi"
 	"github.com/costar-project/costar/stmf"
@@ -210,6 +212,12 @@ func specFromProps(dataFile string, size uint64, p api.LUProps) (LUSpec, error) 
 		spec.SoftThreshold = *p.SoftThreshold
 	}
 	spec.WP = p.WP != nil && *p.WP
+	if p.Preallocation != api.PreallocOff {
+		spec.Preallocation = p.Preallocation
+	}
+	if spec.Preallocation != "" && spec.Thin {
+		return spec, api.Errorf(api.CodeInvalidProp, "preallocation", "bad format: a thin LU is not preallocated")
+	}
 	return spec, nil
 }
 
@@ -241,11 +249,12 @@ func (m *Manager) CreateLU(ctx context.Context, req api.CreateLURequest) (api.LU
 	if !spec.GUID.IsZero() && findLU(m.state, spec.GUID) >= 0 {
 		return api.LU{}, api.Errorf(api.CodeGUIDInUse, spec.GUID.String(), "guid in use")
 	}
+	progress.Phase(ctx, "creating the LU on "+path)
 	unit, err := m.lus.Create(ctx, spec)
 	if err != nil {
 		return api.LU{}, providerErr(err, path)
 	}
-	return m.adoptLocked(unit, "created", req.Props)
+	return m.adoptLocked(ctx, unit, "created", true, req.Props)
 }
 
 // ImportLU is import-lu.
@@ -259,6 +268,7 @@ func (m *Manager) ImportLU(ctx context.Context, req api.ImportLURequest) (api.LU
 	if m.fileInUseLocked(path) {
 		return api.LU{}, api.Errorf(api.CodeFileInUse, path, "in use")
 	}
+	progress.Phase(ctx, "opening the LU stored in "+path)
 	unit, err := m.lus.Import(ctx, path, "")
 	if err != nil {
 		return api.LU{}, providerErr(err, path)
@@ -270,19 +280,31 @@ func (m *Manager) ImportLU(ctx context.Context, req api.ImportLURequest) (api.LU
 			return api.LU{}, api.Errorf(api.CodeFileInUse, f, "in use")
 		}
 	}
-	return m.adoptLocked(unit, "imported", api.LUProps{})
+	return m.adoptLocked(ctx, unit, "imported", false, api.LUProps{})
 }
 
-// adoptLocked registers a freshly opened LU and records it, with the QoS
-// limits of props.
-func (m *Manager) adoptLocked(unit LU, verb string, props api.LUProps) (api.LU, error) {
+// adoptLocked registers a freshly opened LU and records it. A created LU
+// that cannot be adopted is discarded (its new file removed, a grown one
+// shrunk back); an imported one is only closed. A cancelled call stops
+// here, before anything is registered: past this point it completes.
+// The LU gets the QoS limits of props.
+func (m *Manager) adoptLocked(ctx context.Context, unit LU, verb string, created bool, props api.LUProps) (api.LU, error) {
 	g := unit.GUID()
+	drop := func() { m.closeLU(unit) }
+	if d, ok := unit.(Discarder); ok && created {
+		drop = d.Discard
+	}
+	progress.Phase(ctx, "registering LU "+g.String())
+	if err := ctx.Err(); err != nil {
+		drop()
+		return api.LU{}, fmt.Errorf("LU %s not %s: %w", g, verb, err)
+	}
 	if findLU(m.state, g) >= 0 {
-		m.closeLU(unit)
+		drop()
 		return api.LU{}, api.Errorf(api.CodeGUIDInUse, g.String(), "guid in use")
 	}
 	if err := m.fw.RegisterLU(unit); err != nil {
-		m.closeLU(unit)
+		drop()
 		return api.LU{}, api.Errorf(api.CodeGUIDInUse, g.String(), "guid in use")
 	}
 	info := unit.Info()
@@ -291,14 +313,14 @@ func (m *Manager) adoptLocked(unit LU, verb string, props api.LUProps) (api.LU, 
 	applyQoSProps(&rec, props)
 	if err := m.fw.SetQoS(g, qosLimits(rec)); err != nil {
 		_ = m.fw.DeregisterLU(g, true)
-		m.closeLU(unit)
+		drop()
 		return api.LU{}, api.Errorf(api.CodeInvalidProp, "qos", "%v", err)
 	}
 	next.LUs = append(next.LUs, rec)
 	if err := m.commitLocked(next, func() {
 		_ = m.fw.DeregisterLU(g, true)
 		m.forgetQoSLocked(g)
-		m.closeLU(unit)
+		drop()
 	}); err != nil {
 		return api.LU{}, err
 	}
@@ -363,6 +385,7 @@ func (m *Manager) ModifyLU(ctx context.Context, req api.ModifyLURequest) (api.LU
 		if !ok {
 			return api.LU{}, api.Errorf(api.CodeNotSupported, "size", "the LU provider cannot resize LUs yet")
 		}
+		progress.Phase(ctx, fmt.Sprintf("resizing LU %s to %d bytes", g, req.Size))
 		if err := rs.Resize(ctx, req.Size); err != nil {
 			return api.LU{}, providerErr(err, m.state.LUs[i].DataFile)
 		}

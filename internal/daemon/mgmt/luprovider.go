@@ -29,6 +29,9 @@ type LUSpec struct {
 	// SoftThreshold, for thin LUs: percent of the backing file system in
 	// use that raises THIN PROVISIONING SOFT THRESHOLD REACHED (0 = off).
 	SoftThreshold uint8
+	// Preallocation is api.PreallocFalloc or api.PreallocFull to allocate
+	// the part of the data file the create makes; "" leaves it sparse.
+	Preallocation string
 }
 
 // LUInfo is what the LU provider reports about an open LU.
@@ -65,6 +68,14 @@ type LU interface {
 // The manager raises CAPACITY DATA HAS CHANGED after a successful resize.
 type Resizer interface {
 	Resize(ctx context.Context, size uint64) error
+}
+
+// Discarder is implemented by LUs that can undo their creation: Discard
+// closes the LU and removes what Create made (a new data file is removed,
+// a grown one shrunk back). The manager calls it when a created LU cannot
+// be adopted, a cancelled create among them.
+type Discarder interface {
+	Discard()
 }
 
 // ErrorClearer is implemented by LUs that remember a write-back failure

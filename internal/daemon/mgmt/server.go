@@ -26,17 +26,17 @@ func (m *Manager) Handler() http.Handler {
 	mux := http.NewServeMux()
 	route(mux, m.log, api.MethodGetState, m.GetState)
 	route(mux, m.log, api.MethodListLUs, m.ListLUs)
-	route(mux, m.log, api.MethodCreateLU, m.CreateLU)
-	route(mux, m.log, api.MethodImportLU, m.ImportLU)
-	route(mux, m.log, api.MethodModifyLU, m.ModifyLU)
+	routeLong(mux, m.log, api.MethodCreateLU, m.CreateLU)
+	routeLong(mux, m.log, api.MethodImportLU, m.ImportLU)
+	routeLong(mux, m.log, api.MethodModifyLU, m.ModifyLU)
 	route(mux, m.log, api.MethodDeleteLU, m.DeleteLU)
 	route(mux, m.log, api.MethodOnlineLU, m.OnlineLU)
 	route(mux, m.log, api.MethodOfflineLU, m.OfflineLU)
-	route(mux, m.log, api.MethodCreateZvolLU, m.CreateZvolLU) // zfs.go
-	route(mux, m.log, api.MethodImportZvolLU, m.ImportZvolLU)
-	route(mux, m.log, api.MethodSnapshotLU, m.SnapshotLU)
-	route(mux, m.log, api.MethodCloneLU, m.CloneLU)
-	route(mux, m.log, api.MethodDestroyLU, m.DestroyLU)
+	routeLong(mux, m.log, api.MethodCreateZvolLU, m.CreateZvolLU) // zfs.go
+	routeLong(mux, m.log, api.MethodImportZvolLU, m.ImportZvolLU)
+	routeLong(mux, m.log, api.MethodSnapshotLU, m.SnapshotLU)
+	routeLong(mux, m.log, api.MethodCloneLU, m.CloneLU)
+	routeLong(mux, m.log, api.MethodDestroyLU, m.DestroyLU)
 	route(mux, m.log, api.MethodListViews, m.ListViews)
 	route(mux, m.log, api.MethodAddView, m.AddView)
 	route(mux, m.log, api.MethodRemoveView, m.RemoveView)
@@ -61,34 +61,50 @@ func (m *Manager) Handler() http.Handler {
 	route(mux, m.log, api.MethodGetDefaults, m.GetDefaults)
 	route(mux, m.log, api.MethodModifyDefaults, m.ModifyDefaults)
 	route(mux, m.log, api.MethodSetALUAState, m.SetALUAState)
+	route(mux, m.log, api.MethodExportConfig, m.ExportConfig) // apply.go
+	route(mux, m.log, api.MethodApplyConfig, m.ApplyConfig)
 	route(mux, m.log, api.MethodGetStats, m.GetStats) // stats.go
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, m.log, api.Errorf(api.CodeInvalidArgument, r.URL.Path, "unknown API call %s %s", r.Method, r.URL.Path))
 	})
-	return mux
+	return m.serialised(mux) // apply_tx.go
 }
 
 // route registers one API call. A request runs to completion even if the
 // client goes away, so a change is never left half done.
 func route[Req, Resp any](mux *http.ServeMux, log *slog.Logger, method string, f func(context.Context, Req) (Resp, error)) {
 	mux.HandleFunc("POST /v1/"+method, func(w http.ResponseWriter, r *http.Request) {
-		var req Req
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequest))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			writeError(w, log, api.Errorf(api.CodeInvalidArgument, method, "bad request body: %v", err))
+		req, ok := decodeRequest[Req](w, r, log, method)
+		if !ok {
 			return
 		}
 		resp, err := f(context.WithoutCancel(r.Context()), req)
-		if err != nil {
-			writeError(w, log, err)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		if err := json.NewEncoder(w).Encode(resp); err != nil {
-			log.Warn("writing API response", "method", method, "err", err)
-		}
+		answer(w, log, method, resp, err)
 	})
+}
+
+// decodeRequest reads a call's JSON body, answering a bad one.
+func decodeRequest[Req any](w http.ResponseWriter, r *http.Request, log *slog.Logger, method string) (Req, bool) {
+	var req Req
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequest))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, log, api.Errorf(api.CodeInvalidArgument, method, "bad request body: %v", err))
+		return req, false
+	}
+	return req, true
+}
+
+// answer writes a call's single JSON answer.
+func answer(w http.ResponseWriter, log *slog.Logger, method string, resp any, err error) {
+	if err != nil {
+		writeError(w, log, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if err := json.NewEncoder(w).Encode(resp); err != nil {
+		log.Warn("writing API response", "method", method, "err", err)
+	}
 }
 
 func writeError(w http.ResponseWriter, log *slog.Logger, err error) {

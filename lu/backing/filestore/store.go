@@ -25,7 +25,11 @@ type Options struct {
 	BlockSize uint32 // 0 = 512
 	// NoAtomicWrites: no journal, so no WRITE ATOMIC (16).
 	NoAtomicWrites bool
-	Log            *slog.Logger
+	// Preallocation (PreallocFalloc, PreallocFull; "" = sparse) applies to
+	// the part of the data file Create makes: all of a new file, the grown
+	// part of an existing one. Existing content is never touched.
+	Preallocation string
+	Log           *slog.Logger
 	// DirSynced, if set, is told of every directory fsync that makes a
 	// newly created file (data, meta, journal) durable (tests).
 	DirSynced func(dir, created string)
@@ -48,7 +52,11 @@ type Store struct {
 	atomic  bool // offer atomic writes once the LU's GUID is known
 	journal *atomicJournal
 	created bool // Create made the data file (Discard removes it)
-	caps    backing.Caps
+	// grown: Create grew an existing data file from grownFrom bytes
+	// (Discard cuts it back).
+	grown     bool
+	grownFrom uint64
+	caps      backing.Caps
 
 	dirSynced func(dir, created string) // Options.DirSynced
 }
@@ -112,7 +120,22 @@ func Create(ctx context.Context, o Options) (*Store, error) {
 		if err := s.data.Grow(dataOff + o.Size); err != nil {
 			return fail(err)
 		}
+		if !s.created {
+			s.grown, s.grownFrom = true, devSize
+		}
 		devSize = dataOff + o.Size
+	}
+	if o.Preallocation != "" {
+		from := devSize // an existing file that was not grown: nothing of it is ours
+		switch {
+		case s.created:
+			from = 0
+		case s.grown:
+			from = s.grownFrom
+		}
+		if err := s.preallocate(ctx, o.Preallocation, from, devSize); err != nil {
+			return fail(err)
+		}
 	}
 	s.capacity = devSize - dataOff
 	if err := ctx.Err(); err != nil {
@@ -385,9 +408,19 @@ func (s *Store) Close() error {
 }
 
 // Discard closes a store whose LU was not made and removes the data file
-// if Create created it.
+// if Create created it, or cuts it back to its size if Create grew it.
 func (s *Store) Discard() {
+	if s.grown && !s.data.IsBlock() {
+		// By name: the LU may have closed the store already.
+		if err := os.Truncate(s.dataFile, int64(s.grownFrom)); err != nil {
+			s.log.Error("cannot cut the data file back to its size after a failed create", "path", s.dataFile, "err", err)
+		}
+	}
+	journal := s.journal != nil && s.journal.created
 	s.Close()
+	if journal {
+		os.Remove(s.journalPath())
+	}
 	if s.created {
 		os.Remove(s.dataFile)
 	}
