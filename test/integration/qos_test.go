@@ -126,14 +126,21 @@ func TestQoSLimitHoldsAndChangesLive(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	raised := rates(3*time.Second, l0)[0]
 	t.Logf("after modify-lu -p qos-iops=4000: %.0f IOPS", raised)
-	within(t, "limit 4000", raised, 4000)
+	// A -race build on a busy 2-core box may not reach 4000 IOPS at all:
+	// then only check that the rate followed the raise.
+	fast := alone >= 6000
+	if fast {
+		within(t, "limit 4000", raised, 4000)
+	} else if raised < 1.5*limited[0] || raised > 4200 {
+		t.Errorf("raised to 4000 on a box that did %.0f IOPS alone: %.0f IOPS, want above %.0f and at most 4200", alone, raised, 1.5*limited[0])
+	}
 
 	d.OK("stmfadm", "modify-lu", "-p", "qos-iops=0", demo)
 	time.Sleep(300 * time.Millisecond)
 	free := rates(time.Second, l0)[0]
 	l0.end()
 	t.Logf("after qos-iops=0: %.0f IOPS", free)
-	if free < 4400 {
+	if free < 1.1*raised {
 		t.Errorf("qos-iops=0 left the LU at %.0f IOPS", free)
 	}
 	if v := d.OK("stmfadm", "list-lu", "-v", demo); strings.Contains(v, "QoS") {
