@@ -393,11 +393,11 @@ if [[ $MODE == qos ]]; then
   adm add-view -n 1 "$other_guid" >/dev/null || die "add-view of the neighbour LU failed"
   URL1=${URL[$t]%/0}/1
   # iscsi-perf's closing "iops average" is its last, partial second; the mean of its per-second
-  # samples without the last (the drain) and, with four or more, the first (the ramp) is the rate.
+  # samples without the last (the drain) and, with three or more, the first (the ramp and burst) is the rate.
   perf() { # url initiator logfile: 4 KiB random QD32 reads for SECS; prints the IOPS
     timeout -k 5 $((SECS + 30)) "${CPIN[@]}" iscsi-perf -i "$2" -m 32 -t "$SECS" -b $((4096 / BS[$t])) -r "$1" >"$3" 2>&1 || true
     tr '\r' '\n' <"$3" | sed -n 's/.*iops current \([0-9]*\).*/\1/p' |
-      awk '{v[NR] = $1} END {a = NR >= 4 ? 2 : 1; for (i = a; i < NR; i++) {s += v[i]; n++} if (n) printf "%d\n", s / n}'
+      awk '{v[NR] = $1} END {a = NR >= 3 ? 2 : 1; for (i = a; i < NR; i++) {s += v[i]; n++} if (n) printf "%d\n", s / n}'
   }
   pair() { # tag: both LUs at once, each through its own session; sets P0 P1
     perf "${URL[$t]}" "$INIT-a" "$RAW/qos_$1.lun0.log" >"$RAW/qos_$1.lun0.iops" &
