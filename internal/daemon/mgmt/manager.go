@@ -143,6 +143,9 @@ func (m *Manager) Restore(ctx context.Context, st *store.State) error {
 		if err != nil {
 			return fmt.Errorf("stored LU: %w", err)
 		}
+		if err := m.fw.SetQoS(g, qosLimits(rec)); err != nil {
+			m.log.Error("stored QoS limits refused; the LU runs unlimited", "guid", rec.GUID, "err", err)
+		}
 		unit, err := m.reopen(ctx, rec, g)
 		if err != nil {
 			// One missing backing store must not take the other LUs down;
