@@ -29,9 +29,10 @@ type Config struct {
 	// MetricsListen is where /metrics is served ("" = off; metrics.go).
 	MetricsListen string
 
-	// ISCSI configures the iSCSI port provider. The FC port provider's
-	// section (FC) will sit next to it.
+	// ISCSI configures the iSCSI port provider.
 	ISCSI ISCSIConfig
+	// FC configures the Fibre Channel port provider (fc.go).
+	FC FCConfig
 }
 
 // ISCSIConfig is the iSCSI port provider's section.
@@ -135,6 +136,9 @@ func Load(args []string, out io.Writer) (*Config, error) {
 		return nil, err
 	}
 	c.ISCSI = iscsi
+	if c.FC, err = loadFC(v); err != nil {
+		return nil, err
+	}
 	if c.MetricsListen, err = loadMetricsListen(v); err != nil {
 		return nil, err
 	}

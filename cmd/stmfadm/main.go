@@ -60,6 +60,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		app = stmfadmApp(e)
 		addZFSCommands(app, e) // zfs.go
 		addALUACommands(app, e)
+		addApplyCommands(app, e) // apply.go
 		addStatsCommands(app, e) // stats.go
 		addProgressFlags(app)    // progress.go
 	}
@@ -93,6 +94,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitOK
 	case errors.Is(err, errFailed):
 		return exitFail
+	case errors.Is(err, errChanged):
+		return exitChanged
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "%s: %s\n", e.name, ue.Msg)
 		return exitUsage

@@ -19,7 +19,9 @@ import (
 	"github.com/costar-project/costar/internal/daemon/mgmt"
 	"github.com/costar-project/costar/internal/metrics"
 	"github.com/costar-project/costar/internal/store"
+	"github.com/costar-project/costar/portprovider/fc"
 	"github.com/costar-project/costar/portprovider/iscsi"
+	"github.com/costar-project/costar/portprovider/iscsi/isns"
 	"github.com/costar-project/costar/stmf"
 )
 
@@ -34,17 +36,21 @@ type Daemon struct {
 	fw    *stmf.Framework
 	mgr   *mgmt.Manager
 
-	iscsi   *iscsi.Server
-	servers []portServer // every port provider, for Start and Shutdown (ports.go)
-	api     *mgmt.Server
-	metrics *metrics.Server // metrics.go
+	iscsi      *iscsi.Server
+	radius     radiusClients // RADIUS CHAP (iscsi_radius.go)
+	isns       *isns.Client  // iSNS registration (iscsi_isns.go)
+	fc         *fc.Server    // nil without FC adapters (fc_ports.go)
+	fcAdapters []fc.Adapter  // from WithFCAdapters
+	servers    []portServer  // every port provider, for Start and Shutdown (ports.go)
+	api        *mgmt.Server
+	metrics    *metrics.Server // metrics.go
 
 	stopZvolWatch func() // WatchZvols
 	stopReclaim   func() // reclaim.go
 }
 
 // New prepares a daemon; Start brings it up.
-func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
+func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) {
 	if err := mgmt.TightenDir(cfg.StateDir, log); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
@@ -53,6 +59,11 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, log: log, store: st, fw: stmf.New(log.With("component", "stmf"))}
+	for _, o := range opts {
+		o(d)
+	}
+	d.radius.log = log.With("component", "radius")
+	d.isns = d.newISNSClient()
 	ports, err := d.portProviders() // ports.go
 	if err != nil {
 		return nil, err
@@ -64,6 +75,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		LUs:          newLUProvider(hostID(), log.With("component", "lu")),
 		Ports:        ports,
 		ISCSIPortals: d.Addrs,
+		FCPorts:      d.fcPortsInfo, // fc_ports.go
+		OnChange:     d.isns.Notify,
 	})
 	if d.metrics, err = d.newMetrics(); err != nil {
 		return nil, err
@@ -103,6 +116,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if err := d.mgr.Restore(ctx, st); err != nil {
 		return err
 	}
+	if err := d.ensureFCTargets(ctx); err != nil { // fc_ports.go
+		return err
+	}
 	d.stopZvolWatch = d.mgr.WatchZvols(zvolPollInterval) // LUs whose pool is imported later
 	d.stopReclaim = d.startReclaimer()
 	if d.cfg.Demo && len(st.LUs) == 0 && len(st.Targets) == 0 {
@@ -115,6 +131,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	d.isns.Start() // the portals are open: their addresses can be registered
 	a, err := mgmt.Listen(d.cfg.Socket, d.mgr.Handler(), d.log.With("component", "api"))
 	if err != nil {
 		return err
@@ -185,6 +202,10 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	}
 	if err := d.metrics.Stop(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("metrics shutdown: %w", err))
+	}
+	// Deregister before the portals close: initiators stop finding us first.
+	if err := d.isns.Close(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("iSNS deregistration: %w", err))
 	}
 	for _, srv := range d.servers {
 		if err := srv.Shutdown(ctx); err != nil {

@@ -289,6 +289,9 @@ type CHAPCredentials struct {
 	// mutual CHAP (sends CHAP_I/CHAP_C). Empty secret refuses mutual CHAP.
 	TargetUser   string
 	TargetSecret string
+	// Verifier, when set, checks the initiator's response instead of
+	// InitiatorUser/InitiatorSecret (RADIUS: chap_verify.go).
+	Verifier CHAPVerifier
 }
 
 // Authenticator decides, per initiator and target (or discovery), whether

@@ -388,7 +388,7 @@ func (c *conn) securityStep(st *loginState, sec map[string]string) ([]pdu.KV, *l
 		switch {
 		case !st.creds.Required && hasNone:
 			st.authMethod = "None"
-		case hasCHAP && st.creds.InitiatorSecret != "":
+		case hasCHAP && st.creds.canCHAP():
 			st.authMethod = "CHAP"
 			st.chap = &chapState{creds: st.creds}
 		default:
@@ -410,6 +410,12 @@ func (c *conn) securityStep(st *loginState, sec map[string]string) ([]pdu.KV, *l
 		r, done, fail := st.chap.handle(sec)
 		key := st.initiator + "|" + sourceIP(c.nc.RemoteAddr())
 		if fail != "" {
+			if st.chap.failStatus == statusServiceUnavailable {
+				// Not the initiator's failure (the RADIUS server did not
+				// answer): no guessing delay, and the initiator may retry.
+				c.log.Warn("iscsi: login refused: CHAP response could not be verified", "initiator", st.initiator, "why", fail)
+				return nil, lerr(statusServiceUnavailable, "CHAP: %s", fail)
+			}
 			// Slow down guessing: the answer waits longer with each
 			// failure of this initiator name from this address.
 			d := c.srv.guard.authFailed(key, c.srv.cfg.AuthFailDelay, time.Now())

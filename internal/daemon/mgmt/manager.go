@@ -49,6 +49,12 @@ type Config struct {
 	// ISCSIPortals returns the iSCSI default portal group's listen
 	// addresses (list-state); nil before the portals are open.
 	ISCSIPortals func() []string
+	// OnChange is called, with the manager's lock held, after every
+	// configuration change is adopted; it must not block (the iSNS
+	// client's Notify).
+	OnChange func()
+	// FCPorts reports the FC HBA ports (fcinfo); nil without FC.
+	FCPorts func() []api.FCPort
 }
 
 // Manager owns the configuration. All methods are safe for concurrent use;
@@ -65,10 +71,17 @@ type Manager struct {
 	waiting map[stmf.GUID]*waitState // configured LUs not open, and why (zfs.go)
 	ports   map[string]Ports         // fixed at New: read without mu
 	portals func() []string
+	changed func() // Config.OnChange
+	fcPorts func() []api.FCPort
 
 	// published is state for readers on the login path, which must not
 	// wait behind a configuration change holding mu.
 	published atomic.Pointer[store.State]
+
+	// api keeps other management API calls out while an apply runs, so
+	// its steps are one transaction (apply_tx.go); tx is that transaction.
+	api sync.RWMutex
+	tx  *applyTx
 }
 
 // New returns a manager with an empty configuration; Restore loads one.
@@ -85,6 +98,8 @@ func New(c Config) *Manager {
 		open:    map[stmf.GUID]LU{},
 		ports:   maps.Clone(c.Ports),
 		portals: c.ISCSIPortals,
+		changed: c.OnChange,
+		fcPorts: c.FCPorts,
 	}
 	m.adopt(&store.State{Version: store.Version})
 	return m
@@ -94,6 +109,9 @@ func New(c Config) *Manager {
 func (m *Manager) adopt(st *store.State) {
 	m.state = st
 	m.published.Store(st)
+	if m.changed != nil {
+		m.changed()
+	}
 }
 
 // Restore rebuilds the live configuration from st: groups first (views
@@ -126,6 +144,9 @@ func (m *Manager) Restore(ctx context.Context, st *store.State) error {
 		g, err := stmf.ParseGUID(rec.GUID)
 		if err != nil {
 			return fmt.Errorf("stored LU: %w", err)
+		}
+		if err := m.fw.SetQoS(g, qosLimits(rec)); err != nil {
+			m.log.Error("stored QoS limits refused; the LU runs unlimited", "guid", rec.GUID, "err", err)
 		}
 		unit, err := m.reopen(ctx, rec, g)
 		if err != nil {
@@ -184,6 +205,11 @@ func (m *Manager) Close() error {
 // old state and reports CodeInternal.
 func (m *Manager) commitLocked(next *store.State, undo func()) error {
 	next.RelPortIDs = m.fw.RelativePortIDs()
+	if m.tx != nil {
+		m.tx.record(m.state, undo) // saved once, at the end of the transaction
+		m.adopt(next)
+		return nil
+	}
 	if err := m.store.Save(next); err != nil {
 		if undo != nil {
 			undo()

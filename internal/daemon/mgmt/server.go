@@ -46,6 +46,7 @@ func (m *Manager) Handler() http.Handler {
 	route(mux, m.log, api.MethodAddGroupMember, m.AddGroupMember)
 	route(mux, m.log, api.MethodRemoveGroupMember, m.RemoveGroupMember)
 	route(mux, m.log, api.MethodListTargets, m.ListTargets)
+	route(mux, m.log, api.MethodListFCPorts, m.ListFCPorts)
 	route(mux, m.log, api.MethodCreateTarget, m.CreateTarget)
 	route(mux, m.log, api.MethodModifyTarget, m.ModifyTarget)
 	route(mux, m.log, api.MethodDeleteTarget, m.DeleteTarget)
@@ -61,11 +62,13 @@ func (m *Manager) Handler() http.Handler {
 	route(mux, m.log, api.MethodGetDefaults, m.GetDefaults)
 	route(mux, m.log, api.MethodModifyDefaults, m.ModifyDefaults)
 	route(mux, m.log, api.MethodSetALUAState, m.SetALUAState)
+	route(mux, m.log, api.MethodExportConfig, m.ExportConfig) // apply.go
+	route(mux, m.log, api.MethodApplyConfig, m.ApplyConfig)
 	route(mux, m.log, api.MethodGetStats, m.GetStats) // stats.go
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, m.log, api.Errorf(api.CodeInvalidArgument, r.URL.Path, "unknown API call %s %s", r.Method, r.URL.Path))
 	})
-	return mux
+	return m.serialised(mux) // apply_tx.go
 }
 
 // route registers one API call. A request runs to completion even if the
