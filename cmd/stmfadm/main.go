@@ -58,7 +58,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		app = sbdadmApp(e)
 	} else {
 		app = stmfadmApp(e)
-		addZFSCommands(app, e) // zfs.go
+		addZFSCommands(app, e) // zvol_verbs.go
 		addALUACommands(app, e)
 		addApplyCommands(app, e) // apply.go
 		addStatsCommands(app, e) // stats.go

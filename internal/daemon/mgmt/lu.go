@@ -67,7 +67,7 @@ func (m *Manager) luLocked(rec store.LU) api.LU {
 		out.Status = "Offline"
 	}
 	if !ok {
-		out.StatusDetail = m.statusDetailLocked(rec, g) // zfs.go
+		out.StatusDetail = m.statusDetailLocked(rec, g) // zvol_lus.go
 	}
 	if ok {
 		in := d.Info()
@@ -108,7 +108,7 @@ func (m *Manager) fileInUseLocked(path string) bool {
 			if p == "" {
 				continue
 			}
-			if p == path || m.sameZvol(p, path) { // zfs.go: /dev/zvol/rdsk/<vol> is /dev/zvol/<vol>
+			if p == path || m.sameZvol(p, path) { // zvol_lus.go: /dev/zvol/rdsk/<vol> is /dev/zvol/<vol>
 				return true
 			}
 			if statErr == nil {

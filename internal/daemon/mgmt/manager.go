@@ -68,7 +68,7 @@ type Manager struct {
 	mu      sync.Mutex
 	state   *store.State             // adopted states are never modified, only replaced
 	open    map[stmf.GUID]LU         // LUs whose backing store is open
-	waiting map[stmf.GUID]*waitState // configured LUs not open, and why (zfs.go)
+	waiting map[stmf.GUID]*waitState // configured LUs not open, and why (zvol_lus.go)
 	ports   map[string]Ports         // fixed at New: read without mu
 	portals func() []string
 	changed func() // Config.OnChange
