@@ -55,6 +55,9 @@ const (
 	// journalCommitTimeout bounds one commit; an initiator retries the
 	// command (NOT READY, TRANSITIONING) rather than wait longer.
 	journalCommitTimeout = 5 * time.Second
+	// journalWatchGrace is how long a change that lost a race waits for
+	// the watch to bring the newer state before loading it.
+	journalWatchGrace = 500 * time.Millisecond
 	// journalMax bounds one encoded state: well under etcd's default
 	// request limit (1.5 MiB) with 512 registrations of maximal names.
 	journalMax = 1 << 20
@@ -66,6 +69,15 @@ type journalLink struct {
 	rev  int64           // the revision the published state corresponds to
 	ctx  context.Context // done: replication stopped
 	stop context.CancelFunc
+	// advanced is closed (and replaced) whenever rev moves on.
+	advanced chan struct{}
+}
+
+// setRevLocked records a new revision and wakes syncReservations.
+func (jn *journalLink) setRevLocked(rev int64) {
+	jn.rev = rev
+	close(jn.advanced)
+	jn.advanced = make(chan struct{})
 }
 
 // ReplicateReservations makes the LU keep its reservation state in j: the
@@ -96,7 +108,7 @@ func (d *Device) ReplicateReservations(ctx context.Context, j ReservationJournal
 		return fmt.Errorf("lu: reservations of %s in the journal: %w", d.guid, err)
 	}
 	lctx, stop := context.WithCancel(ctx)
-	r.jn = &journalLink{j: j, rev: e.Rev, ctx: lctx, stop: stop}
+	r.jn = &journalLink{j: j, rev: e.Rev, ctx: lctx, stop: stop, advanced: make(chan struct{})}
 	r.pr, r.s2 = st.pr, st.s2
 	r.publishLocked()
 	r.mu.Unlock()
@@ -140,14 +152,29 @@ func (d *Device) watchJournal(ctx context.Context, j ReservationJournal, after i
 	}
 }
 
-// syncReservations loads the journal's state (after a commit lost a race).
+// syncReservations catches up with the journal after a commit lost a
+// race: the watch normally brings the newer state within milliseconds (in
+// order, with each change's notifications); if it does not, the state is
+// loaded (and changes in between are applied at once, only the last one's
+// notifications raised).
 func (d *Device) syncReservations(ctx context.Context) error {
 	r := &d.resv
 	r.mu.Lock()
 	jn := r.jn
+	var advanced chan struct{}
+	if jn != nil {
+		advanced = jn.advanced
+	}
 	r.mu.Unlock()
 	if jn == nil {
 		return nil
+	}
+	select {
+	case <-advanced:
+		return nil
+	case <-time.After(journalWatchGrace):
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	lctx, cancel := context.WithTimeout(ctx, journalCommitTimeout)
 	defer cancel()
@@ -172,7 +199,7 @@ func (d *Device) applyJournal(e JournalEntry, notify bool) error {
 		r.mu.Unlock()
 		return nil
 	}
-	r.jn.rev = e.Rev
+	r.jn.setRevLocked(e.Rev)
 	r.pr, r.s2 = st.pr, st.s2
 	r.publishLocked()
 	r.mu.Unlock()
@@ -203,7 +230,7 @@ func (d *Device) replicateLocked(ctx context.Context, p *prState, s2 *nexusID, o
 	if err != nil {
 		return nil, err
 	}
-	jn.rev = rev
+	jn.setRevLocked(rev)
 	return nil, nil
 }
 

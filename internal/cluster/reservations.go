@@ -1,4 +1,3 @@
-// Package cluster coordinates stmfd nodes through etcd.
 package cluster
 
 import (
@@ -16,7 +15,8 @@ import (
 )
 
 // DefaultReservationPrefix is where the reservation states live: one key
-// per LU, the prefix followed by the LU's GUID.
+// per LU, the prefix followed by the LU's GUID (the cluster's key prefix,
+// "/costar/" by default, then "reservations/").
 const DefaultReservationPrefix = "/costar/reservations/"
 
 // Watch retry bounds: a broken watch is re-established after a pause that

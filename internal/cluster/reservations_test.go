@@ -38,9 +38,9 @@ func loopbackURL(t *testing.T) url.URL {
 	return url.URL{Scheme: "http", Host: addr}
 }
 
-// startEtcd runs a one-member etcd on loopback for the test and returns a
+// startResvEtcd runs a one-member etcd on loopback for the test and returns a
 // client of it.
-func startEtcd(t *testing.T) *clientv3.Client {
+func startResvEtcd(t *testing.T) *clientv3.Client {
 	t.Helper()
 	cfg := embed.NewConfig()
 	cfg.Name = "m0"
@@ -68,7 +68,7 @@ func startEtcd(t *testing.T) *clientv3.Client {
 	return cli
 }
 
-func testGUID(t *testing.T) stmf.GUID {
+func resvGUID(t *testing.T) stmf.GUID {
 	t.Helper()
 	g, err := stmf.ParseGUID("600144f0c0ffee000000000000000001")
 	if err != nil {
@@ -78,7 +78,7 @@ func testGUID(t *testing.T) stmf.GUID {
 }
 
 // next receives one entry or fails after five seconds.
-func next(t *testing.T, ch <-chan lu.JournalEntry) lu.JournalEntry {
+func nextEntry(t *testing.T, ch <-chan lu.JournalEntry) lu.JournalEntry {
 	t.Helper()
 	select {
 	case e, ok := <-ch:
@@ -97,8 +97,8 @@ func next(t *testing.T, ch <-chan lu.JournalEntry) lu.JournalEntry {
 // order (a deletion as an empty state) and closes with its context.
 func TestReservationsJournal(t *testing.T) {
 	ctx := context.Background()
-	j := NewReservationJournal(startEtcd(t), "/test/resv/", quietLog())
-	guid := testGUID(t)
+	j := NewReservationJournal(startResvEtcd(t), "/test/resv/", quietLog())
+	guid := resvGUID(t)
 
 	if e, err := j.Load(ctx, guid); err != nil || e.Rev != 0 || e.State != nil {
 		t.Fatalf("Load of nothing: %+v, %v", e, err)
@@ -123,28 +123,28 @@ func TestReservationsJournal(t *testing.T) {
 	if e, err := j.Load(ctx, guid); err != nil || e.Rev != r2 || string(e.State) != "two" {
 		t.Fatalf("Load: %+v, %v; want two at %d", e, err, r2)
 	}
-	if e := next(t, ch); e.Rev != r2 || string(e.State) != "two" {
+	if e := nextEntry(t, ch); e.Rev != r2 || string(e.State) != "two" {
 		t.Fatalf("watch: %+v, want two at %d", e, r2)
 	}
 	r3, err := j.Commit(ctx, guid, []byte("three"), r2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := next(t, ch); e.Rev != r3 || string(e.State) != "three" {
+	if e := nextEntry(t, ch); e.Rev != r3 || string(e.State) != "three" {
 		t.Fatalf("watch: %+v, want three at %d", e, r3)
 	}
 	// A watch from an older revision replays what it missed.
 	early := j.Watch(wctx, guid, r1)
-	if e := next(t, early); e.Rev != r2 {
+	if e := nextEntry(t, early); e.Rev != r2 {
 		t.Fatalf("replayed %+v, want revision %d", e, r2)
 	}
-	if e := next(t, early); e.Rev != r3 {
+	if e := nextEntry(t, early); e.Rev != r3 {
 		t.Fatalf("replayed %+v, want revision %d", e, r3)
 	}
 	if err := j.Delete(ctx, guid); err != nil {
 		t.Fatal(err)
 	}
-	if e := next(t, ch); e.Rev <= r3 || len(e.State) != 0 {
+	if e := nextEntry(t, ch); e.Rev <= r3 || len(e.State) != 0 {
 		t.Fatalf("deletion: %+v", e)
 	}
 	cancel()
@@ -162,9 +162,9 @@ func TestReservationsJournal(t *testing.T) {
 // away delivers the current state, then the changes after it.
 func TestReservationsWatchCompacted(t *testing.T) {
 	ctx := context.Background()
-	cli := startEtcd(t)
+	cli := startResvEtcd(t)
 	j := NewReservationJournal(cli, "", quietLog())
-	guid := testGUID(t)
+	guid := resvGUID(t)
 	var rev int64
 	for i := range 5 {
 		var err error
@@ -178,14 +178,14 @@ func TestReservationsWatchCompacted(t *testing.T) {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ch := j.Watch(wctx, guid, 1)
-	if e := next(t, ch); e.Rev != rev || string(e.State) != "s4" {
+	if e := nextEntry(t, ch); e.Rev != rev || string(e.State) != "s4" {
 		t.Fatalf("after compaction: %+v, want s4 at %d", e, rev)
 	}
 	r, err := j.Commit(ctx, guid, []byte("s5"), rev)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := next(t, ch); e.Rev != r || string(e.State) != "s5" {
+	if e := nextEntry(t, ch); e.Rev != r || string(e.State) != "s5" {
 		t.Fatalf("after compaction: %+v, want s5 at %d", e, r)
 	}
 }
@@ -195,9 +195,9 @@ func TestReservationsWatchCompacted(t *testing.T) {
 
 const target = "iqn.2026-12.org.costar:cluster"
 
-// node is one stmfd's view of the LU: its device, framework and target
+// luNode is one stmfd's view of the LU: its device, framework and target
 // port (tpgt names it: 1 on node A, 2 on node B).
-type node struct {
+type luNode struct {
 	t    *testing.T
 	d    *lu.Device
 	fw   *stmf.Framework
@@ -218,9 +218,9 @@ func initiator(name string, isid byte) stmf.Initiator {
 		PortID: scsi.ISCSIPortTransportID(name, id), DeviceID: scsi.ISCSIDeviceTransportID(name)}
 }
 
-// openNode opens the LU of dataFile as a node would on takeover or as a
+// openLUNode opens the LU of dataFile as a node would on takeover or as a
 // standby: open, replicate reservations, then register with stmf.
-func openNode(t *testing.T, ctx context.Context, dataFile string, guid stmf.GUID, j lu.ReservationJournal, tpgt uint16) *node {
+func openLUNode(t *testing.T, ctx context.Context, dataFile string, guid stmf.GUID, j lu.ReservationJournal, tpgt uint16) *luNode {
 	t.Helper()
 	st, err := filestore.Open(ctx, dataFile, "", quietLog())
 	if err != nil {
@@ -246,10 +246,10 @@ func openNode(t *testing.T, ctx context.Context, dataFile string, guid stmf.GUID
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &node{t: t, d: d, fw: fw, port: p}
+	return &luNode{t: t, d: d, fw: fw, port: p}
 }
 
-func (n *node) session(init stmf.Initiator) *stmf.Session {
+func (n *luNode) session(init stmf.Initiator) *stmf.Session {
 	n.t.Helper()
 	s, err := n.port.OpenSession(init)
 	if err != nil {
@@ -270,7 +270,7 @@ func (tr *transport) Deliver(r *stmf.Result)                      { tr.done <- r
 func (tr *transport) Drop()                                       { tr.done <- nil }
 
 // cmd runs a command through stmf (unit attentions apply).
-func (n *node) cmd(s *stmf.Session, cdb, data []byte) *stmf.Result {
+func (n *luNode) cmd(s *stmf.Session, cdb, data []byte) *stmf.Result {
 	n.t.Helper()
 	tr := &transport{data: data, done: make(chan *stmf.Result, 1)}
 	task := stmf.NewTask(tr)
@@ -293,7 +293,7 @@ func (n *node) cmd(s *stmf.Session, cdb, data []byte) *stmf.Result {
 }
 
 // uas drains the session's unit attentions with TEST UNIT READY.
-func (n *node) uas(s *stmf.Session) []scsi.ASC {
+func (n *luNode) uas(s *stmf.Session) []scsi.ASC {
 	n.t.Helper()
 	var out []scsi.ASC
 	for range 10 {
@@ -311,7 +311,7 @@ func (n *node) uas(s *stmf.Session) []scsi.ASC {
 	return nil
 }
 
-func (n *node) mustGood(what string, r *stmf.Result) *stmf.Result {
+func (n *luNode) mustGood(what string, r *stmf.Result) *stmf.Result {
 	n.t.Helper()
 	if r.Status != scsi.StatusGood {
 		n.t.Fatalf("%s: status %v sense % x, want GOOD", what, r.Status, r.Sense)
@@ -320,7 +320,7 @@ func (n *node) mustGood(what string, r *stmf.Result) *stmf.Result {
 }
 
 // prout sends PERSISTENT RESERVE OUT with a basic parameter list.
-func (n *node) prout(s *stmf.Session, sa, typ byte, rk, sark uint64) *stmf.Result {
+func (n *luNode) prout(s *stmf.Session, sa, typ byte, rk, sark uint64) *stmf.Result {
 	p := make([]byte, 24)
 	binary.BigEndian.PutUint64(p[0:8], rk)
 	binary.BigEndian.PutUint64(p[8:16], sark)
@@ -329,7 +329,7 @@ func (n *node) prout(s *stmf.Session, sa, typ byte, rk, sark uint64) *stmf.Resul
 }
 
 // keys is READ KEYS.
-func (n *node) keys(s *stmf.Session) []uint64 {
+func (n *luNode) keys(s *stmf.Session) []uint64 {
 	r := n.mustGood("READ KEYS", n.cmd(s, []byte{scsi.OpPRIn, scsi.PRInReadKeys, 0, 0, 0, 0, 0, 0x20, 0, 0}, nil))
 	var out []uint64
 	for p := r.Data[8:]; len(p) >= 8; p = p[8:] {
@@ -339,7 +339,7 @@ func (n *node) keys(s *stmf.Session) []uint64 {
 }
 
 // holder is READ RESERVATION: the key and type, 0 0 when none.
-func (n *node) holder(s *stmf.Session) (uint64, byte) {
+func (n *luNode) holder(s *stmf.Session) (uint64, byte) {
 	r := n.mustGood("READ RESERVATION", n.cmd(s, []byte{scsi.OpPRIn, scsi.PRInReadReservation, 0, 0, 0, 0, 0, 0x20, 0, 0}, nil))
 	if len(r.Data) < 24 {
 		return 0, 0
@@ -357,9 +357,9 @@ func write10() []byte { return []byte{scsi.OpWrite10, 0, 0, 0, 0, 8, 0, 0, 1, 0}
 func TestReservationsSurviveFailover(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	j := NewReservationJournal(startEtcd(t), "", quietLog())
+	j := NewReservationJournal(startResvEtcd(t), "", quietLog())
 	dataFile := filepath.Join(t.TempDir(), "shared.img")
-	guid := testGUID(t)
+	guid := resvGUID(t)
 	st, err := filestore.Create(ctx, filestore.Options{DataFile: dataFile, Size: 4 << 20, Log: quietLog()})
 	if err != nil {
 		t.Fatal(err)
@@ -374,7 +374,7 @@ func TestReservationsSurviveFailover(t *testing.T) {
 	x, y := initiator("iqn.2026-12.org.costar:x", 1), initiator("iqn.2026-12.org.costar:y", 2)
 	const keyX, keyY = 0xa, 0xb
 
-	a := openNode(t, ctx, dataFile, guid, j, 1)
+	a := openLUNode(t, ctx, dataFile, guid, j, 1)
 	xa := a.session(x)
 	a.uas(xa)
 	a.mustGood("REGISTER X", a.prout(xa, scsi.PROutRegister, 0, 0, keyX))
@@ -387,7 +387,7 @@ func TestReservationsSurviveFailover(t *testing.T) {
 	if err := a.d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b := openNode(t, ctx, dataFile, guid, j, 2)
+	b := openLUNode(t, ctx, dataFile, guid, j, 2)
 	yb := b.session(y)
 	b.uas(yb)
 	if r := b.cmd(yb, write10(), make([]byte, 512)); r.Status != scsi.StatusReservationConflict {
@@ -402,7 +402,7 @@ func TestReservationsSurviveFailover(t *testing.T) {
 
 	// Node A returns as a standby; X's session there keeps its
 	// registration (made through A's port).
-	a2 := openNode(t, ctx, dataFile, guid, j, 1)
+	a2 := openLUNode(t, ctx, dataFile, guid, j, 1)
 	xa2 := a2.session(x)
 	a2.uas(xa2)
 	b.mustGood("REGISTER Y", b.prout(yb, scsi.PROutRegister, 0, 0, keyY))
