@@ -322,7 +322,7 @@ func (d *Device) prOut(t *stmf.Task, cdb []byte) *stmf.Result {
 	for attempt := 1; ; attempt++ {
 		res, out, err := d.prOutOnce(t, sa, typ, n, prm)
 		if err != nil {
-			if errors.Is(err, ErrJournalStale) && attempt < journalTries && d.syncReservations(t.Context()) == nil {
+			if errors.Is(err, ErrJournalStale) && attempt < journalTries && d.syncReservations(t.Context(), err) == nil {
 				continue // another node changed the state first: redo on its state
 			}
 			return d.notReplicated(err)

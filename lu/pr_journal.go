@@ -44,6 +44,19 @@ type ReservationJournal interface {
 // was made on.
 var ErrJournalStale = errors.New("lu: reservation state changed on another node")
 
+// StaleError is ErrJournalStale with the entry the journal holds, so that
+// the change can be redone at once even when the watch lags.
+type StaleError struct {
+	Current JournalEntry // Rev 0: not known
+}
+
+func (e *StaleError) Error() string {
+	return fmt.Sprintf("%v (now at revision %d)", ErrJournalStale, e.Current.Rev)
+}
+
+// Is makes errors.Is(err, ErrJournalStale) hold.
+func (e *StaleError) Is(target error) bool { return target == ErrJournalStale }
+
 // errNotReplicating: the LU stopped replicating its reservations
 // (StopReplicating, Close); changes are refused rather than kept only here.
 var errNotReplicating = errors.New("lu: reservations are no longer replicated")
@@ -51,13 +64,14 @@ var errNotReplicating = errors.New("lu: reservations are no longer replicated")
 const (
 	// journalTries bounds the attempts of a change that keeps losing the
 	// race to other nodes.
-	journalTries = 4
+	journalTries = 16
 	// journalCommitTimeout bounds one commit; an initiator retries the
 	// command (NOT READY, TRANSITIONING) rather than wait longer.
 	journalCommitTimeout = 5 * time.Second
 	// journalWatchGrace is how long a change that lost a race waits for
-	// the watch to bring the newer state before loading it.
-	journalWatchGrace = 500 * time.Millisecond
+	// the watch to bring the newer state (each change in order, with its
+	// notifications) before taking the state the journal answered with.
+	journalWatchGrace = 100 * time.Millisecond
 	// journalMax bounds one encoded state: well under etcd's default
 	// request limit (1.5 MiB) with 512 registrations of maximal names.
 	journalMax = 1 << 20
@@ -152,37 +166,52 @@ func (d *Device) watchJournal(ctx context.Context, j ReservationJournal, after i
 	}
 }
 
-// syncReservations catches up with the journal after a commit lost a
-// race: the watch normally brings the newer state within milliseconds (in
-// order, with each change's notifications); if it does not, the state is
-// loaded (and changes in between are applied at once, only the last one's
-// notifications raised).
-func (d *Device) syncReservations(ctx context.Context) error {
+// syncReservations catches up with the journal after a commit lost a race
+// (stale is the commit's error): the watch normally brings the newer state
+// within milliseconds, each change in order with its notifications; if it
+// does not, the state the journal answered with (or loads now) is applied
+// and only its own change's notifications are raised.
+func (d *Device) syncReservations(ctx context.Context, stale error) error {
+	var se *StaleError
+	target := int64(0) // 0: any newer revision
+	if errors.As(stale, &se) {
+		target = se.Current.Rev
+	}
 	r := &d.resv
 	r.mu.Lock()
 	jn := r.jn
-	var advanced chan struct{}
-	if jn != nil {
-		advanced = jn.advanced
+	if jn == nil {
+		r.mu.Unlock()
+		return nil
+	}
+	if target == 0 {
+		target = jn.rev + 1
+	}
+	grace := time.NewTimer(journalWatchGrace)
+	defer grace.Stop()
+	for jn.rev < target {
+		advanced := jn.advanced
+		r.mu.Unlock()
+		select {
+		case <-advanced:
+		case <-grace.C:
+			if se != nil && se.Current.Rev > 0 {
+				return d.applyJournal(se.Current, true)
+			}
+			lctx, cancel := context.WithTimeout(ctx, journalCommitTimeout)
+			defer cancel()
+			e, err := jn.j.Load(lctx, d.guid)
+			if err != nil {
+				return err
+			}
+			return d.applyJournal(e, true)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		r.mu.Lock()
 	}
 	r.mu.Unlock()
-	if jn == nil {
-		return nil
-	}
-	select {
-	case <-advanced:
-		return nil
-	case <-time.After(journalWatchGrace):
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	lctx, cancel := context.WithTimeout(ctx, journalCommitTimeout)
-	defer cancel()
-	e, err := jn.j.Load(lctx, d.guid)
-	if err != nil {
-		return err
-	}
-	return d.applyJournal(e, true)
+	return nil
 }
 
 // applyJournal publishes a state stored at a revision newer than the
@@ -247,7 +276,7 @@ func (d *Device) notReplicated(err error) *stmf.Result {
 func (d *Device) replicated(ctx context.Context, once func() (*stmf.Result, error)) (*stmf.Result, error) {
 	for attempt := 1; ; attempt++ {
 		res, err := once()
-		if err != nil && errors.Is(err, ErrJournalStale) && attempt < journalTries && d.syncReservations(ctx) == nil {
+		if err != nil && errors.Is(err, ErrJournalStale) && attempt < journalTries && d.syncReservations(ctx, err) == nil {
 			continue
 		}
 		return res, err

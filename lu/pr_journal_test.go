@@ -24,7 +24,14 @@ type memJournal struct {
 	commits  int
 	fail     []error                   // returned by the next commits, in order
 	onCommit func(guid stmf.GUID) bool // runs before a commit is stored; false drops it silently
+	// plainStale: a lost race answers ErrJournalStale without the stored
+	// entry (the device then loads it).
+	plainStale bool
 }
+
+// errStaleNow, given to failNext, answers a StaleError with the stored
+// entry although the commit's revision is current.
+var errStaleNow = errors.New("stale now")
 
 type memWatch struct {
 	guid stmf.GUID
@@ -41,10 +48,16 @@ func (m *memJournal) Commit(_ context.Context, guid stmf.GUID, state []byte, pre
 	if len(m.fail) > 0 {
 		err := m.fail[0]
 		m.fail = m.fail[1:]
+		if err == errStaleNow {
+			err = &StaleError{Current: m.entries[guid]}
+		}
 		return 0, err
 	}
-	if cur := m.entries[guid].Rev; cur != prev {
-		return 0, fmt.Errorf("stored %d, had %d: %w", cur, prev, ErrJournalStale)
+	if cur := m.entries[guid]; cur.Rev != prev {
+		if m.plainStale {
+			return 0, fmt.Errorf("stored %d, had %d: %w", cur.Rev, prev, ErrJournalStale)
+		}
+		return 0, fmt.Errorf("had %d: %w", prev, &StaleError{Current: cur})
 	}
 	if m.onCommit != nil && !m.onCommit(guid) {
 		return 0, errors.New("commit dropped")
@@ -176,10 +189,10 @@ func genOf(d *Device) uint32 {
 	return d.resv.pr.gen
 }
 
-// TestJournalCommitsBeforeGood: every reservation change is committed to
+// TestReplicatedCommitsBeforeGood: every reservation change is committed to
 // the journal while the old state is still the published one, and the
 // committed state is the one the device then shows.
-func TestJournalCommitsBeforeGood(t *testing.T) {
+func TestReplicatedCommitsBeforeGood(t *testing.T) {
 	res6 := []byte{scsi.OpReserve6, 0, 0, 0, 0, 0}
 	rel6 := []byte{scsi.OpRelease6, 0, 0, 0, 0, 0}
 	tidB := tidBytes(prInitB, "000000000002")
@@ -263,18 +276,21 @@ func TestJournalCommitsBeforeGood(t *testing.T) {
 	}
 }
 
-// TestJournalCommitFailure: a change the journal does not take answers
+// TestReplicatedCommitFailure: a change the journal does not take answers
 // NOT READY (transitioning, so the initiator retries) and changes nothing;
 // so does one that keeps losing races.
-func TestJournalCommitFailure(t *testing.T) {
+func TestReplicatedCommitFailure(t *testing.T) {
 	down := errors.New("etcd: no leader")
-	stale := fmt.Errorf("lost: %w", ErrJournalStale)
+	alwaysStale := make([]error, journalTries)
+	for i := range alwaysStale {
+		alwaysStale[i] = errStaleNow
+	}
 	for _, tc := range []struct {
 		name string
 		errs []error
 	}{
 		{"unreachable", []error{down}},
-		{"always stale", []error{stale, stale, stale, stale}},
+		{"always stale", alwaysStale},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			j := newMemJournal()
@@ -306,32 +322,36 @@ func TestJournalCommitFailure(t *testing.T) {
 	}
 }
 
-// TestJournalStaleRedone: a node that has not seen another node's change
+// TestReplicatedStaleRedone: a node that has not seen another node's change
 // commits on a stale revision; the change is redone on the newer state
 // and neither is lost.
-func TestJournalStaleRedone(t *testing.T) {
-	j := newMemJournal()
-	na := newJournalEnv(t, j, 1)
-	nb := newJournalEnv(t, deafJournal{j}, 3)
-	x, y := na.session(0, prInitA, 1), nb.session(0, prInitB, 2)
-	na.mustProut(x, scsi.PROutRegister, 0, 0, 1, 0)
-	nb.mustProut(y, scsi.PROutRegister, 0, 0, 2, 0) // B never saw key 1
-	for _, n := range []*prEnv{na, nb} {
-		s := x
-		if n == nb {
-			s = y
-		}
-		eventually(t, "both keys on both nodes", func() bool {
-			gen, keys := n.readKeys(s)
-			return gen == 2 && reflect.DeepEqual(keys, []uint64{1, 2})
+func TestReplicatedStaleRedone(t *testing.T) {
+	for _, plain := range []bool{false, true} {
+		t.Run(fmt.Sprintf("plain=%v", plain), func(t *testing.T) {
+			j := newMemJournal()
+			j.plainStale = plain
+			na := newJournalEnv(t, j, 1)
+			nb := newJournalEnv(t, deafJournal{j}, 3)
+			x, y := na.session(0, prInitA, 1), nb.session(0, prInitB, 2)
+			na.mustProut(x, scsi.PROutRegister, 0, 0, 1, 0)
+			nb.mustProut(y, scsi.PROutRegister, 0, 0, 2, 0) // B never saw key 1
+			for _, n := range []struct {
+				e *prEnv
+				s *stmf.Session
+			}{{na, x}, {nb, y}} {
+				eventually(t, "both keys on both nodes", func() bool {
+					gen, keys := n.e.readKeys(n.s)
+					return gen == 2 && reflect.DeepEqual(keys, []uint64{1, 2})
+				})
+			}
 		})
 	}
 }
 
-// TestJournalRemoteUAs: a change committed on one node reaches the other
+// TestReplicatedRemoteUAs: a change committed on one node reaches the other
 // node's sessions with the unit attentions SPC asks for, and the tasks
 // PREEMPT AND ABORT aborts there are aborted.
-func TestJournalRemoteUAs(t *testing.T) {
+func TestReplicatedRemoteUAs(t *testing.T) {
 	j := newMemJournal()
 	na := newJournalEnv(t, j, 1) // ports 1, 2
 	nb := newJournalEnv(t, j, 3) // ports 3, 4
@@ -387,10 +407,10 @@ func TestJournalRemoteUAs(t *testing.T) {
 	}
 }
 
-// TestJournalImplicitRelease: the loss of the holder's I_T nexus and a
+// TestReplicatedImplicitRelease: the loss of the holder's I_T nexus and a
 // LUN reset release a SCSI-2 reservation in the journal too, and the
 // other node lets everyone write again.
-func TestJournalImplicitRelease(t *testing.T) {
+func TestReplicatedImplicitRelease(t *testing.T) {
 	res6 := []byte{scsi.OpReserve6, 0, 0, 0, 0, 0}
 	for _, how := range []string{"nexus loss", "lun reset"} {
 		t.Run(how, func(t *testing.T) {
@@ -416,10 +436,10 @@ func TestJournalImplicitRelease(t *testing.T) {
 	}
 }
 
-// TestJournalTakeover: a device that starts replicating loads the
+// TestReplicatedTakeover: a device that starts replicating loads the
 // journal's state (not its metadata's) and keeps registrations of I_T
 // nexuses it has never seen; after StopReplicating changes are refused.
-func TestJournalTakeover(t *testing.T) {
+func TestReplicatedTakeover(t *testing.T) {
 	j := newMemJournal()
 	na := newJournalEnv(t, j, 1)
 	x := na.session(0, prInitA, 1)
@@ -444,9 +464,9 @@ func TestJournalTakeover(t *testing.T) {
 	}
 }
 
-// TestJournalCodec: the version 3 encoding round-trips and rejects every
+// TestReplicatedCodec: the version 3 encoding round-trips and rejects every
 // truncation.
-func TestJournalCodec(t *testing.T) {
+func TestReplicatedCodec(t *testing.T) {
 	a := iscsiInitiator(prInitA, 1)
 	b := iscsiInitiator(prInitB, 2)
 	ra := &registration{key: 1, tid: a.PortID, tport: "tp1", relPort: 1}

@@ -61,17 +61,17 @@ func (r *Reservations) Commit(ctx context.Context, guid stmf.GUID, state []byte,
 	resp, err := r.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(key), "=", prev)).
 		Then(clientv3.OpPut(key, string(state))).
-		Else(clientv3.OpGet(key, clientv3.WithKeysOnly())).
+		Else(clientv3.OpGet(key)).
 		Commit()
 	if err != nil {
 		return 0, fmt.Errorf("cluster: committing the reservations of %s: %w", guid, err)
 	}
 	if !resp.Succeeded {
-		stored := int64(0)
+		var cur lu.JournalEntry
 		if rr := resp.Responses[0].GetResponseRange(); rr != nil && len(rr.Kvs) > 0 {
-			stored = rr.Kvs[0].ModRevision
+			cur = lu.JournalEntry{State: rr.Kvs[0].Value, Rev: rr.Kvs[0].ModRevision}
 		}
-		return 0, fmt.Errorf("cluster: reservations of %s at revision %d, this node had %d: %w", guid, stored, prev, lu.ErrJournalStale)
+		return 0, fmt.Errorf("cluster: reservations of %s at revision %d, this node had %d: %w", guid, cur.Rev, prev, &lu.StaleError{Current: cur})
 	}
 	return resp.Header.Revision, nil
 }

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"reflect"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -433,5 +434,84 @@ func TestReservationsSurviveFailover(t *testing.T) {
 	}
 	if got := b.uas(yb); got != nil {
 		t.Fatalf("Y (the preemptor) on B: unit attentions %04x, want none", got)
+	}
+}
+
+// TestReservationsConcurrentNodes: initiators register through both
+// nodes at once; every registration lands (a node that loses a race
+// redoes its change on the newer state), and both nodes end with the same
+// keys and PRGENERATION. An initiator retries NOT READY, as a real one
+// does.
+func TestReservationsConcurrentNodes(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	j := NewReservationJournal(startResvEtcd(t), "", quietLog())
+	dataFile := filepath.Join(t.TempDir(), "shared.img")
+	guid := resvGUID(t)
+	st, err := filestore.Create(ctx, filestore.Options{DataFile: dataFile, Size: 4 << 20, Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	made, err := lu.New(ctx, st, lu.Config{GUID: guid}, nil, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := made.Close(); err != nil {
+		t.Fatal(err)
+	}
+	nodes := []*luNode{openLUNode(t, ctx, dataFile, guid, j, 1), openLUNode(t, ctx, dataFile, guid, j, 2)}
+	const perNode = 8
+	type reg struct {
+		n   *luNode
+		s   *stmf.Session
+		key uint64
+	}
+	var regs []reg
+	for i, n := range nodes {
+		for k := range perNode {
+			s := n.session(initiator(fmt.Sprintf("iqn.2026-12.org.costar:n%d-%d", i, k), byte(k+1)))
+			n.uas(s)
+			regs = append(regs, reg{n, s, uint64(i*100 + k + 1)})
+		}
+	}
+	errs := make(chan error, len(regs))
+	var notReady atomic.Int64
+	for _, r := range regs {
+		go func() {
+			for try := 0; try < 20; try++ {
+				res := r.n.prout(r.s, scsi.PROutRegister, 0, 0, r.key)
+				if res.Status == scsi.StatusGood {
+					errs <- nil
+					return
+				}
+				if sn, err := scsi.ParseSense(res.Sense); err != nil || sn.Key != scsi.KeyNotReady {
+					errs <- fmt.Errorf("key %x: status %v sense % x", r.key, res.Status, res.Sense)
+					return
+				}
+				notReady.Add(1)
+			}
+			errs <- fmt.Errorf("key %x: NOT READY 20 times", r.key)
+		}()
+	}
+	for range regs {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%d registrations, %d NOT READY answers retried", len(regs), notReady.Load())
+	for i, n := range nodes {
+		s := regs[i*perNode].s
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			r := n.mustGood("READ KEYS", n.cmd(s, []byte{scsi.OpPRIn, scsi.PRInReadKeys, 0, 0, 0, 0, 0, 0x10, 0, 0}, nil))
+			gen, count := binary.BigEndian.Uint32(r.Data[0:4]), binary.BigEndian.Uint32(r.Data[4:8])/8
+			if gen == uint32(len(regs)) && count == uint32(len(regs)) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d: generation %d with %d keys, want %d and %d", i, gen, count, len(regs), len(regs))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 }
