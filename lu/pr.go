@@ -1,6 +1,7 @@
 package lu
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -372,26 +373,28 @@ func (d *Device) prOutOnce(t *stmf.Task, sa, typ byte, n nexusID, prm *proutPara
 	return res, out, err
 }
 
-// commitPRLocked replicates p (with a journal), persists it when APTPL
-// asks for it (or clears the stored state when APTPL was turned off) and
-// publishes it. err is a replication failure: nothing changed.
+// commitPRLocked publishes p once it is stored: in the journal when the
+// LU replicates its reservations (the journal is then where the state
+// persists, APTPL or not, and the shared store's metadata is left to the
+// LU's owner), otherwise in the metadata when APTPL asks for it (or
+// clearing the stored state when APTPL was turned off). err is a
+// replication failure: nothing changed.
 func (d *Device) commitPRLocked(ctx context.Context, old, p *prState, out *prOutcome) (*stmf.Result, error) {
-	var enc []byte
-	if p.aptpl {
-		var err error
-		if enc, err = encodePR(p); err != nil {
-			return fail(scsi.NewSense(scsi.KeyIllegalRequest, scsi.ASCInsufficientRegistrationRes)), nil
+	if d.resv.jn != nil {
+		if !samePR(old, p) || len(out.uas) > 0 || len(out.aborted) > 0 {
+			if res, err := d.replicateLocked(ctx, p, d.resv.s2, out); res != nil || err != nil {
+				return res, err
+			}
 		}
-	}
-	if res, err := d.replicateLocked(ctx, p, d.resv.s2, out); res != nil || err != nil {
-		return res, err
-	}
-	if p.aptpl || old.aptpl {
+	} else if p.aptpl || old.aptpl {
+		var enc []byte
+		if p.aptpl {
+			var err error
+			if enc, err = encodePR(p); err != nil {
+				return fail(scsi.NewSense(scsi.KeyIllegalRequest, scsi.ASCInsufficientRegistrationRes)), nil
+			}
+		}
 		if err := d.storePR(enc); err != nil {
-			// With a journal the new state is already replicated and
-			// stays; the error still tells the initiator it is not durable
-			// here.
-			d.publishPRLocked(p)
 			if errors.Is(err, errPRTooLarge) || errors.Is(err, backing.ErrMetaTooLarge) { // a zvol property holds less than a header slot
 				return fail(scsi.NewSense(scsi.KeyIllegalRequest, scsi.ASCInsufficientRegistrationRes)), nil
 			}
@@ -401,6 +404,14 @@ func (d *Device) commitPRLocked(ctx context.Context, old, p *prState, out *prOut
 	}
 	d.publishPRLocked(p)
 	return good(), nil
+}
+
+// samePR reports whether two states are the same (a service action that
+// changed nothing, such as the holder reserving again, commits nothing).
+func samePR(a, b *prState) bool {
+	x, errA := appendPRBody(nil, a, prPersistVersion3, journalMax)
+	y, errB := appendPRBody(nil, b, prPersistVersion3, journalMax)
+	return errA == nil && errB == nil && bytes.Equal(x, y)
 }
 
 // publishPRLocked makes p the LU's persistent reservation state.

@@ -22,6 +22,7 @@ type memJournal struct {
 	entries  map[stmf.GUID]JournalEntry
 	watchers map[*memWatch]bool
 	commits  int
+	loads    int
 	fail     []error                   // returned by the next commits, in order
 	onCommit func(guid stmf.GUID) bool // runs before a commit is stored; false drops it silently
 	// plainStale: a lost race answers ErrJournalStale without the stored
@@ -77,6 +78,7 @@ func (m *memJournal) Commit(_ context.Context, guid stmf.GUID, state []byte, pre
 func (m *memJournal) Load(_ context.Context, guid stmf.GUID) (JournalEntry, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.loads++
 	return m.entries[guid], nil
 }
 
@@ -115,6 +117,12 @@ func (m *memJournal) commitCount() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.commits
+}
+
+func (m *memJournal) loadCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.loads
 }
 
 func (m *memJournal) failNext(errs ...error) {
@@ -461,6 +469,40 @@ func TestReplicatedTakeover(t *testing.T) {
 	expectConflict(t, "WRITE from X through another port", nb.run(x2, write10CDB, block512))
 	if err := nb.d.ReplicateReservations(context.Background(), j); err == nil {
 		t.Fatal("a second ReplicateReservations succeeded")
+	}
+}
+
+// TestReplicatedOnlyChangesTouchJournal: commands that change nothing
+// (reads, writes, conflicts, PERSISTENT RESERVE IN, a RESERVE the holder
+// repeats) never reach the journal; with a journal, APTPL state lives in
+// the journal, not in the shared store's metadata.
+func TestReplicatedOnlyChangesTouchJournal(t *testing.T) {
+	j := newMemJournal()
+	e := newJournalEnv(t, j, 1)
+	x, y := e.session(0, prInitA, 1), e.session(0, prInitB, 2)
+	e.mustProut(x, scsi.PROutRegister, 0, 0, 1, pfAPTPL)
+	e.mustProut(x, scsi.PROutReserve, prTypeWE, 1, 0, 0)
+	commits, loads := j.commitCount(), j.loadCount()
+	for range 20 {
+		expectGood(t, "WRITE from the holder", e.run(x, write10CDB, block512))
+		expectGood(t, "READ from Y", e.run(y, read10CDB, nil))
+		expectConflict(t, "WRITE from Y", e.run(y, write10CDB, block512))
+		e.readKeys(y)
+		e.readReservation(y)
+		e.mustProut(x, scsi.PROutReserve, prTypeWE, 1, 0, 0) // the holder again: no change
+	}
+	if c, l := j.commitCount(), j.loadCount(); c != commits || l != loads {
+		t.Fatalf("commands that change nothing made %d commits and %d loads", c-commits, l-loads)
+	}
+	if st := j.stored(t, e.d.GUID()); !st.pr.aptpl || len(st.pr.regs) != 1 {
+		t.Fatalf("journal: APTPL %v with %d registrations", st.pr.aptpl, len(st.pr.regs))
+	}
+	md, err := e.d.store.LoadMeta()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(md.PR) != 0 {
+		t.Fatalf("a replicating LU wrote %d bytes of reservations into the shared metadata", len(md.PR))
 	}
 }
 
