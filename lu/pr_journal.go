@@ -98,9 +98,10 @@ func (jn *journalLink) setRevLocked(rev int64) {
 // state stored there replaces the local one (the metadata's APTPL state
 // seeds an empty journal), every change is committed to j before GOOD, and
 // the changes other nodes commit are applied, with their unit attentions,
-// until ctx is done, StopReplicating or Close. A cluster node calls it
-// when it opens an LU, before the LU is registered with stmf, owner or
-// not: PERSISTENT RESERVE IN and OUT run on standby ports too.
+// until StopReplicating or Close. ctx bounds the loading only. A cluster
+// node calls it when it opens an LU, before the LU is registered with
+// stmf, owner or not: PERSISTENT RESERVE IN and OUT run on standby ports
+// too.
 func (d *Device) ReplicateReservations(ctx context.Context, j ReservationJournal) error {
 	r := &d.resv
 	r.mu.Lock()
@@ -121,7 +122,7 @@ func (d *Device) ReplicateReservations(ctx context.Context, j ReservationJournal
 		r.mu.Unlock()
 		return fmt.Errorf("lu: reservations of %s in the journal: %w", d.guid, err)
 	}
-	lctx, stop := context.WithCancel(ctx)
+	lctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	r.jn = &journalLink{j: j, rev: e.Rev, ctx: lctx, stop: stop, advanced: make(chan struct{})}
 	r.pr, r.s2 = st.pr, st.s2
 	r.publishLocked()

@@ -19,6 +19,7 @@ import (
 	"github.com/costar-project/costar/internal/daemon/mgmt"
 	"github.com/costar-project/costar/internal/metrics"
 	"github.com/costar-project/costar/internal/store"
+	"github.com/costar-project/costar/lu"
 	"github.com/costar-project/costar/portprovider/fc"
 	"github.com/costar-project/costar/portprovider/iscsi"
 	"github.com/costar-project/costar/portprovider/iscsi/isns"
@@ -47,6 +48,8 @@ type Daemon struct {
 
 	stopZvolWatch func() // WatchZvols
 	stopReclaim   func() // reclaim.go
+
+	resvJournal lu.ReservationJournal // nil: single node (reservations.go)
 }
 
 // New prepares a daemon; Start brings it up.
@@ -72,7 +75,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 		Log:          log.With("component", "mgmt"),
 		Framework:    d.fw,
 		Store:        st,
-		LUs:          newLUProvider(hostID(), log.With("component", "lu")),
+		LUs:          d.luProvider(log), // reservations.go
 		Ports:        ports,
 		ISCSIPortals: d.Addrs,
 		FCPorts:      d.fcPortsInfo, // fc_ports.go
