@@ -586,10 +586,10 @@ func (d *Device) where() string {
 // Commands arriving afterwards fail with NOT READY.
 func (d *Device) Close() error {
 	d.closeOnce.Do(func() {
-		d.StopReplicating()
 		if d.state.Or(closingBit) == 0 {
 			d.drainOnce.Do(func() { close(d.drained) })
 		}
+		d.StopReplicating() // after closingBit: ReplicateReservations checks it
 		<-d.drained
 		d.metaMu.Lock()
 		defer d.metaMu.Unlock()

@@ -98,20 +98,26 @@ func (jn *journalLink) setRevLocked(rev int64) {
 // state stored there replaces the local one (the metadata's APTPL state
 // seeds an empty journal), every change is committed to j before GOOD, and
 // the changes other nodes commit are applied, with their unit attentions,
-// until StopReplicating or Close. ctx bounds the loading only. A cluster
-// node calls it when it opens an LU, before the LU is registered with
-// stmf, owner or not: PERSISTENT RESERVE IN and OUT run on standby ports
-// too.
+// until StopReplicating or Close. ctx bounds the loading only (and
+// journalCommitTimeout at most). A cluster node calls it when it opens an
+// LU, before the LU is registered with stmf, owner or not: PERSISTENT
+// RESERVE IN and OUT run on standby ports too.
 func (d *Device) ReplicateReservations(ctx context.Context, j ReservationJournal) error {
 	r := &d.resv
 	r.mu.Lock()
-	if r.jn != nil {
+	switch {
+	case d.state.Load()&closingBit != 0:
+		r.mu.Unlock()
+		return errClosed
+	case r.jn != nil:
 		r.mu.Unlock()
 		return fmt.Errorf("lu: %s already replicates its reservations", d.guid)
 	}
-	e, err := j.Load(ctx, d.guid)
+	lctx, cancel := context.WithTimeout(ctx, journalCommitTimeout)
+	defer cancel()
+	e, err := j.Load(lctx, d.guid)
 	if err == nil && e.Rev == 0 {
-		e, err = d.seedJournalLocked(ctx, j)
+		e, err = d.seedJournalLocked(lctx, j)
 	}
 	if err != nil {
 		r.mu.Unlock()
@@ -122,12 +128,12 @@ func (d *Device) ReplicateReservations(ctx context.Context, j ReservationJournal
 		r.mu.Unlock()
 		return fmt.Errorf("lu: reservations of %s in the journal: %w", d.guid, err)
 	}
-	lctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	r.jn = &journalLink{j: j, rev: e.Rev, ctx: lctx, stop: stop, advanced: make(chan struct{})}
+	life, stop := context.WithCancel(context.WithoutCancel(ctx))
+	r.jn = &journalLink{j: j, rev: e.Rev, ctx: life, stop: stop, advanced: make(chan struct{})}
 	r.pr, r.s2 = st.pr, st.s2
 	r.publishLocked()
 	r.mu.Unlock()
-	go d.watchJournal(lctx, j, e.Rev)
+	go d.watchJournal(life, j, e.Rev)
 	return nil
 }
 
