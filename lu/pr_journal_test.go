@@ -589,3 +589,58 @@ func FuzzDecodeJournal(f *testing.F) {
 		}
 	})
 }
+
+// TestReplicatedSeedFromMetadata: an LU that joins a cluster with APTPL
+// state in its metadata seeds an empty journal with it; a journal that
+// already holds a state wins over the metadata.
+func TestReplicatedSeedFromMetadata(t *testing.T) {
+	guid, err := stmf.ParseGUID(journalGUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "lu.img")
+	d, err := createFile(context.Background(), fileConfig{DataFile: file, Size: 1 << 20, GUID: guid}, nil, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	e := newPREnvDisk(t, d)
+	x := e.session(0, prInitA, 1)
+	e.mustProut(x, scsi.PROutRegister, 0, 0, 7, pfAPTPL)
+
+	j := newMemJournal()
+	if err := d.ReplicateReservations(context.Background(), j); err != nil {
+		t.Fatal(err)
+	}
+	if st := j.stored(t, guid); !st.pr.aptpl || len(st.pr.regs) != 1 || st.pr.regs[0].key != 7 {
+		t.Fatalf("seeded journal: APTPL %v, %d registrations", st.pr.aptpl, len(st.pr.regs))
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Another cluster's journal holds an empty state: it wins over the
+	// key the metadata still holds.
+	other := newMemJournal()
+	empty, _ := encodeJournal(&prState{}, nil, nil)
+	if _, err := other.Commit(context.Background(), guid, empty, 0); err != nil {
+		t.Fatal(err)
+	}
+	d2, err := importFile(context.Background(), file, "", quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d2.Close() })
+	if genOf(d2) == 0 {
+		t.Fatal("the reopened LU lost its APTPL state before joining")
+	}
+	if err := d2.ReplicateReservations(context.Background(), other); err != nil {
+		t.Fatal(err)
+	}
+	d2.resv.mu.Lock()
+	n := len(d2.resv.pr.regs)
+	d2.resv.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("the journal's empty state did not replace the metadata's: %d registrations", n)
+	}
+}
