@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
+	"time"
 
 	"github.com/costar-project/costar/api"
 	"github.com/costar-project/costar/config"
 	"github.com/costar-project/costar/internal/daemon/mgmt"
 	"github.com/costar-project/costar/portprovider/fc"
+	"github.com/costar-project/costar/portprovider/fc/fcoe"
 	"github.com/costar-project/costar/stmf"
 )
 
@@ -26,21 +29,41 @@ func WithFCAdapters(ads ...fc.Adapter) Option {
 	return func(d *Daemon) { d.fcAdapters = append(d.fcAdapters, ads...) }
 }
 
-// buildFCAdapters builds the adapters of the fc config section. No kind is
-// built in yet (config refuses them all); a new kind adds its case here.
-func buildFCAdapters(c config.FCConfig) ([]fc.Adapter, error) {
+// buildFCAdapters builds the adapters of the fc config section; a new kind
+// adds its case here (and in config/fc.go).
+func buildFCAdapters(c config.FCConfig, log *slog.Logger) ([]fc.Adapter, error) {
+	var out []fc.Adapter
 	for i, a := range c.Adapters {
 		switch a.Kind {
+		case config.FCAdapterFCoE:
+			cfg := fcoe.Config{Interface: a.Interface, Beacon: time.Duration(a.BeaconSeconds) * time.Second,
+				Logger: log.With("component", "fcoe")}
+			var err error
+			if a.PortWWN != "" {
+				if cfg.PortName, err = fc.ParseWWN(a.PortWWN); err != nil {
+					return nil, fmt.Errorf("fc.adapters[%d]: %w", i, err)
+				}
+			}
+			if a.NodeWWN != "" {
+				if cfg.NodeName, err = fc.ParseWWN(a.NodeWWN); err != nil {
+					return nil, fmt.Errorf("fc.adapters[%d]: %w", i, err)
+				}
+			}
+			ad, err := fcoe.New(cfg)
+			if err != nil {
+				return nil, fmt.Errorf("fc.adapters[%d]: %w", i, err)
+			}
+			out = append(out, ad)
 		default:
 			return nil, fmt.Errorf("fc.adapters[%d]: unknown adapter kind %q", i, a.Kind)
 		}
 	}
-	return nil, nil
+	return out, nil
 }
 
 // fcPortProvider builds the FC provider when at least one adapter exists.
 func (d *Daemon) fcPortProvider() (*mgmt.Ports, error) {
-	ads, err := buildFCAdapters(d.cfg.FC)
+	ads, err := buildFCAdapters(d.cfg.FC, d.log)
 	if err != nil {
 		return nil, err
 	}

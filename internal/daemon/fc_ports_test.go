@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,7 +147,16 @@ func TestFCNotRegisteredWithoutAdapters(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Code != api.CodeNotSupported {
 		t.Fatalf("AddTarget fc without adapters: %v", err)
 	}
-	if _, err := buildFCAdapters(config.FCConfig{Adapters: []config.FCAdapter{{Kind: "loopback"}}}); err == nil {
+	log := slog.New(slog.DiscardHandler)
+	if _, err := buildFCAdapters(config.FCConfig{Adapters: []config.FCAdapter{{Kind: "loopback"}}}, log); err == nil {
 		t.Fatal("the loopback adapter was built from the configuration")
+	}
+	// An fcoe adapter over an interface that is missing, or has no
+	// Ethernet address, is refused when the daemon builds it.
+	for _, ifname := range []string{"costar-no-such-if", "lo"} {
+		_, err := buildFCAdapters(config.FCConfig{Adapters: []config.FCAdapter{{Kind: config.FCAdapterFCoE, Interface: ifname}}}, log)
+		if err == nil || !strings.Contains(err.Error(), ifname) {
+			t.Fatalf("fcoe over %s: %v", ifname, err)
+		}
 	}
 }
