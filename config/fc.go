@@ -16,6 +16,7 @@ import (
 //	      port-wwn: 10:00:…    # optional: derived from the interface MAC
 //	      node-wwn: 20:00:…    # optional: derived from the interface MAC
 //	      beacon-seconds: 8    # optional VN2VN beacon interval
+//	      port-group: 2        # optional ALUA target port group (default 1)
 //
 // The provider is registered only when at least one adapter is listed.
 type FCConfig struct {
@@ -32,6 +33,9 @@ type FCAdapter struct {
 	// BeaconSeconds is the VN2VN beacon interval of an fcoe adapter
 	// (0: 8 s, FC-BB-6's default).
 	BeaconSeconds int `mapstructure:"beacon-seconds"`
+	// PortGroup is the ALUA target port group the FC target joins (0: the
+	// default group 1), the number stmfadm set-alua-state -g takes.
+	PortGroup int `mapstructure:"port-group"`
 }
 
 // FCAdapterFCoE is the software FCoE (VN2VN) adapter kind.
@@ -48,6 +52,9 @@ func loadFC(v *viper.Viper) (FCConfig, error) {
 			if w != "" && !validWWN(w) {
 				return c, fmt.Errorf("config: fc.adapters[%d]: %q is not a WWN (16 hex digits, colons allowed)", i, w)
 			}
+		}
+		if a.PortGroup < 0 || a.PortGroup > 65535 {
+			return c, fmt.Errorf("config: fc.adapters[%d]: port-group %d outside 1..65535", i, a.PortGroup)
 		}
 		// The in-process loopback adapter is for tests only, so it is
 		// refused here like any kind stmfd cannot build. A new kind adds

@@ -15,8 +15,8 @@ func TestFCAdapters(t *testing.T) {
 		name, file, wantErr string
 		want                *FCAdapter
 	}{
-		{name: "fcoe", file: "fc:\n  adapters:\n    - kind: fcoe\n      interface: veth0\n      port-wwn: 10:00:00:00:00:00:00:01\n      beacon-seconds: 2\n",
-			want: &FCAdapter{Kind: "fcoe", Interface: "veth0", PortWWN: "10:00:00:00:00:00:00:01", BeaconSeconds: 2}},
+		{name: "fcoe", file: "fc:\n  adapters:\n    - kind: fcoe\n      interface: veth0\n      port-wwn: 10:00:00:00:00:00:00:01\n      beacon-seconds: 2\n      port-group: 7\n",
+			want: &FCAdapter{Kind: "fcoe", Interface: "veth0", PortWWN: "10:00:00:00:00:00:00:01", BeaconSeconds: 2, PortGroup: 7}},
 		{name: "no section", file: "state-dir: /tmp/x\n"},
 		{name: "empty list", file: "fc:\n  adapters: []\n"},
 		{name: "unknown kind", file: "fc:\n  adapters:\n    - kind: qlt\n", wantErr: `unknown adapter kind "qlt"`},
@@ -24,6 +24,7 @@ func TestFCAdapters(t *testing.T) {
 		{name: "bad wwn", file: "fc:\n  adapters:\n    - kind: x\n      port-wwn: 12\n", wantErr: "fc.adapters[0]"},
 		{name: "fcoe without interface", file: "fc:\n  adapters:\n    - kind: fcoe\n", wantErr: "needs an interface"},
 		{name: "fcoe twice on one interface", file: "fc:\n  adapters:\n    - kind: fcoe\n      interface: veth0\n    - kind: fcoe\n      interface: veth0\n", wantErr: "already fc.adapters[0]"},
+		{name: "fcoe bad port group", file: "fc:\n  adapters:\n    - kind: fcoe\n      interface: veth0\n      port-group: 70000\n", wantErr: "port-group"},
 		{name: "fcoe bad beacon", file: "fc:\n  adapters:\n    - kind: fcoe\n      interface: veth0\n      beacon-seconds: -1\n", wantErr: "beacon-seconds"},
 		{name: "fcoe bad node wwn", file: "fc:\n  adapters:\n    - kind: fcoe\n      interface: veth0\n      node-wwn: 20:00:zz:00:00:00:00:01\n", wantErr: "not a WWN"},
 	}
