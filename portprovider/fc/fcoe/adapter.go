@@ -381,10 +381,9 @@ func (a *Adapter) handleFIP(h fc.Handler, raw []byte) {
 	}
 }
 
-// handleLS takes a FIP-encapsulated ELS request: the VN2VN point-to-point
-// FLOGI is answered here (it is part of reaching a VN_Port, like the
-// fabric FLOGI an HBA does itself); LOGO goes to the FC port, whose reply
-// Send encapsulates back.
+// handleLS takes a FIP-encapsulated ELS request (Linux sends the VN2VN
+// point-to-point FLOGI and the LOGO this way): the FC port answers it, and
+// Send encapsulates the reply the same way.
 func (a *Adapter) handleLS(h fc.Handler, src MAC, m *LSMsg) {
 	id := a.upID.Load()
 	if m.Reply || id == 0 || !src.unicast() {
@@ -396,35 +395,17 @@ func (a *Adapter) handleLS(h fc.Handler, src MAC, m *LSMsg) {
 		a.stats.BadFrames.Add(1)
 		return
 	}
-	switch m.DType {
-	case dtFLOGI:
-		prm, err := fc.ParsePLOGI(f.Payload)
-		if err != nil || f.Payload[0] != fc.ELSFLOGI {
-			a.stats.BadFrames.Add(1)
-			return
-		}
-		if wwnLess(prm.PortName, a.info.PortName) {
-			a.log.Warn("fcoe: initiator port name sorts below ours: it waits for a PLOGI this target does not send; give the target a lower port-wwn",
-				"initiator", prm.PortName.TargetName(), "target", a.info.PortName.TargetName())
-		}
-		acc := &fc.Frame{Header: fc.Header{RCtl: fc.RCtlELSRep, DID: f.SID, SID: id, Type: fc.TypeELS,
-			FCtl: fc.FCtlExchResponder | fc.FCtlLastSeq | fc.FCtlEndSeq, OXID: f.OXID, RXID: fc.UnassignedXID},
-			Payload: fc.AppendLoginAcc(nil, a.info.PortName, a.info.NodeName, a.info.MaxPayload)}
-		b, err := AppendLS(nil, src, a.enode, true, dtFLOGI, acc, VNMAC(id))
-		if err == nil {
-			a.writeFIP(b)
-		}
-	case dtLOGO:
-		a.mu.Lock()
-		if len(a.pendLS) >= maxPendLS {
-			clear(a.pendLS) // peers that never took their replies
-		}
-		a.pendLS[lsKey{f.SID, f.OXID}] = lsPend{dtype: dtLOGO, enode: src}
-		a.mu.Unlock()
-		h.Receive(&f)
-	default:
+	if m.DType != dtFLOGI && m.DType != dtLOGO {
 		a.stats.Foreign.Add(1)
+		return
 	}
+	a.mu.Lock()
+	if len(a.pendLS) >= maxPendLS {
+		clear(a.pendLS) // peers that never took their replies
+	}
+	a.pendLS[lsKey{f.SID, f.OXID}] = lsPend{dtype: m.DType, enode: src}
+	a.mu.Unlock()
+	h.Receive(&f)
 }
 
 // Send implements fc.Adapter: FCoE from our VN_Port MAC to the

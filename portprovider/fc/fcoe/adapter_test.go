@@ -173,7 +173,8 @@ func TestAdapterWithPeer(t *testing.T) {
 	r.fipc.in <- AppendVN(nil, AllVN2VNMACs, VNMAC(0x0b), &peer)
 	r.expect("beacon", func(b []byte) bool { _, ok := vnOf(b, SubBeacon); return ok })
 
-	// The point-to-point FLOGI, encapsulated in FIP.
+	// The point-to-point FLOGI, encapsulated in FIP, goes to the FC port;
+	// its LS_ACC goes back encapsulated, with our VN_Port MAC.
 	flogi := &fc.Frame{Header: fc.Header{RCtl: fc.RCtlELSReq, DID: 0x0a, SID: 0x0b, Type: fc.TypeELS,
 		FCtl: fc.FCtlFirstSeq | fc.FCtlEndSeq | fc.FCtlSeqInit, OXID: 0x11, RXID: 0xffff}, Payload: fc.AppendPLOGI(nil, wwpnB, wwnnB, 2112)}
 	flogi.Payload[0] = fc.ELSFLOGI
@@ -182,6 +183,15 @@ func TestAdapterWithPeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.fipc.in <- req
+	if got := r.frame(); got.OXID != 0x11 || got.Payload[0] != fc.ELSFLOGI || got.SID != 0x0b {
+		t.Fatalf("FLOGI to the FC port: %+v", got.Header)
+	}
+	flogiAcc := &fc.Frame{Header: fc.Header{RCtl: fc.RCtlELSRep, DID: 0x0b, SID: 0x0a, Type: fc.TypeELS,
+		FCtl: fc.FCtlExchResponder | fc.FCtlLastSeq | fc.FCtlEndSeq, OXID: 0x11, RXID: 0xffff},
+		Payload: fc.AppendLoginAcc(nil, r.a.Info().PortName, r.a.Info().NodeName, 2112)}
+	if err := r.a.Send(flogiAcc); err != nil {
+		t.Fatal(err)
+	}
 	acc := r.expect("FLOGI LS_ACC", func(b []byte) bool {
 		if binary.BigEndian.Uint16(b[12:]) != EtherTypeFIP {
 			return false
@@ -191,11 +201,9 @@ func TestAdapterWithPeer(t *testing.T) {
 	})
 	m, _ := ParseLS(acc[ethHdrLen:])
 	f, err := fc.ParseFrame(m.Frame)
-	if err != nil || m.DType != dtFLOGI || m.MAC != VNMAC(0x0a) || MAC(acc[0:6]) != macB || f.OXID != 0x11 || f.DID != 0x0b || f.SID != 0x0a || f.Payload[0] != fc.ELSLSACC {
+	if err != nil || m.DType != dtFLOGI || m.MAC != VNMAC(0x0a) || MAC(acc[0:6]) != macB || MAC(acc[6:12]) != macA ||
+		f.OXID != 0x11 || f.DID != 0x0b || f.Payload[0] != fc.ELSLSACC {
 		t.Fatalf("FLOGI reply %+v %+v", m, f.Header)
-	}
-	if prm, err := fc.ParsePLOGI(f.Payload); err != nil || prm.PortName != r.a.Info().PortName || prm.RxSize != 2112 {
-		t.Fatalf("FLOGI LS_ACC parameters %+v, %v", prm, err)
 	}
 
 	// FCoE: a PLOGI for us reaches the FC port; one for another VN_Port
