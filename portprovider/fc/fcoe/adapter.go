@@ -86,7 +86,7 @@ type Adapter struct {
 }
 
 type counters struct {
-	RxFrames, TxFrames, RxFIP, TxFIP, BadFrames, Foreign atomic.Uint64
+	RxFrames, TxFrames, RxFIP, TxFIP, BadFrames, Foreign, Drops atomic.Uint64
 }
 
 // Stats counts what the adapter saw on the wire.
@@ -96,13 +96,16 @@ type Stats struct {
 	BadFrames uint64
 	// Foreign are frames for another VN_Port or while the claim is down.
 	Foreign uint64
+	// Drops are frames the kernel dropped because the adapter's receive
+	// buffer was full.
+	Drops uint64
 }
 
 // Stats returns the wire counters.
 func (a *Adapter) Stats() Stats {
 	c := &a.stats
 	return Stats{RxFrames: c.RxFrames.Load(), TxFrames: c.TxFrames.Load(), RxFIP: c.RxFIP.Load(), TxFIP: c.TxFIP.Load(),
-		BadFrames: c.BadFrames.Load(), Foreign: c.Foreign.Load()}
+		BadFrames: c.BadFrames.Load(), Foreign: c.Foreign.Load(), Drops: c.Drops.Load()}
 }
 
 // New builds the adapter of an existing interface; it opens nothing until
@@ -215,6 +218,9 @@ func (a *Adapter) Stop(ctx context.Context) error {
 	close(a.stop)
 	a.upID.Store(0)
 	a.mu.Unlock()
+	st := a.Stats()
+	a.log.Info("fcoe adapter stopped", "rx_frames", st.RxFrames, "tx_frames", st.TxFrames, "rx_fip", st.RxFIP, "tx_fip", st.TxFIP,
+		"bad_frames", st.BadFrames, "foreign", st.Foreign, "dropped", st.Drops)
 	a.fipc.Close()
 	a.fcoec.Close()
 	done := make(chan struct{})
@@ -303,6 +309,10 @@ func (a *Adapter) run(h fc.Handler) {
 			a.mu.Unlock()
 		case <-poll.C:
 			check()
+			if n := a.fipc.drops() + a.fcoec.drops(); n > 0 {
+				a.stats.Drops.Add(n)
+				a.log.Warn("fcoe: receive buffer full, frames dropped", "dropped", n, "total", a.stats.Drops.Load())
+			}
 		}
 	}
 }

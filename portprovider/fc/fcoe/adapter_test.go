@@ -53,6 +53,8 @@ func (c *pipeConn) member(m MAC, _ bool, join bool) error {
 	return nil
 }
 
+func (c *pipeConn) drops() uint64 { return 0 }
+
 func (c *pipeConn) joined(m MAC) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()

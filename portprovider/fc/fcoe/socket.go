@@ -17,7 +17,20 @@ type frameConn interface {
 	// member joins (or leaves) a multicast group or a secondary unicast
 	// address so the interface's filter lets its frames in.
 	member(mac MAC, unicast, join bool) error
+	// drops returns the frames the kernel dropped for a full receive
+	// buffer since the last call.
+	drops() uint64
 }
+
+// Socket buffers: a write burst of many exchanges arrives at once (16
+// commands of 128 KiB are 2 MiB of FCP_DATA), and a frame the socket drops
+// stalls its exchange until the initiator aborts it, 30 s later. Setting
+// them beyond the sysctl limits needs CAP_NET_ADMIN, which opening a packet
+// socket needs anyway.
+const (
+	rcvBuf = 32 << 20
+	sndBuf = 4 << 20
+)
 
 // packetConn is an AF_PACKET socket bound to one ethertype on one
 // interface. A protocol-bound packet socket sees only received frames (our
@@ -40,7 +53,26 @@ func openPacket(ifname string, ifindex int, etype uint16) (*packetConn, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("fcoe: bind packet socket to %s: %w", ifname, err)
 	}
+	for _, o := range []struct{ force, plain, n int }{{unix.SO_RCVBUFFORCE, unix.SO_RCVBUF, rcvBuf}, {unix.SO_SNDBUFFORCE, unix.SO_SNDBUF, sndBuf}} {
+		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, o.force, o.n) != nil {
+			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, o.plain, o.n) // capped by the sysctl limit
+		}
+	}
 	return &packetConn{f: os.NewFile(uintptr(fd), fmt.Sprintf("fcoe-%s-%04x", ifname, etype)), ifindex: ifindex}, nil
+}
+
+func (c *packetConn) drops() uint64 {
+	rc, err := c.f.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	var n uint64
+	_ = rc.Control(func(fd uintptr) {
+		if st, err := unix.GetsockoptTpacketStats(int(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
+			n = uint64(st.Drops)
+		}
+	})
+	return n
 }
 
 func (c *packetConn) Read(b []byte) (int, error)  { return c.f.Read(b) }

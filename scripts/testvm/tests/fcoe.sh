@@ -36,6 +36,7 @@ export STMFD_SOCKET=$STATE/stmfd.sock
 . "$HOST/steps.sh"
 
 SPID=""
+TPID=""
 MAPS=()
 CTLR=""
 cleanup() {
@@ -50,6 +51,10 @@ cleanup() {
     kill -KILL "$SPID" 2>/dev/null
   fi
   cp "$SLOG" "$HOST/stmfd.log" 2>/dev/null
+  if [ -n "$TPID" ]; then
+    kill -INT "$TPID" 2>/dev/null
+    sleep 1
+  fi
   [ -f /tmp/fip.pcap ] && cp /tmp/fip.pcap "$HOST/"
 }
 trap cleanup EXIT
@@ -69,10 +74,6 @@ dump_evidence() {
   dmesg | grep -Ei 'fcoe|libfc|host[0-9]|rport|scsi|sd [0-9]|\[sd[a-z]+\]|I/O error|reservation|EXT4|multipath' | tail -60 | indent
   section "evidence: stmfd log (last 120 lines)"
   tail -120 "$SLOG" 2>/dev/null | indent
-  if [ -f /tmp/fip.pcap ]; then
-    section "evidence: FIP/FCoE capture (first 60 frames)"
-    timeout 10 tcpdump -nn -e -r /tmp/fip.pcap 2>/dev/null | head -60 | indent
-  fi
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -93,7 +94,9 @@ TMAC=$(cat /sys/class/net/veth-t/address)
 WWPN=10:00:$TMAC
 WWPN_HEX=1000$(tr -d : <<<"$TMAC")
 echo "target MAC $TMAC -> derived port WWN $WWPN_HEX"
-timeout 900 tcpdump -i veth-t -w /tmp/fip.pcap -s 256 -c 4000 'ether proto 0x8914 or ether proto 0x8906' >/dev/null 2>&1 &
+# Headers of every FIP and FCoE frame, for a failure's post-mortem (fip.pcap in the run dir).
+tcpdump -i veth-t -w /tmp/fip.pcap -s 96 -c 200000 'ether proto 0x8914 or ether proto 0x8906' >/dev/null 2>&1 &
+TPID=$!
 
 section "stmfd --demo with an fcoe adapter on veth-t"
 rm -rf "$STATE" && mkdir -p "$STATE"
@@ -113,7 +116,7 @@ for ((i = 0; i < 100; i++)); do
   sleep 0.2
 done
 if ! check "stmfd ready with the fcoe adapter" test $ready = 1; then dump_evidence; finish; fi
-GUID=$(grep -o 'created demo configuration lu=[0-9A-Fa-f]\{32\}' "$SLOG" | grep -o '[0-9A-Fa-f]\{32\}$' | head -1)
+GUID=$(timeout 30 "$STMFADM" list-lu 2>/dev/null | sed -n 's/^LU Name: *\([0-9A-Fa-f]\{32\}\)$/\1/p' | head -1)
 echo "demo LU $GUID"
 for ((i = 0; i < 50; i++)); do grep -q 'fcoe vn2vn claim up' "$SLOG" && break; sleep 0.2; done
 check "stmfd claimed a VN2VN N_Port ID" grep -q 'fcoe vn2vn claim up' "$SLOG"
@@ -178,7 +181,7 @@ if ! check "LUN 0 over FC is a block device (${FCDEV:-none})" test -n "$FCDEV" -
 FCWWID=$(/lib/udev/scsi_id -g -u "$FCDEV")
 echo "FC: $FCDEV WWID $FCWWID"
 check "FC WWID is the LU's NAA (3${GUID,,})" test "$FCWWID" = "3${GUID,,}"
-timeout 20 sg_vpd -p di "$FCDEV" 2>&1 | indent
+timeout 20 sg_vpd -p di "$FCDEV" 2>&1 | tee /tmp/vpd.fc | indent
 run "modprobe iscsi_tcp" 30 modprobe iscsi_tcp
 timeout 60 iscsiadm -m discovery -t sendtargets -p "$P1" 2>&1 | indent
 ISDEV=""
@@ -190,6 +193,13 @@ fi
 ISWWID=$( [ -n "$ISDEV" ] && /lib/udev/scsi_id -g -u "$ISDEV")
 echo "iSCSI: ${ISDEV:-none} WWID ${ISWWID:-none}"
 check "same WWID over FC and iSCSI" test -n "$ISWWID" -a "$ISWWID" = "$FCWWID"
+if [ -n "$ISDEV" ]; then
+  timeout 20 sg_vpd -p di "$ISDEV" >/tmp/vpd.is 2>&1
+  RFC=$(sed -n 's/.*Relative target port: *\(0x[0-9a-f]*\).*/\1/p' /tmp/vpd.fc | head -1)
+  RIS=$(sed -n 's/.*Relative target port: *\(0x[0-9a-f]*\).*/\1/p' /tmp/vpd.is | head -1)
+  check "FC and iSCSI target ports have distinct relative target port IDs (FC $RFC, iSCSI $RIS)" test -n "$RFC" -a -n "$RIS" -a "$RFC" != "$RIS"
+  check "VPD 0x83 of the FC port has no unexpected NAA" bash -c "! grep -q unexpected /tmp/vpd.fc"
+fi
 
 run "FC: fio randwrite 4k-128k qd16 $FIO_SIZE verify=crc32c" 600 \
   fio --name=fc --filename="$FCDEV" --rw=randwrite --bsrange=4k-128k --size="$FIO_SIZE" \
@@ -240,30 +250,31 @@ fi
 # ---------------------------------------------------------------------------------------------
 section "ext4 on the FC disk across ip link set veth-i down/up"
 mkdir -p /mnt/fc
-run "mkfs.ext4" 120 mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$FCDEV"
-run "mount" 30 mount "$FCDEV" /mnt/fc
-run "write files before the bounce" 120 bash -c 'for i in 1 2 3 4; do head -c 3M /dev/urandom >/mnt/fc/before$i; done; sync'
-(cd /mnt/fc && sha256sum before* >/tmp/sums)
-run "ip link set veth-i down" 10 ip link set veth-i down
-sleep 3
-check "rport left Online while the link is down" bash -c "[ \"\$(cat $RPORT/port_state 2>/dev/null)\" != Online ]"
-run "ip link set veth-i up" 10 ip link set veth-i up
-T=$(date +%s)
-for ((i = 0; i < 300; i++)); do
-  r=$(find_rport) && [ "$(cat "$r/port_state")" = Online ] && break
-  sleep 0.2
-done
-st=""
-r=$(find_rport) && st=$(cat "$r/port_state")
-check "rport Online again after the bounce ($(($(date +%s) - T)) s)" test "$st" = Online
-grep -H . /sys/class/fc_remote_ports/rport-*/{port_state,port_id,port_name} 2>&1 | indent
-run "write files after the bounce" 120 bash -c 'for i in 1 2; do head -c 3M /dev/urandom >/mnt/fc/after$i; done; sync'
-(cd /mnt/fc && sha256sum after* >>/tmp/sums)
-run "umount" 60 umount /mnt/fc
-run "remount" 30 mount "$FCDEV" /mnt/fc
-run "checksums match after remount" 60 bash -c 'cd /mnt/fc && sha256sum -c --quiet /tmp/sums'
-run "umount" 60 umount /mnt/fc
-run "fsck clean" 120 fsck.ext4 -n -f "$FCDEV"
+if run "mkfs.ext4" 120 mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$FCDEV" &&
+  run "mount" 30 mount "$FCDEV" /mnt/fc; then
+  run "write files before the bounce" 120 bash -c 'for i in 1 2 3 4; do head -c 3M /dev/urandom >/mnt/fc/before$i; done; sync'
+  (cd /mnt/fc && sha256sum before* >/tmp/sums)
+  run "ip link set veth-i down" 10 ip link set veth-i down
+  sleep 3
+  check "rport left Online while the link is down" bash -c "[ \"\$(cat $RPORT/port_state 2>/dev/null)\" != Online ]"
+  run "ip link set veth-i up" 10 ip link set veth-i up
+  T=$(date +%s)
+  for ((i = 0; i < 300; i++)); do
+    r=$(find_rport) && [ "$(cat "$r/port_state")" = Online ] && break
+    sleep 0.2
+  done
+  st=""
+  r=$(find_rport) && st=$(cat "$r/port_state")
+  check "rport Online again after the bounce ($(($(date +%s) - T)) s)" test "$st" = Online
+  grep -H . /sys/class/fc_remote_ports/rport-*/{port_state,port_id,port_name} 2>&1 | indent
+  run "write files after the bounce (I/O resumes)" 120 bash -c 'for i in 1 2; do head -c 3M /dev/urandom >/mnt/fc/after$i; done; sync'
+  (cd /mnt/fc && sha256sum after* >>/tmp/sums)
+  run "umount" 60 umount /mnt/fc
+  run "remount" 30 mount "$FCDEV" /mnt/fc &&
+    run "checksums match after remount" 60 bash -c 'cd /mnt/fc && sha256sum -c --quiet /tmp/sums' &&
+    run "umount" 60 umount /mnt/fc
+  run "fsck clean" 120 fsck.ext4 -n -f "$FCDEV"
+fi
 
 # ---------------------------------------------------------------------------------------------
 section "dm-multipath: one FC path and one iSCSI path"
@@ -292,14 +303,33 @@ else
     run "multipath: pattern reads back with the FC path gone" 60 \
       bash -c "dd if='$MP' bs=1M count=4 iflag=direct status=none | cmp - /tmp/pat"
     ip link set veth-i up
+    for ((i = 0; i < 150; i++)); do
+      r=$(find_rport) && [ "$(cat "$r/port_state")" = Online ] && break
+      sleep 0.2
+    done
+    sleep 2
+    multipath -r >/dev/null 2>&1
+    sleep 2
+    out=$(multipath -ll "$FCWWID" 2>&1)
+    echo "$out" | indent
+    if check "multipath: FC path back (2 active paths)" test "$(grep -c 'active ready running' <<<"$out")" = 2; then
+      run "multipath: fio randwrite through the map while the iSCSI path logs out (I/O moves to FC)" 300 bash -c "
+        (sleep 2; iscsiadm -m node -T $IQN -p $P1 --logout >/dev/null) &
+        fio --name=mp2 --filename=$MP --rw=randwrite --bs=16k --size=16M --offset=64M --direct=1 --ioengine=libaio \
+          --iodepth=8 --verify=crc32c --do_verify=1 --verify_fatal=1 --verify_state_save=0 --output-format=terse --terse-version=3"
+      multipath -ll "$FCWWID" 2>&1 | indent
+      run "multipath: pattern reads back over FC alone" 60 \
+        bash -c "dd if='$MP' bs=1M count=4 iflag=direct status=none | cmp - /tmp/pat"
+    fi
     run "multipath: flush map" 60 multipath -f "$FCWWID" && MAPS=()
   fi
 fi
 
 section "kernel log"
-errs=$(dmesg | grep -Ei 'BUG|panic|Call Trace|WARNING' | head -20)
+errs=$(dmesg | grep -E 'BUG:|Kernel panic|Call Trace|WARNING:' | head -20)
 check "no kernel BUG/WARNING" test -z "$errs"
 echo "$errs" | indent
-dmesg | grep -Ei 'fcoe|libfc|host[0-9]+: ' | tail -30 | indent
+dmesg | grep -Ei 'fcoe|libfc|host[0-9]+: |reservation|offlin|timeout' | tail -40 | indent
+grep -E 'fcoe adapter stopped|frames dropped' "$SLOG" | indent
 [ "$NFAIL" = 0 ] || dump_evidence
 finish
