@@ -56,8 +56,8 @@ type rxItem struct {
 }
 
 // Adapter is a software FCoE HBA port in VN2VN mode: it claims an N_Port
-// ID with FIP, carries FC frames in FCoE over the interface, answers the
-// point-to-point FLOGI of VN2VN and reports the link to the FC port.
+// ID with FIP, carries FC frames in FCoE (or FIP-encapsulated ELS) over
+// the interface and reports the claim to the FC port as its link.
 type Adapter struct {
 	cfg    Config
 	log    *slog.Logger
