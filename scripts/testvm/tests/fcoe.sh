@@ -91,9 +91,7 @@ run "ip link add veth-t type veth peer name veth-i" 10 ip link add veth-t mtu 25
 run "veth up" 10 bash -c "ip link set veth-t up && ip link set veth-i up"
 ip -br link show type veth | indent
 TMAC=$(cat /sys/class/net/veth-t/address)
-WWPN=10:00:$TMAC
-WWPN_HEX=1000$(tr -d : <<<"$TMAC")
-echo "target MAC $TMAC -> derived port WWN $WWPN_HEX"
+echo "target MAC $TMAC"
 # Headers of every FIP and FCoE frame, for a failure's post-mortem (fip.pcap in the run dir).
 tcpdump -i veth-t -w /tmp/fip.pcap -s 96 -c 200000 'ether proto 0x8914 or ether proto 0x8906' >/dev/null 2>&1 &
 TPID=$!
@@ -116,6 +114,9 @@ for ((i = 0; i < 100; i++)); do
   sleep 0.2
 done
 if ! check "stmfd ready with the fcoe adapter" test $ready = 1; then dump_evidence; finish; fi
+# The port WWN is derived from the MAC (NAA 2: 2001 + MAC); fcinfo says which.
+WWPN_HEX=$(timeout 30 "$FCINFO" hba-port 2>/dev/null | sed -n 's/^HBA Port WWN: *\([0-9a-f]\{16\}\)$/\1/p' | head -1)
+check "fcinfo hba-port names the port derived from the MAC (${WWPN_HEX:-none})" test "$WWPN_HEX" = "2001$(tr -d : <<<"$TMAC")"
 GUID=$(timeout 30 "$STMFADM" list-lu 2>/dev/null | sed -n 's/^LU Name: *\([0-9A-Fa-f]\{32\}\)$/\1/p' | head -1)
 echo "demo LU $GUID"
 for ((i = 0; i < 50; i++)); do grep -q 'fcoe vn2vn claim up' "$SLOG" && break; sleep 0.2; done
