@@ -1,6 +1,7 @@
 package fc
 
 import (
+	"fmt"
 	"time"
 )
 
@@ -53,7 +54,7 @@ func (p *Port) handleFLOGI(f *Frame) {
 // our address changed meanwhile.
 func (p *Port) schedulePLOGILocked(did, me uint32, tries int, wait time.Duration) {
 	if tries >= plogiTries {
-		p.log.Warn("fc p2p: PLOGI not accepted, giving up", "port_id", did)
+		p.log.Warn("fc p2p: PLOGI not accepted, giving up", "port_id", fmt.Sprintf("%06x", did))
 		return
 	}
 	time.AfterFunc(wait, func() {
@@ -114,7 +115,7 @@ func (p *Port) handleELSReply(f *Frame) {
 	p.mu.Unlock()
 	if ok {
 		p.stats.plogi.Add(1)
-		p.log.Info("fc plogi accepted", "initiator", prm.PortName.TargetName(), "port_id", f.SID)
+		p.log.Info("fc plogi accepted", "initiator", prm.PortName.TargetName(), "port_id", fmt.Sprintf("%06x", f.SID))
 	}
 }
 
