@@ -83,3 +83,28 @@ func TestP2PFLOGI(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestReloginAfterLinkBounce: after a link bounce the initiator logs in
+// again at the same N_Port ID (as Linux does over VN2VN) and I/O works on
+// the new session; the old session is gone.
+func TestReloginAfterLinkBounce(t *testing.T) {
+	e := newEnv(t, fc.Config{})
+	ctx := ctxT(t)
+	e.login(t)
+	old := e.fw.Sessions()
+	if err := e.ad.LinkDown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "logged out on link down", func() bool { return len(e.port.RemotePorts()) == 0 && len(e.fw.Sessions()) == 0 })
+	if err := e.ad.LinkUp(ctx, targetID, 8000); err != nil {
+		t.Fatal(err)
+	}
+	e.login(t)
+	ss := e.fw.Sessions()
+	if len(ss) != 1 || len(old) != 1 || ss[0] == old[0] {
+		t.Fatalf("sessions before %v after %v", old, ss)
+	}
+	if r := e.cmd(t, e.ini, tur(), nil); r.Status != 0 {
+		t.Fatalf("TEST UNIT READY after relogin: %+v", r.Rsp)
+	}
+}
