@@ -75,9 +75,6 @@ func loadFC(v *viper.Viper) (FCConfig, error) {
 		default:
 			return c, fmt.Errorf("config: fc.adapters[%d]: unknown adapter kind %q (built in: fcoe)", i, a.Kind)
 		}
-		if a.Kind != FCAdapterFCoE && (a.Interface != "" || a.BeaconSeconds != 0) {
-			return c, fmt.Errorf("config: fc.adapters[%d]: interface and beacon-seconds are fcoe settings", i)
-		}
 	}
 	return c, nil
 }
