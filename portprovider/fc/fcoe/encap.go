@@ -75,9 +75,9 @@ func AppendFCoE(b []byte, dst, src MAC, f *fc.Frame) []byte {
 	return append(b, eof, 0, 0, 0)
 }
 
-// ParseFCoE decodes an FCoE frame (after the Ethernet header; Ethernet
-// padding after the trailer is ignored only when the FC frame length can
-// be told, so the trailer is taken from the end). Frames with a bad
+// ParseFCoE decodes an FCoE frame (after the Ethernet header). The
+// trailer is the last 8 bytes: an FCoE frame is never shorter than the
+// Ethernet minimum, so no Ethernet padding follows it. Frames with a bad
 // version, CRC, SOF or an aborting EOF are refused.
 func ParseFCoE(b []byte) (Encap, error) {
 	var e Encap
