@@ -28,6 +28,9 @@ type Config struct {
 	ShutdownSeconds int
 	// MetricsListen is where /metrics is served ("" = off; metrics.go).
 	MetricsListen string
+	// PprofListen is where net/http/pprof is served ("" = off; loopback
+	// only, pprof.go).
+	PprofListen string
 
 	// ISCSI configures the iSCSI port provider.
 	ISCSI ISCSIConfig
@@ -93,6 +96,7 @@ func Load(args []string, out io.Writer) (*Config, error) {
 	fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Int("shutdown-timeout", 30, "seconds a clean shutdown waits for in-flight I/O")
 	fs.String("metrics-listen", "", "serve Prometheus metrics on ADDR:PORT at /metrics (off when empty; keep it on loopback)")
+	fs.String("pprof-listen", "", "serve Go profiles (net/http/pprof) on a loopback ADDR:PORT at /debug/pprof/ (off when empty)")
 	fs.String("abort-completed-task", AbortTaskDoesNotExist, "iSCSI ABORT TASK answer for an unknown (already completed) task: "+
 		AbortTaskDoesNotExist+" (RFC 7143 11.5.1) or "+AbortFunctionComplete)
 	fs.String("response-budget", "16M", "iSCSI: bytes of responses one connection may hold for its initiator (K/M/G suffixes)")
@@ -140,6 +144,9 @@ func Load(args []string, out io.Writer) (*Config, error) {
 		return nil, err
 	}
 	if c.MetricsListen, err = loadMetricsListen(v); err != nil {
+		return nil, err
+	}
+	if c.PprofListen, err = loadPprofListen(v); err != nil {
 		return nil, err
 	}
 	if c.StateDir == "" {

@@ -315,13 +315,13 @@ func (s *Session) Submit(t *Task) {
 		t.Complete(&Result{Status: scsi.StatusTaskAborted}) // dropped, counted as aborted
 		return
 	}
-	t.ctx, t.cancel = context.WithCancel(s.ctx)
+	t.parent = s.ctx
 	s.tasks[t.Tag] = t
 	s.wg.Add(1)
 	s.mu.Unlock()
 	t.reg = reg
 	t.Seq = reg.seq.Add(1)
-	t.onDone = s.taskDone
+	t.tracked = true
 	if a, ok := reg.lu.(Admitter); ok {
 		a.Admit(t)
 	}
@@ -541,9 +541,7 @@ func (t *Task) markAborted() {
 	t.mu.Lock()
 	t.aborted.Store(true)
 	t.mu.Unlock()
-	if t.cancel != nil {
-		t.cancel()
-	}
+	t.endContext()
 	if g := t.qosHeld.Load(); g != nil {
 		g.abortWaiters() // a task held by QoS is retired now, not when its tokens come
 	}

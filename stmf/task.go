@@ -72,13 +72,20 @@ type Task struct {
 	// LU at Admit; the zero value moves no data and is never held.
 	Throttle Throttle
 
+	// The task's context is made on first use (most reads never ask for
+	// it): parent is the session's, ctx and cancel are guarded by cmu, and
+	// ended records that the task was aborted or completed, so a context
+	// asked for afterwards is born cancelled.
+	parent    context.Context
+	cmu       sync.Mutex
 	ctx       context.Context
 	cancel    context.CancelFunc
+	ended     bool
 	transport Transport
 	mu        sync.Mutex // orders Complete against markAborted
 	finished  atomic.Bool
 	aborted   atomic.Bool
-	onDone    func(*Task)
+	tracked   bool // in its session's task set: Complete tells the session
 	reg       *luReg
 	qosHeld   atomic.Pointer[qosGate] // the gate the task waited in, for aborts
 
@@ -97,10 +104,29 @@ func NewTask(tr Transport) *Task { return &Task{transport: tr} }
 // Context is cancelled when the task is aborted or its session ends;
 // long-running work should watch it.
 func (t *Task) Context() context.Context {
+	t.cmu.Lock()
+	defer t.cmu.Unlock()
 	if t.ctx == nil {
-		return context.Background()
+		if t.parent == nil {
+			return context.Background()
+		}
+		t.ctx, t.cancel = context.WithCancel(t.parent)
+		if t.ended {
+			t.cancel()
+		}
 	}
 	return t.ctx
+}
+
+// endContext cancels the task's context, now or when it is made.
+func (t *Task) endContext() {
+	t.cmu.Lock()
+	t.ended = true
+	cancel := t.cancel
+	t.cmu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
 }
 
 // Aborted reports whether a task management function aborted the task.
@@ -190,12 +216,10 @@ func (t *Task) Complete(r *Result) {
 		t.transport.Deliver(r)
 	}
 	t.mu.Unlock()
-	if t.onDone != nil {
-		t.onDone(t)
+	if t.tracked {
+		t.Session.taskDone(t)
 	}
-	if t.cancel != nil {
-		t.cancel()
-	}
+	t.endContext()
 }
 
 // CompleteStatus finishes the task with a status and no data.
