@@ -58,6 +58,13 @@ type Task struct {
 	// other command in flight, no input pending) and all Data-Out is in:
 	// the hand-off to a worker and back is then pure latency.
 	Inline bool
+	// InlineNoWait, set by the transport with Inline, says its goroutine
+	// has other work (commands in flight, input pending): the task may run
+	// there only if it never blocks. The LU's Quick accepts only commands
+	// it can finish without waiting (reads the page cache answers, see
+	// backing.NoWaitReader) and hands the rest to a goroutine of its own.
+	// Cleared when the task goes to a worker.
+	InlineNoWait bool
 	// Access is the access state of the target port group the task came
 	// through (SPC-4 5.15.2), set by Submit: the LU decides which commands
 	// a port in a standby, unavailable or transitioning state may run.

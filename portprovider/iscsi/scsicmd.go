@@ -507,7 +507,15 @@ func (c *conn) submitNow(cm *cmd, mayInline bool) {
 	if cm.needAdmit && c.sess.admitOrQueue(cm) {
 		admitAll(c.admit(cm))
 	}
-	cm.task.Inline = mayInline && inline && cm.edtl <= inlineMax && c.idleForInline()
+	// Alone on the connection, any quick command runs on the reader; with
+	// others in flight or input pending only one that never waits (a
+	// read from the page cache, InlineNoWait): the hand-off to a worker
+	// and back cost more than the read (BENCHMARKS.md, issue 14).
+	if mayInline && inline && cm.edtl <= inlineMax {
+		idle := c.idleForInline()
+		cm.task.Inline = idle || !cm.write
+		cm.task.InlineNoWait = !idle
+	}
 	c.sess.st.Submit(cm.task)
 }
 
