@@ -108,6 +108,10 @@ type Task struct {
 // NewTask builds a task for Session.Submit. tr must not be nil.
 func NewTask(tr Transport) *Task { return &Task{transport: tr} }
 
+// InitTask prepares a zero Task that lives inside a transport's own
+// command struct, so a command costs one allocation instead of two.
+func InitTask(t *Task, tr Transport) { t.transport = tr }
+
 // Context is cancelled when the task is aborted or its session ends;
 // long-running work should watch it.
 func (t *Task) Context() context.Context {

@@ -257,6 +257,7 @@ func (c *conn) writeLoop() {
 	bufs := make(net.Buffers, 0, 128)
 	arena := make([]byte, 0, 32<<10)
 	var failed bool
+	out := new(net.Buffers) // WriteTo's receiver escapes: one for the connection, not one per batch
 	for {
 		c.qmu.Lock()
 		for len(c.q) == 0 && !c.qclosed {
@@ -292,7 +293,7 @@ func (c *conn) writeLoop() {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 			// WriteTo consumes the slice it is called on: a copy keeps
 			// bufs' capacity for the next batch (no allocation per batch).
-			out := bufs
+			*out = bufs
 			_, err := out.WriteTo(c.nc)
 			clear(bufs) // no references to sent data stay behind
 			if err != nil {
