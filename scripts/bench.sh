@@ -706,39 +706,41 @@ goal() {
   else verdict="**NOT met**"; fi
   echo "- $1: $2 (goal $3 $4): $verdict"
 }
+ran() { [[ -n ${RES[$1,$SUBJ]:-} ]]; } # the figure ran in this run
 goals() { # issue 14's goals from this run's figures
   local f r s q
   echo
   echo "Goals (issue 14), from this run:"
   echo
-  if [[ $COMPARE == 0 ]]; then
+  if [[ $COMPARE == 0 && $WITH_TGT == 1 ]]; then
     for f in rand_read_4k_qd32 seq_read_4k_qd32 seq_write_4k_qd32 sess1_rand_read_4k_qd32 lg_rand_write_4k_qd32 rand_write_4k_fua_qd32 mixed_70_30_4k_qd32; do
-      want "$f" && goal "$f stmfd/tgt" "$(ratio_of "${RES[$f,tgt]:--}" "${RES[$f,stmfd]:--}")" ">=" 2.3
+      ran "$f" && goal "$f stmfd/tgt" "$(ratio_of "${RES[$f,tgt]:--}" "${RES[$f,stmfd]:--}")" ">=" 2.3
     done
     for f in rand_read_4k_qd1 lg_rand_read_4k_qd1 lg_rand_write_4k_qd1; do
-      want "$f" && goal "$f stmfd/tgt (profile $PROFILE)" "$(ratio_of "${RES[$f,tgt]:--}" "${RES[$f,stmfd]:--}")" ">=" 1.25
+      ran "$f" && goal "$f stmfd/tgt (profile $PROFILE)" "$(ratio_of "${RES[$f,tgt]:--}" "${RES[$f,stmfd]:--}")" ">=" 1.25
     done
   fi
   for f in rand_read_4k_qd1 lg_rand_read_4k_qd1; do
-    want "$f" && goal "$f $SUBJ / TCP ping-pong ceiling (p50 / p99 / p99.9 ${PCT[$f,$SUBJ]:--} µs)" "$(ratio_of "${CEIL[pingpong]:--}" "${RES[$f,$SUBJ]:--}")" ">=" 0.67
+    ran "$f" && goal "$f $SUBJ / TCP ping-pong ceiling (p50 / p99 / p99.9 ${PCT[$f,$SUBJ]:--} µs)" "$(ratio_of "${CEIL[pingpong]:--}" "${RES[$f,$SUBJ]:--}")" ">=" 0.67
   done
   r=${CEIL[iperf3]:--}
-  want seq_read_1m_qd8 && goal "seq_read_1m_qd8 $SUBJ / iperf3 -l 1M" "$(ratio_of "$r" "$(awk -v i="${RES[seq_read_1m_qd8,$SUBJ]:--}" 'BEGIN {if (i == "-") print "-"; else print i * 1048576}')")" ">=" 0.9
-  want seq_write_1m_qd8 && goal "seq_write_1m_qd8 $SUBJ / iperf3 -l 1M" "$(ratio_of "$r" "$(awk -v i="${RES[seq_write_1m_qd8,$SUBJ]:--}" 'BEGIN {if (i == "-") print "-"; else print i * 1048576}')")" ">=" 0.7
+  ran seq_read_1m_qd8 && goal "seq_read_1m_qd8 $SUBJ / iperf3 -l 1M" "$(ratio_of "$r" "$(awk -v i="${RES[seq_read_1m_qd8,$SUBJ]:--}" 'BEGIN {if (i == "-") print "-"; else print i * 1048576}')")" ">=" 0.9
+  ran seq_write_1m_qd8 && goal "seq_write_1m_qd8 $SUBJ / iperf3 -l 1M" "$(ratio_of "$r" "$(awk -v i="${RES[seq_write_1m_qd8,$SUBJ]:--}" 'BEGIN {if (i == "-") print "-"; else print i * 1048576}')")" ">=" 0.7
   for f in rand_read_4k_qd32 sess1_rand_read_4k_qd32; do
     q=${CPM[$f,$SUBJ]:--}
-    want "$f" && goal "$f $SUBJ 4K read IOPS per target core (1e6 / CPU s per M)" \
+    ran "$f" && goal "$f $SUBJ 4K read IOPS per target core (1e6 / CPU s per M)" \
       "$(awk -v c="$q" 'BEGIN {if (c == "-" || c == 0) print "-"; else printf "%.0f", 1e6 / c}')" ">=" 117000
   done
-  if want sess64_rand_read_4k_qd32; then
+  if ran sess64_rand_read_4k_qd32; then
     s=$(sed -n 's/^\([0-9.]*\) .*/\1/p' <<<"${RSS[$SUBJ]:-}")
     goal "$SUBJ RSS with 64 sessions x QD32 running (MiB)" "${s:--}" "<=" 64
     for f in sess1 sess4 sess16 sess64; do
+      ran "${f}_rand_read_4k_qd32" || continue
       echo "- scaling $f: $(fmt_rate "${RES[${f}_rand_read_4k_qd32,$SUBJ]:--}" $K4), p99 $(cut -d/ -f2 <<<"${PCT[${f}_rand_read_4k_qd32,$SUBJ]:-- / - / -}" | tr -d ' ') µs"
     done
   fi
-  want rand_read_4k_qd32_crc32c && goal "rand_read_4k_qd32 $SUBJ with CRC32C digests / without" "$(ratio_of "${RES[sess1_rand_read_4k_qd32,$SUBJ]:--}" "${RES[rand_read_4k_qd32_crc32c,$SUBJ]:--}")" ">=" 0.9
-  want rand_write_4k_qd32_crc32c && goal "rand_write_4k_qd32 $SUBJ with CRC32C digests / without" "$(ratio_of "${RES[lg_rand_write_4k_qd32,$SUBJ]:--}" "${RES[rand_write_4k_qd32_crc32c,$SUBJ]:--}")" ">=" 0.9
+  ran rand_read_4k_qd32_crc32c && goal "rand_read_4k_qd32 $SUBJ with CRC32C digests / without" "$(ratio_of "${RES[sess1_rand_read_4k_qd32,$SUBJ]:--}" "${RES[rand_read_4k_qd32_crc32c,$SUBJ]:--}")" ">=" 0.9
+  ran rand_write_4k_qd32_crc32c && goal "rand_write_4k_qd32 $SUBJ with CRC32C digests / without" "$(ratio_of "${RES[lg_rand_write_4k_qd32,$SUBJ]:--}" "${RES[rand_write_4k_qd32_crc32c,$SUBJ]:--}")" ">=" 0.9
   if [[ $MODE == ats || $MODE == all ]]; then
     goal "ATS p99 under 4K QD32 random writes, $SUBJ (µs)" "${ATSP[p99,$SUBJ]:--}" "<" 1000
     goal "ATS p99.9 under 4K QD32 random writes, $SUBJ (µs)" "${ATSP[p999,$SUBJ]:--}" "<" 10000
