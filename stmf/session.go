@@ -344,12 +344,19 @@ func (t *Task) run() {
 	t.reg.lu.Execute(t)
 }
 
-func (s *Session) taskDone(t *Task) {
+// forgetTag removes a finishing task from the tag index (QUERY TASK, ABORT
+// TASK); a newer task with the same tag is left alone.
+func (s *Session) forgetTag(t *Task) {
 	s.mu.Lock()
 	if s.tasks[t.Tag] == t {
 		delete(s.tasks, t.Tag)
 	}
 	s.mu.Unlock()
+}
+
+// taskDone releases what a finished task held in the task set; Complete
+// has already forgotten its tag.
+func (s *Session) taskDone(t *Task) {
 	for _, next := range t.reg.ts.done(t) {
 		if t.reg.gate(next) {
 			s.fw.workers.run(next)

@@ -214,6 +214,11 @@ func (t *Task) Complete(r *Result) {
 		}
 		return
 	}
+	if t.tracked {
+		// Forget the tag before the response can reach the initiator, so a
+		// QUERY TASK sent after it never finds the finished task.
+		t.Session.forgetTag(t)
+	}
 	t.mu.Lock()
 	aborted := t.aborted.Load()
 	t.count(r, aborted)
