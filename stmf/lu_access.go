@@ -1,8 +1,10 @@
 package stmf
 
 import (
+	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/costar-project/costar/scsi"
 )
@@ -114,5 +116,30 @@ func (fw *Framework) SetRelativePortIDBase(base uint16) {
 	defer fw.mu.Unlock()
 	if base > fw.nextRel {
 		fw.nextRel = base
+	}
+}
+
+// DrainLU waits until the LU has no task in its task set (a cluster node
+// giving the LU up has set it standby first, so no new media command
+// starts), polling, until ctx ends. It reports the tasks still active.
+func (fw *Framework) DrainLU(ctx context.Context, g GUID) int {
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		fw.mu.Lock()
+		reg := fw.lus[g]
+		fw.mu.Unlock()
+		if reg == nil {
+			return 0
+		}
+		n := len(reg.ts.tasks(func(*Task) bool { return true }))
+		if n == 0 {
+			return 0
+		}
+		select {
+		case <-ctx.Done():
+			return n
+		case <-tick.C:
+		}
 	}
 }
