@@ -7,6 +7,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 )
 
 // Client is one node's connection to the cluster.
@@ -30,7 +31,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Client, error) {
 		DialTimeout:          cfg.DialTimeout,
 		DialKeepAliveTime:    cfg.TTL / 2,
 		DialKeepAliveTimeout: cfg.TTL / 2,
-		Logger:               nil,
+		Logger:               zap.NewNop(), // errors reach our log through the calls' results
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: connecting to etcd %v: %w", cfg.Endpoints, err)

@@ -251,8 +251,10 @@ func (o *Owner) hold(ctx context.Context, lease clientv3.LeaseID, token int64, s
 				continue
 			}
 			inflight = true
+			now := time.Now()
+			left := max(o.fc.remaining(now), time.Millisecond) // no renewal outlives the deadline
 			go func(s time.Time) {
-				rctx, cancel := context.WithTimeout(leaderCtx(ctx), max(o.fc.remaining(s), time.Millisecond))
+				rctx, cancel := context.WithTimeout(leaderCtx(ctx), left)
 				r, err := c.cli.KeepAliveOnce(rctx, lease)
 				cancel()
 				out := renewal{sent: s, err: err}
@@ -260,7 +262,7 @@ func (o *Owner) hold(ctx context.Context, lease clientv3.LeaseID, token int64, s
 					out.ttl = time.Duration(r.TTL) * time.Second
 				}
 				results <- out
-			}(time.Now())
+			}(now)
 		case r := <-results:
 			inflight = false
 			switch {
