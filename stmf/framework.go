@@ -63,7 +63,8 @@ type Framework struct {
 	// Copy-on-write so the command path reads it without a lock.
 	alua atomic.Pointer[map[uint16]ALUAState]
 	// luAccess is the per-LU access state a cluster sets (lu_access.go).
-	luAccess map[GUID]*LUAccess
+	luAccess        map[GUID]*LUAccess
+	luAccessDefault *LUAccess // for LUs without an entry (nil: active/optimized)
 
 	workers *workers
 	qos     map[GUID]QoSLimits // per-LU limits, kept while an LU is offline (qos.go)
@@ -107,7 +108,11 @@ func (fw *Framework) RegisterLU(lu LogicalUnit) error {
 	}
 	fw.attach(lu)
 	reg := &luReg{lu: lu}
-	reg.access.Store(fw.luAccess[g])
+	if a, ok := fw.luAccess[g]; ok {
+		reg.access.Store(a)
+	} else {
+		reg.access.Store(fw.luAccessDefault)
+	}
 	if l, ok := fw.qos[g]; ok {
 		fw.applyQoSLocked(reg, l)
 	}

@@ -63,6 +63,14 @@ func (fw *Framework) SetLUAccess(g GUID, a *LUAccess) error {
 	return nil
 }
 
+// SetLUAccessDefault sets the access state an LU registered without a
+// per-LU state starts in (a cluster node: standby until it owns the LU).
+func (fw *Framework) SetLUAccessDefault(a *LUAccess) {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	fw.luAccessDefault = a
+}
+
 // LUAccessOf returns the LU's per-LU access state (nil: none set).
 func (fw *Framework) LUAccessOf(g GUID) *LUAccess {
 	fw.mu.Lock()

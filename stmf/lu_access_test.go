@@ -91,6 +91,17 @@ func TestLUAccess(t *testing.T) {
 	if st := ALUAState(lu1.access.Load()); st != ALUAUnavailable {
 		t.Errorf("group unavailable, LU saw %v", st)
 	}
+	// A cluster node's default: an LU registered later starts standby.
+	_ = fw.SetALUAState(3, ALUAActiveOptimized)
+	fw.SetLUAccessDefault(&LUAccess{Local: ALUAStandby})
+	lu3 := &fakeLU{guid: guidN(3)}
+	_ = fw.RegisterLU(lu3)
+	_, _ = fw.AddView(guidN(3), ViewEntry{LUN: 2}, false)
+	clearUA(t, s, 2)
+	submit(t, s, 2, 0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0)
+	if st := ALUAState(lu3.access.Load()); st != ALUAStandby {
+		t.Errorf("LU registered under a standby default saw %v", st)
+	}
 	if err := fw.SetLUAccess(guidN(1), &LUAccess{Local: 9}); err == nil {
 		t.Error("invalid state accepted")
 	}
