@@ -151,3 +151,18 @@ func (fw *Framework) DrainLU(ctx context.Context, g GUID) int {
 		}
 	}
 }
+
+// PortGroups returns the local target port groups and their ports'
+// relative identifiers (what a cluster node advertises to the others).
+func (fw *Framework) PortGroups() map[uint16][]uint16 {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	out := map[uint16][]uint16{}
+	for _, p := range fw.ports {
+		out[p.Group] = append(out[p.Group], p.RelativeID)
+	}
+	for _, ids := range out {
+		slices.Sort(ids)
+	}
+	return out
+}

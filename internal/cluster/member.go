@@ -163,6 +163,18 @@ func (ms *Membership) SetHealth(h string) {
 	}
 }
 
+// SetGroups changes the port groups this node advertises (its targets or
+// portal groups changed).
+func (ms *Membership) SetGroups(g []PortGroup) {
+	ms.mu.Lock()
+	ms.m.Groups = g
+	ms.mu.Unlock()
+	select {
+	case ms.kick <- struct{}{}:
+	default:
+	}
+}
+
 // Leave removes the node's record and stops keeping it.
 func (ms *Membership) Leave() {
 	ms.cancel()

@@ -3,11 +3,18 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
+
+// ErrNoSuchNode: a move names a node that is not a live member.
+var ErrNoSuchNode = errors.New("cluster: not a live member")
+
+// IsNoSuchNode reports whether err is ErrNoSuchNode.
+func IsNoSuchNode(err error) bool { return errors.Is(err, ErrNoSuchNode) }
 
 // Move is a planned switchover (stmfadm move-lu): it names node in the
 // LU's move key; the owner drains and gives the lease up, and node, which
@@ -24,7 +31,7 @@ func (c *Client) Move(ctx context.Context, guid, node string) error {
 		found = found || m.Name == node
 	}
 	if !found {
-		return fmt.Errorf("cluster: node %q is not a live member", node)
+		return fmt.Errorf("%w: %q", ErrNoSuchNode, node)
 	}
 	cur, err := c.OwnerOf(ctx, guid)
 	if err != nil {
