@@ -224,8 +224,8 @@ func TestMajorityLoss(t *testing.T) {
 	who, tok := w.one(t, 10*time.Second)
 
 	e.Stop(2)
-	// Majority kept: three TTLs later the same owner, same token.
-	time.Sleep(3 * 2 * time.Second)
+	// Majority kept: two TTLs later the same owner, same token.
+	time.Sleep(2 * 2 * time.Second)
 	if s, _ := w.snapshot(); len(s) != 1 || s[who] != tok {
 		t.Fatalf("one etcd member lost: serving %v, want %s with token %d", s, who, tok)
 	}

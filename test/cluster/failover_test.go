@@ -204,7 +204,7 @@ func TestClusterOwnershipFailover(t *testing.T) {
 	// etcd: one member lost keeps the majority (nothing changes); two
 	// lost and the owner self-fences; back, and it serves again.
 	etcd.Stop(0)
-	for range 2 * int(leaseTTL/(100*time.Millisecond)) {
+	for range 3 * int(leaseTTL/(200*time.Millisecond)) / 2 { // 1.5 TTLs of renewals
 		if r := cmd(ctx, t, other.s, initiator.Write16(32, 1), pattern(5), 0); r.Status != initiator.StatusGood {
 			t.Fatalf("WRITE with one etcd member down: %v", r)
 		}
