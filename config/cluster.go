@@ -16,7 +16,7 @@ type ClusterConfig struct {
 	Endpoints []string      // etcd client URLs
 	Node      string        // this node's name (default: the host name)
 	NodeID    int           // 1..255: relative target port ids start at NodeID*256
-	Portals   []string      // advertised portals (default: --portal)
+	Portals   []string      // advertised portals (default: the portals' actual addresses)
 	LeaseTTL  time.Duration // per-LU ownership lease; whole seconds
 	Prefix    string        // etcd key prefix
 }
@@ -29,13 +29,13 @@ func addClusterFlags(fs *pflag.FlagSet) {
 	fs.StringSlice("cluster-endpoints", nil, "cluster mode: etcd client URLs (repeatable or comma separated; off when empty)")
 	fs.String("node-name", "", "cluster mode: this node's name, unique in the cluster (default: the host name)")
 	fs.Int("node-id", 0, "cluster mode: this node's number, 1-255, unique in the cluster; relative target port ids start at node-id*256")
-	fs.StringSlice("advertise-portal", nil, "cluster mode: portals advertised to the other nodes (default: --portal)")
+	fs.StringSlice("advertise-portal", nil, "cluster mode: portals advertised to the other nodes (default: the portals' actual addresses)")
 	fs.Duration("cluster-lease-ttl", 5*time.Second, "cluster mode: LU ownership lease TTL, whole seconds (an owner that cannot renew stops serving before it ends)")
 	fs.String("cluster-prefix", "/costar/", "cluster mode: etcd key prefix")
 }
 
 // loadCluster reads and checks the cluster settings.
-func loadCluster(v *viper.Viper, portals []string, hostname func() (string, error)) (ClusterConfig, error) {
+func loadCluster(v *viper.Viper, hostname func() (string, error)) (ClusterConfig, error) {
 	c := ClusterConfig{
 		Endpoints: splitList(v.GetStringSlice("cluster-endpoints")),
 		Node:      v.GetString("node-name"),
@@ -59,9 +59,6 @@ func loadCluster(v *viper.Viper, portals []string, hostname func() (string, erro
 	}
 	if c.NodeID < 1 || c.NodeID > 255 {
 		return c, fmt.Errorf("config: --node-id %d: cluster mode needs a node number 1-255, unique in the cluster", c.NodeID)
-	}
-	if len(c.Portals) == 0 {
-		c.Portals = portals
 	}
 	for _, p := range c.Portals {
 		if _, _, err := net.SplitHostPort(p); err != nil {

@@ -17,7 +17,7 @@ func TestClusterConfig(t *testing.T) {
 	}{
 		{"off by default", nil, ClusterConfig{LeaseTTL: 5 * time.Second, Prefix: "/costar/"}, false},
 		{"flags", []string{"--cluster-endpoints", "http://127.0.0.1:2379,http://127.0.0.2:2379", "--node-name", "a", "--node-id", "1", "--portal", "127.0.0.1:3260"},
-			ClusterConfig{Endpoints: []string{"http://127.0.0.1:2379", "http://127.0.0.2:2379"}, Node: "a", NodeID: 1, Portals: []string{"127.0.0.1:3260"}, LeaseTTL: 5 * time.Second, Prefix: "/costar/"}, false},
+			ClusterConfig{Endpoints: []string{"http://127.0.0.1:2379", "http://127.0.0.2:2379"}, Node: "a", NodeID: 1, LeaseTTL: 5 * time.Second, Prefix: "/costar/"}, false},
 		{"host name default", []string{"--cluster-endpoints", "http://x:1", "--node-id", "2", "--advertise-portal", "10.0.0.1:3260", "--cluster-lease-ttl", "8s"},
 			ClusterConfig{Endpoints: []string{"http://x:1"}, Node: "testhost", NodeID: 2, Portals: []string{"10.0.0.1:3260"}, LeaseTTL: 8 * time.Second, Prefix: "/costar/"}, false},
 		{"no node id", []string{"--cluster-endpoints", "http://x:1", "--node-name", "a"}, ClusterConfig{}, true},

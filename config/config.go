@@ -146,7 +146,7 @@ func Load(args []string, out io.Writer) (*Config, error) {
 	if c.MetricsListen, err = loadMetricsListen(v); err != nil {
 		return nil, err
 	}
-	if c.Cluster, err = loadCluster(v, c.ISCSI.Portals, os.Hostname); err != nil {
+	if c.Cluster, err = loadCluster(v, os.Hostname); err != nil {
 		return nil, err
 	}
 	if c.StateDir == "" {

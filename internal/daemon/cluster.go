@@ -62,7 +62,11 @@ func (d *Daemon) startCluster(ctx context.Context) error {
 	}
 	n := &clusterNode{d: d, cfg: cc, c: c, log: log, done: make(chan struct{}), wake: make(chan struct{}, 1),
 		owners: map[string]*cluster.Owner{}, serving: map[string]int64{}, ownerOf: map[string]cluster.OwnerInfo{}}
-	ms, err := c.Join(ctx, cluster.Member{Portals: cc.Portals, Groups: n.localGroups()})
+	portals := cc.Portals
+	if len(portals) == 0 {
+		portals = d.Addrs() // the portals are open: their actual addresses
+	}
+	ms, err := c.Join(ctx, cluster.Member{Portals: portals, Groups: n.localGroups()})
 	if err != nil {
 		_ = c.Close()
 		return err
@@ -72,6 +76,13 @@ func (d *Daemon) startCluster(ctx context.Context) error {
 	n.cancel = cancel
 	d.cluster = n
 	d.mgr.SetCluster(n)
+	if err := n.startConfigSync(rctx, d.cstore); err != nil { // cluster_config.go
+		cancel()
+		ms.Leave()
+		_ = c.Close()
+		d.cluster = nil
+		return err
+	}
 	go n.run(rctx)
 	log.Info("joined the cluster", "node", cc.Node, "endpoints", cc.Endpoints, "lease_ttl", c.Config().TTL)
 	return nil

@@ -45,7 +45,8 @@ type Daemon struct {
 	api        *mgmt.Server
 	metrics    *metrics.Server // metrics.go
 
-	cluster *clusterNode // nil: single node (cluster.go)
+	cluster *clusterNode  // nil: single node (cluster.go)
+	cstore  *clusterStore // the shared configuration in etcd (cluster_config.go)
 
 	stopZvolWatch func() // WatchZvols
 	stopReclaim   func() // reclaim.go
@@ -61,6 +62,11 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, log: log, store: st, fw: stmf.New(log.With("component", "stmf"))}
+	var mstore mgmt.Store = st
+	if cfg.Cluster.Enabled() {
+		d.cstore = &clusterStore{local: st}
+		mstore = d.cstore
+	}
 	d.prepareCluster() // cluster.go
 	for _, o := range opts {
 		o(d)
@@ -74,7 +80,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 	d.mgr = mgmt.New(mgmt.Config{
 		Log:          log.With("component", "mgmt"),
 		Framework:    d.fw,
-		Store:        st,
+		Store:        mstore,
 		LUs:          newLUProvider(hostID(), log.With("component", "lu")),
 		Ports:        ports,
 		ISCSIPortals: d.Addrs,

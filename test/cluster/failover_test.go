@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,10 +115,19 @@ func TestClusterOwnershipFailover(t *testing.T) {
 	guid := da.CreateLU(shared)
 	da.OK("stmfadm", "add-view", "-n", "0", guid)
 	da.OK("itadm", "create-target", "-n", iqnA)
-	// Node b: the same LU from its metadata, its own portal group (tag 2:
-	// target port group ids are unique across the cluster).
-	db.OK("stmfadm", "import-lu", shared)
-	db.OK("stmfadm", "add-view", "-n", "0", guid)
+	// The configuration lives in etcd: node b sees the LU and its view
+	// without being told, and a change on b reaches a.
+	waitFor(t, "node b has the LU created on node a, with its view", func() bool {
+		out, _, code := db.Run("", "stmfadm", "list-view", "-l", guid)
+		return code == 0 && strings.Contains(out, "LUN               : 0")
+	})
+	db.OK("stmfadm", "create-hg", "esx")
+	waitFor(t, "node a has the host group created on node b", func() bool {
+		out, _, _ := da.Run("", "stmfadm", "list-hg")
+		return strings.Contains(out, "Host Group: esx")
+	})
+	// Node b's own portal group (tag 2: target port group ids are unique
+	// across the cluster); targets are per node.
 	portalB := "127.0.0.1:" + harness.FreePortOn(t, "127.0.0.1")
 	db.OK("itadm", "create-tpg", "b", portalB)
 	db.OK("itadm", "create-target", "-n", iqnB, "-t", "b")
@@ -237,6 +247,18 @@ func TestClusterOwnershipFailover(t *testing.T) {
 			t.Fatal("not serving again 30s after the etcd majority came back")
 		}
 	}
+}
+
+// waitFor polls cond every 100ms for at most 20s (a bound, not a timing
+// assertion).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("not within 20s: %s", what)
 }
 
 func equalStates(a, b map[uint16]byte) bool {

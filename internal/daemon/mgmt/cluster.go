@@ -74,3 +74,12 @@ func guidOf(s string) stmf.GUID {
 	g, _ := stmf.ParseGUID(s)
 	return g
 }
+
+// ApplyExclusive is ApplyConfig with every other API call kept out, as the
+// HTTP API runs it; a cluster node applies the configuration another node
+// committed with it.
+func (m *Manager) ApplyExclusive(ctx context.Context, req api.ApplyRequest) (api.ApplyResult, error) {
+	m.api.Lock()
+	defer m.api.Unlock()
+	return m.ApplyConfig(ctx, req)
+}
