@@ -119,7 +119,7 @@ func TestClusterOwnershipFailover(t *testing.T) {
 	// without being told, and a change on b reaches a.
 	waitFor(t, "node b has the LU created on node a, with its view", func() bool {
 		out, _, code := db.Run("", "stmfadm", "list-view", "-l", guid)
-		return code == 0 && strings.Contains(out, "LUN               : 0")
+		return code == 0 && strings.Contains(strings.Join(strings.Fields(out), " "), "LUN : 0")
 	})
 	db.OK("stmfadm", "create-hg", "esx")
 	waitFor(t, "node a has the host group created on node b", func() bool {
