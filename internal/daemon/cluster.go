@@ -27,9 +27,10 @@ type clusterNode struct {
 	ms  *cluster.Membership
 	log *slog.Logger
 
-	cancel context.CancelFunc
-	done   chan struct{}
-	wake   chan struct{}
+	cancel   context.CancelFunc
+	done     chan struct{}
+	wake     chan struct{}
+	watchers sync.WaitGroup // the configuration watch (cluster_config.go)
 
 	mu      sync.Mutex
 	owners  map[string]*cluster.Owner // campaigns, by GUID
@@ -78,6 +79,7 @@ func (d *Daemon) startCluster(ctx context.Context) error {
 	d.mgr.SetCluster(n)
 	if err := n.startConfigSync(rctx, d.cstore); err != nil { // cluster_config.go
 		cancel()
+		n.watchers.Wait()
 		ms.Leave()
 		_ = c.Close()
 		d.cluster = nil
@@ -93,6 +95,7 @@ func (d *Daemon) startCluster(ctx context.Context) error {
 func (n *clusterNode) stop() {
 	n.cancel()
 	<-n.done
+	n.watchers.Wait() // no apply runs while the manager closes
 	n.mu.Lock()
 	owners := slices.Collect(maps.Values(n.owners))
 	n.owners = map[string]*cluster.Owner{}

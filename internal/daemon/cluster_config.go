@@ -106,7 +106,17 @@ func (n *clusterNode) startConfigSync(ctx context.Context, cs *clusterStore) err
 	cs.mu.Lock()
 	from := cs.rev
 	cs.mu.Unlock()
-	go n.c.WatchConfig(ctx, from, func(doc []byte, rev int64) {
+	n.watchers.Add(1)
+	go func() {
+		defer n.watchers.Done()
+		n.followConfig(ctx, cs, from)
+	}()
+	return nil
+}
+
+// followConfig applies every version of the document other nodes write.
+func (n *clusterNode) followConfig(ctx context.Context, cs *clusterStore, from int64) {
+	n.c.WatchConfig(ctx, from, func(doc []byte, rev int64) {
 		cs.mu.Lock()
 		mine := rev <= cs.rev
 		cs.mu.Unlock()
@@ -120,7 +130,6 @@ func (n *clusterNode) startConfigSync(ctx context.Context, cs *clusterStore) err
 		}
 		n.ms.SetHealth("ok")
 	})
-	return nil
 }
 
 // applyShared applies another node's document: this node's own part of
