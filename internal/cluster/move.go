@@ -92,8 +92,15 @@ func (c *Client) OwnerOf(ctx context.Context, guid string) (OwnerInfo, error) {
 	return OwnerInfo{GUID: guid}, nil
 }
 
-// Owners lists every owned LU (and pending switchovers).
-func (c *Client) Owners(ctx context.Context) ([]OwnerInfo, error) {
+// Owners lists every owned LU (and pending switchovers) with the seconds
+// left on each owner's lease (one more call per LU).
+func (c *Client) Owners(ctx context.Context) ([]OwnerInfo, error) { return c.owners(ctx, true) }
+
+// OwnersBrief is Owners without the leases' TTLs: one etcd call, for the
+// periodic refresh of every node.
+func (c *Client) OwnersBrief(ctx context.Context) ([]OwnerInfo, error) { return c.owners(ctx, false) }
+
+func (c *Client) owners(ctx context.Context, withTTL bool) ([]OwnerInfo, error) {
 	resp, err := c.cli.Txn(leaderCtx(ctx)).Then(
 		clientv3.OpGet(c.cfg.ownersPrefix(), clientv3.WithPrefix()),
 		clientv3.OpGet(c.cfg.Prefix+"move/", clientv3.WithPrefix()),
@@ -111,8 +118,10 @@ func (c *Client) Owners(ctx context.Context) ([]OwnerInfo, error) {
 		_ = json.Unmarshal(kv.Value, &w)
 		guid := string(kv.Key)[len(c.cfg.ownersPrefix()):]
 		oi := OwnerInfo{GUID: guid, Node: w.Node, Since: w.Since, Token: kv.CreateRevision, MovingTo: moves[guid]}
-		if t, err := c.cli.TimeToLive(leaderCtx(ctx), clientv3.LeaseID(kv.Lease)); err == nil {
-			oi.LeaseTTL = t.TTL
+		if withTTL {
+			if t, err := c.cli.TimeToLive(leaderCtx(ctx), clientv3.LeaseID(kv.Lease)); err == nil {
+				oi.LeaseTTL = t.TTL
+			}
 		}
 		out = append(out, oi)
 	}

@@ -188,7 +188,7 @@ func (n *clusterNode) refresh(ctx context.Context) {
 		n.log.Debug("cluster view not refreshed", "err", err)
 		return
 	}
-	owners, err := n.c.Owners(rctx)
+	owners, err := n.c.OwnersBrief(rctx)
 	if err != nil {
 		n.log.Debug("cluster view not refreshed", "err", err)
 		return
