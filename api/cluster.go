@@ -47,7 +47,7 @@ type ClusterNodeState struct {
 type LUCluster struct {
 	Owner    string             `json:"owner"` // "" when nobody owns it
 	Token    int64              `json:"token"` // fencing token of the owner's tenure
-	LeaseTTL int64              `json:"lease_ttl"`
+	LeaseTTL int64              `json:"lease_ttl"` // seconds left (list-cluster; 0 in list-lu: not read)
 	MovingTo string             `json:"moving_to,omitempty"`
 	States   []ClusterNodeState `json:"states"`
 }

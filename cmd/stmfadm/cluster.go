@@ -93,7 +93,9 @@ func writeLUCluster(w io.Writer, c *api.LUCluster) {
 	prop(w, "Owner", owner)
 	if c.Owner != "" {
 		prop(w, "Fencing Token", fmt.Sprint(c.Token))
-		prop(w, "Lease Left", fmt.Sprintf("%ds", c.LeaseTTL))
+		if c.LeaseTTL > 0 {
+			prop(w, "Lease Left", fmt.Sprintf("%ds", c.LeaseTTL))
+		}
 	}
 	if c.MovingTo != "" {
 		prop(w, "Moving To", c.MovingTo)
