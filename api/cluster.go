@@ -45,8 +45,8 @@ type ClusterNodeState struct {
 
 // LUCluster is an LU's ownership (list-lu -v, list-cluster).
 type LUCluster struct {
-	Owner    string             `json:"owner"` // "" when nobody owns it
-	Token    int64              `json:"token"` // fencing token of the owner's tenure
+	Owner    string             `json:"owner"`     // "" when nobody owns it
+	Token    int64              `json:"token"`     // fencing token of the owner's tenure
 	LeaseTTL int64              `json:"lease_ttl"` // seconds left (list-cluster; 0 in list-lu: not read)
 	MovingTo string             `json:"moving_to,omitempty"`
 	States   []ClusterNodeState `json:"states"`
