@@ -218,7 +218,7 @@ func (o *Owner) hold(ctx context.Context, lease clientv3.LeaseID, token int64, s
 	if !o.fc.live(time.Now()) {
 		// Serve took longer than the lease allows: stop before the
 		// lease can expire for others.
-		o.stop(lease, "taking over took longer than the lease", false)
+		o.stop(lease, "taking over took longer than the lease", true)
 		return
 	}
 	o.set(func(s *OwnerState) { *s = OwnerState{Serving: true, Token: token, Owner: c.cfg.Node} })
@@ -244,7 +244,7 @@ func (o *Owner) hold(ctx context.Context, lease clientv3.LeaseID, token int64, s
 				deadline.Reset(o.fc.remaining(time.Now()))
 				continue
 			}
-			o.stop(lease, "lease not renewed in time (self-fence)", false)
+			o.stop(lease, "lease not renewed in time (self-fence)", true)
 			return
 		case <-renewT.C:
 			if inflight {
@@ -325,7 +325,10 @@ func (o *Owner) watch(ctx context.Context, token int64) tenureWatch {
 }
 
 // stop has the handler stop serving, then (release) gives the lease up so
-// the next owner starts at once.
+// the next owner starts at once. Giving it up after stopping is always
+// safe; after a self-fence it shortens the outage when etcd answers again
+// (a leader change may have kept the lease alive), and fails harmlessly
+// when it does not.
 func (o *Owner) stop(lease clientv3.LeaseID, reason string, release bool) {
 	o.h.Stop(o.guid, reason)
 	o.fc.lost()
