@@ -45,7 +45,7 @@ func Start(dir string, n int) (*Etcd, error) {
 		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{pu}, []url.URL{pu}
 		cfg.InitialCluster = strings.Join(initial, ",")
 		cfg.InitialClusterToken = "costar-test"
-		cfg.LogLevel = "error"
+		cfg.LogLevel = "fatal" // stopping members on purpose logs errors; start-up errors come back from StartEtcd
 		cfg.LogOutputs = []string{"stderr"}
 		e.cfgs = append(e.cfgs, cfg)
 		e.Endpoints = append(e.Endpoints, cu.String())
