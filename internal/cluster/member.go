@@ -52,7 +52,7 @@ func (c *Client) Join(ctx context.Context, m Member) (*Membership, error) {
 	if m.Started.IsZero() {
 		m.Started = time.Now().UTC()
 	}
-	if err := c.checkGroups(ctx, m.Groups); err != nil {
+	if err := c.CheckGroups(ctx, m.Groups); err != nil {
 		return nil, err
 	}
 	ms := &Membership{c: c, m: m, kick: make(chan struct{}, 1), done: make(chan struct{})}
@@ -66,9 +66,9 @@ func (c *Client) Join(ctx context.Context, m Member) (*Membership, error) {
 	return ms, nil
 }
 
-// checkGroups refuses target port group ids or relative port ids another
+// CheckGroups refuses target port group ids or relative port ids another
 // live node already uses: initiators tell paths apart by them.
-func (c *Client) checkGroups(ctx context.Context, mine []PortGroup) error {
+func (c *Client) CheckGroups(ctx context.Context, mine []PortGroup) error {
 	others, err := c.Members(ctx)
 	if err != nil {
 		return err

@@ -136,6 +136,14 @@ func (n *clusterNode) run(ctx context.Context) {
 		if g := n.localGroups(); !slices.EqualFunc(g, groups, func(a, b cluster.PortGroup) bool { return a.ID == b.ID && slices.Equal(a.Ports, b.Ports) }) {
 			groups = g
 			n.ms.SetGroups(g)
+			cctx, cancel := context.WithTimeout(ctx, n.c.Config().Renew)
+			if err := n.c.CheckGroups(cctx, g); err != nil {
+				// A portal group tag another node uses: RTPG would mix the
+				// two nodes' paths up. Say so where list-cluster shows it.
+				n.log.Error("target port groups clash with another node's", "err", err)
+				n.ms.SetHealth(err.Error())
+			}
+			cancel()
 		}
 		n.refresh(ctx)
 		select {
