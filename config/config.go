@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -36,6 +37,8 @@ type Config struct {
 	ISCSI ISCSIConfig
 	// FC configures the Fibre Channel port provider (fc.go).
 	FC FCConfig
+	// Cluster is cluster mode (cluster.go); off by default.
+	Cluster ClusterConfig
 }
 
 // ISCSIConfig is the iSCSI port provider's section.
@@ -104,6 +107,7 @@ func Load(args []string, out io.Writer) (*Config, error) {
 	fs.Int("max-connections-per-source", 128, "iSCSI: open connections per initiator IP address (-1: unlimited)")
 	fs.Int("max-logins-in-progress", 64, "iSCSI: connections still logging in (-1: unlimited)")
 	fs.Duration("auth-fail-delay", time.Second, "iSCSI: delay of the first failed CHAP answer per initiator and address, doubling up to 8s (0: none)")
+	addClusterFlags(fs) // cluster.go
 	fs.Usage = func() {
 		fmt.Fprint(out, Usage)
 		fs.PrintDefaults()
@@ -147,6 +151,9 @@ func Load(args []string, out io.Writer) (*Config, error) {
 		return nil, err
 	}
 	if c.PprofListen, err = loadPprofListen(v); err != nil {
+		return nil, err
+	}
+	if c.Cluster, err = loadCluster(v, os.Hostname); err != nil {
 		return nil, err
 	}
 	if c.StateDir == "" {

@@ -302,8 +302,9 @@ func (s *Session) Submit(t *Task) {
 
 	// The LU decides what the port's access state allows; stmf answers
 	// REPORT TARGET PORT GROUPS itself, which every state allows.
-	t.Access = s.fw.aluaState(s.Nexus.PortGroup)
+	t.Access = s.fw.accessFor(reg, s.Nexus.PortGroup)
 	if op == scsi.OpMaintenanceIn && len(t.CDB) > 1 && t.CDB[1]&0x1f == scsi.SAReportTargetPortGroups {
+		t.reg = reg
 		s.reportTargetPortGroups(t)
 		return
 	}
