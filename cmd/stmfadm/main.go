@@ -60,9 +60,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		app = stmfadmApp(e)
 		addZFSCommands(app, e) // zvol_verbs.go
 		addALUACommands(app, e)
-		addApplyCommands(app, e) // apply.go
-		addStatsCommands(app, e) // stats.go
-		addProgressFlags(app)    // progress.go
+		addApplyCommands(app, e)   // apply.go
+		addStatsCommands(app, e)   // stats.go
+		addClusterCommands(app, e) // cluster.go
+		addProgressFlags(app)      // progress.go
 	}
 	app.Writer, app.ErrWriter = stdout, stderr
 	app.ExitErrHandler = func(*cli.Context, error) {}

@@ -191,3 +191,9 @@ func (w *watcher) deliver(ctx context.Context, e lu.JournalEntry) bool {
 		return false
 	}
 }
+
+// Reservations is the node's reservation journal, under the cluster's key
+// prefix ("reservations/<GUID>").
+func (c *Client) Reservations() *Reservations {
+	return NewReservationJournal(c.cli, c.cfg.Prefix+"reservations/", c.log)
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/costar-project/costar/api"
 	"github.com/costar-project/costar/config"
+	"github.com/costar-project/costar/internal/cluster"
 	"github.com/costar-project/costar/internal/daemon/mgmt"
 	"github.com/costar-project/costar/internal/metrics"
 	"github.com/costar-project/costar/internal/store"
@@ -47,10 +48,15 @@ type Daemon struct {
 	api        *mgmt.Server
 	metrics    *metrics.Server // metrics.go
 
+	cluster *clusterNode  // nil: single node (cluster.go)
+	cstore  *clusterStore // the shared configuration in etcd (cluster_config.go)
+
 	stopZvolWatch func() // WatchZvols
 	stopReclaim   func() // reclaim.go
 
-	resvJournal lu.ReservationJournal // nil: single node (reservations.go)
+	resvJournal lu.ReservationJournal // from WithReservationJournal (reservations.go)
+	lup         *luProvider
+	resvClient  *cluster.Client // cluster mode: the journal's etcd connection
 }
 
 // New prepares a daemon; Start brings it up.
@@ -63,6 +69,12 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, log: log, store: st, fw: stmf.New(log.With("component", "stmf"))}
+	var mstore mgmt.Store = st
+	if cfg.Cluster.Enabled() {
+		d.cstore = &clusterStore{local: st}
+		mstore = d.cstore
+	}
+	d.prepareCluster() // cluster.go
 	for _, o := range opts {
 		o(d)
 	}
@@ -75,7 +87,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 	d.mgr = mgmt.New(mgmt.Config{
 		Log:          log.With("component", "mgmt"),
 		Framework:    d.fw,
-		Store:        st,
+		Store:        mstore,
 		LUs:          d.luProvider(log), // reservations.go
 		Ports:        ports,
 		ISCSIPortals: d.Addrs,
@@ -117,6 +129,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := d.connectReservations(ctx); err != nil { // reservations.go
+		return err
+	}
 	if err := d.mgr.Restore(ctx, st); err != nil {
 		return err
 	}
@@ -135,7 +150,10 @@ func (d *Daemon) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	d.isns.Start() // the portals are open: their addresses can be registered
+	d.isns.Start()                              // the portals are open: their addresses can be registered
+	if err := d.startCluster(ctx); err != nil { // cluster.go
+		return err
+	}
 	a, err := mgmt.Listen(d.cfg.Socket, d.mgr.Handler(), d.log.With("component", "api"))
 	if err != nil {
 		return err
@@ -207,6 +225,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	if err := d.metrics.Stop(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("metrics shutdown: %w", err))
 	}
+	if d.cluster != nil {
+		d.cluster.stop() // hand every LU over at once
+	}
 	// Deregister before the portals close: initiators stop finding us first.
 	if err := d.isns.Close(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("iSNS deregistration: %w", err))
@@ -219,6 +240,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	if err := d.mgr.Close(); err != nil {
 		errs = append(errs, err)
 	}
+	d.closeReservations() // reservations.go
 	return errors.Join(errs...)
 }
 

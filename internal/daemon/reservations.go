@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/costar-project/costar/internal/cluster"
 	"github.com/costar-project/costar/internal/daemon/mgmt"
 	"github.com/costar-project/costar/lu"
 )
@@ -25,7 +26,34 @@ func WithReservationJournal(j lu.ReservationJournal) Option {
 func (d *Daemon) luProvider(log *slog.Logger) *luProvider {
 	p := newLUProvider(hostID(), log.With("component", "lu"))
 	p.journal = d.resvJournal
+	d.lup = p
 	return p
+}
+
+// connectReservations, in cluster mode, connects the reservation journal
+// before Restore opens the first LU, so that every LU replicates from the
+// start (the membership and ownership client connects later, once the
+// portals are open). A journal given with WithReservationJournal wins.
+func (d *Daemon) connectReservations(ctx context.Context) error {
+	cc := d.cfg.Cluster
+	if !cc.Enabled() || d.lup.journal != nil {
+		return nil
+	}
+	c, err := cluster.New(ctx, cluster.Config{Endpoints: cc.Endpoints, Node: cc.Node, Prefix: cc.Prefix, TTL: cc.LeaseTTL},
+		d.log.With("component", "reservations"))
+	if err != nil {
+		return fmt.Errorf("reservation journal: %w", err)
+	}
+	d.resvClient = c
+	d.lup.journal = c.Reservations()
+	return nil
+}
+
+// closeReservations ends the journal's connection once the LUs are closed.
+func (d *Daemon) closeReservations() {
+	if d.resvClient != nil {
+		_ = d.resvClient.Close()
+	}
 }
 
 // disk adapts a freshly opened device to mgmt.LU; with a journal its

@@ -28,6 +28,8 @@ type Options struct {
 	// Ready, when set, must also succeed before Start returns (e.g. an
 	// iSCSI command to the demo LU); it is retried until the ready timeout.
 	Ready func(ctx context.Context, d *Daemon) error
+	// Cluster, when set, starts stmfd as a cluster node (cluster.go).
+	Cluster *ClusterNode
 }
 
 // Daemon is one running stmfd.
@@ -60,6 +62,7 @@ func (s *Suite) Start(ctx context.Context, t *testing.T, stateDir string, opt Op
 	}
 	d.LogPath = logf.Name()
 	args := append([]string{"--state-dir", stateDir, "--portal", "127.0.0.1:0", "--socket", d.Socket, "--log-level", "debug"}, opt.Args...)
+	args = append(args, opt.Cluster.args()...)
 	d.cmd = exec.Command(bins.Stmfd, args...) // not CommandContext: the tests choose the signal
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	d.cmd.Env = append(os.Environ(), "GORACE=halt_on_error=0")
