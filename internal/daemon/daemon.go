@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/costar-project/costar/api"
@@ -38,6 +39,9 @@ type Daemon struct {
 	api     *mgmt.Server
 
 	stopZvolWatch func() // WatchZvols
+
+	reloadMu sync.Mutex // one reload at a time (reload.go)
+	cfgMu    sync.Mutex // guards cfg's live settings against Reload
 }
 
 // New prepares a daemon; Start brings it up.
@@ -183,5 +187,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 
 // ShutdownTimeout is the configured bound for a clean shutdown.
 func (d *Daemon) ShutdownTimeout() time.Duration {
+	d.cfgMu.Lock()
+	defer d.cfgMu.Unlock()
 	return time.Duration(d.cfg.ShutdownSeconds) * time.Second
 }

@@ -390,7 +390,7 @@ func (s *Server) acceptLoop(l net.Listener) {
 }
 
 // resolveGroups validates tc and returns its portal groups sorted by tag
-// (the default portal group when tc names none).
+// (the default portal group when tc names none). Callers hold cfgMu.
 func (s *Server) resolveGroups(tc TargetConfig) ([]PortalGroup, error) {
 	if !validName(tc.Name) {
 		return nil, fmt.Errorf("%w: %q", ErrBadTargetName, tc.Name)
@@ -400,6 +400,8 @@ func (s *Server) resolveGroups(tc TargetConfig) ([]PortalGroup, error) {
 		if tag == 0 {
 			tag = 1
 		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
 		return []PortalGroup{{Tag: tag, Portals: slices.Clone(s.cfg.Portals)}}, nil
 	}
 	out := make([]PortalGroup, 0, len(tc.PortalGroups))
@@ -466,6 +468,9 @@ func (s *Server) newPortalsLocked(groups []*tgroup) map[string]bool {
 // target is reported by discovery from now on. A portal that cannot
 // listen fails the call (nothing changes).
 func (s *Server) AddTarget(tc TargetConfig) error {
+	// Under cfgMu: the default portals may change (SetPortals).
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
 	pgs, err := s.resolveGroups(tc)
 	if err != nil {
 		return err
@@ -474,8 +479,6 @@ func (s *Server) AddTarget(tc TargetConfig) error {
 		tc.TPGT = 1
 	}
 	tc.PortalGroups = clonePortalGroups(tc.PortalGroups)
-	s.cfgMu.Lock()
-	defer s.cfgMu.Unlock()
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -515,6 +518,8 @@ func (s *Server) AddTarget(tc TargetConfig) error {
 // are closed. Listeners open and close as portals come into and go out of
 // use. Renaming is RemoveTarget + AddTarget (its sessions end).
 func (s *Server) UpdateTarget(tc TargetConfig) error {
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
 	pgs, err := s.resolveGroups(tc)
 	if err != nil {
 		return err
@@ -523,8 +528,6 @@ func (s *Server) UpdateTarget(tc TargetConfig) error {
 		tc.TPGT = 1
 	}
 	tc.PortalGroups = clonePortalGroups(tc.PortalGroups)
-	s.cfgMu.Lock()
-	defer s.cfgMu.Unlock()
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
