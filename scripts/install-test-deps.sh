@@ -56,6 +56,7 @@ REQUIRED=(
   "taskset util-linux"
   "ss iproute2"
   "ps procps"
+  "systemd-analyze systemd"
 )
 
 have_qemu_iscsi() {
