@@ -94,7 +94,14 @@ func TestUnitVerifies(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, sa, "verify", "--man=no", unit).CombinedOutput()
-	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+	// Warnings about other units installed on this machine are not ours.
+	var ours []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, "stmfd.service") {
+			ours = append(ours, l)
+		}
+	}
+	if err != nil || len(ours) > 0 {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
 }
