@@ -8,7 +8,7 @@ import (
 )
 
 // maxAtomicBlocks returns MAXIMUM ATOMIC TRANSFER LENGTH (Block Limits VPD):
-// what the journal holds (maxAtomicBytes), within the maximum transfer
+// what the store writes crash-atomically (Caps.AtomicMax), within the maximum transfer
 // length and the 16-bit TRANSFER LENGTH of WRITE ATOMIC (16); 0 when the
 // LU has no journal. No alignment or granularity is required, and atomic
 // boundaries are not supported (their VPD fields are 0).
@@ -16,18 +16,16 @@ func (d *Device) maxAtomicBlocks() uint32 {
 	if !d.atomicWrites {
 		return 0
 	}
-	return min(d.maxXfer, maxAtomicBytes>>d.bsShift, 0xffff)
+	return min(d.maxXfer, uint32(d.caps.AtomicMax>>d.bsShift), 0xffff)
 }
 
 // writeAtomic16: WRITE ATOMIC (16) (SBC-4 5.48). The range lock (the
 // command is registered as atomic at Admit) makes the write indivisible
 // with respect to every other command: overlapping writes are ordered
 // around it and overlapping reads that arrive while it is queued or
-// running wait for it. The journal (atomicjournal.go) makes it
-// indivisible across a crash or power loss, and durable before GOOD
-// whatever FUA and the write cache say. The file space is allocated
-// first, so a full file system fails the command before anything is
-// written.
+// running wait for it. The store (backing.AtomicWriter: the file store's
+// journal) makes it indivisible across a crash or power loss, and durable
+// before GOOD whatever FUA and the write cache say.
 func (d *Device) writeAtomic16(t *stmf.Task, cdb []byte) *stmf.Result {
 	if cdb[1]&0xe0 != 0 { // WRPROTECT
 		return fail(invalidField(1, 7))
@@ -49,17 +47,12 @@ func (d *Device) writeAtomic16(t *stmf.Task, cdb []byte) *stmf.Result {
 		return fail(invalidField(12, -1))
 	}
 	off := d.byteOff(lba)
-	if d.atomicJ == nil { // not offered (not in the command table); kept safe
-		if err := d.data.writeAt(data[:total], off, fua || d.wcd.Load()); err != nil {
+	if d.atomicW == nil { // not offered (not in the command table); kept safe
+		if err := d.store.WriteAt(data[:total], off, fua || d.wcd.Load()); err != nil {
 			return d.ioError(err, true, lba)
 		}
-	} else {
-		if err := d.data.reserve(off, int64(total)); err != nil {
-			return d.ioError(err, true, lba)
-		}
-		if err := d.atomicJ.write(d.data, data[:total], off); err != nil {
-			return d.ioError(err, true, lba)
-		}
+	} else if err := d.atomicW.WriteAtomic(data[:total], off); err != nil {
+		return d.ioError(err, true, lba)
 	}
 	d.thinAfterWrite(t)
 	return &stmf.Result{Status: scsi.StatusGood, TransferLen: uint32(total)}

@@ -68,7 +68,7 @@ func (d *Device) compareAndWrite(t *stmf.Task, cdb []byte) *stmf.Result {
 	if r := d.compare(lba, data[:half]); r != nil {
 		return r
 	}
-	if err := d.data.writeAt(data[half:2*half], d.byteOff(lba), fua || d.wcd.Load()); err != nil {
+	if err := d.store.WriteAt(data[half:2*half], d.byteOff(lba), fua || d.wcd.Load()); err != nil {
 		return d.ioError(err, true, lba)
 	}
 	d.thinAfterWrite(t)

@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
+
+	"github.com/costar-project/costar/scsi"
+	"github.com/costar-project/costar/stmf"
 )
 
 // withoutAtomicWrites is a file LU created with NoAtomicWrites.
 func withoutAtomicWrites(t *testing.T) *Device {
 	t.Helper()
-	d, err := Create(context.Background(), Config{DataFile: filepath.Join(t.TempDir(), "lu.img"), Size: 1 << 20, NoAtomicWrites: true},
+	d, err := createFile(context.Background(), fileConfig{DataFile: filepath.Join(t.TempDir(), "lu.img"), Size: 1 << 20, NoAtomicWrites: true},
 		&GUIDGenerator{HostID: HostIDFrom32(1)}, quietLog())
 	if err != nil {
 		t.Fatal(err)
@@ -80,5 +83,54 @@ func TestCommandTable(t *testing.T) {
 				t.Errorf("%s: opcode %#x: no timeout", name, c.op)
 			}
 		}
+	}
+}
+
+// TestCommandKinds: every row tells stmf's counters what kind of command
+// it is (Admit), so a task counts as a read, write, ... on its LU.
+func TestCommandKinds(t *testing.T) {
+	want := func(op byte) stmf.Kind {
+		switch op {
+		case scsi.OpRead6, scsi.OpRead10, scsi.OpRead12, scsi.OpRead16:
+			return stmf.KindRead
+		case scsi.OpWrite6, scsi.OpWrite10, scsi.OpWrite12, scsi.OpWrite16,
+			scsi.OpWriteVerify10, scsi.OpWriteVerify12, scsi.OpWriteVerify16,
+			scsi.OpWriteSame10, scsi.OpWriteSame16, scsi.OpOrWrite16, scsi.OpWriteAtomic16:
+			return stmf.KindWrite
+		case scsi.OpUnmap:
+			return stmf.KindUnmap
+		case scsi.OpCompareAndWrite:
+			return stmf.KindATS
+		case scsi.OpExtendedCopy:
+			return stmf.KindXCopy
+		case scsi.OpSyncCache10, scsi.OpSyncCache16:
+			return stmf.KindFlush
+		}
+		return stmf.KindOther
+	}
+	e := newPREnvDisk(t, newThinDisk(t, thinOpts{thin: true}))
+	s := e.session(0, prInitA, 1)
+	e.clearUAs(s)
+	seen := map[stmf.Kind]bool{}
+	for _, c := range e.d.cmds.rows {
+		if c.fn == nil || c.op == scsi.OpReportLUNs { // stmf answers REPORT LUNS, not the LU
+			continue
+		}
+		cdb := make([]byte, c.cdbLen)
+		cdb[0] = c.op
+		if c.sa >= 0 {
+			cdb[1] = byte(c.sa)
+		}
+		before := e.fw.Stats().LUs[e.d.GUID()]
+		e.submit(s, cdb)
+		after := e.fw.Stats().LUs[e.d.GUID()]
+		k := want(c.op)
+		seen[k] = true
+		if after.Commands[k] != before.Commands[k]+1 || after.Total() != before.Total()+1 {
+			t.Errorf("cdb % x: counted %v -> %v, want one more %v", cdb, before.Commands, after.Commands, k)
+		}
+	}
+	if len(seen) != int(stmf.NumKinds) {
+		t.Errorf("the table covers kinds %v, want all %d", seen, stmf.NumKinds)
 	}
 }

@@ -27,6 +27,8 @@ type command struct {
 	harmless func(cdb []byte) bool
 	alua     aluaSet // the access states in which a port may run it
 	inline   bool    // may run in the transport's goroutine when short (quick.go)
+	// kind is how stmf's counters class it (metrics); zero is other.
+	kind stmf.Kind
 	// only, when set, keeps the row in an LU's table only when it
 	// returns true (thin LUs, LUs whose store has atomic writes).
 	only func(d *Device) bool

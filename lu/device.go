@@ -1,7 +1,8 @@
 // Package lu is costar's LU provider (COMSTAR's sbd): SCSI block devices
-// (SBC-3/SPC-4) backed by regular files or block devices, named by
-// COMSTAR-style GUIDs, with their identity and properties stored next to
-// the data so that an LU can be imported again after a move or restart.
+// (SBC-3/SPC-4) on a backing store (package lu/backing: files, block
+// devices, zvols), named by COMSTAR-style GUIDs, with their identity and
+// properties stored with the data so that an LU can be imported again
+// after a move or restart.
 //
 // A Device implements stmf.LogicalUnit. Execute decodes the CDB, runs the
 // command in the calling goroutine (stmf already gives each task its own)
@@ -9,15 +10,18 @@
 package lu
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
+	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/costar-project/costar/lu/backing"
 	"github.com/costar-project/costar/stmf"
 )
 
@@ -37,18 +41,16 @@ const (
 	// Block Limits VPD page as MAXIMUM TRANSFER LENGTH).
 	maxTransferBytes = 8 << 20
 	// maxLUSize keeps byte offsets well inside int64.
-	maxLUSize = 1 << 62
+	maxLUSize = backing.MaxSize
 	// physBlockSize is the physical block size reported to initiators
 	// (LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT) for smaller logical
 	// blocks: file systems and page caches work in 4 KiB.
 	physBlockSize = 4096
 )
 
-// Config describes a new LU.
+// Config describes a new LU (the store is made by the caller).
 type Config struct {
-	DataFile  string // backing regular file or block device path
-	MetaFile  string // optional separate metadata file; "" = header inside DataFile
-	Size      uint64 // LU size in bytes; 0 = derive from the existing file/device
+	Size      uint64 // LU size in bytes; 0 = what the store holds
 	BlockSize uint32 // 0 = 512; power of two 512..65536
 	GUID      stmf.GUID
 	VendorID  string // default "COSTAR", at most 8 characters
@@ -61,18 +63,13 @@ type Config struct {
 	WriteProtect       bool
 
 	// Thin makes a thin provisioned LU (see thin.go): UNMAP, WRITE SAME
-	// with UNMAP, LBPME/LBPRZ. Fixed at creation; stored with the LU.
+	// with UNMAP, LBPME/LBPRZ. Fixed at creation; stored with the LU. A
+	// store whose Caps say AlwaysThin (zvols) makes every LU thin.
 	Thin bool
-	// NoAtomicWrites turns WRITE ATOMIC (16) off. It is offered by default
-	// on LUs backed by a regular file, made power-fail atomic by a redo
-	// journal (atomicjournal.go), because Linux >= 6.11 hands its VPD B0
-	// limits to applications as an untorn-write promise. Block devices and
-	// zvols never offer it (no journal: a crash could tear it). Not
-	// persisted: Import offers it on file LUs.
-	NoAtomicWrites bool
-	// SoftThreshold, for a thin LU on a file: raise THIN PROVISIONING SOFT
-	// THRESHOLD REACHED once the backing file system is this percent full
-	// (0 = off, at most 100).
+	// SoftThreshold, for a thin LU on a store that reports its space
+	// (backing.SpaceReporter): raise THIN PROVISIONING SOFT THRESHOLD
+	// REACHED once the backing file system is this percent full (0 = off,
+	// at most 100).
 	SoftThreshold uint8
 }
 
@@ -113,18 +110,19 @@ type identity struct {
 	unitSerial       []byte // VPD page 0x80, full length
 }
 
-// Device is a SCSI block device LU on a file or block device.
+// Device is a SCSI block device LU on a backing store. It works only
+// through the backing.Store interface and never asks which store it has.
 type Device struct {
-	log      *slog.Logger
-	guid     stmf.GUID
-	data     *backend
-	metaBE   *backend // == data when the metadata is a header
-	dataFile string
-	metaFile string
-	dataOff  int64
-	bs       uint32
-	bsShift  uint
-	maxXfer  uint32 // blocks
+	log     *slog.Logger
+	guid    stmf.GUID
+	store   backing.Store
+	caps    backing.Caps         // the store's, fixed at setup
+	atomicW backing.AtomicWriter // nil: no WRITE ATOMIC
+	hinter  backing.Prefetcher   // nil: PRE-FETCH is a no-op
+	loc     backing.Location     // where the store keeps the LU (Info)
+	bs      uint32
+	bsShift uint
+	maxXfer uint32 // blocks
 
 	nblocks  atomic.Uint64
 	wcd      atomic.Bool // write cache disabled (current mode page value)
@@ -134,16 +132,13 @@ type Device struct {
 	ident    atomic.Pointer[identity]
 
 	metaMu sync.Mutex // serialises metadata updates (not on the I/O path)
-	md     metadata
-	ms     metaStore
-	zvol   *zvolState // LUs on a zvol (zvoldisk.go); nil otherwise
+	md     backing.Meta
 
 	flush        flusher
 	bufs         bufPool
-	cmds         *commandSet    // the command table
-	atomicWrites bool           // WRITE ATOMIC (16) offered: file LU with a journal
-	atomicJ      *atomicJournal // the atomic write journal (atomicjournal.go); nil = none
-	thin         thinState      // thin provisioning (thin.go)
+	cmds         *commandSet // the command table
+	atomicWrites bool        // WRITE ATOMIC (16) offered: the store has crash-atomic writes
+	thin         thinState   // thin provisioning (thin.go)
 
 	resv reservations // SCSI-2 and persistent reservations (reserve.go, pr*.go)
 
@@ -166,9 +161,11 @@ const closingBit = int64(1) << 62
 
 var errClosed = errors.New("lu: logical unit is closed")
 
-func validBlockSize(bs uint32) bool {
-	return bs >= 512 && bs <= 65536 && bs&(bs-1) == 0
-}
+// ErrNoMetadata is returned (wrapped) when a store holds no valid costar
+// LU metadata.
+var ErrNoMetadata = backing.ErrNoMeta
+
+func validBlockSize(bs uint32) bool { return backing.ValidBlockSize(bs) }
 
 func validASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
@@ -195,114 +192,67 @@ func checkIdentity(vid, pid, serial, alias, url string) error {
 	return nil
 }
 
-// Create makes a new LU. A DataFile that does not exist is created as a
-// sparse file (Size is then required); an existing file is grown to hold
-// Size if needed; a block device must be large enough. The LU's metadata
-// is written before Create returns. gen names the LU when cfg.GUID is
-// zero (nil gen: a generator with default settings).
-func Create(ctx context.Context, cfg Config, gen *GUIDGenerator, log *slog.Logger) (*Device, error) {
+// Normalize applies the defaults to c and checks it; New calls it, and a
+// caller may call it before making a store so that a bad request leaves
+// nothing behind.
+func (c *Config) Normalize() error {
+	if c.BlockSize == 0 {
+		c.BlockSize = DefaultBlockSize
+	}
+	if !validBlockSize(c.BlockSize) {
+		return fmt.Errorf("lu: block size %d: must be a power of two from 512 to 65536", c.BlockSize)
+	}
+	if c.VendorID == "" {
+		c.VendorID = DefaultVendorID
+	}
+	if c.ProductID == "" {
+		c.ProductID = DefaultProductID
+	}
+	if err := checkIdentity(c.VendorID, c.ProductID, c.Serial, c.Alias, c.MgmtURL); err != nil {
+		return err
+	}
+	if err := checkSoftThreshold(c.SoftThreshold); err != nil {
+		return err
+	}
+	if c.SoftThreshold != 0 && !c.Thin {
+		return errors.New("lu: a soft threshold needs a thin LU")
+	}
+	if c.Size%uint64(c.BlockSize) != 0 {
+		return fmt.Errorf("lu: size %d is not a multiple of the block size %d", c.Size, c.BlockSize)
+	}
+	if c.Size > maxLUSize {
+		return fmt.Errorf("lu: size %d is too large", c.Size)
+	}
+	return nil
+}
+
+// New makes a new LU on store st and writes its metadata through it. gen
+// names the LU when cfg.GUID is zero (nil gen: a generator with default
+// settings). The Device owns st once New succeeds; on error the caller
+// still owns it.
+func New(ctx context.Context, st backing.Store, cfg Config, gen *GUIDGenerator, log *slog.Logger) (*Device, error) {
 	if log == nil {
 		log = slog.Default()
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if cfg.DataFile == "" {
-		return nil, errors.New("lu: no data file given")
-	}
-	if cfg.BlockSize == 0 {
-		cfg.BlockSize = DefaultBlockSize
-	}
-	if !validBlockSize(cfg.BlockSize) {
-		return nil, fmt.Errorf("lu: block size %d: must be a power of two from 512 to 65536", cfg.BlockSize)
-	}
-	if cfg.VendorID == "" {
-		cfg.VendorID = DefaultVendorID
-	}
-	if cfg.ProductID == "" {
-		cfg.ProductID = DefaultProductID
-	}
-	if err := checkIdentity(cfg.VendorID, cfg.ProductID, cfg.Serial, cfg.Alias, cfg.MgmtURL); err != nil {
+	if err := cfg.Normalize(); err != nil {
 		return nil, err
 	}
-	if err := checkSoftThreshold(cfg.SoftThreshold); err != nil {
-		return nil, err
-	}
-	if cfg.SoftThreshold != 0 && !cfg.Thin {
-		return nil, errors.New("lu: a soft threshold needs a thin LU")
-	}
-	if cfg.Size%uint64(cfg.BlockSize) != 0 {
-		return nil, fmt.Errorf("lu: size %d is not a multiple of the block size %d", cfg.Size, cfg.BlockSize)
-	}
-	if cfg.Size > maxLUSize {
-		return nil, fmt.Errorf("lu: size %d is too large", cfg.Size)
-	}
-	var dataOff uint64 = headerDataOffset
-	if cfg.MetaFile != "" {
-		dataOff = 0
-	}
-
-	// Open or create the data store.
-	var (
-		data    *backend
-		created bool
-		err     error
-	)
-	if _, serr := os.Stat(cfg.DataFile); errors.Is(serr, os.ErrNotExist) {
-		if cfg.Size == 0 {
-			return nil, fmt.Errorf("lu: %s does not exist and no size was given", cfg.DataFile)
-		}
-		data, err = createBackend(cfg.DataFile, int64(dataOff+cfg.Size))
-		created = true
-	} else {
-		data, err = openBackend(cfg.DataFile, false)
-	}
-	if err != nil {
-		return nil, err
-	}
-	d := &Device{log: log, data: data, metaBE: data, dataFile: cfg.DataFile, metaFile: cfg.MetaFile}
-	fail := func(err error) (*Device, error) {
-		d.closeBackends()
-		if created {
-			os.Remove(cfg.DataFile)
-		}
-		return nil, err
-	}
-	devSize, err := data.size()
-	if err != nil {
-		return fail(err)
-	}
+	caps := st.Caps()
 	size := cfg.Size
 	if size == 0 {
-		if devSize <= dataOff {
-			return fail(fmt.Errorf("lu: %s is too small (%d bytes) to hold an LU", cfg.DataFile, devSize))
-		}
-		size = (devSize - dataOff) &^ uint64(cfg.BlockSize-1)
+		size = st.Size() &^ uint64(cfg.BlockSize-1)
 		if size == 0 {
-			return fail(fmt.Errorf("lu: %s is too small (%d bytes) to hold one %d-byte block", cfg.DataFile, devSize, cfg.BlockSize))
+			return nil, fmt.Errorf("lu: the backing store is too small (%d bytes) to hold one %d-byte block", st.Size(), cfg.BlockSize)
 		}
-	} else if devSize < dataOff+size {
-		if err := data.grow(dataOff + size); err != nil {
-			return fail(err)
-		}
+	} else if st.Size() < size {
+		return nil, fmt.Errorf("lu: the backing store holds %d bytes, the LU needs %d", st.Size(), size)
 	}
-	if err := ctx.Err(); err != nil {
-		return fail(err)
+	if size > maxLUSize {
+		return nil, fmt.Errorf("lu: size %d is too large", size)
 	}
-
-	// The metadata store.
-	if cfg.MetaFile != "" {
-		mb, err := openOrCreateMeta(cfg.MetaFile)
-		if err != nil {
-			return fail(err)
-		}
-		d.metaBE = mb
-	}
-	probe := metaStore{be: d.metaBE, slot: -1}
-	if old, err := probe.load(); err == nil {
-		log.Warn("replacing the metadata of an existing LU", "path", d.metaBE.path, "old_guid", old.GUID)
-	}
-
 	guid := cfg.GUID
 	if guid.IsZero() {
 		if gen == nil {
@@ -310,167 +260,178 @@ func Create(ctx context.Context, cfg Config, gen *GUIDGenerator, log *slog.Logge
 		}
 		guid = gen.Next(time.Now())
 	}
-	md := metadata{
-		GUID:       guid,
-		Size:       size,
-		BlockSize:  cfg.BlockSize,
-		DataOffset: dataOff,
-		VendorID:   cfg.VendorID,
-		ProductID:  cfg.ProductID,
-		Serial:     cfg.Serial,
-		Alias:      cfg.Alias,
-		MgmtURL:    cfg.MgmtURL,
-		DataFile:   cfg.DataFile,
+	d := &Device{log: log, store: st}
+	d.describe()
+	md := backing.Meta{
+		GUID:      guid,
+		Size:      size,
+		BlockSize: cfg.BlockSize,
+		VendorID:  cfg.VendorID,
+		ProductID: cfg.ProductID,
+		Serial:    cfg.Serial,
+		Alias:     cfg.Alias,
+		MgmtURL:   cfg.MgmtURL,
+		DataFile:  d.loc.DataFile,
+		Thin:      cfg.Thin || caps.AlwaysThin,
 	}
 	if cfg.WriteCacheDisabled {
-		md.Flags |= flagWCD
+		md.Flags |= backing.FlagWCD
 	}
 	if cfg.WriteProtect {
-		md.Flags |= flagWP
+		md.Flags |= backing.FlagWP
 	}
-	md.Thin, md.SoftThreshold = cfg.Thin, cfg.SoftThreshold
-	d.ms = metaStore{be: d.metaBE, slot: -1}
-	if err := d.ms.initialize(&md); err != nil {
-		return fail(err)
-	}
-	if !cfg.NoAtomicWrites {
-		// An existing journal of this LU (same GUID) is replayed.
-		if d.atomicJ, err = d.openAtomicJournal(guid, dataOff, dataOff+size); err != nil {
-			return fail(err)
-		}
+	md.SoftThreshold = cfg.SoftThreshold
+	if err := st.SaveMeta(&md); err != nil {
+		return nil, err
 	}
 	d.setup(&md)
-	log.Info("logical unit created", "guid", guid, "data_file", cfg.DataFile, "meta_file", cfg.MetaFile,
-		"size", size, "block_size", cfg.BlockSize)
+	log.Info("logical unit created", "guid", guid, "data_file", d.loc.DataFile, "meta_file", d.loc.MetaFile,
+		"zvol", d.loc.Zvol, "size", size, "block_size", cfg.BlockSize)
 	return d, nil
 }
 
-func openOrCreateMeta(path string) (*backend, error) {
-	var mb *backend
-	var err error
-	if _, serr := os.Stat(path); errors.Is(serr, os.ErrNotExist) {
-		mb, err = createBackend(path, metaRegionSize)
-	} else {
-		mb, err = openBackend(path, false)
-		if err == nil {
-			err = mb.grow(metaRegionSize)
-			if err != nil {
-				mb.close()
-			}
-		}
-	}
-	return mb, err
+// OpenOptions tune Open.
+type OpenOptions struct {
+	Log *slog.Logger
+	Gen *GUIDGenerator // names a copy (nil: a generator with default settings)
+	// Expect, when not zero, is the GUID the store must hold.
+	Expect stmf.GUID
+	// Copy: the store holds a copy of another LU's data and metadata (a
+	// zvol clone or received copy): it gets a new GUID and drops the
+	// source's serial number and reservations.
+	Copy bool
+	// GUID, when not zero, names the LU whatever the metadata says.
+	GUID stmf.GUID
+	// Overrides of the stored properties (nil: as stored).
+	Alias, MgmtURL, VendorID, ProductID, Serial *string
+	WriteCacheDisabled, WriteProtect            *bool
+	// Save writes the metadata back even when Open changed nothing (a
+	// store that records where it lives now).
+	Save bool
 }
 
-// Import opens an existing LU from the metadata stored with it: in a
-// header at the start of dataFile, or in metaFile when given. With
-// metaFile set and dataFile empty, the data file recorded in the metadata
-// is used. The LU keeps its GUID and properties.
-func Import(ctx context.Context, dataFile, metaFile string, log *slog.Logger) (*Device, error) {
+// Open opens the existing LU on store st from its stored metadata. The
+// Device owns st once Open succeeds; on error the caller still owns it.
+func Open(ctx context.Context, st backing.Store, o OpenOptions) (*Device, error) {
+	log := o.Log
 	if log == nil {
 		log = slog.Default()
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if dataFile == "" && metaFile == "" {
-		return nil, errors.New("lu: no data file given")
-	}
-	d := &Device{log: log, metaFile: metaFile}
-	var err error
-	if metaFile != "" {
-		if d.metaBE, err = openBackend(metaFile, true); err != nil {
-			return nil, err
-		}
-	} else {
-		if d.data, err = openBackend(dataFile, true); err != nil {
-			return nil, err
-		}
-		d.metaBE = d.data
-	}
-	fail := func(err error) (*Device, error) {
-		d.closeBackends()
+	stored, err := st.LoadMeta()
+	if err != nil {
 		return nil, err
 	}
-	d.ms = metaStore{be: d.metaBE, slot: -1}
-	md, err := d.ms.load()
-	if err != nil {
-		return fail(err)
+	if err := stored.Check(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNoMetadata, err)
 	}
-	if (metaFile != "" && md.DataOffset != 0) || (metaFile == "" && md.DataOffset != headerDataOffset) {
-		return fail(fmt.Errorf("%w: metadata in %s describes an LU whose data starts at byte %d; import it with the matching data/meta file pair",
-			ErrNoMetadata, d.metaBE.path, md.DataOffset))
+	d := &Device{log: log, store: st}
+	d.describe()
+	if !o.Expect.IsZero() && (o.Copy || stmf.GUID(stored.GUID) != o.Expect) {
+		what := ""
+		if o.Copy {
+			what = " (a copy of it)"
+		}
+		return nil, fmt.Errorf("lu: %s holds LU %s%s, not %s", d.where(), stmf.GUID(stored.GUID), what, o.Expect)
 	}
-	if dataFile == "" {
-		dataFile = md.DataFile
-		if dataFile == "" {
-			return fail(fmt.Errorf("lu: metadata in %s names no data file", metaFile))
+	md := stored.Clone()
+	if st.Size() < md.Size {
+		return nil, fmt.Errorf("lu: the backing store holds %d bytes but the LU needs %d", st.Size(), md.Size)
+	}
+	if o.Copy {
+		gen := o.Gen
+		if gen == nil {
+			gen = &GUIDGenerator{}
+		}
+		md.GUID = gen.Next(time.Now())
+		md.Serial, md.PR = "", nil
+	}
+	if !o.GUID.IsZero() {
+		md.GUID = o.GUID
+	}
+	set := func(dst *string, v *string) {
+		if v != nil {
+			*dst = *v
 		}
 	}
-	d.dataFile = dataFile
-	if d.data == nil {
-		if d.data, err = openBackend(dataFile, true); err != nil {
-			return fail(err)
+	set(&md.Alias, o.Alias)
+	set(&md.MgmtURL, o.MgmtURL)
+	set(&md.VendorID, o.VendorID)
+	set(&md.ProductID, o.ProductID)
+	set(&md.Serial, o.Serial)
+	for _, f := range []struct {
+		v    *bool
+		flag uint32
+	}{{o.WriteCacheDisabled, backing.FlagWCD}, {o.WriteProtect, backing.FlagWP}} {
+		if f.v != nil {
+			md.Flags &^= f.flag
+			if *f.v {
+				md.Flags |= f.flag
+			}
 		}
 	}
-	devSize, err := d.data.size()
-	if err != nil {
-		return fail(err)
+	if err := checkIdentity(md.VendorID, md.ProductID, md.Serial, md.Alias, md.MgmtURL); err != nil {
+		return nil, err
 	}
-	if devSize < md.DataOffset+md.Size {
-		return fail(fmt.Errorf("lu: %s holds %d bytes but the LU needs %d", dataFile, devSize, md.DataOffset+md.Size))
-	}
-	if md.DataFile != dataFile && !d.metaBE.readOnly {
-		// Remember where the data lives now (the LU was moved).
-		md.DataFile = dataFile
-		if err := d.ms.store(md); err != nil {
-			return fail(err)
+	if o.Save || !sameMeta(md, stored) {
+		if err := st.SaveMeta(md); err != nil {
+			return nil, err
 		}
-	}
-	if d.data.readOnly {
-		log.Warn("backing store is read-only; the LU is write-protected", "path", dataFile)
-	}
-	// Before the LU serves I/O: replay an unapplied atomic write.
-	if d.atomicJ, err = d.openAtomicJournal(md.GUID, md.DataOffset, md.DataOffset+md.Size); err != nil {
-		return fail(err)
 	}
 	d.setup(md)
-	log.Info("logical unit imported", "guid", md.GUID, "data_file", dataFile, "meta_file", metaFile,
-		"size", md.Size, "block_size", md.BlockSize)
+	log.Info("logical unit imported", "guid", stmf.GUID(md.GUID), "data_file", d.loc.DataFile, "meta_file", d.loc.MetaFile,
+		"zvol", d.loc.Zvol, "stored_guid", stmf.GUID(stored.GUID), "size", md.Size, "block_size", md.BlockSize)
 	return d, nil
 }
 
+// sameMeta reports whether a and b store the same thing (nil and empty
+// slices alike): Open writes only what it changed, so a read-only store
+// still opens.
+func sameMeta(a, b *backing.Meta) bool {
+	x, y := *a, *b
+	if !bytes.Equal(x.PR, y.PR) || !slices.EqualFunc(x.Unknown, y.Unknown, func(f, g backing.Field) bool {
+		return f.Tag == g.Tag && bytes.Equal(f.Val, g.Val)
+	}) {
+		return false
+	}
+	x.PR, y.PR, x.Unknown, y.Unknown = nil, nil, nil, nil
+	return reflect.DeepEqual(x, y)
+}
+
+// describe records where the store keeps the LU (for Info and logs).
+func (d *Device) describe() {
+	if ds, ok := d.store.(backing.Describer); ok {
+		d.loc = ds.Describe()
+	}
+}
+
 // setup fills the runtime state from metadata.
-func (d *Device) setup(md *metadata) {
+func (d *Device) setup(md *backing.Meta) {
 	d.md = *md
 	d.guid = md.GUID
-	d.dataOff = int64(md.DataOffset)
+	d.caps = d.store.Caps()
 	d.bs = md.BlockSize
 	for 1<<d.bsShift < d.bs {
 		d.bsShift++
 	}
 	d.maxXfer = maxTransferBytes >> d.bsShift
 	d.nblocks.Store(md.Size >> d.bsShift)
-	d.wcd.Store(md.Flags&flagWCD != 0)
-	d.savedWCD.Store(md.Flags&flagWCD != 0)
-	d.wp.Store(md.Flags&flagWP != 0)
+	d.wcd.Store(md.Flags&backing.FlagWCD != 0)
+	d.savedWCD.Store(md.Flags&backing.FlagWCD != 0)
+	d.wp.Store(md.Flags&backing.FlagWP != 0)
 	d.ident.Store(d.newIdentity(md))
-	d.flush.do = d.data.datasync
+	d.flush.do = d.store.Sync
+	d.hinter, _ = d.store.(backing.Prefetcher)
 	d.setupThin(md)
-	d.atomicWrites = d.atomicJ != nil
+	if aw, ok := d.store.(backing.AtomicWriter); ok && d.caps.AtomicMax > 0 {
+		d.atomicW = aw
+	}
+	d.atomicWrites = d.atomicW != nil
 	d.cmds = newCommandSet(d, commandTable) // after thin and atomic writes are known
 	d.setupReservations(md)
 	d.drained = make(chan struct{})
-}
-
-func (d *Device) closeBackends() {
-	d.atomicJ.close()
-	if d.data != nil {
-		d.data.close()
-	}
-	if d.metaBE != nil && d.metaBE != d.data {
-		d.metaBE.close()
-	}
 }
 
 // GUID is the LU's name.
@@ -484,8 +445,8 @@ func (d *Device) Info() Info {
 	id := d.ident.Load()
 	return Info{
 		GUID:               d.guid,
-		DataFile:           d.dataFile,
-		MetaFile:           d.metaFile,
+		DataFile:           d.loc.DataFile,
+		MetaFile:           d.loc.MetaFile,
 		Size:               d.nblocks.Load() << d.bsShift,
 		BlockSize:          d.bs,
 		VendorID:           id.vid,
@@ -494,10 +455,10 @@ func (d *Device) Info() Info {
 		Alias:              id.alias,
 		MgmtURL:            id.mgmtURL,
 		WriteCacheDisabled: d.wcd.Load(),
-		WriteProtect:       d.wp.Load() || d.data.readOnly,
+		WriteProtect:       d.wp.Load() || d.caps.ReadOnly,
 		Thin:               d.thin.enabled,
 		SoftThreshold:      uint8(d.thin.softPct.Load()),
-		Zvol:               d.Zvol(),
+		Zvol:               d.loc.Zvol,
 	}
 }
 
@@ -508,8 +469,7 @@ func (d *Device) SetProps(p Props) error {
 	if d.state.Load()&closingBit != 0 {
 		return errClosed
 	}
-	md := d.md
-	md.PR = append([]byte(nil), d.md.PR...)
+	md := *d.md.Clone()
 	if p.Alias != nil {
 		md.Alias = *p.Alias
 	}
@@ -517,18 +477,18 @@ func (d *Device) SetProps(p Props) error {
 		md.MgmtURL = *p.MgmtURL
 	}
 	if p.WriteCacheDisabled != nil {
-		md.Flags &^= flagWCD
+		md.Flags &^= backing.FlagWCD
 		if *p.WriteCacheDisabled {
-			md.Flags |= flagWCD
+			md.Flags |= backing.FlagWCD
 		}
 	}
 	if p.WriteProtect != nil {
-		if !*p.WriteProtect && d.data.readOnly {
-			return fmt.Errorf("lu: %s is read-only; write protect cannot be cleared", d.dataFile)
+		if !*p.WriteProtect && d.caps.ReadOnly {
+			return fmt.Errorf("lu: %s is read-only; write protect cannot be cleared", d.where())
 		}
-		md.Flags &^= flagWP
+		md.Flags &^= backing.FlagWP
 		if *p.WriteProtect {
-			md.Flags |= flagWP
+			md.Flags |= backing.FlagWP
 		}
 	}
 	if p.SoftThreshold != nil {
@@ -543,7 +503,7 @@ func (d *Device) SetProps(p Props) error {
 	if err := checkIdentity(md.VendorID, md.ProductID, md.Serial, md.Alias, md.MgmtURL); err != nil {
 		return err
 	}
-	if err := d.ms.store(&md); err != nil {
+	if err := d.store.SaveMeta(&md); err != nil {
 		return err
 	}
 	d.md = md
@@ -557,7 +517,7 @@ func (d *Device) SetProps(p Props) error {
 		if *p.WriteCacheDisabled {
 			// Writes acknowledged while the cache was on become durable now.
 			if err := d.flush.flush(); err != nil {
-				return fmt.Errorf("lu: flushing %s: %w", d.dataFile, err)
+				return fmt.Errorf("lu: flushing %s: %w", d.where(), err)
 			}
 		}
 	}
@@ -567,34 +527,55 @@ func (d *Device) SetProps(p Props) error {
 	return nil
 }
 
-// Resize changes the LU size (bytes, a multiple of the block size). A
-// regular file is extended as needed (never truncated); a block device
-// must be large enough. The caller raises CAPACITY DATA HAS CHANGED.
+// resizeTimeout bounds a Resize without a deadline of its own (a zvol's
+// volsize change is a ZFS transaction group sync).
+const resizeTimeout = 2 * time.Minute
+
+// Resize changes the LU size (bytes, a multiple of the block size). The
+// store grows as needed (a file is never truncated; a block device must
+// be large enough; a zvol grows online and never shrinks). The caller
+// raises CAPACITY DATA HAS CHANGED.
 func (d *Device) Resize(newSize uint64) error {
+	ctx, cancel := context.WithTimeout(context.Background(), resizeTimeout)
+	defer cancel()
+	return d.ResizeContext(ctx, newSize)
+}
+
+// ResizeContext is Resize bounded by ctx.
+func (d *Device) ResizeContext(ctx context.Context, newSize uint64) error {
 	if newSize == 0 || newSize%uint64(d.bs) != 0 || newSize > maxLUSize {
 		return fmt.Errorf("lu: size %d: must be a positive multiple of the block size %d", newSize, d.bs)
-	}
-	if d.zvol != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), zvolCmdTimeout)
-		defer cancel()
-		return d.resizeZvol(ctx, newSize)
 	}
 	d.metaMu.Lock()
 	defer d.metaMu.Unlock()
 	if d.state.Load()&closingBit != 0 {
 		return errClosed
 	}
-	if err := d.data.grow(uint64(d.dataOff) + newSize); err != nil {
+	if err := d.store.Resize(ctx, newSize); err != nil {
 		return err
 	}
-	md := d.md
+	md := *d.md.Clone()
 	md.Size = newSize
-	if err := d.ms.store(&md); err != nil {
+	if err := d.store.SaveMeta(&md); err != nil {
 		return err
 	}
 	d.md = md
 	d.nblocks.Store(newSize >> d.bsShift)
 	return nil
+}
+
+// Flush makes every write completed so far durable (SYNCHRONIZE CACHE).
+func (d *Device) Flush() error { return d.flush.flush() }
+
+// where names the LU's store in messages.
+func (d *Device) where() string {
+	if d.loc.Zvol != "" {
+		return d.loc.Zvol
+	}
+	if d.loc.DataFile != "" {
+		return d.loc.DataFile
+	}
+	return "the backing store"
 }
 
 // Close waits for commands in progress and closes the backing store.
@@ -607,16 +588,7 @@ func (d *Device) Close() error {
 		<-d.drained
 		d.metaMu.Lock()
 		defer d.metaMu.Unlock()
-		var errs []error
-		if d.data != nil {
-			errs = append(errs, d.data.close())
-		}
-		if d.metaBE != nil && d.metaBE != d.data {
-			errs = append(errs, d.metaBE.close())
-		}
-		// The journal file stays (it belongs with the data file).
-		errs = append(errs, d.atomicJ.close())
-		d.closeErr = errors.Join(errs...)
+		d.closeErr = d.store.Close()
 	})
 	return d.closeErr
 }
@@ -638,5 +610,5 @@ func (d *Device) leave() {
 
 // writeProtected reports whether writes must fail with WRITE PROTECTED.
 func (d *Device) writeProtected() bool {
-	return d.wp.Load() || d.swp.Load() || d.data.readOnly
+	return d.wp.Load() || d.swp.Load() || d.caps.ReadOnly
 }

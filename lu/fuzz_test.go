@@ -87,7 +87,7 @@ func FuzzExecuteCDB(f *testing.F) {
 		d.swp.Store(false)
 		d.Reset(nil) // drop a SCSI-2 reservation (persistent ones never block this one nexus)
 		d.wcd.Store(false)
-		if _, err := d.ms.load(); err != nil {
+		if _, err := d.store.LoadMeta(); err != nil {
 			t.Fatalf("cdb % x: metadata damaged: %v", cdb, err)
 		}
 	})

@@ -10,6 +10,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/costar-project/costar/lu/backing/fdstore"
+	"github.com/costar-project/costar/lu/backing/filestore"
+	"github.com/costar-project/costar/lu/backing/memstore"
 	"github.com/costar-project/costar/scsi"
 	"github.com/costar-project/costar/stmf"
 )
@@ -131,7 +134,7 @@ func newTestDisk(t testing.TB, o diskOpts) *Device {
 		o.size = 1 << 20
 	}
 	dir := t.TempDir()
-	cfg := Config{
+	cfg := fileConfig{
 		DataFile:           filepath.Join(dir, "lu.img"),
 		Size:               o.size,
 		BlockSize:          o.blockSize,
@@ -141,7 +144,7 @@ func newTestDisk(t testing.TB, o diskOpts) *Device {
 	if o.metaFile {
 		cfg.MetaFile = filepath.Join(dir, "lu.meta")
 	}
-	d, err := Create(context.Background(), cfg, &GUIDGenerator{HostID: HostIDFrom32(0x12345678)}, quietLog())
+	d, err := createFile(context.Background(), cfg, &GUIDGenerator{HostID: HostIDFrom32(0x12345678)}, quietLog())
 	if err != nil {
 		t.Fatalf("Create: %v", err)
 	}
@@ -155,14 +158,14 @@ type syncCounter struct {
 }
 
 func (c *syncCounter) install(d *Device) {
-	d.data.syncHook = func(kind string) {
+	fileStore(d).SetSyncHook(func(kind string) {
 		switch kind {
-		case syncFdatasync:
+		case fdstore.SyncFdatasync:
 			c.fdatasync.Add(1)
-		case syncDsyncWrite:
+		case fdstore.SyncDsyncWrite:
 			c.dsyncWrites.Add(1)
 		}
-	}
+	})
 }
 
 // CDB builders.
@@ -265,4 +268,77 @@ func expectGood(t testing.TB, name string, r resp) {
 		}
 		t.Fatalf("%s: status %v, want GOOD", name, r.status)
 	}
+}
+
+// fileConfig is a test LU on a file: the file store's options and the
+// LU's configuration in one.
+type fileConfig struct {
+	DataFile, MetaFile string
+	NoAtomicWrites     bool
+
+	Size      uint64
+	BlockSize uint32
+	GUID      stmf.GUID
+	VendorID  string
+	ProductID string
+	Serial    string
+	Alias     string
+	MgmtURL   string
+
+	WriteCacheDisabled bool
+	WriteProtect       bool
+	Thin               bool
+	SoftThreshold      uint8
+}
+
+// createFile makes an LU on a file store, as the daemon does.
+func createFile(ctx context.Context, fc fileConfig, gen *GUIDGenerator, log *slog.Logger) (*Device, error) {
+	cfg := Config{Size: fc.Size, BlockSize: fc.BlockSize, GUID: fc.GUID, VendorID: fc.VendorID, ProductID: fc.ProductID,
+		Serial: fc.Serial, Alias: fc.Alias, MgmtURL: fc.MgmtURL, WriteCacheDisabled: fc.WriteCacheDisabled,
+		WriteProtect: fc.WriteProtect, Thin: fc.Thin, SoftThreshold: fc.SoftThreshold}
+	if err := cfg.Normalize(); err != nil {
+		return nil, err
+	}
+	st, err := filestore.Create(ctx, filestore.Options{DataFile: fc.DataFile, MetaFile: fc.MetaFile, Size: fc.Size,
+		BlockSize: cfg.BlockSize, NoAtomicWrites: fc.NoAtomicWrites, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	d, err := New(ctx, st, cfg, gen, log)
+	if err != nil {
+		st.Discard()
+		return nil, err
+	}
+	return d, nil
+}
+
+// importFile opens the LU of a file store.
+func importFile(ctx context.Context, dataFile, metaFile string, log *slog.Logger) (*Device, error) {
+	st, err := filestore.Open(ctx, dataFile, metaFile, log)
+	if err != nil {
+		return nil, err
+	}
+	d, err := Open(ctx, st, OpenOptions{Log: log})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// fileStore returns the LU's file store.
+func fileStore(d *Device) *filestore.Store { return d.store.(*filestore.Store) }
+
+// journalBytes is what the file store's atomic write journal holds.
+const journalBytes = 1 << 20
+
+// newMemDisk makes an LU on an in-memory store.
+func newMemDisk(t testing.TB, st *memstore.Store, cfg Config) *Device {
+	t.Helper()
+	d, err := New(context.Background(), st, cfg, &GUIDGenerator{HostID: HostIDFrom32(0x12345678)}, quietLog())
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/costar-project/costar/lu/backing"
 	"github.com/costar-project/costar/scsi"
 	"github.com/costar-project/costar/stmf"
 )
@@ -106,7 +107,7 @@ func TestGoldenISCSIIdentity(t *testing.T) {
 
 	// State persisted by earlier releases loads into the same answers.
 	e2 := newPREnv(t)
-	e2.d.setupReservations(&metadata{GUID: e2.d.guid, PR: wantPR})
+	e2.d.setupReservations(&backing.Meta{GUID: e2.d.guid, PR: wantPR})
 	a2 := e2.session(0, prInitA, 0x023d000001)
 	if got := e2.run(a2, prinCDB(scsi.PRInReadFullStatus, 8192), nil); string(got.data) != string(wantFS) {
 		t.Errorf("READ FULL STATUS after loading the golden state\n got % x\nwant % x", got.data, wantFS)

@@ -1,6 +1,8 @@
 package lu
 
 import (
+	"github.com/costar-project/costar/lu/backing"
+
 	"encoding/binary"
 	"strings"
 
@@ -41,7 +43,7 @@ func padded(s string, n int) []byte {
 }
 
 // newIdentity precomputes the identity answers from metadata.
-func (d *Device) newIdentity(md *metadata) *identity {
+func (d *Device) newIdentity(md *backing.Meta) *identity {
 	id := &identity{vid: md.VendorID, pid: md.ProductID, serial: md.Serial, alias: md.Alias, mgmtURL: md.MgmtURL}
 
 	b := make([]byte, stdInquiryLen)
@@ -63,7 +65,7 @@ func (d *Device) newIdentity(md *metadata) *identity {
 
 	serial := md.Serial
 	if serial == "" {
-		serial = md.GUID.String()
+		serial = stmf.GUID(md.GUID).String()
 	}
 	s := make([]byte, 4, 4+len(serial))
 	s[1] = vpdUnitSerial
@@ -155,8 +157,9 @@ func (d *Device) blockLimits() []byte {
 	if d.bs < physBlockSize {
 		gran = uint16(physBlockSize / d.bs)
 	}
-	if d.zvol != nil {
-		gran = d.zvolGranularity() // one volblocksize (zvoldisk.go)
+	if u := d.caps.AllocUnit; u != 0 {
+		// One allocation unit of the store (a zvol's volblocksize).
+		gran = uint16(min(max(u, uint64(d.bs))>>d.bsShift, 0xffff))
 	}
 	binary.BigEndian.PutUint16(b[6:8], gran)       // OPTIMAL TRANSFER LENGTH GRANULARITY
 	binary.BigEndian.PutUint32(b[8:12], d.maxXfer) // MAXIMUM TRANSFER LENGTH

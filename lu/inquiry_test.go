@@ -63,8 +63,8 @@ func TestStandardInquiry(t *testing.T) {
 }
 
 func TestCustomIdentity(t *testing.T) {
-	cfg := Config{DataFile: filepath.Join(t.TempDir(), "d"), Size: 1 << 20, VendorID: "ACME", ProductID: "SuperDisk", Serial: "XYZ123"}
-	d, err := Create(context.Background(), cfg, nil, quietLog())
+	cfg := fileConfig{DataFile: filepath.Join(t.TempDir(), "d"), Size: 1 << 20, VendorID: "ACME", ProductID: "SuperDisk", Serial: "XYZ123"}
+	d, err := createFile(context.Background(), cfg, nil, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,13 +28,13 @@ func (d *Device) orWrite(t *stmf.Task, cdb []byte) *stmf.Result {
 		pb := d.bufs.get(int(m))
 		defer pb.release()
 		cur := pb.b[:m]
-		if err := d.data.readAt(cur, d.byteOff(lba)); err != nil {
+		if err := d.store.ReadAt(cur, d.byteOff(lba)); err != nil {
 			return d.ioError(err, false, lba)
 		}
 		for i := range cur {
 			cur[i] |= data[i]
 		}
-		if err := d.data.writeAt(cur, d.byteOff(lba), fua || d.wcd.Load()); err != nil {
+		if err := d.store.WriteAt(cur, d.byteOff(lba), fua || d.wcd.Load()); err != nil {
 			return d.ioError(err, true, lba)
 		}
 		d.thinAfterWrite(t)

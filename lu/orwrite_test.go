@@ -6,8 +6,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/costar-project/costar/lu/backing"
+	"github.com/costar-project/costar/lu/backing/memstore"
 	"github.com/costar-project/costar/scsi"
-	"github.com/costar-project/costar/stmf"
 )
 
 func TestOrWrite(t *testing.T) {
@@ -107,7 +108,7 @@ func TestWriteAtomic16(t *testing.T) {
 	invField("atomic boundary", exec(t, d, req{cdb: withByte(writeAtomicCDB(0, 0, 1), 11, 1), dir: wr, expLen: 512, data: make([]byte, 512)}))
 	invField("short Data-Out", exec(t, d, req{cdb: writeAtomicCDB(0, 0, 2), dir: wr, expLen: 512, data: make([]byte, 512)}))
 	big := newTestDisk(t, diskOpts{size: 16 << 20, blockSize: 65536})
-	if big.maxAtomicBlocks() != maxAtomicBytes/65536 {
+	if big.maxAtomicBlocks() != journalBytes/65536 {
 		t.Errorf("64 KiB blocks: maximum atomic transfer length %d", big.maxAtomicBlocks())
 	}
 	invField("more than the maximum", exec(t, big, req{cdb: writeAtomicCDB(0, 0, uint16(big.maxAtomicBlocks()+1))}))
@@ -118,7 +119,7 @@ func TestWriteAtomic16(t *testing.T) {
 	// Block Limits: atomic writes up to what the journal holds, no
 	// alignment, granularity or boundaries.
 	bl := exec(t, d, req{cdb: inquiryCDB(true, vpdBlockLimits, 64), dir: scsi.DirRead, expLen: 64}).data
-	if got := be32(bl[44:48]); got != maxAtomicBytes/512 || got > be32(bl[8:12]) {
+	if got := be32(bl[44:48]); got != journalBytes/512 || got > be32(bl[8:12]) {
 		t.Errorf("MAXIMUM ATOMIC TRANSFER LENGTH %d (maximum transfer length %d)", got, be32(bl[8:12]))
 	}
 	if !bytes.Equal(bl[48:64], make([]byte, 16)) {
@@ -175,7 +176,7 @@ func be16(b []byte) uint16 { return uint16(b[0])<<8 | uint16(b[1]) }
 // WRITE ATOMIC is offered by default on file LUs (journaled), not with
 // NoAtomicWrites, and never on block devices (no journal path).
 func TestWriteAtomicDefault(t *testing.T) {
-	d, err := Create(context.Background(), Config{DataFile: filepath.Join(t.TempDir(), "lu.img"), Size: 1 << 20, NoAtomicWrites: true},
+	d, err := createFile(context.Background(), fileConfig{DataFile: filepath.Join(t.TempDir(), "lu.img"), Size: 1 << 20, NoAtomicWrites: true},
 		&GUIDGenerator{HostID: HostIDFrom32(1)}, quietLog())
 	if err != nil {
 		t.Fatal(err)
@@ -188,18 +189,13 @@ func TestWriteAtomicDefault(t *testing.T) {
 		t.Errorf("NoAtomicWrites: MAXIMUM ATOMIC TRANSFER LENGTH = %d, want 0", n)
 	}
 	on := newTestDisk(t, diskOpts{})
-	if on.cmds.lookup(scsi.OpWriteAtomic16, -1) == nil || on.maxAtomicBlocks() != maxAtomicBytes/512 || on.atomicJ == nil {
+	if on.cmds.lookup(scsi.OpWriteAtomic16, -1) == nil || on.maxAtomicBlocks() != journalBytes/512 || on.atomicW == nil {
 		t.Error("a file LU does not offer WRITE ATOMIC (16) by default")
 	}
-	blk := &Device{data: &backend{isBlock: true}, dataFile: "/dev/sdx"}
-	if p := blk.journalPath(); p != "" {
-		t.Errorf("block device LU has a journal path %q", p)
-	}
-	if j, err := blk.openAtomicJournal(stmf.GUID{}, 0, 1<<20); j != nil || err != nil {
-		t.Errorf("block device LU opened a journal: %v, %v", j, err)
-	}
-	blk.setup(&metadata{BlockSize: 512, Size: 1 << 20})
+	// A store without crash-atomic writes (block devices, zvols) does not
+	// offer it.
+	blk := newMemDisk(t, memstore.New(1<<20, 512, backing.Caps{}), Config{})
 	if blk.cmds.lookup(scsi.OpWriteAtomic16, -1) != nil || blk.maxAtomicBlocks() != 0 {
-		t.Error("block device LU offers WRITE ATOMIC (16)")
+		t.Error("a store without atomic writes offers WRITE ATOMIC (16)")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 
+	"github.com/costar-project/costar/lu/backing"
 	"github.com/costar-project/costar/scsi"
 	"github.com/costar-project/costar/stmf"
 )
@@ -349,7 +350,7 @@ func (d *Device) commitPRLocked(old, p *prState) *stmf.Result {
 			}
 		}
 		if err := d.storePR(enc); err != nil {
-			if errors.Is(err, errPRTooLarge) { // a zvol property holds less than a header slot
+			if errors.Is(err, errPRTooLarge) || errors.Is(err, backing.ErrMetaTooLarge) { // a zvol property holds less than a header slot
 				return fail(scsi.NewSense(scsi.KeyIllegalRequest, scsi.ASCInsufficientRegistrationRes))
 			}
 			d.log.Error("lu: persisting reservations failed", "guid", d.guid, "err", err)

@@ -1,6 +1,8 @@
 package lu
 
 import (
+	"github.com/costar-project/costar/lu/backing"
+
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -36,6 +38,8 @@ const (
 	noHolder     = 0xffff
 )
 
+// errPRTooLarge: the state does not fit here or in the store
+// (backing.ErrMetaTooLarge).
 var errPRTooLarge = errors.New("lu: persistent reservation state too large to persist")
 
 func appendStr16(b []byte, s string) []byte {
@@ -196,9 +200,9 @@ func (d *Device) storePR(enc []byte) error {
 	if d.state.Load()&closingBit != 0 {
 		return errClosed
 	}
-	md := d.md
+	md := *d.md.Clone()
 	md.PR = enc
-	if err := d.ms.store(&md); err != nil {
+	if err := d.store.SaveMeta(&md); err != nil {
 		return err
 	}
 	d.md = md
@@ -208,7 +212,7 @@ func (d *Device) storePR(enc []byte) error {
 // setupReservations initialises the reservation state from the metadata:
 // a persistent reservation state stored under APTPL comes back, anything
 // else starts empty (SPC-4: without APTPL a restart loses it).
-func (d *Device) setupReservations(md *metadata) {
+func (d *Device) setupReservations(md *backing.Meta) {
 	p, err := decodePR(md.PR)
 	if err != nil {
 		d.log.Error("lu: ignoring stored persistent reservations", "guid", md.GUID, "err", err)

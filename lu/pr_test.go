@@ -602,11 +602,11 @@ func TestAPTPLSurvivesRestart(t *testing.T) {
 	for _, metaFile := range []bool{false, true} {
 		t.Run(fmt.Sprintf("metafile=%v", metaFile), func(t *testing.T) {
 			dir := t.TempDir()
-			cfg := Config{DataFile: filepath.Join(dir, "lu.img"), Size: 1 << 20}
+			cfg := fileConfig{DataFile: filepath.Join(dir, "lu.img"), Size: 1 << 20}
 			if metaFile {
 				cfg.MetaFile = filepath.Join(dir, "lu.meta")
 			}
-			d, err := Create(context.Background(), cfg, nil, quietLog())
+			d, err := createFile(context.Background(), cfg, nil, quietLog())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -620,7 +620,7 @@ func TestAPTPLSurvivesRestart(t *testing.T) {
 				if metaFile {
 					data = ""
 				}
-				if d, err = Import(context.Background(), data, cfg.MetaFile, quietLog()); err != nil {
+				if d, err = importFile(context.Background(), data, cfg.MetaFile, quietLog()); err != nil {
 					t.Fatal(err)
 				}
 				return newPREnvDisk(t, d)

@@ -144,6 +144,9 @@ func home(m uint32) int { return bits.TrailingZeros32(m) }
 func (d *Device) Admit(t *stmf.Task) {
 	t.LUDecoded = d.cmds.decode(t.CDB)
 	c := d.cmds.row(t.LUDecoded)
+	if c != nil {
+		t.SetKind(c.kind)
+	}
 	if aluaRefusal(t.Access, c) != nil {
 		return
 	}

@@ -4,8 +4,7 @@ import (
 	"bytes"
 	"errors"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/costar-project/costar/lu/backing"
 	"github.com/costar-project/costar/scsi"
 	"github.com/costar-project/costar/stmf"
 )
@@ -16,7 +15,9 @@ func (d *Device) inRange(lba, n uint64) bool {
 	return lba <= nb && n <= nb-lba
 }
 
-func (d *Device) byteOff(lba uint64) int64 { return d.dataOff + int64(lba<<d.bsShift) }
+// byteOff is the LU-relative byte offset of a block (stores hide any
+// header in front of the data).
+func (d *Device) byteOff(lba uint64) int64 { return int64(lba << d.bsShift) }
 
 // roundUp rounds a byte count up to whole blocks.
 func (d *Device) roundUp(n uint64) uint64 {
@@ -33,16 +34,17 @@ func dataOut(t *stmf.Task) ([]byte, error) {
 	return t.Data()
 }
 
-// ioError maps a backend error to sense data.
+// ioError maps a store error to sense data: out of space and read-only
+// (the backing sentinels) for writes, else a medium error.
 func (d *Device) ioError(err error, write bool, lba uint64) *stmf.Result {
 	switch {
-	case write && (errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT)):
-		d.log.Error("lu: backing store is full", "guid", d.guid, "path", d.dataFile, "lba", lba, "err", err)
+	case write && errors.Is(err, backing.ErrNoSpace):
+		d.log.Error("lu: backing store is full", "guid", d.guid, "path", d.where(), "lba", lba, "err", err)
 		return fail(scsi.NewSense(scsi.KeyDataProtect, scsi.ASCSpaceAllocationFailedWP))
-	case write && errors.Is(err, unix.EROFS):
+	case write && errors.Is(err, backing.ErrReadOnly):
 		return writeProtected()
 	}
-	d.log.Error("lu: backing store I/O error", "guid", d.guid, "path", d.dataFile, "write", write, "lba", lba, "err", err)
+	d.log.Error("lu: backing store I/O error", "guid", d.guid, "path", d.where(), "write", write, "lba", lba, "err", err)
 	asc := scsi.ASCUnrecoveredReadError
 	if write {
 		asc = scsi.ASCWriteError
@@ -77,7 +79,7 @@ func (d *Device) read(t *stmf.Task, cdb []byte) *stmf.Result {
 	}
 	pb := d.bufs.get(int(want))
 	buf := pb.b[:want]
-	if err := d.data.readAt(buf, d.byteOff(lba)); err != nil {
+	if err := d.store.ReadAt(buf, d.byteOff(lba)); err != nil {
 		pb.release()
 		return d.ioError(err, false, lba)
 	}
@@ -102,7 +104,7 @@ func (d *Device) write(t *stmf.Task, cdb []byte) *stmf.Result {
 	}
 	m := uint64(len(data))
 	if m > 0 {
-		if err := d.data.writeAt(data[:m], d.byteOff(lba), fua || d.wcd.Load()); err != nil {
+		if err := d.store.WriteAt(data[:m], d.byteOff(lba), fua || d.wcd.Load()); err != nil {
 			return d.ioError(err, true, lba)
 		}
 		d.thinAfterWrite(t) // soft threshold check (thin.go)
@@ -156,7 +158,7 @@ func (d *Device) writeVerify(t *stmf.Task, cdb []byte) *stmf.Result {
 	}
 	m := uint64(len(data))
 	if m > 0 {
-		if err := d.data.writeAt(data[:m], d.byteOff(lba), true); err != nil {
+		if err := d.store.WriteAt(data[:m], d.byteOff(lba), true); err != nil {
 			return d.ioError(err, true, lba)
 		}
 		d.thinAfterWrite(t)
@@ -214,7 +216,7 @@ func (d *Device) verify(t *stmf.Task, cdb []byte) *stmf.Result {
 	pb := d.bufs.get(int(total))
 	defer pb.release()
 	buf := pb.b[:total]
-	if err := d.data.readAt(buf, d.byteOff(lba)); err != nil {
+	if err := d.store.ReadAt(buf, d.byteOff(lba)); err != nil {
 		return d.ioError(err, false, lba)
 	}
 	pattern := data[:d.bs]
@@ -232,7 +234,7 @@ func (d *Device) compare(lba uint64, want []byte) *stmf.Result {
 	pb := d.bufs.get(len(want))
 	defer pb.release()
 	got := pb.b[:len(want)]
-	if err := d.data.readAt(got, d.byteOff(lba)); err != nil {
+	if err := d.store.ReadAt(got, d.byteOff(lba)); err != nil {
 		return d.ioError(err, false, lba)
 	}
 	if i := mismatch(got, want); i >= 0 {
@@ -289,7 +291,9 @@ func (d *Device) prefetch(t *stmf.Task, _ []byte) *stmf.Result {
 		return lbaOutOfRange()
 	}
 	if cnt > 0 {
-		d.data.prefetch(d.byteOff(lba), int64(cnt<<d.bsShift))
+		if d.hinter != nil {
+			d.hinter.Prefetch(d.byteOff(lba), int64(cnt<<d.bsShift))
+		}
 	}
 	return good()
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -65,20 +66,23 @@ func TestReadWriteRoundTrip(t *testing.T) {
 				}
 				// Data lands after the 64 KiB header (or at 0 with a meta file).
 				buf := make([]byte, bs)
-				if err := d.data.readAt(buf, d.dataOff+int64(10*bs)); err != nil {
+				wantOff := int64(headerSize)
+				if separate {
+					wantOff = 0
+				}
+				f, err := os.Open(d.Info().DataFile)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, err = f.ReadAt(buf, wantOff+int64(10*bs))
+				f.Close()
+				if err != nil {
 					t.Fatal(err)
 				}
 				if !bytes.Equal(buf, pattern(3*int(bs), 2)[:bs]) {
 					t.Fatal("WRITE10 data not at the expected file offset")
 				}
-				wantOff := int64(headerDataOffset)
-				if separate {
-					wantOff = 0
-				}
-				if d.dataOff != wantOff {
-					t.Fatalf("data offset %d, want %d", d.dataOff, wantOff)
-				}
-				if _, err := d.ms.load(); err != nil {
+				if _, err := d.store.LoadMeta(); err != nil {
 					t.Fatalf("metadata damaged by data writes: %v", err)
 				}
 			})
@@ -295,7 +299,7 @@ func TestDurability(t *testing.T) {
 		d := newTestDisk(t, diskOpts{})
 		var c syncCounter
 		c.install(d)
-		d.data.noRWFDsync.Store(true)
+		fileStore(d).DisableRWFDsync()
 		expectGood(t, "FUA write", exec(t, d, req{cdb: cdb10(scsi.OpWrite10, 0x08, 0, 1), dir: scsi.DirWrite, expLen: 512, data: blk}))
 		if c.fdatasync.Load() != 1 || c.dsyncWrites.Load() != 0 {
 			t.Fatalf("fallback: %d fdatasync, %d dsync writes", c.fdatasync.Load(), c.dsyncWrites.Load())

@@ -64,8 +64,14 @@ func (d *Device) readCapacity10(_ *stmf.Task, cdb []byte) *stmf.Result {
 
 // lbppbe is LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT.
 func (d *Device) lbppbe() byte {
-	if d.zvol != nil {
-		return d.zvolPhysExponent() // zvoldisk.go
+	if u := d.caps.AllocUnit; u != 0 {
+		// The store's allocation unit (a zvol's volblocksize), at most 4 KiB:
+		// ESXi knows 512n, 512e and 4Kn, not 16 KiB physical blocks.
+		var e byte
+		for bs := uint64(d.bs); bs < min(max(u, uint64(d.bs)), physBlockSize); bs <<= 1 {
+			e++
+		}
+		return e
 	}
 	// Thin LUs report physical = logical: GET LBA STATUS then describes
 	// extents at logical-block granularity, which libiscsi's

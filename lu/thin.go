@@ -4,45 +4,36 @@ package lu
 // LBPME=1 and LBPRZ in READ CAPACITY (16), the Logical Block Provisioning
 // VPD page (LBPU, LBPWS, LBPWS10, provisioning type thin) and the UNMAP
 // limits of the Block Limits VPD page, and accepts UNMAP and WRITE SAME
-// with the UNMAP bit. Deallocation punches holes in a file
-// (fallocate PUNCH_HOLE|KEEP_SIZE) or discards a block device range
-// (BLKDISCARD; zvols take this path). GET LBA STATUS reports holes as
-// deallocated. A thick LU keeps answering as fully provisioned.
+// with the UNMAP bit. Deallocation is the store's (backing.Store
+// Deallocate: a hole in a file, a discard on a block device or zvol); GET
+// LBA STATUS reports what the store's allocation map (Allocated) calls
+// unmapped, where it keeps one (Caps.MapKnown). A thick LU keeps
+// answering as fully provisioned.
 //
 // Soft threshold (Config.SoftThreshold / Props.SoftThreshold, percent,
-// 0 = off): after allocating writes to a thin LU on a regular file, the
-// LU looks (at most once per thresholdCheckInterval) at the file system
-// that holds the data file. Once that file system is at least
+// 0 = off): after allocating writes to a thin LU on a store that reports
+// its space (backing.SpaceReporter: regular files), the LU looks (at most
+// once per thresholdCheckInterval) at the file system that holds the data. Once that file system is at least
 // SoftThreshold percent full (counting the space an unprivileged writer
 // can no longer use: 100 - f_bavail*100/f_blocks), THIN PROVISIONING SOFT
 // THRESHOLD REACHED (38h/07h) is raised once as a unit attention for every
 // nexus that sees the LU. It is armed again once usage is more than one
 // percentage point below the threshold (for example after UNMAP), or when
-// the threshold is changed. Block device backends (zvols) have no
-// threshold here: the pool's free space belongs to ZFS. Running out of
-// space (ENOSPC, EDQUOT from pwrite or fallocate) answers DATA PROTECT /
-// SPACE ALLOCATION FAILED WRITE PROTECT (27h/07h), see Device.ioError.
+// the threshold is changed. Block devices and zvols have no threshold
+// here: the pool's free space belongs to ZFS. Running out of space
+// (backing.ErrNoSpace) answers DATA PROTECT / SPACE ALLOCATION FAILED
+// WRITE PROTECT (27h/07h), see Device.ioError.
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/costar-project/costar/lu/backing"
 	"github.com/costar-project/costar/scsi"
 	"github.com/costar-project/costar/stmf"
-)
-
-// maxSoftThreshold bounds the soft threshold, a percentage.
-const (
-	maxSoftThreshold = 100
 )
 
 // Limits reported in the Block Limits VPD page.
@@ -80,46 +71,34 @@ const (
 type thinState struct {
 	enabled     bool   // immutable after setup
 	lbprz       bool   // deallocated blocks read as zeroes
-	discardGran uint64 // block devices: discard granularity in bytes
+	discardGran uint64 // the store's discard granularity in bytes
 
 	softPct   atomic.Uint32 // soft threshold, percent; 0 = off
 	lastCheck atomic.Int64  // unix nanoseconds of the last threshold check
 	raised    atomic.Bool   // the UA was raised and not re-armed yet
 	// usage returns how full the backing store's file system is, in
-	// percent; nil = no threshold support (block devices). Tests replace it.
+	// percent; nil = no threshold support. Tests replace it.
 	usage func() (uint32, error)
 }
 
-// setupThin fills the thin provisioning state from metadata.
-func (d *Device) setupThin(md *metadata) {
+// setupThin fills the thin provisioning state from metadata and the
+// store's capabilities.
+func (d *Device) setupThin(md *backing.Meta) {
 	d.thin.enabled = md.Thin
 	d.thin.softPct.Store(uint32(md.SoftThreshold))
 	if !md.Thin {
 		return
 	}
-	if d.data.isBlock {
-		d.thin.lbprz = d.data.discardZeroes()
-		d.thin.discardGran = d.data.discardGranularity()
-		return
-	}
-	d.thin.lbprz = true // a punched hole reads as zeroes
-	fd := d.data.fd
-	d.thin.usage = func() (uint32, error) {
-		var st unix.Statfs_t
-		if err := unix.Fstatfs(fd, &st); err != nil {
-			return 0, err
-		}
-		if st.Blocks == 0 {
-			return 0, nil
-		}
-		free := min(st.Bavail, st.Blocks)
-		return uint32(100 - free*100/st.Blocks), nil
+	d.thin.lbprz = d.caps.DeallocZeroes
+	d.thin.discardGran = d.caps.DiscardGranularity
+	if sr, ok := d.store.(backing.SpaceReporter); ok {
+		d.thin.usage = sr.UsedPercent
 	}
 }
 
 func checkSoftThreshold(pct uint8) error {
-	if pct > maxSoftThreshold {
-		return fmt.Errorf("lu: soft threshold %d%%: must be 0 (off) to %d", pct, maxSoftThreshold)
+	if pct > backing.MaxSoftThreshold {
+		return fmt.Errorf("lu: soft threshold %d%%: must be 0 (off) to %d", pct, backing.MaxSoftThreshold)
 	}
 	return nil
 }
@@ -150,6 +129,9 @@ func (d *Device) thinAfterWrite(t *stmf.Task) {
 		return // another command is checking
 	}
 	used, err := d.thin.usage()
+	if errors.Is(err, backing.ErrNotSupported) {
+		return // a block device: its space is not ours to watch
+	}
 	if err != nil {
 		d.log.Warn("lu: cannot check the thin provisioning soft threshold", "guid", d.guid, "err", err)
 		return
@@ -157,7 +139,7 @@ func (d *Device) thinAfterWrite(t *stmf.Task) {
 	switch {
 	case used >= pct:
 		if d.thin.raised.CompareAndSwap(false, true) {
-			d.log.Warn("lu: thin provisioning soft threshold reached", "guid", d.guid, "path", d.dataFile,
+			d.log.Warn("lu: thin provisioning soft threshold reached", "guid", d.guid, "path", d.where(),
 				"used_percent", used, "threshold_percent", pct)
 			d.raiseUA(scsi.ASCThinProvisioningSoftThreshold)
 		}
@@ -246,7 +228,7 @@ func (d *Device) deallocate(lba, n uint64) error {
 	if n == 0 {
 		return nil
 	}
-	return d.data.deallocate(d.byteOff(lba), int64(n<<d.bsShift), d.thin.lbprz, int64(d.thin.discardGran))
+	return d.store.Deallocate(d.byteOff(lba), int64(n<<d.bsShift))
 }
 
 // syncIfWCD makes completed changes durable when the write cache is
@@ -316,8 +298,8 @@ func (d *Device) lbaStatus(lba, nb uint64, maxDesc int) ([]lbaExtent, error) {
 		}
 		return true
 	}
-	if !d.thin.enabled || d.data.isBlock {
-		// Fully provisioned, or a device that does not tell: mapped.
+	if !d.thin.enabled || !d.caps.MapKnown {
+		// Fully provisioned, or a store that does not tell: mapped.
 		add(lba, nb, lbaMapped)
 		return out, nil
 	}
@@ -325,7 +307,7 @@ func (d *Device) lbaStatus(lba, nb uint64, maxDesc int) ([]lbaExtent, error) {
 	limit := d.byteOff(nb)
 	for lba < nb {
 		off := d.byteOff(lba)
-		mapped, end, err := d.data.allocated(off, limit)
+		mapped, end, err := d.store.Allocated(off, limit)
 		if err != nil {
 			return nil, err
 		}
@@ -347,183 +329,4 @@ func (d *Device) lbaStatus(lba, nb uint64, maxDesc int) ([]lbaExtent, error) {
 		lba = next
 	}
 	return out, nil
-}
-
-// Backend operations for thin provisioning.
-
-var errNotSupported = errors.New("lu: operation not supported by the backing store")
-
-// unsupported reports whether err says the file (system) or device lacks
-// an operation, so that a slower equivalent should be used.
-func unsupported(err error) bool {
-	return errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.ENODEV) ||
-		errors.Is(err, unix.ENOTTY)
-}
-
-// fallocate retries on EINTR.
-func fallocate(fd int, mode uint32, off, n int64) error {
-	for {
-		err := unix.Fallocate(fd, mode, off, n)
-		if err != unix.EINTR {
-			return err
-		}
-	}
-}
-
-// blkRange issues a block device range ioctl (BLKDISCARD, BLKZEROOUT).
-func blkRange(fd int, req uint, off, n int64) error {
-	r := [2]uint64{uint64(off), uint64(n)}
-	for {
-		_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uintptr(req), uintptr(unsafe.Pointer(&r)))
-		if errno == unix.EINTR {
-			continue
-		}
-		if errno != 0 {
-			return errno
-		}
-		return nil
-	}
-}
-
-// deallocate frees the store's space for [off, off+n). With zero set the
-// range must read as zeroes afterwards. A regular file gets a hole (the
-// kernel zeroes partial file system blocks). A block device gets
-// BLKDISCARD for the part aligned to its discard granularity gran; with
-// zero set the unaligned head and tail are written with zeroes (zvols free
-// only whole volume blocks).
-func (b *backend) deallocate(off, n int64, zero bool, gran int64) error {
-	if b.readOnly {
-		return unix.EROFS
-	}
-	if !b.isBlock {
-		err := fallocate(b.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n)
-		if unsupported(err) {
-			return b.zeroRange(off, n) // no holes on this file system: keep reads honest
-		}
-		return err
-	}
-	g := max(gran, 512)
-	start := (off + g - 1) / g * g
-	end := (off + n) / g * g
-	if zero {
-		if start >= end {
-			return b.zeroRange(off, n)
-		}
-		if err := b.zeroRange(off, start-off); err != nil {
-			return err
-		}
-		if err := b.zeroRange(end, off+n-end); err != nil {
-			return err
-		}
-	}
-	if start >= end {
-		return nil
-	}
-	err := blkRange(b.fd, unix.BLKDISCARD, start, end-start)
-	if unsupported(err) || errors.Is(err, unix.EINVAL) {
-		if zero {
-			return b.zeroRange(start, end-start)
-		}
-		return nil // deallocation is advisory
-	}
-	return err
-}
-
-// zeroRange makes [off, off+n) read as zeroes while keeping it allocated:
-// fallocate ZERO_RANGE or BLKZEROOUT where available, else written zeroes.
-func (b *backend) zeroRange(off, n int64) error {
-	if n <= 0 {
-		return nil
-	}
-	if b.readOnly {
-		return unix.EROFS
-	}
-	var err error
-	if b.isBlock {
-		err = blkRange(b.fd, unix.BLKZEROOUT, off, n)
-	} else {
-		err = fallocate(b.fd, unix.FALLOC_FL_ZERO_RANGE|unix.FALLOC_FL_KEEP_SIZE, off, n)
-	}
-	if err == nil || !(unsupported(err) || errors.Is(err, unix.EINVAL)) {
-		return err
-	}
-	return b.writeZeroes(off, n)
-}
-
-// writeZeroes writes zeroes over [off, off+n) in bounded chunks.
-func (b *backend) writeZeroes(off, n int64) error {
-	z := make([]byte, min(n, 1<<20))
-	for n > 0 {
-		c := min(n, int64(len(z)))
-		if err := b.writeAt(z[:c], off, false); err != nil {
-			return err
-		}
-		off += c
-		n -= c
-	}
-	return nil
-}
-
-// allocated reports whether byte off of a regular file holds allocated
-// data, and where that state ends (at most limit), with SEEK_DATA and
-// SEEK_HOLE. A file system without them reports everything allocated.
-func (b *backend) allocated(off, limit int64) (bool, int64, error) {
-	if b.isBlock {
-		return true, limit, nil
-	}
-	data, err := unix.Seek(b.fd, off, unix.SEEK_DATA)
-	switch {
-	case errors.Is(err, unix.ENXIO):
-		return false, limit, nil // only a hole up to the end of the file
-	case errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP):
-		return true, limit, nil
-	case err != nil:
-		return false, 0, fmt.Errorf("lu: SEEK_DATA in %s: %w", b.path, err)
-	}
-	if data > off {
-		return false, min(data, limit), nil
-	}
-	hole, err := unix.Seek(b.fd, off, unix.SEEK_HOLE)
-	if err != nil {
-		return false, 0, fmt.Errorf("lu: SEEK_HOLE in %s: %w", b.path, err)
-	}
-	return true, min(max(hole, off+1), limit), nil
-}
-
-// sysfsBlock reads a value of a block device's sysfs directory (the
-// partition's parent queue for a partition), "" when unknown.
-func (b *backend) sysfsBlock(name string) string {
-	var st unix.Stat_t
-	if err := unix.Fstat(b.fd, &st); err != nil {
-		return ""
-	}
-	dir := fmt.Sprintf("/sys/dev/block/%d:%d/", unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev)))
-	for _, p := range []string{dir + name, dir + "../" + name} {
-		if v, err := os.ReadFile(p); err == nil {
-			return strings.TrimSpace(string(v))
-		}
-	}
-	return ""
-}
-
-// discardGranularity is the block device's discard granularity in bytes
-// (at least 512).
-func (b *backend) discardGranularity() uint64 {
-	g, err := strconv.ParseUint(b.sysfsBlock("queue/discard_granularity"), 10, 64)
-	if err != nil || g < 512 || g&(g-1) != 0 || g > 1<<30 {
-		return 512
-	}
-	return g
-}
-
-// discardZeroes reports whether discarded ranges of the block device read
-// as zeroes: zvols (zd*) free their blocks and loop devices punch holes.
-// Other devices (SSDs, arrays) make no promise, so LBPRZ stays 0.
-func (b *backend) discardZeroes() bool {
-	for _, l := range strings.Split(b.sysfsBlock("uevent"), "\n") {
-		if name, ok := strings.CutPrefix(l, "DEVNAME="); ok {
-			return strings.HasPrefix(name, "zd") || strings.HasPrefix(name, "loop")
-		}
-	}
-	return false
 }

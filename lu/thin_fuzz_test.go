@@ -82,7 +82,7 @@ func FuzzExecuteThin(f *testing.F) {
 		d.Reset(nil) // drop a SCSI-2 reservation so inputs stay independent
 		d.swp.Store(false)
 		d.wcd.Store(false)
-		if _, err := d.ms.load(); err != nil {
+		if _, err := d.store.LoadMeta(); err != nil {
 			t.Fatalf("cdb % x: metadata damaged: %v", cdb, err)
 		}
 	})

@@ -4,14 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/costar-project/costar/lu/backing"
+	"github.com/costar-project/costar/lu/backing/memstore"
 	"github.com/costar-project/costar/scsi"
 	"github.com/costar-project/costar/stmf"
 )
@@ -33,14 +32,14 @@ func newThinDisk(t testing.TB, o thinOpts) *Device {
 		o.size = 1 << 20
 	}
 	dir := t.TempDir()
-	cfg := Config{
+	cfg := fileConfig{
 		DataFile: filepath.Join(dir, "lu.img"), Size: o.size, BlockSize: o.blockSize,
 		Thin: o.thin, SoftThreshold: o.soft, WriteProtect: o.wp, WriteCacheDisabled: o.wcd,
 	}
 	if o.metaFile {
 		cfg.MetaFile = filepath.Join(dir, "lu.meta")
 	}
-	d, err := Create(context.Background(), cfg, &GUIDGenerator{HostID: HostIDFrom32(0x0badcafe)}, quietLog())
+	d, err := createFile(context.Background(), cfg, &GUIDGenerator{HostID: HostIDFrom32(0x0badcafe)}, quietLog())
 	if err != nil {
 		t.Fatalf("Create: %v", err)
 	}
@@ -114,11 +113,11 @@ func TestThinMetadataAndProps(t *testing.T) {
 	if err := d.SetProps(Props{SoftThreshold: &ninety}); err != nil {
 		t.Fatal(err)
 	}
-	data, meta := d.dataFile, d.metaFile
+	data, meta := d.loc.DataFile, d.loc.MetaFile
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	d2, err := Import(context.Background(), data, meta, quietLog())
+	d2, err := importFile(context.Background(), data, meta, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,57 +134,8 @@ func TestThinMetadataAndProps(t *testing.T) {
 	if err := thick.SetProps(Props{SoftThreshold: &ninety}); err == nil {
 		t.Error("soft threshold on a thick LU accepted")
 	}
-	if _, err := Create(context.Background(), Config{DataFile: filepath.Join(t.TempDir(), "x"), Size: 1 << 20, SoftThreshold: 50}, nil, quietLog()); err == nil {
+	if _, err := createFile(context.Background(), fileConfig{DataFile: filepath.Join(t.TempDir(), "x"), Size: 1 << 20, SoftThreshold: 50}, nil, quietLog()); err == nil {
 		t.Error("Create: soft threshold without thin accepted")
-	}
-	img, err := (&metadata{GUID: thick.GUID(), Size: 1 << 20, BlockSize: 512}).encodeSlot(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, _, st, err := decodeSlot(img)
-	if st != slotValid || m.Thin || m.SoftThreshold != 0 || len(m.unknown) != 0 {
-		t.Fatalf("thick round trip: %v %+v", err, m)
-	}
-	if bytes.Contains(img[metaHeaderLen:], []byte{0, tagThin}) {
-		t.Error("thick metadata carries a thin tag")
-	}
-}
-
-func TestThinMetadataTags(t *testing.T) {
-	g := stmf.GUID{0x60, 1}
-	base := func() []byte {
-		var b []byte
-		b = appendTLV(b, tagGUID, g[:])
-		b = appendTLV(b, tagSize, u64b(1<<20))
-		return appendTLV(b, tagBlockSize, u32b(512))
-	}
-	tests := []struct {
-		name    string
-		extra   []byte
-		thin    bool
-		soft    uint8
-		wantErr bool
-	}{
-		{"thin", appendTLV(nil, tagThin, []byte{1}), true, 0, false},
-		{"thin and threshold", append(appendTLV(nil, tagThin, []byte{1}), appendTLV(nil, tagSoftThreshold, []byte{75})...), true, 75, false},
-		{"thin tag 0", appendTLV(nil, tagThin, []byte{0}), false, 0, false},
-		{"thin tag too long", appendTLV(nil, tagThin, []byte{1, 0}), false, 0, true},
-		{"threshold over 100", appendTLV(nil, tagSoftThreshold, []byte{200}), false, 0, true},
-		{"threshold empty", appendTLV(nil, tagSoftThreshold, nil), false, 0, true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			m, err := decodePayload(append(base(), tc.extra...))
-			if tc.wantErr {
-				if err == nil {
-					t.Fatal("accepted")
-				}
-				return
-			}
-			if err != nil || m.Thin != tc.thin || m.SoftThreshold != tc.soft {
-				t.Fatalf("got %+v, %v", m, err)
-			}
-		})
 	}
 }
 
@@ -360,7 +310,7 @@ func TestLBAStatusLargeBlocks(t *testing.T) {
 		t.Skip("no holes")
 	}
 	// 4 KiB of data in the middle of block 3.
-	if err := d.data.writeAt(bytes.Repeat([]byte{1}, 4096), d.byteOff(3)+8192, false); err != nil {
+	if err := d.store.WriteAt(bytes.Repeat([]byte{1}, 4096), d.byteOff(3)+8192, false); err != nil {
 		t.Fatal(err)
 	}
 	want := []lbaExtent{{0, 3, lbaDeallocated}, {3, 1, lbaMapped}, {4, 60, lbaDeallocated}}
@@ -376,7 +326,7 @@ func TestLBAStatusDescriptorLimit(t *testing.T) {
 	}
 	// Map every other 4 KiB: 1024 mapped extents, more than one answer holds.
 	for lba := uint64(0); lba < 16384; lba += 16 {
-		if err := d.data.writeAt(make([]byte, 4096), d.byteOff(lba), false); err != nil {
+		if err := d.store.WriteAt(make([]byte, 4096), d.byteOff(lba), false); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -565,25 +515,13 @@ func TestSoftThresholdRealStatfs(t *testing.T) {
 	}
 }
 
-// tpDevFull makes the LU's data writes fail with ENOSPC (a thin LU whose
-// file system is full): the data backend is switched to /dev/full.
-func tpDevFull(t *testing.T, d *Device) {
-	t.Helper()
-	if d.data == d.metaBE {
-		t.Fatal("tpDevFull needs an LU with a separate meta file")
-	}
-	fd, err := unix.Open("/dev/full", unix.O_RDWR|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Skipf("/dev/full: %v", err)
-	}
-	old := d.data.fd
-	d.data.fd = fd
-	t.Cleanup(func() { unix.Close(old) })
-}
-
 func TestThinOutOfSpace(t *testing.T) {
-	d := newThinDisk(t, thinOpts{thin: true, metaFile: true})
-	tpDevFull(t, d)
+	// A thin LU whose store is full: every write fails with ENOSPC.
+	st := memstore.New(1<<20, 512, backing.Caps{DeallocZeroes: true})
+	d := newMemDisk(t, st, Config{Thin: true})
+	full := memstore.NoSpace()
+	full.Sticky = true
+	st.Inject(memstore.OpWrite, &full)
 	pattern := bytes.Repeat([]byte{0x5a}, 512)
 	for _, c := range []struct {
 		name string
@@ -597,22 +535,8 @@ func TestThinOutOfSpace(t *testing.T) {
 	} {
 		expectSense(t, c.name, exec(t, d, c.r), scsi.KeyDataProtect, scsi.ASCSpaceAllocationFailedWP)
 	}
-	// EDQUOT is out of space too; other errors stay medium errors.
-	if s, _ := scsi.ParseSense(d.ioError(unix.EDQUOT, true, 3).Sense); s.Key != scsi.KeyDataProtect || s.ASC != scsi.ASCSpaceAllocationFailedWP {
-		t.Errorf("EDQUOT: %+v", s)
-	}
-	if s, _ := scsi.ParseSense(d.ioError(unix.EIO, true, 3).Sense); s.Key != scsi.KeyMediumError {
+	// Other errors stay medium errors.
+	if s, _ := scsi.ParseSense(d.ioError(memstore.ErrIO, true, 3).Sense); s.Key != scsi.KeyMediumError {
 		t.Errorf("EIO: %+v", s)
-	}
-}
-
-func TestBackendUnsupported(t *testing.T) {
-	for _, err := range []error{unix.EOPNOTSUPP, unix.ENOSYS, unix.ENODEV, unix.ENOTTY} {
-		if !unsupported(err) {
-			t.Errorf("%v not treated as unsupported", err)
-		}
-	}
-	if unsupported(unix.ENOSPC) || unsupported(nil) || unsupported(errors.New("x")) {
-		t.Error("ENOSPC/nil treated as unsupported")
 	}
 }

@@ -19,7 +19,7 @@ func newVDisk(t testing.TB, n byte, size uint64, bs uint32) *Device {
 	t.Helper()
 	g := stmf.GUID{0x60, 0x01, 0x44, 0xf0, 0xc0, 0x57, 0xa4}
 	g[15] = n
-	d, err := Create(context.Background(), Config{DataFile: filepath.Join(t.TempDir(), "lu.img"), Size: size, BlockSize: bs, GUID: g},
+	d, err := createFile(context.Background(), fileConfig{DataFile: filepath.Join(t.TempDir(), "lu.img"), Size: size, BlockSize: bs, GUID: g},
 		nil, quietLog())
 	if err != nil {
 		t.Fatalf("Create: %v", err)

@@ -113,7 +113,7 @@ func (d *Device) writeSame(t *stmf.Task, cdb []byte) *stmf.Result {
 // zeroBlocks makes blocks [lba, lba+n) read as zeroes, keeping them
 // allocated (mapped).
 func (d *Device) zeroBlocks(lba, n uint64) error {
-	return d.data.zeroRange(d.byteOff(lba), int64(n<<d.bsShift))
+	return d.store.WriteZeroes(d.byteOff(lba), int64(n<<d.bsShift))
 }
 
 // fillBlocks writes pattern (one block) to blocks [lba, lba+n), stopping
@@ -133,7 +133,7 @@ func (d *Device) fillBlocks(t *stmf.Task, lba, n uint64, pattern []byte) error {
 			return err
 		}
 		c := min(total, chunk)
-		if err := d.data.writeAt(buf[:c], pos, false); err != nil {
+		if err := d.store.WriteAt(buf[:c], pos, false); err != nil {
 			return err
 		}
 		pos += int64(c)

@@ -453,13 +453,13 @@ func (d *Device) copySegment(t *stmf.Task, s *b2bSegment, targets []copyTarget, 
 			return dataOutFailed()
 		}
 		buf := pb.b[:c]
-		err := src.data.readAt(buf, srcOff+int64(pos))
+		err := src.store.ReadAt(buf, srcOff+int64(pos))
 		if err != nil {
 			dst.vaai.locks.release(lk)
 			d.log.Error("lu: extended copy read failed", "guid", src.guid, "lba", s.srcLBA, "err", err)
 			return copyAborted(scsi.ASCUnrecoveredReadError)
 		}
-		err = dst.data.writeAt(buf, dstOff+int64(pos), dsync)
+		err = dst.store.WriteAt(buf, dstOff+int64(pos), dsync)
 		dst.vaai.locks.release(lk)
 		if err != nil {
 			d.log.Error("lu: extended copy write failed", "guid", dst.guid, "lba", s.dstLBA, "err", err)

@@ -372,7 +372,7 @@ func FuzzExtendedCopy(f *testing.F) {
 		if n := len(lockEntries(&d.vaai.locks)); n != 0 {
 			t.Fatalf("%d range lock entries left", n)
 		}
-		if _, err := d.ms.load(); err != nil {
+		if _, err := d.store.LoadMeta(); err != nil {
 			t.Fatalf("metadata damaged: %v", err)
 		}
 	})

@@ -25,9 +25,10 @@ type instantLU struct {
 	read Result
 }
 
-func (l *instantLU) GUID() GUID        { return l.guid }
-func (l *instantLU) Quick([]byte) bool { return true }
-func (l *instantLU) Execute(t *Task)   { t.Complete(&l.read) }
+func (l *instantLU) GUID() GUID       { return l.guid }
+func (l *instantLU) Quick(*Task) bool { return true }
+func (l *instantLU) Admit(t *Task)    { t.SetKind(KindRead) }
+func (l *instantLU) Execute(t *Task)  { t.Complete(&l.read) }
 
 // BenchmarkSubmitComplete measures one READ(10) from Submit to Complete
 // through a session, inline (the framework's own cost) and through a

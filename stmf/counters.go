@@ -10,14 +10,16 @@ import (
 // Kind is the class of a command in the counters.
 type Kind uint8
 
+// The LU decides a task's kind from its command table (Task.SetKind);
+// a task no LU classed is KindOther.
 const (
-	KindRead  Kind = iota // READ(6/10/12/16)
+	KindOther Kind = iota // everything else
+	KindRead              // READ(6/10/12/16)
 	KindWrite             // WRITE, WRITE AND VERIFY, WRITE SAME, ORWRITE, WRITE ATOMIC
 	KindUnmap             // UNMAP
 	KindATS               // COMPARE AND WRITE
 	KindXCopy             // EXTENDED COPY
 	KindFlush             // SYNCHRONIZE CACHE(10/16)
-	KindOther             // everything else
 	NumKinds
 )
 
@@ -37,28 +39,6 @@ func (k Kind) String() string {
 		return "flush"
 	}
 	return "other"
-}
-
-// kindOf classifies a command once, by opcode.
-func kindOf(op byte) Kind {
-	switch op {
-	case scsi.OpRead6, scsi.OpRead10, scsi.OpRead12, scsi.OpRead16:
-		return KindRead
-	case scsi.OpWrite6, scsi.OpWrite10, scsi.OpWrite12, scsi.OpWrite16,
-		scsi.OpWriteVerify10, scsi.OpWriteVerify12, scsi.OpWriteVerify16,
-		scsi.OpWriteSame10, scsi.OpWriteSame16,
-		scsi.OpOrWrite16, scsi.OpWriteAtomic16:
-		return KindWrite
-	case scsi.OpUnmap:
-		return KindUnmap
-	case scsi.OpCompareAndWrite:
-		return KindATS
-	case scsi.OpExtendedCopy:
-		return KindXCopy
-	case scsi.OpSyncCache10, scsi.OpSyncCache16:
-		return KindFlush
-	}
-	return KindOther
 }
 
 // NumLatencyBuckets is the number of latency histogram buckets: one per

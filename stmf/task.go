@@ -116,11 +116,16 @@ func (t *Task) Data() ([]byte, error) {
 func (t *Task) begin(c *counters) {
 	t.start = time.Now()
 	t.kind = KindOther
-	if len(t.CDB) > 0 {
-		t.kind = kindOf(t.CDB[0])
-	}
 	t.sessC = c
 	c.started.Add(1)
+}
+
+// SetKind classes the task for the counters. The LU calls it from its
+// command table (in Admit), so adding a command touches one table row.
+func (t *Task) SetKind(k Kind) {
+	if k < NumKinds {
+		t.kind = k
+	}
 }
 
 // routed counts the task as started on the LU its LUN maps to (none: nil).

@@ -56,7 +56,7 @@ func (p *luProvider) Create(ctx context.Context, s mgmt.LUSpec) (mgmt.LU, error)
 	if s.MetaFile == "" && p.isZvolPath(s.DataFile) {
 		return p.createOnZvol(ctx, s) // zfs.go
 	}
-	d, err := lu.Create(ctx, p.config(s), p.generator(s.OUI, s.HostID), p.log)
+	d, err := createFileLU(ctx, fileLU{cfg: p.config(s), dataFile: s.DataFile, metaFile: s.MetaFile}, p.generator(s.OUI, s.HostID), p.log)
 	if err != nil {
 		return nil, classify(err, s.MetaFile)
 	}
@@ -67,11 +67,11 @@ func (p *luProvider) Create(ctx context.Context, s mgmt.LUSpec) (mgmt.LU, error)
 // is one (import-lu names either).
 func (p *luProvider) Import(ctx context.Context, file, metaFile string) (mgmt.LU, error) {
 	if metaFile == "" && p.isZvolPath(file) {
-		return p.importZvol(ctx, file, lu.ZvolImport{}) // zfs.go
+		return p.importZvol(ctx, file, lu.OpenOptions{}) // zfs.go
 	}
-	d, err := lu.Import(ctx, file, metaFile, p.log)
+	d, err := importFileLU(ctx, file, metaFile, stmf.GUID{}, p.log)
 	if err != nil && metaFile == "" && errors.Is(err, lu.ErrNoMetadata) {
-		if d2, err2 := lu.Import(ctx, "", file, p.log); err2 == nil {
+		if d2, err2 := importFileLU(ctx, "", file, stmf.GUID{}, p.log); err2 == nil {
 			d, err = d2, nil
 		}
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/costar-project/costar/internal/daemon/mgmt"
 	"github.com/costar-project/costar/lu"
+	"github.com/costar-project/costar/lu/backing/zvolstore"
 	"github.com/costar-project/costar/lu/zvol"
 	"github.com/costar-project/costar/stmf"
 )
@@ -76,7 +77,7 @@ func (p *luProvider) CreateZvolLU(ctx context.Context, name string, size uint64,
 	if err := p.zfs.CreateVolume(ctx, name, size, uint64(volBlock), nil); err != nil {
 		return nil, p.zerr(err, "")
 	}
-	d, err := lu.CreateZvol(ctx, p.zfs, name, p.config(s), p.generator(s.OUI, s.HostID), p.log)
+	d, err := createZvolLU(ctx, p.zfs, name, p.config(s), p.generator(s.OUI, s.HostID), p.log)
 	if err != nil {
 		p.destroy(ctx, name, "a failed create-lu")
 		return nil, p.zerr(err, "")
@@ -98,8 +99,6 @@ func (p *luProvider) destroy(ctx context.Context, name, why string) {
 // config is the lu.Config of a create request.
 func (p *luProvider) config(s mgmt.LUSpec) lu.Config {
 	return lu.Config{
-		DataFile:           s.DataFile,
-		MetaFile:           s.MetaFile,
 		Size:               s.Size,
 		BlockSize:          s.BlockSize,
 		GUID:               s.GUID,
@@ -117,13 +116,11 @@ func (p *luProvider) config(s mgmt.LUSpec) lu.Config {
 
 // createOnZvol is create-lu on an existing zvol's device path.
 func (p *luProvider) createOnZvol(ctx context.Context, s mgmt.LUSpec) (mgmt.LU, error) {
-	v, err := lu.ResolveZvol(ctx, p.zfs, s.DataFile)
+	v, err := zvolstore.Resolve(ctx, p.zfs, s.DataFile)
 	if err != nil {
 		return nil, p.zerr(err, "")
 	}
-	cfg := p.config(s)
-	cfg.DataFile = ""
-	d, err := lu.CreateZvol(ctx, p.zfs, v.Name, cfg, p.generator(s.OUI, s.HostID), p.log)
+	d, err := createZvolLU(ctx, p.zfs, v.Name, p.config(s), p.generator(s.OUI, s.HostID), p.log)
 	if err != nil {
 		return nil, p.zerr(err, s.MetaFile)
 	}
@@ -131,12 +128,12 @@ func (p *luProvider) createOnZvol(ctx context.Context, s mgmt.LUSpec) (mgmt.LU, 
 }
 
 // importZvol opens the LU of a zvol device path.
-func (p *luProvider) importZvol(ctx context.Context, file string, opts lu.ZvolImport) (mgmt.LU, error) {
-	v, err := lu.ResolveZvol(ctx, p.zfs, file)
+func (p *luProvider) importZvol(ctx context.Context, file string, opts lu.OpenOptions) (mgmt.LU, error) {
+	v, err := zvolstore.Resolve(ctx, p.zfs, file)
 	if err != nil {
 		return nil, p.zerr(err, "")
 	}
-	d, err := lu.ImportZvol(ctx, p.zfs, v.Name, opts, p.generator(nil, nil), p.log)
+	d, err := importZvolLU(ctx, p.zfs, v.Name, opts, p.generator(nil, nil), p.log)
 	if err != nil {
 		return nil, p.zerr(err, "")
 	}
@@ -145,13 +142,13 @@ func (p *luProvider) importZvol(ctx context.Context, file string, opts lu.ZvolIm
 
 // ImportZvolLU implements mgmt.ZvolProvider.
 func (p *luProvider) ImportZvolLU(ctx context.Context, file string, guid stmf.GUID, alias *string) (mgmt.LU, error) {
-	return p.importZvol(ctx, file, lu.ZvolImport{GUID: guid, Alias: alias})
+	return p.importZvol(ctx, file, lu.OpenOptions{GUID: guid, Alias: alias})
 }
 
 // ReopenLU implements mgmt.ZvolProvider.
 func (p *luProvider) ReopenLU(ctx context.Context, file, metaFile string, guid stmf.GUID) (mgmt.LU, error) {
 	if metaFile == "" && p.isZvolPath(file) {
-		return p.importZvol(ctx, file, lu.ZvolImport{Expect: guid})
+		return p.importZvol(ctx, file, lu.OpenOptions{Expect: guid})
 	}
 	return p.Import(ctx, file, metaFile)
 }
@@ -159,13 +156,13 @@ func (p *luProvider) ReopenLU(ctx context.Context, file, metaFile string, guid s
 // SnapshotLU implements mgmt.ZvolProvider.
 func (p *luProvider) SnapshotLU(ctx context.Context, d mgmt.LU, snap string) (string, error) {
 	ld, ok := d.(*luDisk)
-	if !ok || ld.Zvol() == "" {
+	if !ok || ld.Device.Info().Zvol == "" {
 		return "", fmt.Errorf("%w: LU %s is not on a zvol", mgmt.ErrProviderLimit, d.GUID())
 	}
 	if err := zvol.ValidSnapshotName(snap); err != nil {
 		return "", fmt.Errorf("%w: %w", mgmt.ErrDataFile, err)
 	}
-	name := ld.Zvol()
+	name := ld.Device.Info().Zvol
 	if err := ld.Flush(); err != nil {
 		return "", fmt.Errorf("%w: flushing %s before the snapshot: %w", mgmt.ErrDataFile, name, err)
 	}
@@ -203,7 +200,7 @@ func (p *luProvider) CloneLU(ctx context.Context, snapshot, dest string, s mgmt.
 	if err := p.zfs.Clone(ctx, snapshot, dest, nil); err != nil {
 		return nil, zfsErr(err)
 	}
-	opts := lu.ZvolImport{GUID: s.GUID}
+	opts := lu.OpenOptions{GUID: s.GUID}
 	str := func(v string) *string {
 		if v == "" {
 			return nil
@@ -217,10 +214,10 @@ func (p *luProvider) CloneLU(ctx context.Context, snapshot, dest string, s mgmt.
 	if s.WP {
 		opts.WriteProtect = &s.WP
 	}
-	d, err := lu.ImportZvol(ctx, p.zfs, dest, opts, p.generator(s.OUI, s.HostID), p.log)
+	d, err := importZvolLU(ctx, p.zfs, dest, opts, p.generator(s.OUI, s.HostID), p.log)
 	if errors.Is(err, lu.ErrNoMetadata) || errors.Is(err, zvol.ErrNoMetadata) {
 		// A snapshot of a zvol that was no LU: a new LU on the clone.
-		d, err = lu.CreateZvol(ctx, p.zfs, dest, p.config(s), p.generator(s.OUI, s.HostID), p.log)
+		d, err = createZvolLU(ctx, p.zfs, dest, p.config(s), p.generator(s.OUI, s.HostID), p.log)
 	}
 	if err != nil {
 		p.destroy(ctx, dest, "a failed clone-lu")

@@ -5,16 +5,72 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
-	"unsafe"
 
+	"github.com/costar-project/costar/lu/backing"
+	"github.com/costar-project/costar/lu/backing/filestore"
+	"github.com/costar-project/costar/lu/backing/zvolstore"
 	"github.com/costar-project/costar/lu/zvol"
 	"github.com/costar-project/costar/lu/zvol/zvoltest"
 	"github.com/costar-project/costar/scsi"
 	"github.com/costar-project/costar/stmf"
 )
+
+// createZvol and importZvol wire a zvol store to the device server as
+// the daemon does (internal/daemon/stores.go).
+func createZvol(ctx context.Context, z zvol.ZFS, name string, cfg Config, gen *GUIDGenerator, log *slog.Logger) (*Device, error) {
+	if cfg.SoftThreshold != 0 {
+		return nil, errors.New("a soft threshold applies to LUs on files")
+	}
+	cfg.Thin = true
+	if err := cfg.Normalize(); err != nil {
+		return nil, err
+	}
+	st, err := zvolstore.Create(ctx, z, name, cfg.Size, cfg.BlockSize, log)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Size = 0
+	d, err := New(ctx, st, cfg, gen, log)
+	if err != nil {
+		st.Discard(ctx)
+		return nil, err
+	}
+	return d, nil
+}
+
+func importZvol(ctx context.Context, z zvol.ZFS, name string, o OpenOptions, gen *GUIDGenerator, log *slog.Logger) (*Device, error) {
+	st, err := zvolstore.Open(ctx, z, name, log)
+	if errors.Is(err, zvol.ErrNoMetadata) {
+		fs, ferr := filestore.Open(ctx, z.Device(name), "", log)
+		if ferr != nil {
+			if errors.Is(ferr, backing.ErrNoMeta) {
+				return nil, err
+			}
+			return nil, ferr
+		}
+		d, ferr := Open(ctx, fs, OpenOptions{Log: log, Expect: o.Expect})
+		if ferr != nil {
+			fs.Close()
+			return nil, ferr
+		}
+		return d, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	o.Log, o.Gen, o.Save = log, gen, true
+	o.Copy = st.Found().Relation == zvol.Copy
+	d, err := Open(ctx, st, o)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return d, nil
+}
 
 func testGen() *GUIDGenerator { return &GUIDGenerator{HostID: HostIDFrom32(0x0a0b0c0d)} }
 
@@ -25,7 +81,7 @@ func newZvolLU(t *testing.T, f *zvoltest.Fake, gen *GUIDGenerator, name string, 
 	if err := f.CreateVolume(ctx, name, size, vb, nil); err != nil {
 		t.Fatal(err)
 	}
-	d, err := CreateZvol(ctx, f, name, cfg, gen, quietLog())
+	d, err := createZvol(ctx, f, name, cfg, gen, quietLog())
 	if err != nil {
 		t.Fatalf("CreateZvol: %v", err)
 	}
@@ -85,7 +141,7 @@ func TestZvolCreateAndImport(t *testing.T) {
 	g := d.GUID()
 	d.Close()
 
-	d2, err := ImportZvol(ctx, f, "tank/v", ZvolImport{Expect: g}, gen, quietLog())
+	d2, err := importZvol(ctx, f, "tank/v", OpenOptions{Expect: g}, gen, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +151,7 @@ func TestZvolCreateAndImport(t *testing.T) {
 	}
 	calls := len(f.Calls())
 	d2.Close()
-	if _, err := ImportZvol(ctx, f, "tank/v", ZvolImport{Expect: stmf.GUID{0x60, 9}}, gen, quietLog()); err == nil {
+	if _, err := importZvol(ctx, f, "tank/v", OpenOptions{Expect: stmf.GUID{0x60, 9}}, gen, quietLog()); err == nil {
 		t.Fatal("ImportZvol with the wrong expected GUID succeeded")
 	}
 	for _, c := range f.Calls()[calls:] {
@@ -115,14 +171,13 @@ func TestZvolCreateChecks(t *testing.T) {
 		name string
 		cfg  Config
 	}{
-		{"meta file", Config{MetaFile: "/x"}},
 		{"soft threshold", Config{SoftThreshold: 80}},
 		{"smaller than the zvol", Config{Size: 512 << 10}},
 		{"not a multiple of volblocksize", Config{Size: 2<<20 + 512}},
 		{"bad block size", Config{BlockSize: 1000}},
 		{"volsize not a multiple of the block size", Config{BlockSize: 65536, Size: 1<<20 + 8192}},
 	} {
-		if d, err := CreateZvol(ctx, f, "tank/v", tc.cfg, nil, quietLog()); err == nil {
+		if d, err := createZvol(ctx, f, "tank/v", tc.cfg, nil, quietLog()); err == nil {
 			d.Close()
 			t.Errorf("%s: CreateZvol succeeded", tc.name)
 		}
@@ -130,7 +185,7 @@ func TestZvolCreateChecks(t *testing.T) {
 	if v, _ := f.Volume(ctx, "tank/v"); v.Size != 1<<20 {
 		t.Errorf("a failed create left volsize %d", v.Size)
 	}
-	if _, err := CreateZvol(ctx, f, "tank/nope", Config{}, nil, quietLog()); !errors.Is(err, zvol.ErrNotFound) {
+	if _, err := createZvol(ctx, f, "tank/nope", Config{}, nil, quietLog()); !errors.Is(err, zvol.ErrNotFound) {
 		t.Errorf("CreateZvol on a missing volume = %v", err)
 	}
 	// A larger size grows the zvol; a failure afterwards shrinks it back.
@@ -140,14 +195,14 @@ func TestZvolCreateChecks(t *testing.T) {
 		}
 		return nil
 	}
-	if _, err := CreateZvol(ctx, f, "tank/v", Config{Size: 2 << 20}, nil, quietLog()); err == nil || !strings.Contains(err.Error(), "suspended") {
+	if _, err := createZvol(ctx, f, "tank/v", Config{Size: 2 << 20}, nil, quietLog()); err == nil || !strings.Contains(err.Error(), "suspended") {
 		t.Fatalf("CreateZvol with zfs set failing = %v", err)
 	}
 	if v, _ := f.Volume(ctx, "tank/v"); v.Size != 1<<20 {
 		t.Errorf("volsize %d after a failed create that grew it", v.Size)
 	}
 	f.FailOn = nil
-	d, err := CreateZvol(ctx, f, "tank/v", Config{Size: 2 << 20}, nil, quietLog())
+	d, err := createZvol(ctx, f, "tank/v", Config{Size: 2 << 20}, nil, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,13 +228,13 @@ func TestZvolCopiesAndRenames(t *testing.T) {
 	if err := f.Clone(ctx, "tank/a@s1", "tank/c", nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ImportZvol(ctx, f, "tank/c", ZvolImport{Expect: g}, gen, quietLog()); err == nil {
+	if _, err := importZvol(ctx, f, "tank/c", OpenOptions{Expect: g}, gen, quietLog()); err == nil {
 		t.Fatal("reopening a clone as the original succeeded")
 	}
 	if _, ok := f.Props("tank/c")[zvol.PropLU]; ok {
 		t.Fatal("a refused reopen wrote metadata to the clone")
 	}
-	c, err := ImportZvol(ctx, f, "tank/c", ZvolImport{}, gen, quietLog())
+	c, err := importZvol(ctx, f, "tank/c", OpenOptions{}, gen, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +250,7 @@ func TestZvolCopiesAndRenames(t *testing.T) {
 	cg := c.GUID()
 	c.Close()
 	// Its own LU from now on.
-	c, err = ImportZvol(ctx, f, "tank/c", ZvolImport{Expect: cg}, gen, quietLog())
+	c, err = importZvol(ctx, f, "tank/c", OpenOptions{Expect: cg}, gen, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +261,7 @@ func TestZvolCopiesAndRenames(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := stmf.GUID{0x60, 0x01, 0x44, 0xf0, 0xee}
-	r, err := ImportZvol(ctx, f, "tank/r", ZvolImport{GUID: want, Alias: ptrTo("restored")}, gen, quietLog())
+	r, err := importZvol(ctx, f, "tank/r", OpenOptions{GUID: want, Alias: ptrTo("restored")}, gen, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +274,7 @@ func TestZvolCopiesAndRenames(t *testing.T) {
 	if err := f.Rename("tank/a", "tank/a2"); err != nil {
 		t.Fatal(err)
 	}
-	a2, err := ImportZvol(ctx, f, "tank/a2", ZvolImport{Expect: g}, gen, quietLog())
+	a2, err := importZvol(ctx, f, "tank/a2", OpenOptions{Expect: g}, gen, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +294,7 @@ func TestZvolCopiesAndRenames(t *testing.T) {
 	if err := f.Receive("tank/elsewhere@s2", "tank/a2", true); err != nil {
 		t.Fatal(err)
 	}
-	a, err := ImportZvol(ctx, f, "tank/a2", ZvolImport{}, gen, quietLog())
+	a, err := importZvol(ctx, f, "tank/a2", OpenOptions{}, gen, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,25 +313,25 @@ func TestZvolNoMetadata(t *testing.T) {
 	if err := f.CreateVolume(ctx, "tank/bare", 1<<20, 8192, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ImportZvol(ctx, f, "tank/bare", ZvolImport{}, nil, quietLog()); !errors.Is(err, ErrNoMetadata) {
-		t.Fatalf("ImportZvol(bare) = %v, want ErrNoMetadata", err)
+	if _, err := importZvol(ctx, f, "tank/bare", OpenOptions{}, nil, quietLog()); !errors.Is(err, ErrNoMetadata) {
+		t.Fatalf("importZvol(bare) = %v, want ErrNoMetadata", err)
 	}
 	// An LU made before zvol metadata: an in-band header, still imported.
 	if err := f.CreateVolume(ctx, "tank/old", 1<<20, 8192, nil); err != nil {
 		t.Fatal(err)
 	}
-	old, err := Create(ctx, Config{DataFile: f.Device("tank/old")}, nil, quietLog())
+	old, err := createFile(ctx, fileConfig{DataFile: f.Device("tank/old")}, nil, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
 	g := old.GUID()
 	old.Close()
-	d, err := ImportZvol(ctx, f, "tank/old", ZvolImport{Expect: g}, nil, quietLog())
+	d, err := importZvol(ctx, f, "tank/old", OpenOptions{Expect: g}, nil, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	if d.GUID() != g || d.Info().Size != 1<<20-headerDataOffset || d.Zvol() != "" {
+	if d.GUID() != g || d.Info().Size != 1<<20-headerSize || d.Info().Zvol != "" {
 		t.Fatalf("header LU on a zvol: %s %+v", d.GUID(), d.Info())
 	}
 }
@@ -361,7 +416,7 @@ func TestZvolPropsAndAPTPL(t *testing.T) {
 		t.Fatal("APTPL state not stored in org.costar:pr")
 	}
 	d.Close()
-	d, err := ImportZvol(ctx, f, "tank/v", ZvolImport{Expect: g}, nil, quietLog())
+	d, err := importZvol(ctx, f, "tank/v", OpenOptions{Expect: g}, nil, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,7 +434,7 @@ func TestZvolPropsAndAPTPL(t *testing.T) {
 	if err := f.Receive("tank/v@s", "tank/copy", true); err != nil {
 		t.Fatal(err)
 	}
-	c, err := ImportZvol(ctx, f, "tank/copy", ZvolImport{}, nil, quietLog())
+	c, err := importZvol(ctx, f, "tank/copy", OpenOptions{}, nil, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -392,67 +447,6 @@ func TestZvolPropsAndAPTPL(t *testing.T) {
 	a.Close()
 	if pr, err := zvol.DecodePR(f.Props("tank/copy")[zvol.PropPR]); err != nil || len(pr) != 0 {
 		t.Fatalf("copy's org.costar:pr = %q, %v", f.Props("tank/copy")[zvol.PropPR], err)
-	}
-}
-
-func TestResolveZvol(t *testing.T) {
-	ctx := context.Background()
-	f := zvoltest.New(t.TempDir())
-	for _, n := range []string{"tank/v", "rdsk/a/b"} {
-		if err := f.CreateVolume(ctx, n, 1<<20, 8192, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	dev := f.DevDir()
-	for path, want := range map[string]string{
-		dev + "/tank/v":        "tank/v",
-		dev + "/rdsk/tank/v":   "tank/v",
-		dev + "/dsk/tank/v":    "tank/v",
-		dev + "/rdsk/rdsk/a/b": "rdsk/a/b",
-		dev + "/rdsk/a/b":      "rdsk/a/b", // a/b does not exist: the Linux reading
-	} {
-		v, err := ResolveZvol(ctx, f, path)
-		if err != nil || v.Name != want {
-			t.Errorf("ResolveZvol(%s) = %q, %v; want %q", path, v.Name, err, want)
-		}
-	}
-	if _, err := ResolveZvol(ctx, f, dev+"/tank/none"); !errors.Is(err, zvol.ErrNotFound) {
-		t.Errorf("ResolveZvol(missing) = %v", err)
-	}
-	if _, err := ResolveZvol(ctx, f, "/dev/zvol/tank/v"); !errors.Is(err, zvol.ErrNotZvolPath) {
-		t.Errorf("ResolveZvol(outside the device directory) = %v", err)
-	}
-}
-
-func TestDirectBounce(t *testing.T) {
-	buf := alignedBuf(8192)
-	if uintptr(unsafe.Pointer(&buf[0]))%bounceAlign != 0 || len(buf) != 8192 || cap(buf) != 8192 {
-		t.Fatal("alignedBuf not aligned")
-	}
-	if !directOK(buf[:512], 0) || directOK(buf[1:513], 0) || directOK(buf[:100], 0) || directOK(buf[:512], 100) || directOK(nil, 0) {
-		t.Fatal("directOK wrong")
-	}
-	// The bounce paths, on a regular file flagged direct.
-	path := t.TempDir() + "/f"
-	b, err := createBackend(path, 1<<16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.close()
-	b.direct = true
-	src := alignedBuf(4096 + 1)[1:] // misaligned in memory
-	for i := range src {
-		src[i] = byte(i)
-	}
-	if err := b.writeAt(src, 4096, false); err != nil {
-		t.Fatal(err)
-	}
-	dst := alignedBuf(4096 + 1)[1:]
-	if err := b.readAt(dst, 4096); err != nil || !bytes.Equal(dst, src) {
-		t.Fatalf("bounce round trip: %v", err)
-	}
-	if err := b.writeAt(src[:100], 4096, false); err == nil {
-		t.Fatal("a direct write of 100 bytes succeeded")
 	}
 }
 

@@ -11,14 +11,17 @@ import (
 	"github.com/costar-project/costar/stmf"
 )
 
-func mustCreate(t *testing.T, cfg Config) *Device {
+func mustCreate(t *testing.T, cfg fileConfig) *Device {
 	t.Helper()
-	d, err := Create(context.Background(), cfg, &GUIDGenerator{}, quietLog())
+	d, err := createFile(context.Background(), cfg, &GUIDGenerator{}, quietLog())
 	if err != nil {
 		t.Fatalf("Create(%+v): %v", cfg, err)
 	}
 	return d
 }
+
+// headerSize is where a file LU's data starts after its metadata header.
+const headerSize = 64 << 10
 
 func TestMetadataRoundTrip(t *testing.T) {
 	for _, separate := range []bool{false, true} {
@@ -28,7 +31,7 @@ func TestMetadataRoundTrip(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
-			cfg := Config{
+			cfg := fileConfig{
 				DataFile:           filepath.Join(dir, "data"),
 				Size:               8 << 20,
 				BlockSize:          4096,
@@ -57,13 +60,13 @@ func TestMetadataRoundTrip(t *testing.T) {
 			}
 			wantFile := int64(cfg.Size)
 			if !separate {
-				wantFile += headerDataOffset
+				wantFile += headerSize
 			}
 			if st.Size() != wantFile {
 				t.Errorf("data file is %d bytes, want %d", st.Size(), wantFile)
 			}
 
-			d2, err := Import(context.Background(), cfg.DataFile, cfg.MetaFile, quietLog())
+			d2, err := importFile(context.Background(), cfg.DataFile, cfg.MetaFile, quietLog())
 			if err != nil {
 				t.Fatalf("Import: %v", err)
 			}
@@ -77,11 +80,11 @@ func TestMetadataRoundTrip(t *testing.T) {
 
 func TestImportMetaFileOnly(t *testing.T) {
 	dir := t.TempDir()
-	cfg := Config{DataFile: filepath.Join(dir, "data"), MetaFile: filepath.Join(dir, "meta"), Size: 1 << 20}
+	cfg := fileConfig{DataFile: filepath.Join(dir, "data"), MetaFile: filepath.Join(dir, "meta"), Size: 1 << 20}
 	d := mustCreate(t, cfg)
 	g := d.GUID()
 	d.Close()
-	d2, err := Import(context.Background(), "", cfg.MetaFile, quietLog())
+	d2, err := importFile(context.Background(), "", cfg.MetaFile, quietLog())
 	if err != nil {
 		t.Fatalf("Import with the meta file only: %v", err)
 	}
@@ -94,14 +97,14 @@ func TestImportMetaFileOnly(t *testing.T) {
 func TestImportAfterMove(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "a")
-	d := mustCreate(t, Config{DataFile: src, Size: 1 << 20, Alias: "moved"})
+	d := mustCreate(t, fileConfig{DataFile: src, Size: 1 << 20, Alias: "moved"})
 	g := d.GUID()
 	d.Close()
 	dst := filepath.Join(dir, "b")
 	if err := os.Rename(src, dst); err != nil {
 		t.Fatal(err)
 	}
-	d2, err := Import(context.Background(), dst, "", quietLog())
+	d2, err := importFile(context.Background(), dst, "", quietLog())
 	if err != nil {
 		t.Fatalf("Import after move: %v", err)
 	}
@@ -110,7 +113,7 @@ func TestImportAfterMove(t *testing.T) {
 	}
 	d2.Close()
 	// The new location was recorded.
-	d3, err := Import(context.Background(), dst, "", quietLog())
+	d3, err := importFile(context.Background(), dst, "", quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +123,8 @@ func TestImportAfterMove(t *testing.T) {
 	}
 }
 
-// corruptSlot flips a byte inside a metadata slot's payload.
+// corruptSlot flips a byte inside a metadata slot's payload (slots are
+// 32 KiB with a 32-byte header).
 func corruptSlot(t *testing.T, path string, slot int) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
@@ -128,7 +132,7 @@ func corruptSlot(t *testing.T, path string, slot int) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	off := int64(slot)*metaSlotSize + metaHeaderLen + 8
+	off := int64(slot)*(32<<10) + 32 + 8
 	b := make([]byte, 1)
 	if _, err := f.ReadAt(b, off); err != nil {
 		t.Fatal(err)
@@ -136,55 +140,6 @@ func corruptSlot(t *testing.T, path string, slot int) {
 	b[0] ^= 0xff
 	if _, err := f.WriteAt(b, off); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func TestMetadataTornSlot(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "data")
-	d := mustCreate(t, Config{DataFile: path, Size: 1 << 20, Alias: "one"})
-	two := "two"
-	if err := d.SetProps(Props{Alias: &two}); err != nil {
-		t.Fatalf("SetProps: %v", err)
-	}
-	newest := d.ms.slot
-	d.Close()
-
-	// Intact: the newest copy wins.
-	d2, err := Import(context.Background(), path, "", quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a := d2.Info().Alias; a != "two" {
-		t.Fatalf("alias %q, want the newest copy's %q", a, "two")
-	}
-	d2.Close()
-
-	// A torn (checksum-failing) newest copy: the older one is used.
-	corruptSlot(t, path, newest)
-	d3, err := Import(context.Background(), path, "", quietLog())
-	if err != nil {
-		t.Fatalf("Import with one damaged copy: %v", err)
-	}
-	if a := d3.Info().Alias; a != "one" {
-		t.Fatalf("alias %q, want the surviving copy's %q", a, "one")
-	}
-	// The next update goes to the damaged slot and repairs it.
-	three := "three"
-	if err := d3.SetProps(Props{Alias: &three}); err != nil {
-		t.Fatal(err)
-	}
-	if d3.ms.slot != newest {
-		t.Fatalf("update went to slot %d, want the damaged slot %d", d3.ms.slot, newest)
-	}
-	d3.Close()
-	d4, err := Import(context.Background(), path, "", quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d4.Close()
-	if a := d4.Info().Alias; a != "three" {
-		t.Fatalf("alias %q after repair, want %q", a, "three")
 	}
 }
 
@@ -200,20 +155,20 @@ func TestImportRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	both := filepath.Join(dir, "both")
-	d := mustCreate(t, Config{DataFile: both, Size: 1 << 20})
+	d := mustCreate(t, fileConfig{DataFile: both, Size: 1 << 20})
 	d.Close()
 	corruptSlot(t, both, 0)
 	corruptSlot(t, both, 1)
 
 	shrunk := filepath.Join(dir, "shrunk")
-	d = mustCreate(t, Config{DataFile: shrunk, Size: 1 << 20})
+	d = mustCreate(t, fileConfig{DataFile: shrunk, Size: 1 << 20})
 	d.Close()
-	if err := os.Truncate(shrunk, headerDataOffset+4096); err != nil {
+	if err := os.Truncate(shrunk, headerSize+4096); err != nil {
 		t.Fatal(err)
 	}
 
 	sepData, sepMeta := filepath.Join(dir, "sd"), filepath.Join(dir, "sm")
-	d = mustCreate(t, Config{DataFile: sepData, MetaFile: sepMeta, Size: 1 << 20})
+	d = mustCreate(t, fileConfig{DataFile: sepData, MetaFile: sepMeta, Size: 1 << 20})
 	d.Close()
 
 	tests := []struct {
@@ -232,7 +187,7 @@ func TestImportRefuses(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			d, err := Import(context.Background(), tc.data, tc.meta, quietLog())
+			d, err := importFile(context.Background(), tc.data, tc.meta, quietLog())
 			if err == nil {
 				d.Close()
 				t.Fatal("Import succeeded")
@@ -250,32 +205,32 @@ func TestImportRefuses(t *testing.T) {
 func TestCreateValidation(t *testing.T) {
 	dir := t.TempDir()
 	existing := filepath.Join(dir, "existing")
-	if err := os.WriteFile(existing, make([]byte, headerDataOffset+3*4096+100), 0o600); err != nil {
+	if err := os.WriteFile(existing, make([]byte, headerSize+3*4096+100), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
 		name     string
-		cfg      Config
+		cfg      fileConfig
 		wantErr  string
 		wantSize uint64
 	}{
-		{"size derived from an existing file", Config{DataFile: existing, BlockSize: 4096}, "", 3 * 4096},
-		{"new file needs a size", Config{DataFile: filepath.Join(dir, "n1")}, "no size", 0},
-		{"size not a block multiple", Config{DataFile: filepath.Join(dir, "n2"), Size: 1000}, "multiple", 0},
-		{"block size not a power of two", Config{DataFile: filepath.Join(dir, "n3"), Size: 1 << 20, BlockSize: 1000}, "block size", 0},
-		{"block size too large", Config{DataFile: filepath.Join(dir, "n4"), Size: 1 << 20, BlockSize: 131072}, "block size", 0},
-		{"vendor id too long", Config{DataFile: filepath.Join(dir, "n5"), Size: 1 << 20, VendorID: "NINECHARS"}, "vendor id", 0},
-		{"product id too long", Config{DataFile: filepath.Join(dir, "n6"), Size: 1 << 20, ProductID: strings.Repeat("p", 17)}, "product id", 0},
-		{"serial too long", Config{DataFile: filepath.Join(dir, "n7"), Size: 1 << 20, Serial: strings.Repeat("s", 253)}, "serial", 0},
-		{"non-ASCII product id", Config{DataFile: filepath.Join(dir, "n8"), Size: 1 << 20, ProductID: "dïsk"}, "product id", 0},
-		{"no data file", Config{Size: 1 << 20}, "no data file", 0},
-		{"directory", Config{DataFile: dir, Size: 1 << 20}, "neither", 0},
-		{"explicit GUID, grown file", Config{DataFile: filepath.Join(dir, "n9"), Size: 2 << 20,
+		{"size derived from an existing file", fileConfig{DataFile: existing, BlockSize: 4096}, "", 3 * 4096},
+		{"new file needs a size", fileConfig{DataFile: filepath.Join(dir, "n1")}, "no size", 0},
+		{"size not a block multiple", fileConfig{DataFile: filepath.Join(dir, "n2"), Size: 1000}, "multiple", 0},
+		{"block size not a power of two", fileConfig{DataFile: filepath.Join(dir, "n3"), Size: 1 << 20, BlockSize: 1000}, "block size", 0},
+		{"block size too large", fileConfig{DataFile: filepath.Join(dir, "n4"), Size: 1 << 20, BlockSize: 131072}, "block size", 0},
+		{"vendor id too long", fileConfig{DataFile: filepath.Join(dir, "n5"), Size: 1 << 20, VendorID: "NINECHARS"}, "vendor id", 0},
+		{"product id too long", fileConfig{DataFile: filepath.Join(dir, "n6"), Size: 1 << 20, ProductID: strings.Repeat("p", 17)}, "product id", 0},
+		{"serial too long", fileConfig{DataFile: filepath.Join(dir, "n7"), Size: 1 << 20, Serial: strings.Repeat("s", 253)}, "serial", 0},
+		{"non-ASCII product id", fileConfig{DataFile: filepath.Join(dir, "n8"), Size: 1 << 20, ProductID: "dïsk"}, "product id", 0},
+		{"no data file", fileConfig{Size: 1 << 20}, "no data file", 0},
+		{"directory", fileConfig{DataFile: dir, Size: 1 << 20}, "neither", 0},
+		{"explicit GUID, grown file", fileConfig{DataFile: filepath.Join(dir, "n9"), Size: 2 << 20,
 			GUID: stmf.GUID{0x60, 0x01, 0x44, 0xf0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}}, "", 2 << 20},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			d, err := Create(context.Background(), tc.cfg, nil, quietLog())
+			d, err := createFile(context.Background(), tc.cfg, nil, quietLog())
 			if tc.wantErr != "" {
 				if err == nil {
 					d.Close()
@@ -311,67 +266,15 @@ func TestCreateValidation(t *testing.T) {
 func TestCreateCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := Create(ctx, Config{DataFile: filepath.Join(t.TempDir(), "x"), Size: 1 << 20}, nil, quietLog()); !errors.Is(err, context.Canceled) {
+	if _, err := createFile(ctx, fileConfig{DataFile: filepath.Join(t.TempDir(), "x"), Size: 1 << 20}, nil, quietLog()); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Create with a cancelled context: %v", err)
-	}
-}
-
-func TestUnknownTagsPreserved(t *testing.T) {
-	m := &metadata{GUID: stmf.GUID{0x60, 1}, Size: 4096, BlockSize: 512, DataOffset: headerDataOffset,
-		unknown: []tlv{{tag: 999, val: []byte("future")}}}
-	img, err := m.encodeSlot(7)
-	if err != nil {
-		t.Fatal(err)
-	}
-	slot := make([]byte, metaSlotSize)
-	copy(slot, img)
-	got, gen, st, err := decodeSlot(slot)
-	if err != nil || st != slotValid || gen != 7 {
-		t.Fatalf("decode: state %v gen %d err %v", st, gen, err)
-	}
-	if len(got.unknown) != 1 || got.unknown[0].tag != 999 || string(got.unknown[0].val) != "future" {
-		t.Fatalf("unknown tags %+v", got.unknown)
-	}
-}
-
-func TestDecodeSlotRejects(t *testing.T) {
-	good := &metadata{GUID: stmf.GUID{0x60, 1}, Size: 4096, BlockSize: 512, DataOffset: headerDataOffset}
-	img, err := good.encodeSlot(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mutate := func(f func(b []byte)) []byte {
-		b := make([]byte, metaSlotSize)
-		copy(b, img)
-		f(b)
-		return b
-	}
-	tests := []struct {
-		name string
-		slot []byte
-		want slotState
-	}{
-		{"empty", make([]byte, metaSlotSize), slotEmpty},
-		{"valid", mutate(func([]byte) {}), slotValid},
-		{"newer version", mutate(func(b []byte) { b[9] = 9 }), slotNewer},
-		{"payload length overruns", mutate(func(b []byte) { b[12] = 0xff }), slotCorrupt},
-		{"checksum", mutate(func(b []byte) { b[40] ^= 1 }), slotCorrupt},
-		{"generation changed", mutate(func(b []byte) { b[23] ^= 1 }), slotCorrupt},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, _, st, _ := decodeSlot(tc.slot)
-			if st != tc.want {
-				t.Fatalf("state %v, want %v", st, tc.want)
-			}
-		})
 	}
 }
 
 func TestSetPropsAndResizePersist(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "data")
-	d := mustCreate(t, Config{DataFile: path, Size: 1 << 20})
+	d := mustCreate(t, fileConfig{DataFile: path, Size: 1 << 20})
 	alias, url, yes := "renamed", "http://x.invalid", true
 	if err := d.SetProps(Props{Alias: &alias, MgmtURL: &url, WriteCacheDisabled: &yes, WriteProtect: &yes}); err != nil {
 		t.Fatal(err)
@@ -387,7 +290,7 @@ func TestSetPropsAndResizePersist(t *testing.T) {
 	if err := d.SetProps(Props{Alias: &alias}); err == nil {
 		t.Fatal("SetProps after Close succeeded")
 	}
-	d2, err := Import(context.Background(), path, "", quietLog())
+	d2, err := importFile(context.Background(), path, "", quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}

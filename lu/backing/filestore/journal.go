@@ -1,4 +1,4 @@
-package lu
+package filestore
 
 // The atomic write journal: a redo log that makes WRITE ATOMIC (16)
 // power-fail atomic on LUs backed by a regular file.
@@ -15,7 +15,7 @@ package lu
 //
 // A crash before 1 completes leaves a record whose CRC does not match: it
 // is ignored, and the LU was not touched. A crash after 1 leaves a valid
-// unapplied record, which Create and Import replay into the data file
+// unapplied record, which Create and Open replay into the data file
 // (idempotently) before the LU serves I/O. The record holds the LU's GUID
 // and absolute byte offset; a record for another LU is ignored.
 //
@@ -43,12 +43,11 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"log/slog"
 	"os"
 	"sync"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/costar-project/costar/stmf"
+	"github.com/costar-project/costar/lu/backing/fdstore"
 )
 
 const (
@@ -71,10 +70,10 @@ var errJournalStopped = errors.New("lu: atomic write stopped after the journal s
 // atomicJournal is an LU's open atomic write journal.
 type atomicJournal struct {
 	mu  sync.Mutex
-	be  *backend
+	be  *fdstore.FD
 	seq uint64
 	// guid is the LU's GUID, written into every record.
-	guid stmf.GUID
+	guid [16]byte
 	// broken is set when a record could not be marked applied: a later
 	// replay could overwrite newer data, so no more atomic writes run.
 	broken error
@@ -89,19 +88,19 @@ type journalRecord struct {
 	seq    uint64
 	off    uint64
 	length uint32
-	guid   stmf.GUID
+	guid   [16]byte
 }
 
 // journalPath returns the journal file of an LU, "" when the LU cannot
-// have one (block devices, zvols).
-func (d *Device) journalPath() string {
-	if d.data == nil || d.data.isBlock || d.zvol != nil {
+// have one (block devices).
+func (s *Store) journalPath() string {
+	if s.data == nil || s.data.IsBlock() {
 		return ""
 	}
-	if d.metaFile != "" {
-		return d.metaFile + journalSuffix
+	if s.metaFile != "" {
+		return s.metaFile + journalSuffix
 	}
-	return d.dataFile + journalSuffix
+	return s.dataFile + journalSuffix
 }
 
 func encodeJournalHeader(r journalRecord, data []byte) []byte {
@@ -138,8 +137,8 @@ func decodeJournalHeader(h []byte) (journalRecord, bool) {
 }
 
 // readJournal returns the journal's valid record (ok false: none, or torn).
-func readJournal(be *backend) (r journalRecord, data []byte, ok bool, err error) {
-	n, err := be.size()
+func readJournal(be *fdstore.FD) (r journalRecord, data []byte, ok bool, err error) {
+	n, err := be.Size()
 	if err != nil {
 		return r, nil, false, err
 	}
@@ -147,16 +146,16 @@ func readJournal(be *backend) (r journalRecord, data []byte, ok bool, err error)
 		return r, nil, false, nil
 	}
 	h := make([]byte, journalHdrLen)
-	if err := be.readAt(h, 0); err != nil {
-		return r, nil, false, fmt.Errorf("lu: reading %s: %w", be.path, err)
+	if err := be.ReadAt(h, 0); err != nil {
+		return r, nil, false, fmt.Errorf("lu: reading %s: %w", be.Path(), err)
 	}
 	r, ok = decodeJournalHeader(h)
 	if !ok || r.length > maxAtomicBytes || n < journalDataOff+uint64(r.length) {
 		return r, nil, false, nil
 	}
 	data = make([]byte, r.length)
-	if err := be.readAt(data, journalDataOff); err != nil {
-		return r, nil, false, fmt.Errorf("lu: reading %s: %w", be.path, err)
+	if err := be.ReadAt(data, journalDataOff); err != nil {
+		return r, nil, false, fmt.Errorf("lu: reading %s: %w", be.Path(), err)
 	}
 	if journalCRC(h, data) != binary.LittleEndian.Uint32(h[12:16]) {
 		return r, nil, false, nil
@@ -169,45 +168,45 @@ func readJournal(be *backend) (r journalRecord, data []byte, ok bool, err error)
 // [dataOff, dataEnd) of the data file. It returns nil (WRITE ATOMIC off) for LUs without a
 // journal, or when a journal cannot be created; an unapplied record that
 // cannot be replayed is an error.
-func (d *Device) openAtomicJournal(guid stmf.GUID, dataOff, dataEnd uint64) (*atomicJournal, error) {
-	path := d.journalPath()
+func (s *Store) openAtomicJournal(guid [16]byte, dataOff, dataEnd uint64, log *slog.Logger) (*atomicJournal, error) {
+	path := s.journalPath()
 	if path == "" {
 		return nil, nil
 	}
-	if d.data.readOnly {
+	if s.data.ReadOnly() {
 		// Nothing can be written; refuse to serve a range an unapplied
 		// atomic write may have torn.
-		be, err := openBackend(path, true)
+		be, err := fdstore.Open(path, true)
 		if err != nil {
 			return nil, nil // no journal: nothing pending
 		}
-		defer be.close()
+		defer be.Close()
 		r, _, ok, err := readJournal(be)
 		if err != nil {
 			return nil, err
 		}
 		if ok && r.length != 0 && r.guid == guid {
-			return nil, fmt.Errorf("lu: %s holds an unapplied atomic write but %s is read-only; open it read-write to replay it", path, d.dataFile)
+			return nil, fmt.Errorf("lu: %s holds an unapplied atomic write but %s is read-only; open it read-write to replay it", path, s.dataFile)
 		}
 		return nil, nil
 	}
 	var (
-		be      *backend
+		be      *fdstore.FD
 		err     error
 		created bool
 	)
 	if _, serr := os.Stat(path); errors.Is(serr, os.ErrNotExist) {
-		be, err = createBackend(path, 0)
+		be, err = fdstore.Create(path, 0)
 		created = err == nil
 	} else {
-		be, err = openBackend(path, false)
+		be, err = fdstore.Open(path, false)
 	}
 	if err != nil {
-		d.log.Warn("lu: cannot open the atomic write journal; WRITE ATOMIC is off", "path", path, "err", err)
+		log.Warn("lu: cannot open the atomic write journal; WRITE ATOMIC is off", "path", path, "err", err)
 		return nil, nil
 	}
 	fail := func(err error) (*atomicJournal, error) {
-		be.close()
+		be.Close()
 		if created {
 			os.Remove(path)
 		}
@@ -225,56 +224,30 @@ func (d *Device) openAtomicJournal(guid stmf.GUID, dataOff, dataEnd uint64) (*at
 		if r.off+uint64(r.length) > dataEnd || r.off < dataOff {
 			return fail(fmt.Errorf("lu: %s: atomic write record at byte %d (+%d) lies outside the LU", path, r.off, r.length))
 		}
-		if err := d.data.writeAt(data, int64(r.off), true); err != nil {
-			return fail(fmt.Errorf("lu: replaying the atomic write journal %s into %s: %w", path, d.dataFile, err))
+		if err := s.data.WriteAt(data, int64(r.off), true); err != nil {
+			return fail(fmt.Errorf("lu: replaying the atomic write journal %s into %s: %w", path, s.dataFile, err))
 		}
 		if err := j.markApplied(r.seq); err != nil {
 			return fail(err)
 		}
-		d.log.Warn("lu: replayed an unapplied atomic write", "path", path, "offset", r.off, "bytes", r.length, "seq", r.seq)
+		log.Warn("lu: replayed an unapplied atomic write", "path", path, "offset", r.off, "bytes", r.length, "seq", r.seq)
 	} else if !ok || r.guid != guid {
 		// Empty, torn or another LU's: start afresh.
 		if err := j.markApplied(j.seq); err != nil {
 			return fail(err)
 		}
 	}
-	if err := be.preallocate(journalSize); err != nil {
+	if err := be.Preallocate(journalSize); err != nil {
 		return fail(err)
 	}
 	return j, nil
 }
 
-// preallocate makes the file at least n bytes long with its space
-// allocated, so that journal writes cannot fail for lack of space.
-func (b *backend) preallocate(n int64) error {
-	err := unix.Fallocate(b.fd, 0, 0, n)
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOSYS) {
-		return fmt.Errorf("lu: allocating %d bytes for %s: %w", n, b.path, err)
-	}
-	return b.grow(uint64(n))
-}
-
-// reserve allocates the file space of a range before an atomic write, so
-// that a full file system fails the write before anything is written.
-func (b *backend) reserve(off, n int64) error {
-	if b.isBlock {
-		return nil
-	}
-	err := unix.Fallocate(b.fd, unix.FALLOC_FL_KEEP_SIZE, off, n)
-	if err == nil || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
-		return nil
-	}
-	return err
-}
-
 // markApplied writes an empty header with sequence number seq, durably.
 func (j *atomicJournal) markApplied(seq uint64) error {
 	h := encodeJournalHeader(journalRecord{seq: seq, guid: j.guid}, nil)
-	if err := j.be.writeAt(h, 0, true); err != nil {
-		return fmt.Errorf("lu: writing the atomic write journal %s: %w", j.be.path, err)
+	if err := j.be.WriteAt(h, 0, true); err != nil {
+		return fmt.Errorf("lu: writing the atomic write journal %s: %w", j.be.Path(), err)
 	}
 	return nil
 }
@@ -282,7 +255,7 @@ func (j *atomicJournal) markApplied(seq uint64) error {
 // write makes p at byte offset off of data durable, all or nothing across
 // a crash. A data write error leaves the range's contents unspecified (as
 // for any failed write) and the record cancelled.
-func (j *atomicJournal) write(data *backend, p []byte, off int64) error {
+func (j *atomicJournal) write(data *fdstore.FD, p []byte, off int64) error {
 	if len(p) == 0 {
 		return nil
 	}
@@ -298,20 +271,20 @@ func (j *atomicJournal) write(data *backend, p []byte, off int64) error {
 	rec := make([]byte, journalDataOff+len(p))
 	copy(rec, encodeJournalHeader(journalRecord{seq: seq, off: uint64(off), length: uint32(len(p)), guid: j.guid}, p))
 	copy(rec[journalDataOff:], p)
-	if err := j.be.writeAt(rec, 0, true); err != nil {
+	if err := j.be.WriteAt(rec, 0, true); err != nil {
 		// The record may be valid on disk; cancel it.
 		j.seq = seq
 		if cerr := j.markApplied(seq); cerr != nil {
 			j.broken = cerr
 		}
-		return fmt.Errorf("lu: writing the atomic write journal %s: %w", j.be.path, err)
+		return fmt.Errorf("lu: writing the atomic write journal %s: %w", j.be.Path(), err)
 	}
 	j.seq = seq
 	if j.stopAfterJournal != nil && j.stopAfterJournal() {
 		j.broken = errJournalStopped
 		return errJournalStopped
 	}
-	if err := data.writeAt(p, off, true); err != nil {
+	if err := data.WriteAt(p, off, true); err != nil {
 		if cerr := j.markApplied(seq); cerr != nil {
 			j.broken = cerr
 		}
@@ -328,17 +301,56 @@ func (j *atomicJournal) close() error {
 	if j == nil {
 		return nil
 	}
-	return j.be.close()
+	return j.be.Close()
 }
 
-// journalPending reports whether the journal file at path holds a valid
+// JournalPending reports whether the journal file at path holds a valid
 // unapplied record (tests).
-func journalPending(path string) (bool, error) {
-	be, err := openBackend(path, true)
+func JournalPending(path string) (bool, error) {
+	be, err := fdstore.Open(path, true)
 	if err != nil {
 		return false, err
 	}
-	defer be.close()
+	defer be.Close()
 	r, _, ok, err := readJournal(be)
 	return ok && r.length != 0, err
 }
+
+// JournalPath is the LU's atomic write journal file, "" when it has none.
+func (s *Store) JournalPath() string { return s.journalPath() }
+
+// StopAfterJournal, a test hook: while stop returns true an atomic write
+// stops after the journal step, as if the target crashed there.
+func (s *Store) StopAfterJournal(stop func() bool) {
+	if s.journal != nil {
+		s.journal.stopAfterJournal = stop
+	}
+}
+
+// JournalSeq is the sequence number of the journal's last record (0
+// without a journal).
+func (s *Store) JournalSeq() uint64 {
+	if s.journal == nil {
+		return 0
+	}
+	s.journal.mu.Lock()
+	defer s.journal.mu.Unlock()
+	return s.journal.seq
+}
+
+// JournalRecord returns a journal file image holding an unapplied record
+// of data at LU-relative offset off for the LU named guid, as the journal
+// step writes it (tests craft torn and foreign records with it).
+func (s *Store) JournalRecord(seq uint64, guid [16]byte, off int64, data []byte) []byte {
+	abs := uint64(off + s.dataOff)
+	rec := make([]byte, journalDataOff+len(data))
+	copy(rec, encodeJournalHeader(journalRecord{seq: seq, off: abs, length: uint32(len(data)), guid: guid}, data))
+	copy(rec[journalDataOff:], data)
+	return rec
+}
+
+// JournalDataOff is where a journal record's data starts in the file.
+const JournalDataOff = journalDataOff
+
+// JournalSize is the size of a preallocated journal file.
+const JournalSize = journalSize

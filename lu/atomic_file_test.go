@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/costar-project/costar/lu/backing/filestore"
 	"github.com/costar-project/costar/scsi"
 )
 
@@ -34,7 +35,7 @@ func journalLU(t *testing.T, metaFile bool) (d *Device, data, meta string) {
 	if metaFile {
 		meta = filepath.Join(dir, "lu.meta")
 	}
-	d, err := Create(context.Background(), Config{DataFile: data, MetaFile: meta, Size: 1 << 20},
+	d, err := createFile(context.Background(), fileConfig{DataFile: data, MetaFile: meta, Size: 1 << 20},
 		&GUIDGenerator{HostID: HostIDFrom32(7)}, quietLog())
 	if err != nil {
 		t.Fatal(err)
@@ -46,34 +47,34 @@ func TestAtomicJournalReplay(t *testing.T) {
 	for _, metaFile := range []bool{false, true} {
 		t.Run(map[bool]string{false: "header", true: "metafile"}[metaFile], func(t *testing.T) {
 			d, data, meta := journalLU(t, metaFile)
-			jpath := d.journalPath()
-			want := data + journalSuffix
+			jpath := fileStore(d).JournalPath()
+			want := data + ".atomic"
 			if metaFile {
-				want = meta + journalSuffix
+				want = meta + ".atomic"
 			}
 			if jpath != want {
 				t.Fatalf("journal path %q, want %q", jpath, want)
 			}
-			if st, err := os.Stat(jpath); err != nil || st.Size() != journalSize {
+			if st, err := os.Stat(jpath); err != nil || st.Size() != filestore.JournalSize {
 				t.Fatalf("journal not preallocated: %v %v", st, err)
 			}
 			old := vpattern(64*512, 1)
 			expectGood(t, "WRITE ATOMIC old", atomicWrite(t, d, 100, old))
-			if p, err := journalPending(jpath); err != nil || p {
+			if p, err := filestore.JournalPending(jpath); err != nil || p {
 				t.Fatalf("record not marked applied after a normal write: %v %v", p, err)
 			}
 			// Crash after the journal step: the data file still holds old.
-			d.atomicJ.stopAfterJournal = func() bool { return true }
+			fileStore(d).StopAfterJournal(func() bool { return true })
 			neu := vpattern(64*512, 2)
 			expectSense(t, "stopped", atomicWrite(t, d, 100, neu), scsi.KeyMediumError, scsi.ASCWriteError)
 			if !bytes.Equal(readBlocks(t, d, 100, 64), old) {
 				t.Fatal("data changed before the journal was replayed")
 			}
-			if p, err := journalPending(jpath); err != nil || !p {
+			if p, err := filestore.JournalPending(jpath); err != nil || !p {
 				t.Fatalf("no pending record after the journal step: %v %v", p, err)
 			}
 			d.Close()
-			d2, err := Import(context.Background(), data, meta, quietLog())
+			d2, err := importFile(context.Background(), data, meta, quietLog())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -81,13 +82,13 @@ func TestAtomicJournalReplay(t *testing.T) {
 			if !bytes.Equal(readBlocks(t, d2, 100, 64), neu) {
 				t.Error("the journaled write was not replayed")
 			}
-			if p, err := journalPending(jpath); err != nil || p {
+			if p, err := filestore.JournalPending(jpath); err != nil || p {
 				t.Errorf("record still pending after replay: %v %v", p, err)
 			}
 			// Later writes to the range survive the next import.
 			expectGood(t, "WRITE (16)", exec(t, d2, req{cdb: cdb16(scsi.OpWrite16, 0, 100, 1), dir: scsi.DirWrite, expLen: 512, data: vpattern(512, 3)}))
 			d2.Close()
-			d3, err := Import(context.Background(), data, meta, quietLog())
+			d3, err := importFile(context.Background(), data, meta, quietLog())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -95,8 +96,8 @@ func TestAtomicJournalReplay(t *testing.T) {
 			if !bytes.Equal(readBlocks(t, d3, 100, 1), vpattern(512, 3)) {
 				t.Error("an applied record was replayed again")
 			}
-			if d3.atomicJ == nil || d3.atomicJ.seq < 2 {
-				t.Errorf("sequence number not kept: %+v", d3.atomicJ)
+			if seq := fileStore(d3).JournalSeq(); d3.atomicW == nil || seq < 2 {
+				t.Errorf("sequence number not kept: %d", seq)
 			}
 		})
 	}
@@ -107,7 +108,7 @@ func TestAtomicJournalTornIgnored(t *testing.T) {
 		name    string
 		corrupt func(rec []byte)
 	}{
-		{"data", func(rec []byte) { rec[journalDataOff+10] ^= 0xff }},
+		{"data", func(rec []byte) { rec[filestore.JournalDataOff+10] ^= 0xff }},
 		{"header", func(rec []byte) { rec[24] ^= 1 }},
 		{"magic", func(rec []byte) { rec[0] = 'X' }},
 		{"length", func(rec []byte) { rec[34] = 0xff }},
@@ -116,20 +117,19 @@ func TestAtomicJournalTornIgnored(t *testing.T) {
 			d, data, _ := journalLU(t, false)
 			old := vpattern(8*512, 4)
 			expectGood(t, "WRITE ATOMIC old", atomicWrite(t, d, 8, old))
-			off := uint64(d.byteOff(8))
+			off := d.byteOff(8)
 			guid := d.GUID()
-			jpath := d.journalPath()
+			fs := fileStore(d)
+			jpath := fileStore(d).JournalPath()
 			d.Close()
 			// A record as the journal step writes it, then damaged.
 			neu := vpattern(8*512, 5)
-			rec := make([]byte, journalDataOff+len(neu))
-			copy(rec, encodeJournalHeader(journalRecord{seq: 9, off: off, length: uint32(len(neu)), guid: guid}, neu))
-			copy(rec[journalDataOff:], neu)
+			rec := fs.JournalRecord(9, guid, off, neu)
 			tc.corrupt(rec)
 			if err := writeAtFile(jpath, rec); err != nil {
 				t.Fatal(err)
 			}
-			d2, err := Import(context.Background(), data, "", quietLog())
+			d2, err := importFile(context.Background(), data, "", quietLog())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -137,7 +137,7 @@ func TestAtomicJournalTornIgnored(t *testing.T) {
 			if !bytes.Equal(readBlocks(t, d2, 8, 8), old) {
 				t.Error("a torn record was replayed")
 			}
-			if d2.atomicJ == nil {
+			if d2.atomicW == nil {
 				t.Error("WRITE ATOMIC off after a torn record")
 			}
 		})
@@ -147,15 +147,14 @@ func TestAtomicJournalTornIgnored(t *testing.T) {
 // A valid record written by hand (another LU's record is ignored).
 func TestAtomicJournalHandRecord(t *testing.T) {
 	d, data, _ := journalLU(t, false)
-	off := uint64(d.byteOff(3))
+	off := d.byteOff(3)
 	guid := d.GUID()
-	jpath := d.journalPath()
+	fs := fileStore(d)
+	jpath := fileStore(d).JournalPath()
 	d.Close()
 	neu := vpattern(2*512, 6)
 	write := func(g [16]byte) {
-		rec := make([]byte, journalDataOff+len(neu))
-		copy(rec, encodeJournalHeader(journalRecord{seq: 1, off: off, length: uint32(len(neu)), guid: g}, neu))
-		copy(rec[journalDataOff:], neu)
+		rec := fs.JournalRecord(1, g, off, neu)
 		if err := writeAtFile(jpath, rec); err != nil {
 			t.Fatal(err)
 		}
@@ -163,7 +162,7 @@ func TestAtomicJournalHandRecord(t *testing.T) {
 	other := guid
 	other[15] ^= 1
 	write(other)
-	d2, err := Import(context.Background(), data, "", quietLog())
+	d2, err := importFile(context.Background(), data, "", quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +171,7 @@ func TestAtomicJournalHandRecord(t *testing.T) {
 	}
 	d2.Close()
 	write(guid)
-	d3, err := Import(context.Background(), data, "", quietLog())
+	d3, err := importFile(context.Background(), data, "", quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,12 +183,12 @@ func TestAtomicJournalHandRecord(t *testing.T) {
 
 func TestAtomicJournalMissingRecreated(t *testing.T) {
 	d, data, _ := journalLU(t, false)
-	jpath := d.journalPath()
+	jpath := fileStore(d).JournalPath()
 	d.Close()
 	if err := os.Remove(jpath); err != nil {
 		t.Fatal(err)
 	}
-	d2, err := Import(context.Background(), data, "", quietLog())
+	d2, err := importFile(context.Background(), data, "", quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +223,7 @@ func TestAtomicJournalConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if p, err := journalPending(d.journalPath()); err != nil || p {
+	if p, err := filestore.JournalPending(fileStore(d).JournalPath()); err != nil || p {
 		t.Errorf("record pending after concurrent writes: %v %v", p, err)
 	}
 	lockIdle(t, d)

@@ -1,12 +1,11 @@
-package lu
+package filestore
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
 
-	"github.com/costar-project/costar/stmf"
+	"github.com/costar-project/costar/lu/backing"
 )
 
 // On-disk LU metadata.
@@ -61,41 +60,13 @@ const (
 	tagSoftThreshold = 21 // 1 byte: soft threshold percent
 )
 
-const (
-	flagWCD = 1 << 0 // write cache disabled
-	flagWP  = 1 << 1 // write protected
-)
-
-// ErrNoMetadata is returned (wrapped) by Import when the backing store
-// holds no valid costar LU metadata.
-var ErrNoMetadata = errors.New("lu: no valid LU metadata")
-
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// metadata is what is stored for an LU.
+// metadata is what a slot holds: the LU's metadata and where its data
+// starts in the data file (0 or headerDataOffset).
 type metadata struct {
-	GUID       stmf.GUID
-	Size       uint64 // LU size in bytes
-	BlockSize  uint32
-	Flags      uint32
+	backing.Meta
 	DataOffset uint64
-	VendorID   string
-	ProductID  string
-	Serial     string
-	Alias      string
-	MgmtURL    string
-	DataFile   string // where the data lived when last written (informational)
-	PR         []byte // persistent reservation state, length-prefixed section
-	unknown    []tlv  // tags this version does not know, preserved
-
-	// Thin provisioning (tags 20, 21).
-	Thin          bool
-	SoftThreshold uint8 // percent, 0 = off
-}
-
-type tlv struct {
-	tag uint16
-	val []byte
 }
 
 func appendTLV(b []byte, tag uint16, val []byte) []byte {
@@ -128,8 +99,8 @@ func (m *metadata) encodeSlot(gen uint64) ([]byte, error) {
 	if m.SoftThreshold != 0 {
 		b = appendTLV(b, tagSoftThreshold, []byte{m.SoftThreshold})
 	}
-	for _, u := range m.unknown {
-		b = appendTLV(b, u.tag, u.val)
+	for _, u := range m.Unknown {
+		b = appendTLV(b, u.Tag, u.Val)
 	}
 	if len(b) > metaSlotSize {
 		return nil, fmt.Errorf("lu: metadata too large (%d bytes, slot holds %d)", len(b), metaSlotSize)
@@ -253,10 +224,9 @@ func decodePayload(p []byte) (*metadata, error) {
 		case tagSoftThreshold:
 			if err = fixed(1); err == nil {
 				m.SoftThreshold = v[0]
-				err = checkSoftThreshold(v[0])
 			}
 		default:
-			m.unknown = append(m.unknown, tlv{tag: tag, val: append([]byte(nil), v...)})
+			m.Unknown = append(m.Unknown, backing.Field{Tag: tag, Val: append([]byte(nil), v...)})
 		}
 		if err != nil {
 			return nil, err
@@ -267,117 +237,11 @@ func decodePayload(p []byte) (*metadata, error) {
 			return nil, fmt.Errorf("required TLV %d missing", req)
 		}
 	}
-	if m.GUID.IsZero() {
-		return nil, fmt.Errorf("zero GUID")
-	}
-	if !validBlockSize(m.BlockSize) {
-		return nil, fmt.Errorf("invalid block size %d", m.BlockSize)
-	}
-	if m.Size == 0 || m.Size%uint64(m.BlockSize) != 0 || m.Size > maxLUSize {
-		return nil, fmt.Errorf("invalid LU size %d", m.Size)
+	if err := m.Check(); err != nil {
+		return nil, err
 	}
 	if m.DataOffset != 0 && m.DataOffset != headerDataOffset {
 		return nil, fmt.Errorf("invalid data offset %d", m.DataOffset)
 	}
 	return m, nil
-}
-
-// metaStore reads and writes the two-slot metadata region of a backend.
-type metaStore struct {
-	be   *backend
-	base int64 // offset of the region in be (always 0 today)
-	// zv, when set, stores the metadata in a zvol's properties instead
-	// (zvoldisk.go); be is then unused.
-	zv *zvolStore
-
-	gen  uint64 // generation of the newest valid slot
-	slot int    // index of the slot holding it
-}
-
-// load reads both slots and returns the newest valid metadata.
-func (ms *metaStore) load() (*metadata, error) {
-	if ms.zv != nil {
-		return nil, errors.New("lu: metadata of a zvol LU is read with ImportZvol")
-	}
-	buf := make([]byte, metaRegionSize)
-	if err := ms.be.readAt(buf, ms.base); err != nil {
-		return nil, fmt.Errorf("%w: reading metadata region of %s: %v", ErrNoMetadata, ms.be.path, err)
-	}
-	var (
-		best           *metadata
-		bestGen        uint64
-		bestSlot       = -1
-		problems       []string
-		corrupt, newer bool
-	)
-	for i := 0; i < 2; i++ {
-		m, gen, st, err := decodeSlot(buf[i*metaSlotSize : (i+1)*metaSlotSize])
-		switch st {
-		case slotValid:
-			if best == nil || gen > bestGen {
-				best, bestGen, bestSlot = m, gen, i
-			}
-		case slotCorrupt:
-			corrupt = true
-			problems = append(problems, fmt.Sprintf("copy %d: %v", i, err))
-		case slotNewer:
-			newer = true
-			problems = append(problems, fmt.Sprintf("copy %d: %v", i, err))
-		}
-	}
-	if best == nil {
-		switch {
-		case newer:
-			return nil, fmt.Errorf("%w in %s: %v", ErrNoMetadata, ms.be.path, problems)
-		case corrupt:
-			return nil, fmt.Errorf("%w in %s: both copies are damaged: %v", ErrNoMetadata, ms.be.path, problems)
-		}
-		return nil, fmt.Errorf("%w in %s: not an LU created by costar (no metadata header)", ErrNoMetadata, ms.be.path)
-	}
-	ms.gen, ms.slot = bestGen, bestSlot
-	return best, nil
-}
-
-// store writes m as a new generation into the slot not holding the newest
-// copy, then makes it durable.
-func (ms *metaStore) store(m *metadata) error {
-	if ms.zv != nil {
-		return ms.zv.store(m)
-	}
-	img, err := m.encodeSlot(ms.gen + 1)
-	if err != nil {
-		return err
-	}
-	slot := 1 - ms.slot
-	if ms.slot < 0 {
-		slot = 0
-	}
-	if err := ms.be.writeAt(img, ms.base+int64(slot)*metaSlotSize, false); err != nil {
-		return fmt.Errorf("lu: writing metadata to %s: %w", ms.be.path, err)
-	}
-	if err := ms.be.datasync(); err != nil {
-		return fmt.Errorf("lu: syncing metadata of %s: %w", ms.be.path, err)
-	}
-	ms.gen++
-	ms.slot = slot
-	return nil
-}
-
-// initialize writes m into both slots (generations 1 and 2), replacing
-// whatever an earlier user of the device left there.
-func (ms *metaStore) initialize(m *metadata) error {
-	for slot, gen := range []uint64{1, 2} {
-		img, err := m.encodeSlot(gen)
-		if err != nil {
-			return err
-		}
-		if err := ms.be.writeAt(img, ms.base+int64(slot)*metaSlotSize, false); err != nil {
-			return fmt.Errorf("lu: writing metadata to %s: %w", ms.be.path, err)
-		}
-	}
-	if err := ms.be.datasync(); err != nil {
-		return fmt.Errorf("lu: syncing metadata of %s: %w", ms.be.path, err)
-	}
-	ms.gen, ms.slot = 2, 1
-	return nil
 }

@@ -1,4 +1,4 @@
-package lu
+package fdstore
 
 import (
 	"fmt"
@@ -22,10 +22,10 @@ const (
 	bounceAlign = 4096
 )
 
-// openDirectBackend opens path like openBackend; a block device is
+// OpenDirect opens path like Open; a block device is
 // switched to O_DIRECT. A regular file (tests) stays buffered.
-func openDirectBackend(path string, allowRO bool) (*backend, error) {
-	b, err := openBackend(path, allowRO)
+func OpenDirect(path string, allowRO bool) (*FD, error) {
+	b, err := Open(path, allowRO)
 	if err != nil || !b.isBlock {
 		return b, err
 	}
@@ -34,7 +34,7 @@ func openDirectBackend(path string, allowRO bool) (*backend, error) {
 		_, err = unix.FcntlInt(uintptr(b.fd), unix.F_SETFL, fl|unix.O_DIRECT)
 	}
 	if err != nil {
-		b.close()
+		b.Close()
 		return nil, fmt.Errorf("lu: %s: switching to direct I/O: %w", path, err)
 	}
 	b.direct = true
@@ -60,12 +60,12 @@ func unalignedRange(path string, off int64, n int) error {
 }
 
 // readBounce reads through an aligned buffer.
-func (b *backend) readBounce(p []byte, off int64) error {
+func (b *FD) readBounce(p []byte, off int64) error {
 	if off%directAlign != 0 || len(p)%directAlign != 0 {
 		return unalignedRange(b.path, off, len(p))
 	}
 	buf := alignedBuf(len(p))
-	if err := b.readAt(buf, off); err != nil {
+	if err := b.ReadAt(buf, off); err != nil {
 		return err
 	}
 	copy(p, buf)
@@ -73,11 +73,11 @@ func (b *backend) readBounce(p []byte, off int64) error {
 }
 
 // writeBounce writes through an aligned buffer.
-func (b *backend) writeBounce(p []byte, off int64, dsync bool) error {
+func (b *FD) writeBounce(p []byte, off int64, dsync bool) error {
 	if off%directAlign != 0 || len(p)%directAlign != 0 {
 		return unalignedRange(b.path, off, len(p))
 	}
 	buf := alignedBuf(len(p))
 	copy(buf, p)
-	return b.writeAt(buf, off, dsync)
+	return b.write(buf, off, dsync)
 }

@@ -1,27 +1,34 @@
-package lu
+// Package fdstore is positional I/O on one file descriptor, shared by the
+// stores on regular files, block devices and zvols: pread/pwrite,
+// RWF_DSYNC with an fdatasync fallback, O_DIRECT bounce buffers, hole
+// punching and discard, SEEK_DATA/SEEK_HOLE. Offsets are those of the
+// file or device; errors of writes wrap backing.ErrNoSpace and
+// backing.ErrReadOnly where they mean that.
+package fdstore
 
 import (
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"sync"
 	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/costar-project/costar/lu/backing"
 )
 
-// Sync kinds reported to a backend's sync hook (tests count them).
+// Sync kinds reported to a FD's sync hook (tests count them).
 const (
-	syncFdatasync  = "fdatasync"   // fdatasync(2) of the whole file
-	syncDsyncWrite = "dsync-write" // pwritev2(RWF_DSYNC)
+	SyncFdatasync  = "fdatasync"   // fdatasync(2) of the whole file
+	SyncDsyncWrite = "dsync-write" // pwritev2(RWF_DSYNC)
 )
 
-// backend is a backing store opened for positional I/O: a regular file or
+// FD is a backing store opened for positional I/O: a regular file or
 // a block device. Reads and writes use pread/pwrite on one descriptor from
 // any number of goroutines; nothing on the I/O path takes a lock.
-type backend struct {
+type FD struct {
 	fd       int
 	path     string
 	isBlock  bool
@@ -29,18 +36,18 @@ type backend struct {
 	direct   bool // O_DIRECT (zvols, direct.go): transfers must be aligned
 
 	noRWFDsync atomic.Bool       // kernel/filesystem rejected RWF_DSYNC
-	syncHook   func(kind string) // test hook, set before use; nil in production
+	SyncHook   func(kind string) // test hook, set before use; nil in production
 }
 
-// openBackend opens an existing file or block device for read/write. With
+// Open opens an existing file or block device for read/write. With
 // allowRO, a store that cannot be opened for writing (read-only media or
 // permissions) is opened read-only instead.
-func openBackend(path string, allowRO bool) (*backend, error) {
+func Open(path string, allowRO bool) (*FD, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
 		return nil, fmt.Errorf("lu: %s: %w", path, err)
 	}
-	b := &backend{path: path}
+	b := &FD{path: path}
 	flags := unix.O_RDWR | unix.O_CLOEXEC
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
@@ -65,14 +72,14 @@ func openBackend(path string, allowRO bool) (*backend, error) {
 	return b, nil
 }
 
-// createBackend creates a new sparse regular file of the given size. It
+// Create creates a new sparse regular file of the given size. It
 // fails if path exists.
-func createBackend(path string, size int64) (*backend, error) {
+func Create(path string, size int64) (*FD, error) {
 	fd, err := openRetry(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lu: creating %s: %w", path, err)
 	}
-	b := &backend{fd: fd, path: path}
+	b := &FD{fd: fd, path: path}
 	if err := unix.Ftruncate(fd, size); err != nil {
 		unix.Close(fd)
 		os.Remove(path)
@@ -92,7 +99,7 @@ func openRetry(path string, flags int, mode uint32) (int, error) {
 }
 
 // size returns the current size of the store in bytes.
-func (b *backend) size() (uint64, error) {
+func (b *FD) Size() (uint64, error) {
 	if b.isBlock {
 		var n uint64
 		if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(b.fd), unix.BLKGETSIZE64, uintptr(unsafe.Pointer(&n))); errno != 0 {
@@ -108,8 +115,8 @@ func (b *backend) size() (uint64, error) {
 }
 
 // grow extends a regular file (sparsely) to at least n bytes.
-func (b *backend) grow(n uint64) error {
-	cur, err := b.size()
+func (b *FD) Grow(n uint64) error {
+	cur, err := b.Size()
 	if err != nil {
 		return err
 	}
@@ -131,7 +138,7 @@ func (b *backend) grow(n uint64) error {
 // readAt fills p from offset off. A read past the end of the store is an
 // error (io.ErrUnexpectedEOF): the store is always at least as large as
 // the LU.
-func (b *backend) readAt(p []byte, off int64) error {
+func (b *FD) ReadAt(p []byte, off int64) error {
 	if b.direct && len(p) > 0 && !directOK(p, off) {
 		return b.readBounce(p, off)
 	}
@@ -155,7 +162,14 @@ func (b *backend) readAt(p []byte, off int64) error {
 // writeAt writes all of p at offset off. With dsync the data is durable
 // when writeAt returns (RWF_DSYNC, or write + fdatasync where the kernel
 // or filesystem lacks it).
-func (b *backend) writeAt(p []byte, off int64, dsync bool) error {
+func (b *FD) WriteAt(p []byte, off int64, dsync bool) error {
+	if err := b.write(p, off, dsync); err != nil {
+		return Classify(err)
+	}
+	return nil
+}
+
+func (b *FD) write(p []byte, off int64, dsync bool) error {
 	if b.readOnly {
 		return unix.EROFS
 	}
@@ -165,7 +179,7 @@ func (b *backend) writeAt(p []byte, off int64, dsync bool) error {
 	if dsync && !b.noRWFDsync.Load() {
 		err := b.pwriteDsync(p, off)
 		if err == nil {
-			b.hook(syncDsyncWrite)
+			b.hook(SyncDsyncWrite)
 			return nil
 		}
 		if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EINVAL) {
@@ -194,7 +208,7 @@ func (b *backend) writeAt(p []byte, off int64, dsync bool) error {
 	return nil
 }
 
-func (b *backend) pwriteDsync(p []byte, off int64) error {
+func (b *FD) pwriteDsync(p []byte, off int64) error {
 	iov := [][]byte{p}
 	for len(iov[0]) > 0 {
 		n, err := unix.Pwritev2(b.fd, iov, off, unix.RWF_DSYNC)
@@ -214,31 +228,38 @@ func (b *backend) pwriteDsync(p []byte, off int64) error {
 }
 
 // datasync makes all completed writes durable.
-func (b *backend) datasync() error {
+func (b *FD) Datasync() error {
+	if err := b.datasync(); err != nil {
+		return Classify(err)
+	}
+	return nil
+}
+
+func (b *FD) datasync() error {
 	for {
 		err := unix.Fdatasync(b.fd)
 		if err == unix.EINTR {
 			continue
 		}
 		if err == nil {
-			b.hook(syncFdatasync)
+			b.hook(SyncFdatasync)
 		}
 		return err
 	}
 }
 
 // prefetch hints the kernel to read a range into the page cache.
-func (b *backend) prefetch(off, n int64) {
+func (b *FD) Prefetch(off, n int64) {
 	_ = unix.Fadvise(b.fd, off, n, unix.FADV_WILLNEED)
 }
 
-func (b *backend) hook(kind string) {
-	if b.syncHook != nil {
-		b.syncHook(kind)
+func (b *FD) hook(kind string) {
+	if b.SyncHook != nil {
+		b.SyncHook(kind)
 	}
 }
 
-func (b *backend) close() error {
+func (b *FD) Close() error {
 	if b.fd < 0 {
 		return nil
 	}
@@ -250,56 +271,26 @@ func (b *backend) close() error {
 	return nil
 }
 
-// flusher coalesces concurrent cache flushes: callers that arrive while a
-// flush is running share the next one (which starts after the running one
-// ends, so it covers every write they completed), instead of each issuing
-// its own fdatasync.
-type flusher struct {
-	mu   sync.Mutex
-	cur  *flushRound // running round, nil when idle
-	next *flushRound // round that will run after cur, collecting callers
-	do   func() error
-}
+// Path is the file or device path.
+func (b *FD) Path() string { return b.path }
 
-type flushRound struct {
-	done chan struct{}
-	err  error
-}
+// IsBlock reports whether the descriptor is a block device.
+func (b *FD) IsBlock() bool { return b.isBlock }
 
-func (f *flusher) flush() error {
-	f.mu.Lock()
-	if f.cur == nil {
-		r := f.next // callers may be waiting for a round nobody started yet
-		if r == nil {
-			r = &flushRound{done: make(chan struct{})}
-		}
-		f.next = nil
-		return f.run(r)
-	}
-	if f.next == nil {
-		f.next = &flushRound{done: make(chan struct{})}
-	}
-	r, prev := f.next, f.cur
-	f.mu.Unlock()
-	<-prev.done
-	f.mu.Lock()
-	if f.cur == nil && f.next == r {
-		f.next = nil
-		return f.run(r)
-	}
-	f.mu.Unlock()
-	<-r.done
-	return r.err
-}
+// ReadOnly reports whether the store was opened read-only.
+func (b *FD) ReadOnly() bool { return b.readOnly }
 
-// run executes round r; f.mu is held on entry and released.
-func (f *flusher) run(r *flushRound) error {
-	f.cur = r
-	f.mu.Unlock()
-	r.err = f.do()
-	f.mu.Lock()
-	f.cur = nil
-	f.mu.Unlock()
-	close(r.done)
-	return r.err
+// DisableRWFDsync makes durable writes use write + fdatasync (tests).
+func (b *FD) DisableRWFDsync() { b.noRWFDsync.Store(true) }
+
+// Classify wraps an errno that means "out of space" or "read-only" into
+// the matching backing sentinel.
+func Classify(err error) error {
+	switch {
+	case errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT):
+		return fmt.Errorf("lu: %w: %w", backing.ErrNoSpace, err)
+	case errors.Is(err, unix.EROFS):
+		return fmt.Errorf("lu: %w: %w", backing.ErrReadOnly, err)
+	}
+	return err
 }

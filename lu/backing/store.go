@@ -1,0 +1,95 @@
+// Package backing is the seam between the SCSI device server (package lu)
+// and the stores that hold an LU's blocks and metadata: regular files and
+// block devices (filestore), ZFS volumes (zvolstore), memory (memstore).
+// It holds only the interfaces, their plain data types and the sentinel
+// errors the device server turns into sense data; no SCSI and no fd code.
+package backing
+
+import "context"
+
+// Store is an LU's backing store. Offsets are LU-relative bytes (a store
+// hides any header in front of the data); every transfer is whole logical
+// blocks. Reads and writes may run concurrently from many goroutines.
+type Store interface {
+	// ReadAt fills p from offset off.
+	ReadAt(p []byte, off int64) error
+	// WriteAt writes all of p at off; with durable set the data is on
+	// stable storage when it returns (RWF_DSYNC / FUA).
+	WriteAt(p []byte, off int64, durable bool) error
+	// Sync makes every completed write stable; a failure is returned.
+	Sync() error
+	// Deallocate frees [off, off+n); afterwards the range reads as zeroes
+	// when Caps().DeallocZeroes.
+	Deallocate(off, n int64) error
+	// WriteZeroes makes [off, off+n) read as zeroes, keeping it allocated.
+	WriteZeroes(off, n int64) error
+	// Allocated reports whether byte off holds allocated data and where
+	// that state ends (at most limit). Meaningful when Caps().MapKnown.
+	Allocated(off, limit int64) (mapped bool, end int64, err error)
+	// Size is the LU's size in bytes as the store holds it.
+	Size() uint64
+	// Resize makes the store hold n bytes (never shrinking data).
+	Resize(ctx context.Context, n uint64) error
+	// Caps reports what the store can do; fixed once the LU's metadata
+	// was loaded or first saved.
+	Caps() Caps
+	// LoadMeta returns the stored metadata (ErrNoMeta wrapped when none).
+	LoadMeta() (*Meta, error)
+	// SaveMeta stores m durably before it returns.
+	SaveMeta(m *Meta) error
+	Close() error
+}
+
+// Caps are the store's capabilities the device server reports to
+// initiators.
+type Caps struct {
+	ReadOnly bool // opened read-only: the LU is write-protected
+	// AlwaysThin: the store is thin whatever the metadata says (zvols).
+	AlwaysThin bool
+	// DeallocZeroes: deallocated ranges read as zeroes (LBPRZ).
+	DeallocZeroes bool
+	// MapKnown: Allocated reports real holes (files); otherwise every
+	// block counts as mapped.
+	MapKnown bool
+	// DiscardGranularity in bytes (0: no constraint).
+	DiscardGranularity uint64
+	// AllocUnit is the store's allocation unit in bytes (a zvol's
+	// volblocksize), reported as the optimal transfer granularity and,
+	// capped at 4 KiB, as the physical block size; 0 = not known.
+	AllocUnit uint64
+	// AtomicMax is the largest crash-atomic write in bytes (AtomicWriter);
+	// 0 = none.
+	AtomicMax int
+}
+
+// AtomicWriter is a store that can write a range all or nothing across a
+// crash (WRITE ATOMIC), durably.
+type AtomicWriter interface {
+	WriteAtomic(p []byte, off int64) error
+}
+
+// SpaceReporter is a store that can tell how full the space it allocates
+// from is (the thin provisioning soft threshold).
+type SpaceReporter interface {
+	// UsedPercent is 100 - available*100/total of the file system.
+	UsedPercent() (uint32, error)
+}
+
+// Prefetcher is a store that takes read-ahead hints (PRE-FETCH).
+type Prefetcher interface {
+	Prefetch(off, n int64)
+}
+
+// Describer is a store that names where it lives (list-lu).
+type Describer interface {
+	// Describe returns the data path, the separate metadata path ("" when
+	// the metadata is in the data path) and the ZFS volume ("" if none).
+	Describe() Location
+}
+
+// Location is where a store keeps an LU.
+type Location struct {
+	DataFile string
+	MetaFile string
+	Zvol     string
+}
