@@ -101,7 +101,7 @@ done
 # The systemd service steps (kernel-initiator.sh) install exactly what `make install` installs.
 echo "test-vm: CGO_ENABLED=0 make install DESTDIR=<tmp> (for the systemd service steps)"
 if (cd "$REPO" && CGO_ENABLED=0 make --no-print-directory install DESTDIR="$BIN/root" >"$BIN/install.log" 2>&1) &&
-  tar -C "$BIN/root" -cf "$BIN/costar-install.tar" .; then
+  tar -C "$BIN/root" -cf "$BIN/costar-install.tar" etc usr; then
   FILES+=("$BIN/costar-install.tar")
 else
   cat "$BIN/install.log" >&2
