@@ -33,6 +33,8 @@ func (d *Daemon) Status(ctx context.Context) string {
 // server does not answer in time.
 func (d *Daemon) Healthy(ctx context.Context) error {
 	done := make(chan int, 1)
+	// A wedged server keeps this goroutine; systemd restarts the daemon
+	// WatchdogSec later anyway.
 	go func() { done <- len(d.iscsi.Addrs()) }()
 	select {
 	case n := <-done:
