@@ -119,6 +119,8 @@ func HTTPStatus(code Code) int {
 		return http.StatusInternalServerError
 	case CodeNotSupported:
 		return http.StatusNotImplemented
+	case CodeCancelled:
+		return 499 // client closed request (nginx's code; no standard one)
 	}
 	return http.StatusBadRequest
 }

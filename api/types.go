@@ -83,6 +83,9 @@ type LU struct {
 	AccessState        string `json:"access_state"` // Active | Standby | ...
 	Thin               bool   `json:"thin"`
 	SoftThreshold      uint8  `json:"soft_threshold,omitempty"`
+	// ErrorState is a remembered write-back failure (costar extension):
+	// "sync failed at <time>: <error>"; online-lu after offline-lu clears it.
+	ErrorState string `json:"error_state,omitempty"`
 }
 
 // LUProps are the -p properties of create-lu and modify-lu. Nil/empty
@@ -104,6 +107,11 @@ type LUProps struct {
 	// threshold in percent of the backing file system (0 = off).
 	Thin          *bool  `json:"thin,omitempty"`
 	SoftThreshold *uint8 `json:"soft_threshold,omitempty"`
+	// Preallocation (create-lu on a file only, costar): "falloc" reserves
+	// the space of the part of the data file create-lu makes (a new file,
+	// or what an existing one grows by), "full" also writes it with
+	// zeroes; "off" or "" leaves it sparse.
+	Preallocation string `json:"preallocation,omitempty"`
 }
 
 // CreateLURequest is stmfadm/sbdadm create-lu. DataFile must be absolute.

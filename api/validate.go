@@ -157,7 +157,7 @@ const (
 )
 
 // LU property names (case-insensitive on the command line).
-var luPropNames = []string{"alias", "blk", "guid", "host-id", "meta", "mgmt-url", "oui", "pid", "serial", "vid", "wcd", "wp", "thin", "soft-threshold"}
+var luPropNames = []string{"alias", "blk", "guid", "host-id", "meta", "mgmt-url", "oui", "pid", "serial", "vid", "wcd", "wp", "thin", "soft-threshold", "preallocation"}
 
 // LUPropNames lists the -p property names create-lu accepts.
 func LUPropNames() []string { return append([]string(nil), luPropNames...) }
@@ -242,6 +242,11 @@ func ParseLUProp(p *LUProps, arg string) (string, error) {
 		}
 		v := uint8(n)
 		p.SoftThreshold = &v
+	case "preallocation":
+		if !ValidPreallocation(val) {
+			return lname, bad(ReasonFormat)
+		}
+		p.Preallocation = strings.ToLower(val)
 	case "wcd", "wp", "thin":
 		var b bool
 		switch strings.ToLower(val) {
@@ -263,6 +268,22 @@ func ParseLUProp(p *LUProps, arg string) (string, error) {
 		return name, &PropError{Arg: arg, Prop: name, Reason: ReasonUnknown}
 	}
 	return lname, err
+}
+
+// Preallocation modes of create-lu -p preallocation= (costar).
+const (
+	PreallocOff    = "off"
+	PreallocFalloc = "falloc"
+	PreallocFull   = "full"
+)
+
+// ValidPreallocation reports whether s names a preallocation mode.
+func ValidPreallocation(s string) bool {
+	switch strings.ToLower(s) {
+	case PreallocOff, PreallocFalloc, PreallocFull:
+		return true
+	}
+	return false
 }
 
 // ValidBlockSize reports whether b is a power of two in 512..65536.
@@ -293,6 +314,8 @@ func (p *LUProps) Validate(modify bool) error {
 			return &PropError{Prop: "vid", Reason: "not modifiable"}
 		case p.Thin != nil:
 			return &PropError{Prop: "thin", Reason: "not modifiable"}
+		case p.Preallocation != "":
+			return &PropError{Prop: "preallocation", Reason: "not modifiable"}
 		}
 	}
 	check := func(name string, v *string, max int) error {
@@ -327,6 +350,9 @@ func (p *LUProps) Validate(modify bool) error {
 	}
 	if p.BlockSize != nil && !ValidBlockSize(*p.BlockSize) {
 		errs = append(errs, &PropError{Prop: "blk", Reason: ReasonBlockSize})
+	}
+	if p.Preallocation != "" && !ValidPreallocation(p.Preallocation) {
+		errs = append(errs, &PropError{Prop: "preallocation", Reason: ReasonFormat})
 	}
 	if len(p.MetaFile) > MaxPathLen {
 		errs = append(errs, &PropError{Prop: "meta", Reason: ReasonLength})

@@ -112,6 +112,9 @@ func TestParseLUProp(t *testing.T) {
 		{"wp=1", ReasonFormat, nil},
 		{"thin=true", "", func(p LUProps) bool { return *p.Thin }},
 		{"thin=yes", ReasonFormat, nil},
+		{"preallocation=FULL", "", func(p LUProps) bool { return p.Preallocation == PreallocFull }},
+		{"preallocation=falloc", "", func(p LUProps) bool { return p.Preallocation == PreallocFalloc }},
+		{"preallocation=metadata", ReasonFormat, nil},
 		{"soft-threshold=80", "", func(p LUProps) bool { return *p.SoftThreshold == 80 }},
 		{"soft-threshold=101", ReasonFormat, nil},
 		{"soft-threshold=-1", ReasonFormat, nil},
@@ -140,7 +143,7 @@ func TestValidateModify(t *testing.T) {
 	if err := (&LUProps{Alias: &a}).Validate(true); err != nil {
 		t.Errorf("alias refused for modify: %v", err)
 	}
-	for _, p := range []LUProps{{VID: &v}, {BlockSize: &blk}, {Thin: new(bool)}, {GUID: "600144F0AABBCCDD0000000000000001"}, {OUI: "00144F"}} {
+	for _, p := range []LUProps{{VID: &v}, {BlockSize: &blk}, {Thin: new(bool)}, {Preallocation: "full"}, {GUID: "600144F0AABBCCDD0000000000000001"}, {OUI: "00144F"}} {
 		if err := p.Validate(true); err == nil {
 			t.Errorf("%+v accepted for modify", p)
 		}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
@@ -25,6 +26,8 @@ type Config struct {
 	LogLevel slog.Level
 	// ShutdownTimeout bounds how long a clean shutdown waits for I/O.
 	ShutdownSeconds int
+	// MetricsListen is where /metrics is served ("" = off; metrics.go).
+	MetricsListen string
 
 	// ISCSI configures the iSCSI port provider. The FC port provider's
 	// section (FC) will sit next to it.
@@ -45,6 +48,13 @@ type ISCSIConfig struct {
 	// target does not know: "task-does-not-exist" (RFC 7143 11.5.1, the
 	// default) or "function-complete" (for every unknown task).
 	AbortCompletedTask string
+	// Memory and admission limits (portprovider/iscsi Config); 0 keeps
+	// the provider's default, -1 (connection limits) means unlimited.
+	ResponseBudget          int64 // bytes per connection
+	MaxConnectionsPerPortal int
+	MaxConnectionsPerSource int
+	MaxLoginsInProgress     int
+	AuthFailDelay           time.Duration // <0: no delay
 }
 
 // Defaults used when nothing else is given.
@@ -119,8 +129,14 @@ func newFlagSet(out io.Writer) *pflag.FlagSet {
 	fs.String("demo-size", DefaultDemoSize, "size of the demo LU (K/M/G/T suffixes)")
 	fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Int("shutdown-timeout", 30, "seconds a clean shutdown waits for in-flight I/O")
+	fs.String("metrics-listen", "", "serve Prometheus metrics on ADDR:PORT at /metrics (off when empty; keep it on loopback)")
 	fs.String("abort-completed-task", AbortTaskDoesNotExist, "iSCSI ABORT TASK answer for an unknown (already completed) task: "+
 		AbortTaskDoesNotExist+" (RFC 7143 11.5.1) or "+AbortFunctionComplete)
+	fs.String("response-budget", "16M", "iSCSI: bytes of responses one connection may hold for its initiator (K/M/G suffixes)")
+	fs.Int("max-connections-per-portal", 1024, "iSCSI: open connections per listening portal (-1: unlimited)")
+	fs.Int("max-connections-per-source", 128, "iSCSI: open connections per initiator IP address (-1: unlimited)")
+	fs.Int("max-logins-in-progress", 64, "iSCSI: connections still logging in (-1: unlimited)")
+	fs.Duration("auth-fail-delay", time.Second, "iSCSI: delay of the first failed CHAP answer per initiator and address, doubling up to 8s (0: none)")
 	fs.Usage = func() {
 		fmt.Fprint(out, Usage)
 		fs.PrintDefaults()
@@ -139,6 +155,9 @@ func (c *Config) fill(v *viper.Viper) (*Config, error) {
 		return nil, err
 	}
 	c.ISCSI = iscsi
+	if c.MetricsListen, err = loadMetricsListen(v); err != nil {
+		return nil, err
+	}
 	if c.StateDir == "" {
 		return nil, fmt.Errorf("config: --state-dir must not be empty")
 	}
@@ -182,6 +201,32 @@ func loadISCSI(v *viper.Viper) (ISCSIConfig, error) {
 	case AbortFunctionComplete, AbortTaskDoesNotExist:
 	default:
 		return c, fmt.Errorf("config: --abort-completed-task %q: want %s or %s", c.AbortCompletedTask, AbortFunctionComplete, AbortTaskDoesNotExist)
+	}
+	rb, err := ParseSize(v.GetString("response-budget"))
+	if err != nil || rb == 0 || rb > 1<<40 {
+		return c, fmt.Errorf("config: --response-budget %q: want a size such as 16M", v.GetString("response-budget"))
+	}
+	c.ResponseBudget = int64(rb)
+	for _, l := range []struct {
+		key string
+		dst *int
+	}{
+		{"max-connections-per-portal", &c.MaxConnectionsPerPortal},
+		{"max-connections-per-source", &c.MaxConnectionsPerSource},
+		{"max-logins-in-progress", &c.MaxLoginsInProgress},
+	} {
+		n := v.GetInt(l.key)
+		if n == 0 || n < -1 {
+			return c, fmt.Errorf("config: --%s %d: want a positive count or -1 (unlimited)", l.key, n)
+		}
+		*l.dst = n
+	}
+	c.AuthFailDelay = v.GetDuration("auth-fail-delay")
+	switch {
+	case c.AuthFailDelay < 0 || c.AuthFailDelay > time.Minute:
+		return c, fmt.Errorf("config: --auth-fail-delay %v: want 0..1m", c.AuthFailDelay)
+	case c.AuthFailDelay == 0:
+		c.AuthFailDelay = -1 // the provider's "no delay"
 	}
 	return c, nil
 }

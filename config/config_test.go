@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 )
@@ -154,5 +155,35 @@ func TestConfigFileKeys(t *testing.T) {
 	}
 	if !slices.Equal(c.Shadowed, []string{"log-level", "portal"}) || c.File != f {
 		t.Errorf("Shadowed = %v, File = %q", c.Shadowed, c.File)
+	}
+}
+
+func TestISCSILimits(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want func(ISCSIConfig) bool
+		err  bool
+	}{
+		{nil, func(c ISCSIConfig) bool {
+			return c.ResponseBudget == 16<<20 && c.MaxConnectionsPerPortal == 1024 && c.MaxConnectionsPerSource == 128 &&
+				c.MaxLoginsInProgress == 64 && c.AuthFailDelay == time.Second
+		}, false},
+		{[]string{"--response-budget", "64M", "--max-connections-per-source", "-1", "--auth-fail-delay", "0"}, func(c ISCSIConfig) bool {
+			return c.ResponseBudget == 64<<20 && c.MaxConnectionsPerSource == -1 && c.AuthFailDelay < 0
+		}, false},
+		{[]string{"--max-logins-in-progress", "8", "--auth-fail-delay", "250ms"}, func(c ISCSIConfig) bool {
+			return c.MaxLoginsInProgress == 8 && c.AuthFailDelay == 250*time.Millisecond
+		}, false},
+		{[]string{"--response-budget", "lots"}, nil, true},
+		{[]string{"--response-budget", "0"}, nil, true},
+		{[]string{"--max-connections-per-portal", "0"}, nil, true},
+		{[]string{"--max-connections-per-source", "-2"}, nil, true},
+		{[]string{"--auth-fail-delay", "-1s"}, nil, true},
+		{[]string{"--auth-fail-delay", "2h"}, nil, true},
+	} {
+		c, err := Load(tc.args, &bytes.Buffer{})
+		if (err != nil) != tc.err || (err == nil && !tc.want(c.ISCSI)) {
+			t.Errorf("Load(%v): %+v, %v; want err=%v", tc.args, c, err, tc.err)
+		}
 	}
 }

@@ -34,7 +34,13 @@ func settings() []setting {
 		{"socket", false, func(c *Config) string { return c.Socket }},
 		{"demo", false, func(c *Config) string { return strconv.FormatBool(c.Demo) }},
 		{"demo-size", false, func(c *Config) string { return strconv.FormatUint(c.DemoSize, 10) }},
+		{"metrics-listen", true, func(c *Config) string { return c.MetricsListen }},
 		{"abort-completed-task", false, func(c *Config) string { return c.ISCSI.AbortCompletedTask }},
+		{"response-budget", false, func(c *Config) string { return strconv.FormatInt(c.ISCSI.ResponseBudget, 10) }},
+		{"max-connections-per-portal", false, func(c *Config) string { return strconv.Itoa(c.ISCSI.MaxConnectionsPerPortal) }},
+		{"max-connections-per-source", false, func(c *Config) string { return strconv.Itoa(c.ISCSI.MaxConnectionsPerSource) }},
+		{"max-logins-in-progress", false, func(c *Config) string { return strconv.Itoa(c.ISCSI.MaxLoginsInProgress) }},
+		{"auth-fail-delay", false, func(c *Config) string { return c.ISCSI.AuthFailDelay.String() }},
 	}
 }
 

@@ -44,15 +44,21 @@ func (d *Device) writeAtomic16(t *stmf.Task, cdb []byte) *stmf.Result {
 	}
 	// All or nothing: a short Data-Out cannot be written atomically.
 	if uint64(len(data)) < total {
-		return fail(invalidField(12, -1))
+		return iuLengthMismatch(total)
 	}
-	off := d.byteOff(lba)
 	if d.atomicW == nil { // not offered (not in the command table); kept safe
-		if err := d.store.WriteAt(data[:total], off, fua || d.wcd.Load()); err != nil {
+		if r := d.writeBlocks(data[:total], lba, fua || d.wcd.Load()); r != nil {
+			return r
+		}
+	} else {
+		// Durable whatever FUA says: subject to a latched failure.
+		if r := d.writeFailed(lba); r != nil {
+			return r
+		}
+		if err := d.atomicW.WriteAtomic(data[:total], d.byteOff(lba)); err != nil {
+			d.durableFailure(err)
 			return d.ioError(err, true, lba)
 		}
-	} else if err := d.atomicW.WriteAtomic(data[:total], off); err != nil {
-		return d.ioError(err, true, lba)
 	}
 	d.thinAfterWrite(t)
 	return &stmf.Result{Status: scsi.StatusGood, TransferLen: uint32(total)}

@@ -50,7 +50,7 @@ func (d *Device) compareAndWrite(t *stmf.Task, cdb []byte) *stmf.Result {
 	// The Data-Out must be exactly compare + write data: a partial compare
 	// or write is meaningless (libiscsi CompareAndWrite.InvalidDataOutSize).
 	if uint64(t.ExpectedLen) != 2*half || t.Dir&scsi.DirWrite == 0 {
-		return fail(invalidField(13, -1))
+		return iuLengthMismatch(2 * half)
 	}
 	if d.writeProtected() {
 		return writeProtected()
@@ -63,13 +63,13 @@ func (d *Device) compareAndWrite(t *stmf.Task, cdb []byte) *stmf.Result {
 		return dataOutFailed()
 	}
 	if uint64(len(data)) < 2*half {
-		return fail(invalidField(13, -1))
+		return iuLengthMismatch(2 * half)
 	}
 	if r := d.compare(lba, data[:half]); r != nil {
 		return r
 	}
-	if err := d.store.WriteAt(data[half:2*half], d.byteOff(lba), fua || d.wcd.Load()); err != nil {
-		return d.ioError(err, true, lba)
+	if r := d.writeBlocks(data[half:2*half], lba, fua || d.wcd.Load()); r != nil {
+		return r
 	}
 	d.thinAfterWrite(t)
 	return &stmf.Result{Status: scsi.StatusGood, TransferLen: uint32(2 * half)}

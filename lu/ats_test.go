@@ -91,10 +91,15 @@ func TestCompareAndWrite(t *testing.T) {
 	expectGood(t, "0 blocks", exec(t, d, req{cdb: cawCDB(0, 5, 0)}))
 	expectGood(t, "0 blocks, 1 block of Data-Out (libiscsi DpoFua)", exec(t, d, req{cdb: cawCDB(0x18, 0, 0), dir: wr, expLen: 512, data: a}))
 	invField("0 blocks, 512 blocks of Data-Out", exec(t, d, req{cdb: cawCDB(0, 0, 0), dir: wr, expLen: 512 * 512, data: make([]byte, 512*512)}))
-	// Data-Out not exactly compare + write data.
-	invField("1 block, 4 blocks of Data-Out", exec(t, d, req{cdb: cawCDB(0, 5, 1), dir: wr, expLen: 2048, data: make([]byte, 2048)}))
-	invField("3 blocks, 4 blocks of Data-Out", exec(t, d, req{cdb: cawCDB(0, 5, 3), dir: wr, expLen: 2048, data: make([]byte, 2048)}))
-	invField("1 block, no Data-Out", exec(t, d, req{cdb: cawCDB(0, 5, 1)}))
+	// Data-Out not exactly compare + write data: the Data-Out length
+	// disagrees with the CDB (the residual is reported).
+	iuLen := func(name string, r resp) {
+		t.Helper()
+		expectSense(t, name, r, scsi.KeyIllegalRequest, scsi.ASCInvalidFieldInCmdInfoUnit)
+	}
+	iuLen("1 block, 4 blocks of Data-Out", exec(t, d, req{cdb: cawCDB(0, 5, 1), dir: wr, expLen: 2048, data: make([]byte, 2048)}))
+	iuLen("3 blocks, 4 blocks of Data-Out", exec(t, d, req{cdb: cawCDB(0, 5, 3), dir: wr, expLen: 2048, data: make([]byte, 2048)}))
+	iuLen("1 block, no Data-Out", exec(t, d, req{cdb: cawCDB(0, 5, 1)}))
 	invField("WRPROTECT", exec(t, d, req{cdb: cawCDB(0x20, 5, 1), dir: wr, expLen: 1024, data: cawData(b, a)}))
 	expectSense(t, "beyond the end", exec(t, d, req{cdb: cawCDB(0, nb-1, 2), dir: wr, expLen: 2048, data: make([]byte, 2048)}),
 		scsi.KeyIllegalRequest, scsi.ASCLBAOutOfRange)

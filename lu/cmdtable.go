@@ -67,6 +67,9 @@ var commandTable = []command{
 	{op: scsi.OpPreventAllow, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{scsi.OpPreventAllow, 0, 0, 0, 0x03, 0}, dir: scsi.DirNone, lock: lockNone, resv: resvUnlessHarmless, harmless: allowsRemoval, alua: onlyActive, fn: (*Device).preventAllow},
 	{op: scsi.OpReadDefectData10, sa: -1, cdbLen: 10, timeout: 10, usage: []byte{scsi.OpReadDefectData10, 0, 0x1f, 0, 0, 0, 0, 0xff, 0xff, 0}, dir: scsi.DirRead, lock: lockNone, resv: resvRead, alua: onlyActive, fn: (*Device).readDefectData},
 	{op: scsi.OpReadDefectData12, sa: -1, cdbLen: 12, timeout: 10, usage: cat([]byte{scsi.OpReadDefectData12, 0x1f, 0, 0, 0, 0}, ff4, []byte{0, 0}), dir: scsi.DirRead, lock: lockNone, resv: resvRead, alua: onlyActive, fn: (*Device).readDefectData},
+	// stmf answers REPORT TARGET PORT GROUPS (TPGS=01b) before the LU sees
+	// it, as it does REPORT LUNS; the row lists it in RSOC.
+	{op: scsi.OpMaintenanceIn, sa: scsi.SAReportTargetPortGroups, cdbLen: 12, timeout: 10, usage: cat([]byte{0xa3, 0xff, 0, 0, 0, 0}, ff4, []byte{0, 0}), dir: scsi.DirRead, lock: lockNone, resv: resvAlways, alua: inAnyState, fn: (*Device).reportTargetPortGroups},
 	{op: scsi.OpMaintenanceIn, sa: scsi.SAReportSupportedTMFs, cdbLen: 12, timeout: 10, usage: cat([]byte{0xa3, 0x1f, 0x80, 0, 0, 0}, ff4, []byte{0, 0}), dir: scsi.DirRead, lock: lockNone, resv: resvRead, alua: inAnyState, fn: (*Device).reportSupportedTMFs},
 	// Reservations (reserve.go, pr.go).
 	{op: scsi.OpReserve6, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{scsi.OpReserve6, 0, 0, 0, 0, 0}, dir: scsi.DirNone, lock: lockNone, resv: resvPROnly, alua: onlyActive, fn: (*Device).reserve},

@@ -90,6 +90,8 @@ type Info struct {
 	Thin               bool
 	SoftThreshold      uint8  // percent; 0 = off
 	Zvol               string // the ZFS volume (pool/name) of an LU on a zvol, else ""
+	// WriteFailure is the latched write-back failure (writefail.go), nil if none.
+	WriteFailure *WriteFailure
 }
 
 // Props are the properties modify-lu may change; nil fields stay as they are.
@@ -135,6 +137,7 @@ type Device struct {
 	md     backing.Meta
 
 	flush        flusher
+	writeFail    atomic.Pointer[WriteFailure] // latched write-back failure (writefail.go)
 	bufs         bufPool
 	cmds         *commandSet // the command table
 	atomicWrites bool        // WRITE ATOMIC (16) offered: the store has crash-atomic writes
@@ -422,7 +425,7 @@ func (d *Device) setup(md *backing.Meta) {
 	d.savedWCD.Store(md.Flags&backing.FlagWCD != 0)
 	d.wp.Store(md.Flags&backing.FlagWP != 0)
 	d.ident.Store(d.newIdentity(md))
-	d.flush.do = d.store.Sync
+	d.flush.do = d.syncStore // writefail.go: a failed sync is remembered
 	d.hinter, _ = d.store.(backing.Prefetcher)
 	d.setupThin(md)
 	if aw, ok := d.store.(backing.AtomicWriter); ok && d.caps.AtomicMax > 0 {
@@ -459,6 +462,7 @@ func (d *Device) Info() Info {
 		Thin:               d.thin.enabled,
 		SoftThreshold:      uint8(d.thin.softPct.Load()),
 		Zvol:               d.loc.Zvol,
+		WriteFailure:       d.writeFail.Load(),
 	}
 }
 

@@ -62,7 +62,7 @@ func TestCDBTable(t *testing.T) {
 		{"INQUIRY EVPD=0 page!=0", inquiryCDB(false, 0x80, 255), rd, 255, nil, invField},
 		{"INQUIRY CMDDT", []byte{scsi.OpInquiry, 2, 0, 0, 255, 0}, rd, 255, nil, invField},
 		{"INQUIRY unknown VPD", inquiryCDB(true, 0x81, 255), rd, 255, nil, invField},
-		{"INQUIRY VPD 0x00", inquiryCDB(true, 0x00, 255), rd, 255, nil, ok(10, 10)},
+		{"INQUIRY VPD 0x00", inquiryCDB(true, 0x00, 255), rd, 255, nil, ok(11, 11)},
 		{"INQUIRY VPD 0x80", inquiryCDB(true, 0x80, 255), rd, 255, nil, ok(36, 36)},
 		{"INQUIRY VPD 0x83 no session", inquiryCDB(true, 0x83, 255), rd, 255, nil, ok(24, 24)},
 		{"INQUIRY VPD 0xB0", inquiryCDB(true, 0xb0, 255), rd, 255, nil, ok(64, 64)},
@@ -79,7 +79,7 @@ func TestCDBTable(t *testing.T) {
 		{"READ CAPACITY 16 alloc 0", rc16CDB(0), rd, 0, nil, ok(0, 0)},
 		{"SERVICE ACTION IN unknown SA (REPORT REFERRALS)", withByte(rc16CDB(32), 1, 0x13), rd, 32, nil, invField},
 		{"SERVICE ACTION IN SA 0x1f", withByte(rc16CDB(32), 1, 0x1f), rd, 32, nil, invField},
-		{"MAINTENANCE IN unknown SA", withByte(rsocCDB(false, 0, 0, 0, 1024), 1, 0x0a), rd, 1024, nil, invField},
+		{"MAINTENANCE IN unknown SA", withByte(rsocCDB(false, 0, 0, 0, 1024), 1, 0x05), rd, 1024, nil, invField},
 
 		// READ.
 		{"READ6 1 block", cdb6(scsi.OpRead6, 0, 1), rd, 512, nil, ok(512, 512)},

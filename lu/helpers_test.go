@@ -255,7 +255,8 @@ func expectSense(t testing.TB, name string, r resp, key scsi.SenseKey, asc scsi.
 	if r.sense.Key != key || r.sense.ASC != asc {
 		t.Fatalf("%s: sense %x/%04x, want %x/%04x", name, r.sense.Key, r.sense.ASC, key, asc)
 	}
-	if r.transferLen != 0 || len(r.data) != 0 {
+	// TransferLen only where the residual must be reported (iuLengthMismatch).
+	if len(r.data) != 0 || r.transferLen != 0 && asc != scsi.ASCInvalidFieldInCmdInfoUnit {
 		t.Fatalf("%s: CHECK CONDITION with TransferLen %d and %d data bytes", name, r.transferLen, len(r.data))
 	}
 }

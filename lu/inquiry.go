@@ -34,7 +34,7 @@ const (
 	vpdLogicalBlockProv = 0xb2
 )
 
-var supportedVPD = [...]byte{vpdSupported, vpdUnitSerial, vpdDeviceID, vpdBlockLimits, vpdBlockDevChar, vpdLogicalBlockProv}
+var supportedVPD = [...]byte{vpdSupported, vpdUnitSerial, vpdDeviceID, vpdThirdPartyCopy, vpdBlockLimits, vpdBlockDevChar, vpdLogicalBlockProv}
 
 func padded(s string, n int) []byte {
 	b := []byte(strings.Repeat(" ", n))
@@ -86,7 +86,7 @@ func (d *Device) inquiry(t *stmf.Task, cdb []byte) *stmf.Result {
 		if page != 0 {
 			return fail(invalidField(2, -1))
 		}
-		return dataIn(truncate(d.ident.Load().stdInquiry, alloc))
+		return dataIn(truncate(d.standardInquiry(), alloc))
 	}
 	var b []byte
 	switch page {
@@ -96,6 +96,8 @@ func (d *Device) inquiry(t *stmf.Task, cdb []byte) *stmf.Result {
 		b = d.ident.Load().unitSerial
 	case vpdDeviceID:
 		b = d.deviceIdentification(t)
+	case vpdThirdPartyCopy:
+		b = d.thirdPartyCopyVPD() // xcopy_vpd.go: what 3PC=1 promises
 	case vpdBlockLimits:
 		b = d.blockLimits()
 	case vpdBlockDevChar:
@@ -109,6 +111,18 @@ func (d *Device) inquiry(t *stmf.Task, cdb []byte) *stmf.Result {
 		return fail(invalidField(2, -1))
 	}
 	return dataIn(truncate(b, alloc))
+}
+
+// standardInquiry is the standard INQUIRY data with MULTIP set when the
+// LU is reachable through more than one target port now (SPC-4 6.6.2):
+// the framework knows the ports and views, so it is asked each time.
+func (d *Device) standardInquiry() []byte {
+	b := d.ident.Load().stdInquiry
+	if h := d.hostOf(); h != nil && h.TargetPortCount() > 1 {
+		b = append([]byte(nil), b...)
+		b[6] |= 0x10 // MULTIP
+	}
+	return b
 }
 
 // Designator header bytes of the LU's NAA designator (EXTENDED COPY's

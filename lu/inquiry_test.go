@@ -94,7 +94,7 @@ func TestVPDPages(t *testing.T) {
 		return r.data
 	}
 	sup := get(0x00)
-	if !bytes.Equal(sup[4:], []byte{0x00, 0x80, 0x83, 0xb0, 0xb1, 0xb2}) {
+	if !bytes.Equal(sup[4:], []byte{0x00, 0x80, 0x83, 0x8f, 0xb0, 0xb1, 0xb2}) {
 		t.Fatalf("supported pages % x", sup[4:])
 	}
 	for _, p := range sup[4:] {

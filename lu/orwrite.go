@@ -34,8 +34,8 @@ func (d *Device) orWrite(t *stmf.Task, cdb []byte) *stmf.Result {
 		for i := range cur {
 			cur[i] |= data[i]
 		}
-		if err := d.store.WriteAt(cur, d.byteOff(lba), fua || d.wcd.Load()); err != nil {
-			return d.ioError(err, true, lba)
+		if r := d.writeBlocks(cur, lba, fua || d.wcd.Load()); r != nil {
+			return r
 		}
 		d.thinAfterWrite(t)
 	}

@@ -29,9 +29,12 @@ func TestOrWrite(t *testing.T) {
 			t.Fatalf("lba %d: a5 | 5a read back as % x...", lba, got[:8])
 		}
 	}
-	// Only whole blocks of the Data-Out actually received are ORed in.
+	// Whole blocks of a short Data-Out are ORed in; one ending inside a
+	// block is refused before anything is written.
 	expectGood(t, "zero", exec(t, d, req{cdb: cdb16(scsi.OpWrite16, 0, 10, 2), dir: wr, expLen: 1024, data: make([]byte, 1024)}))
 	r := exec(t, d, req{cdb: cdb16(scsi.OpOrWrite16, 0, 10, 2), dir: wr, expLen: 700, data: fill(700, 0x0f)})
+	expectSense(t, "Data-Out ending inside a block", r, scsi.KeyIllegalRequest, scsi.ASCInvalidFieldInCmdInfoUnit)
+	r = exec(t, d, req{cdb: cdb16(scsi.OpOrWrite16, 0, 10, 2), dir: wr, expLen: 512, data: fill(512, 0x0f)})
 	expectGood(t, "short Data-Out", r)
 	got := exec(t, d, req{cdb: cdb16(scsi.OpRead16, 0, 10, 2), dir: scsi.DirRead, expLen: 1024}).data
 	if !bytes.Equal(got[:512], fill(512, 0x0f)) || !bytes.Equal(got[512:], make([]byte, 512)) {
@@ -106,7 +109,7 @@ func TestWriteAtomic16(t *testing.T) {
 		invField("WRPROTECT", exec(t, d, req{cdb: writeAtomicCDB(p<<5, 0, 1), dir: wr, expLen: 512, data: make([]byte, 512)}))
 	}
 	invField("atomic boundary", exec(t, d, req{cdb: withByte(writeAtomicCDB(0, 0, 1), 11, 1), dir: wr, expLen: 512, data: make([]byte, 512)}))
-	invField("short Data-Out", exec(t, d, req{cdb: writeAtomicCDB(0, 0, 2), dir: wr, expLen: 512, data: make([]byte, 512)}))
+	expectSense(t, "short Data-Out", exec(t, d, req{cdb: writeAtomicCDB(0, 0, 2), dir: wr, expLen: 512, data: make([]byte, 512)}), scsi.KeyIllegalRequest, scsi.ASCInvalidFieldInCmdInfoUnit)
 	big := newTestDisk(t, diskOpts{size: 16 << 20, blockSize: 65536})
 	if big.maxAtomicBlocks() != journalBytes/65536 {
 		t.Errorf("64 KiB blocks: maximum atomic transfer length %d", big.maxAtomicBlocks())

@@ -1,6 +1,7 @@
 package lu
 
 import (
+	"bytes"
 	"encoding/binary"
 	"testing"
 
@@ -117,7 +118,6 @@ func TestReportSupportedOpcodes(t *testing.T) {
 		rsocCDB(false, 1, 0x42, 0, 65535),                      // UNMAP (thick LU)
 		rsocCDB(false, 2, scsi.OpServiceActionIn, 0x13, 65535), // REPORT REFERRALS
 		rsocCDB(false, 3, scsi.OpRead10, 1, 65535),             // READ10 has no SA 1
-		rsocCDB(false, 3, scsi.OpMaintenanceIn, 0x0a, 65535),   // REPORT TARGET PORT GROUPS
 		rsocCDB(false, 2, 0x42, 0, 65535),                      // unknown opcode, by SA
 	} {
 		r := rsoc(c)
@@ -125,6 +125,27 @@ func TestReportSupportedOpcodes(t *testing.T) {
 		if len(r.data) != 4 || r.data[1]&7 != supportNotSupported {
 			t.Errorf("cdb % x: % x, want SUPPORT 001b", c, r.data)
 		}
+	}
+	// REPORT TARGET PORT GROUPS (TPGS=01b): stmf answers it, the LU lists
+	// it, and the one-command query says supported with its usage data.
+	for _, opts := range []byte{2, 3} {
+		c := rsocCDB(false, opts, scsi.OpMaintenanceIn, scsi.SAReportTargetPortGroups, 65535)
+		r := rsoc(c)
+		expectGood(t, "REPORT TARGET PORT GROUPS", r)
+		want := []byte{0, supportStandard, 0, 12, 0xa3, 0xff, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0}
+		if !bytes.Equal(r.data, want) {
+			t.Errorf("cdb % x: % x, want % x", c, r.data, want)
+		}
+	}
+	all := rsoc(rsocCDB(false, 0, 0, 0, 65535))
+	found := false
+	for off := 4; off+8 <= len(all.data); off += 8 {
+		if all.data[off] == scsi.OpMaintenanceIn && all.data[off+3] == scsi.SAReportTargetPortGroups && all.data[off+5]&1 != 0 {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("all-commands list lacks REPORT TARGET PORT GROUPS")
 	}
 	// Allocation length truncates.
 	r := rsoc(rsocCDB(false, 0, 0, 0, 10))

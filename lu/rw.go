@@ -37,6 +37,9 @@ func dataOut(t *stmf.Task) ([]byte, error) {
 // ioError maps a store error to sense data: out of space and read-only
 // (the backing sentinels) for writes, else a medium error.
 func (d *Device) ioError(err error, write bool, lba uint64) *stmf.Result {
+	if errors.As(err, new(errWriteFailed)) {
+		return mediumWriteError(lba) // logged once, when it was latched
+	}
 	switch {
 	case write && errors.Is(err, backing.ErrNoSpace):
 		d.log.Error("lu: backing store is full", "guid", d.guid, "path", d.where(), "lba", lba, "err", err)
@@ -86,8 +89,8 @@ func (d *Device) read(t *stmf.Task, cdb []byte) *stmf.Result {
 	return &stmf.Result{Status: scsi.StatusGood, Data: buf, TransferLen: uint32(total), Release: pb.release}
 }
 
-// write: WRITE (6), (10), (12), (16). Only whole blocks of the Data-Out
-// actually received (at most the CDB's length) are written; TransferLen
+// write: WRITE (6), (10), (12), (16). The Data-Out actually received (at
+// most the CDB's length, whole blocks only: see writePayload) is written; TransferLen
 // is the CDB's length so the transport reports the residual.
 func (d *Device) write(t *stmf.Task, cdb []byte) *stmf.Result {
 	lba, n := blockRange(t)
@@ -102,10 +105,9 @@ func (d *Device) write(t *stmf.Task, cdb []byte) *stmf.Result {
 	if done != nil {
 		return done
 	}
-	m := uint64(len(data))
-	if m > 0 {
-		if err := d.store.WriteAt(data[:m], d.byteOff(lba), fua || d.wcd.Load()); err != nil {
-			return d.ioError(err, true, lba)
+	if len(data) > 0 {
+		if r := d.writeBlocks(data, lba, fua || d.wcd.Load()); r != nil {
+			return r
 		}
 		d.thinAfterWrite(t) // soft threshold check (thin.go)
 	}
@@ -116,7 +118,8 @@ func (d *Device) write(t *stmf.Task, cdb []byte) *stmf.Result {
 // CDB fields, in SBC's order: write protection, the LBA range, nothing to
 // do for zero blocks, then the Data-Out. data is the Data-Out cut to whole
 // blocks and to the CDB's length (a longer Data-Out is residual, a shorter
-// one is written as far as it goes); total is the CDB's byte count, the
+// one is written as far as it goes when it ends on a block boundary and
+// refused before anything is written when it does not); total is the CDB's byte count, the
 // result's TransferLen. done is non-nil when the command is finished.
 func (d *Device) writePayload(t *stmf.Task, lba uint64, n uint32) (data []byte, total uint64, done *stmf.Result) {
 	if d.writeProtected() {
@@ -133,7 +136,25 @@ func (d *Device) writePayload(t *stmf.Task, lba uint64, n uint32) (data []byte, 
 	if err != nil {
 		return nil, 0, dataOutFailed()
 	}
-	return data[:min(total, uint64(len(data)))&^uint64(d.bs-1)], total, nil
+	got := min(total, uint64(len(data)))
+	if got&uint64(d.bs-1) != 0 {
+		return nil, 0, iuLengthMismatch(total)
+	}
+	return data[:got], total, nil
+}
+
+// iuLengthMismatch answers a command whose Data-Out does not fit what the
+// CDB asks for: it ends inside a block (the expected data transfer length
+// cut it short; a partial block cannot be written as sent, and writing
+// the whole blocks before it while dropping the rest would be GOOD for
+// lost data), or an all-or-nothing command got less or more than it needs. FCP-4 and iSCSI allow CHECK
+// CONDITION, ILLEGAL REQUEST, INVALID FIELD IN COMMAND INFORMATION UNIT
+// before anything is written; TransferLen still carries the CDB's length
+// so the residual is reported (libiscsi test_write_residuals.c checks it).
+func iuLengthMismatch(total uint64) *stmf.Result {
+	r := fail(scsi.NewSense(scsi.KeyIllegalRequest, scsi.ASCInvalidFieldInCmdInfoUnit))
+	r.TransferLen = uint32(total)
+	return r
 }
 
 // writeVerify: WRITE AND VERIFY (10), (12), (16). The write is made
@@ -158,8 +179,8 @@ func (d *Device) writeVerify(t *stmf.Task, cdb []byte) *stmf.Result {
 	}
 	m := uint64(len(data))
 	if m > 0 {
-		if err := d.store.WriteAt(data[:m], d.byteOff(lba), true); err != nil {
-			return d.ioError(err, true, lba)
+		if r := d.writeBlocks(data[:m], lba, true); r != nil {
+			return r
 		}
 		d.thinAfterWrite(t)
 		if bytchk == 1 {
@@ -202,7 +223,10 @@ func (d *Device) verify(t *stmf.Task, cdb []byte) *stmf.Result {
 	if err != nil {
 		return dataOutFailed()
 	}
-	m := min(tl, uint64(len(data))) &^ uint64(d.bs-1)
+	m := min(tl, uint64(len(data)))
+	if m&uint64(d.bs-1) != 0 { // a partial block cannot be compared
+		return iuLengthMismatch(tl)
+	}
 	if m == 0 {
 		return &stmf.Result{Status: scsi.StatusGood, TransferLen: uint32(tl)}
 	}
@@ -305,6 +329,8 @@ func (d *Device) syncCache(t *stmf.Task, _ []byte) *stmf.Result {
 	if _, ok := d.rangeToEnd(lba, n); !ok {
 		return lbaOutOfRange()
 	}
+	// A failure is latched: the flush fails at once (syncStore), so no
+	// initiator is told GOOD for writes an earlier sync may have lost.
 	if err := d.flush.flush(); err != nil {
 		return d.ioError(err, true, lba)
 	}

@@ -103,6 +103,13 @@ func (d *Device) readCapacity16(_ *stmf.Task, cdb []byte) *stmf.Result {
 // exists so REPORT SUPPORTED OPERATION CODES lists the command.
 func (d *Device) reportLUNs(t *stmf.Task, _ []byte) *stmf.Result { return stmf.ReportLUNs(t) }
 
+// reportTargetPortGroups: stmf answers REPORT TARGET PORT GROUPS (it owns
+// the ports and their ALUA states) before an LU sees it; the row exists
+// so REPORT SUPPORTED OPERATION CODES lists the command.
+func (d *Device) reportTargetPortGroups(t *stmf.Task, _ []byte) *stmf.Result {
+	return stmf.ReportTargetPortGroups(t)
+}
+
 // Support values of the one-command REPORT SUPPORTED OPERATION CODES format.
 const (
 	supportNotSupported = 0x1

@@ -39,6 +39,9 @@ func (d *Device) unmap(t *stmf.Task, cdb []byte) *stmf.Result {
 	if err != nil {
 		return dataOutFailed()
 	}
+	if len(data) < plen && unmapTruncated(data, plen) {
+		return iuLengthMismatch(uint64(plen))
+	}
 	descs, r := d.parseUnmapList(data[:min(len(data), plen)])
 	if r != nil {
 		return r
@@ -65,6 +68,19 @@ func (d *Device) unmap(t *stmf.Task, cdb []byte) *stmf.Result {
 	}
 	d.thinAfterUnmap()
 	return &stmf.Result{Status: scsi.StatusGood, TransferLen: uint32(plen)}
+}
+
+// unmapTruncated reports whether a parameter list the expected data
+// transfer length cut short (got < plen bytes) lost part of its header or
+// a descriptor the header and the parameter list length name: ignoring
+// those would be GOOD for blocks never unmapped. An incomplete last
+// descriptor the initiator itself sent is SBC's to ignore, not ours.
+func unmapTruncated(got []byte, plen int) bool {
+	if len(got) < 8 {
+		return false // no header: PARAMETER LIST LENGTH ERROR (parseUnmapList)
+	}
+	bddl := int(binary.BigEndian.Uint16(got[2:4]))
+	return min(bddl, plen-8)/16 > min(bddl, len(got)-8)/16
 }
 
 // parseUnmapList validates an UNMAP parameter list (as received, at most

@@ -83,11 +83,21 @@ func TestUnmap(t *testing.T) {
 	binary.BigEndian.PutUint16(long[2:4], 4096)
 	expectGood(t, "descriptor length beyond the list", exec(t, d, tpUnmapReq(long)))
 	check("long", 22, true)
-	// Data-Out shorter than the parameter list length: only what arrived.
+	// Data-Out cut short of the parameter list length by the expected
+	// data transfer length: a named descriptor was lost, so nothing is
+	// unmapped (GOOD would claim block 25 was).
 	short := tpUnmapList(unmapDescriptor{24, 1}, unmapDescriptor{25, 1})
-	expectGood(t, "short Data-Out", exec(t, d, req{cdb: tpUnmapCDB(false, len(short)), dir: scsi.DirWrite, expLen: 24, data: short[:24]}))
-	check("short", 24, true)
+	r = exec(t, d, req{cdb: tpUnmapCDB(false, len(short)), dir: scsi.DirWrite, expLen: 24, data: short[:24]})
+	expectSense(t, "short Data-Out", r, scsi.KeyIllegalRequest, scsi.ASCInvalidFieldInCmdInfoUnit)
+	if r.transferLen != uint32(len(short)) {
+		t.Errorf("short Data-Out: TransferLen %d, want %d (the residual)", r.transferLen, len(short))
+	}
+	check("short", 24, false)
 	check("short", 25, false)
+	// Cut only inside padding after the last whole descriptor: nothing lost.
+	pad := append(tpUnmapList(unmapDescriptor{24, 1}), make([]byte, 8)...)
+	expectGood(t, "short padding", exec(t, d, req{cdb: tpUnmapCDB(false, len(pad)), dir: scsi.DirWrite, expLen: 24, data: pad[:24]}))
+	check("short padding", 24, true)
 
 	// Errors: nothing is deallocated, not even the valid descriptors.
 	many := make([]unmapDescriptor, 513) // 513 * 2048 blocks > MAXIMUM UNMAP LBA COUNT

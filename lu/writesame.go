@@ -68,7 +68,7 @@ func (d *Device) writeSame(t *stmf.Task, cdb []byte) *stmf.Result {
 	}
 	if t.ExpectedLen != want {
 		// Too little Data-Out leaves no pattern, too much is not ours to ignore.
-		return fail(invalidField(lenOff, -1))
+		return iuLengthMismatch(uint64(want))
 	}
 	var pattern []byte
 	if !ndob {
@@ -77,7 +77,7 @@ func (d *Device) writeSame(t *stmf.Task, cdb []byte) *stmf.Result {
 			return dataOutFailed()
 		}
 		if len(data) < int(d.bs) {
-			return fail(invalidField(lenOff, -1))
+			return iuLengthMismatch(uint64(want))
 		}
 		pattern = data[:d.bs]
 	}

@@ -46,11 +46,11 @@ func TestWriteSameErrors(t *testing.T) {
 		{"over max length", big, wr(tpWS16(0, 0, 0x10000)), scsi.KeyIllegalRequest, scsi.ASCInvalidFieldInCDB},
 		{"0 blocks over max length", big, wr(tpWS10(0, 0, 0)), scsi.KeyIllegalRequest, scsi.ASCInvalidFieldInCDB},
 		{"0 blocks max+1 from end", big, wr(tpWS16(0, 131072-0x10000, 0)), scsi.KeyIllegalRequest, scsi.ASCInvalidFieldInCDB},
-		{"Data-Out half a block", thin, req{cdb: tpWS10(0x08, 0, 1), dir: scsi.DirWrite, expLen: 256, data: blk[:256]}, scsi.KeyIllegalRequest, scsi.ASCInvalidFieldInCDB},
-		{"Data-Out two blocks", thin, req{cdb: tpWS10(0x08, 0, 1), dir: scsi.DirWrite, expLen: 1024, data: append(blk, blk...)}, scsi.KeyIllegalRequest, scsi.ASCInvalidFieldInCDB},
-		{"no Data-Out", thin, req{cdb: tpWS16(0, 0, 1), dir: scsi.DirNone}, scsi.KeyIllegalRequest, scsi.ASCInvalidFieldInCDB},
-		{"Data-Out short of its length", thin, req{cdb: tpWS16(0, 0, 1), dir: scsi.DirWrite, expLen: 512, data: blk[:100]}, scsi.KeyIllegalRequest, scsi.ASCInvalidFieldInCDB},
-		{"NDOB with Data-Out", thin, wr(tpWS16(0x01, 0, 1)), scsi.KeyIllegalRequest, scsi.ASCInvalidFieldInCDB},
+		{"Data-Out half a block", thin, req{cdb: tpWS10(0x08, 0, 1), dir: scsi.DirWrite, expLen: 256, data: blk[:256]}, scsi.KeyIllegalRequest, scsi.ASCInvalidFieldInCmdInfoUnit},
+		{"Data-Out two blocks", thin, req{cdb: tpWS10(0x08, 0, 1), dir: scsi.DirWrite, expLen: 1024, data: append(blk, blk...)}, scsi.KeyIllegalRequest, scsi.ASCInvalidFieldInCmdInfoUnit},
+		{"no Data-Out", thin, req{cdb: tpWS16(0, 0, 1), dir: scsi.DirNone}, scsi.KeyIllegalRequest, scsi.ASCInvalidFieldInCmdInfoUnit},
+		{"Data-Out short of its length", thin, req{cdb: tpWS16(0, 0, 1), dir: scsi.DirWrite, expLen: 512, data: blk[:100]}, scsi.KeyIllegalRequest, scsi.ASCInvalidFieldInCmdInfoUnit},
+		{"NDOB with Data-Out", thin, wr(tpWS16(0x01, 0, 1)), scsi.KeyIllegalRequest, scsi.ASCInvalidFieldInCmdInfoUnit},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

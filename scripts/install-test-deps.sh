@@ -10,6 +10,12 @@
 #   qemu-img qemu-io qemu-nbd                                          qemu-utils
 #   QEMU's iscsi:// block driver (block-iscsi.so)                      qemu-block-extra
 #   fio, iperf3                                                        fio, iperf3
+#   prometheus promtool (the metrics test's real Prometheus server)     prometheus
+#     (on a host running systemd the package also enables its own service on :9090;
+#     the test starts a private one on a free loopback port and never uses that one)
+#   freeradius (RADIUS CHAP test peer)                                 freeradius
+#   isnsd, isnsadm (iSNS test peer)                                    open-isns-server, open-isns-utils
+#     (the tests start private servers on free loopback ports, never the packages' services)
 #   timeout stdbuf (coreutils), taskset (util-linux), ss (iproute2), ps (procps)
 #
 # As root, missing packages are installed with apt-get (apt-get update runs only when
@@ -34,7 +40,7 @@ done
 
 log() { echo "install-test-deps: $*" >&2; }
 
-# tgtd lives in /usr/sbin, which a non-root PATH may lack.
+# tgtd, freeradius, isnsd and isnsadm live in /usr/sbin, which a non-root PATH may lack.
 export PATH=$PATH:/usr/sbin:/sbin
 
 # "command-or-file package" pairs. A leading / means a file that must exist.
@@ -51,6 +57,11 @@ REQUIRED=(
   "qemu-nbd qemu-utils"
   "fio fio"
   "iperf3 iperf3"
+  "prometheus prometheus"
+  "promtool prometheus"
+  "freeradius freeradius"
+  "isnsd open-isns-server"
+  "isnsadm open-isns-utils"
   "timeout coreutils"
   "stdbuf coreutils"
   "taskset util-linux"

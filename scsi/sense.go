@@ -36,6 +36,7 @@ const (
 	ASCLUNotAccessibleStandby        ASC = 0x040b
 	ASCLUNotAccessibleUnavailable    ASC = 0x040c
 	ASCWriteError                    ASC = 0x0c00
+	ASCInvalidFieldInCmdInfoUnit     ASC = 0x0e03 // Data-Out length disagrees with the CDB
 	ASCUnrecoveredReadError          ASC = 0x1100
 	ASCMiscompareDuringVerify        ASC = 0x1d00
 	ASCParameterListLengthError      ASC = 0x1a00

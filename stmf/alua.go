@@ -108,23 +108,31 @@ func (fw *Framework) aluaState(group uint16) ALUAState {
 	return ALUAActiveOptimized
 }
 
-// reportTargetPortGroups answers REPORT TARGET PORT GROUPS (MAINTENANCE IN
-// 0Ah) with every group that has ports, in length-only or extended format.
-func (s *Session) reportTargetPortGroups(t *Task) {
+// reportTargetPortGroups answers REPORT TARGET PORT GROUPS for a session.
+func (s *Session) reportTargetPortGroups(t *Task) { t.Complete(ReportTargetPortGroups(t)) }
+
+// ReportTargetPortGroups is the one REPORT TARGET PORT GROUPS (MAINTENANCE
+// IN 0Ah): every group that has ports, in length-only or extended format.
+// The framework answers it itself (it owns ports and ALUA states) before
+// any LU sees it; an LU provider that lists the command in REPORT
+// SUPPORTED OPERATION CODES delegates to it. A task without a session
+// (an LU run alone) sees no groups.
+func ReportTargetPortGroups(t *Task) *Result {
 	cdb := t.CDB
 	if len(cdb) < 12 {
-		t.CompleteSense(scsi.IllegalRequest(scsi.ASCInvalidFieldInCDB, 0))
-		return
+		return checkCondition(scsi.IllegalRequest(scsi.ASCInvalidFieldInCDB, 0))
 	}
 	format := cdb[1] >> 5
 	if format > 1 {
-		t.CompleteSense(scsi.IllegalRequest(scsi.ASCInvalidFieldInCDB, 1))
-		return
+		return checkCondition(scsi.IllegalRequest(scsi.ASCInvalidFieldInCDB, 1))
 	}
 	alloc := binary.BigEndian.Uint32(cdb[6:10])
-	fw := s.fw
-	fw.mu.Lock()
 	groups := map[uint16][]uint16{}
+	if t.Session == nil {
+		return rtpgResult(format, groups, nil, alloc)
+	}
+	fw := t.Session.fw
+	fw.mu.Lock()
 	for _, p := range fw.ports {
 		groups[p.Group] = append(groups[p.Group], p.RelativeID)
 	}
@@ -133,6 +141,11 @@ func (s *Session) reportTargetPortGroups(t *Task) {
 	for g := range groups {
 		states[g] = fw.aluaState(g)
 	}
+	return rtpgResult(format, groups, states, alloc)
+}
+
+// rtpgResult encodes the REPORT TARGET PORT GROUPS parameter data.
+func rtpgResult(format byte, groups map[uint16][]uint16, states map[uint16]ALUAState, alloc uint32) *Result {
 	ids := make([]uint16, 0, len(groups))
 	for g := range groups {
 		ids = append(ids, g)
@@ -160,5 +173,5 @@ func (s *Session) reportTargetPortGroups(t *Task) {
 	if uint32(len(buf)) > alloc {
 		buf = buf[:alloc]
 	}
-	t.CompleteData(buf, nil)
+	return &Result{Status: scsi.StatusGood, Data: buf, TransferLen: uint32(len(buf))}
 }

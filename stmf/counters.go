@@ -120,8 +120,10 @@ type counters struct {
 	bytesWritten atomic.Uint64
 	status       [numStatuses]atomic.Uint64
 	senseKeys    [16]atomic.Uint64
-	latency      [NumLatencyBuckets]atomic.Uint64
-	latencySum   atomic.Int64 // nanoseconds
+	miscompares  atomic.Uint64 // COMPARE AND WRITE answered MISCOMPARE
+	// Latency by kind, so read, write and flush service times stay apart.
+	latency    [NumKinds][NumLatencyBuckets]atomic.Uint64
+	latencySum [NumKinds]atomic.Int64 // nanoseconds
 }
 
 // completion is what the counters learn about one finished task.
@@ -138,8 +140,8 @@ type completion struct {
 
 func (c *counters) add(d *completion) {
 	c.cmds[d.kind].Add(1)
-	c.latency[d.bucket].Add(1)
-	c.latencySum.Add(int64(d.latency))
+	c.latency[d.kind][d.bucket].Add(1)
+	c.latencySum[d.kind].Add(int64(d.latency))
 	if d.read != 0 {
 		c.bytesRead.Add(d.read)
 	}
@@ -151,6 +153,9 @@ func (c *counters) add(d *completion) {
 	}
 	if d.hasKey {
 		c.senseKeys[d.senseKey&0x0f].Add(1)
+		if d.kind == KindATS && d.senseKey == scsi.KeyMiscompare {
+			c.miscompares.Add(1)
+		}
 	}
 }
 
@@ -176,9 +181,12 @@ func (c *counters) snapshot() Snapshot {
 	for i := range c.senseKeys {
 		s.SenseKeys[i] = c.senseKeys[i].Load()
 	}
-	for i := range c.latency {
-		s.Latency.Buckets[i] = c.latency[i].Load()
+	s.ATSMiscompares = c.miscompares.Load()
+	for k := range c.latency {
+		for i := range c.latency[k] {
+			s.Latency[k].Buckets[i] = c.latency[k][i].Load()
+		}
+		s.Latency[k].Sum = time.Duration(c.latencySum[k].Load())
 	}
-	s.Latency.Sum = time.Duration(c.latencySum.Load())
 	return s
 }

@@ -19,6 +19,10 @@ type LUHost interface {
 	// TargetPort returns the name of the target port with relative target
 	// port identifier rel, registered now or before (REGISTER AND MOVE).
 	TargetPort(rel uint16) (name string, ok bool)
+	// TargetPortCount returns how many registered target ports the LU is
+	// reachable through now (a view of it names their target's group, or
+	// all targets): standard INQUIRY sets MULTIP when it is more than one.
+	TargetPortCount() int
 }
 
 // Attacher is implemented by an LU that wants its host: RegisterLU calls
@@ -60,6 +64,22 @@ func (h luHost) TargetPort(rel uint16) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+func (h luHost) TargetPortCount() int {
+	h.fw.mu.Lock()
+	defer h.fw.mu.Unlock()
+	entries := h.fw.views[h.g]
+	n := 0
+	for _, p := range h.fw.ports {
+		for _, e := range entries {
+			if e.TargetGroup == "" || h.fw.tgs[e.TargetGroup][p.TargetName] {
+				n++
+				break
+			}
+		}
+	}
+	return n
 }
 
 // attach hands lu (or the LU an adapter wraps) its host.

@@ -136,3 +136,49 @@ func TestLUHost(t *testing.T) {
 		}
 	}
 }
+
+// TestLUHostTargetPortCount counts the ports an LU's views reach: all
+// targets, or only the members of a view's target group.
+func TestLUHostTargetPortCount(t *testing.T) {
+	fw := New(nil)
+	a, b := guidN(1), guidN(2)
+	for _, g := range []GUID{a, b} {
+		if err := fw.RegisterLU(&gateLU{guid: g}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(g GUID) int { return luHost{fw, g}.TargetPortCount() }
+	if n := count(a); n != 0 {
+		t.Fatalf("no view, no port: %d", n)
+	}
+	for _, p := range []PortSpec{
+		{TargetName: "iqn.t1", Name: "iqn.t1,t,0x0001"},
+		{TargetName: "iqn.t1", Name: "iqn.t1,t,0x0002"}, // a second portal group of t1
+		{TargetName: "iqn.t2", Name: "iqn.t2,t,0x0001"},
+	} {
+		if _, err := fw.RegisterPort(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := count(a); n != 0 {
+		t.Fatalf("ports but no view: %d", n)
+	}
+	if err := fw.CreateTargetGroup("tg2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.AddTargetGroupMember("tg2", "iqn.t2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fw.AddView(b, ViewEntry{TargetGroup: "tg2"}, true); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(b); n != 1 {
+		t.Fatalf("view on a one-port target group: %d ports, want 1", n)
+	}
+	if _, err := fw.AddView(a, ViewEntry{}, true); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(a); n != 3 {
+		t.Fatalf("view on all targets: %d ports, want 3", n)
+	}
+}

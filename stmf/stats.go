@@ -20,14 +20,32 @@ type Snapshot struct {
 	TaskSetFull         uint64
 	Aborted             uint64 // TASK ABORTED, or dropped after an abort
 
-	SenseKeys [16]uint64 // CHECK CONDITIONs by sense key
-	Latency   Histogram  // from Submit to completion
+	SenseKeys      [16]uint64 // CHECK CONDITIONs by sense key
+	ATSMiscompares uint64     // COMPARE AND WRITE answered MISCOMPARE (also in SenseKeys)
+
+	Latency [NumKinds]Histogram // from Submit to completion, by Kind
+}
+
+// AllLatency is the latency histogram of every kind together.
+func (s *Snapshot) AllLatency() Histogram {
+	var h Histogram
+	for k := range s.Latency {
+		h.add(&s.Latency[k])
+	}
+	return h
 }
 
 // Histogram counts latencies in the buckets of LatencyBounds.
 type Histogram struct {
 	Buckets [NumLatencyBuckets]uint64 // per bucket, not cumulative
 	Sum     time.Duration
+}
+
+func (h *Histogram) add(o *Histogram) {
+	for i := range h.Buckets {
+		h.Buckets[i] += o.Buckets[i]
+	}
+	h.Sum += o.Sum
 }
 
 // Count is the number of latencies observed.
@@ -64,10 +82,10 @@ func (s *Snapshot) add(o *Snapshot) {
 	for i := range s.SenseKeys {
 		s.SenseKeys[i] += o.SenseKeys[i]
 	}
-	for i := range s.Latency.Buckets {
-		s.Latency.Buckets[i] += o.Latency.Buckets[i]
+	s.ATSMiscompares += o.ATSMiscompares
+	for k := range s.Latency {
+		s.Latency[k].add(&o.Latency[k])
 	}
-	s.Latency.Sum += o.Latency.Sum
 }
 
 // SessionStats are one open session's counters.

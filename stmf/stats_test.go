@@ -136,10 +136,13 @@ func since(a, b Snapshot) Snapshot {
 	for i := range d.SenseKeys {
 		d.SenseKeys[i] -= b.SenseKeys[i]
 	}
-	for i := range d.Latency.Buckets {
-		d.Latency.Buckets[i] -= b.Latency.Buckets[i]
+	d.ATSMiscompares -= b.ATSMiscompares
+	for k := range d.Latency {
+		for i := range d.Latency[k].Buckets {
+			d.Latency[k].Buckets[i] -= b.Latency[k].Buckets[i]
+		}
+		d.Latency[k].Sum -= b.Latency[k].Sum
 	}
-	d.Latency.Sum -= b.Latency.Sum
 	return d
 }
 
@@ -147,10 +150,12 @@ func since(a, b Snapshot) Snapshot {
 // latency bucket depends on the clock, so only its count is exact.
 func checkOne(t *testing.T, where string, d, want Snapshot) {
 	t.Helper()
-	if n := d.Latency.Count(); n != 1 {
-		t.Errorf("%s: %d latencies, want 1", where, n)
+	for k := range d.Latency {
+		if n := d.Latency[k].Count(); n != want.Commands[k] {
+			t.Errorf("%s: %d %v latencies, want %d", where, n, Kind(k), want.Commands[k])
+		}
 	}
-	d.Latency = Histogram{}
+	d.Latency = [NumKinds]Histogram{}
 	if d != want {
 		t.Errorf("%s:\n got %+v\nwant %+v", where, d, want)
 	}
@@ -175,6 +180,7 @@ func TestTaskCounters(t *testing.T) {
 		status  func(*Snapshot) *uint64 // the status counter that goes up, if any
 		key     int                     // sense key counted, or -1
 		noLU    bool                    // answered by the framework: the LU counts nothing
+		miscmp  bool                    // an ATS miscompare
 	}{
 		{name: "READ(10)", c: cmd{cdb: read10, dir: scsi.DirRead, expLen: 4096},
 			answer: &Result{Status: scsi.StatusGood, Data: blk}, kind: KindRead, read: 4096, key: -1},
@@ -191,7 +197,7 @@ func TestTaskCounters(t *testing.T) {
 			kind: KindUnmap, written: 24, key: -1},
 		{name: "COMPARE AND WRITE miscompare", c: cmd{cdb: []byte{0x89, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0}, dir: scsi.DirWrite, expLen: 1024, out: blk[:1024]},
 			answer: sense(scsi.KeyMiscompare, scsi.ASCMiscompareDuringVerify), kind: KindATS,
-			status: func(s *Snapshot) *uint64 { return &s.CheckCondition }, key: int(scsi.KeyMiscompare)},
+			status: func(s *Snapshot) *uint64 { return &s.CheckCondition }, key: int(scsi.KeyMiscompare), miscmp: true},
 		{name: "EXTENDED COPY", c: cmd{cdb: []byte{0x83, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0}, dir: scsi.DirWrite, expLen: 64, out: blk[:64]},
 			kind: KindXCopy, written: 64, key: -1},
 		{name: "SYNCHRONIZE CACHE(10)", c: cmd{cdb: []byte{0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
@@ -235,6 +241,9 @@ func TestTaskCounters(t *testing.T) {
 			}
 			if tc.key >= 0 {
 				want.SenseKeys[tc.key] = 1
+			}
+			if tc.miscmp {
+				want.ATSMiscompares = 1
 			}
 			checkOne(t, "session", since(after.Sessions[0].Snapshot, before.Sessions[0].Snapshot), want)
 			checkOne(t, "port", since(after.Ports[r.port.Name], before.Ports[r.port.Name]), want)
@@ -291,10 +300,10 @@ func TestTaskCountersAbortAndInFlight(t *testing.T) {
 	} {
 		// The LU held the task at least this long: a lower bound only.
 		var slow uint64
-		for _, n := range d.Latency.Buckets[latencyBucket(hold):] {
+		for _, n := range d.Latency[KindRead].Buckets[latencyBucket(hold):] {
 			slow += n
 		}
-		if d.Latency.Sum < hold || slow != 1 {
+		if d.Latency[KindRead].Sum < hold || slow != 1 {
 			t.Errorf("%s: latency %+v, want one of at least %v", where, d.Latency, hold)
 		}
 		checkOne(t, where, d, want)
@@ -351,8 +360,9 @@ func TestTaskCountersSessionsAndPorts(t *testing.T) {
 		if s.CheckCondition != tc.others/2 || s.SenseKeys[scsi.KeyUnitAttention] != tc.others/2 {
 			t.Errorf("%s: %d CHECK CONDITIONs, %d unit attentions, want %d", tc.where, s.CheckCondition, s.SenseKeys[scsi.KeyUnitAttention], tc.others/2)
 		}
-		if s.Latency.Count() != s.Total() || s.InFlight != 0 {
-			t.Errorf("%s: %d latencies for %d commands, %d in flight", tc.where, s.Latency.Count(), s.Total(), s.InFlight)
+		all := s.AllLatency()
+		if all.Count() != s.Total() || s.Latency[KindWrite].Count() != tc.writes || s.InFlight != 0 {
+			t.Errorf("%s: %d latencies (%d writes) for %d commands, %d in flight", tc.where, all.Count(), s.Latency[KindWrite].Count(), s.Total(), s.InFlight)
 		}
 	}
 }

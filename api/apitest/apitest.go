@@ -11,15 +11,21 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/costar-project/costar/api"
 )
 
 // Reply answers one call: Err, when set, is returned as an API error;
-// otherwise Body is the JSON response.
+// otherwise Body is the JSON response. With Progress set, a call asking
+// for a stream (api.StreamContentType) gets these events first and then
+// the outcome as the final event.
 type Reply struct {
-	Body any
-	Err  *api.Error
+	Body     any
+	Err      *api.Error
+	Progress []api.Progress
+	// Pace is the pause before each progress event (a slow operation).
+	Pace time.Duration
 }
 
 // Call is a request the server received.
@@ -66,6 +72,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.calls = append(s.calls, Call{Method: method, Body: string(body)})
 	rep, ok := s.replies[method]
 	s.mu.Unlock()
+	if ok && rep.Progress != nil && r.Header.Get("Accept") == api.StreamContentType {
+		streamReply(w, rep)
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	switch {
 	case ok && rep.Err != nil:
@@ -76,4 +86,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		_, _ = io.WriteString(w, "{}\n")
 	}
+}
+
+func streamReply(w http.ResponseWriter, rep Reply) {
+	w.Header().Set("Content-Type", api.StreamContentType)
+	enc := json.NewEncoder(w)
+	rc := http.NewResponseController(w)
+	for _, p := range rep.Progress {
+		time.Sleep(rep.Pace)
+		_ = enc.Encode(api.StreamEvent{Progress: &p})
+		_ = rc.Flush()
+	}
+	if rep.Err != nil {
+		_ = enc.Encode(api.StreamEvent{Error: rep.Err})
+		return
+	}
+	body := rep.Body
+	if body == nil {
+		body = struct{}{}
+	}
+	raw, _ := json.Marshal(body)
+	_ = enc.Encode(api.StreamEvent{Result: raw})
 }

@@ -95,12 +95,18 @@ func (c *Client) Call(ctx context.Context, method string, req, resp any) error {
 	if err != nil {
 		return fmt.Errorf("reading %s response: %w", method, err)
 	}
-	if hresp.StatusCode != http.StatusOK {
+	return decodeAnswer(method, hresp.StatusCode, data, resp)
+}
+
+// decodeAnswer decodes a single-document answer: an *api.Error for a
+// failure, else the result into resp (which may be nil).
+func decodeAnswer(method string, status int, data []byte, resp any) error {
+	if status != http.StatusOK {
 		var eb api.ErrorBody
 		if json.Unmarshal(data, &eb) == nil && eb.Error != nil && eb.Error.Code != "" {
 			return eb.Error
 		}
-		return &api.Error{Code: api.CodeInternal, Message: fmt.Sprintf("%s: HTTP %d: %s", method, hresp.StatusCode, bytes.TrimSpace(data))}
+		return &api.Error{Code: api.CodeInternal, Message: fmt.Sprintf("%s: HTTP %d: %s", method, status, bytes.TrimSpace(data))}
 	}
 	if resp == nil {
 		return nil

@@ -72,6 +72,9 @@ func writeLU(w io.Writer, lu api.LU, verbose bool) {
 	prop(w, "Write Protect", enabled(lu.WriteProtect))
 	prop(w, "Writeback Cache", enabled(!lu.WriteCacheDisabled))
 	prop(w, "Access State", lu.AccessState)
+	if lu.ErrorState != "" { // costar extension: a remembered write-back failure
+		prop(w, "Error State", lu.ErrorState)
+	}
 }
 
 func groupName(name string) string {

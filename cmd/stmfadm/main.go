@@ -92,6 +92,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitOK
 	case errors.Is(err, errFailed):
 		return exitFail
+	case errors.Is(err, errChanged):
+		return exitChanged
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "%s: %s\n", e.name, ue.Msg)
 		return exitUsage
@@ -109,6 +111,9 @@ func newApp(name string, e *env) *cli.App {
 	app := stmfadmApp(e)
 	addZFSCommands(app, e) // zfs.go
 	addALUACommands(app, e)
+	addApplyCommands(app, e) // apply.go
+	addStatsCommands(app, e) // stats.go
+	addProgressFlags(app)    // progress.go
 	return app
 }
 

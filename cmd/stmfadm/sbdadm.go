@@ -60,8 +60,9 @@ func (e *env) sbdCreate(c *cli.Context) error {
 	if !ok {
 		return errFailed
 	}
-	lu, err := e.client.CreateLU(c.Context, api.CreateLURequest{DataFile: absPath(ops[0]), Size: size})
-	if err != nil {
+	var lu api.LU
+	req := api.CreateLURequest{DataFile: absPath(ops[0]), Size: size}
+	if err := e.longCall(c, "creating LU on "+req.DataFile, api.MethodCreateLU, req, &lu); err != nil { // progress.go
 		e.luError(err, ops[0])
 		return errFailed
 	}
@@ -75,8 +76,9 @@ func (e *env) sbdImport(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	lu, err := e.client.ImportLU(c.Context, api.ImportLURequest{File: absPath(ops[0])})
-	if err != nil {
+	var lu api.LU
+	req := api.ImportLURequest{File: absPath(ops[0])}
+	if err := e.longCall(c, "importing "+req.File, api.MethodImportLU, req, &lu); err != nil {
 		e.luError(err, ops[0])
 		return errFailed
 	}
@@ -116,7 +118,7 @@ func (e *env) sbdModify(c *cli.Context) error {
 		return errFailed
 	}
 	req.Size = size
-	if _, err := e.client.ModifyLU(c.Context, req); err != nil {
+	if err := e.longCall(c, "modifying LU "+ops[0], api.MethodModifyLU, req, nil); err != nil {
 		e.luError(err, ops[0])
 		return errFailed
 	}

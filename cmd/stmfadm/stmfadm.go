@@ -69,9 +69,14 @@ func stmfadmApp(e *env) *cli.App {
 					"     wp       - write protect (true, false)\n" +
 					"     thin     - thin provisioned: UNMAP frees space (true, false; costar)\n" +
 					"     soft-threshold - thin LUs: warn initiators at this % of the backing\n" +
-					"                file system in use (0-100, 0 = off; costar)\n\n" +
+					"                file system in use (0-100, 0 = off; costar)\n" +
+					"     preallocation - off, falloc (reserve the file space) or full (also write zeroes):\n" +
+					"                the part of the file create-lu makes; thick LUs on files (costar)\n\n" +
+					"Long creates show progress on stderr (a bar on a terminal; --progress prints lines);\n" +
+					"Ctrl-C cancels and stmfd undoes the create.\n\n" +
 					"EXAMPLES:\n   stmfadm create-lu -s 20G /var/lib/costar/lu0.img\n" +
 					"   stmfadm create-lu -p thin=true -p soft-threshold=85 -s 100G /srv/lu1.img\n" +
+					"   stmfadm create-lu -p preallocation=full -s 500G /srv/db.img\n" +
 					"   stmfadm create-lu -p wcd=false -p guid=600144f0c0a80101000067a1b2c30001 /dev/zvol/tank/vm-100-disk-0",
 				Action: e.createLU,
 			},
@@ -102,7 +107,7 @@ func stmfadmApp(e *env) *cli.App {
 				Description: "EXAMPLES:\n   stmfadm list-lu -v\n   stmfadm list-lu -o json 600144F0C0A80101000067A1B2C30001",
 				Action:      e.listLU,
 			},
-			{Name: "online-lu", Usage: "bring a logical unit online", ArgsUsage: "lu-name", Action: e.onlineLU(true)},
+			{Name: "online-lu", Usage: "bring a logical unit online (after offline-lu it also clears a remembered write-back failure)", ArgsUsage: "lu-name", Action: e.onlineLU(true)},
 			{Name: "offline-lu", Usage: "take a logical unit offline (its views stay)", ArgsUsage: "lu-name", Action: e.onlineLU(false)},
 			{
 				Name: "create-hg", Usage: "create a host group", ArgsUsage: "group-name",
@@ -223,6 +228,8 @@ func (e *env) luError(err error, operand string) {
 		e.errorf("%s: must be 32 hexadecimal digits long", operand)
 	case api.CodeBusy:
 		e.errorf("resource busy")
+	case api.CodeCancelled:
+		e.errorf("cancelled; nothing was changed")
 	case api.CodeNotSupported:
 		e.errorf("could not set property: %s: %s", orDash(ae.Subject), ae.Message)
 	default:
@@ -282,8 +289,9 @@ func (e *env) createLU(c *cli.Context) error {
 	if !ok {
 		return errFailed
 	}
-	lu, err := e.client.CreateLU(c.Context, api.CreateLURequest{DataFile: absPath(ops[0]), Size: size, Props: props})
-	if err != nil {
+	var lu api.LU
+	req := api.CreateLURequest{DataFile: absPath(ops[0]), Size: size, Props: props}
+	if err := e.longCall(c, "creating LU on "+req.DataFile, api.MethodCreateLU, req, &lu); err != nil {
 		e.luError(err, ops[0])
 		return errFailed
 	}
@@ -330,7 +338,7 @@ func (e *env) modifyLU(c *cli.Context) error {
 	if req.Size == 0 && req.Props.IsEmpty() {
 		return nil
 	}
-	if _, err := e.client.ModifyLU(c.Context, req); err != nil {
+	if err := e.longCall(c, "modifying LU "+ops[0], api.MethodModifyLU, req, nil); err != nil {
 		e.luError(err, ops[0])
 		return errFailed
 	}
@@ -351,8 +359,9 @@ func (e *env) importLU(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	lu, err := e.client.ImportLU(c.Context, api.ImportLURequest{File: absPath(ops[0])})
-	if err != nil {
+	var lu api.LU
+	req := api.ImportLURequest{File: absPath(ops[0])}
+	if err := e.longCall(c, "importing "+req.File, api.MethodImportLU, req, &lu); err != nil {
 		e.luError(err, ops[0])
 		return errFailed
 	}

@@ -38,6 +38,8 @@ func TestFormats(t *testing.T) {
 	lu2 := lu
 	lu2.Alias, lu2.MetaFile, lu2.MgmtURL, lu2.Serial = "vm1", "/var/meta", "http://m", "S1"
 	lu2.WriteProtect, lu2.WriteCacheDisabled = true, true
+	failed := lu
+	failed.ErrorState = "sync failed at 2026-12-02T04:00:00Z: input/output error"
 	gone := api.LU{GUID: guid, Status: "Offline", Provider: "sbd", DataFile: "/gone", AccessState: "Active"}
 	var b strings.Builder
 	for _, tc := range []struct {
@@ -62,6 +64,23 @@ func TestFormats(t *testing.T) {
 			"    Write Protect     : Disabled\n" +
 			"    Writeback Cache   : Enabled\n" +
 			"    Access State      : Active\n"},
+		{"list-lu -v, write-back failure", func() { writeLU(&b, failed, true) }, "LU Name: " + guid + "\n" +
+			"    Operational Status: Online\n" +
+			"    Provider Name     : sbd\n" +
+			"    Alias             : -\n" +
+			"    View Entry Count  : 2\n" +
+			"    Data File         : /dev/zvol/tank/vm1\n" +
+			"    Meta File         : not set\n" +
+			"    Size              : 10737418240\n" +
+			"    Block Size        : 512\n" +
+			"    Management URL    : not set\n" +
+			"    Vendor ID         : COSTAR\n" +
+			"    Product ID        : COMSTAR\n" +
+			"    Serial Num        : not set\n" +
+			"    Write Protect     : Disabled\n" +
+			"    Writeback Cache   : Enabled\n" +
+			"    Access State      : Active\n" +
+			"    Error State       : sync failed at 2026-12-02T04:00:00Z: input/output error\n"},
 		{"list-lu -v, all set", func() { writeLU(&b, lu2, true) }, "LU Name: " + guid + "\n" +
 			"    Operational Status: Online\n" +
 			"    Provider Name     : sbd\n" +

@@ -1,16 +1,12 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/costar-project/costar/api"
 	"github.com/costar-project/costar/api/cliutil"
@@ -160,9 +156,7 @@ func (e *env) createZvolLU(c *cli.Context) error {
 	req := api.CreateZvolLURequest{Zvol: dataset, Size: size, VolBlockSize: volBlk, Props: props}
 	var lu api.LU
 	what := fmt.Sprintf("creating sparse zvol %s (%s) and its LU", dataset, humanSize(size))
-	if err := e.progress(c.Context, what, func(ctx context.Context) error {
-		return e.client.Call(ctx, api.MethodCreateZvolLU, req, &lu)
-	}); err != nil {
+	if err := e.longCall(c, what, api.MethodCreateZvolLU, req, &lu); err != nil {
 		e.zfsError(err, dataset)
 		return errFailed
 	}
@@ -199,7 +193,7 @@ func (e *env) importZvolLU(c *cli.Context) error {
 		}
 	}
 	var lu api.LU
-	if err := e.client.Call(c.Context, api.MethodImportZvolLU, req, &lu); err != nil {
+	if err := e.longCall(c, "importing "+ops[0], api.MethodImportZvolLU, req, &lu); err != nil {
 		e.zfsError(err, ops[0])
 		return errFailed
 	}
@@ -220,9 +214,7 @@ func (e *env) destroyLUs(c *cli.Context) error {
 			continue
 		}
 		req := api.DestroyLURequest{GUID: op, KeepViews: c.Bool("keep-views")}
-		if err := e.progress(c.Context, "deleting LU "+strings.ToUpper(op)+" and destroying its zvol", func(ctx context.Context) error {
-			return e.client.Call(ctx, api.MethodDestroyLU, req, nil)
-		}); err != nil {
+		if err := e.longCall(c, "deleting LU "+strings.ToUpper(op)+" and destroying its zvol", api.MethodDestroyLU, req, nil); err != nil {
 			failed++
 			if api.IsCode(err, api.CodeLUNotFound) {
 				e.errorf("%s: not found", strings.ToLower(op))
@@ -248,9 +240,8 @@ func (e *env) snapshotLU(c *cli.Context) error {
 		return errFailed
 	}
 	var snap api.Snapshot
-	if err := e.progress(c.Context, "snapshotting the zvol of LU "+strings.ToUpper(ops[0]), func(ctx context.Context) error {
-		return e.client.Call(ctx, api.MethodSnapshotLU, api.SnapshotLURequest{GUID: ops[0], Name: ops[1]}, &snap)
-	}); err != nil {
+	if err := e.longCall(c, "snapshotting the zvol of LU "+strings.ToUpper(ops[0]), api.MethodSnapshotLU,
+		api.SnapshotLURequest{GUID: ops[0], Name: ops[1]}, &snap); err != nil {
 		e.zfsError(err, ops[0])
 		return errFailed
 	}
@@ -282,9 +273,7 @@ func (e *env) cloneLU(c *cli.Context) error {
 	}
 	req := api.CloneLURequest{Source: ops[0], Zvol: dataset, Props: props}
 	var lu api.LU
-	if err := e.progress(c.Context, "cloning "+ops[0]+" to a new zvol and LU", func(ctx context.Context) error {
-		return e.client.Call(ctx, api.MethodCloneLU, req, &lu)
-	}); err != nil {
+	if err := e.longCall(c, "cloning "+ops[0]+" to a new zvol and LU", api.MethodCloneLU, req, &lu); err != nil {
 		e.zfsError(err, ops[0])
 		return errFailed
 	}
@@ -305,51 +294,6 @@ func (e *env) zfsError(err error, operand string) {
 		return
 	}
 	e.luError(err, operand)
-}
-
-// progress runs a call that may take a while (zfs commands wait for a
-// transaction group; a new zvol's device node appears through udev),
-// telling the user what is going on, on stderr: on a terminal a line with
-// the elapsed time, updated every second; otherwise a line when it starts
-// taking long and one when it ends.
-func (e *env) progress(ctx context.Context, what string, f func(context.Context) error) error {
-	done := make(chan error, 1)
-	start := time.Now()
-	go func() { done <- f(ctx) }()
-	tty := false
-	if fd, ok := e.stderr.(*os.File); ok {
-		tty = term.IsTerminal(int(fd.Fd()))
-	}
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	shown := false
-	for {
-		select {
-		case err := <-done:
-			if shown {
-				status := "done"
-				if err != nil {
-					status = "failed"
-				}
-				if tty {
-					fmt.Fprintf(e.stderr, "\r%s: %s ... %s (%.1fs)\n", e.name, what, status, time.Since(start).Seconds())
-				} else {
-					fmt.Fprintf(e.stderr, "%s: %s: %s after %.1fs\n", e.name, what, status, time.Since(start).Seconds())
-				}
-			}
-			return err
-		case <-tick.C:
-			el := time.Since(start)
-			switch {
-			case tty:
-				fmt.Fprintf(e.stderr, "\r%s: %s ... %ds", e.name, what, int(el.Seconds()))
-				shown = true
-			case !shown && el >= 3*time.Second:
-				fmt.Fprintf(e.stderr, "%s: %s ...\n", e.name, what)
-				shown = true
-			}
-		}
-	}
 }
 
 // humanSize prints a byte count the way -s takes it.

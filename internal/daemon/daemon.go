@@ -18,8 +18,10 @@ import (
 	"github.com/costar-project/costar/api"
 	"github.com/costar-project/costar/config"
 	"github.com/costar-project/costar/internal/daemon/mgmt"
+	"github.com/costar-project/costar/internal/metrics"
 	"github.com/costar-project/costar/internal/store"
 	"github.com/costar-project/costar/portprovider/iscsi"
+	"github.com/costar-project/costar/portprovider/iscsi/isns"
 	"github.com/costar-project/costar/stmf"
 )
 
@@ -35,8 +37,11 @@ type Daemon struct {
 	mgr   *mgmt.Manager
 
 	iscsi   *iscsi.Server
-	servers []portServer // every port provider, for Start and Shutdown (ports.go)
+	radius  radiusClients // RADIUS CHAP (iscsi_radius.go)
+	isns    *isns.Client  // iSNS registration (iscsi_isns.go)
+	servers []portServer  // every port provider, for Start and Shutdown (ports.go)
 	api     *mgmt.Server
+	metrics *metrics.Server // metrics.go
 
 	stopZvolWatch func() // WatchZvols
 
@@ -46,11 +51,16 @@ type Daemon struct {
 
 // New prepares a daemon; Start brings it up.
 func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
+	if err := mgmt.TightenDir(cfg.StateDir, log); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
 	st, err := store.Open(cfg.StateDir)
 	if err != nil {
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, log: log, store: st, fw: stmf.New(log.With("component", "stmf"))}
+	d.radius.log = log.With("component", "radius")
+	d.isns = d.newISNSClient()
 	ports, err := d.portProviders() // ports.go
 	if err != nil {
 		return nil, err
@@ -62,7 +72,11 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		LUs:          newLUProvider(hostID(), log.With("component", "lu")),
 		Ports:        ports,
 		ISCSIPortals: d.Addrs,
+		OnChange:     d.isns.Notify,
 	})
+	if d.metrics, err = d.newMetrics(); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -109,12 +123,13 @@ func (d *Daemon) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	d.isns.Start() // the portals are open: their addresses can be registered
 	a, err := mgmt.Listen(d.cfg.Socket, d.mgr.Handler(), d.log.With("component", "api"))
 	if err != nil {
 		return err
 	}
 	d.api = a
-	return nil
+	return d.startMetrics(ctx)
 }
 
 // createDemo configures a demo LU visible to everyone as LUN 0 on
@@ -173,6 +188,13 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		if err := d.api.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("management API shutdown: %w", err))
 		}
+	}
+	if err := d.metrics.Stop(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("metrics shutdown: %w", err))
+	}
+	// Deregister before the portals close: initiators stop finding us first.
+	if err := d.isns.Close(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("iSNS deregistration: %w", err))
 	}
 	for _, srv := range d.servers {
 		if err := srv.Shutdown(ctx); err != nil {

@@ -67,11 +67,15 @@ func (d *Daemon) loginAuth(_ context.Context, r iscsi.AuthRequest) (iscsi.CHAPCr
 	if err != nil {
 		return iscsi.CHAPCredentials{}, err
 	}
-	return iscsi.CHAPCredentials{
+	creds := iscsi.CHAPCredentials{
 		Required:        la.Required,
 		InitiatorUser:   la.InitiatorUser,
 		InitiatorSecret: la.InitiatorSecret,
 		TargetUser:      la.TargetUser,
 		TargetSecret:    la.TargetSecret,
-	}, nil
+	}
+	if len(la.RadiusServers) > 0 {
+		creds.Verifier = d.radius.client(la.RadiusServers, la.RadiusSecret) // iscsi_radius.go
+	}
+	return creds, nil
 }

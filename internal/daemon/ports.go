@@ -26,7 +26,12 @@ func (d *Daemon) portProviders() (map[string]mgmt.Ports, error) {
 		Auth:    iscsi.AuthFunc(d.loginAuth), // iscsi_ports.go
 		Logger:  d.log.With("component", "iscsi"),
 
-		AbortCompletedTask: d.cfg.ISCSI.AbortCompletedTask,
+		AbortCompletedTask:      d.cfg.ISCSI.AbortCompletedTask,
+		ResponseBudget:          d.cfg.ISCSI.ResponseBudget,
+		MaxConnectionsPerPortal: d.cfg.ISCSI.MaxConnectionsPerPortal,
+		MaxConnectionsPerSource: d.cfg.ISCSI.MaxConnectionsPerSource,
+		MaxLoginsInProgress:     d.cfg.ISCSI.MaxLoginsInProgress,
+		AuthFailDelay:           d.cfg.ISCSI.AuthFailDelay,
 	})
 	if err != nil {
 		return nil, err

@@ -54,13 +54,17 @@ func (p *luProvider) generator(oui *uint32, hostID *[4]byte) *lu.GUIDGenerator {
 
 func (p *luProvider) Create(ctx context.Context, s mgmt.LUSpec) (mgmt.LU, error) {
 	if s.MetaFile == "" && p.isZvolPath(s.DataFile) {
+		if s.Preallocation != "" {
+			return nil, fmt.Errorf("%w: preallocation applies to files; a zvol's space belongs to its pool (zfs set refreservation)", mgmt.ErrProviderLimit)
+		}
 		return p.createOnZvol(ctx, s) // zfs.go
 	}
-	d, err := createFileLU(ctx, fileLU{cfg: p.config(s), dataFile: s.DataFile, metaFile: s.MetaFile}, p.generator(s.OUI, s.HostID), p.log)
+	f := fileLU{cfg: p.config(s), dataFile: s.DataFile, metaFile: s.MetaFile, prealloc: s.Preallocation}
+	d, discard, err := createFileLU(ctx, f, p.generator(s.OUI, s.HostID), p.log)
 	if err != nil {
 		return nil, classify(err, s.MetaFile)
 	}
-	return &luDisk{Device: d}, nil
+	return &luDisk{Device: d, discard: discard}, nil
 }
 
 // Import opens an LU from its data file, or from its meta file when file
@@ -93,8 +97,21 @@ func classify(err error, metaFile string) error {
 	return fmt.Errorf("%w: %w", mgmt.ErrDataFile, err)
 }
 
-// luDisk adapts *lu.Device to mgmt.LU, mgmt.Resizer and mgmt.PropSetter.
-type luDisk struct{ *lu.Device }
+// luDisk adapts *lu.Device to mgmt.LU, mgmt.Resizer, mgmt.PropSetter and
+// mgmt.Discarder.
+type luDisk struct {
+	*lu.Device
+	discard func() // undoes the create; nil: only close
+}
+
+// Discard implements mgmt.Discarder.
+func (d *luDisk) Discard() {
+	if d.discard == nil {
+		d.Close()
+		return
+	}
+	d.discard()
+}
 
 func (d *luDisk) Info() mgmt.LUInfo {
 	i := d.Device.Info()
@@ -102,8 +119,19 @@ func (d *luDisk) Info() mgmt.LUInfo {
 		GUID: i.GUID, DataFile: i.DataFile, MetaFile: i.MetaFile, Size: i.Size, BlockSize: i.BlockSize,
 		Alias: i.Alias, MgmtURL: i.MgmtURL, VID: i.VendorID, PID: i.ProductID, Serial: i.Serial,
 		WCD: i.WriteCacheDisabled, WP: i.WriteProtect, Thin: i.Thin, SoftThreshold: i.SoftThreshold,
+		ErrorState: errorState(i.WriteFailure),
 	}
 }
+
+func errorState(f *lu.WriteFailure) string {
+	if f == nil {
+		return ""
+	}
+	return f.String()
+}
+
+// ClearError implements mgmt.ErrorClearer.
+func (d *luDisk) ClearError() bool { return d.Device.ClearWriteFailure() != nil }
 
 func (d *luDisk) Resize(ctx context.Context, size uint64) error {
 	if err := d.Device.ResizeContext(ctx, size); err != nil {

@@ -24,9 +24,7 @@ func (r ReloadReport) OK() bool { return len(r.Failed) == 0 }
 
 // applyLive applies the change of one live setting (config.Diff says
 // which are live) to the running daemon and d.cfg, and says what it did.
-// The metrics listener (--metrics-listen) gets a case here when it exists:
-// open the new listener, then close the old one, and fail without change
-// when the new address cannot listen. Callers hold cfgMu.
+// Callers hold cfgMu.
 func (d *Daemon) applyLive(ctx context.Context, key string, next *config.Config, level *slog.LevelVar) (string, error) {
 	switch key {
 	case "log-level":
@@ -43,6 +41,17 @@ func (d *Daemon) applyLive(ctx context.Context, key string, next *config.Config,
 		added, removed := config.PortalDelta(d.cfg.ISCSI.Portals, next.ISCSI.Portals)
 		d.cfg.ISCSI.Portals = append([]string(nil), next.ISCSI.Portals...)
 		return fmt.Sprintf("added %s; removed %s", list(added), list(removed)), nil
+	case "metrics-listen":
+		// The new listener opens before the old one closes; a bad
+		// address leaves the old one serving.
+		if err := d.metrics.Reconfigure(ctx, next.MetricsListen); err != nil {
+			return "", err
+		}
+		d.cfg.MetricsListen = next.MetricsListen
+		if next.MetricsListen == "" {
+			return "off", nil
+		}
+		return next.MetricsListen, nil
 	case "shutdown-timeout":
 		d.cfg.ShutdownSeconds = next.ShutdownSeconds
 		return fmt.Sprintf("%ds", next.ShutdownSeconds), nil

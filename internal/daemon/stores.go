@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/costar-project/costar/internal/progress"
 	"github.com/costar-project/costar/lu"
 	"github.com/costar-project/costar/lu/backing"
 	"github.com/costar-project/costar/lu/backing/filestore"
@@ -22,24 +23,30 @@ import (
 type fileLU struct {
 	cfg                lu.Config
 	dataFile, metaFile string
+	prealloc           string // filestore.PreallocFalloc, PreallocFull or ""
 }
 
-// createFileLU makes a new LU on a file or block device.
-func createFileLU(ctx context.Context, f fileLU, gen *lu.GUIDGenerator, log *slog.Logger) (*lu.Device, error) {
+// createFileLU makes a new LU on a file or block device. discard undoes
+// it (closes the LU, removes the file it made or cuts a grown one back).
+func createFileLU(ctx context.Context, f fileLU, gen *lu.GUIDGenerator, log *slog.Logger) (d *lu.Device, discard func(), err error) {
 	if err := f.cfg.Normalize(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	st, err := filestore.Create(ctx, filestore.Options{DataFile: f.dataFile, MetaFile: f.metaFile, Size: f.cfg.Size,
-		BlockSize: f.cfg.BlockSize, Log: log})
+		BlockSize: f.cfg.BlockSize, Preallocation: f.prealloc, Log: log})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	d, err := lu.New(ctx, st, f.cfg, gen, log)
+	progress.Phase(ctx, "writing the LU's metadata to "+f.dataFile)
+	d, err = lu.New(ctx, st, f.cfg, gen, log)
 	if err != nil {
 		st.Discard()
-		return nil, err
+		return nil, nil, err
 	}
-	return d, nil
+	return d, func() {
+		d.Close()
+		st.Discard()
+	}, nil
 }
 
 // importFileLU opens the LU of a file or block device (see filestore.Open).

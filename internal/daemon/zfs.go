@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/costar-project/costar/internal/daemon/mgmt"
+	"github.com/costar-project/costar/internal/progress"
 	"github.com/costar-project/costar/lu"
 	"github.com/costar-project/costar/lu/backing/zvolstore"
 	"github.com/costar-project/costar/lu/zvol"
@@ -74,9 +75,11 @@ func (p *luProvider) CreateZvolLU(ctx context.Context, name string, size uint64,
 	if err := zvol.ValidVolumeName(name); err != nil {
 		return nil, fmt.Errorf("%w: %w", mgmt.ErrDataFile, err)
 	}
+	progress.Phase(ctx, fmt.Sprintf("zfs create -s -V %d %s", size, name))
 	if err := p.zfs.CreateVolume(ctx, name, size, uint64(volBlock), nil); err != nil {
 		return nil, p.zerr(err, "")
 	}
+	progress.Phase(ctx, "writing the LU's metadata to zvol "+name)
 	d, err := createZvolLU(ctx, p.zfs, name, p.config(s), p.generator(s.OUI, s.HostID), p.log)
 	if err != nil {
 		p.destroy(ctx, name, "a failed create-lu")
@@ -133,6 +136,7 @@ func (p *luProvider) importZvol(ctx context.Context, file string, opts lu.OpenOp
 	if err != nil {
 		return nil, p.zerr(err, "")
 	}
+	progress.Phase(ctx, "opening the LU on zvol "+v.Name)
 	d, err := importZvolLU(ctx, p.zfs, v.Name, opts, p.generator(nil, nil), p.log)
 	if err != nil {
 		return nil, p.zerr(err, "")
@@ -163,6 +167,7 @@ func (p *luProvider) SnapshotLU(ctx context.Context, d mgmt.LU, snap string) (st
 		return "", fmt.Errorf("%w: %w", mgmt.ErrDataFile, err)
 	}
 	name := ld.Device.Info().Zvol
+	progress.Phase(ctx, "flushing LU "+d.GUID().String())
 	if err := ld.Flush(); err != nil {
 		return "", fmt.Errorf("%w: flushing %s before the snapshot: %w", mgmt.ErrDataFile, name, err)
 	}
@@ -172,6 +177,7 @@ func (p *luProvider) SnapshotLU(ctx context.Context, d mgmt.LU, snap string) (st
 	} else if ok {
 		props[zvol.PropLU] = v // the snapshot keeps the LU's identity as it was
 	}
+	progress.Phase(ctx, "zfs snapshot "+name+"@"+snap)
 	if err := p.zfs.Snapshot(ctx, name, snap, props); err != nil {
 		return "", zfsErr(err)
 	}
@@ -197,6 +203,7 @@ func (p *luProvider) CloneLU(ctx context.Context, snapshot, dest string, s mgmt.
 	} else if err := zvol.ValidVolumeName(dest); err != nil {
 		return nil, fmt.Errorf("%w: %w", mgmt.ErrDataFile, err)
 	}
+	progress.Phase(ctx, "zfs clone "+snapshot+" "+dest)
 	if err := p.zfs.Clone(ctx, snapshot, dest, nil); err != nil {
 		return nil, zfsErr(err)
 	}
@@ -214,6 +221,7 @@ func (p *luProvider) CloneLU(ctx context.Context, snapshot, dest string, s mgmt.
 	if s.WP {
 		opts.WriteProtect = &s.WP
 	}
+	progress.Phase(ctx, "opening the LU on zvol "+dest)
 	d, err := importZvolLU(ctx, p.zfs, dest, opts, p.generator(s.OUI, s.HostID), p.log)
 	if errors.Is(err, lu.ErrNoMetadata) || errors.Is(err, zvol.ErrNoMetadata) {
 		// A snapshot of a zvol that was no LU: a new LU on the clone.
@@ -254,5 +262,6 @@ func (p *luProvider) freeName(ctx context.Context, base string) (string, error) 
 // DestroyZvol implements mgmt.ZvolProvider. A volume whose LU was just
 // closed may be busy for a moment (udev probing it): that is waited out.
 func (p *luProvider) DestroyZvol(ctx context.Context, name string) error {
+	progress.Phase(ctx, "zfs destroy "+name)
 	return zfsErr(zvol.DestroyRetry(ctx, p.zfs, name, zvolBusyWait))
 }

@@ -227,8 +227,10 @@ func (g *GoZFS) Snapshot(ctx context.Context, vol, snap string, props map[string
 	if _, err := call(ctx, "snapshotting "+vol, func() (*gozfs.Dataset, error) { return dataset(vol).Snapshot(snap, false) }); err != nil {
 		return err
 	}
+	// Once the snapshot exists it is finished whatever the caller does:
+	// a cancel must not leave it without the LU's identity.
 	for k, v := range props {
-		if err := g.SetUserProp(ctx, vol+"@"+snap, k, v); err != nil {
+		if err := g.SetUserProp(context.WithoutCancel(ctx), vol+"@"+snap, k, v); err != nil {
 			return err
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/sha1"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"hash"
@@ -43,6 +42,9 @@ type chapState struct {
 	id        byte
 	challenge []byte
 	step      int // 0: want CHAP_A, 1: want CHAP_N/CHAP_R, 2: done
+	// failStatus is the login status of a failed response check (0201,
+	// or 0301 when a verifier could not be reached).
+	failStatus loginStatus
 }
 
 // decodeBinary decodes a CHAP binary value: 0x hex or 0b base64.
@@ -88,7 +90,7 @@ func (a *chapState) handle(keys map[string]string) (resp []pdu.KV, done bool, fa
 		}
 		for _, s := range strings.Split(list, ",") {
 			n, err := strconv.Atoi(s)
-			if err == nil && chapHash(n) != nil {
+			if err == nil && chapHash(n) != nil && (a.creds.Verifier == nil || n == chapMD5) {
 				a.alg = n
 				break
 			}
@@ -121,14 +123,11 @@ func (a *chapState) handle(keys map[string]string) (resp []pdu.KV, done bool, fa
 		if !ok {
 			return nil, false, "malformed CHAP_R"
 		}
-		if a.creds.InitiatorSecret == "" || (a.creds.InitiatorUser != "" && !chapUserMatches(name, a.creds.InitiatorUser)) {
-			return nil, false, "unknown CHAP user"
+		if fail, st := a.checkResponse(name, got); fail != "" { // chap_verify.go
+			a.failStatus = st
+			return nil, false, fail
 		}
 		h := chapHash(a.alg)
-		want := chapResponse(h, a.id, a.creds.InitiatorSecret, a.challenge)
-		if subtle.ConstantTimeCompare(got, want) != 1 {
-			return nil, false, "CHAP response mismatch"
-		}
 		a.step = 2
 		iv, mutualI := keys["CHAP_I"]
 		cv, mutualC := keys["CHAP_C"]

@@ -88,7 +88,34 @@ type Config struct {
 	// AbortCompletedTask is the ABORT TASK policy for a task the target
 	// does not know: AbortTaskDoesNotExist (default) or AbortFunctionComplete.
 	AbortCompletedTask string
+
+	// ResponseBudget bounds, per connection, the bytes of responses held
+	// for the initiator: queued for the writer, or reserved for commands
+	// being executed (default 16 MiB, minimum 4 x MaxRecvDataSegmentLength
+	// + 128 KiB). See respBudget: control responses (NOP-In, Text,
+	// Reject, TMF, Logout) get 2 x MaxRecvDataSegmentLength + 64 KiB of it
+	// and stop the reader when full; SCSI responses get the rest and make
+	// commands wait before they run. One command larger than its share
+	// runs alone.
+	ResponseBudget int64
+
+	// Admission before login (0: the default; <0: unlimited). A
+	// connection over a limit is closed at once, before any PDU is read.
+	MaxConnectionsPerPortal int // open connections per listening portal (default 1024)
+	MaxConnectionsPerSource int // open connections per initiator IP address, all portals (default 128)
+	MaxLoginsInProgress     int // connections still in the login phase (default 64)
+	// AuthFailDelay delays the answer to a failed CHAP response, per
+	// initiator name and source address: the first failure waits this
+	// long, each further one within 15 minutes twice as long, up to 8 s
+	// (default 1 s; <0: no delay).
+	AuthFailDelay time.Duration
 }
+
+// ctlBudget is the control share of the response budget.
+func (c *Config) ctlBudget() int64 { return 2*int64(c.MaxRecvDataSegmentLength) + 64<<10 }
+
+// taskBudget is the SCSI response share of the response budget.
+func (c *Config) taskBudget() int64 { return c.ResponseBudget - c.ctlBudget() }
 
 // Defaults.
 const (
@@ -99,6 +126,11 @@ const (
 	DefaultQueueDepth               = 128
 	DefaultMaxIOSize                = 64 << 20
 	DefaultDataOutBudget            = 64 << 20
+	DefaultResponseBudget           = 16 << 20
+	DefaultMaxConnectionsPerPortal  = 1024
+	DefaultMaxConnectionsPerSource  = 128
+	DefaultMaxLoginsInProgress      = 64
+	DefaultAuthFailDelay            = time.Second
 	minQueueDepth                   = 16
 )
 
@@ -152,6 +184,20 @@ func (c *Config) withDefaults() (Config, error) {
 	if o.DataOutBudget == 0 {
 		o.DataOutBudget = DefaultDataOutBudget
 	}
+	if o.ResponseBudget == 0 {
+		o.ResponseBudget = DefaultResponseBudget
+	}
+	defInt := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defInt(&o.MaxConnectionsPerPortal, DefaultMaxConnectionsPerPortal)
+	defInt(&o.MaxConnectionsPerSource, DefaultMaxConnectionsPerSource)
+	defInt(&o.MaxLoginsInProgress, DefaultMaxLoginsInProgress)
+	if o.AuthFailDelay == 0 {
+		o.AuthFailDelay = DefaultAuthFailDelay
+	}
 	if o.AbortCompletedTask == "" {
 		o.AbortCompletedTask = AbortTaskDoesNotExist
 	}
@@ -174,6 +220,8 @@ func (c *Config) withDefaults() (Config, error) {
 		return o, fmt.Errorf("iscsi: MaxOutstandingR2T %d out of range 1..65535", o.MaxOutstandingR2T)
 	case o.QueueDepth < minQueueDepth || o.QueueDepth > 1<<20:
 		return o, fmt.Errorf("iscsi: QueueDepth %d out of range %d..%d", o.QueueDepth, minQueueDepth, 1<<20)
+	case o.ResponseBudget < 2*o.ctlBudget():
+		return o, fmt.Errorf("iscsi: ResponseBudget %d below %d (4 x MaxRecvDataSegmentLength + 128 KiB)", o.ResponseBudget, 2*o.ctlBudget())
 	case o.DefaultTime2Wait > 3600 || o.DefaultTime2Retain > 3600:
 		return o, errors.New("iscsi: DefaultTime2Wait/Retain out of range 0..3600")
 	}
@@ -241,6 +289,9 @@ type CHAPCredentials struct {
 	// mutual CHAP (sends CHAP_I/CHAP_C). Empty secret refuses mutual CHAP.
 	TargetUser   string
 	TargetSecret string
+	// Verifier, when set, checks the initiator's response instead of
+	// InitiatorUser/InitiatorSecret (RADIUS: chap_verify.go).
+	Verifier CHAPVerifier
 }
 
 // Authenticator decides, per initiator and target (or discovery), whether

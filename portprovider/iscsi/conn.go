@@ -50,6 +50,8 @@ type outItem struct {
 	res   *stmf.Result // released after writing
 	close bool         // close the connection once written
 	noop  bool         // nothing to write (a bare close marker)
+	// Response budget charges given back once written or dropped.
+	taskCharge, ctlCharge int64
 }
 
 // conn is one TCP connection: a reader goroutine (serve) that decodes
@@ -99,6 +101,8 @@ type conn struct {
 	ka        *time.Timer
 	loggedOut bool
 	ffp       atomic.Bool // login finished: sess and the writer are set up
+
+	rb *respBudget
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -113,6 +117,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		writerDone: make(chan struct{}),
 		done:       make(chan struct{}),
 		tasks:      map[uint32]*cmd{},
+		rb:         newRespBudget(s.cfg.taskBudget(), s.cfg.ctlBudget()),
 	}
 	c.maxSend.Store(8192)
 	return c
@@ -143,18 +148,22 @@ func (c *conn) serve() {
 		c.cleanup(writerStarted)
 	}()
 	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.LoginTimeout))
-	if err := c.login(); err != nil {
-		if !errors.Is(err, io.EOF) {
-			c.log.Info("iscsi: login failed", "err", err)
-		}
+	err := func() error {
+		defer c.srv.guard.loginOver()
+		return c.login()
+	}()
+	if err != nil {
+		c.countLoginEnd(err)
+		c.loginFailed(err)
 		return
 	}
 	_ = c.nc.SetReadDeadline(time.Time{})
+	c.countLogin()
 	writerStarted = true
 	go c.writeLoop()
 	c.ffp.Store(true)
 	c.startKeepalive()
-	err := c.ffpLoop()
+	err = c.ffpLoop()
 	switch {
 	case errors.Is(err, errLoggedOut):
 		c.log.Debug("iscsi: logged out")
@@ -162,6 +171,22 @@ func (c *conn) serve() {
 		c.log.Debug("iscsi: connection closed", "err", err)
 	default:
 		c.log.Info("iscsi: connection dropped", "err", err)
+	}
+}
+
+// loginFailed reports why a login ended without a session.
+func (c *conn) loginFailed(err error) {
+	var le *loginError
+	var ne net.Error
+	switch {
+	case errors.As(err, &le):
+		c.srv.loginRejected(loginReason(le.status), c.nc.RemoteAddr(), le.Error())
+	case errors.As(err, &ne) && ne.Timeout():
+		c.srv.loginRejected(rejectTimeout, c.nc.RemoteAddr(), "login not finished in time")
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		c.log.Debug("iscsi: connection closed during login", "err", err)
+	default:
+		c.srv.loginRejected(rejectProtocol, c.nc.RemoteAddr(), err.Error())
 	}
 }
 
@@ -182,6 +207,7 @@ func (c *conn) cleanup(writerStarted bool) {
 	if writerStarted {
 		<-c.writerDone
 	}
+	c.closeWaiting()
 	if c.sess != nil {
 		c.sess.removeConn(c)
 	}
@@ -210,8 +236,11 @@ func (c *conn) enqueue(it outItem) bool {
 }
 
 func (c *conn) enqueueOrRelease(it outItem) {
-	if !c.enqueue(it) && it.res != nil && it.res.Release != nil {
-		it.res.Release()
+	if !c.enqueue(it) {
+		if it.res != nil && it.res.Release != nil {
+			it.res.Release()
+		}
+		c.releaseCharges(it.taskCharge, it.ctlCharge)
 	}
 }
 
@@ -267,12 +296,16 @@ func (c *conn) writeLoop() {
 				c.abort()
 			}
 		}
+		var taskFree, ctlFree int64
 		for i := range batch {
 			if r := batch[i].res; r != nil && r.Release != nil {
 				r.Release()
 			}
+			taskFree += batch[i].taskCharge
+			ctlFree += batch[i].ctlCharge
 			batch[i] = outItem{}
 		}
+		c.releaseCharges(taskFree, ctlFree)
 		if closeAfter {
 			c.abort()
 		}
@@ -286,6 +319,7 @@ func (c *conn) writeLoop() {
 				if r := rest[i].res; r != nil && r.Release != nil {
 					r.Release()
 				}
+				c.releaseCharges(rest[i].taskCharge, rest[i].ctlCharge)
 			}
 			return
 		}
@@ -507,6 +541,7 @@ func (c *conn) keepalive() {
 	now := time.Now()
 	if ttt := c.pingTTT.Load(); ttt != 0 {
 		if now.Sub(time.Unix(0, c.pingSent.Load())) >= c.srv.cfg.NOPInTimeout {
+			c.countNOPTimeout()
 			c.log.Warn("iscsi: NOP-In ping unanswered, dropping connection", "timeout", c.srv.cfg.NOPInTimeout)
 			c.abort()
 			return
@@ -547,6 +582,7 @@ func (c *conn) requestLogout(within time.Duration) {
 
 // reject queues a Reject PDU carrying the offending header.
 func (c *conn) reject(reason byte, bad *pdu.Header, closeAfter bool) {
+	c.countReject(reason)
 	var h pdu.Header
 	h.SetOpcode(pdu.OpReject, false)
 	h.SetFlags(pdu.FlagFinal)
@@ -557,7 +593,7 @@ func (c *conn) reject(reason byte, bad *pdu.Header, closeAfter bool) {
 	if closeAfter {
 		c.flushWait = true
 	}
-	c.enqueue(outItem{hdr: h, data: data, stat: statConsume, close: closeAfter})
+	c.enqueueCtl(outItem{hdr: h, data: data, stat: statConsume, close: closeAfter})
 }
 
 // readSmall reads a non-SCSI data segment into a fresh buffer. A data

@@ -21,6 +21,7 @@ func (c *conn) ffpLoop() error {
 				c.reject(rejectProtocolError, &h, true)
 			}
 			if errors.Is(err, pdu.ErrHeaderDigest) {
+				c.countDigestError()
 				c.log.Warn("iscsi: header digest error, dropping connection")
 			}
 			return err
@@ -78,28 +79,44 @@ func (c *conn) ordered(h *pdu.Header, fn func()) {
 }
 
 func (c *conn) handleNOPOut(h *pdu.Header) error {
-	data, ok, err := c.readSmall(h)
-	if err != nil || !ok {
-		return err
-	}
 	itt := h.ITT()
 	if itt == pdu.ReservedTag {
 		// The answer to our ping (or a ping that wants no answer).
+		if err := c.rd.DiscardData(h); err != nil {
+			return err
+		}
 		if ttt := h.U32(pdu.OffTTT); ttt != pdu.ReservedTag && c.pingTTT.CompareAndSwap(ttt, 0) {
 			c.pingSent.Store(0)
 		}
 		return nil
 	}
+	// The echo is charged before its data is read: a peer that sends
+	// pings and never reads the answers stops being read.
+	charge := ctlCost(int(h.DataSegmentLength()))
+	if !c.acquireCtl(charge) {
+		return errConnClosed
+	}
+	data, ok, err := c.readSmall(h)
+	if err != nil || !ok {
+		c.releaseCharges(0, charge)
+		return err
+	}
 	lun := h.LUN()
+	ran := false
 	c.ordered(h, func() {
+		ran = true
 		var r pdu.Header
 		r.SetOpcode(pdu.OpNOPIn, false)
 		r.SetFlags(pdu.FlagFinal)
 		r.SetLUN(lun)
 		r.SetITT(itt)
 		r.SetU32(pdu.OffTTT, pdu.ReservedTag)
-		c.enqueue(outItem{hdr: r, data: data, stat: statConsume})
+		c.enqueueOrRelease(outItem{hdr: r, data: data, stat: statConsume, ctlCharge: charge})
 	})
+	if !ran && !c.sess.pendingCmdSN(h.U32(pdu.OffCmdSN)) {
+		// Dropped (outside the window or a duplicate).
+		c.releaseCharges(0, charge)
+	}
 	return nil
 }
 
@@ -147,6 +164,7 @@ func (c *conn) handleTMF(h *pdu.Header) error {
 	cmdSN := h.U32(pdu.OffCmdSN)
 	lun := h.LUN()
 	itt := h.ITT()
+	c.countTMF(fn)
 	c.ordered(h, func() {
 		respond := func(code byte) {
 			var r pdu.Header
@@ -154,7 +172,7 @@ func (c *conn) handleTMF(h *pdu.Header) error {
 			r.SetFlags(pdu.FlagFinal)
 			r[2] = code
 			r.SetITT(itt)
-			c.enqueue(outItem{hdr: r, stat: statConsume})
+			c.enqueueCtl(outItem{hdr: r, stat: statConsume})
 		}
 		switch fn {
 		case tmfAbortTask:
@@ -292,7 +310,7 @@ func (c *conn) handleLogout(h *pdu.Header) error {
 		r.SetFlags(pdu.FlagFinal)
 		r[2] = code
 		r.SetITT(itt)
-		c.enqueue(outItem{hdr: r, stat: statConsume, close: code == 0})
+		c.enqueueCtl(outItem{hdr: r, stat: statConsume, close: code == 0})
 	})
 	return nil
 }
@@ -368,7 +386,9 @@ func (c *conn) text(h *pdu.Header, data []byte) {
 // sendTextChunk sends as much of the pending text response as the
 // initiator accepts in one PDU.
 func (c *conn) sendTextChunk(itt uint32) {
-	max := int(c.maxSend.Load())
+	// Never more than we accept ourselves: the chunk is charged to the
+	// control share of the response budget.
+	max := int(min(c.maxSend.Load(), c.srv.cfg.MaxRecvDataSegmentLength))
 	chunk := c.textResp
 	more := len(chunk) > max
 	if more {
@@ -397,7 +417,7 @@ func (c *conn) sendText(itt, ttt uint32, final, cont bool, data []byte) {
 	r.SetFlags(f)
 	r.SetITT(itt)
 	r.SetU32(pdu.OffTTT, ttt)
-	c.enqueue(outItem{hdr: r, data: data, stat: statConsume})
+	c.enqueueCtl(outItem{hdr: r, data: data, stat: statConsume})
 }
 
 // sendTargets appends the SendTargets answer for value ("All", "" or a

@@ -84,6 +84,18 @@ type loginState struct {
 	chap       *chapState
 	authDone   bool
 	sentTPGT   bool
+
+	// An answer longer than loginMaxData goes out in parts with the C
+	// bit; the initiator asks for each next part with an empty request.
+	answer *pendingAnswer
+}
+
+// pendingAnswer is the rest of a Login Response sent in parts.
+type pendingAnswer struct {
+	rest     []byte
+	transit  bool
+	csg, nsg uint8
+	neg      *negotiator // set when the last part finishes the login
 }
 
 // login runs the login phase on c. On success c.sess is set, the session
@@ -138,6 +150,9 @@ func (c *conn) loginStep(st *loginState, neg *negotiator, h *pdu.Header, data []
 	transit := h.Flags()&pdu.FlagFinal != 0
 	cont := h.Flags()&pdu.FlagContinue != 0
 	csg, nsg := h.LoginStages()
+	if st.answer != nil {
+		return c.nextAnswerPart(st, h, len(data))
+	}
 	if transit && cont {
 		return false, lerr(statusInitiatorError, "T and C both set")
 	}
@@ -225,16 +240,50 @@ func (c *conn) loginStep(st *loginState, neg *negotiator, h *pdu.Header, data []
 	if !transit {
 		nsg = 0
 	}
-	if transit && nsg == pdu.StageFullFeature {
-		return true, c.finishLogin(st, neg, resp)
+	text := pdu.EncodeText(resp)
+	if len(text) > loginMaxData {
+		// Nothing may exceed 8192 bytes during login (RFC 7143 12.12):
+		// send the answer in parts (C bit), the stage change with the last.
+		st.answer = &pendingAnswer{rest: text[loginMaxData:], transit: transit, csg: csg, nsg: nsg}
+		if transit && nsg == pdu.StageFullFeature {
+			st.answer.neg = neg
+		}
+		return false, c.writeLoginRespFlags(st, false, true, csg, 0, 0, text[:loginMaxData])
 	}
-	if err := c.writeLoginResp(st, transit, csg, nsg, 0, pdu.EncodeText(resp)); err != nil {
+	return c.endLoginStep(st, neg, transit, csg, nsg, text)
+}
+
+// endLoginStep sends the (last part of the) answer to a login request and
+// moves to the next stage, or to full feature phase.
+func (c *conn) endLoginStep(st *loginState, neg *negotiator, transit bool, csg, nsg uint8, text []byte) (bool, error) {
+	if transit && nsg == pdu.StageFullFeature {
+		return true, c.finishLogin(st, neg, text)
+	}
+	if err := c.writeLoginResp(st, transit, csg, nsg, 0, text); err != nil {
 		return false, err
 	}
 	if transit {
 		st.stage = nsg
 	}
 	return false, nil
+}
+
+// nextAnswerPart answers the empty Login Request that asks for the next
+// part of a long answer.
+func (c *conn) nextAnswerPart(st *loginState, h *pdu.Header, n int) (bool, error) {
+	a := st.answer
+	csg, _ := h.LoginStages()
+	// The T bit is not checked: initiators may repeat their request's.
+	if n != 0 || h.Flags()&pdu.FlagContinue != 0 || csg != a.csg {
+		return false, lerr(statusInitiatorError, "expected an empty Login Request for the rest of the answer")
+	}
+	if len(a.rest) > loginMaxData {
+		part := a.rest[:loginMaxData]
+		a.rest = a.rest[loginMaxData:]
+		return false, c.writeLoginRespFlags(st, false, true, a.csg, 0, 0, part)
+	}
+	st.answer = nil
+	return c.endLoginStep(st, a.neg, a.transit, a.csg, a.nsg, a.rest)
 }
 
 // loginFirst validates the names and the session type of the leading
@@ -339,7 +388,7 @@ func (c *conn) securityStep(st *loginState, sec map[string]string) ([]pdu.KV, *l
 		switch {
 		case !st.creds.Required && hasNone:
 			st.authMethod = "None"
-		case hasCHAP && st.creds.InitiatorSecret != "":
+		case hasCHAP && st.creds.canCHAP():
 			st.authMethod = "CHAP"
 			st.chap = &chapState{creds: st.creds}
 		default:
@@ -359,9 +408,23 @@ func (c *conn) securityStep(st *loginState, sec map[string]string) ([]pdu.KV, *l
 			return nil, lerr(statusInitiatorError, "unexpected CHAP keys")
 		}
 		r, done, fail := st.chap.handle(sec)
+		key := st.initiator + "|" + sourceIP(c.nc.RemoteAddr())
 		if fail != "" {
-			c.log.Info("iscsi: CHAP authentication failed", "initiator", st.initiator, "why", fail)
+			if st.chap.failStatus == statusServiceUnavailable {
+				// Not the initiator's failure (the RADIUS server did not
+				// answer): no guessing delay, and the initiator may retry.
+				c.log.Warn("iscsi: login refused: CHAP response could not be verified", "initiator", st.initiator, "why", fail)
+				return nil, lerr(statusServiceUnavailable, "CHAP: %s", fail)
+			}
+			// Slow down guessing: the answer waits longer with each
+			// failure of this initiator name from this address.
+			d := c.srv.guard.authFailed(key, c.srv.cfg.AuthFailDelay, time.Now())
+			c.log.Info("iscsi: CHAP authentication failed", "initiator", st.initiator, "why", fail, "delay", d)
+			c.sleep(d)
 			return nil, lerr(statusAuthFailure, "CHAP: %s", fail)
+		}
+		if done {
+			c.srv.guard.authSucceeded(key)
 		}
 		resp = append(resp, r...)
 		st.authDone = done
@@ -371,7 +434,7 @@ func (c *conn) securityStep(st *loginState, sec map[string]string) ([]pdu.KV, *l
 
 // finishLogin creates (or reinstates) the session and writes the final
 // Login Response.
-func (c *conn) finishLogin(st *loginState, neg *negotiator, resp []pdu.KV) error {
+func (c *conn) finishLogin(st *loginState, neg *negotiator, text []byte) error {
 	s := c.srv
 	ss := newSession(s, st.cmdSN, s.cfg.QueueDepth)
 	ss.discovery = st.discovery
@@ -415,7 +478,7 @@ func (c *conn) finishLogin(st *loginState, neg *negotiator, resp []pdu.KV) error
 	c.neg = neg
 	c.cid = st.cid
 	st.tsih = ss.tsih
-	if err := c.writeLoginResp(st, true, st.stage, pdu.StageFullFeature, 0, pdu.EncodeText(resp)); err != nil {
+	if err := c.writeLoginResp(st, true, st.stage, pdu.StageFullFeature, 0, text); err != nil {
 		return err
 	}
 	// Full feature phase: digests and limits take effect now.
@@ -436,9 +499,14 @@ func (c *conn) finishLogin(st *loginState, neg *negotiator, resp []pdu.KV) error
 // writeLoginResp writes a Login Response synchronously (no writer runs
 // during login).
 func (c *conn) writeLoginResp(st *loginState, transit bool, csg, nsg uint8, status loginStatus, data []byte) error {
+	return c.writeLoginRespFlags(st, transit, false, csg, nsg, status, data)
+}
+
+// writeLoginRespFlags is writeLoginResp with the C bit.
+func (c *conn) writeLoginRespFlags(st *loginState, transit, cont bool, csg, nsg uint8, status loginStatus, data []byte) error {
 	var h pdu.Header
 	h.SetOpcode(pdu.OpLoginResp, false)
-	h.SetLoginFlags(transit, false, csg, nsg)
+	h.SetLoginFlags(transit, cont, csg, nsg)
 	h[2], h[3] = 0, 0 // Version-max, Version-active
 	h.SetISID(st.isid)
 	if transit && nsg == pdu.StageFullFeature {
@@ -463,6 +531,7 @@ func (c *conn) sendLoginReject(st *loginState, h *pdu.Header, le *loginError) {
 		st.statSN = h.U32(pdu.OffExpStatSN)
 		st.cmdSN = h.U32(pdu.OffCmdSN)
 	}
+	c.countLoginReject(st, le.status)
 	csg, _ := h.LoginStages()
 	_ = c.writeLoginResp(st, false, csg, 0, le.status, nil)
 }

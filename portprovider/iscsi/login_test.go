@@ -2,6 +2,7 @@ package iscsi
 
 import (
 	"context"
+	"fmt"
 	"github.com/costar-project/costar/stmf"
 	"strings"
 	"testing"
@@ -233,5 +234,88 @@ func TestCHAPLogin(t *testing.T) {
 		if loginStatusOf(r) != 0 || r.TSIH() == 0 {
 			t.Fatal("final login failed")
 		}
+	}
+}
+
+// TestLoginLongAnswerSplit: a login carrying 1000 unknown keys (in request
+// PDUs of at most 8192 bytes) is answered in parts of at most 8192 bytes
+// with the C bit, each asked for with an empty request, and the login
+// then completes.
+func TestLoginLongAnswerSplit(t *testing.T) {
+	env := startServer(t, nil)
+	in := dial(t, env.addr)
+	sec := []pdu.KV{kv("InitiatorName", testInitiator), kv("AuthMethod", "None"), kv("SessionType", "Normal"), kv("TargetName", testTarget)}
+	if r, _ := in.loginPDU(true, pdu.StageSecurity, pdu.StageOperational, sec, nil); loginStatusOf(r) != 0 {
+		t.Fatalf("security stage: 0x%04x", loginStatusOf(r))
+	}
+	var kvs []pdu.KV
+	for i := 0; i < 1000; i++ {
+		kvs = append(kvs, kv(fmt.Sprintf("UnknownKeyNumber%04d", i), "SomeValue"))
+	}
+	text := pdu.EncodeText(kvs)
+	send := func(transit, cont bool, data []byte) {
+		var h pdu.Header
+		h.SetOpcode(pdu.OpLoginReq, true)
+		h.SetLoginFlags(transit, cont, pdu.StageOperational, pdu.StageFullFeature)
+		h.SetISID(in.isid)
+		h.SetCID(1)
+		h.SetU32(pdu.OffCmdSN, in.cmdSN)
+		h.SetU32(pdu.OffExpStatSN, in.expStatSN)
+		if err := in.send(&h, nil, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recv := func() (pdu.Header, []byte) {
+		h, data, err := in.recv()
+		if err != nil || h.Opcode() != pdu.OpLoginResp || loginStatusOf(h) != 0 {
+			t.Fatalf("login response: %v %s 0x%04x", err, h.Opcode(), loginStatusOf(h))
+		}
+		if len(data) > loginMaxData {
+			t.Fatalf("login response of %d bytes", len(data))
+		}
+		in.expStatSN = h.U32(pdu.OffStatSN) + 1
+		return h, data
+	}
+	for len(text) > loginMaxData {
+		send(false, true, text[:loginMaxData])
+		text = text[loginMaxData:]
+		if h, data := recv(); len(data) != 0 || h.Final() {
+			t.Fatalf("acknowledgement of a request part: %d bytes, T=%v", len(data), h.Final())
+		}
+	}
+	send(true, false, text)
+	var answer []byte
+	parts := 0
+	for {
+		h, data := recv()
+		parts++
+		answer = append(answer, data...)
+		if h.Flags()&pdu.FlagContinue == 0 {
+			if !h.Final() || h.TSIH() == 0 {
+				t.Fatalf("last part: T=%v TSIH %d", h.Final(), h.TSIH())
+			}
+			break
+		}
+		if h.Final() {
+			t.Fatal("C and T both set")
+		}
+		send(false, false, nil)
+	}
+	got, err := pdu.ParseText(answer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nu := 0
+	for _, p := range got {
+		if strings.HasPrefix(p.Key, "UnknownKeyNumber") && p.Value == "NotUnderstood" {
+			nu++
+		}
+	}
+	if nu != 1000 || parts < 4 {
+		t.Fatalf("%d NotUnderstood answers in %d parts", nu, parts)
+	}
+	in.nopOut(in.nextITT(), pdu.ReservedTag, true, []byte("ping"))
+	if _, d := in.expect(pdu.OpNOPIn); string(d) != "ping" {
+		t.Fatalf("NOP-In %q", d)
 	}
 }

@@ -65,6 +65,7 @@ const (
 	kindIrrelevant    // obsolete or iSER-only: answer Irrelevant
 	kindTargetDeclare // declared only by targets; from an initiator: Irrelevant
 	kindList          // other lists: TaskReporting
+	kindReject        // obsolete keys RFC 7143 13.26 answers Reject: IFMarkInt, OFMarkInt
 )
 
 type keyDef struct {
@@ -78,7 +79,9 @@ type keyDef struct {
 	discIrrelev bool // Irrelevant when SessionType=Discovery
 }
 
-// lookupKey is the table of RFC 7143 (and 7144) keys.
+// lookupKey is the table of RFC 7143 (and 7144, 7145) keys. leading and
+// loginOnly follow each key's "Use:" (LO and IO); both are rejected in
+// full feature phase (TestKeyUseAudit checks the table against the RFC).
 func lookupKey(k string) (keyDef, bool) {
 	switch k {
 	case "HeaderDigest", "DataDigest":
@@ -105,17 +108,32 @@ func lookupKey(k string) (keyDef, bool) {
 		return keyDef{kind: kindMin, lo: 0, hi: 2, leading: true}, true
 	case "iSCSIProtocolLevel":
 		return keyDef{kind: kindMin, lo: 0, hi: 31, leading: true}, true
-	case "IFMarker", "OFMarker", "RDMAExtensions":
+	case "IFMarker", "OFMarker":
+		// Obsolete (RFC 7143 13.26): "No" is allowed; RFC 3720 had them IO.
+		return keyDef{kind: kindAnd, loginOnly: true}, true
+	case "IFMarkInt", "OFMarkInt":
+		return keyDef{kind: kindReject, loginOnly: true}, true
+	case "RDMAExtensions":
 		return keyDef{kind: kindAnd, leading: true}, true
 	case "TaskReporting":
 		return keyDef{kind: kindList, leading: true}, true
-	case "IFMarkInt", "OFMarkInt", "InitiatorRecvDataSegmentLength", "TargetRecvDataSegmentLength",
-		"MaxOutstandingUnexpectedPDUs":
-		return keyDef{kind: kindIrrelevant}, true
-	case "TargetAlias", "TargetAddress", "TargetPortalGroupTag":
+	case "InitiatorRecvDataSegmentLength", "TargetRecvDataSegmentLength":
+		// iSER only (RFC 7145 6.3): Irrelevant without RDMAExtensions.
+		return keyDef{kind: kindIrrelevant, loginOnly: true}, true
+	case "MaxOutstandingUnexpectedPDUs":
+		return keyDef{kind: kindIrrelevant, leading: true}, true
+	case "TargetAlias", "TargetAddress":
 		return keyDef{kind: kindTargetDeclare}, true
-	case "InitiatorName", "TargetName", "SessionType":
+	case "TargetPortalGroupTag": // IO, by the target
+		return keyDef{kind: kindTargetDeclare, loginOnly: true}, true
+	case "InitiatorName", "TargetName":
+		// IO; the login layer reads them from the first request.
+		return keyDef{kind: kindDeclarative, loginOnly: true}, true
+	case "SessionType":
 		return keyDef{kind: kindDeclarative, leading: true}, true
+	case "AuthMethod", "CHAP_A", "CHAP_I", "CHAP_C", "CHAP_N", "CHAP_R":
+		// Security negotiation only; the login layer handles them there.
+		return keyDef{kind: kindDeclarative, loginOnly: true}, true
 	case "InitiatorAlias": // ALL: may change in full feature phase
 		return keyDef{kind: kindDeclarative}, true
 	}
@@ -266,6 +284,8 @@ func (n *negotiator) negotiate(kvs []pdu.KV, ffp bool) []pdu.KV {
 			}
 		case kindIrrelevant, kindTargetDeclare:
 			answer(k, valIrrelevant)
+		case kindReject:
+			answer(k, valReject)
 		}
 	}
 	// FirstBurstLength may not exceed MaxBurstLength, whatever order the

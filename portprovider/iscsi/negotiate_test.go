@@ -74,7 +74,7 @@ func TestNegotiationTable(t *testing.T) {
 			want: map[string]string{"FooBar": "NotUnderstood", "X-com.example.thing": "NotUnderstood", "X#org.example": "NotUnderstood"}},
 		{name: "obsolete and iSER keys",
 			in:   []pdu.KV{kv("IFMarker", "Yes"), kv("OFMarkInt", "2048~8192"), kv("RDMAExtensions", "Yes"), kv("TargetAlias", "x")},
-			want: map[string]string{"IFMarker": "No", "OFMarkInt": "Irrelevant", "RDMAExtensions": "No", "TargetAlias": "Irrelevant"}},
+			want: map[string]string{"IFMarker": "No", "OFMarkInt": "Reject", "RDMAExtensions": "No", "TargetAlias": "Irrelevant"}},
 		{name: "discovery makes session keys irrelevant", discovery: true,
 			in:   []pdu.KV{kv("MaxBurstLength", "512"), kv("InitialR2T", "Yes"), kv("HeaderDigest", "None"), kv("ErrorRecoveryLevel", "0")},
 			want: map[string]string{"MaxBurstLength": "Irrelevant", "InitialR2T": "Irrelevant", "HeaderDigest": "None", "ErrorRecoveryLevel": "0"}},
@@ -222,3 +222,77 @@ func FuzzTextKeys(f *testing.F) {
 }
 
 func kv(k, v string) pdu.KV { return pdu.KV{Key: k, Value: v} }
+
+// TestKeyUseAudit checks every key of RFC 7143 section 13 (and RFC 7144,
+// 7145) against its "Use:": LO and IO keys are answered Reject in full
+// feature phase, ALL and FFP keys are not; the table's leading/loginOnly
+// flags say the same; and a login (leading connection) does not reject
+// them, except the obsolete IFMarkInt/OFMarkInt (13.26: MUST Reject).
+func TestKeyUseAudit(t *testing.T) {
+	for _, tc := range []struct {
+		key, use, value string
+		loginAnswer     string // "" (no answer), or the expected answer during login; "*" any but Reject
+	}{
+		{"HeaderDigest", "IO", "None", "None"},
+		{"DataDigest", "IO", "None", "None"},
+		{"MaxConnections", "LO", "1", "1"},
+		{"TargetName", "IO", testTarget, ""},
+		{"InitiatorName", "IO", testInitiator, ""},
+		{"TargetAlias", "ALL", "x", "Irrelevant"},         // declared by targets only
+		{"InitiatorAlias", "ALL", "host", ""},             // declarative
+		{"TargetAddress", "ALL", "1.2.3.4", "Irrelevant"}, // declared by targets only
+		{"TargetPortalGroupTag", "IO", "1", "Irrelevant"}, // declared by targets only
+		{"InitialR2T", "LO", "Yes", "Yes"},
+		{"ImmediateData", "LO", "Yes", "Yes"},
+		{"MaxRecvDataSegmentLength", "ALL", "65536", ""},
+		{"MaxBurstLength", "LO", "262144", "262144"},
+		{"FirstBurstLength", "LO", "65536", "65536"},
+		{"DefaultTime2Wait", "LO", "2", "2"},
+		{"DefaultTime2Retain", "LO", "0", "0"},
+		{"MaxOutstandingR2T", "LO", "1", "1"},
+		{"DataPDUInOrder", "LO", "Yes", "Yes"},
+		{"DataSequenceInOrder", "LO", "Yes", "Yes"},
+		{"ErrorRecoveryLevel", "LO", "0", "0"},
+		{"SessionType", "LO", "Normal", ""},
+		{"AuthMethod", "IO", "None", ""}, // security stage only
+		{"CHAP_A", "IO", "5", ""},
+		{"TaskReporting", "LO", "RFC3720", "RFC3720"}, // RFC 7144
+		{"iSCSIProtocolLevel", "LO", "1", "1"},        // RFC 7144
+		{"IFMarker", "IO", "No", "No"},                // obsolete, RFC 3720 IO
+		{"OFMarker", "IO", "No", "No"},                // obsolete, RFC 3720 IO
+		{"IFMarkInt", "IO", "2048", "Reject"},         // obsolete: MUST Reject
+		{"OFMarkInt", "IO", "2048", "Reject"},         // obsolete: MUST Reject
+		{"RDMAExtensions", "LO", "No", "No"},          // RFC 7145
+		{"InitiatorRecvDataSegmentLength", "IO", "8192", "Irrelevant"},
+		{"TargetRecvDataSegmentLength", "IO", "8192", "Irrelevant"},
+		{"MaxOutstandingUnexpectedPDUs", "LO", "0", "Irrelevant"},
+	} {
+		t.Run(tc.key, func(t *testing.T) {
+			def, ok := lookupKey(tc.key)
+			if !ok {
+				t.Fatal("key missing from the table")
+			}
+			wantLO, wantIO := tc.use == "LO", tc.use == "IO"
+			if def.leading != wantLO || def.loginOnly != wantIO {
+				t.Errorf("table: leading=%v loginOnly=%v, RFC Use %s", def.leading, def.loginOnly, tc.use)
+			}
+			cfg, _ := (&Config{}).withDefaults()
+			answerOf := func(ffp bool) string {
+				n := newNegotiator(&cfg)
+				for _, a := range n.negotiate([]pdu.KV{kv(tc.key, tc.value)}, ffp) {
+					if a.Key == tc.key {
+						return a.Value
+					}
+				}
+				return ""
+			}
+			got := answerOf(true)
+			if (wantLO || wantIO) != (got == valReject) {
+				t.Errorf("full feature phase: %s=%s answered %q (Use %s)", tc.key, tc.value, got, tc.use)
+			}
+			if got := answerOf(false); got != tc.loginAnswer {
+				t.Errorf("login: %s=%s answered %q, want %q", tc.key, tc.value, got, tc.loginAnswer)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/costar-project/costar/portprovider/iscsi/pdu"
 	"github.com/costar-project/costar/scsi"
@@ -76,6 +77,8 @@ type cmd struct {
 	released    bool  // buffers and charges given back
 
 	waiting bool // in the session's wait queue (guarded by session.mu)
+
+	respCharge atomic.Int64 // response budget reserved for this command
 }
 
 var _ stmf.Transport = (*cmd)(nil)
@@ -147,8 +150,9 @@ func crcErrorResult(r *stmf.Result) *stmf.Result {
 
 // respond queues the task's response and frees its slot.
 func (c *conn) respond(cm *cmd, r *stmf.Result) {
+	charge := cm.takeRespCharge()
 	c.forget(cm)
-	c.enqueueOrRelease(outItem{cmd: cm, res: r})
+	c.enqueueOrRelease(outItem{cmd: cm, res: r, taskCharge: charge})
 }
 
 // forget removes a finished task from the connection, gives its CmdSN
@@ -160,6 +164,9 @@ func (c *conn) forget(cm *cmd) {
 		delete(c.tasks, cm.itt)
 	}
 	c.tmu.Unlock()
+	if n := cm.takeRespCharge(); n != 0 {
+		c.releaseCharges(n, 0)
+	}
 	c.sess.addInFlight(-1)
 	if cm.dataDone == nil {
 		return
@@ -470,6 +477,23 @@ func (c *conn) handleSCSICmd(h *pdu.Header, ahs []byte) error {
 // its CmdSN turn.
 func (c *conn) submit(cm *cmd) {
 	cm.mu.Lock()
+	aborted := cm.aborted
+	cm.mu.Unlock()
+	if aborted {
+		c.dropUnsubmitted(cm)
+		return
+	}
+	// Its response must fit the budget before it runs; if not it waits
+	// (after every command that waits already) and kickWaiting submits it.
+	if c.admitTask(cm) {
+		c.submitNow(cm, true)
+	}
+}
+
+// submitNow hands a command whose response budget is charged to stmf.
+// mayInline: the caller is the reader.
+func (c *conn) submitNow(cm *cmd, mayInline bool) {
+	cm.mu.Lock()
 	if cm.aborted {
 		cm.finished = true
 		cm.mu.Unlock()
@@ -483,7 +507,7 @@ func (c *conn) submit(cm *cmd) {
 	if cm.needAdmit && c.sess.admitOrQueue(cm) {
 		admitAll(c.admit(cm))
 	}
-	cm.task.Inline = inline && cm.edtl <= inlineMax && c.idleForInline()
+	cm.task.Inline = mayInline && inline && cm.edtl <= inlineMax && c.idleForInline()
 	c.sess.st.Submit(cm.task)
 }
 
@@ -516,6 +540,7 @@ func (c *conn) issueR2TsLocked(cm *cmd) {
 		l := min(cm.edtl-cm.nextR2T, p.MaxBurstLength)
 		s := &r2tSeq{ttt: c.newTTT(), offset: cm.nextR2T, length: l}
 		cm.r2ts = append(cm.r2ts, s)
+		c.countR2T()
 		cm.nextR2T += l
 		var h pdu.Header
 		h.SetOpcode(pdu.OpR2T, false)

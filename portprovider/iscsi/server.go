@@ -63,10 +63,11 @@ type portal struct {
 
 // Server is the iSCSI target port provider.
 type Server struct {
-	fw   *stmf.Framework
-	cfg  Config
-	log  *slog.Logger
-	pool *bufPool
+	fw    *stmf.Framework
+	cfg   Config
+	log   *slog.Logger
+	pool  *bufPool
+	guard *guard
 
 	// cfgMu serialises configuration changes (targets, listeners).
 	cfgMu sync.Mutex
@@ -80,6 +81,7 @@ type Server struct {
 	byTSIH   map[uint16]*session  // every live session
 	conns    map[*conn]struct{}   // every live connection
 	nextTSIH uint16
+	stats    serverStats    // stats.go
 	wg       sync.WaitGroup // accept loops and connection goroutines
 	connWG   sync.WaitGroup // connection goroutines only
 }
@@ -99,6 +101,7 @@ func NewServer(fw *stmf.Framework, cfg Config) (*Server, error) {
 		cfg:      c,
 		log:      c.Logger,
 		pool:     newBufPool(),
+		guard:    newGuard(),
 		portals:  map[string]*portal{},
 		targets:  map[string]*target{},
 		sessions: map[sessKey]*session{},
@@ -367,26 +370,41 @@ func (s *Server) acceptLoop(l net.Listener) {
 			_ = tc.SetNoDelay(true)
 			_ = tc.SetKeepAlive(true)
 		}
-		c := newConn(s, nc)
-		s.mu.Lock()
-		if s.closing {
-			s.mu.Unlock()
-			nc.Close()
-			continue
-		}
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.connWG.Add(1)
-		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			defer s.connWG.Done()
-			c.serve()
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
-		}()
+		s.handleConn(nc, l.Addr().String())
 	}
+}
+
+// handleConn admits an accepted connection and serves it in its own
+// goroutine, or closes it when it is over a limit or the server closes.
+func (s *Server) handleConn(nc net.Conn, portal string) {
+	src := sourceIP(nc.RemoteAddr())
+	if why := s.guard.admit(&s.cfg, portal, src); why != "" {
+		nc.Close()
+		s.loginRejected(why, nc.RemoteAddr(), "")
+		return
+	}
+	c := newConn(s, nc)
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		nc.Close()
+		s.guard.loginOver()
+		s.guard.leave(portal, src)
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.connWG.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		defer s.connWG.Done()
+		c.serve()
+		s.guard.leave(portal, src)
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
 }
 
 // resolveGroups validates tc and returns its portal groups sorted by tag
@@ -823,6 +841,7 @@ func (s *Server) forgetSession(ss *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.byTSIH[ss.tsih] == ss {
+		s.stats.retire(ss)
 		delete(s.byTSIH, ss.tsih)
 	}
 	if s.sessions[ss.key] == ss {

@@ -61,6 +61,7 @@ type session struct {
 	closeOnce sync.Once
 	closeDone chan struct{}
 	ttt       atomic.Uint32
+	stats     sessionCounters // stats.go
 }
 
 func newSession(srv *Server, cmdSN uint32, qd int) *session {
@@ -118,6 +119,14 @@ func (s *session) accept(cmdSN uint32, countsInFlight bool, run func()) bool {
 	}
 	s.pending[cmdSN] = run
 	return true
+}
+
+// pendingCmdSN reports whether a PDU with cmdSN waits for its turn.
+func (s *session) pendingCmdSN(cmdSN uint32) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.pending[cmdSN]
+	return ok
 }
 
 // inWindow reports whether cmdSN could currently be accepted (used before

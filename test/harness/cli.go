@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -60,4 +61,54 @@ func (d *Daemon) CreateLU(args ...string) string {
 		d.t.Fatalf("create-lu printed %q", out)
 	}
 	return g
+}
+
+// Interrupt runs a CLI and sends it SIGINT (as Ctrl-C does) at the first
+// line of its stderr that when accepts; it returns what the CLI printed
+// and its exit code. A CLI that ends before that line fails the test.
+func (d *Daemon) Interrupt(when func(line string) bool, tool string, args ...string) (stdout, stderr string, code int) {
+	d.t.Helper()
+	path := map[string]string{"stmfadm": d.bins.Stmfadm, "sbdadm": d.bins.Sbdadm, "itadm": d.bins.Itadm}[tool]
+	if path == "" {
+		d.t.Fatalf("unknown CLI %q", tool)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Env = append(os.Environ(), "STMFD_SOCKET="+d.Socket)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		d.t.Fatalf("%s %v: %v", tool, args, err)
+	}
+	var errb strings.Builder
+	sent := false
+	sc := bufio.NewScanner(pipe)
+	for sc.Scan() {
+		line := sc.Text()
+		errb.WriteString(line + "\n")
+		if !sent && when(line) {
+			if err := cmd.Process.Signal(os.Interrupt); err != nil {
+				d.t.Fatalf("interrupting %s: %v", tool, err)
+			}
+			sent = true
+		}
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		d.t.Fatalf("%s %v: %v", tool, args, err)
+	}
+	d.t.Logf("$ %s %s  (interrupted: %v, exit %d)\n%s%s", tool, strings.Join(args, " "), sent, code, out.String(), errb.String())
+	if !sent {
+		d.t.Fatalf("%s %s ended before the line to interrupt it at", tool, strings.Join(args, " "))
+	}
+	return out.String(), errb.String(), code
 }

@@ -2,7 +2,8 @@
 // stmfd daemon on a random loopback port (--demo, temporary state directory)
 // and drive it with real initiators: libiscsi's iscsi-ls, iscsi-inq and
 // iscsi-readcapacity16, QEMU's qemu-io and qemu-img (iscsi:// URLs), and a
-// small raw iSCSI initiator written for these tests.
+// small raw iSCSI initiator written for these tests; a real Prometheus server
+// (Debian's prometheus) scrapes --metrics-listen in metrics_test.go.
 //
 // A test whose tools are missing is skipped, unless COSTAR_REQUIRE_TOOLS=1
 // (set by `make test`), which turns the skip into a failure. Install the tools

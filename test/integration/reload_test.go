@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -117,6 +118,7 @@ func TestReloadAndNotify(t *testing.T) {
 	pA := "127.0.0.1:" + harness.FreePortOn(t, "127.0.0.1")
 	pB := "127.0.0.2:" + harness.FreePortOn(t, "127.0.0.2")
 	pC := "127.0.0.3:" + harness.FreePortOn(t, "127.0.0.3")
+	pM := "127.0.0.1:" + harness.FreePortOn(t, "127.0.0.1") // metrics
 	cfg := filepath.Join(dir, "stmfd.yaml")
 	writeConfig(t, cfg, fmt.Sprintf("portal: [%s, %s]\nlog-level: info\n", pA, pB))
 	notify := listenNotify(t, dir)
@@ -160,14 +162,16 @@ func TestReloadAndNotify(t *testing.T) {
 		return d.Log()[mark:]
 	}
 
-	// 1. Portal B out, C in, debug logging, and a change that needs a restart.
-	log := reload(fmt.Sprintf("portal: [%s, %s]\nlog-level: debug\nabort-completed-task: function-complete\n", pA, pC),
-		"reloaded: 2 applied, 1 need a restart, 0 failed")
+	// 1. Portal B out, C in, debug logging, metrics on, and a change that
+	// needs a restart.
+	log := reload(fmt.Sprintf("portal: [%s, %s]\nlog-level: debug\nmetrics-listen: %s\nabort-completed-task: function-complete\n", pA, pC, pM),
+		"reloaded: 3 applied, 1 need a restart, 0 failed")
 	for _, want := range []string{
 		`change="log-level: debug"`,
 		fmt.Sprintf(`change="portal: added %s; removed %s"`, pC, pB),
 		`abort-completed-task: task-does-not-exist -> function-complete (needs a restart)`,
 		fmt.Sprintf(`level=DEBUG msg="iscsi: portal opened" component=iscsi portal=%s`, pC),
+		fmt.Sprintf(`change="metrics-listen: %s"`, pM),
 	} {
 		if !strings.Contains(log, want) {
 			t.Errorf("reload log lacks %q:\n%s", want, log)
@@ -178,6 +182,11 @@ func TestReloadAndNotify(t *testing.T) {
 	}
 	if err := read10(ctx, sA); err != nil {
 		t.Errorf("session on the unchanged portal %s: %v", pA, err)
+	}
+	if resp, err := http.Get("http://" + pM + "/metrics"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("metrics listener after reload: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 	if err := read10(ctx, sB); err == nil {
 		t.Errorf("session through the removed portal %s still works", pB)
@@ -208,7 +217,7 @@ func TestReloadAndNotify(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	log = reload(fmt.Sprintf("portal: [%s, %s, %s]\nlog-level: info\nabort-completed-task: function-complete\n", pA, pC, busy.Addr()),
+	log = reload(fmt.Sprintf("portal: [%s, %s, %s]\nlog-level: info\nmetrics-listen: %s\nabort-completed-task: function-complete\n", pA, pC, busy.Addr(), pM),
 		"reloaded: 1 applied, 1 need a restart, 1 failed")
 	if !strings.Contains(log, "reload: failed") || !strings.Contains(log, busy.Addr().String()) {
 		t.Errorf("busy portal not reported:\n%s", log)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/costar-project/costar/api"
 	"github.com/costar-project/costar/internal/store"
+	"github.com/costar-project/costar/scsi"
 	"github.com/costar-project/costar/stmf"
 )
 
@@ -51,6 +52,16 @@ type fakeLU struct {
 }
 
 func (d *fakeLU) GUID() stmf.GUID { return d.info.GUID }
+
+// Admit classes reads and flushes as lu's command table does (stats_test.go).
+func (d *fakeLU) Admit(t *stmf.Task) {
+	switch t.CDB[0] {
+	case scsi.OpRead10:
+		t.SetKind(stmf.KindRead)
+	case scsi.OpSyncCache10:
+		t.SetKind(stmf.KindFlush)
+	}
+}
 func (d *fakeLU) Execute(t *stmf.Task) {
 	d.mu.Lock()
 	d.lastAccess = t.Access
@@ -68,6 +79,16 @@ func (d *fakeLU) Info() LUInfo {
 	defer d.mu.Unlock()
 	return d.info
 }
+
+// ClearError implements ErrorClearer (the fake's failure is info.ErrorState).
+func (d *fakeLU) ClearError() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	had := d.info.ErrorState != ""
+	d.info.ErrorState = ""
+	return had
+}
+
 func (d *fakeLU) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()

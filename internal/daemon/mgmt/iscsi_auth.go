@@ -109,6 +109,12 @@ type LoginAuth struct {
 	// TargetUser/TargetSecret: the target's own credentials for mutual
 	// CHAP; the user name defaults to the target name.
 	TargetUser, TargetSecret string
+	// RadiusServers and RadiusSecret are set when the method is radius:
+	// the initiator's CHAP response is checked by these servers, tried in
+	// order (itadm modify-defaults -r names one), and InitiatorSecret is
+	// not used.
+	RadiusServers []string
+	RadiusSecret  string
 }
 
 // LoginAuth returns the authentication an initiator's login to target (or
@@ -141,6 +147,14 @@ func (m *Manager) LoginAuth(initiator, target string, discovery bool) (LoginAuth
 	case "", "none":
 	case "chap":
 		la.Required = true
+	case "radius":
+		d := st.ISCSI.Defaults
+		if d.RadiusServer == "" || d.RadiusSecret == "" {
+			return LoginAuth{}, fmt.Errorf("authentication method radius needs itadm modify-defaults -r SERVER -D")
+		}
+		la.Required = true
+		la.InitiatorUser, la.InitiatorSecret = "", ""
+		la.RadiusServers, la.RadiusSecret = []string{d.RadiusServer}, d.RadiusSecret
 	default:
 		return LoginAuth{}, fmt.Errorf("authentication method %q is not supported", method)
 	}

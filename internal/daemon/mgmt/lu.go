@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 
 	"github.com/costar-project/costar/api"
+	"github.com/costar-project/costar/internal/progress"
 	"github.com/costar-project/costar/internal/store"
 	"github.com/costar-project/costar/scsi"
 	"github.com/costar-project/costar/stmf"
@@ -74,6 +76,7 @@ func (m *Manager) luLocked(rec store.LU) api.LU {
 		out.MgmtURL, out.VID, out.PID, out.Serial = in.MgmtURL, in.VID, in.PID, in.Serial
 		out.WriteProtect, out.WriteCacheDisabled = in.WP, in.WCD
 		out.Thin, out.SoftThreshold = in.Thin, in.SoftThreshold
+		out.ErrorState = in.ErrorState
 		if in.DataFile != "" {
 			out.DataFile, out.MetaFile = in.DataFile, in.MetaFile
 		}
@@ -208,6 +211,12 @@ func specFromProps(dataFile string, size uint64, p api.LUProps) (LUSpec, error) 
 		spec.SoftThreshold = *p.SoftThreshold
 	}
 	spec.WP = p.WP != nil && *p.WP
+	if p.Preallocation != api.PreallocOff {
+		spec.Preallocation = p.Preallocation
+	}
+	if spec.Preallocation != "" && spec.Thin {
+		return spec, api.Errorf(api.CodeInvalidProp, "preallocation", "bad format: a thin LU is not preallocated")
+	}
 	return spec, nil
 }
 
@@ -239,11 +248,12 @@ func (m *Manager) CreateLU(ctx context.Context, req api.CreateLURequest) (api.LU
 	if !spec.GUID.IsZero() && findLU(m.state, spec.GUID) >= 0 {
 		return api.LU{}, api.Errorf(api.CodeGUIDInUse, spec.GUID.String(), "guid in use")
 	}
+	progress.Phase(ctx, "creating the LU on "+path)
 	unit, err := m.lus.Create(ctx, spec)
 	if err != nil {
 		return api.LU{}, providerErr(err, path)
 	}
-	return m.adoptLocked(unit, "created")
+	return m.adoptLocked(ctx, unit, "created", true)
 }
 
 // ImportLU is import-lu.
@@ -257,6 +267,7 @@ func (m *Manager) ImportLU(ctx context.Context, req api.ImportLURequest) (api.LU
 	if m.fileInUseLocked(path) {
 		return api.LU{}, api.Errorf(api.CodeFileInUse, path, "in use")
 	}
+	progress.Phase(ctx, "opening the LU stored in "+path)
 	unit, err := m.lus.Import(ctx, path, "")
 	if err != nil {
 		return api.LU{}, providerErr(err, path)
@@ -268,18 +279,30 @@ func (m *Manager) ImportLU(ctx context.Context, req api.ImportLURequest) (api.LU
 			return api.LU{}, api.Errorf(api.CodeFileInUse, f, "in use")
 		}
 	}
-	return m.adoptLocked(unit, "imported")
+	return m.adoptLocked(ctx, unit, "imported", false)
 }
 
-// adoptLocked registers a freshly opened LU and records it.
-func (m *Manager) adoptLocked(unit LU, verb string) (api.LU, error) {
+// adoptLocked registers a freshly opened LU and records it. A created LU
+// that cannot be adopted is discarded (its new file removed, a grown one
+// shrunk back); an imported one is only closed. A cancelled call stops
+// here, before anything is registered: past this point it completes.
+func (m *Manager) adoptLocked(ctx context.Context, unit LU, verb string, created bool) (api.LU, error) {
 	g := unit.GUID()
+	drop := func() { m.closeLU(unit) }
+	if d, ok := unit.(Discarder); ok && created {
+		drop = d.Discard
+	}
+	progress.Phase(ctx, "registering LU "+g.String())
+	if err := ctx.Err(); err != nil {
+		drop()
+		return api.LU{}, fmt.Errorf("LU %s not %s: %w", g, verb, err)
+	}
 	if findLU(m.state, g) >= 0 {
-		m.closeLU(unit)
+		drop()
 		return api.LU{}, api.Errorf(api.CodeGUIDInUse, g.String(), "guid in use")
 	}
 	if err := m.fw.RegisterLU(unit); err != nil {
-		m.closeLU(unit)
+		drop()
 		return api.LU{}, api.Errorf(api.CodeGUIDInUse, g.String(), "guid in use")
 	}
 	info := unit.Info()
@@ -287,7 +310,7 @@ func (m *Manager) adoptLocked(unit LU, verb string) (api.LU, error) {
 	next.LUs = append(next.LUs, store.LU{GUID: g.String(), DataFile: info.DataFile, MetaFile: info.MetaFile})
 	if err := m.commitLocked(next, func() {
 		_ = m.fw.DeregisterLU(g, true)
-		m.closeLU(unit)
+		drop()
 	}); err != nil {
 		return api.LU{}, err
 	}
@@ -352,6 +375,7 @@ func (m *Manager) ModifyLU(ctx context.Context, req api.ModifyLURequest) (api.LU
 		if !ok {
 			return api.LU{}, api.Errorf(api.CodeNotSupported, "size", "the LU provider cannot resize LUs yet")
 		}
+		progress.Phase(ctx, fmt.Sprintf("resizing LU %s to %d bytes", g, req.Size))
 		if err := rs.Resize(ctx, req.Size); err != nil {
 			return api.LU{}, providerErr(err, m.state.LUs[i].DataFile)
 		}
@@ -430,7 +454,9 @@ func (m *Manager) DeleteLU(_ context.Context, req api.DeleteLURequest) (api.Empt
 }
 
 // OnlineLU is online-lu. An LU whose backing store could not be opened is
-// opened again first.
+// opened again first. Bringing an offline LU online is also how an
+// administrator acknowledges a remembered write-back failure (list-lu -v
+// "Error State"): it is cleared, and SYNCHRONIZE CACHE answers GOOD again.
 func (m *Manager) OnlineLU(ctx context.Context, req api.GUIDRequest) (api.Empty, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -454,6 +480,9 @@ func (m *Manager) OnlineLU(ctx context.Context, req api.GUIDRequest) (api.Empty,
 			return api.Empty{}, api.Errorf(api.CodeDataFile, rec.DataFile, "data file error: it now holds LU %s", d.GUID())
 		}
 		unit = d
+	}
+	if c, ok := unit.(ErrorClearer); ok && c.ClearError() {
+		m.log.Warn("LU write-back failure cleared by online-lu; data written before it may be lost", "guid", g)
 	}
 	if err := m.fw.RegisterLU(unit); err != nil {
 		if !opened {

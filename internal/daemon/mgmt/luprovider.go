@@ -29,6 +29,9 @@ type LUSpec struct {
 	// SoftThreshold, for thin LUs: percent of the backing file system in
 	// use that raises THIN PROVISIONING SOFT THRESHOLD REACHED (0 = off).
 	SoftThreshold uint8
+	// Preallocation is api.PreallocFalloc or api.PreallocFull to allocate
+	// the part of the data file the create makes; "" leaves it sparse.
+	Preallocation string
 }
 
 // LUInfo is what the LU provider reports about an open LU.
@@ -48,6 +51,10 @@ type LUInfo struct {
 	Thin      bool
 	// SoftThreshold is the thin LU's soft threshold in percent (0 = off).
 	SoftThreshold uint8
+	// ErrorState is the write-back failure the LU remembers ("sync failed
+	// at <time>: <error>"), "" when there is none. online-lu after
+	// offline-lu clears it (ErrorClearer).
+	ErrorState string
 }
 
 // LU is an open logical unit, as the LU provider hands it over.
@@ -61,6 +68,21 @@ type LU interface {
 // The manager raises CAPACITY DATA HAS CHANGED after a successful resize.
 type Resizer interface {
 	Resize(ctx context.Context, size uint64) error
+}
+
+// Discarder is implemented by LUs that can undo their creation: Discard
+// closes the LU and removes what Create made (a new data file is removed,
+// a grown one shrunk back). The manager calls it when a created LU cannot
+// be adopted, a cancelled create among them.
+type Discarder interface {
+	Discard()
+}
+
+// ErrorClearer is implemented by LUs that remember a write-back failure
+// (Info().ErrorState); ClearError forgets it and reports whether there
+// was one.
+type ErrorClearer interface {
+	ClearError() bool
 }
 
 // LUChange is a modify-lu property change; nil fields stay.

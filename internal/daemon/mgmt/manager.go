@@ -47,6 +47,10 @@ type Config struct {
 	// ISCSIPortals returns the iSCSI default portal group's listen
 	// addresses (list-state); nil before the portals are open.
 	ISCSIPortals func() []string
+	// OnChange is called, with the manager's lock held, after every
+	// configuration change is adopted; it must not block (the iSNS
+	// client's Notify).
+	OnChange func()
 }
 
 // Manager owns the configuration. All methods are safe for concurrent use;
@@ -63,10 +67,16 @@ type Manager struct {
 	waiting map[stmf.GUID]*waitState // configured LUs not open, and why (zfs.go)
 	ports   map[string]Ports         // fixed at New: read without mu
 	portals func() []string
+	changed func() // Config.OnChange
 
 	// published is state for readers on the login path, which must not
 	// wait behind a configuration change holding mu.
 	published atomic.Pointer[store.State]
+
+	// api keeps other management API calls out while an apply runs, so
+	// its steps are one transaction (apply_tx.go); tx is that transaction.
+	api sync.RWMutex
+	tx  *applyTx
 }
 
 // New returns a manager with an empty configuration; Restore loads one.
@@ -83,6 +93,7 @@ func New(c Config) *Manager {
 		open:    map[stmf.GUID]LU{},
 		ports:   maps.Clone(c.Ports),
 		portals: c.ISCSIPortals,
+		changed: c.OnChange,
 	}
 	m.adopt(&store.State{Version: store.Version})
 	return m
@@ -92,6 +103,9 @@ func New(c Config) *Manager {
 func (m *Manager) adopt(st *store.State) {
 	m.state = st
 	m.published.Store(st)
+	if m.changed != nil {
+		m.changed()
+	}
 }
 
 // Restore rebuilds the live configuration from st: groups first (views
@@ -182,6 +196,11 @@ func (m *Manager) Close() error {
 // old state and reports CodeInternal.
 func (m *Manager) commitLocked(next *store.State, undo func()) error {
 	next.RelPortIDs = m.fw.RelativePortIDs()
+	if m.tx != nil {
+		m.tx.record(m.state, undo) // saved once, at the end of the transaction
+		m.adopt(next)
+		return nil
+	}
 	if err := m.store.Save(next); err != nil {
 		if undo != nil {
 			undo()

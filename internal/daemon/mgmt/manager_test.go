@@ -183,6 +183,41 @@ func TestLiveSessionSeesChanges(t *testing.T) {
 	}
 }
 
+// A remembered write-back failure shows in list-lu and stays until the
+// administrator takes the LU offline and brings it online again.
+func TestOnlineLUClearsWriteFailure(t *testing.T) {
+	r := newRig(t)
+	a := createLU(t, r, "/d/a", api.LUProps{})
+	const reason = "sync failed at 2026-12-02T04:00:00Z: input/output error"
+	d := r.lus.open["/d/a"]
+	d.mu.Lock()
+	d.info.ErrorState = reason
+	d.mu.Unlock()
+	state := func() string {
+		t.Helper()
+		lus := must[[]api.LU](t)(r.m.ListLUs(bg, api.Empty{}))
+		if len(lus) != 1 {
+			t.Fatalf("%d LUs", len(lus))
+		}
+		return lus[0].ErrorState
+	}
+	if got := state(); got != reason {
+		t.Fatalf("ErrorState %q, want %q", got, reason)
+	}
+	must[api.Empty](t)(r.m.OnlineLU(bg, api.GUIDRequest{GUID: a.GUID})) // already online: no action
+	if got := state(); got != reason {
+		t.Fatalf("online-lu of an online LU cleared the failure: %q", got)
+	}
+	must[api.Empty](t)(r.m.OfflineLU(bg, api.GUIDRequest{GUID: a.GUID}))
+	if got := state(); got != reason {
+		t.Fatalf("offline-lu cleared the failure: %q", got)
+	}
+	must[api.Empty](t)(r.m.OnlineLU(bg, api.GUIDRequest{GUID: a.GUID}))
+	if got := state(); got != "" {
+		t.Fatalf("after offline-lu, online-lu: ErrorState %q", got)
+	}
+}
+
 func TestDeleteLUKeepViews(t *testing.T) {
 	r := newRig(t)
 	a := createLU(t, r, "/d/a", api.LUProps{})
@@ -578,8 +613,19 @@ func TestInitiatorsAndDefaults(t *testing.T) {
 	if la, err := r.m.LoginAuth("iqn.1993-08.org.debian:01:x", "", true); err != nil || !la.Required {
 		t.Fatalf("discovery login auth: %+v %v", la, err)
 	}
+	// A target with auth radius and no RADIUS secret yet cannot be logged in to.
+	must[api.Target](t)(r.m.CreateTarget(bg, api.TargetRequest{Name: "iqn.2026-11.org.test:r", Auth: ptr("radius")}))
+	if _, err := r.m.LoginAuth("iqn.1993-08.org.debian:01:x", "iqn.2026-11.org.test:r", false); err == nil {
+		t.Fatal("radius login auth without a RADIUS secret: no error")
+	}
+	must[api.Empty](t)(r.m.CreateInitiator(bg, api.InitiatorRequest{Name: "iqn.1993-08.org.debian:01:x", ChapSecret: ptr("localsecret12")}))
+	must[api.Empty](t)(r.m.ModifyDefaults(bg, api.DefaultsRequest{RadiusSecret: ptr("radiussecret1")}))
+	if la, err := r.m.LoginAuth("iqn.1993-08.org.debian:01:x", "iqn.2026-11.org.test:r", false); err != nil || !la.Required || la.InitiatorSecret != "" ||
+		!reflect.DeepEqual(la.RadiusServers, []string{"10.0.0.1:1812"}) || la.RadiusSecret != "radiussecret1" {
+		t.Fatalf("radius login auth: %+v %v", la, err)
+	}
 	d := must[api.Defaults](t)(r.m.GetDefaults(bg, api.Empty{}))
-	want := api.Defaults{Auth: "chap", RadiusServer: "10.0.0.1:1812", ISNSServers: []string{"10.0.0.2:3205", "10.0.0.3:99"}}
+	want := api.Defaults{Auth: "chap", RadiusServer: "10.0.0.1:1812", RadiusSecretSet: true, ISNSServers: []string{"10.0.0.2:3205", "10.0.0.3:99"}}
 	if !reflect.DeepEqual(d, want) {
 		t.Fatalf("defaults %+v, want %+v", d, want)
 	}

@@ -26,17 +26,17 @@ func (m *Manager) Handler() http.Handler {
 	mux := http.NewServeMux()
 	route(mux, m.log, api.MethodGetState, m.GetState)
 	route(mux, m.log, api.MethodListLUs, m.ListLUs)
-	route(mux, m.log, api.MethodCreateLU, m.CreateLU)
-	route(mux, m.log, api.MethodImportLU, m.ImportLU)
-	route(mux, m.log, api.MethodModifyLU, m.ModifyLU)
+	routeLong(mux, m.log, api.MethodCreateLU, m.CreateLU)
+	routeLong(mux, m.log, api.MethodImportLU, m.ImportLU)
+	routeLong(mux, m.log, api.MethodModifyLU, m.ModifyLU)
 	route(mux, m.log, api.MethodDeleteLU, m.DeleteLU)
 	route(mux, m.log, api.MethodOnlineLU, m.OnlineLU)
 	route(mux, m.log, api.MethodOfflineLU, m.OfflineLU)
-	route(mux, m.log, api.MethodCreateZvolLU, m.CreateZvolLU) // zfs.go
-	route(mux, m.log, api.MethodImportZvolLU, m.ImportZvolLU)
-	route(mux, m.log, api.MethodSnapshotLU, m.SnapshotLU)
-	route(mux, m.log, api.MethodCloneLU, m.CloneLU)
-	route(mux, m.log, api.MethodDestroyLU, m.DestroyLU)
+	routeLong(mux, m.log, api.MethodCreateZvolLU, m.CreateZvolLU) // zfs.go
+	routeLong(mux, m.log, api.MethodImportZvolLU, m.ImportZvolLU)
+	routeLong(mux, m.log, api.MethodSnapshotLU, m.SnapshotLU)
+	routeLong(mux, m.log, api.MethodCloneLU, m.CloneLU)
+	routeLong(mux, m.log, api.MethodDestroyLU, m.DestroyLU)
 	route(mux, m.log, api.MethodListViews, m.ListViews)
 	route(mux, m.log, api.MethodAddView, m.AddView)
 	route(mux, m.log, api.MethodRemoveView, m.RemoveView)
@@ -61,33 +61,50 @@ func (m *Manager) Handler() http.Handler {
 	route(mux, m.log, api.MethodGetDefaults, m.GetDefaults)
 	route(mux, m.log, api.MethodModifyDefaults, m.ModifyDefaults)
 	route(mux, m.log, api.MethodSetALUAState, m.SetALUAState)
+	route(mux, m.log, api.MethodExportConfig, m.ExportConfig) // apply.go
+	route(mux, m.log, api.MethodApplyConfig, m.ApplyConfig)
+	route(mux, m.log, api.MethodGetStats, m.GetStats) // stats.go
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, m.log, api.Errorf(api.CodeInvalidArgument, r.URL.Path, "unknown API call %s %s", r.Method, r.URL.Path))
 	})
-	return mux
+	return m.serialised(mux) // apply_tx.go
 }
 
 // route registers one API call. A request runs to completion even if the
 // client goes away, so a change is never left half done.
 func route[Req, Resp any](mux *http.ServeMux, log *slog.Logger, method string, f func(context.Context, Req) (Resp, error)) {
 	mux.HandleFunc("POST /v1/"+method, func(w http.ResponseWriter, r *http.Request) {
-		var req Req
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequest))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			writeError(w, log, api.Errorf(api.CodeInvalidArgument, method, "bad request body: %v", err))
+		req, ok := decodeRequest[Req](w, r, log, method)
+		if !ok {
 			return
 		}
 		resp, err := f(context.WithoutCancel(r.Context()), req)
-		if err != nil {
-			writeError(w, log, err)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		if err := json.NewEncoder(w).Encode(resp); err != nil {
-			log.Warn("writing API response", "method", method, "err", err)
-		}
+		answer(w, log, method, resp, err)
 	})
+}
+
+// decodeRequest reads a call's JSON body, answering a bad one.
+func decodeRequest[Req any](w http.ResponseWriter, r *http.Request, log *slog.Logger, method string) (Req, bool) {
+	var req Req
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequest))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, log, api.Errorf(api.CodeInvalidArgument, method, "bad request body: %v", err))
+		return req, false
+	}
+	return req, true
+}
+
+// answer writes a call's single JSON answer.
+func answer(w http.ResponseWriter, log *slog.Logger, method string, resp any, err error) {
+	if err != nil {
+		writeError(w, log, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if err := json.NewEncoder(w).Encode(resp); err != nil {
+		log.Warn("writing API response", "method", method, "err", err)
+	}
 }
 
 func writeError(w http.ResponseWriter, log *slog.Logger, err error) {
@@ -113,10 +130,15 @@ type Server struct {
 // daemon's user can enter, refusing when another daemon is serving there.
 // Connections from other users than root and the daemon's own are closed.
 func Listen(path string, h http.Handler, log *slog.Logger) (*Server, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	if err := TightenDir(filepath.Dir(path), log); err != nil {
 		return nil, fmt.Errorf("management socket: %w", err)
 	}
-	if _, err := os.Lstat(path); err == nil {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			// Never delete what is not ours to delete: a typo in
+			// --socket must not cost a file.
+			return nil, fmt.Errorf("management socket %s: exists and is not a socket (%s); refusing to remove it", path, fi.Mode().Type())
+		}
 		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 			c.Close()
 			return nil, fmt.Errorf("management socket %s: another stmfd is serving on it", path)
@@ -135,7 +157,7 @@ func Listen(path string, h http.Handler, log *slog.Logger) (*Server, error) {
 	}
 	s := &Server{
 		path: path,
-		l:    &peerCheckListener{Listener: l, log: log, uid: os.Getuid()},
+		l:    &peerCheckListener{Listener: l, log: log, allow: ownerOrRoot(os.Getuid())},
 		http: &http.Server{
 			Handler:           h,
 			ReadHeaderTimeout: 10 * time.Second,
@@ -163,12 +185,43 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// TightenDir creates dir (mode 0700) or, when it exists with access for
+// group or others, takes that access away and says so. A shared sticky
+// directory (/tmp) or one owned by another user is left alone.
+func TightenDir(dir string, log *slog.Logger) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	mode := fi.Mode()
+	if mode.Perm()&0o077 == 0 || mode&os.ModeSticky != 0 {
+		return nil
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
+		log.Warn("directory is open to other users and not ours to tighten", "dir", dir, "mode", mode.Perm().String(), "owner_uid", st.Uid)
+		return nil
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("tightening %s: %w", dir, err)
+	}
+	log.Warn("directory mode tightened: only the daemon's user may enter it", "dir", dir, "was", mode.Perm().String(), "now", "-rwx------")
+	return nil
+}
+
 // peerCheckListener admits only peers running as root or as the daemon's
 // user (SO_PEERCRED), whatever the socket's permissions.
 type peerCheckListener struct {
 	net.Listener
-	log *slog.Logger
-	uid int
+	log   *slog.Logger
+	allow func(uid int) bool
+}
+
+// ownerOrRoot admits root and the daemon's own user.
+func ownerOrRoot(self int) func(int) bool {
+	return func(uid int) bool { return uid == 0 || uid == self }
 }
 
 func (l *peerCheckListener) Accept() (net.Conn, error) {
@@ -178,7 +231,7 @@ func (l *peerCheckListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		uid, err := peerUID(c)
-		if err == nil && (uid == 0 || uid == l.uid) {
+		if err == nil && l.allow(uid) {
 			return c, nil
 		}
 		l.log.Warn("management API connection refused", "peer_uid", uid, "err", err)

@@ -97,6 +97,9 @@ func (m *Manager) CreateZvolLU(ctx context.Context, req api.CreateZvolLURequest)
 	if req.Props.MetaFile != "" {
 		return api.LU{}, api.Errorf(api.CodeMetaFile, req.Props.MetaFile, "meta file error: a zvol LU keeps its metadata in the zvol")
 	}
+	if req.Props.Preallocation != "" && req.Props.Preallocation != api.PreallocOff {
+		return api.LU{}, api.Errorf(api.CodeInvalidProp, "preallocation", "bad format: a zvol's space belongs to its pool (zfs set refreservation)")
+	}
 	if req.VolBlockSize != 0 && !api.ValidVolBlockSize(req.VolBlockSize) {
 		return api.LU{}, api.Errorf(api.CodeInvalidBlockSize, "blk", "invalid volblocksize %d", req.VolBlockSize)
 	}
@@ -125,7 +128,7 @@ func (m *Manager) CreateZvolLU(ctx context.Context, req api.CreateZvolLURequest)
 	if err != nil {
 		return api.LU{}, zfsErr(err, req.Zvol)
 	}
-	lu, err := m.adoptLocked(unit, "created on a new zvol")
+	lu, err := m.adoptLocked(ctx, unit, "created on a new zvol", true)
 	if err != nil {
 		m.destroyAfterFailure(ctx, zp, req.Zvol)
 		return api.LU{}, err
@@ -176,7 +179,7 @@ func (m *Manager) ImportZvolLU(ctx context.Context, req api.ImportZvolLURequest)
 	if err != nil {
 		return api.LU{}, zfsErr(err, path)
 	}
-	return m.adoptLocked(unit, "imported")
+	return m.adoptLocked(ctx, unit, "imported", false)
 }
 
 // zvolOfLocked returns the volume of configured LU i.
@@ -229,7 +232,7 @@ func (m *Manager) CloneLU(ctx context.Context, req api.CloneLURequest) (api.LU, 
 	if err := req.Props.Validate(false); err != nil {
 		return api.LU{}, propErr(err)
 	}
-	if req.Props.BlockSize != nil || req.Props.MetaFile != "" || req.Props.Thin != nil || req.Props.SoftThreshold != nil {
+	if req.Props.BlockSize != nil || req.Props.MetaFile != "" || req.Props.Thin != nil || req.Props.SoftThreshold != nil || req.Props.Preallocation != "" {
 		return api.LU{}, api.Errorf(api.CodeInvalidProp, "", "clone-lu takes alias, guid, mgmt-url, pid, serial, vid, wcd, wp and zvol")
 	}
 	if req.Zvol != "" {
@@ -260,7 +263,7 @@ func (m *Manager) CloneLU(ctx context.Context, req api.CloneLURequest) (api.LU, 
 		return api.LU{}, zfsErr(err, req.Source)
 	}
 	clone, _ := zp.ZvolName(unit.Info().DataFile)
-	lu, err := m.adoptLocked(unit, "created on a clone of "+vol+"@"+snap)
+	lu, err := m.adoptLocked(ctx, unit, "created on a clone of "+vol+"@"+snap, true)
 	if err != nil {
 		if clone != "" {
 			m.destroyAfterFailure(ctx, zp, clone)

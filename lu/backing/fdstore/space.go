@@ -242,3 +242,19 @@ func (b *FD) UsedPercent() (uint32, error) {
 	free := min(st.Bavail, st.Blocks)
 	return uint32(100 - free*100/st.Blocks), nil
 }
+
+// Allocate allocates the file space of a range (fallocate); unlike
+// Preallocate and Reserve it fails where the file system cannot, so a
+// requested preallocation is never silently skipped.
+func (b *FD) Allocate(off, n int64) error {
+	if b.isBlock {
+		return fmt.Errorf("lu: %s is a block device: its space is not allocated by the target", b.path)
+	}
+	if err := fallocate(b.fd, 0, off, n); err != nil {
+		if unsupported(err) {
+			return fmt.Errorf("lu: the file system of %s cannot preallocate (fallocate: %w)", b.path, err)
+		}
+		return fmt.Errorf("lu: allocating %d bytes at %d in %s: %w", n, off, b.path, Classify(err))
+	}
+	return nil
+}

@@ -74,6 +74,8 @@ type atomicJournal struct {
 	seq uint64
 	// guid is the LU's GUID, written into every record.
 	guid [16]byte
+	// created: this store made the journal file (Discard removes it).
+	created bool
 	// broken is set when a record could not be marked applied: a later
 	// replay could overwrite newer data, so no more atomic writes run.
 	broken error
@@ -212,7 +214,12 @@ func (s *Store) openAtomicJournal(guid [16]byte, dataOff, dataEnd uint64, log *s
 		}
 		return nil, err
 	}
-	j := &atomicJournal{be: be, guid: guid}
+	if created {
+		if err := s.syncParentDir(path); err != nil {
+			return fail(err)
+		}
+	}
+	j := &atomicJournal{be: be, guid: guid, created: created}
 	r, data, ok, err := readJournal(be)
 	if err != nil {
 		return fail(err)

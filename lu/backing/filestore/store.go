@@ -25,7 +25,14 @@ type Options struct {
 	BlockSize uint32 // 0 = 512
 	// NoAtomicWrites: no journal, so no WRITE ATOMIC (16).
 	NoAtomicWrites bool
-	Log            *slog.Logger
+	// Preallocation (PreallocFalloc, PreallocFull; "" = sparse) applies to
+	// the part of the data file Create makes: all of a new file, the grown
+	// part of an existing one. Existing content is never touched.
+	Preallocation string
+	Log           *slog.Logger
+	// DirSynced, if set, is told of every directory fsync that makes a
+	// newly created file (data, meta, journal) durable (tests).
+	DirSynced func(dir, created string)
 }
 
 // Store is an LU in a file or on a block device. It implements
@@ -45,7 +52,13 @@ type Store struct {
 	atomic  bool // offer atomic writes once the LU's GUID is known
 	journal *atomicJournal
 	created bool // Create made the data file (Discard removes it)
-	caps    backing.Caps
+	// grown: Create grew an existing data file from grownFrom bytes
+	// (Discard cuts it back).
+	grown     bool
+	grownFrom uint64
+	caps      backing.Caps
+
+	dirSynced func(dir, created string) // Options.DirSynced
 }
 
 // Create opens or creates the files of a new LU. A DataFile that does not
@@ -73,7 +86,7 @@ func Create(ctx context.Context, o Options) (*Store, error) {
 		dataOff = 0
 	}
 	s := &Store{log: o.Log, dataFile: o.DataFile, metaFile: o.MetaFile, dataOff: int64(dataOff), fresh: true,
-		atomic: !o.NoAtomicWrites}
+		atomic: !o.NoAtomicWrites, dirSynced: o.DirSynced}
 	var err error
 	if _, serr := os.Stat(o.DataFile); errors.Is(serr, os.ErrNotExist) {
 		if o.Size == 0 {
@@ -107,15 +120,41 @@ func Create(ctx context.Context, o Options) (*Store, error) {
 		if err := s.data.Grow(dataOff + o.Size); err != nil {
 			return fail(err)
 		}
+		if !s.created {
+			s.grown, s.grownFrom = true, devSize
+		}
 		devSize = dataOff + o.Size
+	}
+	if o.Preallocation != "" {
+		from := devSize // an existing file that was not grown: nothing of it is ours
+		switch {
+		case s.created:
+			from = 0
+		case s.grown:
+			from = s.grownFrom
+		}
+		if err := s.preallocate(ctx, o.Preallocation, from, devSize); err != nil {
+			return fail(err)
+		}
 	}
 	s.capacity = devSize - dataOff
 	if err := ctx.Err(); err != nil {
 		return fail(err)
 	}
-	if o.MetaFile != "" {
-		if s.metaBE, err = openOrCreateMeta(o.MetaFile); err != nil {
+	if s.created {
+		if err := s.syncParentDir(o.DataFile); err != nil {
 			return fail(err)
+		}
+	}
+	if o.MetaFile != "" {
+		var metaCreated bool
+		if s.metaBE, metaCreated, err = openOrCreateMeta(o.MetaFile); err != nil {
+			return fail(err)
+		}
+		if metaCreated {
+			if err := s.syncParentDir(o.MetaFile); err != nil {
+				return fail(err)
+			}
 		}
 	}
 	s.region = region{be: s.metaBE, slot: -1}
@@ -127,9 +166,10 @@ func Create(ctx context.Context, o Options) (*Store, error) {
 	return s, nil
 }
 
-func openOrCreateMeta(path string) (*fdstore.FD, error) {
+func openOrCreateMeta(path string) (*fdstore.FD, bool, error) {
 	if _, serr := os.Stat(path); errors.Is(serr, os.ErrNotExist) {
-		return fdstore.Create(path, metaRegionSize)
+		mb, err := fdstore.Create(path, metaRegionSize)
+		return mb, err == nil, err
 	}
 	mb, err := fdstore.Open(path, false)
 	if err == nil {
@@ -137,7 +177,7 @@ func openOrCreateMeta(path string) (*fdstore.FD, error) {
 			mb.Close()
 		}
 	}
-	return mb, err
+	return mb, false, err
 }
 
 // Open opens an existing LU from the metadata stored with it: in a header
@@ -368,9 +408,19 @@ func (s *Store) Close() error {
 }
 
 // Discard closes a store whose LU was not made and removes the data file
-// if Create created it.
+// if Create created it, or cuts it back to its size if Create grew it.
 func (s *Store) Discard() {
+	if s.grown && !s.data.IsBlock() {
+		// By name: the LU may have closed the store already.
+		if err := os.Truncate(s.dataFile, int64(s.grownFrom)); err != nil {
+			s.log.Error("cannot cut the data file back to its size after a failed create", "path", s.dataFile, "err", err)
+		}
+	}
+	journal := s.journal != nil && s.journal.created
 	s.Close()
+	if journal {
+		os.Remove(s.journalPath())
+	}
 	if s.created {
 		os.Remove(s.dataFile)
 	}

@@ -45,8 +45,14 @@ func New(dir string) *Fake {
 	return &Fake{dir: dir, ds: map[string]*dataset{}, nextGUID: 1000}
 }
 
-func (f *Fake) fail(op, name string) error {
+// fail records the call and decides whether it fails: a cancelled
+// context (as the zfs command wrapper refuses to start a command then),
+// or FailOn.
+func (f *Fake) fail(ctx context.Context, op, name string) error {
 	f.calls = append(f.calls, op+" "+name)
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("fake zfs: %s %s: %w", op, name, err)
+	}
 	if f.FailOn != nil {
 		if err := f.FailOn(op, name); err != nil {
 			return &zvol.CmdError{Cmd: "zfs " + op + " " + name, Stderr: err.Error(), Err: err}
@@ -195,7 +201,7 @@ func notFound(name string) error {
 func (f *Fake) Volume(ctx context.Context, name string) (zvol.Volume, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.fail("volume", name); err != nil {
+	if err := f.fail(ctx, "volume", name); err != nil {
 		return zvol.Volume{}, err
 	}
 	d := f.ds[name]
@@ -209,7 +215,7 @@ func (f *Fake) Volume(ctx context.Context, name string) (zvol.Volume, error) {
 func (f *Fake) UserProp(ctx context.Context, name, prop string) (string, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.fail("userprop", name); err != nil {
+	if err := f.fail(ctx, "userprop", name); err != nil {
 		return "", false, err
 	}
 	d := f.ds[name]
@@ -233,7 +239,7 @@ func (f *Fake) UserProp(ctx context.Context, name, prop string) (string, bool, e
 func (f *Fake) SetUserProp(ctx context.Context, name, prop, value string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.fail("setprop", name); err != nil {
+	if err := f.fail(ctx, "setprop", name); err != nil {
 		return err
 	}
 	d := f.ds[name]
@@ -251,7 +257,7 @@ func (f *Fake) SetUserProp(ctx context.Context, name, prop, value string) error 
 func (f *Fake) CreateVolume(ctx context.Context, name string, size, blockSize uint64, props map[string]string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.fail("create", name); err != nil {
+	if err := f.fail(ctx, "create", name); err != nil {
 		return err
 	}
 	if f.ds[name] != nil {
@@ -285,7 +291,7 @@ func (f *Fake) CreateVolume(ctx context.Context, name string, size, blockSize ui
 func (f *Fake) SetVolsize(ctx context.Context, name string, size uint64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.fail("volsize", name); err != nil {
+	if err := f.fail(ctx, "volsize", name); err != nil {
 		return err
 	}
 	d := f.ds[name]
@@ -307,7 +313,7 @@ func (f *Fake) Snapshot(ctx context.Context, vol, snap string, props map[string]
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	name := vol + "@" + snap
-	if err := f.fail("snapshot", name); err != nil {
+	if err := f.fail(ctx, "snapshot", name); err != nil {
 		return err
 	}
 	d := f.ds[vol]
@@ -332,7 +338,7 @@ func (f *Fake) Snapshot(ctx context.Context, vol, snap string, props map[string]
 func (f *Fake) Clone(ctx context.Context, snapshot, dest string, props map[string]string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.fail("clone", dest); err != nil {
+	if err := f.fail(ctx, "clone", dest); err != nil {
 		return err
 	}
 	s := f.ds[snapshot]
@@ -357,7 +363,7 @@ func (f *Fake) Clone(ctx context.Context, snapshot, dest string, props map[strin
 func (f *Fake) Destroy(ctx context.Context, name string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.fail("destroy", name); err != nil {
+	if err := f.fail(ctx, "destroy", name); err != nil {
 		return err
 	}
 	d := f.ds[name]
