@@ -395,8 +395,10 @@ check "kernel log has no I/O, SCSI sense or iSCSI connection errors" test -z "$b
 SVC_TAR=$HOST/costar-install.tar
 SVC_IQN=iqn.2026-11.org.costar:svc
 SLOWDEV=costar-slow
-svcadm() { env -u STMFD_SOCKET /usr/local/sbin/stmfadm "$@"; } # the installed CLI, default socket
-svcitadm() { env -u STMFD_SOCKET /usr/local/sbin/itadm "$@"; }
+# The installed CLIs on their default socket (/var/lib/stmfd/stmfd.sock); `run` needs programs,
+# not functions.
+svcadm=/usr/local/sbin/stmfadm
+svcitadm=/usr/local/sbin/itadm
 svclog() { journalctl -u stmfd --no-pager -o cat "$@"; }
 # wait_journal SINCE PATTERN SECONDS: the service logged PATTERN after SINCE.
 wait_journal() {
@@ -409,12 +411,13 @@ wait_journal() {
 }
 svc_test() {
   local out rc since lun0 lun1 dev0 dev1 sectors t_stop t_end took wd0 i
+  unset STMFD_SOCKET # the first part's daemon is gone
   run "service: unpack the make install tree into /" 60 tar -C / --no-same-owner -xf "$SVC_TAR" || return 1
   ls -l /usr/local/sbin /usr/local/lib/systemd/system/stmfd.service /etc/stmfd/stmfd.yaml \
     /usr/local/share/man/man8 /usr/local/share/bash-completion/completions 2>&1 | indent
   check "service: shipped /etc/stmfd/stmfd.yaml serves $P1" grep -q "^  - $P1\$" /etc/stmfd/stmfd.yaml
   run "service: systemctl daemon-reload" 60 systemctl daemon-reload
-  run "service: systemd-analyze verify stmfd.service" 60 systemd-analyze verify stmfd.service
+  run "service: systemd-analyze verify stmfd.service" 60 systemd-analyze verify --man=no stmfd.service
   run "service: man stmfd renders" 30 bash -c 'MANPAGER=cat man -l /usr/local/share/man/man8/stmfd.8 >/dev/null 2>&1 || test -s /usr/local/share/man/man8/stmfd.8'
   # Type=notify: start returns only after READY=1, which stmfd sends once the state is
   # restored and the portal listens, so the portal must accept at once.
@@ -429,7 +432,7 @@ svc_test() {
 
   section "service: LUs through the hardened unit (zvol via zfs(8), block device), target, login"
   run "service: stmfadm create-lu -p zvol=$POOL/svc0 (zfs under the unit's sandbox)" 120 \
-    svcadm create-lu -p zvol=$POOL/svc0 -p alias=svc0 -s 64M || { svclog | tail -30 | indent; return 1; }
+    "$svcadm" create-lu -p zvol=$POOL/svc0 -p alias=svc0 -s 64M || { svclog | tail -30 | indent; return 1; }
   run "service: zfs create -V 64M $POOL/slow" 60 zfs create -V 64M $POOL/slow
   udevadm settle -t 30
   waitfor /dev/zvol/$POOL/slow 30
@@ -439,24 +442,24 @@ svc_test() {
     dmsetup create $SLOWDEV --table "0 $sectors delay /dev/zvol/$POOL/slow 0 0" 2>&1 | indent; then
     delay=1
     udevadm settle -t 30
-    out=$(svcadm create-lu -p alias=slow /dev/mapper/$SLOWDEV 2>&1)
+    out=$("$svcadm" create-lu -p alias=slow /dev/mapper/$SLOWDEV 2>&1)
     rc=$?
     echo "$out" | indent
     check "service: stmfadm create-lu /dev/mapper/$SLOWDEV (dm-delay over a zvol) (exit $rc)" test $rc = 0
   else
     skip "service: dm-delay unavailable (no dm_delay module or dmsetup): the drain check uses a plain zvol"
-    run "service: stmfadm create-lu /dev/zvol/$POOL/slow" 60 svcadm create-lu -p alias=slow /dev/zvol/$POOL/slow
+    run "service: stmfadm create-lu /dev/zvol/$POOL/slow" 60 "$svcadm" create-lu -p alias=slow /dev/zvol/$POOL/slow
   fi
-  svcadm list-lu -v 2>&1 | indent
-  for g in $(svcadm list-lu | sed -n 's/^LU Name: //p'); do svcadm add-view "$g" 2>&1 | indent; done
-  run "service: itadm create-target -n $SVC_IQN" 60 svcitadm create-target -n $SVC_IQN
+  "$svcadm" list-lu -v 2>&1 | indent
+  for g in $("$svcadm" list-lu | sed -n 's/^LU Name: //p'); do "$svcadm" add-view "$g" 2>&1 | indent; done
+  run "service: itadm create-target -n $SVC_IQN" 60 "$svcitadm" create-target -n $SVC_IQN
   out=$(timeout 60 iscsiadm -m discovery -t sendtargets -p "$P1" 2>&1)
   echo "$out" | indent
   check "service: discovery lists $SVC_IQN" grep -q " $SVC_IQN\$" <<<"$out"
   run "service: login to $SVC_IQN" 90 iscsiadm -m node -T $SVC_IQN -p "$P1" --login || return 1
   udevadm settle -t 30
-  lun0=$(svcadm list-view -l "$(svcadm list-lu -v | awk '/^LU Name:/{g=$3} /Alias *: svc0/{print g}')" | sed -n 's/^ *LUN *: *//p')
-  lun1=$(svcadm list-view -l "$(svcadm list-lu -v | awk '/^LU Name:/{g=$3} /Alias *: slow/{print g}')" | sed -n 's/^ *LUN *: *//p')
+  lun0=$("$svcadm" list-view -l "$("$svcadm" list-lu -v | awk '/^LU Name:/{g=$3} /Alias *: svc0/{print g}')" | sed -n 's/^ *LUN *: *//p')
+  lun1=$("$svcadm" list-view -l "$("$svcadm" list-lu -v | awk '/^LU Name:/{g=$3} /Alias *: slow/{print g}')" | sed -n 's/^ *LUN *: *//p')
   dev0=/dev/disk/by-path/ip-$P1-iscsi-$SVC_IQN-lun-${lun0:-x}
   dev1=/dev/disk/by-path/ip-$P1-iscsi-$SVC_IQN-lun-${lun1:-x}
   check "service: zvol LU (LUN ${lun0:-?}) and slow LU (LUN ${lun1:-?}) appear" bash -c "$(declare -f waitfor); waitfor $dev0 30 && waitfor $dev1 30"
