@@ -13,6 +13,9 @@
 #   make test-vm          scripts/testvm: Debian VM with OpenZFS, the Linux kernel initiator and
 #                         multipath against stmfd (image built once, ~5 min, into /var/cache/costar-testvm)
 #   make fuzz             every fuzz target for $(FUZZTIME_LONG)
+#   make soak             scripts/soak.sh for 10 minutes: 64 sessions x QD32 of verified I/O with
+#                         chaos against a fresh stmfd (SOAK_DURATION, SOAK_SESSIONS, SOAK_QD)
+#   make soak-short       the same for 60 s (part of make test, after conformance)
 #   make bench            scripts/bench.sh: stmfd vs tgt side by side (BENCH_SECS, BENCH_PROFILE, ...);
 #                         BENCH_COMPARE=1 (or BENCH_BASE=REV): this tree vs the merge-base with main (or REV)
 #   make clean            remove bin/ and out/ (make distclean also removes var/)
@@ -46,7 +49,7 @@ BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
 MANPAGES    := stmfd stmfadm sbdadm itadm
 
-.PHONY: all build run man install uninstall test deps fmt-check vet unit fuzz-smoke fuzz conformance conformance-thick conformance-thin conformance-wp conformance-quick test-vm bench clean distclean
+.PHONY: all build run man install uninstall test deps fmt-check vet unit fuzz-smoke fuzz soak soak-short conformance conformance-thick conformance-thin conformance-wp conformance-quick test-vm bench clean distclean
 
 all: build
 
@@ -99,6 +102,7 @@ test:
 	COSTAR_REQUIRE_TOOLS=1 $(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory fuzz-smoke
 	CONF_RACE=1 $(MAKE) --no-print-directory conformance
+	$(MAKE) --no-print-directory soak-short
 	$(MAKE) --no-print-directory test-vm
 
 deps:
@@ -145,6 +149,14 @@ conformance-quick:
 # no qemu, no disk space, not root for the image build) into a loud SKIPPED instead of a failure.
 test-vm:
 	scripts/testvm/run-tests.sh
+
+# Soak (scripts/soak.sh, cmd/costar-soak): fails on any mismatch or lost acknowledged write, an
+# unanswered-NOP session the target keeps, or RSS/goroutines not back at idle after the run.
+soak:
+	SOAK_DURATION=$${SOAK_DURATION:-10m} SOAK_SETTLE=$${SOAK_SETTLE:-60s} scripts/soak.sh -o out/soak
+
+soak-short:
+	SOAK_DURATION=60s SOAK_SETTLE=20s scripts/soak.sh -o out/soak-short
 
 bench:
 	scripts/bench.sh

@@ -101,6 +101,9 @@ type ConfigLU struct {
 	WP            bool   `json:"wp,omitempty" yaml:"wp,omitempty"`
 	Thin          bool   `json:"thin,omitempty" yaml:"thin,omitempty"`
 	SoftThreshold uint8  `json:"soft_threshold,omitempty" yaml:"soft-threshold,omitempty"`
+	// Per-LU QoS limits (costar extension; 0 = unlimited; qos-mbps in MiB/s).
+	QoSIOPS uint64 `json:"qos_iops,omitempty" yaml:"qos-iops,omitempty"`
+	QoSMBps uint64 `json:"qos_mbps,omitempty" yaml:"qos-mbps,omitempty"`
 }
 
 // ConfigView is a view entry: an LU is at LUN for the initiators of

@@ -57,6 +57,13 @@ type State struct {
 	// TargetPortGroups are the ALUA target port groups (portal group
 	// tags) with their access states, by tag (api/alua.go).
 	TargetPortGroups []ALUAGroup `json:"target_port_groups"`
+	// Goroutines is the daemon's goroutine count when asked (a leak check
+	// for soak runs: it must return to its idle value once sessions end).
+	Goroutines int `json:"goroutines,omitempty"`
+	// HeapLiveBytes is the live heap as of the daemon's last garbage
+	// collection (the soak's leak check; RSS also holds freed memory the
+	// Go runtime has not given back).
+	HeapLiveBytes uint64 `json:"heap_live_bytes,omitempty"`
 }
 
 // LU describes a logical unit (stmfadm list-lu -v, sbdadm list-lu).
@@ -83,6 +90,8 @@ type LU struct {
 	AccessState        string `json:"access_state"` // Active | Standby | ...
 	Thin               bool   `json:"thin"`
 	SoftThreshold      uint8  `json:"soft_threshold,omitempty"`
+	QoSIOPS            uint64 `json:"qos_iops,omitempty"` // 0 = unlimited
+	QoSMBps            uint64 `json:"qos_mbps,omitempty"` // MiB/s, 0 = unlimited
 	// ErrorState is a remembered write-back failure (costar extension):
 	// "sync failed at <time>: <error>"; online-lu after offline-lu clears it.
 	ErrorState string `json:"error_state,omitempty"`
@@ -107,6 +116,10 @@ type LUProps struct {
 	// threshold in percent of the backing file system (0 = off).
 	Thin          *bool  `json:"thin,omitempty"`
 	SoftThreshold *uint8 `json:"soft_threshold,omitempty"`
+	// costar extensions: per-LU QoS limits, kept in the daemon's state
+	// (0 = unlimited). MBps is MiB/s, as SPDK's rw_mbytes_per_sec.
+	QoSIOPS *uint64 `json:"qos_iops,omitempty"`
+	QoSMBps *uint64 `json:"qos_mbps,omitempty"`
 	// Preallocation (create-lu on a file only, costar): "falloc" reserves
 	// the space of the part of the data file create-lu makes (a new file,
 	// or what an existing one grows by), "full" also writes it with
@@ -294,3 +307,6 @@ type DefaultsRequest struct {
 // ProtocolISCSI is Target.Protocol of an iSCSI target ("Protocol" in
 // stmfadm list-target -v); itadm lists only these.
 const ProtocolISCSI = "iSCSI"
+
+// ProtocolFC is Target.Protocol of a Fibre Channel target.
+const ProtocolFC = "Fibre Channel"

@@ -157,13 +157,13 @@ const (
 )
 
 // LU property names (case-insensitive on the command line).
-var luPropNames = []string{"alias", "blk", "guid", "host-id", "meta", "mgmt-url", "oui", "pid", "serial", "vid", "wcd", "wp", "thin", "soft-threshold", "preallocation"}
+var luPropNames = []string{"alias", "blk", "guid", "host-id", "meta", "mgmt-url", "oui", "pid", "serial", "vid", "wcd", "wp", "thin", "soft-threshold", "preallocation", "qos-iops", "qos-mbps"}
 
 // LUPropNames lists the -p property names create-lu accepts.
 func LUPropNames() []string { return append([]string(nil), luPropNames...) }
 
 // ModifiableLUProps are the properties modify-lu may change.
-var modifiable = map[string]bool{"alias": true, "mgmt-url": true, "wcd": true, "wp": true, "soft-threshold": true}
+var modifiable = map[string]bool{"alias": true, "mgmt-url": true, "wcd": true, "wp": true, "soft-threshold": true, "qos-iops": true, "qos-mbps": true}
 
 // IsModifiableLUProp reports whether modify-lu may change the property.
 func IsModifiableLUProp(name string) bool { return modifiable[strings.ToLower(name)] }
@@ -242,6 +242,16 @@ func ParseLUProp(p *LUProps, arg string) (string, error) {
 		}
 		v := uint8(n)
 		p.SoftThreshold = &v
+	case "qos-iops", "qos-mbps":
+		n, perr := strconv.ParseUint(val, 10, 64)
+		if perr != nil || n > MaxQoS {
+			return lname, bad(ReasonFormat)
+		}
+		if lname == "qos-iops" {
+			p.QoSIOPS = &n
+		} else {
+			p.QoSMBps = &n
+		}
 	case "preallocation":
 		if !ValidPreallocation(val) {
 			return lname, bad(ReasonFormat)
@@ -268,6 +278,17 @@ func ParseLUProp(p *LUProps, arg string) (string, error) {
 		return name, &PropError{Arg: arg, Prop: name, Reason: ReasonUnknown}
 	}
 	return lname, err
+}
+
+// MaxQoS bounds qos-iops and qos-mbps (10^9 IOPS or MiB/s is beyond any
+// LU; the bound keeps MiB/s in bytes far from overflow).
+const MaxQoS = 1_000_000_000
+
+// WithoutQoS returns p without its QoS properties (those the daemon keeps,
+// not the LU provider).
+func (p LUProps) WithoutQoS() LUProps {
+	p.QoSIOPS, p.QoSMBps = nil, nil
+	return p
 }
 
 // Preallocation modes of create-lu -p preallocation= (costar).
@@ -350,6 +371,11 @@ func (p *LUProps) Validate(modify bool) error {
 	}
 	if p.BlockSize != nil && !ValidBlockSize(*p.BlockSize) {
 		errs = append(errs, &PropError{Prop: "blk", Reason: ReasonBlockSize})
+	}
+	for name, v := range map[string]*uint64{"qos-iops": p.QoSIOPS, "qos-mbps": p.QoSMBps} {
+		if v != nil && *v > MaxQoS {
+			errs = append(errs, &PropError{Prop: name, Reason: ReasonFormat})
+		}
 	}
 	if p.Preallocation != "" && !ValidPreallocation(p.Preallocation) {
 		errs = append(errs, &PropError{Prop: "preallocation", Reason: ReasonFormat})

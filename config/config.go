@@ -29,9 +29,10 @@ type Config struct {
 	// MetricsListen is where /metrics is served ("" = off; metrics.go).
 	MetricsListen string
 
-	// ISCSI configures the iSCSI port provider. The FC port provider's
-	// section (FC) will sit next to it.
+	// ISCSI configures the iSCSI port provider.
 	ISCSI ISCSIConfig
+	// FC configures the Fibre Channel port provider (fc.go).
+	FC FCConfig
 
 	// File is the config file read (--config), "" for none; SIGHUP
 	// re-reads it.
@@ -155,6 +156,9 @@ func (c *Config) fill(v *viper.Viper) (*Config, error) {
 		return nil, err
 	}
 	c.ISCSI = iscsi
+	if c.FC, err = loadFC(v); err != nil {
+		return nil, err
+	}
 	if c.MetricsListen, err = loadMetricsListen(v); err != nil {
 		return nil, err
 	}

@@ -146,6 +146,14 @@ func TestConfigFileKeys(t *testing.T) {
 		!strings.Contains(err.Error(), "unknown setting portals") {
 		t.Errorf("unknown key: err = %v", err)
 	}
+	// So is one inside a file-only section (fc.go); the section itself is known.
+	if _, err := Load([]string{"--config", write("fc:\n  adapter: []\n")}, &bytes.Buffer{}); err == nil ||
+		!strings.Contains(err.Error(), "unknown setting fc.adapter ") {
+		t.Errorf("unknown fc key: err = %v", err)
+	}
+	if _, err := Load([]string{"--config", write("fc: {}\n")}, &bytes.Buffer{}); err != nil {
+		t.Errorf("empty fc section: %v", err)
+	}
 	// A flag or variable overriding the file is reported.
 	f := write("log-level: debug\nportal: [127.0.0.1:3260]\nstate-dir: /x\n")
 	t.Setenv("STMFD_PORTAL", "127.0.0.2:3260")

@@ -41,7 +41,17 @@ func settings() []setting {
 		{"max-connections-per-source", false, func(c *Config) string { return strconv.Itoa(c.ISCSI.MaxConnectionsPerSource) }},
 		{"max-logins-in-progress", false, func(c *Config) string { return strconv.Itoa(c.ISCSI.MaxLoginsInProgress) }},
 		{"auth-fail-delay", false, func(c *Config) string { return c.ISCSI.AuthFailDelay.String() }},
+		{"fc.adapters", false, func(c *Config) string { return fcAdapters(c.FC.Adapters) }},
 	}
+}
+
+// fcAdapters renders the fc section's adapters: "kind port-wwn node-wwn, …".
+func fcAdapters(as []FCAdapter) string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = strings.TrimSpace(strings.Join([]string{a.Kind, a.PortWWN, a.NodeWWN}, " "))
+	}
+	return strings.Join(out, ", ")
 }
 
 // Diff lists the settings that differ between old and next.

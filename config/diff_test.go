@@ -37,6 +37,9 @@ func TestDiff(t *testing.T) {
 			{Key: "demo-size", Old: "1073741824", New: "2147483648"},
 			{Key: "abort-completed-task", Old: AbortTaskDoesNotExist, New: AbortFunctionComplete},
 		}},
+		{"fc adapters", func(c *Config) {
+			c.FC.Adapters = []FCAdapter{{Kind: "fcoe", PortWWN: "21:00:00:00:00:00:00:01"}}
+		}, []Change{{Key: "fc.adapters", Old: "", New: "fcoe 21:00:00:00:00:00:00:01"}}},
 		{"live and restart together", func(c *Config) { c.LogLevel = slog.LevelWarn; c.StateDir = "/x" }, []Change{
 			{Key: "log-level", Old: "info", New: "warn", Live: true},
 			{Key: "state-dir", Old: "/var/lib/stmfd", New: "/x"},
@@ -64,6 +67,11 @@ func TestDiffCoversEveryFlag(t *testing.T) {
 			t.Errorf("setting --%s is not in config.settings: reload would ignore a change to it silently", f.Name)
 		}
 	})
+	for _, k := range fileOnlyKeys() {
+		if k != "fc" && !known[k] { // "fc" is only the section holding fc.adapters
+			t.Errorf("file setting %s is not in config.settings: reload would ignore a change to it silently", k)
+		}
+	}
 }
 
 func TestPortalDelta(t *testing.T) {

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -15,12 +16,16 @@ func envName(key string) string {
 	return "STMFD_" + strings.ToUpper(strings.ReplaceAll(key, "-", "_"))
 }
 
+// fileOnlyKeys are the settings only a config file can hold (sections
+// with lists of structures, such as fc.go's adapters), as viper names them.
+func fileOnlyKeys() []string { return []string{"fc", "fc.adapters"} }
+
 // checkKeys refuses a config file key that is not a setting: a typo
 // ("portals:") would otherwise be ignored without a word.
 func checkKeys(fs *pflag.FlagSet, v *viper.Viper) error {
 	var unknown []string
 	for _, k := range v.AllKeys() {
-		if !v.InConfig(k) {
+		if !v.InConfig(k) || slices.Contains(fileOnlyKeys(), k) {
 			continue
 		}
 		if f := fs.Lookup(k); f == nil || k == "config" {

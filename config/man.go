@@ -44,6 +44,8 @@ func manMarkdown() []byte {
 	w("# CONFIGURATION FILE\n\n")
 	w("YAML, TOML or JSON, named by **--config** (installed: */etc/stmfd/stmfd.yaml*), with the option names as keys:\n\n")
 	w("```\nstate-dir: /var/lib/stmfd\nportal:\n  - 10.0.0.5:3260\n  - 10.0.1.5:3260\nlog-level: info\n```\n\n")
+	w("The **fc** section (file only) lists Fibre Channel adapters in target mode: **fc.adapters**, each with ")
+	w("**kind**, **port-wwn** and **node-wwn**. No adapter kind is built in yet, so a listed adapter is refused.\n\n")
 	w("An unknown key is an error, so a typo is never ignored.\n\n")
 	w("# SIGNALS\n\n")
 	w("**SIGHUP** (**systemctl reload stmfd**)\n: Re-read the config file (flags and STMFD_* variables still win over it). ")

@@ -146,6 +146,7 @@ func (d *Device) Admit(t *stmf.Task) {
 	c := d.cmds.row(t.LUDecoded)
 	if c != nil {
 		t.SetKind(c.kind)
+		t.Throttle = d.throttle(c, t.LUDecoded)
 	}
 	if aluaRefusal(t.Access, c) != nil {
 		return

@@ -6,7 +6,12 @@
 #   -o OUTDIR    results and raw logs (env BENCH_OUT, default out/bench)
 #   -p PROFILE   unpinned (default) | pinned (targets and clients all on CPU 0: the best QD1 latency
 #                on small VMs) | split (targets on the last CPU, clients on CPU 0)   (env BENCH_PROFILE)
-#   -m MODE      figures (default) | stall | ats | all (= figures, stall and ats)     (env BENCH_MODE)
+#   -m MODE      figures (default) | stall | ats | qos | all (= figures, stall and ats)  (env BENCH_MODE)
+#                qos: per-LU QoS, stmfd only: a second LU on the demo target; the demo LU limited to
+#                BENCH_QOS_IOPS (2000) with stmfadm modify-lu -p qos-iops; 4 KiB random QD32 reads
+#                (iscsi-perf, one session per LU) on the neighbour alone, then on both LUs at once
+#                with the demo LU unlimited (the noisy neighbour) and limited; prints achieved IOPS
+#                vs the limit and what the neighbour kept (OUTDIR/qos.md)
 #                stall: BENCH_STALL_SECS (60) of 4 KiB random QD32 reads (iscsi-perf prints IOPS every
 #                second; any second at 0 IOPS is a stall) and of 4 KiB QD32 writes (qemu-img bench
 #                must finish within 3x its calibrated time), against each target; a stall fails the run
@@ -91,7 +96,12 @@ while (($# > 0)); do
     *) echo "bench: unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
 done
-[[ $MODE == figures || $MODE == stall || $MODE == ats || $MODE == all ]] || die "unknown mode $MODE"
+[[ $MODE == figures || $MODE == stall || $MODE == ats || $MODE == qos || $MODE == all ]] || die "unknown mode $MODE"
+QOS_IOPS=${BENCH_QOS_IOPS:-2000}
+if [[ $MODE == qos ]]; then
+  WITH_TGT=0
+  [[ $COMPARE == 1 ]] && die "-m qos measures one stmfd; it takes no --compare/--base"
+fi
 [[ -n $BASE ]] && COMPARE=1
 # REF and SUBJ are the two columns of the report: SUBJ/REF is the ratio.
 if [[ $COMPARE == 1 ]]; then
@@ -177,6 +187,10 @@ else
   STMFD=$OUT/stmfd
   log "building stmfd"
   (cd "$ROOT" && go build -o "$STMFD" ./cmd/stmfd) || die "go build ./cmd/stmfd failed"
+fi
+if [[ $MODE == qos ]]; then
+  STMFADM=$OUT/stmfadm
+  (cd "$ROOT" && go build -o "$STMFADM" ./cmd/stmfadm) || die "go build ./cmd/stmfadm failed"
 fi
 if [[ $COMPARE == 1 ]]; then
   if [[ -z $BASE ]]; then
@@ -369,6 +383,60 @@ prefill() { # once per run: reads hit data, writes do not allocate
   PREFILLED=1
 }
 STALLS=()
+# ---- per-LU QoS (-m qos) ----
+if [[ $MODE == qos ]]; then
+  t=stmfd
+  adm() { "$STMFADM" --socket "${STATES[0]}/stmfd.sock" "$@"; }
+  demo_guid=$(adm list-lu | sed -n '1s/^LU Name: //p')
+  other_guid=$(adm create-lu -s "$SIZE" "${STATES[0]}/qos-neighbour.img" | sed -n 's/^Logical unit created: //p')
+  [[ -n $demo_guid && -n $other_guid ]] || die "cannot set up the two LUs"
+  adm add-view -n 1 "$other_guid" >/dev/null || die "add-view of the neighbour LU failed"
+  URL1=${URL[$t]%/0}/1
+  # iscsi-perf's closing "iops average" is its last, partial second; the mean of its per-second
+  # samples without the last (the drain) and, with three or more, the first (the ramp and burst) is the rate.
+  perf() { # url initiator logfile: 4 KiB random QD32 reads for SECS; prints the IOPS
+    timeout -k 5 $((SECS + 30)) "${CPIN[@]}" iscsi-perf -i "$2" -m 32 -t "$SECS" -b $((4096 / BS[$t])) -r "$1" >"$3" 2>&1 || true
+    tr '\r' '\n' <"$3" | sed -n 's/.*iops current \([0-9]*\).*/\1/p' |
+      awk '{v[NR] = $1} END {a = NR >= 3 ? 2 : 1; for (i = a; i < NR; i++) {s += v[i]; n++} if (n) printf "%d\n", s / n}'
+  }
+  pair() { # tag: both LUs at once, each through its own session; sets P0 P1
+    perf "${URL[$t]}" "$INIT-a" "$RAW/qos_$1.lun0.log" >"$RAW/qos_$1.lun0.iops" &
+    local bg=$!
+    P1=$(perf "$URL1" "$INIT-b" "$RAW/qos_$1.lun1.log")
+    wait "$bg" || true
+    P0=$(cat "$RAW/qos_$1.lun0.iops")
+  }
+  wait_quiet
+  log "qos: neighbour LU alone, ${SECS}s"
+  ALONE=$(perf "$URL1" "$INIT-b" "$RAW/qos_alone.lun1.log")
+  log "qos: both LUs, demo LU unlimited"
+  pair noisy; NOISY0=$P0 NOISY1=$P1
+  adm modify-lu -p "qos-iops=$QOS_IOPS" "$demo_guid" || die "modify-lu -p qos-iops=$QOS_IOPS failed"
+  log "qos: both LUs, demo LU limited to $QOS_IOPS IOPS"
+  pair limited; LIM0=$P0 LIM1=$P1
+  adm modify-lu -p qos-iops=0 "$demo_guid" >/dev/null || true
+  pct() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN {if (b == 0) print "-"; else printf "%+.1f %%", 100 * (a - b) / b}'; }
+  share() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN {if (b == 0) print "-"; else printf "%.0f %%", 100 * a / b}'; }
+  {
+    echo "# stmfd per-LU QoS"
+    echo
+    echo "- date: $(date -u +%FT%TZ); stmfd $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'); $NCPU cores"
+    echo "- 4 KiB random reads, QD32, iscsi-perf, ${SECS}s per run, one session per LU; pinning: $PROFILE"
+    echo
+    echo "| run | demo LU (LUN 0) IOPS | vs limit | neighbour (LUN 1) IOPS | neighbour vs alone |"
+    echo "|---|---:|---:|---:|---:|"
+    echo "| neighbour alone | - | - | ${ALONE:--} | 100 % |"
+    echo "| demo unlimited (noisy) | ${NOISY0:--} | - | ${NOISY1:--} | $(share "$NOISY1" "$ALONE") |"
+    echo "| demo qos-iops=$QOS_IOPS | ${LIM0:--} | $(pct "$LIM0" "$QOS_IOPS") | ${LIM1:--} | $(share "$LIM1" "$ALONE") |"
+  } >"$OUT/qos.md"
+  cat "$OUT/qos.md"
+  awk -v a="${LIM0:-0}" -v l="$QOS_IOPS" 'BEGIN {exit !(a > 0 && (a - l) / l <= 0.05 && (l - a) / l <= 0.05)}' || {
+    log "achieved ${LIM0:-?} IOPS is not within 5 % of the $QOS_IOPS limit"
+    exit 1
+  }
+  exit 0
+fi
+
 if [[ $MODE == figures || $MODE == all ]]; then
   prefill
   figure 0 rand_read_4k_qd1 read $K4 1 1

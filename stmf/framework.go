@@ -64,6 +64,8 @@ type Framework struct {
 	alua atomic.Pointer[map[uint16]ALUAState]
 
 	workers *workers
+	qos     map[GUID]QoSLimits // per-LU limits, kept while an LU is offline (qos.go)
+	clock   qosClock
 
 	portStats     map[string]*portStats // task counters by target port name
 	nextSessionID uint64
@@ -85,6 +87,8 @@ func New(log *slog.Logger) *Framework {
 		nextRel:  1,
 		sessions: map[*Session]struct{}{},
 		workers:  newWorkers(),
+		qos:      map[GUID]QoSLimits{},
+		clock:    realClock{},
 
 		portStats: map[string]*portStats{},
 	}
@@ -99,7 +103,11 @@ func (fw *Framework) RegisterLU(lu LogicalUnit) error {
 		return fmt.Errorf("%w: %s", ErrLUExists, g)
 	}
 	fw.attach(lu)
-	fw.lus[g] = &luReg{lu: lu}
+	reg := &luReg{lu: lu}
+	if l, ok := fw.qos[g]; ok {
+		fw.applyQoSLocked(reg, l)
+	}
+	fw.lus[g] = reg
 	fw.remapLocked()
 	return nil
 }

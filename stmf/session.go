@@ -325,7 +325,7 @@ func (s *Session) Submit(t *Task) {
 	if a, ok := reg.lu.(Admitter); ok {
 		a.Admit(t)
 	}
-	if reg.ts.admit(t) {
+	if reg.ts.admit(t) && reg.gate(t) {
 		if q, ok := reg.lu.(QuickChecker); ok && t.Inline && q.Quick(t) {
 			t.run()
 			return
@@ -351,7 +351,9 @@ func (s *Session) taskDone(t *Task) {
 	}
 	s.mu.Unlock()
 	for _, next := range t.reg.ts.done(t) {
-		s.fw.workers.run(next)
+		if t.reg.gate(next) {
+			s.fw.workers.run(next)
+		}
 	}
 	s.wg.Done()
 }
@@ -541,6 +543,9 @@ func (t *Task) markAborted() {
 	t.mu.Unlock()
 	if t.cancel != nil {
 		t.cancel()
+	}
+	if g := t.qosHeld.Load(); g != nil {
+		g.abortWaiters() // a task held by QoS is retired now, not when its tokens come
 	}
 }
 

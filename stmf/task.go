@@ -68,6 +68,9 @@ type Task struct {
 	// LUDecoded is the LU provider's decoding of the CDB, set in Admit (or
 	// Execute) and read until the task completes. stmf never touches it.
 	LUDecoded Decoded
+	// Throttle is the task's cost against the LU's QoS limits, set by the
+	// LU at Admit; the zero value moves no data and is never held.
+	Throttle Throttle
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -77,6 +80,7 @@ type Task struct {
 	aborted   atomic.Bool
 	onDone    func(*Task)
 	reg       *luReg
+	qosHeld   atomic.Pointer[qosGate] // the gate the task waited in, for aborts
 
 	// Counting (begin, routed, count): set by Submit, so a task an LU
 	// runs without a session counts nowhere.

@@ -12,7 +12,8 @@ import (
 type luReg struct {
 	lu  LogicalUnit
 	ts  taskSet
-	seq atomic.Uint64 // arrival order of tasks at this LU
+	seq atomic.Uint64           // arrival order of tasks at this LU
+	qos atomic.Pointer[qosGate] // nil: no limit (qos.go)
 
 	stats counters // every task the LU's LUNs received, from any session
 }

@@ -277,3 +277,8 @@ func (c *Client) GetDefaults(ctx context.Context) (api.Defaults, error) {
 func (c *Client) ModifyDefaults(ctx context.Context, r api.DefaultsRequest) error {
 	return c.Call(ctx, api.MethodModifyDefaults, r, nil)
 }
+
+// ListFCPorts returns the FC HBA ports and their logged-in remote ports.
+func (c *Client) ListFCPorts(ctx context.Context) ([]api.FCPort, error) {
+	return call[[]api.FCPort](ctx, c, api.MethodListFCPorts, api.Empty{})
+}

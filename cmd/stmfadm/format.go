@@ -72,6 +72,13 @@ func writeLU(w io.Writer, lu api.LU, verbose bool) {
 	prop(w, "Write Protect", enabled(lu.WriteProtect))
 	prop(w, "Writeback Cache", enabled(!lu.WriteCacheDisabled))
 	prop(w, "Access State", lu.AccessState)
+	// costar extensions, printed only when set so COMSTAR's layout stays.
+	if lu.QoSIOPS != 0 {
+		prop(w, "QoS IOPS Limit", fmt.Sprint(lu.QoSIOPS))
+	}
+	if lu.QoSMBps != 0 {
+		prop(w, "QoS MB/s Limit", fmt.Sprintf("%d MiB/s", lu.QoSMBps))
+	}
 	if lu.ErrorState != "" { // costar extension: a remembered write-back failure
 		prop(w, "Error State", lu.ErrorState)
 	}

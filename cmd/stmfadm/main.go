@@ -109,7 +109,7 @@ func newApp(name string, e *env) *cli.App {
 		return sbdadmApp(e)
 	}
 	app := stmfadmApp(e)
-	addZFSCommands(app, e) // zfs.go
+	addZFSCommands(app, e) // zvol_verbs.go
 	addALUACommands(app, e)
 	addApplyCommands(app, e) // apply.go
 	addStatsCommands(app, e) // stats.go

@@ -71,7 +71,10 @@ func stmfadmApp(e *env) *cli.App {
 					"     soft-threshold - thin LUs: warn initiators at this % of the backing\n" +
 					"                file system in use (0-100, 0 = off; costar)\n" +
 					"     preallocation - off, falloc (reserve the file space) or full (also write zeroes):\n" +
-					"                the part of the file create-lu makes; thick LUs on files (costar)\n\n" +
+					"                the part of the file create-lu makes; thick LUs on files (costar)\n" +
+					"     qos-iops - at most this many data commands per second, summed over\n" +
+					"                every initiator (0 = unlimited; costar)\n" +
+					"     qos-mbps - at most this many MiB/s read and written (0 = unlimited; costar)\n\n" +
 					"Long creates show progress on stderr (a bar on a terminal; --progress prints lines);\n" +
 					"Ctrl-C cancels and stmfd undoes the create.\n\n" +
 					"EXAMPLES:\n   stmfadm create-lu -s 20G /var/lib/costar/lu0.img\n" +
@@ -84,10 +87,13 @@ func stmfadmApp(e *env) *cli.App {
 				Name: "modify-lu", Usage: "change a logical unit's size or properties", ArgsUsage: "lu-name | -f file",
 				Flags: []cli.Flag{propFlag(), sizeFlag(),
 					&cli.BoolFlag{Name: "file", Aliases: []string{"f"}, Usage: "the operand is the LU's data or meta file"}},
-				Description: "Valid properties for -p: alias, mgmt-url, wcd (true, false), wp (true, false).\n" +
-					"A new size takes effect at once; initiators see CAPACITY DATA HAS CHANGED.\n\n" +
+				Description: "Valid properties for -p: alias, mgmt-url, wcd (true, false), wp (true, false),\n" +
+					"soft-threshold, qos-iops, qos-mbps (0 = unlimited; costar).\n" +
+					"A new size takes effect at once; initiators see CAPACITY DATA HAS CHANGED.\n" +
+					"QoS limits apply at once: commands over the limit wait their turn, none fails.\n\n" +
 					"EXAMPLES:\n   stmfadm modify-lu -s 40G 600144F0C0A80101000067A1B2C30001\n" +
-					"   stmfadm modify-lu -p alias=db -p wcd=true 600144F0C0A80101000067A1B2C30001",
+					"   stmfadm modify-lu -p alias=db -p wcd=true 600144F0C0A80101000067A1B2C30001\n" +
+					"   stmfadm modify-lu -p qos-iops=2000 -p qos-mbps=200 600144F0C0A80101000067A1B2C30001",
 				Action: e.modifyLU,
 			},
 			{

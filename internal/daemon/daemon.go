@@ -20,6 +20,7 @@ import (
 	"github.com/costar-project/costar/internal/daemon/mgmt"
 	"github.com/costar-project/costar/internal/metrics"
 	"github.com/costar-project/costar/internal/store"
+	"github.com/costar-project/costar/portprovider/fc"
 	"github.com/costar-project/costar/portprovider/iscsi"
 	"github.com/costar-project/costar/portprovider/iscsi/isns"
 	"github.com/costar-project/costar/stmf"
@@ -36,21 +37,24 @@ type Daemon struct {
 	fw    *stmf.Framework
 	mgr   *mgmt.Manager
 
-	iscsi   *iscsi.Server
-	radius  radiusClients // RADIUS CHAP (iscsi_radius.go)
-	isns    *isns.Client  // iSNS registration (iscsi_isns.go)
-	servers []portServer  // every port provider, for Start and Shutdown (ports.go)
-	api     *mgmt.Server
-	metrics *metrics.Server // metrics.go
+	iscsi      *iscsi.Server
+	radius     radiusClients // RADIUS CHAP (iscsi_radius.go)
+	isns       *isns.Client  // iSNS registration (iscsi_isns.go)
+	fc         *fc.Server    // nil without FC adapters (fc_ports.go)
+	fcAdapters []fc.Adapter  // from WithFCAdapters
+	servers    []portServer  // every port provider, for Start and Shutdown (ports.go)
+	api        *mgmt.Server
+	metrics    *metrics.Server // metrics.go
 
 	stopZvolWatch func() // WatchZvols
+	stopReclaim   func() // reclaim.go
 
 	reloadMu sync.Mutex // one reload at a time (reload.go)
 	cfgMu    sync.Mutex // guards cfg's live settings against Reload
 }
 
 // New prepares a daemon; Start brings it up.
-func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
+func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) {
 	if err := mgmt.TightenDir(cfg.StateDir, log); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
@@ -59,6 +63,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, log: log, store: st, fw: stmf.New(log.With("component", "stmf"))}
+	for _, o := range opts {
+		o(d)
+	}
 	d.radius.log = log.With("component", "radius")
 	d.isns = d.newISNSClient()
 	ports, err := d.portProviders() // ports.go
@@ -72,6 +79,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		LUs:          newLUProvider(hostID(), log.With("component", "lu")),
 		Ports:        ports,
 		ISCSIPortals: d.Addrs,
+		FCPorts:      d.fcPortsInfo, // fc_ports.go
 		OnChange:     d.isns.Notify,
 	})
 	if d.metrics, err = d.newMetrics(); err != nil {
@@ -112,7 +120,11 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if err := d.mgr.Restore(ctx, st); err != nil {
 		return err
 	}
+	if err := d.ensureFCTargets(ctx); err != nil { // fc_ports.go
+		return err
+	}
 	d.stopZvolWatch = d.mgr.WatchZvols(zvolPollInterval) // LUs whose pool is imported later
+	d.stopReclaim = d.startReclaimer()
 	if d.cfg.Demo && len(st.LUs) == 0 && len(st.Targets) == 0 {
 		if err := d.createDemo(ctx); err != nil {
 			return fmt.Errorf("creating demo configuration: %w", err)
@@ -183,6 +195,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	var errs []error
 	if d.stopZvolWatch != nil {
 		d.stopZvolWatch()
+	}
+	if d.stopReclaim != nil {
+		d.stopReclaim()
 	}
 	if d.api != nil {
 		if err := d.api.Shutdown(ctx); err != nil {

@@ -38,9 +38,16 @@ func (d *Daemon) portProviders() (map[string]mgmt.Ports, error) {
 	}
 	d.iscsi = srv
 	d.servers = append(d.servers, srv)
-	return map[string]mgmt.Ports{
+	ports := map[string]mgmt.Ports{
 		store.ProtocolISCSI: {Provider: &iscsiPorts{srv: srv}, ProviderName: iscsiProviderName, ProtocolName: api.ProtocolISCSI},
-		// "fc": the Fibre Channel port provider (portprovider/fc), built
-		// from d.cfg.FC, registers here.
-	}, nil
+	}
+	// The Fibre Channel provider registers only when an adapter exists.
+	fcp, err := d.fcPortProvider() // fc_ports.go
+	if err != nil {
+		return nil, err
+	}
+	if fcp != nil {
+		ports[fcProtocol] = *fcp
+	}
+	return ports, nil
 }

@@ -22,7 +22,7 @@ type luProvider struct {
 	mu   sync.Mutex
 	gens map[genKey]*lu.GUIDGenerator // one per (oui, host id), so GUIDs never repeat
 
-	zfs zvol.ZFS // zvol LUs (zfs.go)
+	zfs zvol.ZFS // zvol LUs (zvol_provider.go)
 }
 
 type genKey struct {
@@ -57,7 +57,7 @@ func (p *luProvider) Create(ctx context.Context, s mgmt.LUSpec) (mgmt.LU, error)
 		if s.Preallocation != "" {
 			return nil, fmt.Errorf("%w: preallocation applies to files; a zvol's space belongs to its pool (zfs set refreservation)", mgmt.ErrProviderLimit)
 		}
-		return p.createOnZvol(ctx, s) // zfs.go
+		return p.createOnZvol(ctx, s) // zvol_provider.go
 	}
 	f := fileLU{cfg: p.config(s), dataFile: s.DataFile, metaFile: s.MetaFile, prealloc: s.Preallocation}
 	d, discard, err := createFileLU(ctx, f, p.generator(s.OUI, s.HostID), p.log)
@@ -71,7 +71,7 @@ func (p *luProvider) Create(ctx context.Context, s mgmt.LUSpec) (mgmt.LU, error)
 // is one (import-lu names either).
 func (p *luProvider) Import(ctx context.Context, file, metaFile string) (mgmt.LU, error) {
 	if metaFile == "" && p.isZvolPath(file) {
-		return p.importZvol(ctx, file, lu.OpenOptions{}) // zfs.go
+		return p.importZvol(ctx, file, lu.OpenOptions{}) // zvol_provider.go
 	}
 	d, err := importFileLU(ctx, file, metaFile, stmf.GUID{}, p.log)
 	if err != nil && metaFile == "" && errors.Is(err, lu.ErrNoMetadata) {

@@ -63,6 +63,9 @@ type Config struct {
 	ISID [6]byte
 	// MaxRecvDataSegmentLength we declare (default 262144).
 	MaxRecvDataSegmentLength uint32
+	// IgnoreNOPIn leaves the target's NOP-In pings unanswered, as a hung
+	// initiator would (soak tests check the target drops the connection).
+	IgnoreNOPIn bool
 }
 
 // URL is a parsed iscsi://host[:port]/target/lun address, as libiscsi's
@@ -209,6 +212,33 @@ func (s *Session) Close() error {
 		<-s.readDone
 	}
 	return err
+}
+
+// Done is closed when the session's connection has ended (Close, logout,
+// or the target dropped it).
+func (s *Session) Done() <-chan struct{} { return s.readDone }
+
+// ErrForgotten is how a command given up with Forget fails.
+var ErrForgotten = errors.New("initiator: command given up")
+
+// Forget gives up on a command still waiting for its response: it fails
+// with ErrForgotten wrapping why, and a late response is ignored. Use it
+// after ABORT TASK or LUN RESET answered FUNCTION COMPLETE (the target
+// then sends no response) or when a response is overdue. It reports
+// whether p was still pending.
+func (s *Session) Forget(p *Pending, why error) bool {
+	s.mu.Lock()
+	q, ok := s.pending[p.ITT]
+	if ok && q == p {
+		delete(s.pending, p.ITT)
+	}
+	s.mu.Unlock()
+	if !ok || q != p {
+		return false
+	}
+	p.err = fmt.Errorf("%w: %w", ErrForgotten, why)
+	close(p.done)
+	return true
 }
 
 // Err returns why the session ended, or nil while it is up.
@@ -465,7 +495,7 @@ func (s *Session) readLoop() {
 		case opNopIn:
 			if itt == reservedTag {
 				// Target-initiated ping; StatSN is not advanced.
-				if ttt := binary.BigEndian.Uint32(h[20:]); ttt != reservedTag {
+				if ttt := binary.BigEndian.Uint32(h[20:]); ttt != reservedTag && !s.cfg.IgnoreNOPIn {
 					go s.nopOut(ttt, h[8:16], data)
 				}
 			} else if p := s.take(itt, true); p != nil {
@@ -487,8 +517,8 @@ func (s *Session) readLoop() {
 }
 
 func (s *Session) finish(p *Pending, err error, removed bool) {
-	if !removed {
-		s.take(p.ITT, true)
+	if !removed && s.take(p.ITT, true) != p {
+		return // given up (Forget) meanwhile
 	}
 	p.err = err
 	close(p.done)

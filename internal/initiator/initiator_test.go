@@ -1,7 +1,9 @@
 package initiator
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
 	"reflect"
 	"testing"
 )
@@ -82,5 +84,28 @@ func TestSerialAndLUN(t *testing.T) {
 	}
 	if lunField(5) != 0x0005<<48 || lunField(300) != 0x412c<<48 {
 		t.Errorf("lunField: %#x %#x", lunField(5), lunField(300))
+	}
+}
+
+func TestForget(t *testing.T) {
+	s := &Session{pending: map[uint32]*Pending{}}
+	p := &Pending{ITT: 7, done: make(chan struct{})}
+	other := &Pending{ITT: 7, done: make(chan struct{})} // same ITT, a different command
+	s.pending[7] = p
+	if s.Forget(other, errors.New("x")) {
+		t.Fatal("Forget gave up a command it does not hold")
+	}
+	if !s.Forget(p, errors.New("overdue")) {
+		t.Fatal("Forget of a pending command returned false")
+	}
+	if _, err := p.Wait(context.Background()); !errors.Is(err, ErrForgotten) {
+		t.Fatalf("Wait after Forget = %v, want ErrForgotten", err)
+	}
+	if s.Forget(p, errors.New("again")) || len(s.pending) != 0 {
+		t.Fatal("a second Forget succeeded or the command is still pending")
+	}
+	// A late final response for it is ignored (take finds nothing).
+	if s.take(7, true) != nil {
+		t.Fatal("forgotten command still reachable by its ITT")
 	}
 }

@@ -50,6 +50,10 @@ type LU struct {
 	DataFile string `json:"data_file"`
 	MetaFile string `json:"meta_file,omitempty"`
 	Offline  bool   `json:"offline,omitempty"`
+	// QoS limits (0 = unlimited): target policy, not a property of the
+	// data, so they live here rather than in the LU's metadata.
+	QoSIOPS uint64 `json:"qos_iops,omitempty"`
+	QoSMBps uint64 `json:"qos_mbps,omitempty"` // MiB/s
 }
 
 // View is one view entry of an LU.

@@ -2,7 +2,6 @@ package esx
 
 import (
 	"bytes"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -18,13 +17,7 @@ import (
 // keeps its old contents.
 func TestWriteEDTLInsideABlock(t *testing.T) {
 	ctx := harness.Context(t, time.Minute)
-	dir := harness.TempDir(t, "esx")
-	d := suite.Start(ctx, t, filepath.Join(dir, "state"), harness.Options{})
-	lu := d.CreateLU(harness.Backing(t, dir, "lu", 16*mib))
-	d.OK("stmfadm", "add-view", lu)
-	d.OK("itadm", "create-target", "-n", tgtDefault)
-	s := harness.Login(ctx, t, d.Portal, tgtDefault, hostA, 0)
-	harness.Ready(ctx, t, s, 0)
+	_, s := oneLU(ctx, t)
 	_, bs32, err := s.Capacity(ctx, 0)
 	if err != nil {
 		t.Fatal(err)

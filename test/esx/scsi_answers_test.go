@@ -2,7 +2,6 @@ package esx
 
 import (
 	"encoding/binary"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -18,13 +17,7 @@ import (
 // the Third-party Copy VPD page.
 func TestSCSIAnswersOverTheWire(t *testing.T) {
 	ctx := harness.Context(t, time.Minute)
-	dir := harness.TempDir(t, "esx")
-	d := suite.Start(ctx, t, filepath.Join(dir, "state"), harness.Options{})
-	lu := d.CreateLU(harness.Backing(t, dir, "lu", 16*mib))
-	d.OK("stmfadm", "add-view", lu)
-	d.OK("itadm", "create-target", "-n", tgtDefault)
-	s := harness.Login(ctx, t, d.Portal, tgtDefault, hostA, 0)
-	harness.Ready(ctx, t, s, 0)
+	d, s := oneLU(ctx, t)
 	std := func() []byte {
 		t.Helper()
 		return harness.Good(ctx, t, s, 0, initiator.Inquiry(false, 0, 96), nil, 96).Data

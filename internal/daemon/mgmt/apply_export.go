@@ -107,7 +107,8 @@ func (r running) export() api.Config {
 }
 
 func (r running) exportLU(l store.LU) api.ConfigLU {
-	cl := api.ConfigLU{GUID: l.GUID, DataFile: l.DataFile, MetaFile: l.MetaFile, Offline: l.Offline}
+	cl := api.ConfigLU{GUID: l.GUID, DataFile: l.DataFile, MetaFile: l.MetaFile, Offline: l.Offline,
+		QoSIOPS: l.QoSIOPS, QoSMBps: l.QoSMBps}
 	in, ok := r.lus[l.GUID]
 	if !ok {
 		return cl // not open: its properties are unknown

@@ -57,6 +57,8 @@ func (m *Manager) applyImportedProps(ctx context.Context, w api.ConfigLU) error 
 		return api.Errorf(api.CodeInvalidSize, w.GUID, "size %d is smaller than the LU's %d: apply does not shrink LUs", w.Size, in.Size)
 	}
 	props, _ := luChanges(w, in)
+	q, _ := qosChanges(w, 0, 0) // a freshly imported LU has no limits yet
+	props.QoSIOPS, props.QoSMBps = q.QoSIOPS, q.QoSMBps
 	if size == 0 && props.IsEmpty() {
 		return nil
 	}

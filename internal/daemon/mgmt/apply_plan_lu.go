@@ -36,11 +36,17 @@ func (p *planner) planLUs() error {
 		if w.DataFile != file || (w.MetaFile != "" && w.MetaFile != meta) {
 			return planErr(w.GUID, "LU is on %s in the running configuration, not %s: apply does not move LUs", file, w.DataFile)
 		}
+		qprops, qargs := qosChanges(w, have.QoSIOPS, have.QoSMBps)
+		if !open && len(qargs) > 0 {
+			return planErr(w.GUID, "the LU is not open: its QoS limits cannot be changed now")
+		}
 		if open {
 			if err := checkCreateOnly(w, in); err != nil {
 				return err
 			}
 			props, args := luChanges(w, in)
+			props.QoSIOPS, props.QoSMBps = qprops.QoSIOPS, qprops.QoSMBps
+			args = append(args, qargs...)
 			var size uint64
 			if w.Size != 0 && w.Size != in.Size {
 				if w.Size < in.Size {
@@ -109,6 +115,9 @@ func (p *planner) planNewLU(w api.ConfigLU) error {
 		mod, margs := luChanges(w, LUInfo{})
 		props.Alias, props.MgmtURL, props.WCD, props.WP, props.SoftThreshold = mod.Alias, mod.MgmtURL, mod.WCD, mod.WP, mod.SoftThreshold
 		args = append(args, margs...)
+		q, qargs := qosChanges(w, 0, 0)
+		props.QoSIOPS, props.QoSMBps = q.QoSIOPS, q.QoSMBps
+		args = append(args, qargs...)
 		if err := props.Validate(false); err != nil {
 			return propErr(err)
 		}
@@ -129,7 +138,9 @@ func (p *planner) planNewLU(w api.ConfigLU) error {
 	// What the backing store holds is known once it is open: the import
 	// step checks the GUID and create-only properties, this one sets the
 	// modifiable properties and size where the imported LU differs.
-	if _, args := luChanges(w, LUInfo{}); len(args) > 0 || w.Size != 0 {
+	_, args := luChanges(w, LUInfo{})
+	_, qargs := qosChanges(w, 0, 0)
+	if args = append(args, qargs...); len(args) > 0 || w.Size != 0 {
 		if w.Size != 0 {
 			args = append(args, fmt.Sprintf("-s %d", w.Size))
 		}
@@ -163,6 +174,22 @@ func luChanges(w api.ConfigLU, in LUInfo) (api.LUProps, []string) {
 	if w.SoftThreshold != in.SoftThreshold {
 		props.SoftThreshold = &w.SoftThreshold
 		args = append(args, fmt.Sprintf("-p soft-threshold=%d", w.SoftThreshold))
+	}
+	return props, args
+}
+
+// qosChanges are the QoS limits (kept in the daemon's state, not with the
+// LU) in which w differs from the LU's current iops and mbps.
+func qosChanges(w api.ConfigLU, iops, mbps uint64) (api.LUProps, []string) {
+	var props api.LUProps
+	var args []string
+	if w.QoSIOPS != iops {
+		props.QoSIOPS = &w.QoSIOPS
+		args = append(args, fmt.Sprintf("-p qos-iops=%d", w.QoSIOPS))
+	}
+	if w.QoSMBps != mbps {
+		props.QoSMBps = &w.QoSMBps
+		args = append(args, fmt.Sprintf("-p qos-mbps=%d", w.QoSMBps))
 	}
 	return props, args
 }

@@ -116,6 +116,13 @@ func TestApplyPlans(t *testing.T) {
 			luIndex(c, guidA).Alias = "x"
 			luIndex(c, guidA).WCD = true
 		}, want: []string{"stmfadm modify-lu -p alias=x -p wcd=true " + guidA}},
+		{name: "LU QoS limits", change: func(c *api.Config) {
+			luIndex(c, guidA).QoSIOPS = 2000
+			luIndex(c, guidA).QoSMBps = 100
+		}, want: []string{"stmfadm modify-lu -p qos-iops=2000 -p qos-mbps=100 " + guidA}},
+		{name: "LU imported with QoS limits", change: func(c *api.Config) {
+			c.LUs = append(c.LUs, api.ConfigLU{GUID: guidC, DataFile: "/d/c", QoSIOPS: 500})
+		}, want: []string{"stmfadm import-lu /d/c", "stmfadm modify-lu -p qos-iops=500 " + guidC + " (where the imported LU differs)"}},
 		{name: "LU grows", change: func(c *api.Config) {
 			luIndex(c, guidA).Size = 2 << 20
 		}, want: []string{"stmfadm modify-lu -s 2097152 " + guidA}},
@@ -239,6 +246,7 @@ func TestApplyFailureRollsBack(t *testing.T) {
 	c.HostGroups = append(c.HostGroups, api.ConfigGroup{Name: "dev", Members: []string{ini2}})
 	c.TargetGroups[0].Members = []string{tgt1}
 	luIndex(&c, guidA).Alias = "changed"
+	luIndex(&c, guidA).QoSIOPS = 1234
 	c.Views[0].LUN = 9
 	c.LUs = append(c.LUs, api.ConfigLU{GUID: guidC, DataFile: "/d/c"}, api.ConfigLU{GUID: guidX, DataFile: "/d/bad"})
 	c.Initiators[0].ChapUser = "other"
@@ -254,7 +262,11 @@ func TestApplyFailureRollsBack(t *testing.T) {
 	if !reflect.DeepEqual(after, base) {
 		t.Fatalf("configuration after rollback:\n%+v\nwant:\n%+v", after.Config, base.Config)
 	}
-	// Live state too: t1 is served again, the groups and the imported LU are gone.
+	// Live state too: the QoS limit is off again, t1 is served again, the
+	// groups and the imported LU are gone.
+	if g, _ := stmf.ParseGUID(guidA); r.fw.QoS(g) != (stmf.QoSLimits{}) {
+		t.Fatalf("QoS limits after rollback: %+v", r.fw.QoS(g))
+	}
 	if _, ok := r.ports.spec(tgt1); !ok {
 		t.Fatal("target t1 not served after the rollback")
 	}

@@ -67,7 +67,7 @@ func (m *Manager) luLocked(rec store.LU) api.LU {
 		out.Status = "Offline"
 	}
 	if !ok {
-		out.StatusDetail = m.statusDetailLocked(rec, g) // zfs.go
+		out.StatusDetail = m.statusDetailLocked(rec, g) // zvol_lus.go
 	}
 	if ok {
 		in := d.Info()
@@ -76,6 +76,7 @@ func (m *Manager) luLocked(rec store.LU) api.LU {
 		out.MgmtURL, out.VID, out.PID, out.Serial = in.MgmtURL, in.VID, in.PID, in.Serial
 		out.WriteProtect, out.WriteCacheDisabled = in.WP, in.WCD
 		out.Thin, out.SoftThreshold = in.Thin, in.SoftThreshold
+		out.QoSIOPS, out.QoSMBps = rec.QoSIOPS, rec.QoSMBps
 		out.ErrorState = in.ErrorState
 		if in.DataFile != "" {
 			out.DataFile, out.MetaFile = in.DataFile, in.MetaFile
@@ -107,7 +108,7 @@ func (m *Manager) fileInUseLocked(path string) bool {
 			if p == "" {
 				continue
 			}
-			if p == path || m.sameZvol(p, path) { // zfs.go: /dev/zvol/rdsk/<vol> is /dev/zvol/<vol>
+			if p == path || m.sameZvol(p, path) { // zvol_lus.go: /dev/zvol/rdsk/<vol> is /dev/zvol/<vol>
 				return true
 			}
 			if statErr == nil {
@@ -253,7 +254,7 @@ func (m *Manager) CreateLU(ctx context.Context, req api.CreateLURequest) (api.LU
 	if err != nil {
 		return api.LU{}, providerErr(err, path)
 	}
-	return m.adoptLocked(ctx, unit, "created", true)
+	return m.adoptLocked(ctx, unit, "created", true, req.Props)
 }
 
 // ImportLU is import-lu.
@@ -279,14 +280,15 @@ func (m *Manager) ImportLU(ctx context.Context, req api.ImportLURequest) (api.LU
 			return api.LU{}, api.Errorf(api.CodeFileInUse, f, "in use")
 		}
 	}
-	return m.adoptLocked(ctx, unit, "imported", false)
+	return m.adoptLocked(ctx, unit, "imported", false, api.LUProps{})
 }
 
 // adoptLocked registers a freshly opened LU and records it. A created LU
 // that cannot be adopted is discarded (its new file removed, a grown one
 // shrunk back); an imported one is only closed. A cancelled call stops
 // here, before anything is registered: past this point it completes.
-func (m *Manager) adoptLocked(ctx context.Context, unit LU, verb string, created bool) (api.LU, error) {
+// The LU gets the QoS limits of props.
+func (m *Manager) adoptLocked(ctx context.Context, unit LU, verb string, created bool, props api.LUProps) (api.LU, error) {
 	g := unit.GUID()
 	drop := func() { m.closeLU(unit) }
 	if d, ok := unit.(Discarder); ok && created {
@@ -307,9 +309,17 @@ func (m *Manager) adoptLocked(ctx context.Context, unit LU, verb string, created
 	}
 	info := unit.Info()
 	next := m.state.Clone()
-	next.LUs = append(next.LUs, store.LU{GUID: g.String(), DataFile: info.DataFile, MetaFile: info.MetaFile})
+	rec := store.LU{GUID: g.String(), DataFile: info.DataFile, MetaFile: info.MetaFile}
+	applyQoSProps(&rec, props)
+	if err := m.fw.SetQoS(g, qosLimits(rec)); err != nil {
+		_ = m.fw.DeregisterLU(g, true)
+		drop()
+		return api.LU{}, api.Errorf(api.CodeInvalidProp, "qos", "%v", err)
+	}
+	next.LUs = append(next.LUs, rec)
 	if err := m.commitLocked(next, func() {
 		_ = m.fw.DeregisterLU(g, true)
+		m.forgetQoSLocked(g)
 		drop()
 	}); err != nil {
 		return api.LU{}, err
@@ -382,7 +392,7 @@ func (m *Manager) ModifyLU(ctx context.Context, req api.ModifyLURequest) (api.LU
 		m.fw.RaiseUA(g, scsi.ASCCapacityDataChanged)
 		m.log.Info("LU resized", "guid", g, "size", req.Size)
 	}
-	if !req.Props.IsEmpty() {
+	if lp := req.Props.WithoutQoS(); !lp.IsEmpty() {
 		ps, ok := unit.(PropSetter)
 		if !ok {
 			return api.LU{}, api.Errorf(api.CodeNotSupported, "", "the LU provider cannot change properties yet")
@@ -392,6 +402,11 @@ func (m *Manager) ModifyLU(ctx context.Context, req api.ModifyLURequest) (api.LU
 			return api.LU{}, providerErr(err, m.state.LUs[i].DataFile)
 		}
 		m.log.Info("LU properties changed", "guid", g)
+	}
+	if req.Props.QoSIOPS != nil || req.Props.QoSMBps != nil {
+		if err := m.setQoSLocked(g, i, req.Props); err != nil {
+			return api.LU{}, err
+		}
 	}
 	return m.luLocked(m.state.LUs[i]), nil
 }
@@ -449,6 +464,7 @@ func (m *Manager) DeleteLU(_ context.Context, req api.DeleteLURequest) (api.Empt
 		delete(m.open, g)
 		m.closeLU(unit)
 	}
+	m.forgetQoSLocked(g)
 	m.log.Info("LU deleted", "guid", g, "keep_views", req.KeepViews, "views_removed", !req.KeepViews && len(views) > 0)
 	return api.Empty{}, nil
 }

@@ -22,6 +22,8 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"runtime"
+	"runtime/metrics"
 	"sync"
 	"sync/atomic"
 
@@ -51,6 +53,8 @@ type Config struct {
 	// configuration change is adopted; it must not block (the iSNS
 	// client's Notify).
 	OnChange func()
+	// FCPorts reports the FC HBA ports (fcinfo); nil without FC.
+	FCPorts func() []api.FCPort
 }
 
 // Manager owns the configuration. All methods are safe for concurrent use;
@@ -64,10 +68,11 @@ type Manager struct {
 	mu      sync.Mutex
 	state   *store.State             // adopted states are never modified, only replaced
 	open    map[stmf.GUID]LU         // LUs whose backing store is open
-	waiting map[stmf.GUID]*waitState // configured LUs not open, and why (zfs.go)
+	waiting map[stmf.GUID]*waitState // configured LUs not open, and why (zvol_lus.go)
 	ports   map[string]Ports         // fixed at New: read without mu
 	portals func() []string
 	changed func() // Config.OnChange
+	fcPorts func() []api.FCPort
 
 	// published is state for readers on the login path, which must not
 	// wait behind a configuration change holding mu.
@@ -94,6 +99,7 @@ func New(c Config) *Manager {
 		ports:   maps.Clone(c.Ports),
 		portals: c.ISCSIPortals,
 		changed: c.OnChange,
+		fcPorts: c.FCPorts,
 	}
 	m.adopt(&store.State{Version: store.Version})
 	return m
@@ -138,6 +144,9 @@ func (m *Manager) Restore(ctx context.Context, st *store.State) error {
 		g, err := stmf.ParseGUID(rec.GUID)
 		if err != nil {
 			return fmt.Errorf("stored LU: %w", err)
+		}
+		if err := m.fw.SetQoS(g, qosLimits(rec)); err != nil {
+			m.log.Error("stored QoS limits refused; the LU runs unlimited", "guid", rec.GUID, "err", err)
 		}
 		unit, err := m.reopen(ctx, rec, g)
 		if err != nil {
@@ -220,7 +229,20 @@ func (m *Manager) GetState(context.Context, api.Empty) (api.State, error) {
 		s.Portals = append(s.Portals, portals()...)
 	}
 	s.TargetPortGroups = m.aluaGroups() // alua.go
+	s.Goroutines = runtime.NumGoroutine()
+	s.HeapLiveBytes = heapLive()
 	return s, nil
+}
+
+// heapLive is the live heap after the last GC (runtime/metrics; no
+// stop-the-world).
+func heapLive() uint64 {
+	smp := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(smp)
+	if smp[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return smp[0].Value.Uint64()
 }
 
 func (m *Manager) closeLU(d LU) {

@@ -32,7 +32,7 @@ func (m *Manager) Handler() http.Handler {
 	route(mux, m.log, api.MethodDeleteLU, m.DeleteLU)
 	route(mux, m.log, api.MethodOnlineLU, m.OnlineLU)
 	route(mux, m.log, api.MethodOfflineLU, m.OfflineLU)
-	routeLong(mux, m.log, api.MethodCreateZvolLU, m.CreateZvolLU) // zfs.go
+	routeLong(mux, m.log, api.MethodCreateZvolLU, m.CreateZvolLU) // zvol_lus.go
 	routeLong(mux, m.log, api.MethodImportZvolLU, m.ImportZvolLU)
 	routeLong(mux, m.log, api.MethodSnapshotLU, m.SnapshotLU)
 	routeLong(mux, m.log, api.MethodCloneLU, m.CloneLU)
@@ -46,6 +46,7 @@ func (m *Manager) Handler() http.Handler {
 	route(mux, m.log, api.MethodAddGroupMember, m.AddGroupMember)
 	route(mux, m.log, api.MethodRemoveGroupMember, m.RemoveGroupMember)
 	route(mux, m.log, api.MethodListTargets, m.ListTargets)
+	route(mux, m.log, api.MethodListFCPorts, m.ListFCPorts)
 	route(mux, m.log, api.MethodCreateTarget, m.CreateTarget)
 	route(mux, m.log, api.MethodModifyTarget, m.ModifyTarget)
 	route(mux, m.log, api.MethodDeleteTarget, m.DeleteTarget)

@@ -335,6 +335,15 @@ run "iscsiadm logout of all $IQN sessions" 60 iscsiadm -m node -T "$IQN" --logou
 sleep 1
 check "no iSCSI session left" bash -c '! iscsiadm -m session >/dev/null 2>&1'
 
+# Crash consistency of acknowledged writes (tests/lib/crash.sh), on this boot: LUs on dm-log-writes.
+if [ -f "$HOST/crash.sh" ]; then
+  # shellcheck source=lib/crash.sh
+  . "$HOST/crash.sh"
+  crash_consistency "$IQN" "$P1"
+else
+  skip "crash consistency: $HOST/crash.sh missing"
+fi
+
 stop_stmfd() { # WHAT
   local i src
   [ -n "$SPID" ] || return 0

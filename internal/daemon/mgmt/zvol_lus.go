@@ -128,7 +128,7 @@ func (m *Manager) CreateZvolLU(ctx context.Context, req api.CreateZvolLURequest)
 	if err != nil {
 		return api.LU{}, zfsErr(err, req.Zvol)
 	}
-	lu, err := m.adoptLocked(ctx, unit, "created on a new zvol", true)
+	lu, err := m.adoptLocked(ctx, unit, "created on a new zvol", true, req.Props)
 	if err != nil {
 		m.destroyAfterFailure(ctx, zp, req.Zvol)
 		return api.LU{}, err
@@ -179,7 +179,7 @@ func (m *Manager) ImportZvolLU(ctx context.Context, req api.ImportZvolLURequest)
 	if err != nil {
 		return api.LU{}, zfsErr(err, path)
 	}
-	return m.adoptLocked(ctx, unit, "imported", false)
+	return m.adoptLocked(ctx, unit, "imported", false, api.LUProps{})
 }
 
 // zvolOfLocked returns the volume of configured LU i.
@@ -263,7 +263,7 @@ func (m *Manager) CloneLU(ctx context.Context, req api.CloneLURequest) (api.LU, 
 		return api.LU{}, zfsErr(err, req.Source)
 	}
 	clone, _ := zp.ZvolName(unit.Info().DataFile)
-	lu, err := m.adoptLocked(ctx, unit, "created on a clone of "+vol+"@"+snap, true)
+	lu, err := m.adoptLocked(ctx, unit, "created on a clone of "+vol+"@"+snap, true, req.Props)
 	if err != nil {
 		if clone != "" {
 			m.destroyAfterFailure(ctx, zp, clone)
@@ -334,6 +334,7 @@ func (m *Manager) DestroyLU(ctx context.Context, req api.DestroyLURequest) (api.
 		m.log.Error("zvol destroyed but the configuration was not saved; the LU stays configured, offline", "guid", g, "zvol", name)
 		return api.Empty{}, err
 	}
+	m.forgetQoSLocked(g)
 	m.log.Info("LU deleted and its zvol destroyed", "guid", g, "zvol", name, "keep_views", req.KeepViews)
 	return api.Empty{}, nil
 }

@@ -1,0 +1,6 @@
+package main
+
+import "unsafe"
+
+// uintptrOf is the address of b's first byte (for O_DIRECT alignment).
+func uintptrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }

@@ -1,0 +1,152 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/costar-project/costar/api"
+	"github.com/costar-project/costar/config"
+	"github.com/costar-project/costar/portprovider/fc"
+	"github.com/costar-project/costar/portprovider/fc/loopback"
+	"github.com/costar-project/costar/scsi"
+)
+
+// TestFCTargetThroughDaemon serves an LU through the daemon over the
+// loopback FC adapter: the adapter's port is a target wwn.<WWPN> from the
+// start, list-target shows it with the initiator's session, I/O reaches
+// the LU's file, and offline-target/online-target log initiators out and
+// let them back in.
+func TestFCTargetThroughDaemon(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	sockDir, err := os.MkdirTemp("", "fcd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(sockDir)
+	cfg := &config.Config{StateDir: dir, Socket: filepath.Join(sockDir, "s"), ShutdownSeconds: 5,
+		ISCSI: config.ISCSIConfig{Portals: []string{"127.0.0.1:0"}, AbortCompletedTask: config.AbortTaskDoesNotExist}}
+	wwpn, wwnn := fc.WWN{0x21, 0, 0, 0x1b, 0x32, 1, 2, 3}, fc.WWN{0x20, 0, 0, 0x1b, 0x32, 1, 2, 3}
+	ad := loopback.New(wwpn, wwnn)
+	d, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), WithFCAdapters(ad))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := d.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}()
+	m := d.Manager()
+	lu, err := m.CreateLU(ctx, api.CreateLURequest{DataFile: filepath.Join(dir, "fc.img"), Size: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.AddView(ctx, api.AddViewRequest{GUID: lu.GUID, LUN: ptr(0)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ad.LinkUp(ctx, 0x010100, 16000); err != nil {
+		t.Fatal(err)
+	}
+	iniWWPN := fc.WWN{0x10, 0, 0, 0, 0xc9, 9, 9, 9}
+	in := ad.NewInitiator(0x010200, 0x010100, iniWWPN, fc.WWN{0x20, 0, 0, 0, 0xc9, 9, 9, 9})
+	if err := in.Login(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	target := func() api.Target {
+		t.Helper()
+		ts, err := m.ListTargets(ctx, api.Empty{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range ts {
+			if x.Name == "wwn.2100001B32010203" {
+				return x
+			}
+		}
+		t.Fatalf("no FC target in %+v", ts)
+		return api.Target{}
+	}
+	tg := target()
+	if !tg.Online || tg.Provider != "loopback" || tg.Protocol != api.ProtocolFC || len(tg.Sessions) != 1 ||
+		tg.Sessions[0].Initiator != "wwn.10000000C9090909" {
+		t.Fatalf("list-target: %+v", tg)
+	}
+
+	run := func(c *fc.Cmnd, out []byte) loopback.Response {
+		t.Helper()
+		r, err := in.Command(ctx, c, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	run(&fc.Cmnd{CDB: make([]byte, 6)}, nil) // unit attention of the new nexus
+	cdb := func(op byte) []byte {
+		c := make([]byte, 10)
+		c[0] = op
+		binary.BigEndian.PutUint32(c[2:], 8)
+		binary.BigEndian.PutUint16(c[7:], 8)
+		return c
+	}
+	data := bytes.Repeat([]byte("costar-fc"), 4096/9+1)[:4096]
+	if r := run(&fc.Cmnd{CDB: cdb(scsi.OpWrite10), Write: true, DataLn: 4096}, data); r.Status != scsi.StatusGood {
+		t.Fatalf("WRITE: %+v", r.Rsp)
+	}
+	if r := run(&fc.Cmnd{CDB: cdb(scsi.OpRead10), Read: true, DataLn: 4096}, nil); r.Status != scsi.StatusGood || !bytes.Equal(r.Data, data) {
+		t.Fatalf("READ: %+v", r.Rsp)
+	}
+
+	if _, err := m.OfflineTarget(ctx, api.NameRequest{Name: tg.Name}); err != nil {
+		t.Fatal(err)
+	}
+	if tg := target(); tg.Online || len(tg.Sessions) != 0 {
+		t.Fatalf("after offline-target: %+v", tg)
+	}
+	if _, err := in.PLOGI(ctx); !errors.Is(err, loopback.ErrRejected) {
+		t.Fatalf("PLOGI to an offline target: %v", err)
+	}
+	if _, err := m.OnlineTarget(ctx, api.NameRequest{Name: tg.Name}); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Login(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if tg := target(); !tg.Online || len(tg.Sessions) != 1 {
+		t.Fatalf("after online-target: %+v", tg)
+	}
+}
+
+// TestFCNotRegisteredWithoutAdapters: with no adapter there is no "fc"
+// provider, so an FC target is refused as for any unknown protocol.
+func TestFCNotRegisteredWithoutAdapters(t *testing.T) {
+	dir := t.TempDir()
+	cfg := &config.Config{StateDir: dir, Socket: filepath.Join(dir, "s"), ShutdownSeconds: 5,
+		ISCSI: config.ISCSIConfig{Portals: []string{"127.0.0.1:0"}, AbortCompletedTask: config.AbortTaskDoesNotExist}}
+	d, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Shutdown(context.Background())
+	_, err = d.Manager().AddTarget(context.Background(), fcProtocol, "wwn.2100001B32010203")
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Code != api.CodeNotSupported {
+		t.Fatalf("AddTarget fc without adapters: %v", err)
+	}
+	if _, err := buildFCAdapters(config.FCConfig{Adapters: []config.FCAdapter{{Kind: "loopback"}}}); err == nil {
+		t.Fatal("the loopback adapter was built from the configuration")
+	}
+}
