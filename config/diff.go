@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,13 +46,13 @@ func settings() []setting {
 	}
 }
 
-// fcAdapters renders the fc section's adapters: "kind port-wwn node-wwn, …".
+// fcAdapters renders the fc section's adapters with every field, so a new
+// field is compared without a change here.
 func fcAdapters(as []FCAdapter) string {
-	out := make([]string, len(as))
-	for i, a := range as {
-		out[i] = strings.TrimSpace(strings.Join([]string{a.Kind, a.PortWWN, a.NodeWWN}, " "))
+	if len(as) == 0 {
+		return ""
 	}
-	return strings.Join(out, ", ")
+	return fmt.Sprintf("%+v", as)
 }
 
 // Diff lists the settings that differ between old and next.

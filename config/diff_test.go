@@ -39,7 +39,7 @@ func TestDiff(t *testing.T) {
 		}},
 		{"fc adapters", func(c *Config) {
 			c.FC.Adapters = []FCAdapter{{Kind: "fcoe", PortWWN: "21:00:00:00:00:00:00:01"}}
-		}, []Change{{Key: "fc.adapters", Old: "", New: "fcoe 21:00:00:00:00:00:00:01"}}},
+		}, []Change{{Key: "fc.adapters", Old: "", New: "[{Kind:fcoe PortWWN:21:00:00:00:00:00:00:01 NodeWWN: Interface: BeaconSeconds:0 PortGroup:0}]"}}},
 		{"live and restart together", func(c *Config) { c.LogLevel = slog.LevelWarn; c.StateDir = "/x" }, []Change{
 			{Key: "log-level", Old: "info", New: "warn", Live: true},
 			{Key: "state-dir", Old: "/var/lib/stmfd", New: "/x"},

@@ -38,11 +38,12 @@ type Daemon struct {
 	mgr   *mgmt.Manager
 
 	iscsi      *iscsi.Server
-	radius     radiusClients // RADIUS CHAP (iscsi_radius.go)
-	isns       *isns.Client  // iSNS registration (iscsi_isns.go)
-	fc         *fc.Server    // nil without FC adapters (fc_ports.go)
-	fcAdapters []fc.Adapter  // from WithFCAdapters
-	servers    []portServer  // every port provider, for Start and Shutdown (ports.go)
+	radius     radiusClients     // RADIUS CHAP (iscsi_radius.go)
+	isns       *isns.Client      // iSNS registration (iscsi_isns.go)
+	fc         *fc.Server        // nil without FC adapters (fc_ports.go)
+	fcAdapters []fc.Adapter      // from WithFCAdapters
+	fcGroups   map[string]uint16 // from WithFCPortGroup
+	servers    []portServer      // every port provider, for Start and Shutdown (ports.go)
 	api        *mgmt.Server
 	metrics    *metrics.Server // metrics.go
 
