@@ -512,7 +512,16 @@ svc_test() {
     echo $? >/tmp/svc1.rc
     date +%s.%N >/tmp/svc1.end) &
   local ddpid=$!
-  sleep 1
+  if [ $delay = 1 ]; then
+    # Stop only once stmfd has the read at its backing store: under a loaded host the read
+    # may take seconds to leave the initiator, and one not yet sent is not "in flight".
+    local dmblk
+    dmblk=$(basename "$(readlink -f /dev/mapper/$SLOWDEV)")
+    check "service: the read reached stmfd's backing store (dm-delay $dmblk in flight)" bash -c \
+      "for ((i = 0; i < 150; i++)); do read -r r w </sys/block/$dmblk/inflight && [ \"\$r\" -gt 0 ] && exit 0; sleep 0.2; done; exit 1"
+  else
+    sleep 1
+  fi
   t_stop=$(date +%s.%N)
   run "service: systemctl stop stmfd" 120 systemctl stop stmfd
   took=$(awk -v a="$t_stop" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
