@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -28,11 +29,16 @@ type Config struct {
 	ShutdownSeconds int
 	// MetricsListen is where /metrics is served ("" = off; metrics.go).
 	MetricsListen string
+	// PprofListen is where net/http/pprof is served ("" = off; loopback
+	// only, pprof.go).
+	PprofListen string
 
 	// ISCSI configures the iSCSI port provider.
 	ISCSI ISCSIConfig
 	// FC configures the Fibre Channel port provider (fc.go).
 	FC FCConfig
+	// Cluster is cluster mode (cluster.go); off by default.
+	Cluster ClusterConfig
 
 	// File is the config file read (--config), "" for none; SIGHUP
 	// re-reads it.
@@ -131,6 +137,7 @@ func newFlagSet(out io.Writer) *pflag.FlagSet {
 	fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Int("shutdown-timeout", 30, "seconds a clean shutdown waits for in-flight I/O")
 	fs.String("metrics-listen", "", "serve Prometheus metrics on ADDR:PORT at /metrics (off when empty; keep it on loopback)")
+	fs.String("pprof-listen", "", "serve Go profiles (net/http/pprof) on a loopback ADDR:PORT at /debug/pprof/ (off when empty)")
 	fs.String("abort-completed-task", AbortTaskDoesNotExist, "iSCSI ABORT TASK answer for an unknown (already completed) task: "+
 		AbortTaskDoesNotExist+" (RFC 7143 11.5.1) or "+AbortFunctionComplete)
 	fs.String("response-budget", "16M", "iSCSI: bytes of responses one connection may hold for its initiator (K/M/G suffixes)")
@@ -138,6 +145,7 @@ func newFlagSet(out io.Writer) *pflag.FlagSet {
 	fs.Int("max-connections-per-source", 128, "iSCSI: open connections per initiator IP address (-1: unlimited)")
 	fs.Int("max-logins-in-progress", 64, "iSCSI: connections still logging in (-1: unlimited)")
 	fs.Duration("auth-fail-delay", time.Second, "iSCSI: delay of the first failed CHAP answer per initiator and address, doubling up to 8s (0: none)")
+	addClusterFlags(fs) // cluster.go
 	fs.Usage = func() {
 		fmt.Fprint(out, Usage)
 		fs.PrintDefaults()
@@ -160,6 +168,12 @@ func (c *Config) fill(v *viper.Viper) (*Config, error) {
 		return nil, err
 	}
 	if c.MetricsListen, err = loadMetricsListen(v); err != nil {
+		return nil, err
+	}
+	if c.PprofListen, err = loadPprofListen(v); err != nil {
+		return nil, err
+	}
+	if c.Cluster, err = loadCluster(v, os.Hostname); err != nil {
 		return nil, err
 	}
 	if c.StateDir == "" {

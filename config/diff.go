@@ -43,6 +43,14 @@ func settings() []setting {
 		{"max-logins-in-progress", false, func(c *Config) string { return strconv.Itoa(c.ISCSI.MaxLoginsInProgress) }},
 		{"auth-fail-delay", false, func(c *Config) string { return c.ISCSI.AuthFailDelay.String() }},
 		{"fc.adapters", false, func(c *Config) string { return fcAdapters(c.FC.Adapters) }},
+		{"pprof-listen", false, func(c *Config) string { return c.PprofListen }},
+		// Cluster mode: membership and leases are set up once at start (cluster.go).
+		{"cluster-endpoints", false, func(c *Config) string { return strings.Join(c.Cluster.Endpoints, ",") }},
+		{"node-name", false, func(c *Config) string { return c.Cluster.Node }},
+		{"node-id", false, func(c *Config) string { return strconv.Itoa(c.Cluster.NodeID) }},
+		{"advertise-portal", false, func(c *Config) string { return strings.Join(c.Cluster.Portals, ",") }},
+		{"cluster-lease-ttl", false, func(c *Config) string { return c.Cluster.LeaseTTL.String() }},
+		{"cluster-prefix", false, func(c *Config) string { return c.Cluster.Prefix }},
 	}
 }
 

@@ -111,9 +111,10 @@ func newApp(name string, e *env) *cli.App {
 	app := stmfadmApp(e)
 	addZFSCommands(app, e) // zvol_verbs.go
 	addALUACommands(app, e)
-	addApplyCommands(app, e) // apply.go
-	addStatsCommands(app, e) // stats.go
-	addProgressFlags(app)    // progress.go
+	addApplyCommands(app, e)   // apply.go
+	addStatsCommands(app, e)   // stats.go
+	addClusterCommands(app, e) // cluster.go
+	addProgressFlags(app)      // progress.go
 	return app
 }
 

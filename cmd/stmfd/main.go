@@ -65,6 +65,15 @@ func run(args []string) int {
 		_ = d.Shutdown(sctx)
 		return 1
 	}
+	stopPprof, err := servePprof(cfg.PprofListen, log)
+	if err != nil {
+		log.Error("cannot serve pprof", "err", err)
+		sctx, cancel := context.WithTimeout(context.Background(), d.ShutdownTimeout())
+		defer cancel()
+		_ = d.Shutdown(sctx)
+		return 1
+	}
+	defer stopPprof()
 	log.Info("stmfd ready", "portals", d.Addrs(), "state_dir", cfg.StateDir, "socket", d.SocketPath())
 	// Start returned: the state is restored and every portal listens.
 	sd.send("READY=1\nSTATUS=" + d.Status(ctx))

@@ -47,6 +47,9 @@ type Daemon struct {
 	api        *mgmt.Server
 	metrics    *metrics.Server // metrics.go
 
+	cluster *clusterNode  // nil: single node (cluster.go)
+	cstore  *clusterStore // the shared configuration in etcd (cluster_config.go)
+
 	stopZvolWatch func() // WatchZvols
 	stopReclaim   func() // reclaim.go
 
@@ -64,6 +67,12 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, log: log, store: st, fw: stmf.New(log.With("component", "stmf"))}
+	var mstore mgmt.Store = st
+	if cfg.Cluster.Enabled() {
+		d.cstore = &clusterStore{local: st}
+		mstore = d.cstore
+	}
+	d.prepareCluster() // cluster.go
 	for _, o := range opts {
 		o(d)
 	}
@@ -76,7 +85,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 	d.mgr = mgmt.New(mgmt.Config{
 		Log:          log.With("component", "mgmt"),
 		Framework:    d.fw,
-		Store:        st,
+		Store:        mstore,
 		LUs:          newLUProvider(hostID(), log.With("component", "lu")),
 		Ports:        ports,
 		ISCSIPortals: d.Addrs,
@@ -136,7 +145,10 @@ func (d *Daemon) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	d.isns.Start() // the portals are open: their addresses can be registered
+	d.isns.Start()                              // the portals are open: their addresses can be registered
+	if err := d.startCluster(ctx); err != nil { // cluster.go
+		return err
+	}
 	a, err := mgmt.Listen(d.cfg.Socket, d.mgr.Handler(), d.log.With("component", "api"))
 	if err != nil {
 		return err
@@ -207,6 +219,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	}
 	if err := d.metrics.Stop(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("metrics shutdown: %w", err))
+	}
+	if d.cluster != nil {
+		d.cluster.stop() // hand every LU over at once
 	}
 	// Deregister before the portals close: initiators stop finding us first.
 	if err := d.isns.Close(ctx); err != nil {

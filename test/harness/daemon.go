@@ -34,6 +34,8 @@ type Options struct {
 	ConfigFile string
 	// Env is added to stmfd's environment (NOTIFY_SOCKET=...).
 	Env []string
+	// Cluster, when set, starts stmfd as a cluster node (cluster.go).
+	Cluster *ClusterNode
 }
 
 // Daemon is one running stmfd.
@@ -72,6 +74,7 @@ func (s *Suite) Start(ctx context.Context, t *testing.T, stateDir string, opt Op
 		args = append(args, "--portal", "127.0.0.1:0", "--log-level", "debug")
 	}
 	args = append(args, opt.Args...)
+	args = append(args, opt.Cluster.args()...)
 	d.cmd = exec.Command(bins.Stmfd, args...) // not CommandContext: the tests choose the signal
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	d.cmd.Env = append(append(os.Environ(), "GORACE=halt_on_error=0"), opt.Env...)
