@@ -39,6 +39,13 @@ type Config struct {
 	FC FCConfig
 	// Cluster is cluster mode (cluster.go); off by default.
 	Cluster ClusterConfig
+
+	// File is the config file read (--config), "" for none; SIGHUP
+	// re-reads it.
+	File string
+	// Shadowed lists the keys the config file sets but a flag or an
+	// STMFD_* variable overrides (a reload cannot change them either).
+	Shadowed []string
 }
 
 // ISCSIConfig is the iSCSI port provider's section.
@@ -77,7 +84,7 @@ Usage: stmfd [flags]
 Examples:
   stmfd --demo                                   serve a 1 GiB demo LU on 127.0.0.1:3260
   stmfd --state-dir /var/lib/stmfd --portal 0.0.0.0:3260
-  STMFD_PORTAL=10.0.0.5:3260 stmfd --config /etc/stmfd.yaml
+  STMFD_PORTAL=10.0.0.5:3260 stmfd --config /etc/stmfd/stmfd.yaml
 
 Every flag can also be set as STMFD_<FLAG> (dashes become underscores) or in
 the config file given with --config.
@@ -88,6 +95,37 @@ Flags:
 // Load parses args (without the program name). It returns pflag.ErrHelp
 // after printing usage to out when --help is given.
 func Load(args []string, out io.Writer) (*Config, error) {
+	fs := newFlagSet(out)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+
+	v := viper.New()
+	v.SetEnvPrefix("STMFD")
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	v.AutomaticEnv()
+	if err := v.BindPFlags(fs); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c := &Config{File: v.GetString("config")}
+	if c.File != "" {
+		v.SetConfigFile(c.File)
+		if err := v.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("config: reading %s: %w", c.File, err)
+		}
+		if err := checkKeys(fs, v); err != nil {
+			return nil, fmt.Errorf("config: %s: %w", c.File, err)
+		}
+		c.Shadowed = shadowed(fs, v)
+	}
+	return c.fill(v)
+}
+
+// newFlagSet declares every setting; Load and the man page use it.
+func newFlagSet(out io.Writer) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("stmfd", pflag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.String("config", "", "config file (yaml, toml or json)")
@@ -112,33 +150,15 @@ func Load(args []string, out io.Writer) (*Config, error) {
 		fmt.Fprint(out, Usage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
-	}
+	return fs
+}
 
-	v := viper.New()
-	v.SetEnvPrefix("STMFD")
-	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
-	v.AutomaticEnv()
-	if err := v.BindPFlags(fs); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	if f := v.GetString("config"); f != "" {
-		v.SetConfigFile(f)
-		if err := v.ReadInConfig(); err != nil {
-			return nil, fmt.Errorf("config: reading %s: %w", f, err)
-		}
-	}
-
-	c := &Config{
-		StateDir:        v.GetString("state-dir"),
-		Socket:          v.GetString("socket"),
-		Demo:            v.GetBool("demo"),
-		ShutdownSeconds: v.GetInt("shutdown-timeout"),
-	}
+// fill reads the settings from v into c and checks them.
+func (c *Config) fill(v *viper.Viper) (*Config, error) {
+	c.StateDir = v.GetString("state-dir")
+	c.Socket = v.GetString("socket")
+	c.Demo = v.GetBool("demo")
+	c.ShutdownSeconds = v.GetInt("shutdown-timeout")
 	iscsi, err := loadISCSI(v)
 	if err != nil {
 		return nil, err

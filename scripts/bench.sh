@@ -2,7 +2,7 @@
 # bench.sh - stmfd vs tgt (or two builds of stmfd), side by side in one run, same LU size, same CPU
 # pinning, same figures.
 #
-# Usage: scripts/bench.sh [-o OUTDIR] [-p PROFILE] [-m MODE] [--only REGEX] [--compare | --base REV] [-h]
+# Usage: scripts/bench.sh [-o OUTDIR] [-p PROFILE] [-m MODE] [--only REGEX] [--compare | --base REV | -M] [-h]
 #   -o OUTDIR    results and raw logs (env BENCH_OUT, default out/bench)
 #   -p PROFILE   unpinned (default) | pinned (targets and clients all on CPU 0: the best QD1 latency
 #                on small VMs) | split (targets on the last CPU, clients on CPU 0)   (env BENCH_PROFILE)
@@ -25,6 +25,12 @@
 #                to figure, and the report shows new/old ratios. No tgt, no root needed
 #   --base REV   --compare against REV (any git revision) instead of the merge-base    (env BENCH_BASE)
 #                The old build comes from `git archive REV` into a temp dir and `go build ./cmd/stmfd`
+#   -M, --metrics  metrics off vs on instead of tgt: two stmfd of this build, "off" without and "on"
+#                with --metrics-listen on loopback, scraped (GET /metrics) every BENCH_SCRAPE_SECS (1)
+#                by curl while the figures run; the report shows on/off ratios and the scrape count.
+#                The per-LU counters and histograms are kept in both (stmfadm list-stats reads them):
+#                this measures the exporter and its scrapes; --base of a commit before the counters
+#                measures the counters themselves                                  (env BENCH_METRICS=1)
 #
 # Environment (optional):
 #   BENCH_SECS=10            seconds per figure and target
@@ -88,6 +94,8 @@ WITH_TGT=${BENCH_TGT:-1}
 ATS_INTERVAL=${BENCH_ATS_INTERVAL:-10ms}
 COMPARE=${BENCH_COMPARE:-0}
 BASE=${BENCH_BASE:-}
+METRICS=${BENCH_METRICS:-0}
+SCRAPE_SECS=${BENCH_SCRAPE_SECS:-1}
 DEMO_IQN=iqn.2026-11.org.costar:demo
 INIT=iqn.2026-11.org.costar:bench
 HZ=$(getconf CLK_TCK)
@@ -104,6 +112,7 @@ while (($# > 0)); do
     --only) ONLY=${2:?}; shift 2 ;;
     --compare) COMPARE=1; shift ;;
     --base) BASE=${2:?}; COMPARE=1; shift 2 ;;
+    -M | --metrics) METRICS=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "bench: unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -115,8 +124,14 @@ if [[ $MODE == qos ]]; then
   [[ $COMPARE == 1 ]] && die "-m qos measures one stmfd; it takes no --compare/--base"
 fi
 [[ -n $BASE ]] && COMPARE=1
+if [[ $METRICS == 1 ]]; then
+  [[ $COMPARE == 1 || $MODE == qos ]] && die "-M compares metrics off and on of one build; it takes no --compare/--base/-m qos"
+  command -v curl >/dev/null 2>&1 || die "curl not found (needed by -M to scrape /metrics)"
+fi
 # REF and SUBJ are the two columns of the report: SUBJ/REF is the ratio.
-if [[ $COMPARE == 1 ]]; then
+if [[ $METRICS == 1 ]]; then
+  WITH_TGT=0 REF=off SUBJ=on
+elif [[ $COMPARE == 1 ]]; then
   WITH_TGT=0 REF=old SUBJ=new
 else
   REF=tgt SUBJ=stmfd
@@ -228,15 +243,16 @@ if [[ $WITH_TGT == 1 ]]; then
   TARGETS+=(tgt)
 fi
 
-start_stmfd() { # name binary: a --demo stmfd on a free loopback port, added to TARGETS
+start_stmfd() { # name binary [flag...]: a --demo stmfd on a free loopback port, added to TARGETS
   local name=$1 bin=$2 state port pid ready=0
+  shift 2
   state=$(mktemp -d "${TMPDIR:-/tmp}/costar-bench.XXXXXX")
   STATES+=("$state")
   port=$(free_port) || die "no free port"
   URL[$name]=iscsi://127.0.0.1:$port/$DEMO_IQN/0
   log "starting ${TPIN[*]} $name ($bin) on 127.0.0.1:$port"
   "${TPIN[@]}" "$bin" --state-dir "$state" --portal "127.0.0.1:$port" --demo --demo-size "$SIZE" \
-    --log-level info </dev/null >"$OUT/$name.log" 2>&1 &
+    --log-level info "$@" </dev/null >"$OUT/$name.log" 2>&1 &
   pid=$!
   SPIDS+=("$pid")
   for _ in $(seq 1 150); do
@@ -248,7 +264,22 @@ start_stmfd() { # name binary: a --demo stmfd on a free loopback port, added to 
   PID[$name]=$pid
   TARGETS+=("$name")
 }
-if [[ $COMPARE == 1 ]]; then
+if [[ $METRICS == 1 ]]; then
+  start_stmfd off "$STMFD"
+  MPORT=$(free_port) || die "no free port"
+  MURL=http://127.0.0.1:$MPORT/metrics
+  start_stmfd on "$STMFD" --metrics-listen "127.0.0.1:$MPORT"
+  curl -fsS -o "$RAW/metrics.first.txt" "$MURL" || die "on: $MURL does not answer"
+  # The scraper: a busy Prometheus. Bounded by the "on" stmfd's life and a day of scrapes.
+  (
+    n=0
+    while ((n < 86400)) && alive "${PID[on]}"; do
+      curl -fsS -o /dev/null --max-time 10 "$MURL" && n=$((n + 1)) && echo "$n" >"$RAW/scrapes"
+      sleep "$SCRAPE_SECS"
+    done
+  ) </dev/null >/dev/null 2>"$RAW/scraper.err" &
+  SPIDS+=("$!")
+elif [[ $COMPARE == 1 ]]; then
   start_stmfd old "$STMFD_OLD"
   start_stmfd new "$STMFD"
 else
@@ -749,12 +780,17 @@ goals() { # issue 14's goals from this run's figures
 }
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
 {
-  if [[ $COMPARE == 1 ]]; then echo "# stmfd new vs old benchmark"; else echo "# stmfd vs tgt benchmark"; fi
+  if [[ $METRICS == 1 ]]; then
+    echo "# stmfd metrics off vs on benchmark"
+  elif [[ $COMPARE == 1 ]]; then echo "# stmfd new vs old benchmark"; else echo "# stmfd vs tgt benchmark"; fi
   echo
   echo "- date: $(date -u +%FT%TZ)"
   echo "- host: ${cpu_model:-unknown CPU}, $NCPU cores, $(uname -r)"
   echo "- pinning: profile $PROFILE, targets ${TCPUS:-unpinned}, clients ${CCPUS:-unpinned}"
-  if [[ $COMPARE == 1 ]]; then
+  if [[ $METRICS == 1 ]]; then
+    echo "- ${SECS}s per figure and target, alternating order; LU ${SIZE} (both: --demo), prefill=$PREFILL"
+    echo "- stmfd $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'); off: no --metrics-listen; on: --metrics-listen 127.0.0.1:$MPORT, $(cat "$RAW/scrapes" 2>/dev/null || echo 0) scrapes of /metrics (every ${SCRAPE_SECS}s)"
+  elif [[ $COMPARE == 1 ]]; then
     echo "- ${SECS}s per figure and target, alternating order; LU ${SIZE} (both: --demo), prefill=$PREFILL"
     echo "- old: stmfd $BASE_DESC ($BASE); new: stmfd $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')${STMFD_BIN:+ ($STMFD_BIN)}; $(dpkg-query -W -f '${Package} ${Version}' libiscsi-bin 2>/dev/null)"
   else

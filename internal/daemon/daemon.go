@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/costar-project/costar/api"
@@ -53,6 +54,9 @@ type Daemon struct {
 
 	stopZvolWatch func() // WatchZvols
 	stopReclaim   func() // reclaim.go
+
+	reloadMu sync.Mutex // one reload at a time (reload.go)
+	cfgMu    sync.Mutex // guards cfg's live settings against Reload
 
 	resvJournal lu.ReservationJournal // from WithReservationJournal (reservations.go)
 	lup         *luProvider
@@ -246,5 +250,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 
 // ShutdownTimeout is the configured bound for a clean shutdown.
 func (d *Daemon) ShutdownTimeout() time.Duration {
+	d.cfgMu.Lock()
+	defer d.cfgMu.Unlock()
 	return time.Duration(d.cfg.ShutdownSeconds) * time.Second
 }

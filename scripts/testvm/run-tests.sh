@@ -98,6 +98,17 @@ for cmd in stmfd stmfadm fcinfo costar-crashcheck; do
   FILES+=("$BIN/$cmd")
 done
 
+# The systemd service steps (kernel-initiator.sh) install exactly what `make install` installs.
+echo "test-vm: CGO_ENABLED=0 make install DESTDIR=<tmp> (for the systemd service steps)"
+if (cd "$REPO" && CGO_ENABLED=0 make --no-print-directory install DESTDIR="$BIN/root" >"$BIN/install.log" 2>&1) &&
+  tar -C "$BIN/root" -cf "$BIN/costar-install.tar" etc usr; then
+  FILES+=("$BIN/costar-install.tar")
+else
+  cat "$BIN/install.log" >&2
+  echo "test-vm: FAIL: make install" >&2
+  exit "$EX_TESTFAIL"
+fi
+
 # 3. One VM per test.
 declare -A RESULT
 WORST=0
