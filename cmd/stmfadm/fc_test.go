@@ -2,19 +2,12 @@ package main
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/costar-project/costar/config"
-	"github.com/costar-project/costar/internal/daemon"
-	"github.com/costar-project/costar/portprovider/fc"
-	"github.com/costar-project/costar/portprovider/fc/loopback"
+	"github.com/costar-project/costar/test/harness"
 )
 
 // TestListTargetFC runs list-target -v against a daemon serving the
@@ -22,31 +15,9 @@ import (
 func TestListTargetFC(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	dir := t.TempDir()
-	sockDir, err := os.MkdirTemp("", "fcs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(sockDir)
-	sock := filepath.Join(sockDir, "s")
-	cfg := &config.Config{StateDir: dir, Socket: sock, ShutdownSeconds: 5,
-		ISCSI: config.ISCSIConfig{Portals: []string{"127.0.0.1:0"}, AbortCompletedTask: config.AbortTaskDoesNotExist}}
-	ad := loopback.New(fc.WWN{0x21, 0, 0, 0x1b, 0x32, 1, 2, 3}, fc.WWN{0x20, 0, 0, 0x1b, 0x32, 1, 2, 3})
-	d, err := daemon.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), daemon.WithFCAdapters(ad))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer d.Shutdown(context.Background())
-	if err := ad.LinkUp(ctx, 0x010100, 8000); err != nil {
-		t.Fatal(err)
-	}
-	in := ad.NewInitiator(0x010200, 0x010100, fc.WWN{0x10, 0, 0, 0, 0xc9, 9, 9, 9}, fc.WWN{0x20, 0, 0, 0, 0xc9, 9, 9, 9})
-	if err := in.Login(ctx); err != nil {
-		t.Fatal(err)
-	}
+	f := harness.StartFCLoopback(ctx, t)
+	f.LinkUp(ctx, t, 8000)
+	sock := f.Socket
 	colons := regexp.MustCompile(` +:`) // list-target -v aligns its colons
 	code, out, errs := runCLI(t, sock, "stmfadm", "list-target", "-v")
 	out = colons.ReplaceAllString(out, ":")
