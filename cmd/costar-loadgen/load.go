@@ -11,12 +11,13 @@ import (
 	"time"
 
 	"github.com/costar-project/costar/internal/initiator"
+	"github.com/costar-project/costar/internal/latency"
 )
 
 // session is one logged-in session and what its workers share.
 type session struct {
 	s      *initiator.Session
-	h      hist
+	h      latency.Hist
 	cursor atomic.Uint64 // next byte offset of sequential I/O
 }
 
@@ -100,9 +101,9 @@ func load(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	var s summary
+	var s latency.Summary
 	for _, ss := range sessions {
-		s.merge(&ss.h)
+		s.Merge(&ss.h)
 	}
 	reads, writes, nerr := c.reads.Load(), c.writes.Load(), c.errors.Load()
 	fmt.Fprintln(stdout, result(reads+writes, reads, writes, nerr, elapsed, o.bs, &s))
@@ -155,7 +156,7 @@ func worker(ctx context.Context, o options, lun uint64, bsz uint32, span uint64,
 			c.fail(fmt.Errorf("LBA %d: %s", lba, r))
 			continue
 		}
-		ss.h.add(lat)
+		ss.h.Add(lat)
 		if write {
 			c.writes.Add(1)
 		} else {
@@ -164,11 +165,11 @@ func worker(ctx context.Context, o options, lun uint64, bsz uint32, span uint64,
 	}
 }
 
-func result(ops, reads, writes, nerr uint64, elapsed time.Duration, bs int, s *summary) string {
+func result(ops, reads, writes, nerr uint64, elapsed time.Duration, bs int, s *latency.Summary) string {
 	secs := elapsed.Seconds()
 	iops := float64(ops) / secs
 	us := func(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(time.Microsecond)) }
 	return fmt.Sprintf("RESULT ops=%d reads=%d writes=%d errors=%d secs=%.3f iops=%.0f mbps=%.1f p50_us=%s p99_us=%s p999_us=%s max_us=%s",
-		ops, reads, writes, nerr, secs, iops, iops*float64(bs)/1e6, us(s.percentile(50)), us(s.percentile(99)),
-		us(s.percentile(99.9)), us(time.Duration(s.max)))
+		ops, reads, writes, nerr, secs, iops, iops*float64(bs)/1e6, us(s.Percentile(50)), us(s.Percentile(99)),
+		us(s.Percentile(99.9)), us(s.Max()))
 }

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"time"
+
+	"github.com/costar-project/costar/internal/latency"
 )
 
 // pingPongServe answers each connection: read -req bytes, write -resp
@@ -66,7 +68,7 @@ func pingPongClient(ctx context.Context, o options, stdout io.Writer) error {
 	}
 	_ = c.SetDeadline(time.Now().Add(o.duration + 10*time.Second))
 	req, resp := make([]byte, o.req), make([]byte, o.resp)
-	h := &hist{}
+	h := &latency.Hist{}
 	var n uint64
 	start := time.Now()
 	end := start.Add(o.duration)
@@ -78,12 +80,12 @@ func pingPongClient(ctx context.Context, o options, stdout io.Writer) error {
 			return fmt.Errorf("read: %w", err)
 		}
 		now := time.Now()
-		h.add(now.Sub(t))
+		h.Add(now.Sub(t))
 		t = now
 		n++
 	}
-	var s summary
-	s.merge(h)
+	var s latency.Summary
+	s.Merge(h)
 	fmt.Fprintln(stdout, result(n, n, 0, 0, time.Since(start), o.resp, &s))
 	return nil
 }

@@ -27,6 +27,7 @@ import (
 	"flag"
 	"fmt"
 	"github.com/costar-project/costar/internal/blockpat"
+	"github.com/costar-project/costar/internal/latency"
 	"io"
 	"os"
 	"os/signal"
@@ -191,7 +192,7 @@ type soak struct {
 	seq       atomic.Uint64
 	st        stats
 	cs        chaosStats
-	lat       hist
+	lat       latency.Hist
 	workers   []*worker
 	api       *client.Client
 	viewEntry int // chaos thread only

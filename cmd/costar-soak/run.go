@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/costar-project/costar/internal/initiator"
+	"github.com/costar-project/costar/internal/latency"
 )
 
 // runResult is what runLoad measured besides the counters.
@@ -187,8 +188,10 @@ func (s *soak) report(ctx context.Context, r runResult, w io.Writer) int {
 		s.o.sessions, s.o.qd, s.o.url.Target, r.elapsed.Round(time.Second), s.blockSize, s.m.blocks)
 	fmt.Fprintf(w, "  I/O: %d reads, %d writes (%d blocks), %d syncs; %.0f IOPS; %d blocks verified (%d in the final pass)\n",
 		st.reads.Load(), st.writes.Load(), st.writeBlocks.Load(), st.syncs.Load(), float64(ops)/secs, st.blocksVerified.Load(), r.finalBlocks)
-	fmt.Fprintf(w, "  latency: p50 %d us, p99 %d us, p99.9 %d us, max %d us\n",
-		s.lat.quantile(0.5), s.lat.quantile(0.99), s.lat.quantile(0.999), s.lat.max)
+	var lat latency.Summary
+	lat.Merge(&s.lat)
+	p50, p99, p999, pmax := lat.Percentile(50).Microseconds(), lat.Percentile(99).Microseconds(), lat.Percentile(99.9).Microseconds(), lat.Max().Microseconds()
+	fmt.Fprintf(w, "  latency: p50 %d us, p99 %d us, p99.9 %d us, max %d us\n", p50, p99, p999, pmax)
 	fmt.Fprintf(w, "  outcomes: %d writes of unknown outcome (%d blocks quarantined), %d unit attentions retried, %d BUSY/TASK SET FULL, %d TASK ABORTED, %d cleared by a reset, %d timed out, %d errors; drained in %v\n",
 		st.unknownWrites.Load(), r.quarantined, st.unitAttentions.Load(), st.busy.Load(), st.taskAborted.Load(), st.cleared.Load(), st.timeouts.Load(), st.cmdErrors.Load(), r.drain.Round(time.Second/10))
 	fmt.Fprintf(w, "  chaos: ABORT TASK %d complete / %d no such task / %d other; LUN RESET %d complete / %d other; %d disconnects; %d reinstatements (%d failed); %d view changes (%d failed); %d reconnects\n",
@@ -248,7 +251,7 @@ func (s *soak) report(ctx context.Context, r runResult, w io.Writer) int {
 	}
 	fmt.Fprintf(w, "RESULT verdict=%s sessions=%d qd=%d secs=%.0f ops=%d iops=%.0f mismatches=%d lost=%d blocks_verified=%d final_blocks=%d unknown_writes=%d p50_us=%d p99_us=%d p999_us=%d max_us=%d rss_idle_mib=%s rss_peak_mib=%s rss_after_mib=%s heap_after_mib=%s goroutines_idle=%d goroutines_peak=%d goroutines_after=%d aborts=%d resets=%d disconnects=%d reinstatements=%d view_changes=%d nop_dropped=%d\n",
 		verdict, s.o.sessions, s.o.qd, secs, ops, float64(ops)/secs, st.mismatches.Load(), st.lost.Load(), st.blocksVerified.Load(), r.finalBlocks,
-		st.unknownWrites.Load(), s.lat.quantile(0.5), s.lat.quantile(0.99), s.lat.quantile(0.999), s.lat.max,
+		st.unknownWrites.Load(), p50, p99, p999, pmax,
 		mib(r.baseRSS), mib(r.maxRSS), mib(r.endRSS), mib(r.endHeap), r.baseGor, r.maxGor, r.endGor,
 		cs.abortComplete.Load()+cs.abortNoTask.Load(), cs.resetComplete.Load(), cs.disconnects.Load(), cs.reinstated.Load(), cs.viewChanges.Load(), cs.nopDropped.Load())
 	if len(fails) > 0 {

@@ -5,7 +5,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"testing"
-	"time"
 )
 
 func block(lba, seq uint64) []byte {
@@ -79,27 +78,6 @@ func TestModelLocking(t *testing.T) {
 	}
 	if got := m.quarantined(); got != 4 {
 		t.Fatalf("quarantined = %d, want 4", got)
-	}
-}
-
-func TestHistQuantiles(t *testing.T) {
-	var h hist
-	for us := 1; us <= 10000; us++ {
-		h.add(time.Duration(us) * time.Microsecond)
-	}
-	for _, tc := range []struct {
-		q    float64
-		want uint64
-	}{{0.5, 5000}, {0.99, 9900}, {0.999, 9990}, {1, 10000}} {
-		got := h.quantile(tc.q)
-		if got > tc.want || float64(got) < 0.96*float64(tc.want) {
-			t.Errorf("quantile(%v) = %d, want within 4%% below %d", tc.q, got, tc.want)
-		}
-	}
-	for _, us := range []uint64{0, 1, 31, 32, 33, 63, 64, 1000, 1 << 20, 1<<40 + 12345} {
-		if lo := lowOf(bucketOf(us)); lo > us || float64(us-lo) > 0.04*float64(us) {
-			t.Errorf("bucket of %d starts at %d", us, lo)
-		}
 	}
 }
 

@@ -196,7 +196,7 @@ func (w *worker) exec(ctx context.Context, cdb, out []byte, readLen uint32) (ini
 		}
 		switch resp.Status {
 		case initiator.StatusGood:
-			w.s.lat.add(time.Since(start))
+			w.s.lat.Add(time.Since(start))
 			return resp, outDone
 		case initiator.StatusCheckCondition:
 			if sd, ok := resp.SenseData(); ok && sd.Key == initiator.KeyUnitAttention {
