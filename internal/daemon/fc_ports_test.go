@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -225,8 +226,46 @@ func TestFCTargetPortGroup(t *testing.T) {
 	if r := read(); r.Status != scsi.StatusGood {
 		t.Fatalf("READ in group 5, active: %+v", r.Rsp)
 	}
+	// list-state: the FC target is listed in group 5, where it serves,
+	// and not in the default group.
+	groups := func() map[uint16]api.ALUAGroup {
+		t.Helper()
+		st, err := m.GetState(ctx, api.Empty{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[uint16]api.ALUAGroup{}
+		for _, g := range st.TargetPortGroups {
+			out[g.Tag] = g
+		}
+		return out
+	}
+	gs := groups()
+	if g := gs[5]; !slices.Equal(g.Targets, []string{"wwn.2100001B32010204"}) || g.State != api.ALUAActiveOptimized {
+		t.Fatalf("list-state group 5: %+v (all %+v)", g, gs)
+	}
+	if g, ok := gs[1]; !ok || slices.Contains(g.Targets, "wwn.2100001B32010204") {
+		t.Fatalf("list-state group 1: %+v (all %+v)", g, gs)
+	}
 	if _, err := m.SetALUAState(ctx, api.SetALUAStateRequest{Tag: 5, State: "standby"}); err != nil {
 		t.Fatalf("set-alua-state -g 5 standby: %v", err)
+	}
+	if g := groups()[5]; g.State != api.ALUAStandby || !slices.Equal(g.Targets, []string{"wwn.2100001B32010204"}) {
+		t.Fatalf("list-state group 5 after standby: %+v", g)
+	}
+	// Offline, the target keeps its group in the listing (it is
+	// configured there); online again it serves there.
+	if _, err := m.OfflineTarget(ctx, api.NameRequest{Name: "wwn.2100001B32010204"}); err != nil {
+		t.Fatal(err)
+	}
+	if g := groups()[5]; !slices.Equal(g.Targets, []string{"wwn.2100001B32010204"}) {
+		t.Fatalf("list-state group 5 with the target offline: %+v", g)
+	}
+	if _, err := m.OnlineTarget(ctx, api.NameRequest{Name: "wwn.2100001B32010204"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Login(ctx); err != nil {
+		t.Fatal(err)
 	}
 	r := read()
 	if r.Status != scsi.StatusCheckCondition || len(r.Sense) < 14 || r.Sense[2]&0x0f != 0x02 || r.Sense[12] != 0x04 || r.Sense[13] != 0x0b {
