@@ -30,9 +30,13 @@ type FCLoopback struct {
 	Socket  string // the management socket
 }
 
-// StartFCLoopback starts the daemon (link still down); it is shut down
-// when the test ends.
-func StartFCLoopback(ctx context.Context, t *testing.T) *FCLoopback {
+// FCTargetWWPN is the fixture's target port name.
+var FCTargetWWPN = fc.WWN{0x21, 0, 0, 0x1b, 0x32, 1, 2, 3}
+
+// StartFCLoopback starts the daemon (link still down) with opts beyond
+// the adapter (daemon.WithFCPortGroup(harness.FCTargetWWPN, …)); it is
+// shut down when the test ends.
+func StartFCLoopback(ctx context.Context, t *testing.T, opts ...daemon.Option) *FCLoopback {
 	t.Helper()
 	// The socket path must stay short (sun_path), so not under t.TempDir.
 	sockDir, err := os.MkdirTemp("", "fc")
@@ -43,8 +47,8 @@ func StartFCLoopback(ctx context.Context, t *testing.T) *FCLoopback {
 	sock := filepath.Join(sockDir, "s")
 	cfg := &config.Config{StateDir: t.TempDir(), Socket: sock, ShutdownSeconds: 5,
 		ISCSI: config.ISCSIConfig{Portals: []string{"127.0.0.1:0"}, AbortCompletedTask: config.AbortTaskDoesNotExist}}
-	ad := loopback.New(fc.WWN{0x21, 0, 0, 0x1b, 0x32, 1, 2, 3}, fc.WWN{0x20, 0, 0, 0x1b, 0x32, 1, 2, 3})
-	d, err := daemon.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), daemon.WithFCAdapters(ad))
+	ad := loopback.New(FCTargetWWPN, fc.WWN{0x20, 0, 0, 0x1b, 0x32, 1, 2, 3})
+	d, err := daemon.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), append([]daemon.Option{daemon.WithFCAdapters(ad)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
