@@ -28,6 +28,9 @@ type Config struct {
 	ShutdownSeconds int
 	// MetricsListen is where /metrics is served ("" = off; metrics.go).
 	MetricsListen string
+	// MemoryLimit is the Go soft memory limit stmfd sets at start, in
+	// bytes; -1: none (memory.go).
+	MemoryLimit int64
 
 	// ISCSI configures the iSCSI port provider.
 	ISCSI ISCSIConfig
@@ -100,6 +103,7 @@ func Load(args []string, out io.Writer) (*Config, error) {
 	fs.Int("max-connections-per-source", 128, "iSCSI: open connections per initiator IP address (-1: unlimited)")
 	fs.Int("max-logins-in-progress", 64, "iSCSI: connections still logging in (-1: unlimited)")
 	fs.Duration("auth-fail-delay", time.Second, "iSCSI: delay of the first failed CHAP answer per initiator and address, doubling up to 8s (0: none)")
+	addMemoryFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(out, Usage)
 		fs.PrintDefaults()
@@ -140,6 +144,9 @@ func Load(args []string, out io.Writer) (*Config, error) {
 		return nil, err
 	}
 	if c.MetricsListen, err = loadMetricsListen(v); err != nil {
+		return nil, err
+	}
+	if c.MemoryLimit, err = loadMemoryLimit(v); err != nil {
 		return nil, err
 	}
 	if c.StateDir == "" {
