@@ -1,6 +1,7 @@
 package lu
 
 import (
+	"context"
 	"runtime"
 	"testing"
 	"time"
@@ -31,6 +32,16 @@ func collected[T any](ps []weak.Pointer[T]) int {
 	return live
 }
 
+// deafTransport hands its data over only once release is closed, even
+// after its task was aborted.
+type deafTransport struct{ rigTransport }
+
+func (c *deafTransport) ReceiveData(context.Context) ([]byte, error) {
+	c.once.Do(func() { close(c.pulled) })
+	<-c.release
+	return c.data, nil
+}
+
 // TestResetQueuedWritesLetGo: writes a LUN RESET aborts while they wait
 // in the task set never reach Execute; their range-lock entries must
 // leave the lock when stmf retires them, and nothing may keep their tasks
@@ -44,8 +55,10 @@ func TestResetQueuedWritesLetGo(t *testing.T) {
 	lun := r.luns[d.GUID()]
 	blk := make([]byte, 512)
 
+	// The ORDERED write ignores its abort until hold is closed, so every
+	// later write is still queued while the reset marks them.
 	hold := make(chan struct{})
-	ordTr := &rigTransport{data: blk, release: hold, pulled: make(chan struct{}), done: make(chan *stmf.Result, 1)}
+	ordTr := &deafTransport{rigTransport{data: blk, release: hold, pulled: make(chan struct{}), done: make(chan *stmf.Result, 1)}}
 	ord := stmf.NewTask(ordTr)
 	ord.RawLUN = scsi.EncodeLUN(lun)
 	ord.CDB = cdb10(scsi.OpWrite10, 0, 1000, 1)
@@ -70,7 +83,7 @@ func TestResetQueuedWritesLetGo(t *testing.T) {
 		t.Fatalf("LUN RESET: %v", resp)
 	}
 	close(hold)
-	r.wait(ordTr)
+	r.wait(&ordTr.rigTransport)
 	for i, done := range dones {
 		select {
 		case res := <-done:
