@@ -528,7 +528,7 @@ func (c *conn) idleForInline() bool {
 	c.tmu.Lock()
 	n := len(c.tasks)
 	c.tmu.Unlock()
-	return n == 1 && c.rd.R.Buffered() == 0
+	return n == 1 && c.rd.R != nil && c.rd.R.Buffered() == 0
 }
 
 // issueR2TsLocked solicits the rest of an admitted write, keeping at most
