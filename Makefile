@@ -19,8 +19,14 @@
 #   make bench            scripts/bench.sh: stmfd vs tgt side by side (BENCH_SECS, BENCH_PROFILE, ...);
 #                         BENCH_COMPARE=1 (or BENCH_BASE=REV): this tree vs the merge-base with main (or REV)
 #   make clean            remove bin/ and out/ (make distclean also removes var/)
+#   make man              man pages stmfd(8) stmfadm(8) sbdadm(8) itadm(8) into out/man, generated
+#                         from the flag and command definitions (cannot drift)
+#   make install          binaries (+ the sbdadm link), systemd unit, man pages, bash and zsh
+#                         completion, /etc/stmfd/stmfd.yaml (only if absent); PREFIX, DESTDIR
+#   make uninstall        removes what install put there (keeps stmfd.yaml and /var/lib/stmfd)
 #
 # Variables: PORTAL=127.0.0.1:3260  FUZZTIME=10s  FUZZTIME_LONG=2m  GOTEST_TIMEOUT=25m
+#   install: PREFIX=/usr/local DESTDIR= SBINDIR MANDIR UNITDIR SYSCONFDIR BASHCOMPDIR ZSHCOMPDIR
 
 export PATH := $(PATH):/usr/local/go/bin
 
@@ -31,13 +37,58 @@ FUZZTIME       ?= 10s
 FUZZTIME_LONG  ?= 2m
 GOTEST_TIMEOUT ?= 25m
 
-.PHONY: all build run test deps fmt-check vet unit fuzz-smoke fuzz soak soak-short conformance conformance-thick conformance-thin conformance-wp conformance-quick test-vm bench clean distclean
+# Installation layout. COMSTAR's tools live in sbin (Proxmox's Comstar plugin calls
+# /usr/sbin/stmfadm): PREFIX=/usr gives exactly that. systemd also reads units from
+# /usr/local/lib/systemd/system, bash-completion and zsh from /usr/local/share.
+PREFIX      ?= /usr/local
+SBINDIR     ?= $(PREFIX)/sbin
+MANDIR      ?= $(PREFIX)/share/man
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR  ?= /etc
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
+MANPAGES    := stmfd stmfadm sbdadm itadm
+
+.PHONY: all build run man install uninstall test deps fmt-check vet unit fuzz-smoke fuzz soak soak-short conformance conformance-thick conformance-thin conformance-wp conformance-quick test-vm bench clean distclean
 
 all: build
 
 build:
 	$(GO) build -o bin/ ./cmd/...
 	ln -sf stmfadm bin/sbdadm
+
+# Each binary prints its own page (--generate-man-page): see config/man.go, api/cliutil/man.go.
+man: build
+	mkdir -p out/man
+	for p in $(MANPAGES); do bin/$$p --generate-man-page >out/man/$$p.8.tmp && mv out/man/$$p.8.tmp out/man/$$p.8 || exit 1; done
+
+install: man
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(SYSCONFDIR)/stmfd
+	install -m 0755 bin/stmfd bin/stmfadm bin/itadm $(DESTDIR)$(SBINDIR)/
+	ln -sf stmfadm $(DESTDIR)$(SBINDIR)/sbdadm
+	for p in $(MANPAGES); do install -m 0644 out/man/$$p.8 $(DESTDIR)$(MANDIR)/man8/ || exit 1; done
+	sed -e 's|/usr/sbin/stmfd|$(SBINDIR)/stmfd|' -e 's|/etc/stmfd/|$(SYSCONFDIR)/stmfd/|' \
+		contrib/systemd/stmfd.service >out/stmfd.service
+	install -m 0644 out/stmfd.service $(DESTDIR)$(UNITDIR)/stmfd.service
+	for c in stmfadm sbdadm itadm; do install -m 0644 contrib/completion/costar.bash $(DESTDIR)$(BASHCOMPDIR)/$$c || exit 1; done
+	install -m 0644 contrib/completion/_costar.zsh $(DESTDIR)$(ZSHCOMPDIR)/_costar
+	@# The admin's settings are never overwritten.
+	if [ -e $(DESTDIR)$(SYSCONFDIR)/stmfd/stmfd.yaml ]; then \
+		echo "keeping $(DESTDIR)$(SYSCONFDIR)/stmfd/stmfd.yaml (the new sample is contrib/stmfd.yaml)"; \
+	else install -m 0644 contrib/stmfd.yaml $(DESTDIR)$(SYSCONFDIR)/stmfd/stmfd.yaml; fi
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@echo "installed; start with: systemctl enable --now stmfd (settings: $(SYSCONFDIR)/stmfd/stmfd.yaml)"
+
+uninstall:
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ] && systemctl is-active -q stmfd 2>/dev/null; then \
+		echo "stmfd is running: systemctl disable --now stmfd first"; exit 1; fi
+	rm -f $(addprefix $(DESTDIR)$(SBINDIR)/,stmfd stmfadm sbdadm itadm) \
+		$(foreach p,$(MANPAGES),$(DESTDIR)$(MANDIR)/man8/$(p).8) \
+		$(DESTDIR)$(UNITDIR)/stmfd.service $(DESTDIR)$(ZSHCOMPDIR)/_costar \
+		$(addprefix $(DESTDIR)$(BASHCOMPDIR)/,stmfadm sbdadm itadm)
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@echo "kept $(DESTDIR)$(SYSCONFDIR)/stmfd/stmfd.yaml and the state in /var/lib/stmfd (remove them by hand)"
 
 run: build
 	mkdir -p $(STATE_DIR)

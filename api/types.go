@@ -95,6 +95,9 @@ type LU struct {
 	// ErrorState is a remembered write-back failure (costar extension):
 	// "sync failed at <time>: <error>"; online-lu after offline-lu clears it.
 	ErrorState string `json:"error_state,omitempty"`
+	// Cluster is the LU's owner and each node's ALUA state (cluster mode
+	// only; api/cluster.go).
+	Cluster *LUCluster `json:"cluster,omitempty"`
 }
 
 // LUProps are the -p properties of create-lu and modify-lu. Nil/empty

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -31,11 +32,23 @@ type Config struct {
 	// MemoryLimit is the Go soft memory limit stmfd sets at start, in
 	// bytes; -1: none (memory.go).
 	MemoryLimit int64
+	// PprofListen is where net/http/pprof is served ("" = off; loopback
+	// only, pprof.go).
+	PprofListen string
 
 	// ISCSI configures the iSCSI port provider.
 	ISCSI ISCSIConfig
 	// FC configures the Fibre Channel port provider (fc.go).
 	FC FCConfig
+	// Cluster is cluster mode (cluster.go); off by default.
+	Cluster ClusterConfig
+
+	// File is the config file read (--config), "" for none; SIGHUP
+	// re-reads it.
+	File string
+	// Shadowed lists the keys the config file sets but a flag or an
+	// STMFD_* variable overrides (a reload cannot change them either).
+	Shadowed []string
 }
 
 // ISCSIConfig is the iSCSI port provider's section.
@@ -74,7 +87,7 @@ Usage: stmfd [flags]
 Examples:
   stmfd --demo                                   serve a 1 GiB demo LU on 127.0.0.1:3260
   stmfd --state-dir /var/lib/stmfd --portal 0.0.0.0:3260
-  STMFD_PORTAL=10.0.0.5:3260 stmfd --config /etc/stmfd.yaml
+  STMFD_PORTAL=10.0.0.5:3260 stmfd --config /etc/stmfd/stmfd.yaml
 
 Every flag can also be set as STMFD_<FLAG> (dashes become underscores) or in
 the config file given with --config.
@@ -85,29 +98,7 @@ Flags:
 // Load parses args (without the program name). It returns pflag.ErrHelp
 // after printing usage to out when --help is given.
 func Load(args []string, out io.Writer) (*Config, error) {
-	fs := pflag.NewFlagSet("stmfd", pflag.ContinueOnError)
-	fs.SetOutput(out)
-	fs.String("config", "", "config file (yaml, toml or json)")
-	fs.String("state-dir", DefaultStateDir, "directory for persisted state (use "+InstalledState+" when installed)")
-	fs.StringSlice("portal", []string{DefaultPortal}, "listen address of the default portal group (repeatable)")
-	fs.String("socket", "", "management API unix socket (default <state-dir>/stmfd.sock)")
-	fs.Bool("demo", false, "on first start with empty state, create a demo LU and target "+DefaultTargetIQN)
-	fs.String("demo-size", DefaultDemoSize, "size of the demo LU (K/M/G/T suffixes)")
-	fs.String("log-level", "info", "debug, info, warn or error")
-	fs.Int("shutdown-timeout", 30, "seconds a clean shutdown waits for in-flight I/O")
-	fs.String("metrics-listen", "", "serve Prometheus metrics on ADDR:PORT at /metrics (off when empty; keep it on loopback)")
-	fs.String("abort-completed-task", AbortTaskDoesNotExist, "iSCSI ABORT TASK answer for an unknown (already completed) task: "+
-		AbortTaskDoesNotExist+" (RFC 7143 11.5.1) or "+AbortFunctionComplete)
-	fs.String("response-budget", "16M", "iSCSI: bytes of responses one connection may hold for its initiator (K/M/G suffixes)")
-	fs.Int("max-connections-per-portal", 1024, "iSCSI: open connections per listening portal (-1: unlimited)")
-	fs.Int("max-connections-per-source", 128, "iSCSI: open connections per initiator IP address (-1: unlimited)")
-	fs.Int("max-logins-in-progress", 64, "iSCSI: connections still logging in (-1: unlimited)")
-	fs.Duration("auth-fail-delay", time.Second, "iSCSI: delay of the first failed CHAP answer per initiator and address, doubling up to 8s (0: none)")
-	addMemoryFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprint(out, Usage)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet(out)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -122,19 +113,56 @@ func Load(args []string, out io.Writer) (*Config, error) {
 	if err := v.BindPFlags(fs); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	if f := v.GetString("config"); f != "" {
-		v.SetConfigFile(f)
+	c := &Config{File: v.GetString("config")}
+	if c.File != "" {
+		v.SetConfigFile(c.File)
 		if err := v.ReadInConfig(); err != nil {
-			return nil, fmt.Errorf("config: reading %s: %w", f, err)
+			return nil, fmt.Errorf("config: reading %s: %w", c.File, err)
 		}
+		if err := checkKeys(fs, v); err != nil {
+			return nil, fmt.Errorf("config: %s: %w", c.File, err)
+		}
+		c.Shadowed = shadowed(fs, v)
 	}
+	return c.fill(v)
+}
 
-	c := &Config{
-		StateDir:        v.GetString("state-dir"),
-		Socket:          v.GetString("socket"),
-		Demo:            v.GetBool("demo"),
-		ShutdownSeconds: v.GetInt("shutdown-timeout"),
+// newFlagSet declares every setting; Load and the man page use it.
+func newFlagSet(out io.Writer) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("stmfd", pflag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.String("config", "", "config file (yaml, toml or json)")
+	fs.String("state-dir", DefaultStateDir, "directory for persisted state (use "+InstalledState+" when installed)")
+	fs.StringSlice("portal", []string{DefaultPortal}, "listen address of the default portal group (repeatable)")
+	fs.String("socket", "", "management API unix socket (default <state-dir>/stmfd.sock)")
+	fs.Bool("demo", false, "on first start with empty state, create a demo LU and target "+DefaultTargetIQN)
+	fs.String("demo-size", DefaultDemoSize, "size of the demo LU (K/M/G/T suffixes)")
+	fs.String("log-level", "info", "debug, info, warn or error")
+	fs.Int("shutdown-timeout", 30, "seconds a clean shutdown waits for in-flight I/O")
+	fs.String("metrics-listen", "", "serve Prometheus metrics on ADDR:PORT at /metrics (off when empty; keep it on loopback)")
+	fs.String("pprof-listen", "", "serve Go profiles (net/http/pprof) on a loopback ADDR:PORT at /debug/pprof/ (off when empty)")
+	fs.String("abort-completed-task", AbortTaskDoesNotExist, "iSCSI ABORT TASK answer for an unknown (already completed) task: "+
+		AbortTaskDoesNotExist+" (RFC 7143 11.5.1) or "+AbortFunctionComplete)
+	fs.String("response-budget", "16M", "iSCSI: bytes of responses one connection may hold for its initiator (K/M/G suffixes)")
+	fs.Int("max-connections-per-portal", 1024, "iSCSI: open connections per listening portal (-1: unlimited)")
+	fs.Int("max-connections-per-source", 128, "iSCSI: open connections per initiator IP address (-1: unlimited)")
+	fs.Int("max-logins-in-progress", 64, "iSCSI: connections still logging in (-1: unlimited)")
+	fs.Duration("auth-fail-delay", time.Second, "iSCSI: delay of the first failed CHAP answer per initiator and address, doubling up to 8s (0: none)")
+	addClusterFlags(fs) // cluster.go
+	addMemoryFlags(fs)  // memory.go
+	fs.Usage = func() {
+		fmt.Fprint(out, Usage)
+		fs.PrintDefaults()
 	}
+	return fs
+}
+
+// fill reads the settings from v into c and checks them.
+func (c *Config) fill(v *viper.Viper) (*Config, error) {
+	c.StateDir = v.GetString("state-dir")
+	c.Socket = v.GetString("socket")
+	c.Demo = v.GetBool("demo")
+	c.ShutdownSeconds = v.GetInt("shutdown-timeout")
 	iscsi, err := loadISCSI(v)
 	if err != nil {
 		return nil, err
@@ -147,6 +175,12 @@ func Load(args []string, out io.Writer) (*Config, error) {
 		return nil, err
 	}
 	if c.MemoryLimit, err = loadMemoryLimit(v); err != nil {
+		return nil, err
+	}
+	if c.PprofListen, err = loadPprofListen(v); err != nil {
+		return nil, err
+	}
+	if c.Cluster, err = loadCluster(v, os.Hostname); err != nil {
 		return nil, err
 	}
 	if c.StateDir == "" {

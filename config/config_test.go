@@ -5,6 +5,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,6 +107,62 @@ func TestAbortCompletedTask(t *testing.T) {
 		if (err != nil) != tc.err || (err == nil && c.ISCSI.AbortCompletedTask != tc.want) {
 			t.Errorf("Load(%v) env %q: %+v, %v; want %q err=%v", tc.args, tc.env, c, err, tc.want, tc.err)
 		}
+	}
+}
+
+// The sample /etc/stmfd/stmfd.yaml that make install ships loads, and
+// names (at least in a comment) every setting but --config.
+func TestSampleConfig(t *testing.T) {
+	const sample = "../contrib/stmfd.yaml"
+	c, err := Load([]string{"--config", sample}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatalf("%s: %v", sample, err)
+	}
+	if c.StateDir != InstalledState || c.ShutdownSeconds != 30 || len(c.ISCSI.Portals) != 1 {
+		t.Errorf("%s: unexpected values %+v", sample, c)
+	}
+	text, err := os.ReadFile(sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newFlagSet(&bytes.Buffer{}).VisitAll(func(f *pflag.Flag) {
+		if f.Name != "config" && !bytes.Contains(text, []byte(f.Name+":")) {
+			t.Errorf("%s does not mention %s", sample, f.Name)
+		}
+	})
+}
+
+func TestConfigFileKeys(t *testing.T) {
+	dir := t.TempDir()
+	write := func(body string) string {
+		f := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(f, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	// A typo is refused, not ignored.
+	if _, err := Load([]string{"--config", write("portals: [127.0.0.1:3260]\n")}, &bytes.Buffer{}); err == nil ||
+		!strings.Contains(err.Error(), "unknown setting portals") {
+		t.Errorf("unknown key: err = %v", err)
+	}
+	// So is one inside a file-only section (fc.go); the section itself is known.
+	if _, err := Load([]string{"--config", write("fc:\n  adapter: []\n")}, &bytes.Buffer{}); err == nil ||
+		!strings.Contains(err.Error(), "unknown setting fc.adapter ") {
+		t.Errorf("unknown fc key: err = %v", err)
+	}
+	if _, err := Load([]string{"--config", write("fc: {}\n")}, &bytes.Buffer{}); err != nil {
+		t.Errorf("empty fc section: %v", err)
+	}
+	// A flag or variable overriding the file is reported.
+	f := write("log-level: debug\nportal: [127.0.0.1:3260]\nstate-dir: /x\n")
+	t.Setenv("STMFD_PORTAL", "127.0.0.2:3260")
+	c, err := Load([]string{"--config", f, "--log-level", "warn"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.Shadowed, []string{"log-level", "portal"}) || c.File != f {
+		t.Errorf("Shadowed = %v, File = %q", c.Shadowed, c.File)
 	}
 }
 

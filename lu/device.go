@@ -589,6 +589,7 @@ func (d *Device) Close() error {
 		if d.state.Or(closingBit) == 0 {
 			d.drainOnce.Do(func() { close(d.drained) })
 		}
+		d.StopReplicating() // after closingBit: ReplicateReservations checks it
 		<-d.drained
 		d.metaMu.Lock()
 		defer d.metaMu.Unlock()

@@ -33,6 +33,13 @@ func (d *Device) Execute(t *stmf.Task) {
 	defer d.leave()
 	r := d.run(t, c)
 	d.vaai.locks.release(lk)
+	if r == nil && t.InlineNoWait {
+		// A read the page cache could not answer: nothing was done, so it
+		// runs again from the start where it may wait for the device.
+		t.InlineNoWait = false
+		go d.Execute(t)
+		return
+	}
 	t.Complete(r)
 }
 

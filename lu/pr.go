@@ -1,6 +1,8 @@
 package lu
 
 import (
+	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 
@@ -258,9 +260,26 @@ type prOutcome struct {
 	aborted []*registration
 }
 
+// prUA is a unit attention for the I_T nexuses the registrations cover,
+// except the one that caused it. It is data, not a closure, so that a
+// replicated change carries it to the other nodes (pr_journal.go).
 type prUA struct {
-	asc   scsi.ASC
-	match func(nexusID) bool
+	asc    scsi.ASC
+	regs   []*registration
+	except nexusID
+}
+
+// match reports whether the unit attention is for nexus x.
+func (u *prUA) match(x nexusID) bool {
+	if x.same(u.except) {
+		return false
+	}
+	for _, g := range u.regs {
+		if g.matches(x) {
+			return true
+		}
+	}
+	return false
 }
 
 // prOut: PERSISTENT RESERVE OUT.
@@ -301,82 +320,122 @@ func (d *Device) prOut(t *stmf.Task, cdb []byte) *stmf.Result {
 		return res
 	}
 
+	for attempt := 1; ; attempt++ {
+		res, out, err := d.prOutOnce(t, sa, typ, n, prm)
+		if err != nil {
+			if errors.Is(err, ErrJournalStale) && attempt < journalTries && d.syncReservations(t.Context(), err) == nil {
+				continue // another node changed the state first: redo on its state
+			}
+			return d.notReplicated(err)
+		}
+		if res.Status == scsi.StatusGood {
+			d.prAfter(t, out)
+		}
+		return res
+	}
+}
+
+// prOutOnce runs a PERSISTENT RESERVE OUT service action on the current
+// state and commits the result. err is a replication failure (the state
+// is then unchanged).
+func (d *Device) prOutOnce(t *stmf.Task, sa, typ byte, n nexusID, prm *proutParams) (*stmf.Result, *prOutcome, error) {
 	r := &d.resv
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.s2 != nil { // SPC-2: PERSISTENT RESERVE OUT conflicts with RESERVE
-		r.mu.Unlock()
-		return reservationConflict()
+		return reservationConflict(), nil, nil
 	}
 	old := r.pr
 	p := old.clone()
-	var out prOutcome
+	out := &prOutcome{}
+	var res *stmf.Result
 	switch sa {
 	case scsi.PROutRegister, scsi.PROutRegisterIgnore:
-		res = p.register(n, sa == scsi.PROutRegisterIgnore, prm, &out)
+		res = p.register(n, sa == scsi.PROutRegisterIgnore, prm, out)
 	case scsi.PROutReserve:
 		res = p.reserve(n, typ, prm)
 	case scsi.PROutRelease:
-		res = p.release(n, typ, prm, &out)
+		res = p.release(n, typ, prm, out)
 	case scsi.PROutClear:
-		res = p.clear(n, prm, &out)
+		res = p.clear(n, prm, out)
 	case scsi.PROutPreempt, scsi.PROutPreemptAbort:
-		res = p.preempt(n, typ, prm, &out)
+		res = p.preempt(n, typ, prm, out)
 		if sa == scsi.PROutPreempt {
 			out.aborted = nil
 		}
 	case scsi.PROutRegisterMove:
 		res = d.registerMove(t, p, n, prm)
 	}
-	if res == nil {
-		res = d.commitPRLocked(old, p)
+	if res != nil {
+		return res, out, nil
 	}
-	r.mu.Unlock()
-	if res.Status != scsi.StatusGood {
-		return res
-	}
-	d.prAfter(t, &out)
-	return res
+	res, err := d.commitPRLocked(t.Context(), old, p, out)
+	return res, out, err
 }
 
-// commitPRLocked persists p when APTPL asks for it (or clears the stored
-// state when APTPL was turned off) and publishes it.
-func (d *Device) commitPRLocked(old, p *prState) *stmf.Result {
-	if p.aptpl || old.aptpl {
+// commitPRLocked publishes p once it is stored: in the journal when the
+// LU replicates its reservations (the journal is then where the state
+// persists, APTPL or not, and the shared store's metadata is left to the
+// LU's owner), otherwise in the metadata when APTPL asks for it (or
+// clearing the stored state when APTPL was turned off). err is a
+// replication failure: nothing changed.
+func (d *Device) commitPRLocked(ctx context.Context, old, p *prState, out *prOutcome) (*stmf.Result, error) {
+	if d.resv.jn != nil {
+		if !samePR(old, p) || len(out.uas) > 0 || len(out.aborted) > 0 {
+			if res, err := d.replicateLocked(ctx, p, d.resv.s2, out); res != nil || err != nil {
+				return res, err
+			}
+		}
+	} else if p.aptpl || old.aptpl {
 		var enc []byte
 		if p.aptpl {
 			var err error
 			if enc, err = encodePR(p); err != nil {
-				return fail(scsi.NewSense(scsi.KeyIllegalRequest, scsi.ASCInsufficientRegistrationRes))
+				return fail(scsi.NewSense(scsi.KeyIllegalRequest, scsi.ASCInsufficientRegistrationRes)), nil
 			}
 		}
 		if err := d.storePR(enc); err != nil {
 			if errors.Is(err, errPRTooLarge) || errors.Is(err, backing.ErrMetaTooLarge) { // a zvol property holds less than a header slot
-				return fail(scsi.NewSense(scsi.KeyIllegalRequest, scsi.ASCInsufficientRegistrationRes))
+				return fail(scsi.NewSense(scsi.KeyIllegalRequest, scsi.ASCInsufficientRegistrationRes)), nil
 			}
 			d.log.Error("lu: persisting reservations failed", "guid", d.guid, "err", err)
-			return fail(scsi.NewSense(scsi.KeyMediumError, scsi.ASCWriteError))
+			return fail(scsi.NewSense(scsi.KeyMediumError, scsi.ASCWriteError)), nil
 		}
 	}
+	d.publishPRLocked(p)
+	return good(), nil
+}
+
+// samePR reports whether two states are the same (a service action that
+// changed nothing, such as the holder reserving again, commits nothing).
+func samePR(a, b *prState) bool {
+	x, errA := appendPRBody(nil, a, prPersistVersion3, journalMax)
+	y, errB := appendPRBody(nil, b, prPersistVersion3, journalMax)
+	return errA == nil && errB == nil && bytes.Equal(x, y)
+}
+
+// publishPRLocked makes p the LU's persistent reservation state.
+func (d *Device) publishPRLocked(p *prState) {
 	d.resv.pr = p
 	d.resv.publishLocked()
-	return good()
 }
 
 // prAfter raises the unit attentions and aborts the tasks a committed
-// service action calls for.
-func (d *Device) prAfter(t *stmf.Task, out *prOutcome) {
+// service action calls for. self, the task that made the change, is not
+// aborted; it is nil for a change replicated from another node.
+func (d *Device) prAfter(self *stmf.Task, out *prOutcome) {
 	h := d.hostOf()
-	if t.Session == nil || h == nil {
+	if h == nil || out == nil || (self != nil && self.Session == nil) {
 		return
 	}
-	for _, ua := range out.uas {
-		match := ua.match
-		h.RaiseUA(ua.asc, func(nx *stmf.Nexus) bool { return match(nexusFrom(nx)) })
+	for i := range out.uas {
+		ua := &out.uas[i]
+		h.RaiseUA(ua.asc, func(nx *stmf.Nexus) bool { return ua.match(nexusFrom(nx)) })
 	}
 	if len(out.aborted) > 0 {
 		victims := out.aborted
 		h.AbortTasks(func(x *stmf.Task) bool {
-			if x == t || x.Session == nil {
+			if x == self || x.Session == nil {
 				return false
 			}
 			n := nexusFrom(&x.Session.Nexus)
@@ -502,25 +561,15 @@ func (p *prState) unregister(g *registration, n nexusID, out *prOutcome) {
 	wasRO := p.holder == g && (p.resType == prTypeWERO || p.resType == prTypeEARO)
 	p.remove(g)
 	if wasRO {
-		out.uas = append(out.uas, prUA{scsi.ASCReservationsReleased, p.registeredExcept(n)})
+		out.uas = append(out.uas, p.registeredExcept(scsi.ASCReservationsReleased, n))
 	}
 }
 
-// registeredExcept matches the I_T nexuses registered in p other than n
-// (p must not change afterwards: it is a fresh clone being committed).
-func (p *prState) registeredExcept(n nexusID) func(nexusID) bool {
-	regs := append([]*registration(nil), p.regs...)
-	return func(x nexusID) bool {
-		if x.same(n) {
-			return false
-		}
-		for _, g := range regs {
-			if g.matches(x) {
-				return true
-			}
-		}
-		return false
-	}
+// registeredExcept is a unit attention for the I_T nexuses registered in
+// p other than n (p must not change afterwards: it is a fresh clone being
+// committed).
+func (p *prState) registeredExcept(asc scsi.ASC, n nexusID) prUA {
+	return prUA{asc: asc, regs: append([]*registration(nil), p.regs...), except: n}
 }
 
 // callerReg returns the caller's registration if its key matches rk;
@@ -564,7 +613,7 @@ func (p *prState) release(n nexusID, typ byte, prm *proutParams, out *prOutcome)
 	notify := p.registrantsType()
 	p.resType, p.holder = 0, nil
 	if notify {
-		out.uas = append(out.uas, prUA{scsi.ASCReservationsReleased, p.registeredExcept(n)})
+		out.uas = append(out.uas, p.registeredExcept(scsi.ASCReservationsReleased, n))
 	}
 	return nil
 }
@@ -574,7 +623,7 @@ func (p *prState) clear(n nexusID, prm *proutParams, out *prOutcome) *stmf.Resul
 	if _, res := p.callerReg(n, prm.rk); res != nil {
 		return res
 	}
-	out.uas = append(out.uas, prUA{scsi.ASCReservationsPreempted, p.registeredExcept(n)})
+	out.uas = append(out.uas, p.registeredExcept(scsi.ASCReservationsPreempted, n))
 	p.regs = nil
 	p.resType, p.holder = 0, nil
 	p.gen++
@@ -615,7 +664,7 @@ func (p *prState) preempt(n nexusID, typ byte, prm *proutParams, out *prOutcome)
 		drop(byKey)
 		p.resType, p.holder = typ, g
 		if oldType != typ {
-			out.uas = append(out.uas, prUA{scsi.ASCReservationsReleased, p.registeredExcept(n)})
+			out.uas = append(out.uas, p.registeredExcept(scsi.ASCReservationsReleased, n))
 		}
 	default:
 		// No reservation, or it is not the one being preempted: only
@@ -629,18 +678,7 @@ func (p *prState) preempt(n nexusID, typ byte, prm *proutParams, out *prOutcome)
 		}
 	}
 	if len(removed) > 0 {
-		gone := removed
-		out.uas = append(out.uas, prUA{scsi.ASCRegistrationsPreempted, func(x nexusID) bool {
-			if x.same(n) {
-				return false
-			}
-			for _, r := range gone {
-				if r.matches(x) {
-					return true
-				}
-			}
-			return false
-		}})
+		out.uas = append(out.uas, prUA{asc: scsi.ASCRegistrationsPreempted, regs: removed, except: n})
 		out.aborted = removed
 	}
 	p.gen++

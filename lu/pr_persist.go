@@ -28,10 +28,15 @@ import (
 //	   port name.
 //
 // Version 1 is written while every registration is iSCSI (as every
-// release before version 2 wrote it), version 2 otherwise.
+// release before version 2 wrote it), version 2 otherwise. Version 3 is
+// never in the metadata: it is what a ReservationJournal replicates
+// (pr_journal.go).
 const (
 	prPersistVersion  = 1
 	prPersistVersion2 = 2
+	// prPersistVersion3 is the replicated state (pr_journal.go): version
+	// 2 followed by the SCSI-2 reservation and the change's notifications.
+	prPersistVersion3 = 3
 	// prPersistMax bounds the TLV so the metadata slot keeps room for the
 	// rest of the LU's properties.
 	prPersistMax = 16 << 10
@@ -47,7 +52,7 @@ func appendStr16(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// encodePR serialises p for the metadata.
+// encodePR serialises p for the metadata (version 1 or 2).
 func encodePR(p *prState) ([]byte, error) {
 	version := byte(prPersistVersion)
 	for _, g := range p.regs {
@@ -55,7 +60,13 @@ func encodePR(p *prState) ([]byte, error) {
 			version = prPersistVersion2
 		}
 	}
-	b := []byte{version, 0}
+	return appendPRBody(nil, p, version, prPersistMax)
+}
+
+// appendPRBody appends the header and registrations of p in the given
+// version; the result may not grow past max bytes.
+func appendPRBody(b []byte, p *prState, version byte, max int) ([]byte, error) {
+	b = append(b, version, 0)
 	if p.aptpl {
 		b[1] |= 0x01
 	}
@@ -88,21 +99,30 @@ func encodePR(p *prState) ([]byte, error) {
 			b = appendStr16(b, string(g.tid.AppendTo(nil)))
 		}
 		b = appendStr16(b, g.tport)
-		if len(b) > prPersistMax {
+		if len(b) > max {
 			return nil, errPRTooLarge
 		}
 	}
 	return b, nil
 }
 
-// decodePR parses a persisted state. An empty input is no state.
+// decodePR parses a persisted state (any version; the SCSI-2 holder and
+// the change of a version 3 state are dropped). An empty input is no
+// state.
 func decodePR(b []byte) (*prState, error) {
+	p, _, err := decodePRBody(b)
+	return p, err
+}
+
+// decodePRBody parses the header and registrations and returns what
+// follows them (a version 3 state's replication sections).
+func decodePRBody(b []byte) (*prState, []byte, error) {
 	p := &prState{}
 	if len(b) == 0 {
-		return p, nil
+		return p, nil, nil
 	}
-	if len(b) < 11 || b[0] != prPersistVersion && b[0] != prPersistVersion2 {
-		return nil, fmt.Errorf("lu: persistent reservation state: unknown format")
+	if len(b) < 11 || b[0] != prPersistVersion && b[0] != prPersistVersion2 && b[0] != prPersistVersion3 {
+		return nil, nil, fmt.Errorf("lu: persistent reservation state: unknown format")
 	}
 	p.aptpl = b[1]&0x01 != 0
 	p.gen = binary.BigEndian.Uint32(b[2:6])
@@ -110,55 +130,70 @@ func decodePR(b []byte) (*prState, error) {
 	holder := binary.BigEndian.Uint16(b[7:9])
 	n := int(binary.BigEndian.Uint16(b[9:11]))
 	if n > maxRegistrations {
-		return nil, fmt.Errorf("lu: persistent reservation state: %d registrations", n)
+		return nil, nil, fmt.Errorf("lu: persistent reservation state: %d registrations", n)
 	}
-	rest := b[11:]
-	str := func() (string, bool) {
-		if len(rest) < 2 {
-			return "", false
-		}
-		l := int(binary.BigEndian.Uint16(rest[0:2]))
-		if l > len(rest)-2 {
-			return "", false
-		}
-		s := string(rest[2 : 2+l])
-		rest = rest[2+l:]
-		return s, true
-	}
+	rd := &tlvReader{rest: b[11:]}
 	for i := 0; i < n; i++ {
-		if len(rest) < 11 {
-			return nil, fmt.Errorf("lu: persistent reservation state: truncated registration %d", i)
+		if len(rd.rest) < 11 {
+			return nil, nil, fmt.Errorf("lu: persistent reservation state: truncated registration %d", i)
 		}
-		g := &registration{key: binary.BigEndian.Uint64(rest[0:8]), allTgPt: rest[8]&0x01 != 0,
-			relPort: binary.BigEndian.Uint16(rest[9:11])}
-		rest = rest[11:]
+		g := &registration{key: binary.BigEndian.Uint64(rd.rest[0:8]), allTgPt: rd.rest[8]&0x01 != 0,
+			relPort: binary.BigEndian.Uint16(rd.rest[9:11])}
+		rd.rest = rd.rest[11:]
 		var ok bool
 		if b[0] == prPersistVersion {
-			g.tid, ok = decodeV1Initiator(str)
+			g.tid, ok = decodeV1Initiator(rd.str)
 		} else {
-			g.tid, ok = decodeV2Initiator(str)
+			g.tid, ok = decodeV2Initiator(rd.str)
 		}
 		var ok3 bool
-		g.tport, ok3 = str()
+		g.tport, ok3 = rd.str()
 		if !ok || !ok3 {
-			return nil, fmt.Errorf("lu: persistent reservation state: bad registration %d", i)
+			return nil, nil, fmt.Errorf("lu: persistent reservation state: bad registration %d", i)
 		}
 		p.regs = append(p.regs, g)
 	}
-	if len(rest) != 0 {
-		return nil, fmt.Errorf("lu: persistent reservation state: %d trailing bytes", len(rest))
+	if b[0] != prPersistVersion3 && len(rd.rest) != 0 {
+		return nil, nil, fmt.Errorf("lu: persistent reservation state: %d trailing bytes", len(rd.rest))
 	}
 	switch {
 	case p.resType == 0:
 	case !validPRType(p.resType) || len(p.regs) == 0:
-		return nil, fmt.Errorf("lu: persistent reservation state: bad reservation")
+		return nil, nil, fmt.Errorf("lu: persistent reservation state: bad reservation")
 	case p.allRegistrantsType():
 	case int(holder) >= len(p.regs):
-		return nil, fmt.Errorf("lu: persistent reservation state: bad holder")
+		return nil, nil, fmt.Errorf("lu: persistent reservation state: bad holder")
 	default:
 		p.holder = p.regs[holder]
 	}
-	return p, nil
+	return p, rd.rest, nil
+}
+
+// tlvReader reads length-prefixed fields.
+type tlvReader struct{ rest []byte }
+
+// str reads a u16 length and that many bytes.
+func (r *tlvReader) str() (string, bool) {
+	if len(r.rest) < 2 {
+		return "", false
+	}
+	l := int(binary.BigEndian.Uint16(r.rest[0:2]))
+	if l > len(r.rest)-2 {
+		return "", false
+	}
+	s := string(r.rest[2 : 2+l])
+	r.rest = r.rest[2+l:]
+	return s, true
+}
+
+// u16 reads a big-endian u16.
+func (r *tlvReader) u16() (uint16, bool) {
+	if len(r.rest) < 2 {
+		return 0, false
+	}
+	v := binary.BigEndian.Uint16(r.rest)
+	r.rest = r.rest[2:]
+	return v, true
 }
 
 // decodeV1Initiator reads a version 1 initiator, an iSCSI name and an

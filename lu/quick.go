@@ -1,6 +1,7 @@
 package lu
 
 import (
+	"github.com/costar-project/costar/lu/backing"
 	"github.com/costar-project/costar/scsi"
 	"github.com/costar-project/costar/stmf"
 )
@@ -22,6 +23,14 @@ func (d *Device) Quick(t *stmf.Task) bool {
 	}
 	if c.dir == scsi.DirWrite && (dec.Flags&decFUA != 0 || d.wcd.Load()) { // FUA, or write-through
 		return false
+	}
+	if t.InlineNoWait {
+		// The caller's goroutine has other work: only a read that waits
+		// for no range lock (no entry from Admit) on a store that can
+		// tell a page-cache miss (read falls back then, see Execute).
+		if nw, ok := d.store.(backing.NoWaitReader); !ok || !nw.NoWait() || c.dir != scsi.DirRead || t.LUPrivate != nil {
+			return false
+		}
 	}
 	return uint64(dec.Blocks)<<d.bsShift <= quickMax
 }

@@ -1,6 +1,8 @@
 package lu
 
 import (
+	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 
@@ -51,9 +53,10 @@ func (a nexusID) same(b nexusID) bool {
 
 // reservations is an LU's reservation state.
 type reservations struct {
-	mu sync.Mutex // serialises every change; held across PR metadata writes
-	s2 *nexusID   // SCSI-2 reservation holder, nil when none
-	pr *prState   // persistent reservation state, never nil once set up
+	mu sync.Mutex   // serialises every change; held across PR metadata writes
+	s2 *nexusID     // SCSI-2 reservation holder, nil when none
+	pr *prState     // persistent reservation state, never nil once set up
+	jn *journalLink // nil: not replicated (single node)
 
 	// view is what the command path checks: nil when nothing is reserved.
 	view atomic.Pointer[resvView]
@@ -149,16 +152,43 @@ func (d *Device) ioConflicts(t *stmf.Task, write bool) bool {
 // Reset implements stmf.Resetter: a LUN or target reset (nexus nil) and
 // the loss or reset of the holder's I_T nexus release a SCSI-2
 // reservation. Persistent reservations are not affected (SPC-4 5.13.1).
+// A replicated release that the journal does not take is still made here
+// (SPC requires it) and logged; the next change this node commits carries
+// it.
 func (d *Device) Reset(nexus *stmf.Nexus) {
 	r := &d.resv
+	ctx := context.Background()
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.s2 == nil {
+	if r.jn != nil {
+		ctx = r.jn.ctx
+	}
+	r.mu.Unlock()
+	_, err := d.replicated(ctx, func() (*stmf.Result, error) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.s2 == nil || nexus != nil && !r.s2.same(nexusFrom(nexus)) {
+			return nil, nil
+		}
+		_, err := d.replicateLocked(ctx, r.pr, nil, nil)
+		if err == nil || !errors.Is(err, ErrJournalStale) {
+			r.s2 = nil
+			r.publishLocked()
+		}
+		return nil, err
+	})
+	if err == nil {
 		return
 	}
-	if nexus == nil || r.s2.same(nexusFrom(nexus)) {
-		r.s2 = nil
-		r.publishLocked()
+	if errors.Is(err, ErrJournalStale) { // lost every race: release here all the same
+		r.mu.Lock()
+		if r.s2 != nil && (nexus == nil || r.s2.same(nexusFrom(nexus))) {
+			r.s2 = nil
+			r.publishLocked()
+		}
+		r.mu.Unlock()
+	}
+	if !errors.Is(err, errNotReplicating) {
+		d.log.Error("lu: release of the SCSI-2 reservation not replicated", "guid", d.guid, "err", err)
 	}
 }
 
@@ -203,20 +233,29 @@ func (d *Device) reserve(t *stmf.Task, cdb []byte) *stmf.Result {
 	}
 	n := nexusOf(t)
 	r := &d.resv
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if res, ok := r.crhLocked(n); ok {
-		return res
-	}
-	if r.s2 != nil {
-		if r.s2.same(n) {
-			return good() // the holder may reserve again
+	res, err := d.replicated(t.Context(), func() (*stmf.Result, error) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if res, ok := r.crhLocked(n); ok {
+			return res, nil
 		}
-		return reservationConflict()
+		if r.s2 != nil {
+			if r.s2.same(n) {
+				return good(), nil // the holder may reserve again
+			}
+			return reservationConflict(), nil
+		}
+		if _, err := d.replicateLocked(t.Context(), r.pr, &n, nil); err != nil {
+			return nil, err
+		}
+		r.s2 = &n
+		r.publishLocked()
+		return good(), nil
+	})
+	if err != nil {
+		return d.notReplicated(err)
 	}
-	r.s2 = &n
-	r.publishLocked()
-	return good()
+	return res
 }
 
 // release: RELEASE (6) and RELEASE (10). Releasing a reservation held by
@@ -227,14 +266,23 @@ func (d *Device) release(t *stmf.Task, cdb []byte) *stmf.Result {
 	}
 	n := nexusOf(t)
 	r := &d.resv
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if res, ok := r.crhLocked(n); ok {
-		return res
+	res, err := d.replicated(t.Context(), func() (*stmf.Result, error) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if res, ok := r.crhLocked(n); ok {
+			return res, nil
+		}
+		if r.s2 != nil && r.s2.same(n) {
+			if _, err := d.replicateLocked(t.Context(), r.pr, nil, nil); err != nil {
+				return nil, err
+			}
+			r.s2 = nil
+			r.publishLocked()
+		}
+		return good(), nil
+	})
+	if err != nil {
+		return d.notReplicated(err)
 	}
-	if r.s2 != nil && r.s2.same(n) {
-		r.s2 = nil
-		r.publishLocked()
-	}
-	return good()
+	return res
 }

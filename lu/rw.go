@@ -82,7 +82,17 @@ func (d *Device) read(t *stmf.Task, cdb []byte) *stmf.Result {
 	}
 	pb := d.bufs.get(int(want))
 	buf := pb.b[:want]
-	if err := d.store.ReadAt(buf, d.byteOff(lba)); err != nil {
+	var err error
+	if nw, ok := d.store.(backing.NoWaitReader); ok && t.InlineNoWait {
+		var done bool
+		if done, err = nw.ReadAtNoWait(buf, d.byteOff(lba)); err == nil && !done {
+			pb.release()
+			return nil // not cached: Execute finishes it on a goroutine that may wait
+		}
+	} else {
+		err = d.store.ReadAt(buf, d.byteOff(lba))
+	}
+	if err != nil {
 		pb.release()
 		return d.ioError(err, false, lba)
 	}

@@ -2,7 +2,7 @@
 # bench.sh - stmfd vs tgt (or two builds of stmfd), side by side in one run, same LU size, same CPU
 # pinning, same figures.
 #
-# Usage: scripts/bench.sh [-o OUTDIR] [-p PROFILE] [-m MODE] [--only REGEX] [--compare | --base REV] [-h]
+# Usage: scripts/bench.sh [-o OUTDIR] [-p PROFILE] [-m MODE] [--only REGEX] [--compare | --base REV | -M] [-h]
 #   -o OUTDIR    results and raw logs (env BENCH_OUT, default out/bench)
 #   -p PROFILE   unpinned (default) | pinned (targets and clients all on CPU 0: the best QD1 latency
 #                on small VMs) | split (targets on the last CPU, clients on CPU 0)   (env BENCH_PROFILE)
@@ -25,6 +25,12 @@
 #                to figure, and the report shows new/old ratios. No tgt, no root needed
 #   --base REV   --compare against REV (any git revision) instead of the merge-base    (env BENCH_BASE)
 #                The old build comes from `git archive REV` into a temp dir and `go build ./cmd/stmfd`
+#   -M, --metrics  metrics off vs on instead of tgt: two stmfd of this build, "off" without and "on"
+#                with --metrics-listen on loopback, scraped (GET /metrics) every BENCH_SCRAPE_SECS (1)
+#                by curl while the figures run; the report shows on/off ratios and the scrape count.
+#                The per-LU counters and histograms are kept in both (stmfadm list-stats reads them):
+#                this measures the exporter and its scrapes; --base of a commit before the counters
+#                measures the counters themselves                                  (env BENCH_METRICS=1)
 #
 # Environment (optional):
 #   BENCH_SECS=10            seconds per figure and target
@@ -43,6 +49,18 @@
 # Figures (reads: libiscsi iscsi-perf, READ16, duration based; writes: qemu-img bench through QEMU's
 # libiscsi driver, count calibrated to ~BENCH_SECS): rand_read_4k_qd1, rand_read_4k_qd32,
 # seq_read_4k_qd1, seq_read_4k_qd32, seq_read_1m_qd8, seq_write_4k_qd32, seq_write_1m_qd8.
+# Then, through cmd/costar-loadgen (costar's own initiator, the same for both targets; it gives
+# latency percentiles, several sessions, FUA and digests, which iscsi-perf and qemu-img cannot):
+# lg_rand_read_4k_qd1, lg_rand_write_4k_qd1, sess{1,4,16,64}_rand_read_4k_qd32 (QD32 per session,
+# aggregate IOPS; target RSS read after the 64-session run), lg_rand_write_4k_qd32,
+# rand_write_4k_fua_qd32, mixed_70_30_4k_qd32 (70 % reads), rand_read_4k_qd32_crc32c and
+# rand_write_4k_qd32_crc32c (HeaderDigest and DataDigest CRC32C; compare with sess1_... and
+# lg_rand_write_4k_qd32). Ceilings (once per run, same pinning: server as the targets, client as
+# the clients): ceil_tcp_pingpong_4k (one connection, 48 B out, 4144 B back, QD1: costar-loadgen
+# -pingpong) and ceil_iperf3_1m (iperf3 -l 1M, one stream). Every figure reports the target's CPU
+# seconds per million commands (utime+stime from /proc/PID/stat over the figure / commands), which
+# survives a busy machine better than IOPS; loadgen figures add p50/p99/p99.9. The report ends with
+# the goals of issue 14 and the ratio measured for each.
 # Targets alternate order from figure to figure to cancel drift. tgt runs as a private tgtd
 # (scripts/tgt-peer.sh, needs root) with a 1 GiB file LU; stmfd runs with --demo. Both are stopped
 # at the end (only the PIDs this script started).
@@ -52,7 +70,7 @@
 # the ATS runs). Not part of `make test`.
 #
 # Examples:
-#   scripts/bench.sh                              # unpinned, 10 s per figure (~6 min)
+#   scripts/bench.sh                              # unpinned, 10 s per figure (~12-15 min with the loadgen figures)
 #   BENCH_SECS=5 scripts/bench.sh -p pinned       # quick, everything on CPU 0
 #   scripts/bench.sh -m stall                     # 60 s no-stall check against both targets
 #   BENCH_SECS=5 scripts/bench.sh -m ats          # ATS heartbeat latency under random writes
@@ -76,6 +94,8 @@ WITH_TGT=${BENCH_TGT:-1}
 ATS_INTERVAL=${BENCH_ATS_INTERVAL:-10ms}
 COMPARE=${BENCH_COMPARE:-0}
 BASE=${BENCH_BASE:-}
+METRICS=${BENCH_METRICS:-0}
+SCRAPE_SECS=${BENCH_SCRAPE_SECS:-1}
 DEMO_IQN=iqn.2026-11.org.costar:demo
 INIT=iqn.2026-11.org.costar:bench
 HZ=$(getconf CLK_TCK)
@@ -92,6 +112,7 @@ while (($# > 0)); do
     --only) ONLY=${2:?}; shift 2 ;;
     --compare) COMPARE=1; shift ;;
     --base) BASE=${2:?}; COMPARE=1; shift 2 ;;
+    -M | --metrics) METRICS=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "bench: unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -103,8 +124,14 @@ if [[ $MODE == qos ]]; then
   [[ $COMPARE == 1 ]] && die "-m qos measures one stmfd; it takes no --compare/--base"
 fi
 [[ -n $BASE ]] && COMPARE=1
+if [[ $METRICS == 1 ]]; then
+  [[ $COMPARE == 1 || $MODE == qos ]] && die "-M compares metrics off and on of one build; it takes no --compare/--base/-m qos"
+  command -v curl >/dev/null 2>&1 || die "curl not found (needed by -M to scrape /metrics)"
+fi
 # REF and SUBJ are the two columns of the report: SUBJ/REF is the ratio.
-if [[ $COMPARE == 1 ]]; then
+if [[ $METRICS == 1 ]]; then
+  WITH_TGT=0 REF=off SUBJ=on
+elif [[ $COMPARE == 1 ]]; then
   WITH_TGT=0 REF=old SUBJ=new
 else
   REF=tgt SUBJ=stmfd
@@ -188,6 +215,8 @@ else
   log "building stmfd"
   (cd "$ROOT" && go build -o "$STMFD" ./cmd/stmfd) || die "go build ./cmd/stmfd failed"
 fi
+LOADGEN=$OUT/costar-loadgen
+(cd "$ROOT" && go build -o "$LOADGEN" ./cmd/costar-loadgen) || die "go build ./cmd/costar-loadgen failed"
 if [[ $MODE == qos ]]; then
   STMFADM=$OUT/stmfadm
   (cd "$ROOT" && go build -o "$STMFADM" ./cmd/stmfadm) || die "go build ./cmd/stmfadm failed"
@@ -214,15 +243,16 @@ if [[ $WITH_TGT == 1 ]]; then
   TARGETS+=(tgt)
 fi
 
-start_stmfd() { # name binary: a --demo stmfd on a free loopback port, added to TARGETS
+start_stmfd() { # name binary [flag...]: a --demo stmfd on a free loopback port, added to TARGETS
   local name=$1 bin=$2 state port pid ready=0
+  shift 2
   state=$(mktemp -d "${TMPDIR:-/tmp}/costar-bench.XXXXXX")
   STATES+=("$state")
   port=$(free_port) || die "no free port"
   URL[$name]=iscsi://127.0.0.1:$port/$DEMO_IQN/0
   log "starting ${TPIN[*]} $name ($bin) on 127.0.0.1:$port"
   "${TPIN[@]}" "$bin" --state-dir "$state" --portal "127.0.0.1:$port" --demo --demo-size "$SIZE" \
-    --log-level info </dev/null >"$OUT/$name.log" 2>&1 &
+    --log-level info "$@" </dev/null >"$OUT/$name.log" 2>&1 &
   pid=$!
   SPIDS+=("$pid")
   for _ in $(seq 1 150); do
@@ -234,7 +264,22 @@ start_stmfd() { # name binary: a --demo stmfd on a free loopback port, added to 
   PID[$name]=$pid
   TARGETS+=("$name")
 }
-if [[ $COMPARE == 1 ]]; then
+if [[ $METRICS == 1 ]]; then
+  start_stmfd off "$STMFD"
+  MPORT=$(free_port) || die "no free port"
+  MURL=http://127.0.0.1:$MPORT/metrics
+  start_stmfd on "$STMFD" --metrics-listen "127.0.0.1:$MPORT"
+  curl -fsS -o "$RAW/metrics.first.txt" "$MURL" || die "on: $MURL does not answer"
+  # The scraper: a busy Prometheus. Bounded by the "on" stmfd's life and a day of scrapes.
+  (
+    n=0
+    while ((n < 86400)) && alive "${PID[on]}"; do
+      curl -fsS -o /dev/null --max-time 10 "$MURL" && n=$((n + 1)) && echo "$n" >"$RAW/scrapes"
+      sleep "$SCRAPE_SECS"
+    done
+  ) </dev/null >/dev/null 2>"$RAW/scraper.err" &
+  SPIDS+=("$!")
+elif [[ $COMPARE == 1 ]]; then
   start_stmfd old "$STMFD_OLD"
   start_stmfd new "$STMFD"
 else
@@ -279,22 +324,30 @@ fmt_rate() { # iops bytes -> "31.2k IOPS" or "1.95 GB/s"
 }
 
 TSV=$OUT/bench.tsv
-printf 'figure\ttarget\ttool\tqd\tbytes\tiops\tMBps\tlat_us\ttarget_cpu_pct\twall_s\trc\n' >"$TSV"
-declare -A RES CPU
+printf 'figure\ttarget\ttool\tqd\tbytes\tiops\tMBps\tlat_us\ttarget_cpu_pct\twall_s\trc\tcommands\tcpu_s_per_mcmd\tp50_us\tp99_us\tp999_us\n' >"$TSV"
+declare -A RES CPU CPM PCT RSS
 FAILED=0
 
-record() { # fig target tool qd bytes iops wall t0ticks rc
-  local fig=$1 t=$2 tool=$3 qd=$4 bytes=$5 iops=$6 wall=$7 t0=$8 rc=$9 t1 cpu="-" mbps lat
+# record fig target tool qd bytes iops wall t0ticks rc [commands [p50 p99 p999]]
+# commands defaults to iops x wall; CPU s per million commands = target CPU ticks over the figure
+# / commands.
+record() {
+  local fig=$1 t=$2 tool=$3 qd=$4 bytes=$5 iops=$6 wall=$7 t0=$8 rc=$9 ops=${10:-} p50=${11:--} p99=${12:--} p999=${13:--}
+  local t1 cpu="-" cpm="-" mbps lat
+  [[ -n $ops ]] || ops=$(awk -v i="$iops" -v w="$wall" 'BEGIN {if (i == "-") print "-"; else printf "%.0f", i * w}')
   t1=$(cpu_ticks "${PID[$t]}")
   if [[ -n $t0 && -n $t1 ]]; then
     cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$HZ" -v w="$wall" 'BEGIN {printf "%.0f", (b - a) / hz / w * 100}')
+    cpm=$(awk -v a="$t0" -v b="$t1" -v hz="$HZ" -v n="$ops" 'BEGIN {if (n == "-" || n == 0) print "-"; else printf "%.2f", (b - a) / hz / n * 1e6}')
   fi
   mbps=$(awk -v i="$iops" -v b="$bytes" 'BEGIN {if (i == "-") print "-"; else printf "%.1f", i * b / 1e6}')
   lat=$(awk -v i="$iops" -v q="$qd" 'BEGIN {if (i == "-" || i == 0) print "-"; else printf "%.1f", q / i * 1e6}')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$fig" "$t" "$tool" "$qd" "$bytes" "$iops" "$mbps" "$lat" "$cpu" "$wall" "$rc" >>"$TSV"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$fig" "$t" "$tool" "$qd" "$bytes" "$iops" "$mbps" "$lat" "$cpu" "$wall" "$rc" "$ops" "$cpm" "$p50" "$p99" "$p999" >>"$TSV"
   RES[$fig,$t]=$iops
   CPU[$fig,$t]=$cpu
-  log "$(printf '%-18s %-6s %12s  lat %8sus  target cpu %4s%%' "$fig" "$t" "$(fmt_rate "$iops" "$bytes")" "$lat" "$cpu")"
+  CPM[$fig,$t]=$cpm
+  [[ $p50 == - ]] || PCT[$fig,$t]="$p50 / $p99 / $p999"
+  log "$(printf '%-26s %-6s %12s  lat %8sus  target cpu %4s%%  %7s s/M cmds  p50/p99/p99.9 %s' "$fig" "$t" "$(fmt_rate "$iops" "$bytes")" "$lat" "$cpu" "$cpm" "${PCT[$fig,$t]:--}")"
 }
 
 run_iperf() { # fig target bytes qd random secs logfile -> sets IOPS, WALL, RC
@@ -310,6 +363,27 @@ run_iperf() { # fig target bytes qd random secs logfile -> sets IOPS, WALL, RC
   [[ -n $IOPS ]] || { IOPS="-"; [[ $RC != 0 ]] || RC=1; }
 }
 
+run_lg() { # target logfile loadgen-flags... -> sets IOPS, WALL, RC, OPS, P50, P99, P999, QDTOT
+  local t=$1 logf=$2 a b line
+  shift 2
+  a=$(date +%s.%N)
+  RC=0
+  timeout -k 5 $((SECS + 150)) "${CPIN[@]}" "$LOADGEN" -i "$INIT" -duration "${SECS}s" "$@" "${URL[$t]}" >"$logf" 2>&1 || RC=$?
+  b=$(date +%s.%N)
+  WALL=$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", b - a}')
+  line=$(grep '^RESULT ' "$logf" | tail -n1) || true
+  lgf() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"; }
+  IOPS=$(lgf iops) OPS=$(lgf ops) P50=$(lgf p50_us) P99=$(lgf p99_us) P999=$(lgf p999_us)
+  # the target's CPU ran over the whole wall time (logins included), the commands over secs
+  [[ -n $IOPS ]] || { IOPS="-" OPS="-" P50="-" P99="-" P999="-"; [[ $RC != 0 ]] || RC=1; }
+  local s=1 q=1 prev=""
+  for arg in "$@"; do
+    [[ $prev == -sessions ]] && s=$arg
+    [[ $prev == -qd ]] && q=$arg
+    prev=$arg
+  done
+  QDTOT=$((s * q))
+}
 qb_once() { # target count qd bytes logfile -> prints seconds; writes
   local t=$1
   timeout -k 5 $((SECS * 6 + 120)) "${CPIN[@]}" qemu-img bench -f raw -t none -w --pattern=0xa5 \
@@ -349,7 +423,7 @@ FIGS=()
 fig_order() { # index -> target order, alternating
   if (($1 % 2 == 0)); then echo "${TARGETS[@]}"; else printf '%s\n' "${TARGETS[@]}" | tac | tr '\n' ' '; fi
 }
-figure() { # idx name kind bytes qd [random]
+figure() { # idx name kind bytes qd [random (read) | "costar-loadgen flags" (lg)]
   local idx=$1 fig=$2 kind=$3 bytes=$4 qd=$5 rnd=${6:-0} t
   want "$fig" || return 0
   FIGS+=("$fig:$bytes")
@@ -359,6 +433,20 @@ figure() { # idx name kind bytes qd [random]
       T0=$(cpu_ticks "${PID[$t]}")
       run_iperf "$fig" "$t" "$bytes" "$qd" "$rnd" "$SECS" "$RAW/$fig.$t.log"
       record "$fig" "$t" iscsi-perf "$qd" "$bytes" "$IOPS" "$WALL" "$T0" "$RC"
+    elif [[ $kind == lg ]]; then
+      wait_quiet
+      T0=$(cpu_ticks "${PID[$t]}")
+      local sampler=""
+      if [[ $fig == sess64_* ]]; then # RSS while the 64 sessions run
+        (sleep $((SECS / 2 + 1)); rss_of "${PID[$t]}" >"$RAW/rss.$t") &
+        sampler=$!
+      fi
+      run_lg "$t" "$RAW/$fig.$t.log" -bs "$bytes" -qd "$qd" $rnd
+      if [[ -n $sampler ]]; then
+        wait "$sampler" 2>/dev/null || true
+        RSS[$t]=$(cat "$RAW/rss.$t" 2>/dev/null || echo -)
+      fi
+      record "$fig" "$t" costar-loadgen "$QDTOT" "$bytes" "$IOPS" "$WALL" "$T0" "$RC" "$OPS" "$P50" "$P99" "$P999"
     else
       run_qbench "$fig" "$t" "$bytes" "$qd" "$SECS" "$RAW/$fig.$t.log"
       record "$fig" "$t" "qemu-img bench" "$qd" "$bytes" "$IOPS" "$WALL" "$T0" "$RC"
@@ -372,6 +460,47 @@ figure() { # idx name kind bytes qd [random]
 }
 
 K4=4096 M1=1048576
+rss_of() { # pid -> "RSS / peak RSS MiB" (VmRSS / VmHWM)
+  awk '/^VmRSS:/ {r = $2} /^VmHWM:/ {h = $2} END {if (r == "") print "-"; else printf "%.1f / %.1f MiB", r / 1024, h / 1024}' "/proc/$1/status" 2>/dev/null || echo "-"
+}
+# ---- ceilings: what loopback TCP allows with the same pinning ----
+declare -A CEIL
+ceilings() {
+  local port spid line
+  if want ceil_tcp_pingpong_4k; then
+    port=$(free_port) || die "no free port"
+    "${TPIN[@]}" "$LOADGEN" -pingpong-serve "127.0.0.1:$port" -req 48 -resp 4144 >"$RAW/pingpong-serve.log" 2>&1 &
+    spid=$!
+    SPIDS+=("$spid")
+    for _ in $(seq 1 50); do ss -Hltn "sport = :$port" 2>/dev/null | grep -q . && break; sleep 0.1; done
+    wait_quiet
+    timeout -k 5 $((SECS + 30)) "${CPIN[@]}" "$LOADGEN" -pingpong "127.0.0.1:$port" -req 48 -resp 4144 \
+      -duration "${SECS}s" >"$RAW/ceil_tcp_pingpong_4k.log" 2>&1 || true
+    kill -TERM "$spid" 2>/dev/null || true
+    wait "$spid" 2>/dev/null || true
+    line=$(grep '^RESULT ' "$RAW/ceil_tcp_pingpong_4k.log" | tail -n1) || true
+    CEIL[pingpong]=$(sed -n 's/.* iops=\([^ ]*\).*/\1/p' <<<"$line")
+    CEIL[pingpong_pct]="$(sed -n 's/.* p50_us=\([^ ]*\) p99_us=\([^ ]*\) p999_us=\([^ ]*\).*/\1 \/ \2 \/ \3/p' <<<"$line")"
+    log "ceiling: TCP ping-pong 48 B -> 4144 B, one connection: ${CEIL[pingpong]:-?} round trips/s (p50/p99/p99.9 ${CEIL[pingpong_pct]:-?} us)"
+  fi
+  if want ceil_iperf3_1m; then
+    if command -v iperf3 >/dev/null 2>&1; then
+      port=$(free_port) || die "no free port"
+      timeout -k 5 $((SECS + 30)) "${TPIN[@]}" iperf3 -s -1 -B 127.0.0.1 -p "$port" >"$RAW/iperf3-s.log" 2>&1 &
+      spid=$!
+      for _ in $(seq 1 50); do ss -Hltn "sport = :$port" 2>/dev/null | grep -q . && break; sleep 0.1; done
+      wait_quiet
+      timeout -k 5 $((SECS + 20)) "${CPIN[@]}" iperf3 -c 127.0.0.1 -p "$port" -l 1M -t "$SECS" -f m \
+        >"$RAW/ceil_iperf3_1m.log" 2>&1 || true
+      wait "$spid" 2>/dev/null || true
+      # "... receiver" line: Mbits/sec -> bytes/s
+      CEIL[iperf3]=$(awk '/receiver/ {for (i = 1; i <= NF; i++) if ($i ~ /bits\/sec/) v = $(i - 1)} END {if (v != "") printf "%.0f", v * 1e6 / 8}' "$RAW/ceil_iperf3_1m.log")
+      log "ceiling: iperf3 -l 1M one stream: $(awk -v b="${CEIL[iperf3]:-0}" 'BEGIN {printf "%.2f GB/s", b / 1e9}')"
+    else
+      log "iperf3 not installed (scripts/install-test-deps.sh): no 1 MiB ceiling"
+    fi
+  fi
+}
 PREFILLED=0
 prefill() { # once per run: reads hit data, writes do not allocate
   [[ $PREFILL == 1 && $PREFILLED == 0 ]] || return 0
@@ -446,6 +575,21 @@ if [[ $MODE == figures || $MODE == all ]]; then
   figure 4 seq_read_1m_qd8 read $M1 8 0
   figure 5 seq_write_4k_qd32 write $K4 32
   figure 6 seq_write_1m_qd8 write $M1 8
+  figure 7 lg_rand_read_4k_qd1 lg $K4 1 "-rw randread"
+  figure 8 lg_rand_write_4k_qd1 lg $K4 1 "-rw randwrite"
+  i=9
+  for n in 1 4 16 64; do
+    figure $((i++)) "sess${n}_rand_read_4k_qd32" lg $K4 32 "-rw randread -sessions $n"
+    if [[ $n == 64 ]] && want "sess64_rand_read_4k_qd32"; then
+      log "RSS / peak with 64 sessions running: $(for t in "${TARGETS[@]}"; do printf '%s %s  ' "$t" "${RSS[$t]:--}"; done)"
+    fi
+  done
+  figure 13 lg_rand_write_4k_qd32 lg $K4 32 "-rw randwrite"
+  figure 14 rand_write_4k_fua_qd32 lg $K4 32 "-rw randwrite -fua"
+  figure 15 mixed_70_30_4k_qd32 lg $K4 32 "-rw randrw -rwmix 70"
+  figure 16 rand_read_4k_qd32_crc32c lg $K4 32 "-rw randread -digests"
+  figure 17 rand_write_4k_qd32_crc32c lg $K4 32 "-rw randwrite -digests"
+  ceilings
 fi
 
 if [[ $MODE == stall || $MODE == all ]]; then
@@ -483,7 +627,7 @@ fi
 # qemu-nbd, whose iscsi:// driver keeps 32 commands in flight), ATS heartbeats alone, and both at
 # once. The heartbeat block (LBA $ATS_LBA) lies below the 1 MiB the write load starts at, as VMFS's
 # heartbeat region is apart from the VMs' data: every miscompare would be a false one.
-declare -A ATS FIOLAT
+declare -A ATS FIOLAT ATSP
 ATS_LBA=8
 ATS_FIGS=()
 nbd_up() { # target -> NBDSOCK, NBDPID
@@ -517,7 +661,7 @@ run_ats() { # target secs logfile -> sets ATSLINE, ATSRCODE
   ATSRCODE=0
   timeout -k 5 $(($2 + 90)) "${CPIN[@]}" "$ATSBENCH" -i "$INIT" -lba "$ATS_LBA" -interval "$ATS_INTERVAL" \
     -duration "${2}s" "${URL[$1]}" >"$3" 2>&1 || ATSRCODE=$?
-  ATSLINE=$(grep '^RESULT ' "$3" | tail -n1)
+  ATSLINE=$(grep '^RESULT ' "$3" | tail -n1) || true
 }
 ats_field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 ats_record() { # fig target
@@ -528,7 +672,10 @@ ats_record() { # fig target
     ATS[$fig,$t]="FAILED (rc $ATSRCODE)"
     FAILED=1
   else
-    ATS[$fig,$t]="$(ats_field p50_us "$line") / $(ats_field p99_us "$line") / $(ats_field max_us "$line") µs ($(ats_field ops "$line") ops, $(ats_field miscompares "$line") miscompares)"
+    ATS[$fig,$t]="$(ats_field p50_us "$line") / $(ats_field p99_us "$line") / $(ats_field p999_us "$line") / $(ats_field max_us "$line") µs ($(ats_field ops "$line") ops, $(ats_field miscompares "$line") miscompares)"
+    if [[ $fig == ats_under_rand_write ]]; then
+      ATSP[p99,$t]=$(ats_field p99_us "$line") ATSP[p999,$t]=$(ats_field p999_us "$line") ATSP[mis,$t]=$(ats_field miscompares "$line")
+    fi
     (($(ats_field miscompares "$line") == 0)) || { log "$t: $fig: false ATS miscompares"; FAILED=1; }
   fi
   printf '%s\t%s\t%s\t%s\n' "$fig" "$t" "$ATSRCODE" "${line#RESULT }" >>"$OUT/ats.tsv"
@@ -581,14 +728,69 @@ if [[ $MODE == ats || $MODE == all ]]; then
 fi
 
 # ---- report ----
+ratio_of() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "-" || b == "-" || a == "" || b == "" || a == 0) print "-"; else printf "%.2f", b / a}'; }
+# goal "text" value op threshold: one line, "met" or "NOT met" (or "not measured" without a value)
+goal() {
+  local verdict
+  if [[ -z $2 || $2 == - ]]; then verdict="not measured"
+  elif awk -v v="$2" -v t="$4" -v op="$3" 'BEGIN {exit !((op == ">=" && v >= t) || (op == "<=" && v <= t) || (op == "<" && v < t))}'; then verdict="met"
+  else verdict="**NOT met**"; fi
+  echo "- $1: $2 (goal $3 $4): $verdict"
+}
+ran() { [[ -n ${RES[$1,$SUBJ]:-} ]]; } # the figure ran in this run
+goals() { # issue 14's goals from this run's figures
+  local f r s q
+  echo
+  echo "Goals (issue 14), from this run:"
+  echo
+  if [[ $COMPARE == 0 && $WITH_TGT == 1 ]]; then
+    for f in rand_read_4k_qd32 seq_read_4k_qd32 seq_write_4k_qd32 sess1_rand_read_4k_qd32 lg_rand_write_4k_qd32 rand_write_4k_fua_qd32 mixed_70_30_4k_qd32; do
+      ran "$f" && goal "$f stmfd/tgt" "$(ratio_of "${RES[$f,tgt]:--}" "${RES[$f,stmfd]:--}")" ">=" 2.3
+    done
+    for f in rand_read_4k_qd1 lg_rand_read_4k_qd1 lg_rand_write_4k_qd1; do
+      ran "$f" && goal "$f stmfd/tgt (profile $PROFILE)" "$(ratio_of "${RES[$f,tgt]:--}" "${RES[$f,stmfd]:--}")" ">=" 1.25
+    done
+  fi
+  for f in rand_read_4k_qd1 lg_rand_read_4k_qd1; do
+    ran "$f" && goal "$f $SUBJ / TCP ping-pong ceiling (p50 / p99 / p99.9 ${PCT[$f,$SUBJ]:--} µs)" "$(ratio_of "${CEIL[pingpong]:--}" "${RES[$f,$SUBJ]:--}")" ">=" 0.67
+  done
+  r=${CEIL[iperf3]:--}
+  ran seq_read_1m_qd8 && goal "seq_read_1m_qd8 $SUBJ / iperf3 -l 1M" "$(ratio_of "$r" "$(awk -v i="${RES[seq_read_1m_qd8,$SUBJ]:--}" 'BEGIN {if (i == "-") print "-"; else print i * 1048576}')")" ">=" 0.9
+  ran seq_write_1m_qd8 && goal "seq_write_1m_qd8 $SUBJ / iperf3 -l 1M" "$(ratio_of "$r" "$(awk -v i="${RES[seq_write_1m_qd8,$SUBJ]:--}" 'BEGIN {if (i == "-") print "-"; else print i * 1048576}')")" ">=" 0.7
+  for f in rand_read_4k_qd32 sess1_rand_read_4k_qd32; do
+    q=${CPM[$f,$SUBJ]:--}
+    ran "$f" && goal "$f $SUBJ 4K read IOPS per target core (1e6 / CPU s per M)" \
+      "$(awk -v c="$q" 'BEGIN {if (c == "-" || c == 0) print "-"; else printf "%.0f", 1e6 / c}')" ">=" 117000
+  done
+  if ran sess64_rand_read_4k_qd32; then
+    s=$(sed -n 's/^\([0-9.]*\) .*/\1/p' <<<"${RSS[$SUBJ]:-}")
+    goal "$SUBJ RSS with 64 sessions x QD32 running (MiB)" "${s:--}" "<=" 64
+    for f in sess1 sess4 sess16 sess64; do
+      ran "${f}_rand_read_4k_qd32" || continue
+      echo "- scaling $f: $(fmt_rate "${RES[${f}_rand_read_4k_qd32,$SUBJ]:--}" $K4), p99 $(cut -d/ -f2 <<<"${PCT[${f}_rand_read_4k_qd32,$SUBJ]:-- / - / -}" | tr -d ' ') µs"
+    done
+  fi
+  ran rand_read_4k_qd32_crc32c && goal "rand_read_4k_qd32 $SUBJ with CRC32C digests / without" "$(ratio_of "${RES[sess1_rand_read_4k_qd32,$SUBJ]:--}" "${RES[rand_read_4k_qd32_crc32c,$SUBJ]:--}")" ">=" 0.9
+  ran rand_write_4k_qd32_crc32c && goal "rand_write_4k_qd32 $SUBJ with CRC32C digests / without" "$(ratio_of "${RES[lg_rand_write_4k_qd32,$SUBJ]:--}" "${RES[rand_write_4k_qd32_crc32c,$SUBJ]:--}")" ">=" 0.9
+  if [[ $MODE == ats || $MODE == all ]]; then
+    goal "ATS p99 under 4K QD32 random writes, $SUBJ (µs)" "${ATSP[p99,$SUBJ]:--}" "<" 1000
+    goal "ATS p99.9 under 4K QD32 random writes, $SUBJ (µs)" "${ATSP[p999,$SUBJ]:--}" "<" 10000
+    goal "ATS false miscompares, $SUBJ" "${ATSP[mis,$SUBJ]:--}" "<=" 0
+  fi
+}
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
 {
-  if [[ $COMPARE == 1 ]]; then echo "# stmfd new vs old benchmark"; else echo "# stmfd vs tgt benchmark"; fi
+  if [[ $METRICS == 1 ]]; then
+    echo "# stmfd metrics off vs on benchmark"
+  elif [[ $COMPARE == 1 ]]; then echo "# stmfd new vs old benchmark"; else echo "# stmfd vs tgt benchmark"; fi
   echo
   echo "- date: $(date -u +%FT%TZ)"
   echo "- host: ${cpu_model:-unknown CPU}, $NCPU cores, $(uname -r)"
   echo "- pinning: profile $PROFILE, targets ${TCPUS:-unpinned}, clients ${CCPUS:-unpinned}"
-  if [[ $COMPARE == 1 ]]; then
+  if [[ $METRICS == 1 ]]; then
+    echo "- ${SECS}s per figure and target, alternating order; LU ${SIZE} (both: --demo), prefill=$PREFILL"
+    echo "- stmfd $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'); off: no --metrics-listen; on: --metrics-listen 127.0.0.1:$MPORT, $(cat "$RAW/scrapes" 2>/dev/null || echo 0) scrapes of /metrics (every ${SCRAPE_SECS}s)"
+  elif [[ $COMPARE == 1 ]]; then
     echo "- ${SECS}s per figure and target, alternating order; LU ${SIZE} (both: --demo), prefill=$PREFILL"
     echo "- old: stmfd $BASE_DESC ($BASE); new: stmfd $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')${STMFD_BIN:+ ($STMFD_BIN)}; $(dpkg-query -W -f '${Package} ${Version}' libiscsi-bin 2>/dev/null)"
   else
@@ -596,14 +798,25 @@ cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
     echo "- stmfd $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'); $(dpkg-query -W -f '${Package} ${Version}' tgt 2>/dev/null || echo 'tgt ?'); $(dpkg-query -W -f '${Package} ${Version}' libiscsi-bin 2>/dev/null)"
   fi
   echo
-  echo "| figure | $REF | $SUBJ | ratio ($SUBJ/$REF) | $REF CPU % | $SUBJ CPU % |"
-  echo "|---|---:|---:|---:|---:|---:|"
+  echo "- load while measuring: $(cut -d' ' -f1-3 /proc/loadavg) (load average at the end)"
+  echo
+  echo "CPU s/M = target CPU seconds per million commands (lower is better); p50 / p99 / p99.9 in µs (costar-loadgen figures)."
+  echo
+  echo "| figure | $REF | $SUBJ | ratio ($SUBJ/$REF) | $REF CPU % | $SUBJ CPU % | $REF CPU s/M | $SUBJ CPU s/M | $REF p50 / p99 / p99.9 | $SUBJ p50 / p99 / p99.9 |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for fb in "${FIGS[@]}"; do
     fig=${fb%%:*} bytes=${fb##*:}
     a=${RES[$fig,$REF]:--} b=${RES[$fig,$SUBJ]:--}
-    ratio=$(awk -v a="$a" -v b="$b" 'BEGIN {if (a == "-" || b == "-" || a == 0) print "-"; else printf "%.2f", b / a}')
-    echo "| $fig | $(fmt_rate "$a" "$bytes") | $(fmt_rate "$b" "$bytes") | $ratio | ${CPU[$fig,$REF]:--} | ${CPU[$fig,$SUBJ]:--} |"
+    ratio=$(ratio_of "$a" "$b")
+    echo "| $fig | $(fmt_rate "$a" "$bytes") | $(fmt_rate "$b" "$bytes") | $ratio | ${CPU[$fig,$REF]:--} | ${CPU[$fig,$SUBJ]:--} | ${CPM[$fig,$REF]:--} | ${CPM[$fig,$SUBJ]:--} | ${PCT[$fig,$REF]:--} | ${PCT[$fig,$SUBJ]:--} |"
   done
+  if [[ -n ${CEIL[pingpong]:-}${CEIL[iperf3]:-}${RSS[$SUBJ]:-} ]]; then
+    echo
+    [[ -z ${CEIL[pingpong]:-} ]] || echo "- ceiling: TCP ping-pong 48 B -> 4144 B, one connection, QD1: ${CEIL[pingpong]} round trips/s (p50 / p99 / p99.9 ${CEIL[pingpong_pct]} µs)"
+    [[ -z ${CEIL[iperf3]:-} ]] || echo "- ceiling: iperf3 -l 1M, one stream: $(awk -v b="${CEIL[iperf3]}" 'BEGIN {printf "%.2f GB/s", b / 1e9}')"
+    [[ -z ${RSS[$SUBJ]:-} ]] || echo "- RSS / peak RSS (VmRSS / VmHWM) halfway through the 64-session figure: $REF ${RSS[$REF]:--}, $SUBJ ${RSS[$SUBJ]:--}"
+  fi
+  goals
   if [[ $MODE == stall || $MODE == all ]]; then
     echo
     echo "Stall check (${STALL_SECS}s each):"
@@ -623,7 +836,7 @@ cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
       echo "| $f (write clat p50 / p99) | ${FIOLAT[$f,$REF]:--} | ${FIOLAT[$f,$SUBJ]:--} |"
     done
     for f in "${ATS_FIGS[@]}"; do
-      echo "| $f (ATS p50 / p99 / max) | ${ATS[$f,$REF]:--} | ${ATS[$f,$SUBJ]:--} |"
+      echo "| $f (ATS p50 / p99 / p99.9 / max) | ${ATS[$f,$REF]:--} | ${ATS[$f,$SUBJ]:--} |"
     done
   fi
 } >"$OUT/bench.md"

@@ -67,6 +67,7 @@ REQUIRED=(
   "taskset util-linux"
   "ss iproute2"
   "ps procps"
+  "systemd-analyze systemd"
 )
 
 have_qemu_iscsi() {

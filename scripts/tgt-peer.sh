@@ -129,7 +129,10 @@ up() {
   if [[ $ok == 1 ]] &&
     "${tgtadm[@]}" --mode target --op new --tid 1 --targetname "$IQN" &&
     "${tgtadm[@]}" --mode logicalunit --op new --tid 1 --lun 1 --backing-store "$backing" --bstype rdwr &&
-    "${tgtadm[@]}" --mode target --op bind --tid 1 --initiator-address ALL; then
+    "${tgtadm[@]}" --mode target --op bind --tid 1 --initiator-address ALL &&
+    # offer CRC32C digests as stmfd does (an initiator asking None still gets None)
+    "${tgtadm[@]}" --mode target --op update --tid 1 --name HeaderDigest --value CRC32C,None &&
+    "${tgtadm[@]}" --mode target --op update --tid 1 --name DataDigest --value CRC32C,None; then
     :
   else
     log "tgtd setup failed; log:"

@@ -3,6 +3,7 @@ package stmf
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/costar-project/costar/scsi"
@@ -139,7 +140,19 @@ func ReportTargetPortGroups(t *Task) *Result {
 	fw.mu.Unlock()
 	states := map[uint16]ALUAState{}
 	for g := range groups {
-		states[g] = fw.aluaState(g)
+		states[g] = fw.accessFor(t.reg, g)
+	}
+	// A cluster's other nodes: their groups, as this node last heard.
+	if t.reg != nil {
+		if a := t.reg.access.Load(); a != nil {
+			for _, r := range a.Remote {
+				if _, local := groups[r.ID]; local {
+					continue
+				}
+				groups[r.ID] = slices.Clone(r.Ports)
+				states[r.ID] = r.State
+			}
+		}
 	}
 	return rtpgResult(format, groups, states, alloc)
 }

@@ -62,6 +62,9 @@ type Framework struct {
 	// alua maps target port group -> state (absent = active/optimized).
 	// Copy-on-write so the command path reads it without a lock.
 	alua atomic.Pointer[map[uint16]ALUAState]
+	// luAccess is the per-LU access state a cluster sets (lu_access.go).
+	luAccess        map[GUID]*LUAccess
+	luAccessDefault *LUAccess // for LUs without an entry (nil: active/optimized)
 
 	workers *workers
 	qos     map[GUID]QoSLimits // per-LU limits, kept while an LU is offline (qos.go)
@@ -88,6 +91,7 @@ func New(log *slog.Logger) *Framework {
 		sessions: map[*Session]struct{}{},
 		workers:  newWorkers(),
 		qos:      map[GUID]QoSLimits{},
+		luAccess: map[GUID]*LUAccess{},
 		clock:    realClock{},
 
 		portStats: map[string]*portStats{},
@@ -104,6 +108,11 @@ func (fw *Framework) RegisterLU(lu LogicalUnit) error {
 	}
 	fw.attach(lu)
 	reg := &luReg{lu: lu}
+	if a, ok := fw.luAccess[g]; ok {
+		reg.access.Store(a)
+	} else {
+		reg.access.Store(fw.luAccessDefault)
+	}
 	if l, ok := fw.qos[g]; ok {
 		fw.applyQoSLocked(reg, l)
 	}

@@ -302,8 +302,9 @@ func (s *Session) Submit(t *Task) {
 
 	// The LU decides what the port's access state allows; stmf answers
 	// REPORT TARGET PORT GROUPS itself, which every state allows.
-	t.Access = s.fw.aluaState(s.Nexus.PortGroup)
+	t.Access = s.fw.accessFor(reg, s.Nexus.PortGroup)
 	if op == scsi.OpMaintenanceIn && len(t.CDB) > 1 && t.CDB[1]&0x1f == scsi.SAReportTargetPortGroups {
+		t.reg = reg
 		s.reportTargetPortGroups(t)
 		return
 	}
@@ -315,13 +316,13 @@ func (s *Session) Submit(t *Task) {
 		t.Complete(&Result{Status: scsi.StatusTaskAborted}) // dropped, counted as aborted
 		return
 	}
-	t.ctx, t.cancel = context.WithCancel(s.ctx)
+	t.parent = s.ctx
 	s.tasks[t.Tag] = t
 	s.wg.Add(1)
 	s.mu.Unlock()
 	t.reg = reg
 	t.Seq = reg.seq.Add(1)
-	t.onDone = s.taskDone
+	t.tracked = true
 	if a, ok := reg.lu.(Admitter); ok {
 		a.Admit(t)
 	}
@@ -347,12 +348,19 @@ func (t *Task) run() {
 	t.reg.lu.Execute(t)
 }
 
-func (s *Session) taskDone(t *Task) {
+// forgetTag removes a finishing task from the tag index (QUERY TASK, ABORT
+// TASK); a newer task with the same tag is left alone.
+func (s *Session) forgetTag(t *Task) {
 	s.mu.Lock()
 	if s.tasks[t.Tag] == t {
 		delete(s.tasks, t.Tag)
 	}
 	s.mu.Unlock()
+}
+
+// taskDone releases what a finished task held in the task set; Complete
+// has already forgotten its tag.
+func (s *Session) taskDone(t *Task) {
 	for _, next := range t.reg.ts.done(t) {
 		if t.reg.gate(next) {
 			s.fw.workers.run(next)
@@ -544,9 +552,7 @@ func (t *Task) markAborted() {
 	t.mu.Lock()
 	t.aborted.Store(true)
 	t.mu.Unlock()
-	if t.cancel != nil {
-		t.cancel()
-	}
+	t.endContext()
 	if g := t.qosHeld.Load(); g != nil {
 		g.abortWaiters() // a task held by QoS is retired now, not when its tokens come
 	}

@@ -58,6 +58,13 @@ type Task struct {
 	// other command in flight, no input pending) and all Data-Out is in:
 	// the hand-off to a worker and back is then pure latency.
 	Inline bool
+	// InlineNoWait, set by the transport with Inline, says its goroutine
+	// has other work (commands in flight, input pending): the task may run
+	// there only if it never blocks. The LU's Quick accepts only commands
+	// it can finish without waiting (reads the page cache answers, see
+	// backing.NoWaitReader) and hands the rest to a goroutine of its own.
+	// Cleared when the task goes to a worker.
+	InlineNoWait bool
 	// Access is the access state of the target port group the task came
 	// through (SPC-4 5.15.2), set by Submit: the LU decides which commands
 	// a port in a standby, unavailable or transitioning state may run.
@@ -72,13 +79,20 @@ type Task struct {
 	// LU at Admit; the zero value moves no data and is never held.
 	Throttle Throttle
 
+	// The task's context is made on first use (most reads never ask for
+	// it): parent is the session's, ctx and cancel are guarded by cmu, and
+	// ended records that the task was aborted or completed, so a context
+	// asked for afterwards is born cancelled.
+	parent    context.Context
+	cmu       sync.Mutex
 	ctx       context.Context
 	cancel    context.CancelFunc
+	ended     bool
 	transport Transport
 	mu        sync.Mutex // orders Complete against markAborted
 	finished  atomic.Bool
 	aborted   atomic.Bool
-	onDone    func(*Task)
+	tracked   bool // in its session's task set: Complete tells the session
 	reg       *luReg
 	qosHeld   atomic.Pointer[qosGate] // the gate the task waited in, for aborts
 
@@ -94,13 +108,36 @@ type Task struct {
 // NewTask builds a task for Session.Submit. tr must not be nil.
 func NewTask(tr Transport) *Task { return &Task{transport: tr} }
 
+// InitTask prepares a zero Task that lives inside a transport's own
+// command struct, so a command costs one allocation instead of two.
+func InitTask(t *Task, tr Transport) { t.transport = tr }
+
 // Context is cancelled when the task is aborted or its session ends;
 // long-running work should watch it.
 func (t *Task) Context() context.Context {
+	t.cmu.Lock()
+	defer t.cmu.Unlock()
 	if t.ctx == nil {
-		return context.Background()
+		if t.parent == nil {
+			return context.Background()
+		}
+		t.ctx, t.cancel = context.WithCancel(t.parent)
+		if t.ended {
+			t.cancel()
+		}
 	}
 	return t.ctx
+}
+
+// endContext cancels the task's context, now or when it is made.
+func (t *Task) endContext() {
+	t.cmu.Lock()
+	t.ended = true
+	cancel := t.cancel
+	t.cmu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
 }
 
 // Aborted reports whether a task management function aborted the task.
@@ -177,6 +214,11 @@ func (t *Task) Complete(r *Result) {
 		}
 		return
 	}
+	if t.tracked {
+		// Forget the tag before the response can reach the initiator, so a
+		// QUERY TASK sent after it never finds the finished task.
+		t.Session.forgetTag(t)
+	}
 	t.mu.Lock()
 	aborted := t.aborted.Load()
 	t.count(r, aborted)
@@ -190,12 +232,10 @@ func (t *Task) Complete(r *Result) {
 		t.transport.Deliver(r)
 	}
 	t.mu.Unlock()
-	if t.onDone != nil {
-		t.onDone(t)
+	if t.tracked {
+		t.Session.taskDone(t)
 	}
-	if t.cancel != nil {
-		t.cancel()
-	}
+	t.endContext()
 }
 
 // CompleteStatus finishes the task with a status and no data.

@@ -14,6 +14,8 @@ type luReg struct {
 	ts  taskSet
 	seq atomic.Uint64           // arrival order of tasks at this LU
 	qos atomic.Pointer[qosGate] // nil: no limit (qos.go)
+	// access is the cluster's per-LU state (nil: none; lu_access.go).
+	access atomic.Pointer[LUAccess]
 
 	stats counters // every task the LU's LUNs received, from any session
 }

@@ -19,6 +19,7 @@ type workers struct {
 func newWorkers() *workers { return &workers{ch: make(chan *Task)} }
 
 func (w *workers) run(t *Task) {
+	t.InlineNoWait = false // a worker may wait
 	select {
 	case w.ch <- t:
 	default:

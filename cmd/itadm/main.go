@@ -98,6 +98,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return action(cc)
 		}
 	}
+	app.EnableBashCompletion = true // contrib/completion
+	if cliutil.Completing(args) {
+		// urfave/cli v2 panics completing after a flag it cannot parse;
+		// a TAB then offers nothing instead of a stack trace.
+		defer func() { _ = recover() }()
+	}
+	if len(args) == 1 && args[0] == cliutil.ManFlag {
+		return printManPage(app, stdout, stderr) // man.go
+	}
 	err := app.RunContext(ctx, append([]string{"itadm"}, args...))
 	var f *failure
 	var ue *cliutil.UsageError

@@ -82,6 +82,9 @@ func writeLU(w io.Writer, lu api.LU, verbose bool) {
 	if lu.ErrorState != "" { // costar extension: a remembered write-back failure
 		prop(w, "Error State", lu.ErrorState)
 	}
+	if lu.Cluster != nil { // costar extension: cluster mode (cluster.go)
+		writeLUCluster(w, lu.Cluster)
+	}
 }
 
 func groupName(name string) string {

@@ -52,18 +52,7 @@ var errFailed = errors.New("failed")
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	name := filepath.Base(args[0])
 	e := &env{name: "stmfadm", stdin: stdin, stdout: stdout, stderr: stderr}
-	var app *cli.App
-	if name == "sbdadm" {
-		e.name = "sbdadm"
-		app = sbdadmApp(e)
-	} else {
-		app = stmfadmApp(e)
-		addZFSCommands(app, e) // zvol_verbs.go
-		addALUACommands(app, e)
-		addApplyCommands(app, e) // apply.go
-		addStatsCommands(app, e) // stats.go
-		addProgressFlags(app)    // progress.go
-	}
+	app := newApp(name, e)
 	app.Writer, app.ErrWriter = stdout, stderr
 	app.ExitErrHandler = func(*cli.Context, error) {}
 	app.UseShortOptionHandling = true
@@ -85,6 +74,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	for _, c := range app.Commands {
 		c.OnUsageError = app.OnUsageError
 	}
+	app.EnableBashCompletion = true // contrib/completion
+	if cliutil.Completing(args) {
+		// urfave/cli v2 panics completing after a flag it cannot parse;
+		// a TAB then offers nothing instead of a stack trace.
+		defer func() { _ = recover() }()
+	}
+	if len(args) == 2 && args[1] == cliutil.ManFlag {
+		return printManPage(app, stdout, stderr) // man.go
+	}
 	err := app.RunContext(ctx, append([]string{e.name}, args[1:]...))
 	var ue *cliutil.UsageError
 	switch {
@@ -102,6 +100,22 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	fmt.Fprintf(stderr, "%s: %v\n", e.name, err)
 	return exitFail
+}
+
+// newApp builds the personality named name (sbdadm, else stmfadm).
+func newApp(name string, e *env) *cli.App {
+	if name == "sbdadm" {
+		e.name = "sbdadm"
+		return sbdadmApp(e)
+	}
+	app := stmfadmApp(e)
+	addZFSCommands(app, e) // zvol_verbs.go
+	addALUACommands(app, e)
+	addApplyCommands(app, e)   // apply.go
+	addStatsCommands(app, e)   // stats.go
+	addClusterCommands(app, e) // cluster.go
+	addProgressFlags(app)      // progress.go
+	return app
 }
 
 // env is what every command needs: where to print and whom to ask.

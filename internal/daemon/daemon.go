@@ -12,13 +12,16 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/costar-project/costar/api"
 	"github.com/costar-project/costar/config"
+	"github.com/costar-project/costar/internal/cluster"
 	"github.com/costar-project/costar/internal/daemon/mgmt"
 	"github.com/costar-project/costar/internal/metrics"
 	"github.com/costar-project/costar/internal/store"
+	"github.com/costar-project/costar/lu"
 	"github.com/costar-project/costar/portprovider/fc"
 	"github.com/costar-project/costar/portprovider/iscsi"
 	"github.com/costar-project/costar/portprovider/iscsi/isns"
@@ -37,16 +40,27 @@ type Daemon struct {
 	mgr   *mgmt.Manager
 
 	iscsi      *iscsi.Server
-	radius     radiusClients // RADIUS CHAP (iscsi_radius.go)
-	isns       *isns.Client  // iSNS registration (iscsi_isns.go)
-	fc         *fc.Server    // nil without FC adapters (fc_ports.go)
-	fcAdapters []fc.Adapter  // from WithFCAdapters
-	servers    []portServer  // every port provider, for Start and Shutdown (ports.go)
+	radius     radiusClients     // RADIUS CHAP (iscsi_radius.go)
+	isns       *isns.Client      // iSNS registration (iscsi_isns.go)
+	fc         *fc.Server        // nil without FC adapters (fc_ports.go)
+	fcAdapters []fc.Adapter      // from WithFCAdapters
+	fcGroups   map[string]uint16 // from WithFCPortGroup
+	servers    []portServer      // every port provider, for Start and Shutdown (ports.go)
 	api        *mgmt.Server
 	metrics    *metrics.Server // metrics.go
 
+	cluster *clusterNode  // nil: single node (cluster.go)
+	cstore  *clusterStore // the shared configuration in etcd (cluster_config.go)
+
 	stopZvolWatch func() // WatchZvols
 	stopReclaim   func() // reclaim.go
+
+	reloadMu sync.Mutex // one reload at a time (reload.go)
+	cfgMu    sync.Mutex // guards cfg's live settings against Reload
+
+	resvJournal lu.ReservationJournal // from WithReservationJournal (reservations.go)
+	lup         *luProvider
+	resvClient  *cluster.Client // cluster mode: the journal's etcd connection
 }
 
 // New prepares a daemon; Start brings it up.
@@ -59,6 +73,12 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, log: log, store: st, fw: stmf.New(log.With("component", "stmf"))}
+	var mstore mgmt.Store = st
+	if cfg.Cluster.Enabled() {
+		d.cstore = &clusterStore{local: st}
+		mstore = d.cstore
+	}
+	d.prepareCluster() // cluster.go
 	for _, o := range opts {
 		o(d)
 	}
@@ -71,8 +91,8 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) 
 	d.mgr = mgmt.New(mgmt.Config{
 		Log:          log.With("component", "mgmt"),
 		Framework:    d.fw,
-		Store:        st,
-		LUs:          newLUProvider(hostID(), log.With("component", "lu")),
+		Store:        mstore,
+		LUs:          d.luProvider(log), // reservations.go
 		Ports:        ports,
 		ISCSIPortals: d.Addrs,
 		FCPorts:      d.fcPortsInfo, // fc_ports.go
@@ -113,6 +133,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := d.connectReservations(ctx); err != nil { // reservations.go
+		return err
+	}
 	if err := d.mgr.Restore(ctx, st); err != nil {
 		return err
 	}
@@ -131,7 +154,10 @@ func (d *Daemon) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	d.isns.Start() // the portals are open: their addresses can be registered
+	d.isns.Start()                              // the portals are open: their addresses can be registered
+	if err := d.startCluster(ctx); err != nil { // cluster.go
+		return err
+	}
 	a, err := mgmt.Listen(d.cfg.Socket, d.mgr.Handler(), d.log.With("component", "api"))
 	if err != nil {
 		return err
@@ -203,6 +229,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	if err := d.metrics.Stop(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("metrics shutdown: %w", err))
 	}
+	if d.cluster != nil {
+		d.cluster.stop() // hand every LU over at once
+	}
 	// Deregister before the portals close: initiators stop finding us first.
 	if err := d.isns.Close(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("iSNS deregistration: %w", err))
@@ -215,10 +244,13 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	if err := d.mgr.Close(); err != nil {
 		errs = append(errs, err)
 	}
+	d.closeReservations() // reservations.go
 	return errors.Join(errs...)
 }
 
 // ShutdownTimeout is the configured bound for a clean shutdown.
 func (d *Daemon) ShutdownTimeout() time.Duration {
+	d.cfgMu.Lock()
+	defer d.cfgMu.Unlock()
 	return time.Duration(d.cfg.ShutdownSeconds) * time.Second
 }

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
+	"time"
 
 	"github.com/costar-project/costar/api"
 	"github.com/costar-project/costar/config"
 	"github.com/costar-project/costar/internal/daemon/mgmt"
 	"github.com/costar-project/costar/portprovider/fc"
+	"github.com/costar-project/costar/portprovider/fc/fcoe"
 	"github.com/costar-project/costar/stmf"
 )
 
@@ -26,25 +29,64 @@ func WithFCAdapters(ads ...fc.Adapter) Option {
 	return func(d *Daemon) { d.fcAdapters = append(d.fcAdapters, ads...) }
 }
 
-// buildFCAdapters builds the adapters of the fc config section. No kind is
-// built in yet (config refuses them all); a new kind adds its case here.
-func buildFCAdapters(c config.FCConfig) ([]fc.Adapter, error) {
+// WithFCPortGroup puts the FC target of port name wwpn in ALUA target port
+// group group, as an adapter's port-group setting does.
+func WithFCPortGroup(wwpn fc.WWN, group uint16) Option {
+	return func(d *Daemon) {
+		if d.fcGroups == nil {
+			d.fcGroups = map[string]uint16{}
+		}
+		d.fcGroups[wwpn.TargetName()] = group
+	}
+}
+
+// buildFCAdapters builds the adapters of the fc config section and the
+// ALUA target port group of each (by target name); a new kind adds its
+// case here (and in config/fc.go).
+func buildFCAdapters(c config.FCConfig, log *slog.Logger) ([]fc.Adapter, map[string]uint16, error) {
+	var out []fc.Adapter
+	groups := map[string]uint16{}
 	for i, a := range c.Adapters {
 		switch a.Kind {
+		case config.FCAdapterFCoE:
+			cfg := fcoe.Config{Interface: a.Interface, Beacon: time.Duration(a.BeaconSeconds) * time.Second,
+				Logger: log.With("component", "fcoe")}
+			var err error
+			if a.PortWWN != "" {
+				if cfg.PortName, err = fc.ParseWWN(a.PortWWN); err != nil {
+					return nil, nil, fmt.Errorf("fc.adapters[%d]: %w", i, err)
+				}
+			}
+			if a.NodeWWN != "" {
+				if cfg.NodeName, err = fc.ParseWWN(a.NodeWWN); err != nil {
+					return nil, nil, fmt.Errorf("fc.adapters[%d]: %w", i, err)
+				}
+			}
+			ad, err := fcoe.New(cfg)
+			if err != nil {
+				return nil, nil, fmt.Errorf("fc.adapters[%d]: %w", i, err)
+			}
+			out = append(out, ad)
+			if a.PortGroup > 0 {
+				groups[ad.Info().PortName.TargetName()] = uint16(a.PortGroup)
+			}
 		default:
-			return nil, fmt.Errorf("fc.adapters[%d]: unknown adapter kind %q", i, a.Kind)
+			return nil, nil, fmt.Errorf("fc.adapters[%d]: unknown adapter kind %q", i, a.Kind)
 		}
 	}
-	return nil, nil
+	return out, groups, nil
 }
 
 // fcPortProvider builds the FC provider when at least one adapter exists.
 func (d *Daemon) fcPortProvider() (*mgmt.Ports, error) {
-	ads, err := buildFCAdapters(d.cfg.FC)
+	ads, groups, err := buildFCAdapters(d.cfg.FC, d.log)
 	if err != nil {
 		return nil, err
 	}
 	ads = append(ads, d.fcAdapters...)
+	for name, g := range d.fcGroups {
+		groups[name] = g
+	}
 	if len(ads) == 0 {
 		return nil, nil
 	}
@@ -54,7 +96,7 @@ func (d *Daemon) fcPortProvider() (*mgmt.Ports, error) {
 	}
 	d.fc = srv
 	d.servers = append(d.servers, srv)
-	return &mgmt.Ports{Provider: &fcPorts{srv: srv}, ProviderName: ads[0].Info().Driver, ProtocolName: api.ProtocolFC}, nil
+	return &mgmt.Ports{Provider: &fcPorts{srv: srv, groups: groups}, ProviderName: ads[0].Info().Driver, ProtocolName: api.ProtocolFC}, nil
 }
 
 // ensureFCTargets configures a target for each adapter port not in the
@@ -76,15 +118,20 @@ func (d *Daemon) ensureFCTargets(ctx context.Context) error {
 
 // fcPorts adapts the FC server to mgmt.PortProvider.
 type fcPorts struct {
-	srv *fc.Server
+	srv    *fc.Server
+	groups map[string]uint16 // configured ALUA target port group by target name
 }
 
 var _ mgmt.PortProvider = (*fcPorts)(nil)
 
-// AddTarget brings the adapter port online. FC ports join the default
-// ALUA target port group.
+// AddTarget brings the adapter port online in its configured ALUA target
+// port group (the default group unless the adapter names one).
 func (p *fcPorts) AddTarget(_ context.Context, s mgmt.TargetSpec) error {
-	return p.srv.AddTarget(s.Name, stmf.DefaultPortGroup)
+	g, ok := p.groups[s.Name]
+	if !ok {
+		g = stmf.DefaultPortGroup
+	}
+	return p.srv.AddTarget(s.Name, g)
 }
 
 // UpdateTarget has nothing to apply: an FC target has no setting beyond

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/costar-project/costar/portprovider/fc"
 	"github.com/costar-project/costar/portprovider/fc/loopback"
 	"github.com/costar-project/costar/scsi"
+	"github.com/costar-project/costar/stmf"
 )
 
 // TestFCTargetThroughDaemon serves an LU through the daemon over the
@@ -146,7 +148,98 @@ func TestFCNotRegisteredWithoutAdapters(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Code != api.CodeNotSupported {
 		t.Fatalf("AddTarget fc without adapters: %v", err)
 	}
-	if _, err := buildFCAdapters(config.FCConfig{Adapters: []config.FCAdapter{{Kind: "loopback"}}}); err == nil {
+	log := slog.New(slog.DiscardHandler)
+	if _, _, err := buildFCAdapters(config.FCConfig{Adapters: []config.FCAdapter{{Kind: "loopback"}}}, log); err == nil {
 		t.Fatal("the loopback adapter was built from the configuration")
+	}
+	// An fcoe adapter over an interface that is missing, or has no
+	// Ethernet address, is refused when the daemon builds it.
+	for _, ifname := range []string{"costar-no-such-if", "lo"} {
+		_, _, err := buildFCAdapters(config.FCConfig{Adapters: []config.FCAdapter{{Kind: config.FCAdapterFCoE, Interface: ifname}}}, log)
+		if err == nil || !strings.Contains(err.Error(), ifname) {
+			t.Fatalf("fcoe over %s: %v", ifname, err)
+		}
+	}
+}
+
+// TestFCTargetPortGroup: an FC target placed in its own ALUA target port
+// group takes set-alua-state on that group alone: standby answers media
+// access with NOT READY, ALUA standby (04/0B) over FC, and back.
+func TestFCTargetPortGroup(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	sockDir, err := os.MkdirTemp("", "fcg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(sockDir)
+	cfg := &config.Config{StateDir: dir, Socket: filepath.Join(sockDir, "s"), ShutdownSeconds: 5,
+		ISCSI: config.ISCSIConfig{Portals: []string{"127.0.0.1:0"}, AbortCompletedTask: config.AbortTaskDoesNotExist}}
+	wwpn := fc.WWN{0x21, 0, 0, 0x1b, 0x32, 1, 2, 4}
+	ad := loopback.New(wwpn, fc.WWN{0x20, 0, 0, 0x1b, 0x32, 1, 2, 4})
+	d, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), WithFCAdapters(ad), WithFCPortGroup(wwpn, 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := d.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}()
+	m := d.Manager()
+	lu, err := m.CreateLU(ctx, api.CreateLURequest{DataFile: filepath.Join(dir, "g.img"), Size: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.AddView(ctx, api.AddViewRequest{GUID: lu.GUID, LUN: ptr(0)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ad.LinkUp(ctx, 0x010100, 0); err != nil {
+		t.Fatal(err)
+	}
+	in := ad.NewInitiator(0x010200, 0x010100, fc.WWN{0x10, 0, 0, 0, 0xc9, 9, 9, 8}, fc.WWN{0x20, 0, 0, 0, 0xc9, 9, 9, 8})
+	if err := in.Login(ctx); err != nil {
+		t.Fatal(err)
+	}
+	read := func() loopback.Response {
+		t.Helper()
+		cdb := make([]byte, 10)
+		cdb[0] = scsi.OpRead10
+		binary.BigEndian.PutUint16(cdb[7:], 1)
+		for range 4 { // past unit attentions (new nexus, state changed)
+			r, err := in.Command(ctx, &fc.Cmnd{CDB: cdb, Read: true, DataLn: 512}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Status != scsi.StatusCheckCondition || len(r.Sense) < 3 || r.Sense[2]&0x0f != 0x06 {
+				return r
+			}
+		}
+		t.Fatal("unit attentions do not end")
+		return loopback.Response{}
+	}
+	if r := read(); r.Status != scsi.StatusGood {
+		t.Fatalf("READ in group 5, active: %+v", r.Rsp)
+	}
+	if _, err := m.SetALUAState(ctx, api.SetALUAStateRequest{Tag: 5, State: "standby"}); err != nil {
+		t.Fatalf("set-alua-state -g 5 standby: %v", err)
+	}
+	r := read()
+	if r.Status != scsi.StatusCheckCondition || len(r.Sense) < 14 || r.Sense[2]&0x0f != 0x02 || r.Sense[12] != 0x04 || r.Sense[13] != 0x0b {
+		t.Fatalf("READ in group 5, standby: %+v sense % x", r.Rsp, r.Sense)
+	}
+	// The default group (iSCSI) is untouched.
+	if st := d.fw.ALUAStates()[1]; st != stmf.ALUAActiveOptimized {
+		t.Fatalf("default group state %v", st)
+	}
+	if _, err := m.SetALUAState(ctx, api.SetALUAStateRequest{Tag: 5, State: "active-optimized"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := read(); r.Status != scsi.StatusGood {
+		t.Fatalf("READ back in active: %+v", r.Rsp)
 	}
 }

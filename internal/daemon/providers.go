@@ -23,6 +23,8 @@ type luProvider struct {
 	gens map[genKey]*lu.GUIDGenerator // one per (oui, host id), so GUIDs never repeat
 
 	zfs zvol.ZFS // zvol LUs (zvol_provider.go)
+
+	journal lu.ReservationJournal // nil: reservations stay on this node (reservations.go)
 }
 
 type genKey struct {
@@ -64,7 +66,7 @@ func (p *luProvider) Create(ctx context.Context, s mgmt.LUSpec) (mgmt.LU, error)
 	if err != nil {
 		return nil, classify(err, s.MetaFile)
 	}
-	return &luDisk{Device: d, discard: discard}, nil
+	return p.disk(ctx, d, discard)
 }
 
 // Import opens an LU from its data file, or from its meta file when file
@@ -82,7 +84,7 @@ func (p *luProvider) Import(ctx context.Context, file, metaFile string) (mgmt.LU
 	if err != nil {
 		return nil, classify(err, metaFile)
 	}
-	return &luDisk{Device: d}, nil
+	return p.disk(ctx, d, nil)
 }
 
 // classify maps package lu's errors onto mgmt's categories.

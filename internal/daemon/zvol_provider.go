@@ -85,7 +85,11 @@ func (p *luProvider) CreateZvolLU(ctx context.Context, name string, size uint64,
 		p.destroy(ctx, name, "a failed create-lu")
 		return nil, p.zerr(err, "")
 	}
-	return &luDisk{Device: d}, nil
+	u, err := p.disk(ctx, d, nil)
+	if err != nil {
+		p.destroy(ctx, name, "a failed create-lu")
+	}
+	return u, err
 }
 
 // destroy destroys a volume made for a request that failed.
@@ -127,7 +131,7 @@ func (p *luProvider) createOnZvol(ctx context.Context, s mgmt.LUSpec) (mgmt.LU, 
 	if err != nil {
 		return nil, p.zerr(err, s.MetaFile)
 	}
-	return &luDisk{Device: d}, nil
+	return p.disk(ctx, d, nil)
 }
 
 // importZvol opens the LU of a zvol device path.
@@ -141,7 +145,7 @@ func (p *luProvider) importZvol(ctx context.Context, file string, opts lu.OpenOp
 	if err != nil {
 		return nil, p.zerr(err, "")
 	}
-	return &luDisk{Device: d}, nil
+	return p.disk(ctx, d, nil)
 }
 
 // ImportZvolLU implements mgmt.ZvolProvider.
@@ -231,7 +235,11 @@ func (p *luProvider) CloneLU(ctx context.Context, snapshot, dest string, s mgmt.
 		p.destroy(ctx, dest, "a failed clone-lu")
 		return nil, p.zerr(err, "")
 	}
-	return &luDisk{Device: d}, nil
+	u, err := p.disk(ctx, d, nil)
+	if err != nil {
+		p.destroy(ctx, dest, "a failed clone-lu")
+	}
+	return u, err
 }
 
 // freeName returns base, or base-2, base-3, ... : the first name no

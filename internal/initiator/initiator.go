@@ -3,7 +3,8 @@
 // portprovider/iscsi, so a test sees the target's bytes, not our own
 // codec's view of them.
 //
-// One connection per session, no digests, ERL 0. Several commands may be
+// One connection per session, ERL 0, CRC32C header and data digests on
+// request (Config.Digests). Several commands may be
 // outstanding (the CmdSN window is respected); writes carry immediate data
 // and answer R2Ts; ABORT TASK and NOP-Out/NOP-In are supported. It is not
 // meant for production use: it trusts nothing from the target (every
@@ -15,6 +16,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net"
 	"net/url"
@@ -66,6 +68,10 @@ type Config struct {
 	// IgnoreNOPIn leaves the target's NOP-In pings unanswered, as a hung
 	// initiator would (soak tests check the target drops the connection).
 	IgnoreNOPIn bool
+	// Digests asks for HeaderDigest=CRC32C and DataDigest=CRC32C; the
+	// session then sends and checks both (login fails if the target
+	// refuses them).
+	Digests bool
 }
 
 // URL is a parsed iscsi://host[:port]/target/lun address, as libiscsi's
@@ -161,6 +167,8 @@ type Session struct {
 	firstBurst   uint32
 	immediate    bool
 	initialR2T   bool
+	hdrDigest    bool // set once in full feature phase (login PDUs carry none)
+	dataDigest   bool
 	TargetParams map[string]string
 }
 
@@ -300,11 +308,14 @@ func (s *Session) login() error {
 		transit, rnsg := rh[1]&0x80 != 0, rh[1]&0x03
 		switch {
 		case transit && rnsg == 3:
-			s.applyParams()
-			return nil
+			return s.applyParams()
 		case transit && rnsg == 1:
 			csg, nsg = 1, 3
-			keys = textKV("HeaderDigest=None", "DataDigest=None",
+			digest := "None"
+			if s.cfg.Digests {
+				digest = "CRC32C"
+			}
+			keys = textKV("HeaderDigest="+digest, "DataDigest="+digest,
 				fmt.Sprintf("MaxRecvDataSegmentLength=%d", s.cfg.MaxRecvDataSegmentLength),
 				"InitialR2T=No", "ImmediateData=Yes", "MaxBurstLength=1048576",
 				"FirstBurstLength=262144", "MaxOutstandingR2T=1", "ErrorRecoveryLevel=0",
@@ -317,8 +328,15 @@ func (s *Session) login() error {
 	return errors.New("initiator: login did not reach full feature phase")
 }
 
-func (s *Session) applyParams() {
+func (s *Session) applyParams() error {
 	p := s.TargetParams
+	if s.cfg.Digests {
+		if p["HeaderDigest"] != "CRC32C" || p["DataDigest"] != "CRC32C" {
+			return fmt.Errorf("initiator: the target refused CRC32C digests (HeaderDigest=%q DataDigest=%q)",
+				p["HeaderDigest"], p["DataDigest"])
+		}
+		s.hdrDigest, s.dataDigest = true, true
+	}
 	if v, err := strconv.ParseUint(p["MaxRecvDataSegmentLength"], 10, 32); err == nil && v >= 512 {
 		s.targetMRDSL = uint32(min(v, maxDataSeg))
 	}
@@ -333,17 +351,31 @@ func (s *Session) applyParams() {
 	if v, ok := p["InitialR2T"]; ok {
 		s.initialR2T = v == "Yes"
 	}
+	return nil
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func appendCRC(b, over []byte) []byte {
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(over, castagnoli))
 }
 
 func (s *Session) writePDU(h [48]byte, data []byte) error {
 	n := len(data)
 	h[4] = 0
 	h[5], h[6], h[7] = byte(n>>16), byte(n>>8), byte(n)
-	buf := make([]byte, 0, 48+n+3)
+	buf := make([]byte, 0, 48+4+n+3+4)
 	buf = append(buf, h[:]...)
+	if s.hdrDigest {
+		buf = appendCRC(buf, h[:])
+	}
+	start := len(buf)
 	buf = append(buf, data...)
-	for len(buf)%4 != 0 {
+	for (len(buf)-start)%4 != 0 {
 		buf = append(buf, 0)
+	}
+	if s.dataDigest && n > 0 {
+		buf = appendCRC(buf, buf[start:])
 	}
 	if _, err := s.conn.Write(buf); err != nil {
 		return fmt.Errorf("initiator: write: %w", err)
@@ -361,11 +393,32 @@ func (s *Session) readPDU() ([48]byte, []byte, error) {
 	if n > maxDataSeg || n > int(s.cfg.MaxRecvDataSegmentLength) && h[0]&0x3f != opLoginResp {
 		return h, nil, fmt.Errorf("initiator: the target sent a %d-byte data segment (we accept %d)", n, s.cfg.MaxRecvDataSegmentLength)
 	}
-	rest := make([]byte, ahs+(n+3)&^3)
+	hd, dd := 0, 0
+	if s.hdrDigest {
+		hd = 4
+	}
+	padded := (n + 3) &^ 3
+	if s.dataDigest && n > 0 {
+		dd = 4
+	}
+	rest := make([]byte, ahs+hd+padded+dd)
 	if _, err := io.ReadFull(s.conn, rest); err != nil {
 		return h, nil, fmt.Errorf("initiator: read: %w", err)
 	}
-	return h, rest[ahs : ahs+n], nil
+	if hd > 0 {
+		// The header digest covers the BHS and the AHS.
+		sum := crc32.Update(crc32.Checksum(h[:], castagnoli), castagnoli, rest[:ahs])
+		if got := binary.LittleEndian.Uint32(rest[ahs:]); got != sum {
+			return h, nil, fmt.Errorf("initiator: header digest %#x, want %#x", got, sum)
+		}
+	}
+	seg := rest[ahs+hd : ahs+hd+padded]
+	if dd > 0 {
+		if got, want := binary.LittleEndian.Uint32(rest[ahs+hd+padded:]), crc32.Checksum(seg, castagnoli); got != want {
+			return h, nil, fmt.Errorf("initiator: data digest %#x, want %#x", got, want)
+		}
+	}
+	return h, seg[:n], nil
 }
 
 // serialLE reports a <= b in serial number arithmetic (RFC 1982).

@@ -10,6 +10,19 @@ import "context"
 // Store is an LU's backing store. Offsets are LU-relative bytes (a store
 // hides any header in front of the data); every transfer is whole logical
 // blocks. Reads and writes may run concurrently from many goroutines.
+// NoWaitReader is a Store that can read without waiting for a device:
+// ReadAtNoWait fills p from off only when that needs no device I/O (the
+// page cache holds it) and otherwise returns false with a nil error; p may
+// then hold part of the data. The device server uses it to finish a read
+// on the goroutine that received it without ever holding that goroutine
+// for a disk.
+type NoWaitReader interface {
+	ReadAtNoWait(p []byte, off int64) (bool, error)
+	// NoWait is false when ReadAtNoWait cannot succeed at all (O_DIRECT,
+	// or the kernel or file system refused RWF_NOWAIT).
+	NoWait() bool
+}
+
 type Store interface {
 	// ReadAt fills p from offset off.
 	ReadAt(p []byte, off int64) error

@@ -13,8 +13,9 @@
 //   - FCP process login (PRLI/PRLO: target function only), which opens
 //     and closes the stmf session of a remote port, named wwn.<WWPN> with
 //     the FC TransportID of its port name;
-//   - ADISC, RSCN (acknowledged; a target does not rediscover), LS_RJT for
-//     the rest;
+//   - ADISC, RSCN (acknowledged; a target does not rediscover), the
+//     point-to-point FLOGI (answered; with the greater port name the
+//     target then sends PLOGI, as FC-LS has it), LS_RJT for the rest;
 //   - exchanges: FCP_CMND → stmf task, FCP_XFER_RDY bursts, FCP_DATA by
 //     relative offset, FCP_RSP with status, sense and FCP-4 residuals;
 //     task management flags; ABTS → ABORT TASK and BA_ACC, BA_RJT for an
@@ -68,5 +69,7 @@
 // and fuzzed (FuzzParse, FuzzPortFrames).
 //
 // The loopback sub-package is the worked example of an adapter: an
-// in-process "wire" with a tiny FCP initiator, used by the tests.
+// in-process "wire" with a tiny FCP initiator, used by the tests. The fcoe
+// sub-package is a real one: software FCoE in VN2VN mode over an Ethernet
+// interface, which the Linux kernel's FC initiator logs in to.
 package fc

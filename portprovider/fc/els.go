@@ -109,6 +109,13 @@ func AppendPLOGI(b []byte, port, node WWN, rx int) []byte {
 	return appendPLOGI(b, ELSPLOGI, port, node, rx)
 }
 
+// AppendLoginAcc encodes the LS_ACC of a PLOGI or a point-to-point FLOGI
+// (the same service parameter layout), for adapters that answer the
+// medium's own login (the FIP-encapsulated VN2VN FLOGI).
+func AppendLoginAcc(b []byte, port, node WWN, rx int) []byte {
+	return appendPLOGI(b, ELSLSACC, port, node, rx)
+}
+
 // PRLIPage is one service parameter page of PRLI, PRLO or their LS_ACC.
 type PRLIPage struct {
 	Type   byte

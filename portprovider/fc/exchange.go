@@ -290,7 +290,15 @@ func (x *exchange) Deliver(r *stmf.Result) {
 	if x.dataErr != nil && r.Status == scsi.StatusGood {
 		rsp.RspValid, rsp.RspCode = true, RspBadDataRO
 	}
-	switch tl := r.TransferLen; {
+	tl := r.TransferLen
+	if x.write && tl == 0 && x.got > 0 {
+		// A parameter-list command (PERSISTENT RESERVE OUT, MODE SELECT,
+		// UNMAP) reports no TransferLen; what it took is what moved.
+		// Reporting FCP_DL as under-run while the data was transferred
+		// makes Linux libfc fail the command with DID_ERROR.
+		tl = x.got
+	}
+	switch {
 	case tl > x.dl:
 		rsp.Over, rsp.Resid = true, tl-x.dl
 	case tl < x.dl:

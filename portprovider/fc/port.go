@@ -66,6 +66,7 @@ type Port struct {
 	byName  map[WWN]*rport
 	nextXID uint16
 	started bool
+	plogis  map[uint16]*plogiOut // PLOGIs we originated (p2p.go)
 
 	closing sync.WaitGroup // sessions of logged-out ports being closed
 	stats   counters
@@ -181,6 +182,7 @@ func (p *Port) Offline() {
 		}
 	}
 	p.logoutAllLocked()
+	p.dropPLOGIsLocked()
 	p.mu.Unlock()
 	p.closing.Wait()
 	if lp != nil {
@@ -249,6 +251,7 @@ func (p *Port) LinkEvent(ev LinkEvent) {
 	// (FC-LS-3: a link reset or a new N_Port ID ends all logins).
 	if !ev.Up || ev.PortID != p.link.PortID || !p.link.Up {
 		p.logoutAllLocked()
+		p.dropPLOGIsLocked()
 	}
 	p.link = ev
 	p.log.Info("fc link", "up", ev.Up, "port_id", fmt.Sprintf("%06x", ev.PortID), "speed_mbs", ev.SpeedMbs)
@@ -272,8 +275,10 @@ func (p *Port) Receive(f *Frame) {
 		p.handleCmnd(f)
 	case f.RCtl == RCtlFCPData && f.Type == TypeFCP:
 		p.handleData(f)
+	case f.RCtl == RCtlELSRep && f.Type == TypeELS:
+		p.handleELSReply(f) // p2p.go
 	default:
-		// Replies to our LOGOs and anything else unsolicited.
+		// Anything else unsolicited.
 		p.stats.dropped.Add(1)
 	}
 }

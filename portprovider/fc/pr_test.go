@@ -74,6 +74,9 @@ func TestPRAcrossProtocols(t *testing.T) {
 	fcPROut := func(sa, typ byte, key, sakey uint64) prResult {
 		cdb, param := prout(sa, typ, key, sakey)
 		r := e.cmd(t, e.ini, &fc.Cmnd{CDB: cdb, Write: true, DataLn: 24}, param)
+		if r.Under || r.Over || r.Resid != 0 {
+			t.Fatalf("PR OUT with all 24 bytes transferred reports a residual: %+v", r.Rsp)
+		}
 		return prResult{r.Status, r.Sense}
 	}
 	// iSCSI registers and reserves WRITE EXCLUSIVE.

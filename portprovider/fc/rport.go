@@ -72,6 +72,8 @@ func (p *Port) handleELS(f *Frame) {
 	switch f.Payload[0] {
 	case ELSPLOGI:
 		p.handlePLOGI(f)
+	case ELSFLOGI:
+		p.handleFLOGI(f) // p2p.go
 	case ELSLOGO:
 		p.handleLOGO(f)
 	case ELSPRLI:
@@ -104,29 +106,36 @@ func (p *Port) handlePLOGI(f *Frame) {
 		return
 	}
 	p.mu.Lock()
-	online := p.lport != nil
-	// A new PLOGI from the same address or name is an implicit logout of
-	// the old login (FC-LS-3 4.2.13).
-	if old := p.byID[f.SID]; old != nil {
-		p.logoutLocked(old)
-	}
-	if old := p.byName[prm.PortName]; old != nil {
-		p.logoutLocked(old)
-	}
-	full := len(p.byID) >= p.cfg.MaxRemotePorts
-	if online && !full {
-		rp := &rport{id: f.SID, name: prm.PortName, node: prm.NodeName, rxSize: min(prm.RxSize, p.info.MaxPayload),
-			login: time.Now(), xchg: map[uint16]*exchange{}}
-		p.byID[rp.id], p.byName[rp.name] = rp, rp
-	}
+	ok := p.loginLocked(f.SID, prm)
 	p.mu.Unlock()
-	if !online || full {
+	if !ok {
 		p.lsRjt(f, rjtUnable, rjtExpNone)
 		return
 	}
 	p.stats.plogi.Add(1)
 	p.log.Info("fc plogi", "initiator", prm.PortName.TargetName(), "port_id", fmt.Sprintf("%06x", f.SID))
 	p.lsAcc(f, appendPLOGI(nil, ELSLSACC, p.info.PortName, p.info.NodeName, p.info.MaxPayload))
+}
+
+// loginLocked records the N_Port login of port id (its PLOGI, or its
+// LS_ACC to ours); false when offline or full. A new login from the same
+// address or name is an implicit logout of the old one (FC-LS-3 4.2.13),
+// so a port returning after a link bounce with the same or a new N_Port
+// ID starts clean.
+func (p *Port) loginLocked(id uint32, prm PLOGIParams) bool {
+	if old := p.byID[id]; old != nil {
+		p.logoutLocked(old)
+	}
+	if old := p.byName[prm.PortName]; old != nil {
+		p.logoutLocked(old)
+	}
+	if p.lport == nil || len(p.byID) >= p.cfg.MaxRemotePorts {
+		return false
+	}
+	rp := &rport{id: id, name: prm.PortName, node: prm.NodeName, rxSize: min(prm.RxSize, p.info.MaxPayload),
+		login: time.Now(), xchg: map[uint16]*exchange{}}
+	p.byID[rp.id], p.byName[rp.name] = rp, rp
+	return true
 }
 
 func (p *Port) handleLOGO(f *Frame) {

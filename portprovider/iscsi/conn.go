@@ -262,6 +262,7 @@ func (c *conn) writeLoop() {
 	bufs := make(net.Buffers, 0, 128)
 	arena := make([]byte, 0, 32<<10)
 	var failed bool
+	out := new(net.Buffers) // WriteTo's receiver escapes: one for the connection, not one per batch
 	for {
 		c.qmu.Lock()
 		for len(c.q) == 0 && !c.qclosed {
@@ -295,7 +296,12 @@ func (c *conn) writeLoop() {
 		}
 		if !failed && len(bufs) > 0 {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-			if _, err := bufs.WriteTo(c.nc); err != nil {
+			// WriteTo consumes the slice it is called on: a copy keeps
+			// bufs' capacity for the next batch (no allocation per batch).
+			*out = bufs
+			_, err := out.WriteTo(c.nc)
+			clear(bufs) // no references to sent data stay behind
+			if err != nil {
 				failed = true
 				c.log.Debug("iscsi: write failed", "err", err)
 				c.abort()
@@ -336,7 +342,8 @@ func (c *conn) appendHeader(arena []byte, bufs net.Buffers, h *pdu.Header) ([]by
 	start := len(arena)
 	arena = append(arena, h[:]...)
 	if c.hdrDigest {
-		arena = binary.LittleEndian.AppendUint32(arena, pdu.CRC32C(0, h[:]))
+		// The digest of the copy, so h stays on the caller's stack.
+		arena = binary.LittleEndian.AppendUint32(arena, pdu.CRC32C(0, arena[start:]))
 	}
 	return arena, appendPiece(bufs, arena, start)
 }

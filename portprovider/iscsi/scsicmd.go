@@ -79,6 +79,11 @@ type cmd struct {
 	waiting bool // in the session's wait queue (guarded by session.mu)
 
 	respCharge atomic.Int64 // response budget reserved for this command
+
+	// The task and a 16-byte CDB live in the command: one allocation per
+	// command, not three.
+	taskMem stmf.Task
+	cdbMem  [16]byte
 }
 
 var _ stmf.Transport = (*cmd)(nil)
@@ -379,7 +384,10 @@ func (c *conn) handleSCSICmd(h *pdu.Header, ahs []byte) error {
 
 	cm := &cmd{c: c, itt: itt, lun: h.LUN(), cmdSN: cmdSN, edtl: edtl, read: read, write: write,
 		bidi: read && write, bidiReadLen: a.BidiReadLen}
-	cdb := make([]byte, 16+len(a.ExtCDB))
+	cdb := cm.cdbMem[:]
+	if len(a.ExtCDB) > 0 {
+		cdb = make([]byte, 16+len(a.ExtCDB))
+	}
 	copy(cdb, h.CDB16())
 	copy(cdb[16:], a.ExtCDB)
 	if write && edtl > 0 {
@@ -431,7 +439,8 @@ func (c *conn) handleSCSICmd(h *pdu.Header, ahs []byte) error {
 			return err
 		}
 	}
-	t := stmf.NewTask(cm)
+	t := &cm.taskMem
+	stmf.InitTask(t, cm)
 	t.RawLUN = cm.lun
 	t.CDB = cdb
 	t.Attr = taskAttr(flags)
@@ -463,6 +472,12 @@ func (c *conn) handleSCSICmd(h *pdu.Header, ahs []byte) error {
 	if immediate {
 		c.sess.addInFlight(1)
 		c.submit(cm)
+		return nil
+	}
+	if c.sess.acceptNext(cmdSN) {
+		// In order (the common case): no queue entry, no closure.
+		c.submit(cm)
+		c.sess.drain()
 		return nil
 	}
 	if !c.sess.accept(cmdSN, true, func() { c.submit(cm) }) {
@@ -513,7 +528,15 @@ func (c *conn) submitNow(cm *cmd, mayInline bool) {
 	if cm.needAdmit && c.sess.admitOrQueue(cm) {
 		admitAll(c.admit(cm))
 	}
-	cm.task.Inline = mayInline && inline && cm.edtl <= inlineMax && c.idleForInline()
+	// Alone on the connection, any quick command runs on the reader; with
+	// others in flight or input pending only one that never waits (a
+	// read from the page cache, InlineNoWait): the hand-off to a worker
+	// and back cost more than the read (BENCHMARKS.md, issue 14).
+	if mayInline && inline && cm.edtl <= inlineMax {
+		idle := c.idleForInline()
+		cm.task.Inline = idle || !cm.write
+		cm.task.InlineNoWait = !idle
+	}
 	c.sess.st.Submit(cm.task)
 }
 

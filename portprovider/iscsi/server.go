@@ -408,7 +408,7 @@ func (s *Server) handleConn(nc net.Conn, portal string) {
 }
 
 // resolveGroups validates tc and returns its portal groups sorted by tag
-// (the default portal group when tc names none).
+// (the default portal group when tc names none). Callers hold cfgMu.
 func (s *Server) resolveGroups(tc TargetConfig) ([]PortalGroup, error) {
 	if !validName(tc.Name) {
 		return nil, fmt.Errorf("%w: %q", ErrBadTargetName, tc.Name)
@@ -418,6 +418,8 @@ func (s *Server) resolveGroups(tc TargetConfig) ([]PortalGroup, error) {
 		if tag == 0 {
 			tag = 1
 		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
 		return []PortalGroup{{Tag: tag, Portals: slices.Clone(s.cfg.Portals)}}, nil
 	}
 	out := make([]PortalGroup, 0, len(tc.PortalGroups))
@@ -484,6 +486,9 @@ func (s *Server) newPortalsLocked(groups []*tgroup) map[string]bool {
 // target is reported by discovery from now on. A portal that cannot
 // listen fails the call (nothing changes).
 func (s *Server) AddTarget(tc TargetConfig) error {
+	// Under cfgMu: the default portals may change (SetPortals).
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
 	pgs, err := s.resolveGroups(tc)
 	if err != nil {
 		return err
@@ -492,8 +497,6 @@ func (s *Server) AddTarget(tc TargetConfig) error {
 		tc.TPGT = 1
 	}
 	tc.PortalGroups = clonePortalGroups(tc.PortalGroups)
-	s.cfgMu.Lock()
-	defer s.cfgMu.Unlock()
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -533,6 +536,8 @@ func (s *Server) AddTarget(tc TargetConfig) error {
 // are closed. Listeners open and close as portals come into and go out of
 // use. Renaming is RemoveTarget + AddTarget (its sessions end).
 func (s *Server) UpdateTarget(tc TargetConfig) error {
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
 	pgs, err := s.resolveGroups(tc)
 	if err != nil {
 		return err
@@ -541,8 +546,6 @@ func (s *Server) UpdateTarget(tc TargetConfig) error {
 		tc.TPGT = 1
 	}
 	tc.PortalGroups = clonePortalGroups(tc.PortalGroups)
-	s.cfgMu.Lock()
-	defer s.cfgMu.Unlock()
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()

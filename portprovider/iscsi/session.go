@@ -121,6 +121,25 @@ func (s *session) accept(cmdSN uint32, countsInFlight bool, run func()) bool {
 	return true
 }
 
+// acceptNext takes a command whose CmdSN is the next expected one and
+// nothing else holds (no queued PDU, no TMF placeholder) as accepted and
+// run: the caller submits it at once, then drains what may follow. It
+// does what accept and drain would, without queueing a func. Only the
+// connection's reader calls it, as it does drain.
+func (s *session) acceptNext(cmdSN uint32) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || cmdSN != s.expCmdSN || !pdu.SerialInWindow(cmdSN, s.expCmdSN, s.maxCmdSN) {
+		return false
+	}
+	if _, queued := s.pending[cmdSN]; queued {
+		return false
+	}
+	s.inFlight++
+	s.expCmdSN++
+	return true
+}
+
 // pendingCmdSN reports whether a PDU with cmdSN waits for its turn.
 func (s *session) pendingCmdSN(cmdSN uint32) bool {
 	s.mu.Lock()

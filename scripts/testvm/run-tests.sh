@@ -85,7 +85,7 @@ command -v go >/dev/null 2>&1 || { tv_log "go is not installed (looked in PATH a
 BIN=$(mktemp -d "${TMPDIR:-/tmp}/costar-testvm-bin.XXXXXX") || exit "$EX_VMSETUP"
 trap 'rm -rf "$BIN"' EXIT
 FILES=("$TESTVM_DIR/tests/lib/steps.sh" "$TESTVM_DIR/tests/lib/crash.sh") # step helpers the tests source from /mnt/host
-for cmd in stmfd stmfadm costar-crashcheck; do
+for cmd in stmfd stmfadm fcinfo costar-crashcheck; do
   if [ "$cmd" != stmfd ] && ! (cd "$REPO" && go list "./cmd/$cmd" >/dev/null 2>&1); then
     echo "test-vm: ./cmd/$cmd has no Go package yet; the VM tests run without it"
     continue
@@ -97,6 +97,17 @@ for cmd in stmfd stmfadm costar-crashcheck; do
   fi
   FILES+=("$BIN/$cmd")
 done
+
+# The systemd service steps (kernel-initiator.sh) install exactly what `make install` installs.
+echo "test-vm: CGO_ENABLED=0 make install DESTDIR=<tmp> (for the systemd service steps)"
+if (cd "$REPO" && CGO_ENABLED=0 make --no-print-directory install DESTDIR="$BIN/root" >"$BIN/install.log" 2>&1) &&
+  tar -C "$BIN/root" -cf "$BIN/costar-install.tar" etc usr; then
+  FILES+=("$BIN/costar-install.tar")
+else
+  cat "$BIN/install.log" >&2
+  echo "test-vm: FAIL: make install" >&2
+  exit "$EX_TESTFAIL"
+fi
 
 # 3. One VM per test.
 declare -A RESULT

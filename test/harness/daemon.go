@@ -28,6 +28,14 @@ type Options struct {
 	// Ready, when set, must also succeed before Start returns (e.g. an
 	// iSCSI command to the demo LU); it is retried until the ready timeout.
 	Ready func(ctx context.Context, d *Daemon) error
+	// ConfigFile, when set, is passed with --config and stmfd takes its
+	// portals and log level from it (the harness's --portal 127.0.0.1:0
+	// --log-level debug would override the file).
+	ConfigFile string
+	// Env is added to stmfd's environment (NOTIFY_SOCKET=...).
+	Env []string
+	// Cluster, when set, starts stmfd as a cluster node (cluster.go).
+	Cluster *ClusterNode
 }
 
 // Daemon is one running stmfd.
@@ -59,10 +67,17 @@ func (s *Suite) Start(ctx context.Context, t *testing.T, stateDir string, opt Op
 		t.Fatal(err)
 	}
 	d.LogPath = logf.Name()
-	args := append([]string{"--state-dir", stateDir, "--portal", "127.0.0.1:0", "--socket", d.Socket, "--log-level", "debug"}, opt.Args...)
+	args := []string{"--state-dir", stateDir, "--socket", d.Socket}
+	if opt.ConfigFile != "" {
+		args = append(args, "--config", opt.ConfigFile)
+	} else {
+		args = append(args, "--portal", "127.0.0.1:0", "--log-level", "debug")
+	}
+	args = append(args, opt.Args...)
+	args = append(args, opt.Cluster.args()...)
 	d.cmd = exec.Command(bins.Stmfd, args...) // not CommandContext: the tests choose the signal
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
-	d.cmd.Env = append(os.Environ(), "GORACE=halt_on_error=0")
+	d.cmd.Env = append(append(os.Environ(), "GORACE=halt_on_error=0"), opt.Env...)
 	if err := d.cmd.Start(); err != nil {
 		logf.Close()
 		t.Fatalf("start stmfd: %v", err)

@@ -82,6 +82,7 @@ func (m *Manager) luLocked(rec store.LU) api.LU {
 			out.DataFile, out.MetaFile = in.DataFile, in.MetaFile
 		}
 	}
+	m.clusterLULocked(&out) // cluster.go
 	return out
 }
 

@@ -65,6 +65,8 @@ type Manager struct {
 	store Store
 	lus   LUProvider
 
+	cluster Cluster // nil: single node (cluster.go)
+
 	mu      sync.Mutex
 	state   *store.State             // adopted states are never modified, only replaced
 	open    map[stmf.GUID]LU         // LUs whose backing store is open

@@ -64,7 +64,9 @@ func (m *Manager) Handler() http.Handler {
 	route(mux, m.log, api.MethodSetALUAState, m.SetALUAState)
 	route(mux, m.log, api.MethodExportConfig, m.ExportConfig) // apply.go
 	route(mux, m.log, api.MethodApplyConfig, m.ApplyConfig)
-	route(mux, m.log, api.MethodGetStats, m.GetStats) // stats.go
+	route(mux, m.log, api.MethodGetStats, m.GetStats)       // stats.go
+	route(mux, m.log, api.MethodListCluster, m.ListCluster) // cluster.go
+	route(mux, m.log, api.MethodMoveLU, m.MoveLU)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, m.log, api.Errorf(api.CodeInvalidArgument, r.URL.Path, "unknown API call %s %s", r.Method, r.URL.Path))
 	})

@@ -36,6 +36,7 @@ type FD struct {
 	direct   bool // O_DIRECT (zvols, direct.go): transfers must be aligned
 
 	noRWFDsync atomic.Bool       // kernel/filesystem rejected RWF_DSYNC
+	noNoWait   atomic.Bool       // kernel/filesystem rejected RWF_NOWAIT reads
 	SyncHook   func(kind string) // test hook, set before use; nil in production
 }
 
@@ -157,6 +158,39 @@ func (b *FD) ReadAt(p []byte, off int64) error {
 		off += int64(n)
 	}
 	return nil
+}
+
+// NoWait implements backing.NoWaitReader.
+func (b *FD) NoWait() bool { return !b.direct && !b.noNoWait.Load() }
+
+// ReadAtNoWait reads all of p at off with preadv2(RWF_NOWAIT): false
+// (and no error) when some of it is not in the page cache, so the caller
+// reads it where waiting is harmless. O_DIRECT descriptors always wait.
+func (b *FD) ReadAtNoWait(p []byte, off int64) (bool, error) {
+	if b.direct || b.noNoWait.Load() {
+		return false, nil
+	}
+	iov := [][]byte{p}
+	for len(p) > 0 {
+		iov[0] = p
+		n, err := unix.Preadv2(b.fd, iov, off, unix.RWF_NOWAIT)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return false, nil
+		case err == unix.EOPNOTSUPP || err == unix.ENOSYS || err == unix.EINVAL:
+			b.noNoWait.Store(true) // never again: read the ordinary way
+			return false, nil
+		case err != nil:
+			return false, err
+		case n == 0:
+			return false, nil // EOF: ReadAt reports it
+		}
+		p = p[n:]
+		off += int64(n)
+	}
+	return true, nil
 }
 
 // writeAt writes all of p at offset off. With dsync the data is durable

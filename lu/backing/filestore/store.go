@@ -277,6 +277,14 @@ func (s *Store) setCaps() {
 // ReadAt implements backing.Store.
 func (s *Store) ReadAt(p []byte, off int64) error { return s.data.ReadAt(p, off+s.dataOff) }
 
+// NoWait implements backing.NoWaitReader.
+func (s *Store) NoWait() bool { return s.data.NoWait() }
+
+// ReadAtNoWait implements backing.NoWaitReader.
+func (s *Store) ReadAtNoWait(p []byte, off int64) (bool, error) {
+	return s.data.ReadAtNoWait(p, off+s.dataOff)
+}
+
 // WriteAt implements backing.Store.
 func (s *Store) WriteAt(p []byte, off int64, durable bool) error {
 	return s.data.WriteAt(p, off+s.dataOff, durable)

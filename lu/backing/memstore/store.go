@@ -56,6 +56,8 @@ type Store struct {
 	syncs  int
 	saves  int
 	closed bool
+	// noWaitMiss: ReadAtNoWait reports a miss (SetNoWaitMiss).
+	noWaitMiss bool
 }
 
 // New returns a store of size bytes, tracking allocation in units of
@@ -118,6 +120,32 @@ func (s *Store) ReadAt(p []byte, off int64) error {
 	}
 	copy(p, s.data[off:])
 	return nil
+}
+
+// ReadAtNoWait implements backing.NoWaitReader: memory never waits,
+// unless SetNoWaitMiss made every such read "not cached".
+func (s *Store) ReadAtNoWait(p []byte, off int64) (bool, error) {
+	s.mu.Lock()
+	miss := s.noWaitMiss
+	s.mu.Unlock()
+	if miss {
+		return false, nil
+	}
+	if err := s.ReadAt(p, off); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// NoWait implements backing.NoWaitReader.
+func (s *Store) NoWait() bool { return true }
+
+// SetNoWaitMiss makes ReadAtNoWait report every read as one that would
+// wait (a page-cache miss), so tests reach the device server's fallback.
+func (s *Store) SetNoWaitMiss(miss bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.noWaitMiss = miss
 }
 
 // WriteAt implements backing.Store.

@@ -10,7 +10,10 @@
 #   remount and checksum, fsck; fio random and sequential write + crc32c verify (O_DIRECT,
 #   libaio); second path via 127.0.0.2 + dm-multipath + fio through the map + losing a path;
 #   logout; stmfd exits 0 on SIGTERM; restarted from its state dir it serves the same LU (same NAA
-#   id, same data); no I/O, sense or connection errors in the kernel log.
+#   id, same data); no I/O, sense or connection errors in the kernel log. Then, from the `make
+#   install` tree in /mnt/host/costar-install.tar: stmfd as a systemd service (start/readiness,
+#   zvol and dm-delay LUs through the hardened unit, reload changes the log level, watchdog
+#   pings, stop lets a read in flight complete, systemd-analyze security recorded).
 # Every check prints "PASS name" or "FAIL name" (or "SKIP name: why"); the last line is
 # "kernel-initiator: N passed, M failed, K skipped". Exit 0 only with no FAIL. stmfd's log, dmesg
 # and the iSCSI session state end up in /mnt/host (stmfd.log, dmesg.txt) and, on failure, in
@@ -379,6 +382,7 @@ if start_stmfd "$P1"; then
 else
   fail "stmfd restarts from $STATE"
 fi
+
 check "stmfd log has no panic or data race" bash -c "! grep -Eq '^panic:|^fatal error:|DATA RACE|goroutine [0-9]+ \[' '$SLOG'"
 n=$(grep -c 'level=ERROR' "$SLOG")
 echo "stmfd log: $(wc -l <"$SLOG") lines, $n at level=ERROR, $(grep -c 'level=WARN' "$SLOG") at level=WARN"
@@ -391,6 +395,164 @@ bad=$(dmesg | grep -Ei 'I/O error|blk_update_request|Buffer I/O|detected conn er
   grep -v 'Power-on or device reset occurred' || true)
 echo "$bad" | grep -v '^$' | indent
 check "kernel log has no I/O, SCSI sense or iSCSI connection errors" test -z "$bad"
+
+# (After the kernel log check: stopping the service under a logged-in session breaks that
+# session on purpose, and the kernel logs it.)
+# ---------------------------------------------------------------------------------------------
+# stmfd as a systemd service (systemd is PID 1 here), installed from the tree `make install
+# DESTDIR=` produced on the host (run-tests.sh ships it as costar-install.tar).
+SVC_TAR=$HOST/costar-install.tar
+SVC_IQN=iqn.2026-11.org.costar:svc
+SLOWDEV=costar-slow
+# The installed CLIs on their default socket (/var/lib/stmfd/stmfd.sock); `run` needs programs,
+# not functions.
+svcadm=/usr/local/sbin/stmfadm
+svcitadm=/usr/local/sbin/itadm
+svclog() { journalctl -u stmfd --no-pager -o cat "$@"; }
+# wait_journal SINCE PATTERN SECONDS: the service logged PATTERN after SINCE.
+wait_journal() {
+  local i
+  for ((i = 0; i < $3 * 5; i++)); do
+    svclog --since "$1" | grep -q -- "$2" && return 0
+    sleep 0.2
+  done
+  return 1
+}
+svc_test() {
+  local out rc since lun0 lun1 dev0 dev1 sectors t_stop t_end took wd0 i
+  unset STMFD_SOCKET # the first part's daemon is gone
+  run "service: unpack the make install tree into /" 60 tar -C / --no-same-owner -xf "$SVC_TAR" || return 1
+  ls -l /usr/local/sbin /usr/local/lib/systemd/system/stmfd.service /etc/stmfd/stmfd.yaml \
+    /usr/local/share/man/man8 /usr/local/share/bash-completion/completions 2>&1 | indent
+  check "service: shipped /etc/stmfd/stmfd.yaml serves $P1" grep -q "^  - $P1\$" /etc/stmfd/stmfd.yaml
+  run "service: systemctl daemon-reload" 60 systemctl daemon-reload
+  run "service: systemd-analyze verify stmfd.service" 60 systemd-analyze verify --man=no stmfd.service
+  run "service: man stmfd renders" 30 bash -c 'MANPAGER=cat man -l /usr/local/share/man/man8/stmfd.8 >/dev/null 2>&1 || test -s /usr/local/share/man/man8/stmfd.8'
+  # Type=notify: start returns only after READY=1, which stmfd sends once the state is
+  # restored and the portal listens, so the portal must accept at once.
+  if ! run "service: systemctl start stmfd (returns after READY=1)" 120 systemctl start stmfd; then
+    svclog | tail -40 | indent
+    return 1
+  fi
+  check "service: systemctl is-active stmfd = active" test "$(systemctl is-active stmfd)" = active
+  check "service: $P1 accepts right after start returned" bash -c "exec 3<>/dev/tcp/${P1%:*}/${P1##*:}"
+  systemctl show -p StatusText -p MainPID -p Type -p NotifyAccess -p WatchdogUSec stmfd | indent
+  wd0=$(systemctl show -p WatchdogTimestampMonotonic --value stmfd)
+
+  section "service: LUs through the hardened unit (zvol via zfs(8), block device), target, login"
+  run "service: stmfadm create-lu -p zvol=$POOL/svc0 (zfs under the unit's sandbox)" 120 \
+    "$svcadm" create-lu -p zvol=$POOL/svc0 -p alias=svc0 -s 64M || { svclog | tail -30 | indent; return 1; }
+  run "service: zfs create -V 64M $POOL/slow" 60 zfs create -V 64M $POOL/slow
+  udevadm settle -t 30
+  waitfor /dev/zvol/$POOL/slow 30
+  sectors=$(blockdev --getsz /dev/zvol/$POOL/slow)
+  local delay=0
+  if modprobe dm_delay 2>/dev/null && command -v dmsetup >/dev/null &&
+    dmsetup create $SLOWDEV --table "0 $sectors delay /dev/zvol/$POOL/slow 0 0" 2>&1 | indent; then
+    delay=1
+    udevadm settle -t 30
+    out=$("$svcadm" create-lu -p alias=slow /dev/mapper/$SLOWDEV 2>&1)
+    rc=$?
+    echo "$out" | indent
+    check "service: stmfadm create-lu /dev/mapper/$SLOWDEV (dm-delay over a zvol) (exit $rc)" test $rc = 0
+  else
+    skip "service: dm-delay unavailable (no dm_delay module or dmsetup): the drain check uses a plain zvol"
+    run "service: stmfadm create-lu /dev/zvol/$POOL/slow" 60 "$svcadm" create-lu -p alias=slow /dev/zvol/$POOL/slow
+  fi
+  "$svcadm" list-lu -v 2>&1 | indent
+  for g in $("$svcadm" list-lu | sed -n 's/^LU Name: //p'); do "$svcadm" add-view "$g" 2>&1 | indent; done
+  run "service: itadm create-target -n $SVC_IQN" 60 "$svcitadm" create-target -n $SVC_IQN
+  out=$(timeout 60 iscsiadm -m discovery -t sendtargets -p "$P1" 2>&1)
+  echo "$out" | indent
+  check "service: discovery lists $SVC_IQN" grep -q " $SVC_IQN\$" <<<"$out"
+  run "service: login to $SVC_IQN" 90 iscsiadm -m node -T $SVC_IQN -p "$P1" --login || return 1
+  udevadm settle -t 30
+  lun0=$("$svcadm" list-view -l "$("$svcadm" list-lu -v | awk '/^LU Name:/{g=$3} /Alias *: svc0/{print g}')" | sed -n 's/^ *LUN *: *//p')
+  lun1=$("$svcadm" list-view -l "$("$svcadm" list-lu -v | awk '/^LU Name:/{g=$3} /Alias *: slow/{print g}')" | sed -n 's/^ *LUN *: *//p')
+  dev0=/dev/disk/by-path/ip-$P1-iscsi-$SVC_IQN-lun-${lun0:-x}
+  dev1=/dev/disk/by-path/ip-$P1-iscsi-$SVC_IQN-lun-${lun1:-x}
+  check "service: zvol LU (LUN ${lun0:-?}) and slow LU (LUN ${lun1:-?}) appear" bash -c "$(declare -f waitfor); waitfor $dev0 30 && waitfor $dev1 30"
+  head -c 4M /dev/urandom >/tmp/svc0.pat
+  run "service: 4 MiB written to the zvol LU read back equal" 120 bash -c \
+    "dd if=/tmp/svc0.pat of=$dev0 bs=1M oflag=direct status=none && dd if=$dev0 bs=1M count=4 iflag=direct status=none | cmp - /tmp/svc0.pat"
+  head -c 1M /dev/urandom >/tmp/svc1.pat
+  run "service: 1 MiB pattern at 32 MiB of the slow LU" 120 \
+    dd if=/tmp/svc1.pat of="$dev1" bs=1M seek=32 oflag=direct conv=fsync status=none
+
+  section "service: systemctl reload changes the log level"
+  check "service: no debug lines at log-level info" bash -c "! journalctl -u stmfd --no-pager -o cat | grep -q level=DEBUG"
+  sed -i 's/^log-level: info$/log-level: debug/' /etc/stmfd/stmfd.yaml
+  since=$(date '+%Y-%m-%d %H:%M:%S')
+  sleep 1
+  run "service: systemctl reload stmfd" 60 systemctl reload stmfd
+  check "service: reload applied log-level debug" wait_journal "$since" 'change="log-level: debug"' 20
+  svclog --since "$since" | indent
+  timeout 30 iscsiadm -m discovery -t sendtargets -p "$P1" >/dev/null 2>&1 # a discovery session logs at debug
+  check "service: debug lines after the reload" wait_journal "$since" 'level=DEBUG' 20
+  check "service: active after reload" test "$(systemctl is-active stmfd)" = active
+  # systemd moves the watchdog timestamp on every WATCHDOG=1 (stmfd pings every 15 s).
+  for ((i = 0; i < 100; i++)); do
+    out=$(systemctl show -p WatchdogTimestampMonotonic --value stmfd)
+    [ "$out" != "$wd0" ] && break
+    sleep 0.2
+  done
+  check "service: watchdog pings arrive (timestamp $wd0 -> $out)" test "$out" != "$wd0"
+
+  section "service: systemctl stop drains a read in flight"
+  if [ $delay = 1 ]; then
+    # From now on every read of the slow LU's backing store takes 3 s.
+    dmsetup suspend $SLOWDEV && dmsetup load $SLOWDEV --table \
+      "0 $sectors delay /dev/zvol/$POOL/slow 0 3000 /dev/zvol/$POOL/slow 0 0" && dmsetup resume $SLOWDEV
+    dmsetup table $SLOWDEV | indent
+  fi
+  sync
+  echo 3 >/proc/sys/vm/drop_caches
+  rm -f /tmp/svc1.read /tmp/svc1.rc /tmp/svc1.end
+  (dd if="$dev1" of=/tmp/svc1.read bs=1M skip=32 count=1 iflag=direct status=none
+    echo $? >/tmp/svc1.rc
+    date +%s.%N >/tmp/svc1.end) &
+  local ddpid=$!
+  if [ $delay = 1 ]; then
+    # Stop only once stmfd has the read at its backing store: under a loaded host the read
+    # may take seconds to leave the initiator, and one not yet sent is not "in flight".
+    local dmblk
+    dmblk=$(basename "$(readlink -f /dev/mapper/$SLOWDEV)")
+    check "service: the read reached stmfd's backing store (dm-delay $dmblk in flight)" bash -c \
+      "for ((i = 0; i < 150; i++)); do read -r r w </sys/block/$dmblk/inflight && [ \"\$r\" -gt 0 ] && exit 0; sleep 0.2; done; exit 1"
+  else
+    sleep 1
+  fi
+  t_stop=$(date +%s.%N)
+  run "service: systemctl stop stmfd" 120 systemctl stop stmfd
+  took=$(awk -v a="$t_stop" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
+  wait $ddpid
+  t_end=$(cat /tmp/svc1.end 2>/dev/null || echo 0)
+  echo "stop took ${took}s; the read ended $(awk -v a="$t_stop" -v b="$t_end" 'BEGIN{printf "%.1f", b-a}')s after stop began"
+  if [ $delay = 1 ]; then
+    check "service: the read was in flight when stop began (ended after it)" awk -v a="$t_stop" -v b="$t_end" 'BEGIN{exit !(b > a)}'
+  fi
+  check "service: the read in flight completed (dd exit $(cat /tmp/svc1.rc 2>/dev/null))" test "$(cat /tmp/svc1.rc 2>/dev/null)" = 0
+  check "service: it returned the data written" cmp /tmp/svc1.read /tmp/svc1.pat
+  out=$(systemctl show -p Result -p ExecMainStatus -p ActiveState stmfd | tr '\n' ' ')
+  check "service: clean stop ($out)" bash -c "grep -q 'Result=success' <<<'$out' && grep -q 'ExecMainStatus=0' <<<'$out'"
+  svclog | tail -8 | indent
+  check "service: journal has no panic or data race" bash -c "! journalctl -u stmfd --no-pager -o cat | grep -Eq '^panic:|^fatal error:|DATA RACE'"
+  timeout 60 iscsiadm -m node -T $SVC_IQN --logout >/dev/null 2>&1
+  [ $delay = 1 ] && dmsetup remove $SLOWDEV 2>/dev/null
+
+  section "service: systemd-analyze security stmfd"
+  systemd-analyze security --no-pager stmfd.service >"$HOST/systemd-security.txt" 2>&1
+  indent <"$HOST/systemd-security.txt" | tail -60
+  echo "systemd-analyze security: $(grep -a 'Overall exposure level' "$HOST/systemd-security.txt")"
+  return 0
+}
+if [ -f "$SVC_TAR" ]; then
+  section "systemd service from make install: start, readiness, reload, stop drains I/O"
+  svc_test || fail "service test stopped early (see above)"
+  svclog >"$HOST/stmfd-service.log" 2>&1
+else
+  skip "systemd service: no $SVC_TAR (run through run-tests.sh)"
+fi
 
 echo
 if [ "$NFAIL" -gt 0 ]; then

@@ -70,6 +70,11 @@ crash_consistency() {
     run "crash consistency $mode: costar-crashcheck write ($rounds rounds)" 600 \
       "$cc" write -dev "$dev" -dm "${CC_DM[$mode]}" -mode "$mode" -rounds "$rounds" -journal "/tmp/cc-$mode.journal"
   done
+  # costar-crashcheck's last close makes udev probe the disk again (a buffered read); a logout under
+  # that read fails it with "Buffer I/O error", which the kernel-log check then reports. udevd
+  # queues that event from inotify, so give it a moment before settling.
+  sleep 1
+  udevadm settle -t 30
   run "crash consistency: logout" 60 iscsiadm -m node -T "$iqn" -p "$portal" --logout
   udevadm settle -t 30
 

@@ -1,0 +1,396 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"maps"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/costar-project/costar/api"
+	"github.com/costar-project/costar/config"
+	"github.com/costar-project/costar/internal/cluster"
+	"github.com/costar-project/costar/stmf"
+)
+
+// Cluster mode: this node campaigns for every online LU; the LU's owner
+// serves it (its port groups active/optimized), the other nodes answer
+// standby. The glue between internal/cluster (etcd) and stmf's per-LU
+// access states; README "Cluster (etcd)".
+
+type clusterNode struct {
+	d   *Daemon
+	cfg config.ClusterConfig
+	c   *cluster.Client
+	ms  *cluster.Membership
+	log *slog.Logger
+
+	cancel   context.CancelFunc
+	done     chan struct{}
+	wake     chan struct{}
+	watchers sync.WaitGroup // the configuration watch (cluster_config.go)
+
+	mu      sync.Mutex
+	owners  map[string]*cluster.Owner // campaigns, by GUID
+	serving map[string]int64          // LUs this node serves -> fencing token
+	members []cluster.Member          // as last read
+	ownerOf map[string]cluster.OwnerInfo
+}
+
+// prepareCluster runs in New: relative port ids from the node's range, and
+// every LU standby until this node owns it.
+func (d *Daemon) prepareCluster() {
+	if !d.cfg.Cluster.Enabled() {
+		return
+	}
+	d.fw.SetRelativePortIDBase(uint16(d.cfg.Cluster.NodeID) * 256)
+	d.fw.SetLUAccessDefault(&stmf.LUAccess{Local: stmf.ALUAStandby})
+}
+
+// startCluster joins the cluster once the portals are open (their port
+// groups are known) and before the management API serves.
+func (d *Daemon) startCluster(ctx context.Context) error {
+	cc := d.cfg.Cluster
+	if !cc.Enabled() {
+		return nil
+	}
+	log := d.log.With("component", "cluster")
+	c, err := cluster.New(ctx, cluster.Config{Endpoints: cc.Endpoints, Node: cc.Node, Prefix: cc.Prefix, TTL: cc.LeaseTTL}, log)
+	if err != nil {
+		return err
+	}
+	n := &clusterNode{d: d, cfg: cc, c: c, log: log, done: make(chan struct{}), wake: make(chan struct{}, 1),
+		owners: map[string]*cluster.Owner{}, serving: map[string]int64{}, ownerOf: map[string]cluster.OwnerInfo{}}
+	portals := cc.Portals
+	if len(portals) == 0 {
+		portals = d.Addrs() // the portals are open: their actual addresses
+	}
+	ms, err := c.Join(ctx, cluster.Member{Portals: portals, Groups: n.localGroups()})
+	if err != nil {
+		_ = c.Close()
+		return err
+	}
+	n.ms = ms
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	n.cancel = cancel
+	d.cluster = n
+	d.mgr.SetCluster(n)
+	if err := n.startConfigSync(rctx, d.cstore); err != nil { // cluster_config.go
+		cancel()
+		n.watchers.Wait()
+		ms.Leave()
+		_ = c.Close()
+		d.cluster = nil
+		return err
+	}
+	go n.run(rctx)
+	log.Info("joined the cluster", "node", cc.Node, "endpoints", cc.Endpoints, "lease_ttl", c.Config().TTL)
+	return nil
+}
+
+// stopCluster gives every LU up at once (the next owner need not wait
+// for the TTL) and leaves.
+func (n *clusterNode) stop() {
+	n.cancel()
+	<-n.done
+	n.watchers.Wait() // no apply runs while the manager closes
+	n.mu.Lock()
+	owners := slices.Collect(maps.Values(n.owners))
+	n.owners = map[string]*cluster.Owner{}
+	n.mu.Unlock()
+	for _, o := range owners {
+		o.Close()
+	}
+	n.ms.Leave()
+	_ = n.c.Close()
+}
+
+func (n *clusterNode) localGroups() []cluster.PortGroup {
+	var out []cluster.PortGroup
+	for id, ports := range n.d.fw.PortGroups() {
+		out = append(out, cluster.PortGroup{ID: id, Ports: ports})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// poke asks the loop for a refresh now.
+func (n *clusterNode) poke() {
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run keeps the campaigns in line with the configured LUs and refreshes
+// the cluster view (members, owners) the ALUA states are built from.
+func (n *clusterNode) run(ctx context.Context) {
+	defer close(n.done)
+	t := time.NewTicker(n.c.Config().Renew)
+	defer t.Stop()
+	groups := n.localGroups()
+	for {
+		n.syncLUs(ctx)
+		if g := n.localGroups(); !slices.EqualFunc(g, groups, func(a, b cluster.PortGroup) bool { return a.ID == b.ID && slices.Equal(a.Ports, b.Ports) }) {
+			groups = g
+			n.ms.SetGroups(g)
+			cctx, cancel := context.WithTimeout(ctx, n.c.Config().Renew)
+			if err := n.c.CheckGroups(cctx, g); err != nil {
+				// A portal group tag another node uses: RTPG would mix the
+				// two nodes' paths up. Say so where list-cluster shows it.
+				n.log.Error("target port groups clash with another node's", "err", err)
+				n.ms.SetHealth(err.Error())
+			}
+			cancel()
+		}
+		n.refresh(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-n.wake:
+		}
+	}
+}
+
+// syncLUs campaigns for every online LU and stops campaigning for the
+// others.
+func (n *clusterNode) syncLUs(ctx context.Context) {
+	lus, err := n.d.mgr.ListLUs(ctx, api.Empty{})
+	if err != nil {
+		return
+	}
+	want := map[string]bool{}
+	for _, l := range lus {
+		if l.Status == "Online" && l.Available {
+			want[l.GUID] = true
+		}
+	}
+	n.mu.Lock()
+	var gone []*cluster.Owner
+	for g, o := range n.owners {
+		if !want[g] {
+			gone = append(gone, o)
+			delete(n.owners, g)
+		}
+	}
+	for g := range want {
+		if _, ok := n.owners[g]; !ok {
+			n.owners[g] = n.c.Own(ctx, g, n)
+		}
+	}
+	n.mu.Unlock()
+	for _, o := range gone {
+		o.Close()
+	}
+}
+
+// refresh reads members and owners and applies every LU's access state.
+func (n *clusterNode) refresh(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(ctx, n.c.Config().Renew)
+	defer cancel()
+	members, err := n.c.Members(rctx)
+	if err != nil {
+		n.log.Debug("cluster view not refreshed", "err", err)
+		return
+	}
+	owners, err := n.c.OwnersBrief(rctx)
+	if err != nil {
+		n.log.Debug("cluster view not refreshed", "err", err)
+		return
+	}
+	n.mu.Lock()
+	n.members = members
+	n.ownerOf = map[string]cluster.OwnerInfo{}
+	for _, o := range owners {
+		n.ownerOf[o.GUID] = o
+	}
+	guids := slices.Collect(maps.Keys(n.owners))
+	n.mu.Unlock()
+	for _, g := range guids {
+		n.apply(g)
+	}
+}
+
+// apply sets the LU's per-LU access state from what this node knows.
+func (n *clusterNode) apply(guid string) {
+	g, err := stmf.ParseGUID(guid)
+	if err != nil {
+		return
+	}
+	n.mu.Lock()
+	a := n.accessLocked(guid)
+	n.mu.Unlock()
+	if err := n.d.fw.SetLUAccess(g, a); err != nil {
+		n.log.Warn("setting the LU's access state", "lu", guid, "err", err)
+	}
+}
+
+// accessLocked is the LU's state here: active/optimized only while this
+// node serves it; the owner's groups active/optimized, every other
+// node's standby.
+func (n *clusterNode) accessLocked(guid string) *stmf.LUAccess {
+	_, mine := n.serving[guid]
+	owner := n.ownerOf[guid].Node
+	a := &stmf.LUAccess{Local: stmf.ALUAStandby}
+	if mine {
+		a.Local, owner = stmf.ALUAActiveOptimized, n.cfg.Node
+	}
+	for _, m := range n.members {
+		if m.Name == n.cfg.Node {
+			continue
+		}
+		st := stmf.ALUAStandby
+		if m.Name == owner {
+			st = stmf.ALUAActiveOptimized
+		}
+		for _, pg := range m.Groups {
+			a.Remote = append(a.Remote, stmf.RemoteGroup{ID: pg.ID, State: st, Ports: pg.Ports})
+		}
+	}
+	return a
+}
+
+// Serve is cluster.Handler: this node won the LU. The LU is open on every
+// node (shared backing store), so taking over is turning it active.
+func (n *clusterNode) Serve(_ context.Context, guid string, token int64) error {
+	n.mu.Lock()
+	n.serving[guid] = token
+	n.mu.Unlock()
+	n.apply(guid)
+	n.log.Info("serving LU", "lu", guid, "fencing_token", token)
+	n.poke()
+	return nil
+}
+
+// Stop is cluster.Handler: standby first (no new media command starts),
+// then wait for the commands in flight, bounded well inside the margin.
+func (n *clusterNode) Stop(guid, reason string) {
+	n.mu.Lock()
+	delete(n.serving, guid)
+	if oi, ok := n.ownerOf[guid]; ok && oi.Node == n.cfg.Node {
+		delete(n.ownerOf, guid)
+	}
+	n.mu.Unlock()
+	n.apply(guid)
+	g, err := stmf.ParseGUID(guid)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), n.c.Config().Margin/2)
+		if left := n.d.fw.DrainLU(ctx, g); left > 0 {
+			n.log.Warn("LU given up with commands still running", "lu", guid, "tasks", left)
+		}
+		cancel()
+	}
+	n.log.Info("stopped serving LU", "lu", guid, "reason", reason)
+	n.poke()
+}
+
+// Status is mgmt.Cluster (list-cluster).
+func (n *clusterNode) Status(ctx context.Context) (api.ClusterStatus, error) {
+	cfg := n.c.Config()
+	st := api.ClusterStatus{Node: cfg.Node, Endpoints: cfg.Endpoints, LeaseTTL: cfg.TTL.Seconds(),
+		RenewEvery: cfg.Renew.Seconds(), FenceMargin: cfg.Margin.Seconds(), EtcdHealthy: true,
+		Members: []api.ClusterMember{}, LUs: []api.ClusterLU{}}
+	rctx, cancel := context.WithTimeout(ctx, cfg.TTL)
+	defer cancel()
+	members, err := n.c.Members(rctx)
+	if err == nil {
+		var owners []cluster.OwnerInfo
+		if owners, err = n.c.Owners(rctx); err == nil {
+			n.mu.Lock()
+			n.members = members
+			n.ownerOf = map[string]cluster.OwnerInfo{}
+			for _, o := range owners {
+				n.ownerOf[o.GUID] = o
+			}
+			n.mu.Unlock()
+		}
+	}
+	if err != nil {
+		st.EtcdHealthy, st.EtcdProblem = false, err.Error()
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, m := range n.members {
+		am := api.ClusterMember{Name: m.Name, Self: m.Name == cfg.Node, Portals: m.Portals, Health: m.Health, Started: m.Started, LeaseTTL: m.LeaseTTL}
+		for _, g := range m.Groups {
+			am.Groups = append(am.Groups, api.ClusterPortGroup{ID: g.ID, Ports: g.Ports})
+		}
+		st.Members = append(st.Members, am)
+	}
+	guids := slices.Sorted(maps.Keys(n.owners))
+	for g := range n.ownerOf {
+		if _, ok := n.owners[g]; !ok {
+			guids = append(guids, g)
+		}
+	}
+	for _, g := range guids {
+		st.LUs = append(st.LUs, api.ClusterLU{GUID: g, LUCluster: *n.luLocked(g)})
+	}
+	return st, nil
+}
+
+// LU is mgmt.Cluster (list-lu -v), from the last refresh.
+func (n *clusterNode) LU(guid string) *api.LUCluster {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.luLocked(guid)
+}
+
+func (n *clusterNode) luLocked(guid string) *api.LUCluster {
+	oi := n.ownerOf[guid]
+	out := &api.LUCluster{Owner: oi.Node, Token: oi.Token, LeaseTTL: oi.LeaseTTL, MovingTo: oi.MovingTo, States: []api.ClusterNodeState{}}
+	if tok, ok := n.serving[guid]; ok {
+		out.Owner, out.Token = n.cfg.Node, tok
+	}
+	a := n.accessLocked(guid)
+	for id := range n.d.fw.PortGroups() {
+		out.States = append(out.States, api.ClusterNodeState{Node: n.cfg.Node, Group: id, State: apiState(a.Local)})
+	}
+	for _, m := range n.members {
+		if m.Name == n.cfg.Node {
+			continue
+		}
+		for _, pg := range m.Groups {
+			for _, r := range a.Remote {
+				if r.ID == pg.ID {
+					out.States = append(out.States, api.ClusterNodeState{Node: m.Name, Group: pg.ID, State: apiState(r.State)})
+					break
+				}
+			}
+		}
+	}
+	sort.Slice(out.States, func(i, j int) bool {
+		if out.States[i].Node != out.States[j].Node {
+			return out.States[i].Node < out.States[j].Node
+		}
+		return out.States[i].Group < out.States[j].Group
+	})
+	return out
+}
+
+func apiState(s stmf.ALUAState) string {
+	if s == stmf.ALUAActiveOptimized {
+		return api.ALUAActiveOptimized
+	}
+	return api.ALUAStandby
+}
+
+// MoveLU is mgmt.Cluster (move-lu): bounded by a few TTLs.
+func (n *clusterNode) MoveLU(ctx context.Context, guid, node string) (api.ClusterLU, error) {
+	mctx, cancel := context.WithTimeout(ctx, 3*n.c.Config().TTL)
+	defer cancel()
+	if err := n.c.Move(mctx, guid, node); err != nil {
+		code := api.CodeClusterError
+		if cluster.IsNoSuchNode(err) {
+			code = api.CodeNoSuchNode
+		}
+		return api.ClusterLU{}, api.Errorf(code, node, "%v", err)
+	}
+	n.refresh(ctx)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return api.ClusterLU{GUID: guid, LUCluster: *n.luLocked(guid)}, nil
+}
