@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/costar-project/costar/test/harness"
+	"github.com/costar-project/costar/test/fcloop"
 )
 
 // TestListTargetFC runs list-target -v against a daemon serving the
@@ -15,7 +15,7 @@ import (
 func TestListTargetFC(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	f := harness.StartFCLoopback(ctx, t)
+	f := fcloop.Start(ctx, t)
 	f.LinkUp(ctx, t, 8000)
 	sock := f.Socket
 	colons := regexp.MustCompile(` +:`) // list-target -v aligns its colons

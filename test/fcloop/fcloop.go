@@ -1,4 +1,8 @@
-package harness
+// Package fcloop is an in-process stmfd serving the loopback FC adapter,
+// for the CLI tests that need an FC target (fcinfo, stmfadm list-target).
+// It is apart from test/harness because internal/daemon's own tests use
+// the harness and this imports internal/daemon.
+package fcloop
 
 import (
 	"context"
@@ -16,23 +20,23 @@ import (
 
 // Our and the initiator's N_Port IDs on the loopback link.
 const (
-	FCTargetPortID    = 0x010100
-	FCInitiatorPortID = 0x010200
+	TargetPortID    = 0x010100
+	InitiatorPortID = 0x010200
 )
 
-// FCLoopback is an in-process stmfd serving the loopback FC adapter, for
+// Fixture is an in-process stmfd serving the loopback FC adapter, for
 // the CLI tests that need an FC target (fcinfo, stmfadm list-target). The
 // target port is wwn.2100001B32010203 (node 2000001B32010203); LinkUp logs
 // in the initiator wwn.10000000C9090909 (node 20000000C9090909).
-type FCLoopback struct {
+type Fixture struct {
 	Daemon  *daemon.Daemon
 	Adapter *loopback.Adapter
 	Socket  string // the management socket
 }
 
-// StartFCLoopback starts the daemon (link still down); it is shut down
+// Start starts the daemon (link still down); it is shut down
 // when the test ends.
-func StartFCLoopback(ctx context.Context, t *testing.T) *FCLoopback {
+func Start(ctx context.Context, t *testing.T) *Fixture {
 	t.Helper()
 	// The socket path must stay short (sun_path), so not under t.TempDir.
 	sockDir, err := os.MkdirTemp("", "fc")
@@ -56,17 +60,17 @@ func StartFCLoopback(ctx context.Context, t *testing.T) *FCLoopback {
 			t.Error(err)
 		}
 	})
-	return &FCLoopback{Daemon: d, Adapter: ad, Socket: sock}
+	return &Fixture{Daemon: d, Adapter: ad, Socket: sock}
 }
 
 // LinkUp brings the link up at speedMbps and logs the fixture's initiator
 // in (PLOGI, PRLI).
-func (f *FCLoopback) LinkUp(ctx context.Context, t *testing.T, speedMbps int) *loopback.Initiator {
+func (f *Fixture) LinkUp(ctx context.Context, t *testing.T, speedMbps int) *loopback.Initiator {
 	t.Helper()
-	if err := f.Adapter.LinkUp(ctx, FCTargetPortID, speedMbps); err != nil {
+	if err := f.Adapter.LinkUp(ctx, TargetPortID, speedMbps); err != nil {
 		t.Fatal(err)
 	}
-	in := f.Adapter.NewInitiator(FCInitiatorPortID, FCTargetPortID,
+	in := f.Adapter.NewInitiator(InitiatorPortID, TargetPortID,
 		fc.WWN{0x10, 0, 0, 0, 0xc9, 9, 9, 9}, fc.WWN{0x20, 0, 0, 0, 0xc9, 9, 9, 9})
 	if err := in.Login(ctx); err != nil {
 		t.Fatal(err)
