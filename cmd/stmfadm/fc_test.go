@@ -11,7 +11,7 @@ import (
 
 	"github.com/costar-project/costar/api"
 	"github.com/costar-project/costar/internal/daemon"
-	"github.com/costar-project/costar/test/harness"
+	"github.com/costar-project/costar/test/fcloop"
 )
 
 // TestListTargetFC runs list-target -v against a daemon serving the
@@ -19,7 +19,7 @@ import (
 func TestListTargetFC(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	f := harness.StartFCLoopback(ctx, t)
+	f := fcloop.Start(ctx, t)
 	f.LinkUp(ctx, t, 8000)
 	sock := f.Socket
 	colons := regexp.MustCompile(` +:`) // list-target -v aligns its colons
@@ -47,7 +47,7 @@ func TestListTargetFC(t *testing.T) {
 func TestListStateFCPortGroup(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	f := harness.StartFCLoopback(ctx, t, daemon.WithFCPortGroup(harness.FCTargetWWPN, 7))
+	f := fcloop.Start(ctx, t, daemon.WithFCPortGroup(fcloop.TargetWWPN, 7))
 	f.LinkUp(ctx, t, 8000)
 	groups := func() map[uint16]api.ALUAGroup {
 		t.Helper()

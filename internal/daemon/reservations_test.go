@@ -1,6 +1,4 @@
-// An external test package: test/harness imports the daemon (its FC
-// fixture), so an internal test using the harness would be an import cycle.
-package daemon_test
+package daemon
 
 import (
 	"context"
@@ -19,7 +17,6 @@ import (
 	"github.com/costar-project/costar/config"
 	"github.com/costar-project/costar/internal/cluster"
 	"github.com/costar-project/costar/internal/cluster/clustertest"
-	"github.com/costar-project/costar/internal/daemon"
 	"github.com/costar-project/costar/internal/initiator"
 	"github.com/costar-project/costar/scsi"
 	"github.com/costar-project/costar/test/harness"
@@ -43,7 +40,7 @@ func resvEtcd(t *testing.T) *clientv3.Client {
 
 // resvDaemon starts a daemon whose LUs replicate their reservations
 // through j, with an iSCSI portal on loopback.
-func resvDaemon(ctx context.Context, t *testing.T, j *cluster.Reservations) *daemon.Daemon {
+func resvDaemon(ctx context.Context, t *testing.T, j *cluster.Reservations) *Daemon {
 	t.Helper()
 	sockDir, err := os.MkdirTemp("", "resv")
 	if err != nil {
@@ -52,7 +49,7 @@ func resvDaemon(ctx context.Context, t *testing.T, j *cluster.Reservations) *dae
 	t.Cleanup(func() { os.RemoveAll(sockDir) })
 	cfg := &config.Config{StateDir: t.TempDir(), Socket: filepath.Join(sockDir, "s"), ShutdownSeconds: 5,
 		ISCSI: config.ISCSIConfig{Portals: []string{"127.0.0.1:0"}, AbortCompletedTask: config.AbortTaskDoesNotExist}}
-	d, err := daemon.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), daemon.WithReservationJournal(j))
+	d, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), WithReservationJournal(j))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,10 +82,10 @@ func TestReservationsAcrossDaemons(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, x := range []struct {
-		d      *daemon.Daemon
+		d      *Daemon
 		target string
 	}{{da, targetA}, {db, targetB}} {
-		if _, err := x.d.Manager().AddView(ctx, api.AddViewRequest{GUID: l.GUID, LUN: new(int)}); err != nil {
+		if _, err := x.d.Manager().AddView(ctx, api.AddViewRequest{GUID: l.GUID, LUN: ptr(0)}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := x.d.Manager().CreateTarget(ctx, api.TargetRequest{Name: x.target}); err != nil {
