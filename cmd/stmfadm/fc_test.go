@@ -47,7 +47,7 @@ func TestListTargetFC(t *testing.T) {
 func TestListStateFCPortGroup(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	f := fcloop.Start(ctx, t, daemon.WithFCPortGroup(fcloop.TargetWWPN, 7))
+	f := fcloop.Start(ctx, t, daemon.WithFCPortGroup(fcloop.TargetWWPN(), 7))
 	f.LinkUp(ctx, t, 8000)
 	groups := func() map[uint16]api.ALUAGroup {
 		t.Helper()

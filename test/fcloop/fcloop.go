@@ -35,10 +35,10 @@ type Fixture struct {
 }
 
 // TargetWWPN is the fixture's target port name.
-var TargetWWPN = fc.WWN{0x21, 0, 0, 0x1b, 0x32, 1, 2, 3}
+func TargetWWPN() fc.WWN { return fc.WWN{0x21, 0, 0, 0x1b, 0x32, 1, 2, 3} }
 
 // Start starts the daemon (link still down) with opts beyond the adapter
-// (daemon.WithFCPortGroup(fcloop.TargetWWPN, …)); it is shut down when
+// (daemon.WithFCPortGroup(fcloop.TargetWWPN(), …)); it is shut down when
 // the test ends.
 func Start(ctx context.Context, t *testing.T, opts ...daemon.Option) *Fixture {
 	t.Helper()
@@ -51,7 +51,7 @@ func Start(ctx context.Context, t *testing.T, opts ...daemon.Option) *Fixture {
 	sock := filepath.Join(sockDir, "s")
 	cfg := &config.Config{StateDir: t.TempDir(), Socket: sock, ShutdownSeconds: 5,
 		ISCSI: config.ISCSIConfig{Portals: []string{"127.0.0.1:0"}, AbortCompletedTask: config.AbortTaskDoesNotExist}}
-	ad := loopback.New(TargetWWPN, fc.WWN{0x20, 0, 0, 0x1b, 0x32, 1, 2, 3})
+	ad := loopback.New(TargetWWPN(), fc.WWN{0x20, 0, 0, 0x1b, 0x32, 1, 2, 3})
 	d, err := daemon.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), append([]daemon.Option{daemon.WithFCAdapters(ad)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
