@@ -288,6 +288,8 @@ udevadm settle -t 30
 MP=/dev/mapper/$W1
 if ! check "multipath map $MP assembled" waitfor "$MP" 30; then dump_evidence; finish; fi
 MAPS+=("$W1")
+OWNER=$(owner a)
+echo "owner now: $OWNER"
 ok=0
 for ((i = 0; i < 30; i++)); do
   out=$(multipath -ll "$W1" 2>&1)
@@ -320,13 +322,13 @@ probe_loop &
 PROBE_PID=$!
 
 # (c) planned switchover
-FROM=$OWNER TO=$(other "$OWNER")
+FROM=$(owner a) TO=$(other "$(owner a)")
 failover c "$FROM" "$TO" adm "$FROM" stmfadm move-lu "$GUID" "$TO"
 pr_same c "$TO"
 multipath -ll "$W1" 2>&1 | indent
 
 # (a) SIGKILL of the owner; it comes back as the standby node
-FROM=$TO TO=$(other "$TO")
+FROM=$(owner "$TO") TO=$(other "$(owner "$TO")")
 failover a "$FROM" "$TO" kill -KILL "${PID[$FROM]}"
 pr_same a "$TO"
 wait "${PID[$FROM]}" 2>/dev/null
@@ -342,7 +344,7 @@ check "multipath: node $FROM's path is back as a ghost (standby) path" test $ok 
 pr_same a "$FROM"
 
 # (b) the owner cut from etcd (its only etcd member stopped), not from the initiator
-FROM=$TO TO=$(other "$TO")
+FROM=$(owner "$TO") TO=$(other "$(owner "$TO")")
 sig=USR1
 [ "$FROM" = b ] && sig=USR2
 failover b "$FROM" "$TO" kill -"$sig" "$EPID"
