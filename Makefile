@@ -151,12 +151,14 @@ test-vm:
 	scripts/testvm/run-tests.sh
 
 # Soak (scripts/soak.sh, cmd/costar-soak): fails on any mismatch or lost acknowledged write, an
-# unanswered-NOP session the target keeps, or RSS/goroutines not back at idle after the run.
+# unanswered-NOP session the target keeps, peak RSS over SOAK_RSS_LIMIT (64M: the goal; 72M in the
+# 60 s run of make test, which runs on loaded CI machines where peaks of 53-64 MiB were seen), or
+# RSS/heap/goroutines not back at idle after the run.
 soak:
-	SOAK_DURATION=$${SOAK_DURATION:-10m} SOAK_SETTLE=$${SOAK_SETTLE:-60s} scripts/soak.sh -o out/soak
+	SOAK_DURATION=$${SOAK_DURATION:-10m} SOAK_SETTLE=$${SOAK_SETTLE:-60s} SOAK_RSS_LIMIT=$${SOAK_RSS_LIMIT:-64M} scripts/soak.sh -o out/soak
 
 soak-short:
-	SOAK_DURATION=60s SOAK_SETTLE=20s scripts/soak.sh -o out/soak-short
+	SOAK_DURATION=60s SOAK_SETTLE=20s SOAK_RSS_LIMIT=$${SOAK_RSS_LIMIT:-72M} scripts/soak.sh -o out/soak-short
 
 bench:
 	scripts/bench.sh

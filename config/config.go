@@ -29,6 +29,9 @@ type Config struct {
 	ShutdownSeconds int
 	// MetricsListen is where /metrics is served ("" = off; metrics.go).
 	MetricsListen string
+	// MemoryLimit is the Go soft memory limit stmfd sets at start, in
+	// bytes; -1: none (memory.go).
+	MemoryLimit int64
 	// PprofListen is where net/http/pprof is served ("" = off; loopback
 	// only, pprof.go).
 	PprofListen string
@@ -146,6 +149,7 @@ func newFlagSet(out io.Writer) *pflag.FlagSet {
 	fs.Int("max-logins-in-progress", 64, "iSCSI: connections still logging in (-1: unlimited)")
 	fs.Duration("auth-fail-delay", time.Second, "iSCSI: delay of the first failed CHAP answer per initiator and address, doubling up to 8s (0: none)")
 	addClusterFlags(fs) // cluster.go
+	addMemoryFlags(fs)  // memory.go
 	fs.Usage = func() {
 		fmt.Fprint(out, Usage)
 		fs.PrintDefaults()
@@ -168,6 +172,9 @@ func (c *Config) fill(v *viper.Viper) (*Config, error) {
 		return nil, err
 	}
 	if c.MetricsListen, err = loadMetricsListen(v); err != nil {
+		return nil, err
+	}
+	if c.MemoryLimit, err = loadMemoryLimit(v); err != nil {
 		return nil, err
 	}
 	if c.PprofListen, err = loadPprofListen(v); err != nil {

@@ -44,6 +44,7 @@ func settings() []setting {
 		{"auth-fail-delay", false, func(c *Config) string { return c.ISCSI.AuthFailDelay.String() }},
 		{"fc.adapters", false, func(c *Config) string { return fcAdapters(c.FC.Adapters) }},
 		{"pprof-listen", false, func(c *Config) string { return c.PprofListen }},
+		{"memory-limit", false, func(c *Config) string { return strconv.FormatInt(c.MemoryLimit, 10) }},
 		// Cluster mode: membership and leases are set up once at start (cluster.go).
 		{"cluster-endpoints", false, func(c *Config) string { return strings.Join(c.Cluster.Endpoints, ",") }},
 		{"node-name", false, func(c *Config) string { return c.Cluster.Node }},

@@ -25,7 +25,8 @@ import (
 // before running the command, and releases its own entry when the command
 // is done, on every path (errors, NOT READY, a recovered panic, an abort
 // while waiting). Entries of tasks aborted before they ever reached
-// Execute are reaped by whoever waits for them, or swept. I/O that
+// Execute are let go when stmf retires the task (Discard), or reaped by
+// whoever waits for them, or swept. I/O that
 // overlaps nothing never waits, and reads take no entry unless an atomic
 // command overlaps them (so that they see it whole). The hot path is one
 // short mutex section on one of 16 LBA-region shards at Admit and one at
@@ -162,6 +163,15 @@ func (d *Device) Admit(t *stmf.Task) {
 	}
 	if e := d.vaai.locks.register(t, kind, lo, hi); e != nil {
 		t.LUPrivate = e
+	}
+}
+
+// Discard implements stmf.Discarder: the entry of a task stmf retires
+// without Execute (aborted while it waited) leaves the lock now, so that
+// neither the entry nor the task it names outlives the abort.
+func (d *Device) Discard(t *stmf.Task) {
+	if e, ok := t.LUPrivate.(*lockEntry); ok && e.state.CompareAndSwap(entryAdmitted, entryReleased) {
+		d.vaai.locks.unlink(e)
 	}
 }
 
@@ -400,6 +410,10 @@ func (l *rangeLock) wait(ctx context.Context, e *lockEntry) bool {
 		}
 	}
 	e.held = true
+	// Dependents read deps only of an entry that never held; dropping
+	// them here keeps a chain of finished writes (and their tasks'
+	// buffers) from staying reachable through the newest entry.
+	e.deps = nil
 	return true
 }
 

@@ -339,6 +339,9 @@ func (s *Session) Submit(t *Task) {
 // while it waited in the task set.
 func (t *Task) run() {
 	if t.Aborted() {
+		if d, ok := t.reg.lu.(Discarder); ok {
+			d.Discard(t)
+		}
 		t.Complete(&Result{Status: scsi.StatusTaskAborted})
 		return
 	}

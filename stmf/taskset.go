@@ -27,6 +27,15 @@ type Admitter interface {
 	Admit(t *Task)
 }
 
+// Discarder is optionally implemented by an Admitter that keeps per-task
+// state from Admit: stmf calls Discard for an admitted task it retires
+// without Execute (aborted while it waited), so the LU lets that state go
+// at once instead of holding the task, and its transport, until it next
+// looks.
+type Discarder interface {
+	Discard(t *Task)
+}
+
 // QuickChecker is optionally implemented by an LU that can tell commands
 // that finish in microseconds (small reads and writes that hit the page
 // cache) from slow ones (flushes, copies, large transfers). Only quick

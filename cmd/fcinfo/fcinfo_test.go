@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/costar-project/costar/api"
-	"github.com/costar-project/costar/test/harness"
+	"github.com/costar-project/costar/test/fcloop"
 )
 
 // TestFcinfo runs fcinfo against a daemon serving the loopback FC adapter
@@ -17,7 +17,7 @@ import (
 func TestFcinfo(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	f := harness.StartFCLoopback(ctx, t)
+	f := fcloop.Start(ctx, t)
 	sock := f.Socket
 
 	fcinfo := func(want int, args ...string) string {

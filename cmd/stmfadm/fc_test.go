@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/costar-project/costar/test/harness"
+	"github.com/costar-project/costar/api"
+	"github.com/costar-project/costar/internal/daemon"
+	"github.com/costar-project/costar/test/fcloop"
 )
 
 // TestListTargetFC runs list-target -v against a daemon serving the
@@ -15,7 +19,7 @@ import (
 func TestListTargetFC(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	f := harness.StartFCLoopback(ctx, t)
+	f := fcloop.Start(ctx, t)
 	f.LinkUp(ctx, t, 8000)
 	sock := f.Socket
 	colons := regexp.MustCompile(` +:`) // list-target -v aligns its colons
@@ -34,5 +38,45 @@ func TestListTargetFC(t *testing.T) {
 	out = colons.ReplaceAllString(out, ":")
 	if code != 0 || !strings.Contains(out, "Operational Status: Offline") || !strings.Contains(out, "Sessions: 0") {
 		t.Fatalf("after offline-target:\n%s", out)
+	}
+}
+
+// TestListStateFCPortGroup: an FC target in its own ALUA target port group
+// is listed in that group by list-state (-o json names the targets), and
+// set-alua-state on the group shows there.
+func TestListStateFCPortGroup(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	f := fcloop.Start(ctx, t, daemon.WithFCPortGroup(fcloop.TargetWWPN(), 7))
+	f.LinkUp(ctx, t, 8000)
+	groups := func() map[uint16]api.ALUAGroup {
+		t.Helper()
+		code, out, errs := runCLI(t, f.Socket, "stmfadm", "list-state", "-o", "json")
+		var st api.State
+		if code != 0 {
+			t.Fatalf("list-state -o json: exit %d %s", code, errs)
+		}
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			t.Fatalf("list-state -o json: %v\n%s", err, out)
+		}
+		m := map[uint16]api.ALUAGroup{}
+		for _, g := range st.TargetPortGroups {
+			m[g.Tag] = g
+		}
+		return m
+	}
+	gs := groups()
+	if !slices.Equal(gs[7].Targets, []string{"wwn.2100001B32010203"}) || slices.Contains(gs[1].Targets, "wwn.2100001B32010203") {
+		t.Fatalf("list-state groups %+v", gs)
+	}
+	if code, _, errs := runCLI(t, f.Socket, "stmfadm", "set-alua-state", "-g", "7", "standby"); code != 0 {
+		t.Fatalf("set-alua-state -g 7 standby: %d %s", code, errs)
+	}
+	code, out, _ := runCLI(t, f.Socket, "stmfadm", "list-state")
+	if code != 0 || !strings.Contains(out, "ALUA Target Port Group 7: Standby\n") {
+		t.Fatalf("list-state:\n%s", out)
+	}
+	if g := groups()[7]; g.State != api.ALUAStandby || !slices.Equal(g.Targets, []string{"wwn.2100001B32010203"}) {
+		t.Fatalf("group 7 after set-alua-state: %+v", g)
 	}
 }

@@ -46,6 +46,7 @@ func run(args []string) int {
 	for _, k := range cfg.Shadowed {
 		log.Warn("config file setting overridden by a flag or environment variable", "key", k, "file", cfg.File)
 	}
+	applyMemoryLimit(cfg.MemoryLimit, log)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -178,3 +178,14 @@ func (d *Daemon) fcPortsInfo() []api.FCPort {
 	}
 	return out
 }
+
+var _ mgmt.PortGrouper = (*fcPorts)(nil)
+
+// PortGroups is the target's configured ALUA target port group, so
+// list-state and set-alua-state see the FC target where it serves.
+func (p *fcPorts) PortGroups(name string) []uint16 {
+	if g, ok := p.groups[name]; ok {
+		return []uint16{g}
+	}
+	return nil
+}

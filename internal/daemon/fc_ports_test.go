@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -112,11 +113,45 @@ func TestFCTargetThroughDaemon(t *testing.T) {
 		t.Fatalf("READ: %+v", r.Rsp)
 	}
 
+	// A write waits for its Data-Out when the target goes offline: the
+	// initiator is sent LOGO, the exchange ends without FCP_RSP (the
+	// initiator recovers it), and nothing reaches the LU.
+	ox, err := in.SendCmnd(ctx, &fc.Cmnd{CDB: cdb(scsi.OpWrite10), Write: true, DataLn: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Await(ctx, func(f *fc.Frame) bool { return f.OXID == ox && f.RCtl == fc.RCtlFCPXferRdy }); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := m.OfflineTarget(ctx, api.NameRequest{Name: tg.Name}); err != nil {
 		t.Fatal(err)
 	}
+	logo, err := in.Await(ctx, func(f *fc.Frame) bool {
+		return f.RCtl == fc.RCtlELSReq && f.Type == fc.TypeELS && len(f.Payload) > 0 && f.Payload[0] == fc.ELSLOGO
+	})
+	if err != nil {
+		t.Fatalf("no LOGO after offline-target: %v", err)
+	}
+	if id, name, err := fc.ParseLOGO(logo.Payload); err != nil || id != 0x010100 || name != wwpn || logo.SID != 0x010100 {
+		t.Fatalf("LOGO from %06x: port %06x name %s: %v", logo.SID, id, name, err)
+	}
+	// OfflineTarget returned after the session closed, so an FCP_RSP
+	// would have arrived by now.
+	done, cancelDone := context.WithCancel(ctx)
+	cancelDone() // Await only looks at what has arrived
+	if f, err := in.Await(done, loopback.OnExchange(ox)); err == nil {
+		t.Fatalf("the write in flight was answered after offline-target: R_CTL %#x", f.RCtl)
+	}
 	if tg := target(); tg.Online || len(tg.Sessions) != 0 {
 		t.Fatalf("after offline-target: %+v", tg)
+	}
+	// A command to the offline target is dropped (no image pair): no
+	// answer within a short wait.
+	short, cancelShort := context.WithTimeout(ctx, 200*time.Millisecond)
+	_, err = in.Command(short, &fc.Cmnd{CDB: cdb(scsi.OpRead10), Read: true, DataLn: 4096}, nil)
+	cancelShort()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a command to the offline target: %v", err)
 	}
 	if _, err := in.PLOGI(ctx); !errors.Is(err, loopback.ErrRejected) {
 		t.Fatalf("PLOGI to an offline target: %v", err)
@@ -129,6 +164,12 @@ func TestFCTargetThroughDaemon(t *testing.T) {
 	}
 	if tg := target(); !tg.Online || len(tg.Sessions) != 1 {
 		t.Fatalf("after online-target: %+v", tg)
+	}
+	// I/O resumes on the new login (past the new nexus' unit attention)
+	// and the aborted write left the LU as it was.
+	run(&fc.Cmnd{CDB: make([]byte, 6)}, nil)
+	if r := run(&fc.Cmnd{CDB: cdb(scsi.OpRead10), Read: true, DataLn: 4096}, nil); r.Status != scsi.StatusGood || !bytes.Equal(r.Data, data) {
+		t.Fatalf("READ after online-target: %+v", r.Rsp)
 	}
 }
 
@@ -225,8 +266,46 @@ func TestFCTargetPortGroup(t *testing.T) {
 	if r := read(); r.Status != scsi.StatusGood {
 		t.Fatalf("READ in group 5, active: %+v", r.Rsp)
 	}
+	// list-state: the FC target is listed in group 5, where it serves,
+	// and not in the default group.
+	groups := func() map[uint16]api.ALUAGroup {
+		t.Helper()
+		st, err := m.GetState(ctx, api.Empty{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[uint16]api.ALUAGroup{}
+		for _, g := range st.TargetPortGroups {
+			out[g.Tag] = g
+		}
+		return out
+	}
+	gs := groups()
+	if g := gs[5]; !slices.Equal(g.Targets, []string{"wwn.2100001B32010204"}) || g.State != api.ALUAActiveOptimized {
+		t.Fatalf("list-state group 5: %+v (all %+v)", g, gs)
+	}
+	if g, ok := gs[1]; !ok || slices.Contains(g.Targets, "wwn.2100001B32010204") {
+		t.Fatalf("list-state group 1: %+v (all %+v)", g, gs)
+	}
 	if _, err := m.SetALUAState(ctx, api.SetALUAStateRequest{Tag: 5, State: "standby"}); err != nil {
 		t.Fatalf("set-alua-state -g 5 standby: %v", err)
+	}
+	if g := groups()[5]; g.State != api.ALUAStandby || !slices.Equal(g.Targets, []string{"wwn.2100001B32010204"}) {
+		t.Fatalf("list-state group 5 after standby: %+v", g)
+	}
+	// Offline, the target keeps its group in the listing (it is
+	// configured there); online again it serves there.
+	if _, err := m.OfflineTarget(ctx, api.NameRequest{Name: "wwn.2100001B32010204"}); err != nil {
+		t.Fatal(err)
+	}
+	if g := groups()[5]; !slices.Equal(g.Targets, []string{"wwn.2100001B32010204"}) {
+		t.Fatalf("list-state group 5 with the target offline: %+v", g)
+	}
+	if _, err := m.OnlineTarget(ctx, api.NameRequest{Name: "wwn.2100001B32010204"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Login(ctx); err != nil {
+		t.Fatal(err)
 	}
 	r := read()
 	if r.Status != scsi.StatusCheckCondition || len(r.Sense) < 14 || r.Sense[2]&0x0f != 0x02 || r.Sense[12] != 0x04 || r.Sense[13] != 0x0b {

@@ -16,7 +16,8 @@
 //   - ADISC, RSCN (acknowledged; a target does not rediscover), the
 //     point-to-point FLOGI (answered; with the greater port name the
 //     target then sends PLOGI, as FC-LS has it), LS_RJT for the rest;
-//   - exchanges: FCP_CMND → stmf task, FCP_XFER_RDY bursts, FCP_DATA by
+//   - exchanges: FCP_CMND → stmf task, FCP_XFER_RDY bursts and FCP_DATA
+//     frames sized by what the logins negotiated (login.go), FCP_DATA by
 //     relative offset, FCP_RSP with status, sense and FCP-4 residuals;
 //     task management flags; ABTS → ABORT TASK and BA_ACC, BA_RJT for an
 //     exchange we do not have; late frames of a finished or aborted

@@ -39,18 +39,11 @@ const (
 	rjtExpInvalLen = 0x29 // invalid payload length
 )
 
-// FCP service parameter bits (PRLI word 3).
-const (
-	sppTarget       = 0x10
-	sppInitiator    = 0x20
-	sppReadXRdyDis  = 0x02
-	sppWriteXRdyDis = 0x01
-)
-
 // PRLI page flags and response codes.
 const (
 	prliEstablish   = 0x20 // establish image pair (request) / image pair established (response)
 	prliExecuted    = 0x01
+	prliPrecluded   = 0x05 // target configuration precludes establishing the image pair
 	prliInvalParams = 0x08
 )
 

@@ -37,6 +37,7 @@ type exchange struct {
 var (
 	errExchangeGone = errors.New("fc: exchange aborted or remote port logged out")
 	errDataOffset   = errors.New("fc: FCP_DATA outside the requested burst")
+	errFrameSize    = errors.New("fc: FCP_DATA frame larger than our receive data field size")
 )
 
 var _ stmf.Transport = (*exchange)(nil)
@@ -180,6 +181,13 @@ func (x *exchange) data(f *Frame) {
 		off = f.Param
 	}
 	n := uint32(len(f.Payload))
+	if n > uint32(x.p.info.MaxPayload) {
+		// Larger than the receive data field size our PLOGI announced.
+		x.dataErr = fmt.Errorf("%w: %d > %d bytes", errFrameSize, n, x.p.info.MaxPayload)
+		close(x.done)
+		x.mu.Unlock()
+		return
+	}
 	if off != x.got || n > x.burstEnd-x.got {
 		x.dataErr = fmt.Errorf("%w: offset %d length %d, expected offset %d up to %d", errDataOffset, off, n, x.got, x.burstEnd)
 		close(x.done)
@@ -199,7 +207,7 @@ func (x *exchange) data(f *Frame) {
 
 // nextBurstLocked asks for the next burst of Data-Out with FCP_XFER_RDY.
 func (x *exchange) nextBurstLocked() {
-	burst := min(x.dl-x.got, x.p.cfg.MaxBurst)
+	burst := min(x.dl-x.got, x.rp.burst)
 	x.burstEnd = x.got + burst
 	x.sendLocked(RCtlFCPXferRdy, FCtlEndSeq|FCtlSeqInit, 0, appendXferRdy(nil, x.got, burst))
 }

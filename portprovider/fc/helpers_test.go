@@ -57,6 +57,13 @@ func ctxT(t testing.TB) context.Context {
 
 func newEnv(t testing.TB, cfg fc.Config) *env {
 	t.Helper()
+	return newEnvSized(t, cfg, fc.MaxPayload)
+}
+
+// newEnvSized is newEnv over an adapter whose frames carry at most
+// maxPayload bytes.
+func newEnvSized(t testing.TB, cfg fc.Config, maxPayload int) *env {
+	t.Helper()
 	ctx := ctxT(t)
 	log := testLog()
 	e := &env{fw: stmf.New(log), st: memstore.New(1<<20, blockLen, backing.Caps{})}
@@ -71,7 +78,7 @@ func newEnv(t testing.TB, cfg fc.Config) *env {
 	if _, err := e.fw.AddView(d.GUID(), stmf.ViewEntry{}, true); err != nil {
 		t.Fatal(err)
 	}
-	e.ad = loopback.New(targetWWPN, targetWWNN)
+	e.ad = loopback.New(targetWWPN, targetWWNN).WithMaxPayload(maxPayload)
 	cfg.Logger = log
 	if e.port, err = fc.NewPort(e.fw, e.ad, cfg); err != nil {
 		t.Fatal(err)

@@ -20,7 +20,9 @@ type Config struct {
 	// allocated whole); larger writes are refused with FCP_CMND fields
 	// invalid. Default 16 MiB.
 	MaxDataLen uint32
-	// MaxBurst is the BURST_LEN of each FCP_XFER_RDY. Default 256 KiB.
+	// MaxBurst caps the BURST_LEN of each FCP_XFER_RDY; the burst is
+	// then a whole number of the remote port's negotiated frames
+	// (login.go). Default 256 KiB.
 	MaxBurst uint32
 	// MaxExchanges caps the open exchanges of one remote port (TASK SET
 	// FULL beyond). Default 1024.
@@ -229,6 +231,13 @@ type RemotePort struct {
 	Initiator bool
 	// Exchanges is the number of open exchanges.
 	Exchanges int
+	// FrameSize is the negotiated frame payload (its receive data field
+	// size and our adapter's); Burst is the BURST_LEN of our
+	// FCP_XFER_RDYs to it (login.go).
+	FrameSize int
+	Burst     uint32
+	// ServiceParams are the FCP service parameters of its PRLI.
+	ServiceParams uint32
 }
 
 // RemotePorts lists the logged-in remote ports.
@@ -238,7 +247,7 @@ func (p *Port) RemotePorts() []RemotePort {
 	out := make([]RemotePort, 0, len(p.byID))
 	for _, rp := range p.byID {
 		out = append(out, RemotePort{PortName: rp.name, NodeName: rp.node, PortID: rp.id, LoginTime: rp.login,
-			Initiator: rp.sess != nil, Exchanges: len(rp.xchg)})
+			Initiator: rp.sess != nil, Exchanges: len(rp.xchg), FrameSize: rp.rxSize, Burst: rp.burst, ServiceParams: rp.spp})
 	}
 	return out
 }

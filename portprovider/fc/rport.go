@@ -14,7 +14,9 @@ import (
 type rport struct {
 	id         uint32
 	name, node WWN
-	rxSize     int // largest payload it receives
+	rxSize     int    // negotiated frame payload: its receive size and our adapter's
+	burst      uint32 // BURST_LEN of our FCP_XFER_RDYs to it (login.go)
+	spp        uint32 // FCP service parameters of its PRLI
 	login      time.Time
 	sess       *stmf.Session
 	xchg       map[uint16]*exchange // by OX_ID
@@ -132,7 +134,8 @@ func (p *Port) loginLocked(id uint32, prm PLOGIParams) bool {
 	if p.lport == nil || len(p.byID) >= p.cfg.MaxRemotePorts {
 		return false
 	}
-	rp := &rport{id: id, name: prm.PortName, node: prm.NodeName, rxSize: min(prm.RxSize, p.info.MaxPayload),
+	frame := negotiatedFrame(prm.RxSize, p.info.MaxPayload)
+	rp := &rport{id: id, name: prm.PortName, node: prm.NodeName, rxSize: frame, burst: burstFor(frame, p.cfg.MaxBurst),
 		login: time.Now(), xchg: map[uint16]*exchange{}}
 	p.byID[rp.id], p.byName[rp.name] = rp, rp
 	return true
@@ -179,14 +182,22 @@ func (p *Port) handlePRLI(f *Frame) {
 		return
 	}
 	resp := make([]PRLIPage, 0, len(pages))
-	fcp := false
+	fcp, seen := false, false
+	var spp uint32
 	for _, pg := range pages {
-		if pg.Type != fcpType || fcp {
+		if pg.Type != fcpType || seen {
 			resp = append(resp, PRLIPage{Type: pg.Type, Flags: prliInvalParams})
 			continue
 		}
-		fcp = true
-		resp = append(resp, PRLIPage{Type: fcpType, Flags: prliEstablish | prliExecuted, Params: sppTarget | sppReadXRdyDis})
+		seen = true
+		if pg.Params&sppInitiator == 0 {
+			// A port without the initiator function would never send us
+			// a command: no image pair between two targets.
+			resp = append(resp, PRLIPage{Type: fcpType, Flags: prliPrecluded, Params: ourSPP})
+			continue
+		}
+		fcp, spp = true, pg.Params
+		resp = append(resp, PRLIPage{Type: fcpType, Flags: prliEstablish | prliExecuted, Params: ourSPP})
 	}
 	if fcp {
 		p.mu.Lock()
@@ -195,6 +206,9 @@ func (p *Port) handlePRLI(f *Frame) {
 			err = stmf.ErrPortOffline
 		} else if rp.sess == nil {
 			rp.sess, err = p.lport.OpenSession(rp.initiator())
+		}
+		if err == nil {
+			rp.spp = spp
 		}
 		p.mu.Unlock()
 		if err != nil {

@@ -216,6 +216,11 @@ func (c *conn) cleanup(writerStarted bool) {
 	c.tmu.Lock()
 	c.tasks = map[uint32]*cmd{}
 	c.tmu.Unlock()
+	// A finished command something still reaches names this connection;
+	// it must not pin the read buffer too. Only the reader (this
+	// goroutine, now done) reads through it.
+	c.rd.R = nil
+	c.br = nil
 }
 
 // enqueue hands an item to the writer. It never blocks. It returns false

@@ -106,6 +106,9 @@ func (cm *cmd) ReceiveData(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if buf == nil { // released: the command ended meanwhile
+		return nil, errConnClosed
+	}
 	return buf[:cm.edtl], nil
 }
 
@@ -194,6 +197,9 @@ func (c *conn) releaseBufs(cm *cmd) {
 	cm.released = true
 	recycle := cm.dataComplete
 	buf, ubuf := cm.buf, cm.ubuf
+	// A finished command may stay reachable a while (an LU's bookkeeping,
+	// a TMF's victim list); it must not pin its data buffers too.
+	cm.buf, cm.ubuf = nil, nil
 	big, unsol := cm.bigCharge, cm.unsolCharge
 	cm.bigCharge, cm.unsolCharge = 0, 0
 	cm.mu.Unlock()
@@ -545,7 +551,7 @@ func (c *conn) idleForInline() bool {
 	c.tmu.Lock()
 	n := len(c.tasks)
 	c.tmu.Unlock()
-	return n == 1 && c.rd.R.Buffered() == 0
+	return n == 1 && c.rd.R != nil && c.rd.R.Buffered() == 0
 }
 
 // issueR2TsLocked solicits the rest of an admitted write, keeping at most
@@ -666,11 +672,17 @@ func (c *conn) handleDataOut(h *pdu.Header) error {
 			b = cm.ubuf
 		}
 		cm.mu.Unlock()
-		dst = b[off:end]
+		if b != nil { // nil: the command ended and gave its buffers back
+			dst = b[off:end]
+		}
 	}
 	cm.dmu.Unlock()
 
-	if n > 0 {
+	if n > 0 && dst == nil {
+		if err := c.rd.DiscardData(h); err != nil {
+			return err
+		}
+	} else if n > 0 {
 		if err := c.rd.ReadData(h, dst); err != nil {
 			if !errors.Is(err, pdu.ErrDataDigest) {
 				return err

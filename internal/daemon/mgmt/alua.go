@@ -15,7 +15,8 @@ import (
 //
 // A target port group is named by a number: for iSCSI it is a portal
 // group, named by its portal group tag; a target of another protocol is in
-// the default group (1) (portGroupsOf, targets.go). The group's
+// the group its provider places it in, by default group 1
+// (portGroupsLocked, targets.go). The group's
 // asymmetric access state applies to every LU reached through a port of
 // the group. A change raises ASYMMETRIC ACCESS STATE CHANGED
 // (2Ah/06h) on every session, so initiators re-read REPORT TARGET PORT
@@ -92,7 +93,7 @@ func (m *Manager) restoreALUALocked(st *store.State) error {
 func (m *Manager) tagTargetsLocked(st *store.State) map[uint16][]string {
 	out := map[uint16][]string{stmf.DefaultPortGroup: nil}
 	for _, t := range st.Targets {
-		for _, g := range portGroupsOf(t) { // targets.go
+		for _, g := range m.portGroupsLocked(t) { // targets.go
 			out[g] = append(out[g], t.Name)
 		}
 	}

@@ -25,6 +25,16 @@ type PortProvider interface {
 	Sessions() []SessionInfo
 }
 
+// PortGrouper is implemented by a provider whose targets take their ALUA
+// target port group from the provider's own configuration rather than the
+// stored target (FC: the adapter's port-group setting), so listings put
+// them in the group they really serve.
+type PortGrouper interface {
+	// PortGroups returns the groups of the named target's ports; empty
+	// for the default group.
+	PortGroups(target string) []uint16
+}
+
 // Ports is one protocol's entry in the manager's registry.
 type Ports struct {
 	Provider PortProvider

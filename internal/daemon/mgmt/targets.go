@@ -38,10 +38,17 @@ func (m *Manager) specLocked(st *store.State, t store.Target) TargetSpec {
 	return spec
 }
 
-// portGroupsOf returns the ALUA target port groups a target's ports are in.
-func portGroupsOf(t store.Target) []uint16 {
+// portGroupsLocked returns the ALUA target port groups a target's ports
+// are in: an iSCSI target's portal group tags, the group its provider
+// places it in (PortGrouper), else the default group.
+func (m *Manager) portGroupsLocked(t store.Target) []uint16 {
 	if t.Protocol == store.ProtocolISCSI {
 		return iscsiPortGroups(t)
+	}
+	if pg, ok := m.ports[t.Protocol].Provider.(PortGrouper); ok {
+		if gs := pg.PortGroups(t.Name); len(gs) > 0 {
+			return gs
+		}
 	}
 	return []uint16{stmf.DefaultPortGroup}
 }

@@ -46,6 +46,14 @@ func New(port, node fc.WWN) *Adapter {
 		q: make(chan event, queueLen), stop: make(chan struct{}), inits: map[uint32]*Initiator{}}
 }
 
+// WithMaxPayload sets the largest frame payload the adapter announces
+// (256..2112), as a driver whose buffers are smaller would; call it before
+// the port is built over the adapter.
+func (a *Adapter) WithMaxPayload(n int) *Adapter {
+	a.info.MaxPayload = n
+	return a
+}
+
 // Info implements fc.Adapter.
 func (a *Adapter) Info() fc.AdapterInfo { return a.info }
 

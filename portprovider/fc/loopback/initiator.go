@@ -19,8 +19,15 @@ type Initiator struct {
 	PortName fc.WWN
 	NodeName fc.WWN
 	Target   uint32 // the target's N_Port ID
+	// RxSize is the receive data field size our PLOGI announces (default
+	// fc.MaxPayload); a received frame larger than it fails the command.
+	RxSize int
+	// SPP are the FCP service parameters our PRLI asks for (default
+	// initiator function with READ FCP_XFER_RDY DISABLED).
+	SPP uint32
 
 	mu      sync.Mutex
+	txSize  int           // frame payload we send: the target's receive size and ours
 	frames  []fc.Frame    // received, not yet awaited
 	changed chan struct{} // closed and replaced on each arrival
 	nextOX  uint16
@@ -29,7 +36,8 @@ type Initiator struct {
 // NewInitiator attaches an initiator with N_Port ID id that talks to the
 // target at N_Port ID target.
 func (a *Adapter) NewInitiator(id, target uint32, port, node fc.WWN) *Initiator {
-	in := &Initiator{a: a, ID: id, PortName: port, NodeName: node, Target: target, changed: make(chan struct{}), nextOX: 1}
+	in := &Initiator{a: a, ID: id, PortName: port, NodeName: node, Target: target, RxSize: fc.MaxPayload, SPP: 0x22,
+		changed: make(chan struct{}), nextOX: 1, txSize: fc.MaxPayload}
 	a.mu.Lock()
 	a.inits[id] = in
 	a.mu.Unlock()
@@ -127,19 +135,27 @@ func accepted(p []byte, err error) ([]byte, error) {
 	return p, nil
 }
 
-// PLOGI logs in to the target's N_Port.
+// PLOGI logs in to the target's N_Port, announcing RxSize; Data-Out
+// frames are then at most the smaller of the two receive sizes.
 func (in *Initiator) PLOGI(ctx context.Context) (fc.PLOGIParams, error) {
-	p, err := accepted(in.ELS(ctx, fc.AppendPLOGI(nil, in.PortName, in.NodeName, fc.MaxPayload)))
+	p, err := accepted(in.ELS(ctx, fc.AppendPLOGI(nil, in.PortName, in.NodeName, in.RxSize)))
 	if err != nil {
 		return fc.PLOGIParams{}, err
 	}
-	return fc.ParsePLOGI(p)
+	prm, err := fc.ParsePLOGI(p)
+	if err != nil {
+		return prm, err
+	}
+	in.mu.Lock()
+	in.txSize = min(prm.RxSize, in.RxSize)
+	in.mu.Unlock()
+	return prm, nil
 }
 
 // PRLI establishes the FCP image pair as an initiator and returns the
 // target's FCP service parameter page.
 func (in *Initiator) PRLI(ctx context.Context) (fc.PRLIPage, error) {
-	p, err := accepted(in.ELS(ctx, fc.AppendPRLI(nil, fc.ELSPRLI, []fc.PRLIPage{{Type: 0x08, Flags: 0x20, Params: 0x22}})))
+	p, err := accepted(in.ELS(ctx, fc.AppendPRLI(nil, fc.ELSPRLI, []fc.PRLIPage{{Type: 0x08, Flags: 0x20, Params: in.SPP}})))
 	if err != nil {
 		return fc.PRLIPage{}, err
 	}
@@ -175,9 +191,15 @@ func (in *Initiator) SendCmnd(ctx context.Context, c *fc.Cmnd) (uint16, error) {
 }
 
 // SendData sends data at relative offset ro on exchange (ox, rx), split
-// into frames of at most 2048 bytes.
+// into frames of the negotiated size rounded down to 512 bytes (as Linux
+// libfc does: 2048 for the standard 2112).
 func (in *Initiator) SendData(ctx context.Context, ox, rx uint16, ro uint32, data []byte) error {
-	const chunk = 2048
+	in.mu.Lock()
+	chunk := in.txSize
+	in.mu.Unlock()
+	if chunk > 512 {
+		chunk &^= 511
+	}
 	for off := 0; off < len(data); off += chunk {
 		end := min(off+chunk, len(data))
 		fctl := uint32(fc.FCtlRelOffset)
@@ -196,6 +218,11 @@ func (in *Initiator) SendData(ctx context.Context, ox, rx uint16, ro uint32, dat
 type Response struct {
 	fc.Rsp
 	Data []byte // Data-In, placed by relative offset
+	// Bursts are the BURST_LENs of the exchange's FCP_XFER_RDYs;
+	// DataFrames and MaxFrame count its Data-In frames and the largest.
+	Bursts     []uint32
+	DataFrames int
+	MaxFrame   int
 }
 
 // Command runs one SCSI command to completion: Data-Out on each
@@ -226,10 +253,16 @@ func (in *Initiator) Finish(ctx context.Context, ox uint16, out []byte) (Respons
 			if uint64(ro)+uint64(burst) > uint64(len(out)) {
 				return r, fmt.Errorf("loopback: FCP_XFER_RDY for %d+%d beyond %d bytes", ro, burst, len(out))
 			}
+			r.Bursts = append(r.Bursts, burst)
 			if err := in.SendData(ctx, ox, f.RXID, ro, out[ro:ro+burst]); err != nil {
 				return r, err
 			}
 		case fc.RCtlFCPData:
+			if len(f.Payload) > in.RxSize {
+				return r, fmt.Errorf("loopback: FCP_DATA frame of %d bytes beyond our receive size %d", len(f.Payload), in.RxSize)
+			}
+			r.DataFrames++
+			r.MaxFrame = max(r.MaxFrame, len(f.Payload))
 			end := int(f.Param) + len(f.Payload)
 			if end > len(r.Data) {
 				r.Data = append(r.Data, make([]byte, end-len(r.Data))...)
