@@ -8,17 +8,19 @@ import (
 )
 
 // aluaAllowedToday is what a port in each access state served before the
-// device server took over the ALUA filter from stmf (SPC-4 5.15.2.4): the
-// test pins that behaviour for every command.
+// device server took over the ALUA filter from stmf (SPC-4 5.15.2.4), plus
+// READ CAPACITY (10) and (16) in standby, which the Linux initiator needs to
+// size a path that logs in on a standby node: the test pins that behaviour
+// for every command.
 func aluaAllowedToday(st stmf.ALUAState, op, sa byte) bool {
 	maint := op == 0xa3 && (sa == 0x0a || sa == 0x0c || sa == 0x0d) || op == 0xa4 && sa == 0x0a
 	switch st {
 	case stmf.ALUAStandby:
 		switch op {
-		case 0x12, 0xa0, 0x03, 0x4c, 0x4d, 0x15, 0x55, 0x1a, 0x5a, 0x1c, 0x1d, 0x5e, 0x5f:
+		case 0x12, 0xa0, 0x03, 0x4c, 0x4d, 0x15, 0x55, 0x1a, 0x5a, 0x1c, 0x1d, 0x5e, 0x5f, 0x25:
 			return true
 		}
-		return maint
+		return maint || op == 0x9e && sa == 0x10
 	case stmf.ALUAUnavailable, stmf.ALUATransitioning:
 		return op == 0x12 || op == 0xa0 || op == 0x03 || maint
 	}

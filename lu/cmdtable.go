@@ -35,7 +35,11 @@ var commandTable = []command{
 	{op: scsi.OpModeSelect6, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{0x15, 0x10, 0, 0, 0xff, 0}, dir: scsi.DirWrite, lock: lockNone, resv: resvWrite, alua: inStandby, fn: (*Device).modeSelect},
 	{op: scsi.OpModeSense6, sa: -1, cdbLen: 6, timeout: 10, usage: []byte{0x1a, 0x08, 0xff, 0xff, 0xff, 0}, dir: scsi.DirRead, lock: lockNone, resv: resvRead, alua: inStandby, fn: (*Device).modeSense},
 	{op: scsi.OpStartStopUnit, sa: -1, cdbLen: 6, timeout: 60, usage: []byte{0x1b, 0x01, 0, 0x0f, 0xf7, 0}, dir: scsi.DirNone, lock: lockNone, resv: resvUnlessHarmless, harmless: startsUnit, alua: onlyActive, fn: (*Device).startStopUnit},
-	{op: scsi.OpReadCapacity10, sa: -1, cdbLen: 10, timeout: 10, usage: []byte{0x25, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0x01, 0}, dir: scsi.DirRead, lock: lockNone, resv: resvAlways, alua: onlyActive, fn: (*Device).readCapacity10},
+	// READ CAPACITY works on a standby port too (SPC-4 lets a standby port
+	// serve more than its list; LIO does the same): Linux sizes a disk once,
+	// at scan, and a path that logged in on the standby node would stay 0
+	// blocks long after it turns active.
+	{op: scsi.OpReadCapacity10, sa: -1, cdbLen: 10, timeout: 10, usage: []byte{0x25, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0x01, 0}, dir: scsi.DirRead, lock: lockNone, resv: resvAlways, alua: inStandby, fn: (*Device).readCapacity10},
 	{op: scsi.OpRead10, sa: -1, cdbLen: 10, timeout: 60, usage: cat([]byte{0x28, 0x18}, ff4, []byte{0, 0xff, 0xff, 0}), dir: scsi.DirRead, layout: layout10, lock: lockRead, resv: resvRead, alua: onlyActive, inline: true, kind: stmf.KindRead, fn: (*Device).read},
 	{op: scsi.OpWrite10, sa: -1, cdbLen: 10, timeout: 60, usage: cat([]byte{0x2a, 0x18}, ff4, []byte{0, 0xff, 0xff, 0}), dir: scsi.DirWrite, layout: layout10, lock: lockWrite, resv: resvWrite, alua: onlyActive, inline: true, kind: stmf.KindWrite, fn: (*Device).write},
 	{op: scsi.OpWriteVerify10, sa: -1, cdbLen: 10, timeout: 60, usage: cat([]byte{0x2e, 0x12}, ff4, []byte{0, 0xff, 0xff, 0}), dir: scsi.DirWrite, layout: layout10, lock: lockWrite, resv: resvWrite, alua: onlyActive, kind: stmf.KindWrite, fn: (*Device).writeVerify},
@@ -50,7 +54,7 @@ var commandTable = []command{
 	{op: scsi.OpVerify16, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{0x8f, 0x16}, ff8, ff4, []byte{0, 0}), dir: scsi.DirWrite, layout: layout16, lock: lockNone, resv: resvRead, alua: onlyActive, fn: (*Device).verify},
 	{op: scsi.OpPrefetch16, sa: -1, cdbLen: 16, timeout: 60, usage: cat([]byte{0x90, 0x02}, ff8, ff4, []byte{0, 0}), dir: scsi.DirNone, layout: layout16, lock: lockNone, resv: resvRead, alua: onlyActive, fn: (*Device).prefetch},
 	{op: scsi.OpSyncCache16, sa: -1, cdbLen: 16, timeout: 120, usage: cat([]byte{0x91, 0x02}, ff8, ff4, []byte{0, 0}), dir: scsi.DirNone, layout: layout16, lock: lockNone, resv: resvWrite, alua: onlyActive, kind: stmf.KindFlush, fn: (*Device).syncCache},
-	{op: scsi.OpServiceActionIn, sa: scsi.SAReadCapacity16, cdbLen: 16, timeout: 10, usage: cat([]byte{0x9e, 0x1f}, make([]byte, 8), ff4, []byte{0, 0}), dir: scsi.DirRead, lock: lockNone, resv: resvAlways, alua: onlyActive, fn: (*Device).readCapacity16},
+	{op: scsi.OpServiceActionIn, sa: scsi.SAReadCapacity16, cdbLen: 16, timeout: 10, usage: cat([]byte{0x9e, 0x1f}, make([]byte, 8), ff4, []byte{0, 0}), dir: scsi.DirRead, lock: lockNone, resv: resvAlways, alua: inStandby, fn: (*Device).readCapacity16},
 	{op: scsi.OpReportLUNs, sa: -1, cdbLen: 12, timeout: 10, usage: cat([]byte{0xa0, 0, 0xff, 0, 0, 0}, ff4, []byte{0, 0}), dir: scsi.DirRead, lock: lockNone, resv: resvAlways, alua: inAnyState, fn: (*Device).reportLUNs},
 	{op: scsi.OpMaintenanceIn, sa: scsi.SAReportSupportedOps, cdbLen: 12, timeout: 10, usage: cat([]byte{0xa3, 0x1f, 0x87, 0xff, 0xff, 0xff}, ff4, []byte{0, 0}), dir: scsi.DirRead, lock: lockNone, resv: resvRead, alua: inAnyState, fn: (*Device).reportSupportedOpcodes},
 	{op: scsi.OpRead12, sa: -1, cdbLen: 12, timeout: 60, usage: cat([]byte{0xa8, 0x18}, ff4, ff4, []byte{0, 0}), dir: scsi.DirRead, layout: layout12, lock: lockRead, resv: resvRead, alua: onlyActive, inline: true, kind: stmf.KindRead, fn: (*Device).read},

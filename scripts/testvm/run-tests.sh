@@ -85,7 +85,7 @@ command -v go >/dev/null 2>&1 || { tv_log "go is not installed (looked in PATH a
 BIN=$(mktemp -d "${TMPDIR:-/tmp}/costar-testvm-bin.XXXXXX") || exit "$EX_VMSETUP"
 trap 'rm -rf "$BIN"' EXIT
 FILES=("$TESTVM_DIR/tests/lib/steps.sh" "$TESTVM_DIR/tests/lib/crash.sh") # step helpers the tests source from /mnt/host
-for cmd in stmfd stmfadm fcinfo costar-crashcheck; do
+for cmd in stmfd stmfadm itadm fcinfo costar-crashcheck costar-etcd; do
   if [ "$cmd" != stmfd ] && ! (cd "$REPO" && go list "./cmd/$cmd" >/dev/null 2>&1); then
     echo "test-vm: ./cmd/$cmd has no Go package yet; the VM tests run without it"
     continue
