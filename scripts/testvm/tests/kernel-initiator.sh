@@ -513,12 +513,11 @@ svc_test() {
     date +%s.%N >/tmp/svc1.end) &
   local ddpid=$!
   if [ $delay = 1 ]; then
-    # Stop only once stmfd has the read at its backing store: under a loaded host the read
-    # may take seconds to leave the initiator, and one not yet sent is not "in flight".
-    local dmblk
-    dmblk=$(basename "$(readlink -f /dev/mapper/$SLOWDEV)")
-    check "service: the read reached stmfd's backing store (dm-delay $dmblk in flight)" bash -c \
-      "for ((i = 0; i < 150; i++)); do read -r r w </sys/block/$dmblk/inflight && [ \"\$r\" -gt 0 ] && exit 0; sleep 0.2; done; exit 1"
+    # Stop only once stmfd counts the read in flight on the slow LU (list-stats in_flight): under
+    # a loaded host the read may take seconds to leave the initiator, and one not yet sent is not
+    # "in flight". The read takes 8 x 3 s (128 KiB requests through dm-delay), so there is time.
+    check "service: stmfd has the read in flight (list-stats in_flight > 0)" bash -c \
+      "for ((i = 0; i < 60; i++)); do \"$svcadm\" list-stats -o json slow 2>/dev/null | grep -Eq '\"in_flight\": ?[1-9]' && exit 0; sleep 0.3; done; exit 1"
   else
     sleep 1
   fi
