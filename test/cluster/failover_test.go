@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/costar-project/costar/api"
-	"github.com/costar-project/costar/internal/cluster/clustertest"
 	"github.com/costar-project/costar/internal/initiator"
 	"github.com/costar-project/costar/test/harness"
 )
@@ -100,27 +99,11 @@ func pattern(seed byte) []byte {
 // the owner fails over; losing the etcd majority self-fences.
 func TestClusterOwnershipFailover(t *testing.T) {
 	ctx := harness.Context(t, 4*time.Minute)
-	etcd, err := clustertest.Start(t.TempDir(), 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer etcd.Close()
-	shared := harness.Backing(t, t.TempDir(), "shared.img", 64<<20)
-
-	start := func(name string, id int) *harness.Daemon {
-		return suite.Start(ctx, t, t.TempDir(), harness.Options{Cluster: &harness.ClusterNode{
-			Endpoints: etcd.Endpoints, Name: name, ID: id, LeaseTTL: leaseTTL}})
-	}
-	da, db := start("a", 1), start("b", 2)
-	guid := da.CreateLU(shared)
-	da.OK("stmfadm", "add-view", "-n", "0", guid)
-	da.OK("itadm", "create-target", "-n", iqnA)
-	// The configuration lives in etcd: node b sees the LU and its view
-	// without being told, and a change on b reaches a.
-	waitFor(t, "node b has the LU created on node a, with its view", func() bool {
-		out, _, code := db.Run("", "stmfadm", "list-view", "-l", guid)
-		return code == 0 && strings.Contains(strings.Join(strings.Fields(out), " "), "LUN : 0")
-	})
+	n := startTwoNodes(ctx, t, 3, 64<<20)
+	etcd, da, db, guid := n.etcd, n.a, n.b, n.guid
+	// The configuration lives in etcd: node b saw the LU and its view
+	// created on a without being told (startTwoNodes), and a change on b
+	// reaches a.
 	db.OK("stmfadm", "create-hg", "esx")
 	waitFor(t, "node a has the host group created on node b", func() bool {
 		out, _, _ := da.Run("", "stmfadm", "list-hg")

@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/binary"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/costar-project/costar/internal/cluster/clustertest"
 	"github.com/costar-project/costar/internal/initiator"
 	"github.com/costar-project/costar/test/harness"
 )
@@ -50,24 +48,8 @@ func keysOf(d []byte) []uint64 {
 // reservation (Y's write conflicts), and Y's PREEMPT there lets it write.
 func TestClusterReservationsSurviveFailover(t *testing.T) {
 	ctx := harness.Context(t, 3*time.Minute)
-	etcd, err := clustertest.Start(t.TempDir(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer etcd.Close()
-	shared := harness.Backing(t, t.TempDir(), "shared.img", 16<<20)
-	start := func(name string, id int) *harness.Daemon {
-		return suite.Start(ctx, t, t.TempDir(), harness.Options{Cluster: &harness.ClusterNode{
-			Endpoints: etcd.Endpoints, Name: name, ID: id, LeaseTTL: leaseTTL}})
-	}
-	da, db := start("a", 1), start("b", 2)
-	guid := da.CreateLU(shared)
-	da.OK("stmfadm", "add-view", "-n", "0", guid)
-	da.OK("itadm", "create-target", "-n", iqnA)
-	waitFor(t, "node b has the LU's view", func() bool {
-		out, _, code := db.Run("", "stmfadm", "list-view", "-l", guid)
-		return code == 0 && strings.Contains(strings.Join(strings.Fields(out), " "), "LUN : 0")
-	})
+	n := startTwoNodes(ctx, t, 1, 16<<20)
+	da, db, guid := n.a, n.b, n.guid
 	portalB := "127.0.0.1:" + harness.FreePortOn(t, "127.0.0.1")
 	db.OK("itadm", "create-tpg", "b", portalB)
 	db.OK("itadm", "create-target", "-n", iqnB, "-t", "b")

@@ -1,0 +1,45 @@
+package cluster
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/costar-project/costar/internal/cluster/clustertest"
+	"github.com/costar-project/costar/test/harness"
+)
+
+// twoNodes is the cluster every test here starts from (startTwoNodes):
+// an embedded etcd, stmfd nodes a (id 1) and b (id 2), one LU on a
+// backing file both share, created on a, in view at LUN 0, the target
+// iqnA on a, and b already showing the view (the configuration went
+// through etcd).
+type twoNodes struct {
+	etcd *clustertest.Etcd
+	a, b *harness.Daemon
+	guid string
+}
+
+func startTwoNodes(ctx context.Context, t *testing.T, members int, size int64) *twoNodes {
+	t.Helper()
+	etcd, err := clustertest.Start(t.TempDir(), members)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(etcd.Close)
+	n := &twoNodes{etcd: etcd}
+	shared := harness.Backing(t, t.TempDir(), "shared.img", size)
+	start := func(name string, id int) *harness.Daemon {
+		return suite.Start(ctx, t, t.TempDir(), harness.Options{Cluster: &harness.ClusterNode{
+			Endpoints: etcd.Endpoints, Name: name, ID: id, LeaseTTL: leaseTTL}})
+	}
+	n.a, n.b = start("a", 1), start("b", 2)
+	n.guid = n.a.CreateLU(shared)
+	n.a.OK("stmfadm", "add-view", "-n", "0", n.guid)
+	n.a.OK("itadm", "create-target", "-n", iqnA)
+	waitFor(t, "node b has the LU created on node a, with its view", func() bool {
+		out, _, code := n.b.Run("", "stmfadm", "list-view", "-l", n.guid)
+		return code == 0 && strings.Contains(strings.Join(strings.Fields(out), " "), "LUN : 0")
+	})
+	return n
+}
