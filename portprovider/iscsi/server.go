@@ -855,10 +855,39 @@ func (s *Server) sessionByTSIH(tsih uint16) *session {
 	return s.byTSIH[tsih]
 }
 
-// Shutdown stops accepting connections, asks every logged-in initiator to
-// log out (Async Message), lets in-flight tasks finish until ctx expires,
-// then closes every session (which aborts what is left and waits for it)
-// and deregisters the targets' ports.
+// waitIdle waits until no session has a command in flight, for at most
+// half the time ctx has left (10 s without a deadline).
+func (s *Server) waitIdle(ctx context.Context) {
+	limit := 10 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		limit = time.Until(d) / 2
+	}
+	end := time.Now().Add(limit)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for time.Now().Before(end) {
+		s.mu.Lock()
+		busy := 0
+		for _, ss := range s.byTSIH {
+			busy += ss.inFlightCount()
+		}
+		s.mu.Unlock()
+		if busy == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// Shutdown stops accepting connections, lets the commands in flight
+// finish (waitIdle), asks every logged-in initiator to log out (Async
+// Message), lets in-flight tasks finish until ctx expires, then closes
+// every session (which aborts what is left and waits for it) and
+// deregisters the targets' ports.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
@@ -871,6 +900,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, l := range ls {
 		l.Close()
 	}
+	// Let the commands already received finish before asking initiators to
+	// log out: one that logs out with commands outstanding fails or
+	// requeues them, and a stopping target will not be there to retry on.
+	// Bounded by half the time left, so a never-idle initiator still gets
+	// its logout request before the hard close.
+	s.waitIdle(ctx)
 	for _, c := range conns {
 		c.requestLogout(s.cfg.LogoutWait)
 	}

@@ -508,14 +508,14 @@ svc_test() {
   sync
   echo 3 >/proc/sys/vm/drop_caches
   rm -f /tmp/svc1.read /tmp/svc1.rc /tmp/svc1.end
-  (dd if="$dev1" of=/tmp/svc1.read bs=1M skip=32 count=1 iflag=direct status=none
+  (dd if="$dev1" of=/tmp/svc1.read bs=64K skip=512 count=1 iflag=direct status=none
     echo $? >/tmp/svc1.rc
     date +%s.%N >/tmp/svc1.end) &
   local ddpid=$!
   if [ $delay = 1 ]; then
     # Stop only once stmfd counts the read in flight on the slow LU (list-stats in_flight): under
     # a loaded host the read may take seconds to leave the initiator, and one not yet sent is not
-    # "in flight". The read takes 8 x 3 s (128 KiB requests through dm-delay), so there is time.
+    # "in flight". The read is one 64 KiB command (3 s in dm-delay): stop must let it finish.
     check "service: stmfd has the read in flight (list-stats in_flight > 0)" bash -c \
       "for ((i = 0; i < 60; i++)); do \"$svcadm\" list-stats -o json slow 2>/dev/null | grep -Eq '\"in_flight\": ?[1-9]' && exit 0; sleep 0.3; done; exit 1"
   else
@@ -531,7 +531,7 @@ svc_test() {
     check "service: the read was in flight when stop began (ended after it)" awk -v a="$t_stop" -v b="$t_end" 'BEGIN{exit !(b > a)}'
   fi
   check "service: the read in flight completed (dd exit $(cat /tmp/svc1.rc 2>/dev/null))" test "$(cat /tmp/svc1.rc 2>/dev/null)" = 0
-  check "service: it returned the data written" cmp /tmp/svc1.read /tmp/svc1.pat
+  check "service: it returned the data written" cmp -n 65536 /tmp/svc1.read /tmp/svc1.pat
   out=$(systemctl show -p Result -p ExecMainStatus -p ActiveState stmfd | tr '\n' ' ')
   check "service: clean stop ($out)" bash -c "grep -q 'Result=success' <<<'$out' && grep -q 'ExecMainStatus=0' <<<'$out'"
   svclog | tail -8 | indent
