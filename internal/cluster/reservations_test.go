@@ -13,9 +13,6 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
-
 	"github.com/costar-project/costar/internal/cluster/clustertest"
 	"github.com/costar-project/costar/lu"
 	"github.com/costar-project/costar/lu/backing/filestore"
@@ -24,23 +21,6 @@ import (
 )
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-// startResvEtcd runs a one-member etcd on loopback for the test
-// (clustertest) and returns a client of it.
-func startResvEtcd(t *testing.T) *clientv3.Client {
-	t.Helper()
-	e, err := clustertest.Start(t.TempDir(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: e.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
-}
 
 func resvGUID(t *testing.T) stmf.GUID {
 	t.Helper()
@@ -71,7 +51,7 @@ func nextEntry(t *testing.T, ch <-chan lu.JournalEntry) lu.JournalEntry {
 // order (a deletion as an empty state) and closes with its context.
 func TestReservationsJournal(t *testing.T) {
 	ctx := context.Background()
-	j := NewReservationJournal(startResvEtcd(t), "/test/resv/", quietLog())
+	j := NewReservationJournal(clustertest.StartClient(t), "/test/resv/", quietLog())
 	guid := resvGUID(t)
 
 	if e, err := j.Load(ctx, guid); err != nil || e.Rev != 0 || e.State != nil {
@@ -136,7 +116,7 @@ func TestReservationsJournal(t *testing.T) {
 // away delivers the current state, then the changes after it.
 func TestReservationsWatchCompacted(t *testing.T) {
 	ctx := context.Background()
-	cli := startResvEtcd(t)
+	cli := clustertest.StartClient(t)
 	j := NewReservationJournal(cli, "", quietLog())
 	guid := resvGUID(t)
 	var rev int64
@@ -331,7 +311,7 @@ func write10() []byte { return []byte{scsi.OpWrite10, 0, 0, 0, 0, 8, 0, 0, 1, 0}
 func TestReservationsSurviveFailover(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	j := NewReservationJournal(startResvEtcd(t), "", quietLog())
+	j := NewReservationJournal(clustertest.StartClient(t), "", quietLog())
 	dataFile := filepath.Join(t.TempDir(), "shared.img")
 	guid := resvGUID(t)
 	st, err := filestore.Create(ctx, filestore.Options{DataFile: dataFile, Size: 4 << 20, Log: quietLog()})
@@ -418,7 +398,7 @@ func TestReservationsSurviveFailover(t *testing.T) {
 func TestReservationsConcurrentNodes(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	j := NewReservationJournal(startResvEtcd(t), "", quietLog())
+	j := NewReservationJournal(clustertest.StartClient(t), "", quietLog())
 	dataFile := filepath.Join(t.TempDir(), "shared.img")
 	guid := resvGUID(t)
 	st, err := filestore.Create(ctx, filestore.Options{DataFile: dataFile, Size: 4 << 20, Log: quietLog()})

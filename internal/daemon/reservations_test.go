@@ -10,9 +10,6 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
-
 	"github.com/costar-project/costar/api"
 	"github.com/costar-project/costar/config"
 	"github.com/costar-project/costar/internal/cluster"
@@ -21,22 +18,6 @@ import (
 	"github.com/costar-project/costar/scsi"
 	"github.com/costar-project/costar/test/harness"
 )
-
-// resvEtcd runs a one-member etcd on loopback for the test (clustertest).
-func resvEtcd(t *testing.T) *clientv3.Client {
-	t.Helper()
-	e, err := clustertest.Start(t.TempDir(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: e.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
-}
 
 // resvDaemon starts a daemon whose LUs replicate their reservations
 // through j, with an iSCSI portal on loopback.
@@ -68,7 +49,7 @@ func resvDaemon(ctx context.Context, t *testing.T, j *cluster.Reservations) *Dae
 func TestReservationsAcrossDaemons(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	j := cluster.NewReservationJournal(resvEtcd(t), "", slog.New(slog.DiscardHandler))
+	j := cluster.NewReservationJournal(clustertest.StartClient(t), "", slog.New(slog.DiscardHandler))
 	file := filepath.Join(t.TempDir(), "shared.img")
 	const targetA, targetB = "iqn.2026-12.org.costar:node-a", "iqn.2026-12.org.costar:node-b"
 
