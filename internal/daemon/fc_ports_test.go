@@ -30,28 +30,9 @@ import (
 func TestFCTargetThroughDaemon(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	dir := t.TempDir()
-	sockDir, err := os.MkdirTemp("", "fcd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(sockDir)
-	cfg := &config.Config{StateDir: dir, Socket: filepath.Join(sockDir, "s"), ShutdownSeconds: 5,
-		ISCSI: config.ISCSIConfig{Portals: []string{"127.0.0.1:0"}, AbortCompletedTask: config.AbortTaskDoesNotExist}}
 	wwpn, wwnn := fc.WWN{0x21, 0, 0, 0x1b, 0x32, 1, 2, 3}, fc.WWN{0x20, 0, 0, 0x1b, 0x32, 1, 2, 3}
 	ad := loopback.New(wwpn, wwnn)
-	d, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), WithFCAdapters(ad))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := d.Shutdown(context.Background()); err != nil {
-			t.Error(err)
-		}
-	}()
+	d, dir := startFCDaemon(ctx, t, WithFCAdapters(ad))
 	m := d.Manager()
 	lu, err := m.CreateLU(ctx, api.CreateLURequest{DataFile: filepath.Join(dir, "fc.img"), Size: 1 << 20})
 	if err != nil {
@@ -209,28 +190,9 @@ func TestFCNotRegisteredWithoutAdapters(t *testing.T) {
 func TestFCTargetPortGroup(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	dir := t.TempDir()
-	sockDir, err := os.MkdirTemp("", "fcg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(sockDir)
-	cfg := &config.Config{StateDir: dir, Socket: filepath.Join(sockDir, "s"), ShutdownSeconds: 5,
-		ISCSI: config.ISCSIConfig{Portals: []string{"127.0.0.1:0"}, AbortCompletedTask: config.AbortTaskDoesNotExist}}
 	wwpn := fc.WWN{0x21, 0, 0, 0x1b, 0x32, 1, 2, 4}
 	ad := loopback.New(wwpn, fc.WWN{0x20, 0, 0, 0x1b, 0x32, 1, 2, 4})
-	d, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), WithFCAdapters(ad), WithFCPortGroup(wwpn, 5))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := d.Shutdown(context.Background()); err != nil {
-			t.Error(err)
-		}
-	}()
+	d, dir := startFCDaemon(ctx, t, WithFCAdapters(ad), WithFCPortGroup(wwpn, 5))
 	m := d.Manager()
 	lu, err := m.CreateLU(ctx, api.CreateLURequest{DataFile: filepath.Join(dir, "g.img"), Size: 1 << 20})
 	if err != nil {
@@ -321,4 +283,32 @@ func TestFCTargetPortGroup(t *testing.T) {
 	if r := read(); r.Status != scsi.StatusGood {
 		t.Fatalf("READ back in active: %+v", r.Rsp)
 	}
+}
+
+// startFCDaemon starts a daemon with opts (its FC adapters), shut down
+// when the test ends, and returns it with its state directory.
+func startFCDaemon(ctx context.Context, t *testing.T, opts ...Option) (*Daemon, string) {
+	t.Helper()
+	dir := t.TempDir()
+	// The socket path must stay short (sun_path), so not under t.TempDir.
+	sockDir, err := os.MkdirTemp("", "fcd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	cfg := &config.Config{StateDir: dir, Socket: filepath.Join(sockDir, "s"), ShutdownSeconds: 5,
+		ISCSI: config.ISCSIConfig{Portals: []string{"127.0.0.1:0"}, AbortCompletedTask: config.AbortTaskDoesNotExist}}
+	d, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := d.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	return d, dir
 }
