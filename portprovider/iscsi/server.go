@@ -855,6 +855,17 @@ func (s *Server) sessionByTSIH(tsih uint16) *session {
 	return s.byTSIH[tsih]
 }
 
+// inFlight counts the commands in flight over every session.
+func (s *Server) inFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	busy := 0
+	for _, ss := range s.byTSIH {
+		busy += ss.inFlightCount()
+	}
+	return busy
+}
+
 // waitIdle waits until no session has a command in flight, for at most
 // half the time ctx has left (10 s without a deadline).
 func (s *Server) waitIdle(ctx context.Context) {
@@ -866,13 +877,7 @@ func (s *Server) waitIdle(ctx context.Context) {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for time.Now().Before(end) {
-		s.mu.Lock()
-		busy := 0
-		for _, ss := range s.byTSIH {
-			busy += ss.inFlightCount()
-		}
-		s.mu.Unlock()
-		if busy == 0 {
+		if s.inFlight() == 0 {
 			return
 		}
 		select {
@@ -915,12 +920,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	tick := time.NewTicker(10 * time.Millisecond)
 	for {
 		s.mu.Lock()
-		n, busy := len(s.conns), 0
-		for _, ss := range s.byTSIH {
-			busy += ss.inFlightCount()
-		}
+		n := len(s.conns)
 		s.mu.Unlock()
-		if n == 0 || (busy == 0 && time.Now().After(deadline)) {
+		if n == 0 || (s.inFlight() == 0 && time.Now().After(deadline)) {
 			break
 		}
 		select {
