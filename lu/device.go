@@ -136,12 +136,15 @@ type Device struct {
 	metaMu sync.Mutex // serialises metadata updates (not on the I/O path)
 	md     backing.Meta
 
-	flush        flusher
-	writeFail    atomic.Pointer[WriteFailure] // latched write-back failure (writefail.go)
-	bufs         bufPool
-	cmds         *commandSet // the command table
-	atomicWrites bool        // WRITE ATOMIC (16) offered: the store has crash-atomic writes
-	thin         thinState   // thin provisioning (thin.go)
+	flush flusher
+	// durableWrites counts durable writes in flight: one alone uses
+	// RWF_DSYNC, more share flushes (durable.go).
+	durableWrites atomic.Int32
+	writeFail     atomic.Pointer[WriteFailure] // latched write-back failure (writefail.go)
+	bufs          bufPool
+	cmds          *commandSet // the command table
+	atomicWrites  bool        // WRITE ATOMIC (16) offered: the store has crash-atomic writes
+	thin          thinState   // thin provisioning (thin.go)
 
 	resv reservations // SCSI-2 and persistent reservations (reserve.go, pr*.go)
 

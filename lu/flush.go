@@ -18,6 +18,14 @@ type flushRound struct {
 	err  error
 }
 
+// busy reports whether a round is running: a durable write that finds
+// one joins the next round instead of flushing on its own (durable.go).
+func (f *flusher) busy() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cur != nil
+}
+
 func (f *flusher) flush() error {
 	f.mu.Lock()
 	if f.cur == nil {

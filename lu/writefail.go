@@ -96,17 +96,13 @@ func (d *Device) durableFailure(err error) {
 }
 
 // writeBlocks writes data at lba, durable for FUA and write-through
-// writes: those fail while a failure is latched, and latch their own.
+// writes: those fail while a failure is latched, and latch their own
+// (durable.go).
 func (d *Device) writeBlocks(data []byte, lba uint64, durable bool) *stmf.Result {
 	if durable {
-		if r := d.writeFailed(lba); r != nil {
-			return r
-		}
+		return d.writeDurable(data, lba)
 	}
-	if err := d.store.WriteAt(data, d.byteOff(lba), durable); err != nil {
-		if durable {
-			d.durableFailure(err)
-		}
+	if err := d.store.WriteAt(data, d.byteOff(lba), false); err != nil {
 		return d.ioError(err, true, lba)
 	}
 	return nil

@@ -58,6 +58,8 @@ type Store struct {
 	closed bool
 	// noWaitMiss: ReadAtNoWait reports a miss (SetNoWaitMiss).
 	noWaitMiss bool
+	// syncHook runs at the start of every Sync, outside s.mu (SetSyncHook).
+	syncHook func()
 }
 
 // New returns a store of size bytes, tracking allocation in units of
@@ -177,8 +179,24 @@ func (s *Store) put(p []byte, off int64) {
 	}
 }
 
+// SetSyncHook makes h run at the start of every Sync, before its fault is
+// checked and outside the store's lock, so a test can hold a sync (to
+// make callers overlap) or inject a fault into the next one; nil: none.
+// Set it while no Sync runs.
+func (s *Store) SetSyncHook(h func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.syncHook = h
+}
+
 // Sync implements backing.Store.
 func (s *Store) Sync() error {
+	s.mu.Lock()
+	h := s.syncHook
+	s.mu.Unlock()
+	if h != nil {
+		h()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err, _ := s.fault(OpSync); err != nil {
