@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"github.com/costar-project/costar/api"
 	"github.com/costar-project/costar/config"
 	"github.com/costar-project/costar/internal/cluster"
+	"github.com/costar-project/costar/lu"
 	"github.com/costar-project/costar/stmf"
 )
 
@@ -254,8 +256,15 @@ func (n *clusterNode) accessLocked(guid string) *stmf.LUAccess {
 }
 
 // Serve is cluster.Handler: this node won the LU. The LU is open on every
-// node (shared backing store), so taking over is turning it active.
-func (n *clusterNode) Serve(_ context.Context, guid string, token int64) error {
+// node (shared backing store), so taking over is recording the fencing
+// token with the LU (a deposed owner's late write is then refused by the
+// store check, lu/fence.go), waiting out the window a deposed owner may
+// still trust its last check for, and turning it active. An error gives
+// the lease up.
+func (n *clusterNode) Serve(ctx context.Context, guid string, token int64) error {
+	if err := n.fence(ctx, guid, token); err != nil {
+		return err
+	}
 	n.mu.Lock()
 	n.serving[guid] = token
 	n.mu.Unlock()
@@ -265,8 +274,40 @@ func (n *clusterNode) Serve(_ context.Context, guid string, token int64) error {
 	return nil
 }
 
+// fence records token with the LU's store (lu.Device.SetFence), then
+// waits lu.FenceWindow so that the previous owner's last successful check
+// has run out before this node serves its first write.
+func (n *clusterNode) fence(ctx context.Context, guid string, token int64) error {
+	g, err := stmf.ParseGUID(guid)
+	if err != nil {
+		return err
+	}
+	l, ok := n.d.fw.LU(g)
+	if !ok {
+		return nil // not registered here: nothing to serve or fence
+	}
+	f, ok := l.(interface{ SetFence(int64) error })
+	if !ok {
+		return nil
+	}
+	if err := f.SetFence(token); err != nil {
+		return fmt.Errorf("recording fencing token %d: %w", token, err)
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(lu.FenceWindow):
+		return nil
+	}
+}
+
 // Stop is cluster.Handler: standby first (no new media command starts),
 // then wait for the commands in flight, bounded well inside the margin.
+// The LU keeps its fencing token: a command still in flight past the
+// drain (or one a frozen process resumes) is checked against the store
+// and refused once another node recorded a newer token; with the token
+// cleared it would write unchecked. While no other node took over, the
+// check passes, which is right: nobody else writes.
 func (n *clusterNode) Stop(guid, reason string) {
 	n.mu.Lock()
 	delete(n.serving, guid)
