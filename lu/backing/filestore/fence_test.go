@@ -62,7 +62,9 @@ func TestFenceTwoStores(t *testing.T) {
 			}{
 				{"A fences 5", func() error { return a.Fence(5) }, false, 5, "created", false},
 				{"A checks 5", func() error { return a.CheckFence(5) }, false, 5, "", false},
-				{"A saves", func() error { return a.SaveMeta(&backing.Meta{GUID: [16]byte{0x60, 7}, Size: 1 << 20, BlockSize: 512, Alias: "a1"}) }, false, 5, "a1", false},
+				{"A saves", func() error {
+					return a.SaveMeta(&backing.Meta{GUID: [16]byte{0x60, 7}, Size: 1 << 20, BlockSize: 512, Alias: "a1"})
+				}, false, 5, "a1", false},
 				{"B fences 9", func() error { return b.Fence(9) }, false, 9, "a1", false},
 				{"A checks 5", func() error { return a.CheckFence(5) }, true, 9, "", false},
 				{"A saves (token 5 in the record)", func() error {
