@@ -244,3 +244,24 @@ func TestFenceFileStore(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkCheckFence is the data path's cost of fencing: the cached
+// check (one monotonic clock read and three atomic loads) with the store
+// read at most every FenceWindow.
+func BenchmarkCheckFence(b *testing.B) {
+	for _, token := range []int64{0, 5} {
+		b.Run(map[bool]string{false: "off", true: "on"}[token != 0], func(b *testing.B) {
+			st := memstore.New(1<<20, 512, backing.Caps{})
+			d := newMemDisk(b, st, Config{})
+			if err := d.SetFence(token); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := d.checkFence(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
