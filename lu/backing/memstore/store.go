@@ -1,6 +1,7 @@
 // Package memstore is a backing store in memory with fault injection: the
 // device server's unit tests use it to drive their error paths (EIO,
-// ENOSPC, short writes, failed syncs) without a file system.
+// ENOSPC, short writes, failed syncs) without a file system. It is a
+// backing.Fencer; Peer gives a second node's handle on the same LU.
 package memstore
 
 import (
