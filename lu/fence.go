@@ -79,13 +79,16 @@ func (f *fenceState) setup(st backing.Store) {
 // the store (backing.Fencer) durably, refused with backing.ErrFenced when
 // the store already holds a bigger one (the caller then gives the LU up).
 // From then on every media-modifying command checks it. 0 stops fencing.
-// A store without Fencer records nothing and is never checked.
+// A store without Fencer, or opened read-only, records nothing and is
+// never checked.
 func (d *Device) SetFence(token int64) error {
 	if token < 0 {
 		return fmt.Errorf("lu: fencing token %d: must not be negative", token)
 	}
 	f := &d.fence
-	if token == 0 || f.f == nil {
+	if token == 0 || f.f == nil || d.caps.ReadOnly {
+		// Nothing to record (or, read-only, nothing to protect: every
+		// write is refused as write-protected anyway).
 		f.token.Store(0)
 		return nil
 	}

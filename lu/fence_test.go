@@ -167,26 +167,47 @@ func TestFenceCacheWindow(t *testing.T) {
 type plainStore struct{ backing.Store }
 
 // TestFenceWithoutFencer: a store without backing.Fencer (zvols) works
-// unchanged: SetFence records nothing and writes are not checked.
+// unchanged: SetFence records nothing and writes are not checked. A
+// read-only store is not fenced either (its writes are refused anyway).
 func TestFenceWithoutFencer(t *testing.T) {
-	ms := memstore.New(1<<20, 512, backing.Caps{})
-	d, err := New(context.Background(), plainStore{ms}, Config{}, &GUIDGenerator{HostID: HostIDFrom32(1)}, quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	if err := d.SetFence(5); err != nil {
-		t.Fatalf("SetFence: %v", err)
-	}
-	if d.FenceToken() != 0 {
-		t.Errorf("token %d on a store that cannot fence", d.FenceToken())
-	}
-	expectGood(t, "WRITE", exec(t, d, blockWrite(scsi.OpWrite10, 0, 1, 0x11)))
-	if n := ms.FenceReads(); n != 0 {
-		t.Errorf("%d fence reads on a store without Fencer", n)
-	}
-	if m, _ := ms.LoadMeta(); m.FenceToken != 0 {
-		t.Errorf("token %d recorded", m.FenceToken)
+	for _, tc := range []struct {
+		name      string
+		readOnly  bool
+		wantSense bool
+	}{
+		{"no Fencer", false, false},
+		{"read-only", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ms := memstore.New(1<<20, 512, backing.Caps{ReadOnly: tc.readOnly})
+			var st backing.Store = plainStore{ms}
+			if tc.readOnly {
+				st = ms
+			}
+			d, err := New(context.Background(), st, Config{}, &GUIDGenerator{HostID: HostIDFrom32(1)}, quietLog())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			if err := d.SetFence(5); err != nil {
+				t.Fatalf("SetFence: %v", err)
+			}
+			if d.FenceToken() != 0 {
+				t.Errorf("token %d", d.FenceToken())
+			}
+			r := exec(t, d, blockWrite(scsi.OpWrite10, 0, 1, 0x11))
+			if tc.wantSense {
+				expectSense(t, "WRITE", r, scsi.KeyDataProtect, scsi.ASCWriteProtected)
+			} else {
+				expectGood(t, "WRITE", r)
+			}
+			if n := ms.FenceReads(); n != 0 {
+				t.Errorf("%d fence reads", n)
+			}
+			if m, _ := ms.LoadMeta(); m.FenceToken != 0 {
+				t.Errorf("token %d recorded", m.FenceToken)
+			}
+		})
 	}
 }
 

@@ -203,3 +203,48 @@ func TestFenceTokenTag(t *testing.T) {
 		t.Error("a negative token decoded")
 	}
 }
+
+// A torn metadata update falls back to the previous copy, which carries
+// the token too: every save writes it, so only a Fence that never
+// returned (its node never served) can be lost that way.
+func TestFenceTokenSurvivesTornSave(t *testing.T) {
+	for _, sidecar := range []bool{false, true} {
+		t.Run(map[bool]string{false: "header", true: "meta file"}[sidecar], func(t *testing.T) {
+			a, b, path := twoNodeStores(t, sidecar)
+			if err := a.Fence(5); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Fence(9); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.SaveMeta(&backing.Meta{GUID: [16]byte{0x60, 7}, Size: 1 << 20, BlockSize: 512, Alias: "torn"}); err != nil {
+				t.Fatal(err)
+			}
+			// Tear the newest slot (b's save): flip a payload byte.
+			f, err := os.OpenFile(path, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			off := int64(b.region.slot)*metaSlotSize + metaHeaderLen + 2
+			var c [1]byte
+			if _, err := f.ReadAt(c[:], off); err != nil {
+				t.Fatal(err)
+			}
+			c[0] ^= 0xff
+			if _, err := f.WriteAt(c[:], off); err != nil {
+				t.Fatal(err)
+			}
+			m, err := a.LoadMeta()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Alias == "torn" || m.FenceToken != 9 {
+				t.Fatalf("after the torn save: alias %q token %d, want the previous copy with token 9", m.Alias, m.FenceToken)
+			}
+			if err := a.CheckFence(5); !errors.Is(err, backing.ErrFenced) {
+				t.Fatalf("A's check after the torn save: %v, want ErrFenced", err)
+			}
+		})
+	}
+}
