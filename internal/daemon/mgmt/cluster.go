@@ -44,9 +44,9 @@ func (m *Manager) MoveLU(ctx context.Context, req api.MoveLURequest) (api.Cluste
 	if err != nil {
 		return api.ClusterLU{}, api.Errorf(api.CodeInvalidArgument, req.GUID, "invalid GUID: %v", err)
 	}
-	m.mu.Lock()
+	m.mu.RLock()
 	known := findLU(m.state, g) >= 0
-	m.mu.Unlock()
+	m.mu.RUnlock()
 	if !known {
 		return api.ClusterLU{}, api.Errorf(api.CodeLUNotFound, req.GUID, "no such LU")
 	}
