@@ -150,9 +150,18 @@ func (n *clusterNode) applyShared(ctx context.Context, cs *clusterStore, doc []b
 		// The Save the apply ends with then finds the document unchanged;
 		// a local change after it is conditioned on this revision.
 		cs.mu.Lock()
+		prevRev, prevDoc := cs.rev, cs.doc
 		cs.rev, cs.doc = rev, doc
 		cs.mu.Unlock()
 		res, err = n.d.mgr.ApplyConfig(ctx, api.ApplyRequest{Config: want, Prune: true})
+		if err != nil {
+			// Nothing was applied: a local change must still fail against
+			// the newer document rather than overwrite it with this node's
+			// older view.
+			cs.mu.Lock()
+			cs.rev, cs.doc = prevRev, prevDoc
+			cs.mu.Unlock()
+		}
 		return err
 	})
 	if err != nil {
