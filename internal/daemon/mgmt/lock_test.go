@@ -97,3 +97,29 @@ func equalAny(a, b any) bool {
 	}
 	return a == b
 }
+
+// Reads cannot starve changes: once a change waits, a new read waits for
+// it (outside a save).
+func TestChangeLockWaitingChangeGoesFirst(t *testing.T) {
+	var l changeLock
+	l.RLock()
+	order := make(chan string, 2)
+	go func() { l.Lock(); order <- "change"; l.Unlock() }()
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		l.mu.Lock()
+		w := l.waiting
+		l.mu.Unlock()
+		if w == 1 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatal("the change never waited")
+		}
+	}
+	go func() { l.RLock(); order <- "read"; l.RUnlock() }()
+	time.Sleep(100 * time.Millisecond) // a read let in would have answered by now
+	l.RUnlock()
+	if first, second := <-order, <-order; first != "change" || second != "read" {
+		t.Fatalf("order %s, %s; want the waiting change before the new read", first, second)
+	}
+}
