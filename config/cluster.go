@@ -29,7 +29,7 @@ func addClusterFlags(fs *pflag.FlagSet) {
 	fs.StringSlice("cluster-endpoints", nil, "cluster mode: etcd client URLs (repeatable or comma separated; off when empty)")
 	fs.String("node-name", "", "cluster mode: this node's name, unique in the cluster (default: the host name)")
 	fs.Int("node-id", 0, "cluster mode: this node's number, 1-255, unique in the cluster; relative target port ids start at node-id*256")
-	fs.StringSlice("advertise-portal", nil, "cluster mode: portals advertised to the other nodes (default: the portals' actual addresses)")
+	fs.StringSlice("advertise-portal", nil, "cluster mode: portals advertised to the other nodes, as given (default: every address an iSCSI portal listens on, kept current)")
 	fs.Duration("cluster-lease-ttl", 5*time.Second, "cluster mode: LU ownership lease TTL, whole seconds (an owner that cannot renew stops serving before it ends)")
 	fs.String("cluster-prefix", "/costar/", "cluster mode: etcd key prefix")
 }

@@ -65,11 +65,7 @@ func (d *Daemon) startCluster(ctx context.Context) error {
 	}
 	n := &clusterNode{d: d, cfg: cc, c: c, log: log, done: make(chan struct{}), wake: make(chan struct{}, 1),
 		owners: map[string]*cluster.Owner{}, serving: map[string]int64{}, ownerOf: map[string]cluster.OwnerInfo{}}
-	portals := cc.Portals
-	if len(portals) == 0 {
-		portals = d.Addrs() // the portals are open: their actual addresses
-	}
-	ms, err := c.Join(ctx, cluster.Member{Portals: portals, Groups: n.localGroups()})
+	ms, err := c.Join(ctx, cluster.Member{Portals: n.advertised(), Groups: n.localGroups()})
 	if err != nil {
 		_ = c.Close()
 		return err
@@ -109,13 +105,31 @@ func (n *clusterNode) stop() {
 	_ = n.c.Close()
 }
 
+// localGroups are this node's target port groups with their relative
+// port ids and the iSCSI portals that really listen for each (portal
+// groups itadm creates later open listeners live; the run loop re-sends
+// the groups when they change).
 func (n *clusterNode) localGroups() []cluster.PortGroup {
+	var portals map[uint16][]string
+	if n.d.iscsi != nil {
+		portals = n.d.iscsi.GroupPortals()
+	}
 	var out []cluster.PortGroup
 	for id, ports := range n.d.fw.PortGroups() {
-		out = append(out, cluster.PortGroup{ID: id, Ports: ports})
+		out = append(out, cluster.PortGroup{ID: id, Ports: ports, Portals: portals[id]})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
+}
+
+// advertised are the portals the node record names: --advertise-portal as
+// given (what initiators reach the node by, which the node cannot tell
+// behind NAT), else every address an iSCSI portal listens on now.
+func (n *clusterNode) advertised() []string {
+	if len(n.cfg.Portals) > 0 {
+		return n.cfg.Portals
+	}
+	return n.d.Addrs()
 }
 
 // poke asks the loop for a refresh now.
@@ -132,10 +146,15 @@ func (n *clusterNode) run(ctx context.Context) {
 	defer close(n.done)
 	t := time.NewTicker(n.c.Config().Renew)
 	defer t.Stop()
-	groups := n.localGroups()
+	var groups []cluster.PortGroup // nil: the first pass re-sends what changed since Join
+	var portals []string
 	for {
 		n.syncLUs(ctx)
-		if g := n.localGroups(); !slices.EqualFunc(g, groups, func(a, b cluster.PortGroup) bool { return a.ID == b.ID && slices.Equal(a.Ports, b.Ports) }) {
+		if p := n.advertised(); !slices.Equal(p, portals) {
+			portals = p
+			n.ms.SetPortals(p)
+		}
+		if g := n.localGroups(); !slices.EqualFunc(g, groups, cluster.PortGroup.Equal) {
 			groups = g
 			n.ms.SetGroups(g)
 			cctx, cancel := context.WithTimeout(ctx, n.c.Config().Renew)
@@ -357,7 +376,7 @@ func (n *clusterNode) Status(ctx context.Context) (api.ClusterStatus, error) {
 	for _, m := range n.members {
 		am := api.ClusterMember{Name: m.Name, Self: m.Name == cfg.Node, Portals: m.Portals, Health: m.Health, Started: m.Started, LeaseTTL: m.LeaseTTL}
 		for _, g := range m.Groups {
-			am.Groups = append(am.Groups, api.ClusterPortGroup{ID: g.ID, Ports: g.Ports})
+			am.Groups = append(am.Groups, api.ClusterPortGroup{ID: g.ID, Ports: g.Ports, Portals: g.Portals})
 		}
 		st.Members = append(st.Members, am)
 	}

@@ -71,8 +71,8 @@ func (m *Manager) openInfo(guid string) (LUInfo, error) {
 	if err != nil {
 		return LUInfo{}, api.Errorf(api.CodeInvalidGUID, guid, "not an NAA type 6 identifier")
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	unit, ok := m.open[g]
 	if !ok {
 		return LUInfo{}, api.Errorf(api.CodeDataFile, guid, "data file error: the backing store is not open")
