@@ -17,8 +17,9 @@ import (
 type Handler interface {
 	// Serve runs after this node won the LU's lease and recorded the
 	// fencing token, before any command is served: open the backing
-	// store, load metadata, then turn the LU's ports active. An error
-	// gives the lease up again.
+	// store, load metadata, then turn the LU's ports active. The lease is
+	// renewed while it runs; ctx ends when the lease is lost or the node
+	// leaves. An error gives the lease up again.
 	Serve(ctx context.Context, guid string, token int64) error
 	// Stop must return only once the LU serves no more media commands on
 	// this node (standby set and in-flight commands drained or aborted).
@@ -209,16 +210,16 @@ func (o *Owner) hold(ctx context.Context, lease clientv3.LeaseID, token int64, s
 	c := o.c
 	o.fc.lost()
 	o.fc.granted(sent, ttl)
-	if err := o.h.Serve(ctx, o.guid, token); err != nil {
+	if err := o.serve(ctx, lease, token); err != nil { // renewing meanwhile (owner_serve.go)
 		c.log.Warn("cluster: could not take the LU over; giving it up", "lu", o.guid, "err", err)
 		o.release(lease)
 		pause(ctx, c.cfg.TTL) // let another node try first
 		return
 	}
 	if !o.fc.live(time.Now()) {
-		// Serve took longer than the lease allows: stop before the
-		// lease can expire for others.
-		o.stop(lease, "taking over took longer than the lease", true)
+		// The lease was not kept while taking over: stop before it
+		// can expire for others.
+		o.stop(lease, "lease lost while taking over", true)
 		return
 	}
 	o.set(func(s *OwnerState) { *s = OwnerState{Serving: true, Token: token, Owner: c.cfg.Node} })
@@ -251,18 +252,7 @@ func (o *Owner) hold(ctx context.Context, lease clientv3.LeaseID, token int64, s
 				continue
 			}
 			inflight = true
-			now := time.Now()
-			left := max(o.fc.remaining(now), time.Millisecond) // no renewal outlives the deadline
-			go func(s time.Time) {
-				rctx, cancel := context.WithTimeout(leaderCtx(ctx), left)
-				r, err := c.cli.KeepAliveOnce(rctx, lease)
-				cancel()
-				out := renewal{sent: s, err: err}
-				if err == nil {
-					out.ttl = time.Duration(r.TTL) * time.Second
-				}
-				results <- out
-			}(now)
+			o.renewAsync(ctx, lease, results) // owner_serve.go
 		case r := <-results:
 			inflight = false
 			switch {

@@ -28,6 +28,9 @@ func (m *Manager) forgetOnUndo(guid string) {
 // applyImportLU imports an LU's backing store and checks that it holds the
 // LU the file names, with the create-only properties it gives.
 func (m *Manager) applyImportLU(ctx context.Context, file string, w api.ConfigLU) error {
+	if ok, err := m.adoptWaitingZvolLU(file, w); ok { // zvol_handover.go
+		return err
+	}
 	lu, err := m.ImportLU(ctx, api.ImportLURequest{File: file})
 	if err != nil {
 		return err
@@ -46,6 +49,9 @@ func (m *Manager) applyImportLU(ctx context.Context, file string, w api.ConfigLU
 // applyImportedProps sets the modifiable properties and size of an LU just
 // imported where they differ from the file.
 func (m *Manager) applyImportedProps(ctx context.Context, w api.ConfigLU) error {
+	if m.waitingZvol(w.GUID) {
+		return nil // adopted waiting for its zvol: its properties are read when it opens
+	}
 	in, err := m.openInfo(w.GUID)
 	if err != nil {
 		return err

@@ -1,0 +1,62 @@
+package cluster
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+)
+
+// slowNode takes an LU over in `take` (a takeover hook importing a pool).
+type slowNode struct {
+	node
+	take    time.Duration
+	entered chan struct{}
+}
+
+func (n slowNode) Serve(ctx context.Context, guid string, token int64) error {
+	close(n.entered)
+	select {
+	case <-time.After(n.take):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return n.node.Serve(ctx, guid, token)
+}
+
+// A takeover lasting three lease TTLs: the owner renews meanwhile, so the
+// other node never gets the LU and the slow node serves afterwards
+// (without renewing, b would win the expired lease and serve first, and
+// a would self-fence once its Serve returned).
+func TestSlowTakeoverKeepsTheLease(t *testing.T) {
+	e := startEtcd(t, 1)
+	w := newWorld()
+	ctx := t.Context()
+	ca, cb := client(t, e, "a"), client(t, e, "b") // TTL 2s
+	a := slowNode{node: node{w, "a"}, take: 3 * 2 * time.Second, entered: make(chan struct{})}
+	oa := ca.Own(ctx, testGUID, a)
+	defer oa.Close()
+	select {
+	case <-a.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a never started taking the LU over")
+	}
+	ob := cb.Own(ctx, testGUID, node{w, "b"})
+	defer ob.Close()
+	who, _ := w.one(t, 15*time.Second)
+	if who != "a" {
+		t.Fatalf("%s serves, want a (it held the lease while taking over)", who)
+	}
+	// Bounded look: a keeps serving, b never did.
+	time.Sleep(2 * time.Second)
+	w.mu.Lock()
+	events := slices.Clone(w.events)
+	w.mu.Unlock()
+	if !slices.Equal(events, []string{"serve a"}) {
+		t.Fatalf("events %v, want only a serving", events)
+	}
+	if st := oa.State(); !st.Serving || st.Token <= 0 {
+		t.Fatalf("a's state %+v", st)
+	}
+	w.check(t)
+}
