@@ -27,6 +27,8 @@ type clusterNode struct {
 	ms  *cluster.Membership
 	log *slog.Logger
 
+	runHook hookRunner // takeover and release hooks (cluster_hooks.go)
+
 	cancel   context.CancelFunc
 	done     chan struct{}
 	wake     chan struct{}
@@ -63,6 +65,7 @@ func (d *Daemon) startCluster(ctx context.Context) error {
 	}
 	n := &clusterNode{d: d, cfg: cc, c: c, log: log, done: make(chan struct{}), wake: make(chan struct{}, 1),
 		owners: map[string]*cluster.Owner{}, serving: map[string]int64{}, ownerOf: map[string]cluster.OwnerInfo{}}
+	n.runHook = d.hookRunnerOf(log, cc.HookTimeout) // cluster_hooks.go
 	portals := cc.Portals
 	if len(portals) == 0 {
 		portals = d.Addrs() // the portals are open: their actual addresses
@@ -168,6 +171,11 @@ func (n *clusterNode) syncLUs(ctx context.Context) {
 			want[l.GUID] = true
 		}
 	}
+	for _, h := range n.d.mgr.HandoverLUs() {
+		if n.waitingForZvol(h) { // cluster_hooks.go: the takeover hook imports its pool
+			want[h.GUID] = true
+		}
+	}
 	n.mu.Lock()
 	var gone []*cluster.Owner
 	for g, o := range n.owners {
@@ -255,7 +263,10 @@ func (n *clusterNode) accessLocked(guid string) *stmf.LUAccess {
 
 // Serve is cluster.Handler: this node won the LU. The LU is open on every
 // node (shared backing store), so taking over is turning it active.
-func (n *clusterNode) Serve(_ context.Context, guid string, token int64) error {
+func (n *clusterNode) Serve(ctx context.Context, guid string, token int64) error {
+	if err := n.takeover(ctx, guid, token); err != nil { // cluster_hooks.go
+		return err
+	}
 	n.mu.Lock()
 	n.serving[guid] = token
 	n.mu.Unlock()
@@ -269,6 +280,7 @@ func (n *clusterNode) Serve(_ context.Context, guid string, token int64) error {
 // then wait for the commands in flight, bounded well inside the margin.
 func (n *clusterNode) Stop(guid, reason string) {
 	n.mu.Lock()
+	token := n.serving[guid]
 	delete(n.serving, guid)
 	if oi, ok := n.ownerOf[guid]; ok && oi.Node == n.cfg.Node {
 		delete(n.ownerOf, guid)
@@ -284,6 +296,7 @@ func (n *clusterNode) Stop(guid, reason string) {
 		cancel()
 	}
 	n.log.Info("stopped serving LU", "lu", guid, "reason", reason)
+	n.release(guid, token, reason) // cluster_hooks.go
 	n.poke()
 }
 
