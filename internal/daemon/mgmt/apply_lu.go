@@ -28,11 +28,11 @@ func (m *Manager) forgetOnUndo(guid string) {
 // applyImportLU imports an LU's backing store and checks that it holds the
 // LU the file names, with the create-only properties it gives.
 func (m *Manager) applyImportLU(ctx context.Context, file string, w api.ConfigLU) error {
-	if ok, err := m.adoptWaitingZvolLU(file, w); ok { // zvol_handover.go
-		return err
-	}
 	lu, err := m.ImportLU(ctx, api.ImportLURequest{File: file})
 	if err != nil {
+		if ok, werr := m.adoptWaitingZvolLU(file, w, err); ok { // zvol_handover.go
+			return werr
+		}
 		return err
 	}
 	m.forgetOnUndo(lu.GUID)

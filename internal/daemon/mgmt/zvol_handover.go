@@ -3,8 +3,6 @@ package mgmt
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
 
 	"github.com/costar-project/costar/api"
 	"github.com/costar-project/costar/internal/store"
@@ -146,20 +144,18 @@ func (m *Manager) UnparkZvolLU(guid string) {
 	m.mu.Unlock()
 }
 
-// adoptWaitingZvolLU, in cluster mode, configures LU w whose zvol device
-// file is not on this node (its pool is imported on another node) as
-// waiting for its zvol, as Restore does with an LU whose pool is missing;
-// its properties live in the zvol and are read when it opens. ok false:
-// not such an LU, import it.
-func (m *Manager) adoptWaitingZvolLU(file string, w api.ConfigLU) (ok bool, err error) {
+// adoptWaitingZvolLU, in cluster mode, configures LU w whose zvol could
+// not be opened here (cause: its pool is imported on another node, or on
+// none) as waiting for its zvol, as Restore does with an LU whose pool is
+// missing; its properties live in the zvol and are read when it opens,
+// and ReopenLU never writes to a zvol holding another LU. ok false: not
+// such an LU, the import's error stands.
+func (m *Manager) adoptWaitingZvolLU(file string, w api.ConfigLU, cause error) (ok bool, err error) {
 	zp, isZ := m.lus.(ZvolProvider)
-	if m.cluster == nil || !isZ || w.MetaFile != "" {
+	if m.cluster == nil || !isZ || w.MetaFile != "" || !api.IsCode(cause, api.CodeDataFile) {
 		return false, nil
 	}
 	if _, isZ = zp.ZvolName(file); !isZ {
-		return false, nil
-	}
-	if _, err := os.Stat(file); !errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}
 	g, err := stmf.ParseGUID(w.GUID)
@@ -186,7 +182,7 @@ func (m *Manager) adoptWaitingZvolLU(file string, w api.ConfigLU) (ok bool, err 
 	}); err != nil {
 		return true, err
 	}
-	m.setWaitingLocked(g, fmt.Errorf("zvol device %s not on this node", file))
+	m.setWaitingLocked(g, cause)
 	m.log.Info("LU configured, waiting for its zvol (its pool is imported elsewhere)", "guid", g, "data_file", file)
 	return true, nil
 }
