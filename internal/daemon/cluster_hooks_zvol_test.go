@@ -232,6 +232,12 @@ func TestClusterZvolHooks(t *testing.T) {
 		defer db.cluster.mu.Unlock()
 		return db.cluster.owners[l.GUID] != nil
 	})
+	// A QoS limit set on a reaches b's waiting LU (stored, held by stmf).
+	iops := uint64(500)
+	if _, err := da.Manager().ModifyLU(ctx, api.ModifyLURequest{GUID: l.GUID, Props: api.LUProps{QoSIOPS: &iops}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "b holds a's QoS limit for its waiting LU", func() bool { return db.fw.QoS(g).IOPS == 500 })
 	time.Sleep(500 * time.Millisecond) // bounded look: b does not take it
 	if len(sim.records()) != 1 || active(db, g) {
 		t.Fatalf("b acted while a owns the LU: %v", sim.records())

@@ -205,3 +205,15 @@ func (m *Manager) applyALUA(ctx context.Context, req api.SetALUAStateRequest) er
 	m.onUndoLocked(func() { _ = m.fw.SetALUAState(uint16(req.Tag), old) })
 	return nil
 }
+
+// applyStoredQoS changes the stored QoS limits of an LU that is not open;
+// stmf holds them until it is registered.
+func (m *Manager) applyStoredQoS(guid string, props api.LUProps) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	g, i, err := m.luIndexLocked(guid)
+	if err != nil {
+		return err
+	}
+	return m.setQoSLocked(g, i, props)
+}
