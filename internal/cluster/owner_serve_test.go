@@ -60,3 +60,46 @@ func TestSlowTakeoverKeepsTheLease(t *testing.T) {
 	}
 	w.check(t)
 }
+
+// cancelNode's Serve waits until its context ends and reports why.
+type cancelNode struct {
+	entered chan struct{}
+	ended   chan error
+}
+
+func (n cancelNode) Serve(ctx context.Context, guid string, token int64) error {
+	close(n.entered)
+	<-ctx.Done()
+	n.ended <- ctx.Err()
+	return ctx.Err()
+}
+
+func (n cancelNode) Stop(guid, reason string) {}
+
+// The lease lost while taking over (etcd gone): Serve's context ends at
+// the fence deadline, so a takeover hook does not run on for a lease
+// another node may get.
+func TestTakeoverCancelledWhenLeaseLost(t *testing.T) {
+	e := startEtcd(t, 1)
+	c := client(t, e, "a") // TTL 2s
+	n := cancelNode{entered: make(chan struct{}), ended: make(chan error, 1)}
+	o := c.Own(t.Context(), testGUID, n)
+	defer o.Close()
+	select {
+	case <-n.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("never started taking the LU over")
+	}
+	e.Stop(0)
+	select {
+	case err := <-n.ended:
+		if err == nil {
+			t.Fatal("Serve's context ended without an error")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("takeover still running 10 s after etcd went away (lease TTL 2 s)")
+	}
+	if o.State().Serving {
+		t.Fatal("serving after the lease was lost")
+	}
+}
