@@ -27,6 +27,14 @@ type Handler interface {
 	Stop(guid string, reason string)
 }
 
+// Releaser is an optional Handler extension. Release runs after Stop,
+// before the lease is given up and while it is renewed (when it still can
+// be): the node hands the LU's store over (a zpool export) before the
+// next owner can start taking it. token is the tenure's fencing token.
+type Releaser interface {
+	Release(guid string, token int64)
+}
+
 // Ownership is the owner key's value.
 type Ownership struct {
 	Node  string    `json:"node"`
@@ -219,7 +227,7 @@ func (o *Owner) hold(ctx context.Context, lease clientv3.LeaseID, token int64, s
 	if !o.fc.live(time.Now()) {
 		// The lease was not kept while taking over: stop before it
 		// can expire for others.
-		o.stop(lease, "lease lost while taking over", true)
+		o.stop(ctx, lease, token, "lease lost while taking over", true)
 		return
 	}
 	o.set(func(s *OwnerState) { *s = OwnerState{Serving: true, Token: token, Owner: c.cfg.Node} })
@@ -238,14 +246,14 @@ func (o *Owner) hold(ctx context.Context, lease clientv3.LeaseID, token int64, s
 	for {
 		select {
 		case <-ctx.Done():
-			o.stop(lease, "node leaving", true)
+			o.stop(ctx, lease, token, "node leaving", true)
 			return
 		case <-deadline.C:
 			if o.fc.live(time.Now()) {
 				deadline.Reset(o.fc.remaining(time.Now()))
 				continue
 			}
-			o.stop(lease, "lease not renewed in time (self-fence)", true)
+			o.stop(ctx, lease, token, "lease not renewed in time (self-fence)", true)
 			return
 		case <-renewT.C:
 			if inflight {
@@ -267,7 +275,7 @@ func (o *Owner) hold(ctx context.Context, lease clientv3.LeaseID, token int64, s
 					wch, och = w.move, w.owner
 				}
 			case errors.Is(r.err, rpctypes.ErrLeaseNotFound) || (r.err == nil && r.ttl <= 0):
-				o.stop(lease, "lease gone", false)
+				o.stop(ctx, lease, token, "lease gone", false)
 				return
 			default:
 				c.log.Warn("cluster: lease renewal failed", "lu", o.guid, "err", r.err, "left", o.fc.remaining(time.Now()))
@@ -279,7 +287,7 @@ func (o *Owner) hold(ctx context.Context, lease clientv3.LeaseID, token int64, s
 			}
 			for _, ev := range wr.Events {
 				if ev.Type == mvccpb.PUT && string(ev.Kv.Value) != c.cfg.Node {
-					o.stop(lease, "moved to "+string(ev.Kv.Value), true)
+					o.stop(ctx, lease, token, "moved to "+string(ev.Kv.Value), true)
 					return
 				}
 			}
@@ -290,7 +298,7 @@ func (o *Owner) hold(ctx context.Context, lease clientv3.LeaseID, token int64, s
 			}
 			for _, ev := range wr.Events {
 				if ev.Type == mvccpb.DELETE {
-					o.stop(lease, "ownership key deleted", false)
+					o.stop(ctx, lease, token, "ownership key deleted", false)
 					return
 				}
 			}
@@ -319,8 +327,9 @@ func (o *Owner) watch(ctx context.Context, token int64) tenureWatch {
 // safe; after a self-fence it shortens the outage when etcd answers again
 // (a leader change may have kept the lease alive), and fails harmlessly
 // when it does not.
-func (o *Owner) stop(lease clientv3.LeaseID, reason string, release bool) {
+func (o *Owner) stop(ctx context.Context, lease clientv3.LeaseID, token int64, reason string, release bool) {
 	o.h.Stop(o.guid, reason)
+	o.handOver(ctx, lease, token, release) // owner_serve.go
 	o.fc.lost()
 	o.set(func(s *OwnerState) { *s = OwnerState{} })
 	o.c.log.Info("cluster: stopped serving LU", "lu", o.guid, "reason", reason)

@@ -17,10 +17,37 @@ import (
 // opening. When the lease cannot be kept, Serve's context is cancelled and
 // hold, finding the deadline passed, stops the LU again.
 func (o *Owner) serve(ctx context.Context, lease clientv3.LeaseID, token int64) error {
+	return o.whileRenewing(ctx, lease, func(sctx context.Context) error { return o.h.Serve(sctx, o.guid, token) })
+}
+
+// handOver runs the handler's Release after Stop. With the lease still
+// this node's (held), it is renewed meanwhile — a node leaving or a
+// planned move keeps it until the store is handed over, whatever the
+// node's shutdown context says; after a self-fence no renewal is tried
+// and the lease expires on its own: the store's own fence (the pool
+// import) then keeps the next owner out until the export.
+func (o *Owner) handOver(ctx context.Context, lease clientv3.LeaseID, token int64, held bool) {
+	r, ok := o.h.(Releaser)
+	if !ok {
+		return
+	}
+	if !held {
+		r.Release(o.guid, token)
+		return
+	}
+	_ = o.whileRenewing(context.WithoutCancel(ctx), lease, func(context.Context) error {
+		r.Release(o.guid, token) // not cancelled: an export half done helps nobody
+		return nil
+	})
+}
+
+// whileRenewing runs f while renewing the lease as long as the fence
+// deadline allows; f's context ends when the lease is lost.
+func (o *Owner) whileRenewing(ctx context.Context, lease clientv3.LeaseID, f func(context.Context) error) error {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- o.h.Serve(sctx, o.guid, token) }()
+	go func() { done <- f(sctx) }()
 
 	renewT := time.NewTicker(o.c.cfg.Renew)
 	defer renewT.Stop()
@@ -37,7 +64,7 @@ func (o *Owner) serve(ctx context.Context, lease clientv3.LeaseID, token int64) 
 				deadline.Reset(o.fc.remaining(time.Now()))
 				continue
 			}
-			cancel() // lease lost while taking over
+			cancel() // lease lost
 		case <-renewT.C:
 			if !inflight && o.fc.live(time.Now()) {
 				inflight = true
@@ -52,7 +79,7 @@ func (o *Owner) serve(ctx context.Context, lease clientv3.LeaseID, token int64) 
 				o.fc.lost()
 				cancel()
 			default:
-				o.c.log.Warn("cluster: lease renewal failed while taking the LU over", "lu", o.guid, "err", r.err, "left", o.fc.remaining(time.Now()))
+				o.c.log.Warn("cluster: lease renewal failed", "lu", o.guid, "err", r.err, "left", o.fc.remaining(time.Now()))
 			}
 		}
 	}

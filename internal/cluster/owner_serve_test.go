@@ -103,3 +103,48 @@ func TestTakeoverCancelledWhenLeaseLost(t *testing.T) {
 		t.Fatal("serving after the lease was lost")
 	}
 }
+
+// releasingNode hands the LU's store over in `take` after Stop.
+type releasingNode struct {
+	node
+	take time.Duration
+}
+
+func (n releasingNode) Release(guid string, token int64) {
+	time.Sleep(n.take)
+	n.w.mu.Lock()
+	n.w.events = append(n.w.events, "release "+n.name)
+	n.w.mu.Unlock()
+}
+
+// A release lasting three lease TTLs (a zpool export): the leaving owner
+// keeps the lease until it is done, so the next owner serves only after
+// it (without renewing, b would win the expired lease during the export).
+func TestSlowReleaseKeepsTheLease(t *testing.T) {
+	e := startEtcd(t, 1)
+	w := newWorld()
+	ctx := t.Context()
+	ca, cb := client(t, e, "a"), client(t, e, "b") // TTL 2s
+	oa := ca.Own(ctx, testGUID, releasingNode{node: node{w, "a"}, take: 3 * 2 * time.Second})
+	if who, _ := w.one(t, 10*time.Second); who != "a" {
+		t.Fatalf("%s serves first", who)
+	}
+	ob := cb.Own(ctx, testGUID, node{w, "b"})
+	defer ob.Close()
+	eventually(t, 5*time.Second, "b sees a own the LU", func() bool { return ob.State().Owner == "a" })
+	closed := make(chan struct{})
+	go func() { oa.Close(); close(closed) }()
+	eventually(t, 20*time.Second, "b serves after a left", func() bool {
+		s, _ := w.snapshot()
+		_, b := s["b"]
+		return b && len(s) == 1
+	})
+	<-closed
+	w.mu.Lock()
+	events := slices.Clone(w.events)
+	w.mu.Unlock()
+	if want := []string{"serve a", "stop a: node leaving", "release a", "serve b"}; !slices.Equal(events, want) {
+		t.Fatalf("events %v, want %v", events, want)
+	}
+	w.check(t)
+}

@@ -262,7 +262,9 @@ func (n *clusterNode) accessLocked(guid string) *stmf.LUAccess {
 }
 
 // Serve is cluster.Handler: this node won the LU. The LU is open on every
-// node (shared backing store), so taking over is turning it active.
+// node (shared backing store), so taking over is turning it active; with
+// a takeover hook, the hook runs first and a zvol LU is opened
+// (cluster_hooks.go).
 func (n *clusterNode) Serve(ctx context.Context, guid string, token int64) error {
 	if err := n.takeover(ctx, guid, token); err != nil { // cluster_hooks.go
 		return err
@@ -280,7 +282,6 @@ func (n *clusterNode) Serve(ctx context.Context, guid string, token int64) error
 // then wait for the commands in flight, bounded well inside the margin.
 func (n *clusterNode) Stop(guid, reason string) {
 	n.mu.Lock()
-	token := n.serving[guid]
 	delete(n.serving, guid)
 	if oi, ok := n.ownerOf[guid]; ok && oi.Node == n.cfg.Node {
 		delete(n.ownerOf, guid)
@@ -296,7 +297,6 @@ func (n *clusterNode) Stop(guid, reason string) {
 		cancel()
 	}
 	n.log.Info("stopped serving LU", "lu", guid, "reason", reason)
-	n.release(guid, token, reason) // cluster_hooks.go
 	n.poke()
 }
 

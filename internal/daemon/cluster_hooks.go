@@ -23,8 +23,8 @@ import (
 // sits on shared disks, imported on one node (zpool multihost=on refuses
 // a second import, so the import is the fence) — an operator's executable
 // imports it before this node serves the LU and exports it after this
-// node gave the LU up. Serve and Stop (cluster.go) call takeover and
-// release; with no hook configured nothing changes.
+// node gave the LU up. Serve (cluster.go) calls takeover, the owner calls
+// Release after Stop; with no hook configured nothing changes.
 
 // hookRun is one hook invocation: its argument and what its environment
 // tells it.
@@ -205,6 +205,13 @@ func (n *clusterNode) waitOpen(ctx context.Context, guid string) error {
 		case <-time.After(hookRetryEvery):
 		}
 	}
+}
+
+// Release is cluster.Releaser: it runs after Stop, while the owner still
+// holds (and renews) the lease, so the next owner's takeover starts after
+// the release hook.
+func (n *clusterNode) Release(guid string, token int64) {
+	n.release(guid, token, "stopped serving")
 }
 
 // release runs after Stop made the LU standby and drained it (and when a
