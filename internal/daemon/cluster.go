@@ -29,6 +29,8 @@ type clusterNode struct {
 	ms  *cluster.Membership
 	log *slog.Logger
 
+	runHook hookRunner // takeover and release hooks (cluster_hooks.go)
+
 	cancel   context.CancelFunc
 	done     chan struct{}
 	wake     chan struct{}
@@ -65,6 +67,7 @@ func (d *Daemon) startCluster(ctx context.Context) error {
 	}
 	n := &clusterNode{d: d, cfg: cc, c: c, log: log, done: make(chan struct{}), wake: make(chan struct{}, 1),
 		owners: map[string]*cluster.Owner{}, serving: map[string]int64{}, ownerOf: map[string]cluster.OwnerInfo{}}
+	n.runHook = d.hookRunnerOf(log, cc.HookTimeout) // cluster_hooks.go
 	ms, err := c.Join(ctx, cluster.Member{Portals: n.advertised(), Groups: n.localGroups()})
 	if err != nil {
 		_ = c.Close()
@@ -189,6 +192,11 @@ func (n *clusterNode) syncLUs(ctx context.Context) {
 			want[l.GUID] = true
 		}
 	}
+	for _, h := range n.d.mgr.HandoverLUs() {
+		if n.waitingForZvol(h) { // cluster_hooks.go: the takeover hook imports its pool
+			want[h.GUID] = true
+		}
+	}
 	n.mu.Lock()
 	var gone []*cluster.Owner
 	for g, o := range n.owners {
@@ -275,12 +283,16 @@ func (n *clusterNode) accessLocked(guid string) *stmf.LUAccess {
 }
 
 // Serve is cluster.Handler: this node won the LU. The LU is open on every
-// node (shared backing store), so taking over is recording the fencing
-// token with the LU (a deposed owner's late write is then refused by the
+// node (shared backing store; with a takeover hook the hook runs first
+// and a zvol LU is opened, cluster_hooks.go), so taking over is recording
+// the fencing token with the LU (a deposed owner's late write is then refused by the
 // store check, lu/fence.go), waiting out the window a deposed owner may
 // still trust its last check for, and turning it active. An error gives
 // the lease up.
 func (n *clusterNode) Serve(ctx context.Context, guid string, token int64) error {
+	if err := n.takeover(ctx, guid, token); err != nil { // cluster_hooks.go
+		return err
+	}
 	if err := n.fence(ctx, guid, token); err != nil {
 		return err
 	}

@@ -71,6 +71,7 @@ type Manager struct {
 	state   *store.State             // adopted states are never modified, only replaced
 	open    map[stmf.GUID]LU         // LUs whose backing store is open
 	waiting map[stmf.GUID]*waitState // configured LUs not open, and why (zvol_lus.go)
+	parked  map[stmf.GUID]bool       // zvol LUs closed for a release hook, not reopened (zvol_handover.go)
 	ports   map[string]Ports         // fixed at New: read without mu
 	portals func() []string
 	changed func() // Config.OnChange
