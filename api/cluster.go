@@ -21,15 +21,16 @@ const (
 
 // ClusterPortGroup is one of a node's target port groups.
 type ClusterPortGroup struct {
-	ID    uint16   `json:"id"`
-	Ports []uint16 `json:"ports"` // relative target port ids
+	ID      uint16   `json:"id"`
+	Ports   []uint16 `json:"ports"`             // relative target port ids
+	Portals []string `json:"portals,omitempty"` // iSCSI portals listening for the group
 }
 
 // ClusterMember is a live node.
 type ClusterMember struct {
 	Name     string             `json:"name"`
-	Self     bool               `json:"self"` // the node that answered
-	Portals  []string           `json:"portals"`
+	Self     bool               `json:"self"`    // the node that answered
+	Portals  []string           `json:"portals"` // advertised (--advertise-portal, else every listening portal)
 	Groups   []ClusterPortGroup `json:"groups"`
 	Health   string             `json:"health"`
 	Started  time.Time          `json:"started"`

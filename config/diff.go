@@ -52,6 +52,9 @@ func settings() []setting {
 		{"advertise-portal", false, func(c *Config) string { return strings.Join(c.Cluster.Portals, ",") }},
 		{"cluster-lease-ttl", false, func(c *Config) string { return c.Cluster.LeaseTTL.String() }},
 		{"cluster-prefix", false, func(c *Config) string { return c.Cluster.Prefix }},
+		{"cluster-takeover-hook", false, func(c *Config) string { return c.Cluster.TakeoverHook }},
+		{"cluster-release-hook", false, func(c *Config) string { return c.Cluster.ReleaseHook }},
+		{"cluster-hook-timeout", false, func(c *Config) string { return c.Cluster.HookTimeout.String() }},
 	}
 }
 

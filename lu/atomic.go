@@ -55,6 +55,9 @@ func (d *Device) writeAtomic16(t *stmf.Task, cdb []byte) *stmf.Result {
 		if r := d.writeFailed(lba); r != nil {
 			return r
 		}
+		if err := d.checkFence(); err != nil {
+			return d.ioError(err, true, lba)
+		}
 		if err := d.atomicW.WriteAtomic(data[:total], d.byteOff(lba)); err != nil {
 			d.durableFailure(err)
 			return d.ioError(err, true, lba)

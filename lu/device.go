@@ -161,6 +161,8 @@ type Device struct {
 	panics atomic.Uint64 // handler panics recovered (a bug; tests assert zero)
 
 	vaai vaaiState // write ordering, COMPARE AND WRITE, EXTENDED COPY (rangelock.go, xcopy.go)
+
+	fence fenceState // cluster mode's fencing token on the data path (fence.go)
 }
 
 const closingBit = int64(1) << 62
@@ -430,6 +432,7 @@ func (d *Device) setup(md *backing.Meta) {
 	d.ident.Store(d.newIdentity(md))
 	d.flush.do = d.syncStore // writefail.go: a failed sync is remembered
 	d.hinter, _ = d.store.(backing.Prefetcher)
+	d.fence.setup(d.store)
 	d.setupThin(md)
 	if aw, ok := d.store.(backing.AtomicWriter); ok && d.caps.AtomicMax > 0 {
 		d.atomicW = aw
@@ -510,6 +513,9 @@ func (d *Device) SetProps(p Props) error {
 	if err := checkIdentity(md.VendorID, md.ProductID, md.Serial, md.Alias, md.MgmtURL); err != nil {
 		return err
 	}
+	if err := d.checkFence(); err != nil {
+		return err
+	}
 	if err := d.store.SaveMeta(&md); err != nil {
 		return err
 	}
@@ -557,6 +563,9 @@ func (d *Device) ResizeContext(ctx context.Context, newSize uint64) error {
 	defer d.metaMu.Unlock()
 	if d.state.Load()&closingBit != 0 {
 		return errClosed
+	}
+	if err := d.checkFence(); err != nil {
+		return err
 	}
 	if err := d.store.Resize(ctx, newSize); err != nil {
 		return err

@@ -22,6 +22,9 @@ func (d *Device) writeDurable(data []byte, lba uint64) *stmf.Result {
 	if r := d.writeFailed(lba); r != nil {
 		return r
 	}
+	if err := d.checkFence(); err != nil { // fence.go: refused before anything is written
+		return d.ioError(err, true, lba)
+	}
 	alone := d.durableWrites.Add(1) == 1 && !d.flush.busy()
 	defer d.durableWrites.Add(-1)
 	if err := d.store.WriteAt(data, d.byteOff(lba), alone); err != nil {

@@ -398,6 +398,9 @@ func (d *Device) commitPRLocked(ctx context.Context, old, p *prState, out *prOut
 			if errors.Is(err, errPRTooLarge) || errors.Is(err, backing.ErrMetaTooLarge) { // a zvol property holds less than a header slot
 				return fail(scsi.NewSense(scsi.KeyIllegalRequest, scsi.ASCInsufficientRegistrationRes)), nil
 			}
+			if errors.Is(err, backing.ErrFenced) {
+				return d.fenced(err), nil
+			}
 			d.log.Error("lu: persisting reservations failed", "guid", d.guid, "err", err)
 			return fail(scsi.NewSense(scsi.KeyMediumError, scsi.ASCWriteError)), nil
 		}

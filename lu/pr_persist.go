@@ -237,6 +237,9 @@ func (d *Device) storePR(enc []byte) error {
 	}
 	md := *d.md.Clone()
 	md.PR = enc
+	if err := d.checkFence(); err != nil {
+		return err
+	}
 	if err := d.store.SaveMeta(&md); err != nil {
 		return err
 	}

@@ -40,6 +40,9 @@ func (d *Device) ioError(err error, write bool, lba uint64) *stmf.Result {
 	if errors.As(err, new(errWriteFailed)) {
 		return mediumWriteError(lba) // logged once, when it was latched
 	}
+	if errors.Is(err, backing.ErrFenced) {
+		return d.fenced(err) // logged once per token
+	}
 	switch {
 	case write && errors.Is(err, backing.ErrNoSpace):
 		d.log.Error("lu: backing store is full", "guid", d.guid, "path", d.where(), "lba", lba, "err", err)

@@ -228,6 +228,9 @@ func (d *Device) deallocate(lba, n uint64) error {
 	if n == 0 {
 		return nil
 	}
+	if err := d.checkFence(); err != nil {
+		return err
+	}
 	return d.store.Deallocate(d.byteOff(lba), int64(n<<d.bsShift))
 }
 

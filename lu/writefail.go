@@ -87,9 +87,9 @@ func mediumWriteError(lba uint64) *stmf.Result {
 }
 
 // durableFailure latches err from a durable write unless it was refused
-// before anything reached the medium (no space, read-only).
+// before anything reached the medium (no space, read-only, fenced).
 func (d *Device) durableFailure(err error) {
-	if errors.Is(err, backing.ErrNoSpace) || errors.Is(err, backing.ErrReadOnly) {
+	if errors.Is(err, backing.ErrNoSpace) || errors.Is(err, backing.ErrReadOnly) || errors.Is(err, backing.ErrFenced) {
 		return
 	}
 	d.latchWriteFailure("durable write", err)
@@ -101,6 +101,9 @@ func (d *Device) durableFailure(err error) {
 func (d *Device) writeBlocks(data []byte, lba uint64, durable bool) *stmf.Result {
 	if durable {
 		return d.writeDurable(data, lba)
+	}
+	if err := d.checkFence(); err != nil {
+		return d.ioError(err, true, lba)
 	}
 	if err := d.store.WriteAt(data, d.byteOff(lba), false); err != nil {
 		return d.ioError(err, true, lba)

@@ -113,6 +113,9 @@ func (d *Device) writeSame(t *stmf.Task, cdb []byte) *stmf.Result {
 // zeroBlocks makes blocks [lba, lba+n) read as zeroes, keeping them
 // allocated (mapped).
 func (d *Device) zeroBlocks(lba, n uint64) error {
+	if err := d.checkFence(); err != nil {
+		return err
+	}
 	return d.store.WriteZeroes(d.byteOff(lba), int64(n<<d.bsShift))
 }
 
@@ -133,6 +136,9 @@ func (d *Device) fillBlocks(t *stmf.Task, lba, n uint64, pattern []byte) error {
 			return err
 		}
 		c := min(total, chunk)
+		if err := d.checkFence(); err != nil {
+			return err
+		}
 		if err := d.store.WriteAt(buf[:c], pos, false); err != nil {
 			return err
 		}

@@ -2,8 +2,10 @@ package lu
 
 import (
 	"encoding/binary"
+	"errors"
 	"sync"
 
+	"github.com/costar-project/costar/lu/backing"
 	"github.com/costar-project/costar/scsi"
 	"github.com/costar-project/costar/stmf"
 )
@@ -459,8 +461,13 @@ func (d *Device) copySegment(t *stmf.Task, s *b2bSegment, targets []copyTarget, 
 			d.log.Error("lu: extended copy read failed", "guid", src.guid, "lba", s.srcLBA, "err", err)
 			return copyAborted(scsi.ASCUnrecoveredReadError)
 		}
-		err = dst.store.WriteAt(buf, dstOff+int64(pos), dsync)
+		if err = dst.checkFence(); err == nil {
+			err = dst.store.WriteAt(buf, dstOff+int64(pos), dsync)
+		}
 		dst.vaai.locks.release(lk)
+		if errors.Is(err, backing.ErrFenced) {
+			return dst.fenced(err)
+		}
 		if err != nil {
 			d.log.Error("lu: extended copy write failed", "guid", dst.guid, "lba", s.dstLBA, "err", err)
 			return copyAborted(scsi.ASCWriteError)

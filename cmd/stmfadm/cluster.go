@@ -12,9 +12,11 @@ import (
 )
 
 const listClusterHelp = `Shows the cluster this stmfd belongs to (stmfd --cluster-endpoints): the etcd endpoints,
-the lease timing, every live node with its advertised portals, target port groups and
-health, and every LU with its owner, the owner's fencing token and lease, and each node's
-ALUA state for it. A single-node stmfd answers that it is not in a cluster.
+the lease timing, every live node with its health, its advertised portals (stmfd
+--advertise-portal when given, else every address its iSCSI portals listen on) and each of
+its target port groups with the group's relative port ids and the portals that listen for
+it, and every LU with its owner, the owner's fencing token and lease, and each node's ALUA
+state for it. A single-node stmfd answers that it is not in a cluster.
 
 EXAMPLES:
    stmfadm list-cluster
@@ -72,11 +74,16 @@ func writeCluster(w io.Writer, st api.ClusterStatus) {
 		fmt.Fprintf(w, "Member: %s%s\n", m.Name, self)
 		prop(w, "Health", m.Health)
 		prop(w, "Portals", orDash(strings.Join(m.Portals, ",")))
-		var gs []string
-		for _, g := range m.Groups {
-			gs = append(gs, fmt.Sprintf("%d (ports %s)", g.ID, joinInts(g.Ports)))
+		if len(m.Groups) == 0 {
+			prop(w, "Port Groups", "-")
 		}
-		prop(w, "Port Groups", orDash(strings.Join(gs, ", ")))
+		for _, g := range m.Groups {
+			v := "ports " + joinInts(g.Ports)
+			if len(g.Portals) > 0 {
+				v += "; portals " + strings.Join(g.Portals, ",")
+			}
+			prop(w, fmt.Sprintf("Port Group %d", g.ID), v)
+		}
 		prop(w, "Lease Left", fmt.Sprintf("%ds", m.LeaseTTL))
 	}
 	for _, l := range st.LUs {

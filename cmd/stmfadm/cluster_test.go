@@ -13,7 +13,7 @@ const testGUID = "600144F034E37C2100006B0FCAD55776"
 func TestListCluster(t *testing.T) {
 	st := api.ClusterStatus{Node: "a", Endpoints: []string{"http://127.0.0.1:2379"}, LeaseTTL: 5, RenewEvery: 1, FenceMargin: 1, EtcdHealthy: true,
 		Members: []api.ClusterMember{{Name: "a", Self: true, Portals: []string{"127.0.0.1:3260"}, Groups: []api.ClusterPortGroup{{ID: 1, Ports: []uint16{256}}}, Health: "ok", LeaseTTL: 4},
-			{Name: "b", Portals: []string{"127.0.0.2:3260"}, Groups: []api.ClusterPortGroup{{ID: 2, Ports: []uint16{512}}}, Health: "ok", LeaseTTL: 3}},
+			{Name: "b", Portals: []string{"127.0.0.2:3260"}, Groups: []api.ClusterPortGroup{{ID: 2, Ports: []uint16{512}, Portals: []string{"127.0.0.2:3260", "127.0.0.6:3260"}}}, Health: "ok", LeaseTTL: 3}},
 		LUs: []api.ClusterLU{{GUID: testGUID, LUCluster: api.LUCluster{Owner: "b", Token: 42, LeaseTTL: 4,
 			States: []api.ClusterNodeState{{Node: "a", Group: 1, State: api.ALUAStandby}, {Node: "b", Group: 2, State: api.ALUAActiveOptimized}}}}}}
 	srv := apitest.Serve(t, map[string]apitest.Reply{api.MethodListCluster: {Body: st}})
@@ -22,7 +22,8 @@ func TestListCluster(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", code, errs)
 	}
 	flat := strings.Join(strings.Fields(out), " ")
-	for _, want := range []string{"Node: a", "Member: a (this node)", "Port Groups : 1 (ports 256)", "Member: b",
+	for _, want := range []string{"Node: a", "Member: a (this node)", "Port Group 1 : ports 256", "Member: b",
+		"Port Group 2 : ports 512; portals 127.0.0.2:3260,127.0.0.6:3260",
 		"LU Name: " + testGUID, "Owner : b", "Fencing Token : 42", "ALUA a : group 1 Standby", "ALUA b : group 2 Active/Optimized",
 		"Lease TTL : 5s (renewed every 1s, self-fence 1s before expiry)"} {
 		if !strings.Contains(flat, want) {

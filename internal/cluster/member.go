@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -13,16 +14,27 @@ import (
 )
 
 // PortGroup is one of a node's target port groups with its relative port
-// identifiers, as the other nodes report it in REPORT TARGET PORT GROUPS.
+// identifiers, as the other nodes report it in REPORT TARGET PORT GROUPS,
+// and the iSCSI portals that listen for it (none for an FC group).
 type PortGroup struct {
-	ID    uint16   `json:"id"`
-	Ports []uint16 `json:"ports"`
+	ID      uint16   `json:"id"`
+	Ports   []uint16 `json:"ports"`
+	Portals []string `json:"portals,omitempty"`
+}
+
+// Equal reports whether g and o are the same group with the same ports
+// and portals.
+func (g PortGroup) Equal(o PortGroup) bool {
+	return g.ID == o.ID && slices.Equal(g.Ports, o.Ports) && slices.Equal(g.Portals, o.Portals)
 }
 
 // Member is a node's record in etcd.
 type Member struct {
-	Name    string      `json:"name"`
-	Portals []string    `json:"portals"` // advertised iSCSI portals
+	Name string `json:"name"`
+	// Portals are the node's advertised iSCSI portals: stmfd's
+	// --advertise-portal when set (addresses initiators reach it by, e.g.
+	// through NAT), else every address its iSCSI portals listen on.
+	Portals []string    `json:"portals"`
 	Groups  []PortGroup `json:"groups"`
 	Health  string      `json:"health"` // "ok", or what is wrong
 	Started time.Time   `json:"started"`
@@ -153,21 +165,23 @@ func (ms *Membership) run(ctx context.Context, lease clientv3.LeaseID, ka <-chan
 }
 
 // SetHealth changes the health this node reports.
-func (ms *Membership) SetHealth(h string) {
-	ms.mu.Lock()
-	ms.m.Health = h
-	ms.mu.Unlock()
-	select {
-	case ms.kick <- struct{}{}:
-	default:
-	}
-}
+func (ms *Membership) SetHealth(h string) { ms.update(func(m *Member) { m.Health = h }) }
 
 // SetGroups changes the port groups this node advertises (its targets or
 // portal groups changed).
 func (ms *Membership) SetGroups(g []PortGroup) {
+	ms.update(func(m *Member) { m.Groups = slices.Clone(g) })
+}
+
+// SetPortals changes the portals this node advertises.
+func (ms *Membership) SetPortals(p []string) {
+	ms.update(func(m *Member) { m.Portals = slices.Clone(p) })
+}
+
+// update changes the record and has the run loop publish it.
+func (ms *Membership) update(f func(*Member)) {
 	ms.mu.Lock()
-	ms.m.Groups = g
+	f(&ms.m)
 	ms.mu.Unlock()
 	select {
 	case ms.kick <- struct{}{}:

@@ -17,13 +17,22 @@ import (
 type Handler interface {
 	// Serve runs after this node won the LU's lease and recorded the
 	// fencing token, before any command is served: open the backing
-	// store, load metadata, then turn the LU's ports active. An error
-	// gives the lease up again.
+	// store, load metadata, then turn the LU's ports active. The lease is
+	// renewed while it runs; ctx ends when the lease is lost or the node
+	// leaves. An error gives the lease up again.
 	Serve(ctx context.Context, guid string, token int64) error
 	// Stop must return only once the LU serves no more media commands on
 	// this node (standby set and in-flight commands drained or aborted).
 	// It runs before the lease can expire for others (fence.go).
 	Stop(guid string, reason string)
+}
+
+// Releaser is an optional Handler extension. Release runs after Stop,
+// before the lease is given up and while it is renewed (when it still can
+// be): the node hands the LU's store over (a zpool export) before the
+// next owner can start taking it. token is the tenure's fencing token.
+type Releaser interface {
+	Release(guid string, token int64)
 }
 
 // Ownership is the owner key's value.
@@ -209,16 +218,16 @@ func (o *Owner) hold(ctx context.Context, lease clientv3.LeaseID, token int64, s
 	c := o.c
 	o.fc.lost()
 	o.fc.granted(sent, ttl)
-	if err := o.h.Serve(ctx, o.guid, token); err != nil {
+	if err := o.serve(ctx, lease, token); err != nil { // renewing meanwhile (owner_serve.go)
 		c.log.Warn("cluster: could not take the LU over; giving it up", "lu", o.guid, "err", err)
 		o.release(lease)
 		pause(ctx, c.cfg.TTL) // let another node try first
 		return
 	}
 	if !o.fc.live(time.Now()) {
-		// Serve took longer than the lease allows: stop before the
-		// lease can expire for others.
-		o.stop(lease, "taking over took longer than the lease", true)
+		// The lease was not kept while taking over: stop before it
+		// can expire for others.
+		o.stop(ctx, lease, token, "lease lost while taking over", true)
 		return
 	}
 	o.set(func(s *OwnerState) { *s = OwnerState{Serving: true, Token: token, Owner: c.cfg.Node} })
@@ -237,32 +246,21 @@ func (o *Owner) hold(ctx context.Context, lease clientv3.LeaseID, token int64, s
 	for {
 		select {
 		case <-ctx.Done():
-			o.stop(lease, "node leaving", true)
+			o.stop(ctx, lease, token, "node leaving", true)
 			return
 		case <-deadline.C:
 			if o.fc.live(time.Now()) {
 				deadline.Reset(o.fc.remaining(time.Now()))
 				continue
 			}
-			o.stop(lease, "lease not renewed in time (self-fence)", true)
+			o.stop(ctx, lease, token, "lease not renewed in time (self-fence)", true)
 			return
 		case <-renewT.C:
 			if inflight {
 				continue
 			}
 			inflight = true
-			now := time.Now()
-			left := max(o.fc.remaining(now), time.Millisecond) // no renewal outlives the deadline
-			go func(s time.Time) {
-				rctx, cancel := context.WithTimeout(leaderCtx(ctx), left)
-				r, err := c.cli.KeepAliveOnce(rctx, lease)
-				cancel()
-				out := renewal{sent: s, err: err}
-				if err == nil {
-					out.ttl = time.Duration(r.TTL) * time.Second
-				}
-				results <- out
-			}(now)
+			o.renewAsync(ctx, lease, results) // owner_serve.go
 		case r := <-results:
 			inflight = false
 			switch {
@@ -277,7 +275,7 @@ func (o *Owner) hold(ctx context.Context, lease clientv3.LeaseID, token int64, s
 					wch, och = w.move, w.owner
 				}
 			case errors.Is(r.err, rpctypes.ErrLeaseNotFound) || (r.err == nil && r.ttl <= 0):
-				o.stop(lease, "lease gone", false)
+				o.stop(ctx, lease, token, "lease gone", false)
 				return
 			default:
 				c.log.Warn("cluster: lease renewal failed", "lu", o.guid, "err", r.err, "left", o.fc.remaining(time.Now()))
@@ -289,7 +287,7 @@ func (o *Owner) hold(ctx context.Context, lease clientv3.LeaseID, token int64, s
 			}
 			for _, ev := range wr.Events {
 				if ev.Type == mvccpb.PUT && string(ev.Kv.Value) != c.cfg.Node {
-					o.stop(lease, "moved to "+string(ev.Kv.Value), true)
+					o.stop(ctx, lease, token, "moved to "+string(ev.Kv.Value), true)
 					return
 				}
 			}
@@ -300,7 +298,7 @@ func (o *Owner) hold(ctx context.Context, lease clientv3.LeaseID, token int64, s
 			}
 			for _, ev := range wr.Events {
 				if ev.Type == mvccpb.DELETE {
-					o.stop(lease, "ownership key deleted", false)
+					o.stop(ctx, lease, token, "ownership key deleted", false)
 					return
 				}
 			}
@@ -329,8 +327,9 @@ func (o *Owner) watch(ctx context.Context, token int64) tenureWatch {
 // safe; after a self-fence it shortens the outage when etcd answers again
 // (a leader change may have kept the lease alive), and fails harmlessly
 // when it does not.
-func (o *Owner) stop(lease clientv3.LeaseID, reason string, release bool) {
+func (o *Owner) stop(ctx context.Context, lease clientv3.LeaseID, token int64, reason string, release bool) {
 	o.h.Stop(o.guid, reason)
+	o.handOver(ctx, lease, token, release) // owner_serve.go
 	o.fc.lost()
 	o.set(func(s *OwnerState) { *s = OwnerState{} })
 	o.c.log.Info("cluster: stopped serving LU", "lu", o.guid, "reason", reason)

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"github.com/costar-project/costar/api"
 	"github.com/costar-project/costar/config"
 	"github.com/costar-project/costar/internal/cluster"
+	"github.com/costar-project/costar/lu"
 	"github.com/costar-project/costar/stmf"
 )
 
@@ -26,6 +28,8 @@ type clusterNode struct {
 	c   *cluster.Client
 	ms  *cluster.Membership
 	log *slog.Logger
+
+	runHook hookRunner // takeover and release hooks (cluster_hooks.go)
 
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -63,11 +67,8 @@ func (d *Daemon) startCluster(ctx context.Context) error {
 	}
 	n := &clusterNode{d: d, cfg: cc, c: c, log: log, done: make(chan struct{}), wake: make(chan struct{}, 1),
 		owners: map[string]*cluster.Owner{}, serving: map[string]int64{}, ownerOf: map[string]cluster.OwnerInfo{}}
-	portals := cc.Portals
-	if len(portals) == 0 {
-		portals = d.Addrs() // the portals are open: their actual addresses
-	}
-	ms, err := c.Join(ctx, cluster.Member{Portals: portals, Groups: n.localGroups()})
+	n.runHook = d.hookRunnerOf(log, cc.HookTimeout) // cluster_hooks.go
+	ms, err := c.Join(ctx, cluster.Member{Portals: n.advertised(), Groups: n.localGroups()})
 	if err != nil {
 		_ = c.Close()
 		return err
@@ -107,13 +108,31 @@ func (n *clusterNode) stop() {
 	_ = n.c.Close()
 }
 
+// localGroups are this node's target port groups with their relative
+// port ids and the iSCSI portals that really listen for each (portal
+// groups itadm creates later open listeners live; the run loop re-sends
+// the groups when they change).
 func (n *clusterNode) localGroups() []cluster.PortGroup {
+	var portals map[uint16][]string
+	if n.d.iscsi != nil {
+		portals = n.d.iscsi.GroupPortals()
+	}
 	var out []cluster.PortGroup
 	for id, ports := range n.d.fw.PortGroups() {
-		out = append(out, cluster.PortGroup{ID: id, Ports: ports})
+		out = append(out, cluster.PortGroup{ID: id, Ports: ports, Portals: portals[id]})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
+}
+
+// advertised are the portals the node record names: --advertise-portal as
+// given (what initiators reach the node by, which the node cannot tell
+// behind NAT), else every address an iSCSI portal listens on now.
+func (n *clusterNode) advertised() []string {
+	if len(n.cfg.Portals) > 0 {
+		return n.cfg.Portals
+	}
+	return n.d.Addrs()
 }
 
 // poke asks the loop for a refresh now.
@@ -130,10 +149,15 @@ func (n *clusterNode) run(ctx context.Context) {
 	defer close(n.done)
 	t := time.NewTicker(n.c.Config().Renew)
 	defer t.Stop()
-	groups := n.localGroups()
+	var groups []cluster.PortGroup // nil: the first pass re-sends what changed since Join
+	var portals []string
 	for {
 		n.syncLUs(ctx)
-		if g := n.localGroups(); !slices.EqualFunc(g, groups, func(a, b cluster.PortGroup) bool { return a.ID == b.ID && slices.Equal(a.Ports, b.Ports) }) {
+		if p := n.advertised(); !slices.Equal(p, portals) {
+			portals = p
+			n.ms.SetPortals(p)
+		}
+		if g := n.localGroups(); !slices.EqualFunc(g, groups, cluster.PortGroup.Equal) {
 			groups = g
 			n.ms.SetGroups(g)
 			cctx, cancel := context.WithTimeout(ctx, n.c.Config().Renew)
@@ -166,6 +190,11 @@ func (n *clusterNode) syncLUs(ctx context.Context) {
 	for _, l := range lus {
 		if l.Status == "Online" && l.Available {
 			want[l.GUID] = true
+		}
+	}
+	for _, h := range n.d.mgr.HandoverLUs() {
+		if n.waitingForZvol(h) { // cluster_hooks.go: the takeover hook imports its pool
+			want[h.GUID] = true
 		}
 	}
 	n.mu.Lock()
@@ -254,8 +283,19 @@ func (n *clusterNode) accessLocked(guid string) *stmf.LUAccess {
 }
 
 // Serve is cluster.Handler: this node won the LU. The LU is open on every
-// node (shared backing store), so taking over is turning it active.
-func (n *clusterNode) Serve(_ context.Context, guid string, token int64) error {
+// node (shared backing store; with a takeover hook the hook runs first
+// and a zvol LU is opened, cluster_hooks.go), so taking over is recording
+// the fencing token with the LU (a deposed owner's late write is then refused by the
+// store check, lu/fence.go), waiting out the window a deposed owner may
+// still trust its last check for, and turning it active. An error gives
+// the lease up.
+func (n *clusterNode) Serve(ctx context.Context, guid string, token int64) error {
+	if err := n.takeover(ctx, guid, token); err != nil { // cluster_hooks.go
+		return err
+	}
+	if err := n.fence(ctx, guid, token); err != nil {
+		return err
+	}
 	n.mu.Lock()
 	n.serving[guid] = token
 	n.mu.Unlock()
@@ -265,8 +305,40 @@ func (n *clusterNode) Serve(_ context.Context, guid string, token int64) error {
 	return nil
 }
 
+// fence records token with the LU's store (lu.Device.SetFence), then
+// waits lu.FenceWindow so that the previous owner's last successful check
+// has run out before this node serves its first write.
+func (n *clusterNode) fence(ctx context.Context, guid string, token int64) error {
+	g, err := stmf.ParseGUID(guid)
+	if err != nil {
+		return err
+	}
+	l, ok := n.d.fw.LU(g)
+	if !ok {
+		return nil // not registered here: nothing to serve or fence
+	}
+	f, ok := l.(interface{ SetFence(int64) error })
+	if !ok {
+		return nil
+	}
+	if err := f.SetFence(token); err != nil {
+		return fmt.Errorf("recording fencing token %d: %w", token, err)
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(lu.FenceWindow):
+		return nil
+	}
+}
+
 // Stop is cluster.Handler: standby first (no new media command starts),
 // then wait for the commands in flight, bounded well inside the margin.
+// The LU keeps its fencing token: a command still in flight past the
+// drain (or one a frozen process resumes) is checked against the store
+// and refused once another node recorded a newer token; with the token
+// cleared it would write unchecked. While no other node took over, the
+// check passes, which is right: nobody else writes.
 func (n *clusterNode) Stop(guid, reason string) {
 	n.mu.Lock()
 	delete(n.serving, guid)
@@ -316,7 +388,7 @@ func (n *clusterNode) Status(ctx context.Context) (api.ClusterStatus, error) {
 	for _, m := range n.members {
 		am := api.ClusterMember{Name: m.Name, Self: m.Name == cfg.Node, Portals: m.Portals, Health: m.Health, Started: m.Started, LeaseTTL: m.LeaseTTL}
 		for _, g := range m.Groups {
-			am.Groups = append(am.Groups, api.ClusterPortGroup{ID: g.ID, Ports: g.Ports})
+			am.Groups = append(am.Groups, api.ClusterPortGroup{ID: g.ID, Ports: g.Ports, Portals: g.Portals})
 		}
 		st.Members = append(st.Members, am)
 	}

@@ -140,17 +140,50 @@ func (n *clusterNode) applyShared(ctx context.Context, cs *clusterStore, doc []b
 	if err := json.Unmarshal(doc, &sc); err != nil {
 		return fmt.Errorf("configuration document at revision %d: %w", rev, err)
 	}
-	cur, err := n.d.mgr.ExportConfig(ctx, api.Empty{})
+	var res api.ApplyResult
+	err := n.d.mgr.Exclusive(func() error {
+		cur, err := n.d.mgr.ExportConfig(ctx, api.Empty{})
+		if err != nil {
+			return err
+		}
+		want := wantShared(cur.Config, sc)
+		// The Save the apply ends with then finds the document unchanged;
+		// a local change after it is conditioned on this revision.
+		cs.mu.Lock()
+		prevRev, prevDoc := cs.rev, cs.doc
+		cs.rev, cs.doc = rev, doc
+		cs.mu.Unlock()
+		res, err = n.d.mgr.ApplyConfig(ctx, api.ApplyRequest{Config: want, Prune: true})
+		if err != nil {
+			// Nothing was applied: a local change must still fail against
+			// the newer document rather than overwrite it with this node's
+			// older view.
+			cs.mu.Lock()
+			cs.rev, cs.doc = prevRev, prevDoc
+			cs.mu.Unlock()
+		}
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	want := cur.Config
+	if len(res.Steps) > 0 {
+		n.log.Info("applied the cluster's configuration", "revision", rev, "steps", res.Steps)
+	}
+	n.poke()
+	return nil
+}
+
+// wantShared is this node's configuration cur with the shared part
+// replaced by sc's.
+func wantShared(cur api.Config, sc sharedConfig) api.Config {
+	want := cur
 	want.LUs = nil
 	for _, l := range sc.LUs {
-		i := slices.IndexFunc(cur.Config.LUs, func(c api.ConfigLU) bool { return c.GUID == l.GUID })
+		i := slices.IndexFunc(cur.LUs, func(c api.ConfigLU) bool { return c.GUID == l.GUID })
 		w := api.ConfigLU{GUID: l.GUID, DataFile: l.DataFile, MetaFile: l.MetaFile}
 		if i >= 0 {
-			w = cur.Config.LUs[i] // keep the properties this node reads from the LU
+			w = cur.LUs[i] // keep the properties this node reads from the LU
 		}
 		w.Offline, w.QoSIOPS, w.QoSMBps = l.Offline, l.QoSIOPS, l.QoSMBps
 		want.LUs = append(want.LUs, w)
@@ -160,19 +193,7 @@ func (n *clusterNode) applyShared(ctx context.Context, cs *clusterStore, doc []b
 		want.Views = append(want.Views, api.ConfigView{GUID: v.GUID, HostGroup: v.HostGroup, TargetGroup: v.TargetGroup, LUN: v.LUN})
 	}
 	want.HostGroups, want.TargetGroups = apiGroups(sc.HostGroups), apiGroups(sc.TargetGroups)
-	// The Save the apply ends with then finds the document unchanged.
-	cs.mu.Lock()
-	cs.rev, cs.doc = rev, doc
-	cs.mu.Unlock()
-	res, err := n.d.mgr.ApplyExclusive(ctx, api.ApplyRequest{Config: want, Prune: true})
-	if err != nil {
-		return err
-	}
-	if len(res.Steps) > 0 {
-		n.log.Info("applied the cluster's configuration", "revision", rev, "steps", res.Steps)
-	}
-	n.poke()
-	return nil
+	return want
 }
 
 func apiGroups(gs []store.Group) []api.ConfigGroup {

@@ -61,6 +61,7 @@ type Daemon struct {
 	resvJournal lu.ReservationJournal // from WithReservationJournal (reservations.go)
 	lup         *luProvider
 	resvClient  *cluster.Client // cluster mode: the journal's etcd connection
+	runHook     hookRunner      // tests: instead of executing the cluster hooks (cluster_hooks.go)
 }
 
 // New prepares a daemon; Start brings it up.

@@ -363,3 +363,52 @@ func TestZvolInUseUnderIllumosNames(t *testing.T) {
 		}
 	}
 }
+
+// A parked LU (closed for a release hook) is not reopened by WatchZvols
+// until unparked; RetryZvolLU opens a waiting LU at once.
+func TestZvolParkAndRetry(t *testing.T) {
+	e := newZvolEnv(t)
+	l := e.create("tank/a", 1<<20, api.LUProps{})
+	g := guidOf(t, l.GUID)
+	stop := e.m.WatchZvols(10 * time.Millisecond)
+	defer stop()
+	if err := e.m.ParkZvolLU(l.GUID, "released to another node"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // ten WatchZvols rounds
+	if got := e.lu(l.GUID); got.Available || !strings.Contains(got.StatusDetail, "released to another node") {
+		t.Fatalf("parked LU: %+v", got)
+	}
+	if _, ok := e.fw.LU(g); ok {
+		t.Fatal("parked LU still registered")
+	}
+	if err := e.m.RetryZvolLU(e.ctx, l.GUID); err != nil || e.lu(l.GUID).Available {
+		t.Fatalf("RetryZvolLU opened a parked LU (%v)", err)
+	}
+	// "zpool export" while parked, then unparked: waiting, with the reason.
+	if err := e.f.Rename("tank/a", "away/a"); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	e.m.UnparkZvolLU(l.GUID)
+	if err := e.m.RetryZvolLU(e.ctx, l.GUID); err == nil || e.lu(l.GUID).Available {
+		t.Fatalf("RetryZvolLU without the zvol: %v", err)
+	}
+	// "zpool import": RetryZvolLU opens and registers it without waiting for a poll.
+	if err := e.f.Rename("away/a", "tank/a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.RetryZvolLU(e.ctx, l.GUID); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.lu(l.GUID); !got.Available || got.Status != "Online" {
+		t.Fatalf("LU after RetryZvolLU: %+v", got)
+	}
+	if _, ok := e.fw.LU(g); !ok {
+		t.Fatal("LU not registered after RetryZvolLU")
+	}
+	h, ok := e.m.HandoverLUOf(l.GUID)
+	if !ok || !h.Open || !h.Online || h.Zvol != "tank/a" {
+		t.Fatalf("HandoverLUOf = %+v, %v", h, ok)
+	}
+}

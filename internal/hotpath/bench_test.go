@@ -27,7 +27,11 @@ const (
 
 // startTarget runs portprovider/iscsi → stmf → lu over a memstore LU on
 // loopback and returns its address.
-func startTarget(tb testing.TB) string {
+func startTarget(tb testing.TB) string { return startTargetFenced(tb, 0) }
+
+// startTargetFenced is startTarget with the LU fenced by token (cluster
+// mode's check before every write; 0 = none).
+func startTargetFenced(tb testing.TB, token int64) string {
 	tb.Helper()
 	log := slog.New(slog.DiscardHandler)
 	ctx := context.Background()
@@ -35,6 +39,9 @@ func startTarget(tb testing.TB) string {
 	d, err := lu.New(ctx, memstore.New(luSize, blockSize, backing.Caps{}), lu.Config{Size: luSize, BlockSize: blockSize},
 		&lu.GUIDGenerator{HostID: lu.HostIDFrom32(0x1234)}, log)
 	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := d.SetFence(token); err != nil {
 		tb.Fatal(err)
 	}
 	if err := fw.RegisterLU(d); err != nil {
@@ -174,8 +181,10 @@ func cdb16(op byte, lba uint64, blocks uint32) []byte {
 	return c
 }
 
-func benchRW(b *testing.B, op byte, write bool) {
-	c := dial(b, startTarget(b))
+func benchRW(b *testing.B, op byte, write bool) { benchRWFenced(b, op, write, 0) }
+
+func benchRWFenced(b *testing.B, op byte, write bool, token int64) {
+	c := dial(b, startTargetFenced(b, token))
 	const n = 4096
 	cdbs := make([][]byte, 64)
 	for i := range cdbs {
@@ -208,6 +217,11 @@ func BenchmarkRead4K(b *testing.B) { benchRW(b, 0x88, false) }
 
 // BenchmarkWrite4K is WRITE(16) of 4 KiB (immediate data) at QD1.
 func BenchmarkWrite4K(b *testing.B) { benchRW(b, 0x8a, true) }
+
+// BenchmarkWrite4KFenced is BenchmarkWrite4K with a fencing token set:
+// the check before every store write (the memstore's token read stands in
+// for the file store's metadata read, made at most every lu.FenceWindow).
+func BenchmarkWrite4KFenced(b *testing.B) { benchRWFenced(b, 0x8a, true, 7) }
 
 // TestClientRoundTrip checks the benchmark's client against the target:
 // what it writes it reads back (the benchmarks would time errors).

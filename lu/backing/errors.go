@@ -16,4 +16,8 @@ var (
 	ErrNotSupported = errors.New("operation not supported by the backing store")
 	// ErrMetaTooLarge: the metadata does not fit the store's slot.
 	ErrMetaTooLarge = errors.New("LU metadata too large for the store")
+	// ErrFenced: a newer owner recorded a bigger fencing token with the
+	// LU (Fencer): this node was deposed and must not modify the store.
+	// NOT READY, LOGICAL UNIT NOT ACCESSIBLE, TARGET PORT IN STANDBY STATE.
+	ErrFenced = errors.New("backing store fenced: a newer owner holds the LU (fencing token superseded)")
 )

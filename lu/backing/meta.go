@@ -19,6 +19,10 @@ type Meta struct {
 	Thin          bool
 	SoftThreshold uint8 // percent, 0 = off
 
+	// FenceToken is the fencing token of the newest owner that fenced the
+	// LU in cluster mode (Fencer); 0 = never fenced. It only grows.
+	FenceToken int64
+
 	// Unknown holds fields a newer version wrote, written back unchanged.
 	Unknown []Field
 }

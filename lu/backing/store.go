@@ -100,6 +100,22 @@ type Describer interface {
 	Describe() Location
 }
 
+// Fencer is a store shared between nodes (cluster mode) that records the
+// fencing token of the LU's newest owner with the LU, so a deposed owner's
+// late write is refused (ErrFenced). Both methods read the token from the
+// store itself, not from a cache: the other node may have rewritten it.
+// A store without it (zvols: the pool import, exclusive with
+// multihost=on, is their fence) is used unchanged.
+type Fencer interface {
+	// Fence records token as the LU's newest durably before it returns;
+	// ErrFenced (wrapped) when the store already holds a bigger one. From
+	// then on SaveMeta is refused once a bigger token was recorded.
+	Fence(token int64) error
+	// CheckFence returns ErrFenced (wrapped) when the store holds a token
+	// bigger than token.
+	CheckFence(token int64) error
+}
+
 // Location is where a store keeps an LU.
 type Location struct {
 	DataFile string

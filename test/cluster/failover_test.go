@@ -71,19 +71,7 @@ func isStandby(r initiator.Response) bool { return r.Is(initiator.KeyNotReady, 0
 
 func rtpg(ctx context.Context, t *testing.T, s *initiator.Session) map[uint16]byte {
 	t.Helper()
-	r := cmd(ctx, t, s, initiator.ReportTargetPortGroups(4096), nil, 4096)
-	if r.Status != initiator.StatusGood {
-		t.Fatalf("RTPG: %v", r)
-	}
-	groups, err := initiator.ParseTargetPortGroups(r.Data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[uint16]byte{}
-	for _, g := range groups {
-		out[g.Group] = g.State
-	}
-	return out
+	return rtpgPorts(ctx, t, s).states // portals_test.go
 }
 
 func pattern(seed byte) []byte {

@@ -22,6 +22,12 @@ type twoNodes struct {
 
 func startTwoNodes(ctx context.Context, t *testing.T, members int, size int64) *twoNodes {
 	t.Helper()
+	return startTwoNodesArgs(ctx, t, members, size, nil)
+}
+
+// startTwoNodesArgs is startTwoNodes with extra stmfd flags for node a.
+func startTwoNodesArgs(ctx context.Context, t *testing.T, members int, size int64, argsA []string) *twoNodes {
+	t.Helper()
 	etcd, err := clustertest.Start(t.TempDir(), members)
 	if err != nil {
 		t.Fatal(err)
@@ -29,11 +35,11 @@ func startTwoNodes(ctx context.Context, t *testing.T, members int, size int64) *
 	t.Cleanup(etcd.Close)
 	n := &twoNodes{etcd: etcd}
 	shared := harness.Backing(t, t.TempDir(), "shared.img", size)
-	start := func(name string, id int) *harness.Daemon {
-		return suite.Start(ctx, t, t.TempDir(), harness.Options{Cluster: &harness.ClusterNode{
+	start := func(name string, id int, args []string) *harness.Daemon {
+		return suite.Start(ctx, t, t.TempDir(), harness.Options{Args: args, Cluster: &harness.ClusterNode{
 			Endpoints: etcd.Endpoints, Name: name, ID: id, LeaseTTL: leaseTTL}})
 	}
-	n.a, n.b = start("a", 1), start("b", 2)
+	n.a, n.b = start("a", 1, argsA), start("b", 2, nil)
 	n.guid = n.a.CreateLU(shared)
 	n.a.OK("stmfadm", "add-view", "-n", "0", n.guid)
 	n.a.OK("itadm", "create-target", "-n", iqnA)

@@ -112,9 +112,9 @@ func (m *Manager) tagTargetsLocked(st *store.State) map[uint16][]string {
 
 // aluaGroups returns the target port groups with their live states, by tag.
 func (m *Manager) aluaGroups() []api.ALUAGroup {
-	m.mu.Lock()
+	m.mu.RLock()
 	tags := m.tagTargetsLocked(m.state)
-	m.mu.Unlock()
+	m.mu.RUnlock()
 	live := m.fw.ALUAStates()
 	out := make([]api.ALUAGroup, 0, len(tags))
 	for tag, targets := range tags {

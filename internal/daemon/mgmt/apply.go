@@ -14,8 +14,8 @@ import (
 
 // ExportConfig is stmfadm export.
 func (m *Manager) ExportConfig(context.Context, api.Empty) (api.ExportResult, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	r := m.runningLocked()
 	return api.ExportResult{Config: r.export(), Generation: r.generation()}, nil
 }

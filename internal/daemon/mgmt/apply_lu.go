@@ -30,6 +30,9 @@ func (m *Manager) forgetOnUndo(guid string) {
 func (m *Manager) applyImportLU(ctx context.Context, file string, w api.ConfigLU) error {
 	lu, err := m.ImportLU(ctx, api.ImportLURequest{File: file})
 	if err != nil {
+		if ok, werr := m.adoptWaitingZvolLU(file, w, err); ok { // zvol_handover.go
+			return werr
+		}
 		return err
 	}
 	m.forgetOnUndo(lu.GUID)
@@ -46,6 +49,9 @@ func (m *Manager) applyImportLU(ctx context.Context, file string, w api.ConfigLU
 // applyImportedProps sets the modifiable properties and size of an LU just
 // imported where they differ from the file.
 func (m *Manager) applyImportedProps(ctx context.Context, w api.ConfigLU) error {
+	if m.waitingZvol(w.GUID) {
+		return nil // adopted waiting for its zvol: its properties are read when it opens
+	}
 	in, err := m.openInfo(w.GUID)
 	if err != nil {
 		return err
@@ -71,8 +77,8 @@ func (m *Manager) openInfo(guid string) (LUInfo, error) {
 	if err != nil {
 		return LUInfo{}, api.Errorf(api.CodeInvalidGUID, guid, "not an NAA type 6 identifier")
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	unit, ok := m.open[g]
 	if !ok {
 		return LUInfo{}, api.Errorf(api.CodeDataFile, guid, "data file error: the backing store is not open")
@@ -198,4 +204,16 @@ func (m *Manager) applyALUA(ctx context.Context, req api.SetALUAStateRequest) er
 	defer m.mu.Unlock()
 	m.onUndoLocked(func() { _ = m.fw.SetALUAState(uint16(req.Tag), old) })
 	return nil
+}
+
+// applyStoredQoS changes the stored QoS limits of an LU that is not open;
+// stmf holds them until it is registered.
+func (m *Manager) applyStoredQoS(guid string, props api.LUProps) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	g, i, err := m.luIndexLocked(guid)
+	if err != nil {
+		return err
+	}
+	return m.setQoSLocked(g, i, props)
 }

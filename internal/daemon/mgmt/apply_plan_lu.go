@@ -38,7 +38,12 @@ func (p *planner) planLUs() error {
 		}
 		qprops, qargs := qosChanges(w, have.QoSIOPS, have.QoSMBps)
 		if !open && len(qargs) > 0 {
-			return planErr(w.GUID, "the LU is not open: its QoS limits cannot be changed now")
+			// The limits are this target's stored policy, applied when the
+			// LU opens (a cluster node's zvol LU waiting for its pool).
+			guid := w.GUID
+			p.add(&p.luSteps, func(ctx context.Context, m *Manager) error {
+				return m.applyStoredQoS(guid, qprops)
+			}, "stmfadm modify-lu %s (stored: the LU is not open)", joinArgs(qargs, w.GUID))
 		}
 		if open {
 			if err := checkCreateOnly(w, in); err != nil {

@@ -44,9 +44,9 @@ func (m *Manager) MoveLU(ctx context.Context, req api.MoveLURequest) (api.Cluste
 	if err != nil {
 		return api.ClusterLU{}, api.Errorf(api.CodeInvalidArgument, req.GUID, "invalid GUID: %v", err)
 	}
-	m.mu.Lock()
+	m.mu.RLock()
 	known := findLU(m.state, g) >= 0
-	m.mu.Unlock()
+	m.mu.RUnlock()
 	if !known {
 		return api.ClusterLU{}, api.Errorf(api.CodeLUNotFound, req.GUID, "no such LU")
 	}
@@ -75,11 +75,14 @@ func guidOf(s string) stmf.GUID {
 	return g
 }
 
-// ApplyExclusive is ApplyConfig with every other API call kept out, as the
-// HTTP API runs it; a cluster node applies the configuration another node
-// committed with it.
-func (m *Manager) ApplyExclusive(ctx context.Context, req api.ApplyRequest) (api.ApplyResult, error) {
+// Exclusive runs f with every other management API call kept out (as
+// the HTTP API runs an apply): a cluster node reads its configuration,
+// takes another node's document as the one its next save is conditioned
+// on, and applies it, with no local change in between (one that saved in
+// between would have been committed on top of the other node's document,
+// undoing it). f calls ExportConfig and ApplyConfig.
+func (m *Manager) Exclusive(f func() error) error {
 	m.api.Lock()
 	defer m.api.Unlock()
-	return m.ApplyConfig(ctx, req)
+	return f()
 }

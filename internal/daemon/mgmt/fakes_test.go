@@ -16,15 +16,25 @@ import (
 	"github.com/costar-project/costar/stmf"
 )
 
-// memStore is a Store in memory that can be told to fail.
+// memStore is a Store in memory that can be told to fail, or to hold
+// every save until released (a slow etcd).
 type memStore struct {
-	mu    sync.Mutex
-	saved *store.State
-	saves int
-	fail  bool
+	mu      sync.Mutex
+	saved   *store.State
+	saves   int
+	fail    bool
+	hold    chan struct{} // non-nil: Save signals entered, then waits for hold to close
+	entered chan struct{}
 }
 
 func (s *memStore) Save(st *store.State) error {
+	s.mu.Lock()
+	hold, entered := s.hold, s.entered
+	s.mu.Unlock()
+	if hold != nil {
+		entered <- struct{}{}
+		<-hold
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail {
@@ -33,6 +43,13 @@ func (s *memStore) Save(st *store.State) error {
 	s.saves++
 	s.saved = st.Clone()
 	return nil
+}
+
+// holdSaves makes every Save from now on wait until hold is closed.
+func (s *memStore) holdSaves(hold, entered chan struct{}) {
+	s.mu.Lock()
+	s.hold, s.entered = hold, entered
+	s.mu.Unlock()
 }
 
 func (s *memStore) setFail(f bool) {

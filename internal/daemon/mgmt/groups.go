@@ -46,8 +46,8 @@ func (m *Manager) ListGroups(_ context.Context, req api.GroupRequest) ([]api.Gro
 	if err := checkKind(req.Kind); err != nil {
 		return nil, err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	out := []api.Group{}
 	for _, g := range *groupsOf(m.state, req.Kind) {
 		out = append(out, api.Group{Name: g.Name, Members: append([]string{}, g.Members...)})

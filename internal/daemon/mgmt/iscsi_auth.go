@@ -18,8 +18,8 @@ func findInitiator(st *store.State, name string) int {
 
 // ListInitiators returns the initiator contexts; secrets only as set/unset.
 func (m *Manager) ListInitiators(context.Context, api.Empty) ([]api.Initiator, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	out := make([]api.Initiator, 0, len(m.state.ISCSI.Initiators))
 	for _, in := range m.state.ISCSI.Initiators {
 		out = append(out, api.Initiator{Name: in.Name, ChapUser: in.ChapUser, ChapSecretSet: in.ChapSecret != ""})
@@ -163,8 +163,8 @@ func (m *Manager) LoginAuth(initiator, target string, discovery bool) (LoginAuth
 
 // GetDefaults is itadm list-defaults.
 func (m *Manager) GetDefaults(context.Context, api.Empty) (api.Defaults, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	d := m.state.ISCSI.Defaults
 	return api.Defaults{
 		Auth:            d.Auth,

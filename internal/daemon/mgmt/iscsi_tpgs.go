@@ -16,8 +16,8 @@ func findTPG(st *store.State, name string) int {
 
 // ListTPGs returns the target portal groups in creation order.
 func (m *Manager) ListTPGs(context.Context, api.Empty) ([]api.TPG, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	out := make([]api.TPG, 0, len(m.state.ISCSI.TPGs))
 	for _, t := range m.state.ISCSI.TPGs {
 		out = append(out, api.TPG{Name: t.Name, Portals: append([]string{}, t.Portals...)})

@@ -88,8 +88,8 @@ func (m *Manager) luLocked(rec store.LU) api.LU {
 
 // ListLUs returns every configured LU in creation order.
 func (m *Manager) ListLUs(context.Context, api.Empty) ([]api.LU, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	out := make([]api.LU, 0, len(m.state.LUs))
 	for _, rec := range m.state.LUs {
 		out = append(out, m.luLocked(rec))

@@ -67,10 +67,11 @@ type Manager struct {
 
 	cluster Cluster // nil: single node (cluster.go)
 
-	mu      sync.Mutex
+	mu      changeLock               // lock.go: changes exclusive, reads shared
 	state   *store.State             // adopted states are never modified, only replaced
 	open    map[stmf.GUID]LU         // LUs whose backing store is open
 	waiting map[stmf.GUID]*waitState // configured LUs not open, and why (zvol_lus.go)
+	parked  map[stmf.GUID]bool       // zvol LUs closed for a release hook, not reopened (zvol_handover.go)
 	ports   map[string]Ports         // fixed at New: read without mu
 	portals func() []string
 	changed func() // Config.OnChange
@@ -212,7 +213,9 @@ func (m *Manager) commitLocked(next *store.State, undo func()) error {
 		m.adopt(next)
 		return nil
 	}
-	if err := m.store.Save(next); err != nil {
+	var err error
+	m.mu.shareWhile(func() { err = m.store.Save(next) }) // reads need not wait for etcd
+	if err != nil {
 		if undo != nil {
 			undo()
 		}

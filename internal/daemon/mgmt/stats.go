@@ -15,7 +15,7 @@ import (
 func (m *Manager) GetStats(_ context.Context, r api.GetStatsRequest) (api.Stats, error) {
 	snap := m.fw.Stats()
 	now := time.Now()
-	m.mu.Lock()
+	m.mu.RLock()
 	type named struct{ guid, alias string }
 	all := make([]named, 0, len(m.state.LUs))
 	for _, rec := range m.state.LUs {
@@ -26,7 +26,7 @@ func (m *Manager) GetStats(_ context.Context, r api.GetStatsRequest) (api.Stats,
 		}
 		all = append(all, n)
 	}
-	m.mu.Unlock()
+	m.mu.RUnlock()
 
 	pick := all
 	if len(r.LUs) > 0 {
@@ -88,8 +88,8 @@ func luStats(guid, alias string, s stmf.Snapshot) api.LUStats {
 
 // LUAliases returns the alias of every open LU, for the metrics exporter.
 func (m *Manager) LUAliases() map[stmf.GUID]string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	out := make(map[stmf.GUID]string, len(m.open))
 	for g, d := range m.open {
 		out[g] = d.Info().Alias

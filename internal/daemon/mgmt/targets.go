@@ -97,8 +97,8 @@ func (m *Manager) targetLocked(t store.Target) api.Target {
 // ListTargets returns the targets of every protocol in creation order with
 // their live sessions.
 func (m *Manager) ListTargets(context.Context, api.Empty) ([]api.Target, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	out := make([]api.Target, 0, len(m.state.Targets))
 	for _, t := range m.state.Targets {
 		out = append(out, m.targetLocked(t))

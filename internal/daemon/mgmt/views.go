@@ -29,8 +29,8 @@ func (m *Manager) ListViews(_ context.Context, req api.GUIDRequest) ([]api.View,
 	if err != nil {
 		return []api.View{}, nil // not an NAA 6 name: no LU, no views
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	out := []api.View{}
 	for _, v := range viewsOf(m.state, g) {
 		out = append(out, apiView(v))

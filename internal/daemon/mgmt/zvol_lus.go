@@ -424,7 +424,7 @@ func (m *Manager) retryZvols(ctx context.Context, budget time.Duration) {
 	m.mu.Lock()
 	for _, rec := range m.state.LUs {
 		g, err := stmf.ParseGUID(rec.GUID)
-		if err != nil || m.open[g] != nil {
+		if err != nil || m.open[g] != nil || m.parked[g] {
 			continue
 		}
 		if _, ok := zp.ZvolName(rec.DataFile); ok && rec.MetaFile == "" {
@@ -436,39 +436,50 @@ func (m *Manager) retryZvols(ctx context.Context, budget time.Duration) {
 		if ctx.Err() != nil {
 			return
 		}
-		octx, cancel := context.WithTimeout(ctx, max(budget, 10*time.Second))
-		d, err := zp.ReopenLU(octx, c.rec.DataFile, c.rec.MetaFile, c.g)
-		cancel()
-		m.mu.Lock()
-		i := findLU(m.state, c.g)
-		switch {
-		case i < 0 || m.open[c.g] != nil || m.state.LUs[i].DataFile != c.rec.DataFile:
-			// Deleted, opened or changed meanwhile.
-			if d != nil {
-				m.closeLU(d)
-			}
-		case err != nil:
-			m.setWaitingLocked(c.g, err)
-			if w := m.waiting[c.g]; time.Since(w.logged) > zvolWaitLog {
-				w.logged = time.Now()
-				m.log.Info("LU still waiting for its zvol", "guid", c.g, "data_file", c.rec.DataFile, "reason", err)
-			}
-		default:
-			rec := m.state.LUs[i]
-			if !rec.Offline {
-				if rerr := m.fw.RegisterLU(d); rerr != nil {
-					m.log.Error("zvol appeared but the LU cannot be registered", "guid", c.g, "err", rerr)
-					m.closeLU(d)
-					m.mu.Unlock()
-					continue
-				}
-			}
-			m.open[c.g] = d
-			delete(m.waiting, c.g)
-			m.log.Info("zvol appeared; LU opened", "guid", c.g, "data_file", rec.DataFile, "online", !rec.Offline)
-		}
-		m.mu.Unlock()
+		_ = m.openWaitingZvol(ctx, zp, c.rec, c.g, budget)
 	}
+}
+
+// zvolRetryBudget bounds one attempt to open a waiting LU's zvol.
+const zvolRetryBudget = 10 * time.Second
+
+// openWaitingZvol tries to open configured LU rec (GUID g), which waits
+// for its zvol, and registers it unless it is offline. The slow part runs
+// without the manager lock. The error says why it still waits.
+func (m *Manager) openWaitingZvol(ctx context.Context, zp ZvolProvider, rec store.LU, g stmf.GUID, budget time.Duration) error {
+	octx, cancel := context.WithTimeout(ctx, max(budget, zvolRetryBudget))
+	d, err := zp.ReopenLU(octx, rec.DataFile, rec.MetaFile, g)
+	cancel()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	i := findLU(m.state, g)
+	switch {
+	case i < 0 || m.open[g] != nil || m.state.LUs[i].DataFile != rec.DataFile || m.parked[g]:
+		// Deleted, opened, changed or parked meanwhile.
+		if d != nil {
+			m.closeLU(d)
+		}
+		return nil
+	case err != nil:
+		m.setWaitingLocked(g, err)
+		if w := m.waiting[g]; time.Since(w.logged) > zvolWaitLog {
+			w.logged = time.Now()
+			m.log.Info("LU still waiting for its zvol", "guid", g, "data_file", rec.DataFile, "reason", err)
+		}
+		return err
+	}
+	cur := m.state.LUs[i]
+	if !cur.Offline {
+		if rerr := m.fw.RegisterLU(d); rerr != nil {
+			m.log.Error("zvol appeared but the LU cannot be registered", "guid", g, "err", rerr)
+			m.closeLU(d)
+			return fmt.Errorf("registering LU %s: %w", g, rerr)
+		}
+	}
+	m.open[g] = d
+	delete(m.waiting, g)
+	m.log.Info("zvol appeared; LU opened", "guid", g, "data_file", cur.DataFile, "online", !cur.Offline)
+	return nil
 }
 
 // sameZvol reports whether two paths name the same zvol (the illumos

@@ -282,6 +282,18 @@ func (b *FD) datasync() error {
 	}
 }
 
+// ReadAtFresh is ReadAt from the medium rather than the page cache: the
+// cached pages of the range are dropped first (they are clean: what this
+// node writes there it syncs), so another host's write to a shared device
+// is seen. Used for the few bytes cluster mode re-reads (the fencing
+// token), never on the data path.
+func (b *FD) ReadAtFresh(p []byte, off int64) error {
+	if !b.direct {
+		_ = unix.Fadvise(b.fd, off, int64(len(p)), unix.FADV_DONTNEED) // a hint: a failure only means a cached read
+	}
+	return b.ReadAt(p, off)
+}
+
 // prefetch hints the kernel to read a range into the page cache.
 func (b *FD) Prefetch(off, n int64) {
 	_ = unix.Fadvise(b.fd, off, n, unix.FADV_WILLNEED)

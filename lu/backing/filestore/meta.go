@@ -58,6 +58,10 @@ const (
 	// 20..29: thin provisioning (thin.go); written only when set.
 	tagThin          = 20 // 1 byte: 1 = thin provisioned
 	tagSoftThreshold = 21 // 1 byte: soft threshold percent
+	// 30: cluster mode (fence.go); written only when set, so a file that
+	// was never fenced reads the same in older versions, which keep the
+	// tag as an unknown one and write it back unchanged.
+	tagFenceToken = 30 // u64: fencing token of the newest owner
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -98,6 +102,9 @@ func (m *metadata) encodeSlot(gen uint64) ([]byte, error) {
 	}
 	if m.SoftThreshold != 0 {
 		b = appendTLV(b, tagSoftThreshold, []byte{m.SoftThreshold})
+	}
+	if m.FenceToken != 0 {
+		b = appendTLV(b, tagFenceToken, u64b(uint64(m.FenceToken)))
 	}
 	for _, u := range m.Unknown {
 		b = appendTLV(b, u.Tag, u.Val)
@@ -224,6 +231,13 @@ func decodePayload(p []byte) (*metadata, error) {
 		case tagSoftThreshold:
 			if err = fixed(1); err == nil {
 				m.SoftThreshold = v[0]
+			}
+		case tagFenceToken:
+			if err = fixed(8); err == nil {
+				m.FenceToken = int64(binary.BigEndian.Uint64(v))
+				if m.FenceToken < 0 {
+					err = fmt.Errorf("fencing token %d out of range", uint64(m.FenceToken))
+				}
 			}
 		default:
 			m.Unknown = append(m.Unknown, backing.Field{Tag: tag, Val: append([]byte(nil), v...)})

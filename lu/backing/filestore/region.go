@@ -15,10 +15,12 @@ type region struct {
 	slot int    // index of the slot holding it; -1: none yet
 }
 
-// load reads both slots and returns the newest valid metadata.
+// load reads both slots from the medium and returns the newest valid
+// metadata; it records which slot holds it, so the next store writes the
+// other one even when another node (shared store) wrote last.
 func (r *region) load() (*metadata, error) {
 	buf := make([]byte, metaRegionSize)
-	if err := r.be.ReadAt(buf, 0); err != nil {
+	if err := r.be.ReadAtFresh(buf, 0); err != nil {
 		return nil, fmt.Errorf("%w: reading metadata region of %s: %v", backing.ErrNoMeta, r.be.Path(), err)
 	}
 	var (

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 
 	"github.com/costar-project/costar/lu/backing"
 	"github.com/costar-project/costar/lu/backing/fdstore"
@@ -47,9 +48,13 @@ type Store struct {
 	dataOff  int64
 	capacity uint64 // bytes of LU data the file or device holds
 
+	// mu serialises the metadata region (SaveMeta, Fence, CheckFence: the
+	// device's metadata updates and its data path's fence checks).
+	mu      sync.Mutex
 	region  region
-	fresh   bool // created: the first SaveMeta writes both slots
-	atomic  bool // offer atomic writes once the LU's GUID is known
+	fence   int64 // token this node fenced the LU with (fence.go); 0 = none
+	fresh   bool  // created: the first SaveMeta writes both slots
+	atomic  bool  // offer atomic writes once the LU's GUID is known
 	journal *atomicJournal
 	created bool // Create made the data file (Discard removes it)
 	// grown: Create grew an existing data file from grownFrom bytes
@@ -372,10 +377,19 @@ func (s *Store) LoadMeta() (*backing.Meta, error) {
 }
 
 // SaveMeta implements backing.Store. The first save of a created LU
-// writes both slots and opens the atomic write journal.
+// writes both slots and opens the atomic write journal. Later saves start
+// from the region as it is on the medium (another node sharing the store
+// may have written since): they write the slot not holding the newest
+// copy, never lower the recorded fencing token, and are refused with
+// backing.ErrFenced once a newer owner fenced the LU (fence.go).
 func (s *Store) SaveMeta(m *backing.Meta) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	md := &metadata{Meta: *m, DataOffset: uint64(s.dataOff)}
 	if !s.fresh {
+		if err := s.refreshLocked(md); err != nil {
+			return err
+		}
 		return s.region.store(md)
 	}
 	if err := s.region.initialize(md); err != nil {

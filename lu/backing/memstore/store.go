@@ -1,6 +1,7 @@
 // Package memstore is a backing store in memory with fault injection: the
 // device server's unit tests use it to drive their error paths (EIO,
-// ENOSPC, short writes, failed syncs) without a file system.
+// ENOSPC, short writes, failed syncs) without a file system. It is a
+// backing.Fencer; Peer gives a second node's handle on the same LU.
 package memstore
 
 import (
@@ -44,8 +45,15 @@ func NoSpace() Fault {
 	return Fault{Err: fmt.Errorf("%w: memstore: injected ENOSPC", backing.ErrNoSpace)}
 }
 
-// Store is an LU in memory.
+// Store is an LU in memory. Peer returns a second handle on the same LU
+// (another node sharing the store, for the fencing tests).
 type Store struct {
+	*state
+	fence int64 // token this handle fenced with (Fence); under mu
+}
+
+// state is what the handles of one LU share.
+type state struct {
 	mu     sync.Mutex
 	data   []byte
 	mapped []bool // per block of blockSize: written since the last deallocate
@@ -55,7 +63,9 @@ type Store struct {
 	faults [numOps]*Fault
 	syncs  int
 	saves  int
-	closed bool
+	// fenceReads counts Fence and CheckFence calls (FenceReads).
+	fenceReads int
+	closed     bool
 	// noWaitMiss: ReadAtNoWait reports a miss (SetNoWaitMiss).
 	noWaitMiss bool
 	// syncHook runs at the start of every Sync, outside s.mu (SetSyncHook).
@@ -66,8 +76,12 @@ type Store struct {
 // blockSize bytes.
 func New(size uint64, blockSize uint32, caps backing.Caps) *Store {
 	caps.MapKnown = true
-	return &Store{data: make([]byte, size), mapped: make([]bool, size/uint64(blockSize)), bs: int64(blockSize), caps: caps}
+	return &Store{state: &state{data: make([]byte, size), mapped: make([]bool, size/uint64(blockSize)), bs: int64(blockSize), caps: caps}}
 }
+
+// Peer returns another handle on the same LU, as a second node sharing the
+// store sees it: same blocks and metadata, its own fencing token.
+func (s *Store) Peer() *Store { return &Store{state: s.state} }
 
 // Inject makes op fail as f says (nil: never).
 func (s *Store) Inject(op Op, f *Fault) {
@@ -273,13 +287,57 @@ func (s *Store) LoadMeta() (*backing.Meta, error) {
 	return s.meta.Clone(), nil
 }
 
-// SaveMeta implements backing.Store.
+// SaveMeta implements backing.Store. Like filestore's, it never lowers
+// the recorded fencing token and refuses a fenced handle's save.
 func (s *Store) SaveMeta(m *backing.Meta) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var stored int64
+	if s.meta != nil {
+		stored = s.meta.FenceToken
+	}
+	if s.fence != 0 && stored > s.fence {
+		return fmt.Errorf("%w: memstore holds token %d, this handle's is %d", backing.ErrFenced, stored, s.fence)
+	}
 	s.meta = m.Clone()
+	s.meta.FenceToken = max(m.FenceToken, stored, s.fence)
 	s.saves++
 	return nil
+}
+
+// Fence implements backing.Fencer.
+func (s *Store) Fence(token int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.meta == nil {
+		return fmt.Errorf("%w: memstore", backing.ErrNoMeta)
+	}
+	if s.meta.FenceToken > token {
+		return fmt.Errorf("%w: memstore holds token %d, this handle's is %d", backing.ErrFenced, s.meta.FenceToken, token)
+	}
+	s.meta.FenceToken = token
+	s.fence = token
+	s.fenceReads++
+	return nil
+}
+
+// CheckFence implements backing.Fencer.
+func (s *Store) CheckFence(token int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fenceReads++
+	if s.meta != nil && s.meta.FenceToken > token {
+		return fmt.Errorf("%w: memstore holds token %d, this handle's is %d", backing.ErrFenced, s.meta.FenceToken, token)
+	}
+	return nil
+}
+
+// FenceReads is how many times the fencing token was read (Fence and
+// CheckFence, all handles): the device server's cache is seen through it.
+func (s *Store) FenceReads() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fenceReads
 }
 
 // Close implements backing.Store.

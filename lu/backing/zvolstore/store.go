@@ -40,7 +40,11 @@ const (
 )
 
 // Store is an LU on a zvol. It implements backing.Store,
-// backing.Prefetcher and backing.Describer.
+// backing.Prefetcher and backing.Describer. It deliberately does not
+// implement backing.Fencer: a pool is imported by one host at a time
+// (exclusive with multihost=on), and that import is a zvol's fence; its
+// metadata lives in user properties that another host cannot rewrite
+// while the pool is imported here.
 type Store struct {
 	log  *slog.Logger
 	z    zvol.ZFS

@@ -2,13 +2,16 @@
 # cluster.sh - runs INSIDE the test VM (scripts/testvm/run-vm.sh), as root, cwd /mnt/host.
 #
 # Cluster mode end to end with the Linux kernel initiator: a three-member etcd (costar-etcd, one
-# process, 127.0.0.1), two stmfd nodes a and b (own state dirs, sockets, node ids 1/2; a serves
-# iqn...:node-a on 127.0.0.1:3260, b serves iqn...:node-b on 127.0.0.2:3260 through its own portal
-# group, tag 2), one shared backing file LU created through a and seen on b. Node a talks to etcd
+# process, 127.0.0.1), two stmfd nodes a and b (own state dirs, sockets, node ids 1/2), two portals
+# each: a serves iqn...:node-a on its default portal group (two --portal: 127.0.0.1:3260 and
+# 127.0.0.5:3260, tag 1), b serves iqn...:node-b through its own portal group (itadm create-tpg with
+# 127.0.0.2:3260 and 127.0.0.6:3260, tag 2); list-cluster shows both groups with both portals; one
+# shared backing file LU created through a and seen on b. Node a talks to etcd
 # member 0 only and node b to member 1 only, so stopping one member (costar-etcd SIGUSR1/SIGUSR2)
 # cuts exactly one node from etcd while the majority (two members) stays up.
-#   dm-multipath with prio alua / hardware_handler "1 alua" / group_by_prio: one active (owner)
-#   and one standby (ghost) path group; sg_persist register (both paths) + reserve (Write
+#   dm-multipath with prio alua / hardware_handler "1 alua" / group_by_prio: four paths, the
+#   owner's two in the active group and the other's two ghost (standby) in the other group;
+#   sg_persist register (all four paths: each is an I_T nexus) + reserve (Write
 #   Exclusive - Registrants Only); then, each while fio randwrite crc32c verify runs and a dd
 #   probe writes 4 KiB every 0.1 s: (c) stmfadm move-lu to the other node, (a) SIGKILL of the
 #   owner (then it is restarted and rejoins as standby), (b) the owner cut from etcd (its member
@@ -29,7 +32,9 @@ ETCD=$HOST/costar-etcd
 IQNA=iqn.2026-11.org.costar:node-a
 IQNB=iqn.2026-11.org.costar:node-b
 PA=127.0.0.1:3260
+PA2=127.0.0.5:3260 # a's second default portal
 PB=127.0.0.2:3260
+PB2=127.0.0.6:3260 # b's portal group's second portal
 PB_DEFAULT=127.0.0.3:3260 # b's default portal group (tag 1 like a's) serves no target
 FIO_SIZE=${FIO_SIZE:-24M}
 FIO_RATE=${FIO_RATE:-2m}
@@ -95,8 +100,10 @@ dump_evidence() {
 start_node() { # NAME: start (or restart) a node, wait until it is ready
   local n=$1 before i
   mkdir -p "/tmp/node-$n"
+  local portals=(--portal "${PORTAL[$n]}")
+  [ "$n" = a ] && portals+=(--portal "$PA2")
   before=$(grep -c 'stmfd ready' "/tmp/stmfd-$n.log" 2>/dev/null)
-  "$STMFD" --state-dir "/tmp/node-$n" --portal "${PORTAL[$n]}" --cluster-endpoints "${ENDPOINT[$n]}" \
+  "$STMFD" --state-dir "/tmp/node-$n" "${portals[@]}" --cluster-endpoints "${ENDPOINT[$n]}" \
     --node-name "$n" --node-id "${NID[$n]}" --cluster-lease-ttl "$LEASE_TTL" \
     --log-level "${STMFD_LOG_LEVEL:-info}" >>"/tmp/stmfd-$n.log" 2>&1 &
   PID[$n]=$!
@@ -229,31 +236,44 @@ for ((i = 0; i < 100; i++)); do
   sleep 0.2
 done
 check "node b sees the LU and its view created on node a" test $seen = 1
-run "itadm create-tpg b $PB on node b" 30 /tmp/adm b itadm create-tpg b "$PB"
+run "itadm create-tpg b $PB $PB2 on node b" 30 /tmp/adm b itadm create-tpg b "$PB" "$PB2"
 run "itadm create-target $IQNB -t b on node b" 30 /tmp/adm b itadm create-target -n "$IQNB" -t b
 for ((i = 0; i < 150; i++)); do
   OWNER=$(owner a)
   [ -n "$OWNER" ] && [ "$OWNER" != none ] && [ "$OWNER" = "$(owner b)" ] && break
   sleep 0.2
 done
+lc_groups() { # list-cluster on a names each node's group with both portals
+  local out
+  out=$(adm a stmfadm list-cluster 2>&1)
+  grep -Eq "Port Group 1 *: ports [0-9]+; portals $PA,$PA2\$" <<<"$out" &&
+    grep -Eq "Port Group 2 *: ports [0-9]+; portals $PB,$PB2\$" <<<"$out"
+}
+for ((i = 0; i < 50; i++)); do lc_groups && break; sleep 0.2; done
 adm a stmfadm list-cluster 2>&1 | indent
+check "list-cluster: group 1 with $PA,$PA2 and group 2 with $PB,$PB2" lc_groups
 check "the LU has an owner (${OWNER:-none}) and both nodes agree" test -n "$OWNER" -a "$OWNER" != none -a "$OWNER" = "$(owner b)"
 
-section "kernel initiator: a path to each node (replacement_timeout 5 s)"
-declare -A SD
+section "kernel initiator: a path through each node's two portals (replacement_timeout 5 s)"
+# SD[n]/SD2[n]: node n's path through its first/second portal
+declare -A SD SD2 P1 P2
+P1[a]=$PA P2[a]=$PA2 P1[b]=$PB P2[b]=$PB2
 for n in a b; do
-  p=$PA
-  [ $n = b ] && p=$PB
-  timeout 60 iscsiadm -m discovery -t sendtargets -p "$p" 2>&1 | indent
-  timeout 10 iscsiadm -m node -T "${IQN[$n]}" -p "$p" -o update -n node.session.timeo.replacement_timeout -v 5 2>&1 | indent
-  run "login to ${IQN[$n]} via $p" 90 iscsiadm -m node -T "${IQN[$n]}" -p "$p" --login
-  udevadm settle -t 30
-  bp=/dev/disk/by-path/ip-$p-iscsi-${IQN[$n]}-lun-0
-  if check "node $n path: $bp" waitfor "$bp" 30; then SD[$n]=$(readlink -f "$bp"); fi
+  timeout 60 iscsiadm -m discovery -t sendtargets -p "${P1[$n]}" 2>&1 | indent
+  for p in "${P1[$n]}" "${P2[$n]}"; do
+    timeout 10 iscsiadm -m node -T "${IQN[$n]}" -p "$p" -o update -n node.session.timeo.replacement_timeout -v 5 2>&1 | indent
+    run "login to ${IQN[$n]} via $p" 90 iscsiadm -m node -T "${IQN[$n]}" -p "$p" --login
+    udevadm settle -t 30
+    bp=/dev/disk/by-path/ip-$p-iscsi-${IQN[$n]}-lun-0
+    if check "node $n path: $bp" waitfor "$bp" 30; then
+      if [ "$p" = "${P1[$n]}" ]; then SD[$n]=$(readlink -f "$bp"); else SD2[$n]=$(readlink -f "$bp"); fi
+    fi
+  done
 done
-if [ -z "${SD[a]:-}" ] || [ -z "${SD[b]:-}" ]; then dump_evidence; finish; fi
+if [ -z "${SD[a]:-}" ] || [ -z "${SD[b]:-}" ] || [ -z "${SD2[a]:-}" ] || [ -z "${SD2[b]:-}" ]; then dump_evidence; finish; fi
 W1=$(/lib/udev/scsi_id -g -u "${SD[a]}") W2=$(/lib/udev/scsi_id -g -u "${SD[b]}")
-check "both paths report the same WWID ($W1 / $W2)" test -n "$W1" -a "$W1" = "$W2"
+check "the four paths report the same WWID ($W1 / $W2)" bash -c 'w=$1; shift; [ -n "$w" ] || exit 1; for d in "$@"; do [ "$(/lib/udev/scsi_id -g -u "$d")" = "$w" ] || exit 1; done' \
+  _ "$W1" "${SD[a]}" "${SD2[a]}" "${SD[b]}" "${SD2[b]}"
 for n in a b; do
   echo "sg_rtpg via node $n (${SD[$n]}):"
   timeout 30 sg_rtpg -d "${SD[$n]}" 2>&1 | indent
@@ -300,17 +320,23 @@ for ((i = 0; i < 30; i++)); do
 done
 echo "$out" | indent
 check "multipath -ll: one active/optimized group (prio 50, active) and one standby group (prio 1, enabled)" test $ok = 1
-check "the standby path is a ghost (${SD[$(other "$OWNER")]##*/})" grep -q "${SD[$(other "$OWNER")]##*/} .*active ghost" <<<"$out"
+O=$OWNER S=$(other "$OWNER")
+check "the owner's two paths are ready (${SD[$O]##*/} ${SD2[$O]##*/})" \
+  bash -c 'grep -q "$1 .*active ready" <<<"$3" && grep -q "$2 .*active ready" <<<"$3"' _ "${SD[$O]##*/}" "${SD2[$O]##*/}" "$out"
+check "the standby's two paths are ghosts (${SD[$S]##*/} ${SD2[$S]##*/})" \
+  bash -c 'grep -q "$1 .*active ghost" <<<"$3" && grep -q "$2 .*active ghost" <<<"$3"' _ "${SD[$S]##*/}" "${SD2[$S]##*/}" "$out"
 check "hardware handler is alua" grep -q "hwhandler='1 alua'" <<<"$out"
 
-section "sg_persist: register both paths, reserve Write Exclusive - Registrants Only"
-run "register key 0xc1a5 via node a" 30 sg_persist -n --out --register --param-sark=0xc1a5 "${SD[a]}"
-run "register key 0xc1a5 via node b (standby)" 30 sg_persist -n --out --register --param-sark=0xc1a5 "${SD[b]}"
+section "sg_persist: register all four paths, reserve Write Exclusive - Registrants Only"
+for n in a b; do
+  run "register key 0xc1a5 via node $n ${P1[$n]}" 30 sg_persist -n --out --register --param-sark=0xc1a5 "${SD[$n]}"
+  run "register key 0xc1a5 via node $n ${P2[$n]}" 30 sg_persist -n --out --register --param-sark=0xc1a5 "${SD2[$n]}"
+done
 run "reserve type 5 (WERO) with key 0xc1a5 via the owner $OWNER" 30 \
   sg_persist -n --out --reserve --param-rk=0xc1a5 --prout-type=5 "${SD[$OWNER]}"
 PR0=$(pr_state "${SD[$OWNER]}")
 echo "$PR0" | indent
-check "2 registrations and a WERO reservation held" bash -c 'grep -q "2 registered reservation keys" <<<"$1" && grep -qi "Write Exclusive, registrants only" <<<"$1"' _ "$PR0"
+check "4 registrations and a WERO reservation held" bash -c 'grep -q "4 registered reservation keys" <<<"$1" && grep -qi "Write Exclusive, registrants only" <<<"$1"' _ "$PR0"
 check "node $(other "$OWNER") shows the same keys and reservation" test "$(pr_state "${SD[$(other "$OWNER")]}")" = "$PR0"
 pr_same() { # CASE NODE
   local got
@@ -338,11 +364,11 @@ check "node $FROM restarted after SIGKILL (rejoins as standby)" start_node "$FRO
 ok=0
 for ((i = 0; i < 60; i++)); do
   out=$(multipath -ll "$W1" 2>&1)
-  grep -q "${SD[$FROM]##*/} .*active ghost running" <<<"$out" && { ok=1; break; }
+  grep -q "${SD[$FROM]##*/} .*active ghost running" <<<"$out" && grep -q "${SD2[$FROM]##*/} .*active ghost running" <<<"$out" && { ok=1; break; }
   sleep 1
 done
 echo "$out" | indent
-check "multipath: node $FROM's path is back as a ghost (standby) path" test $ok = 1
+check "multipath: node $FROM's two paths are back as ghost (standby) paths" test $ok = 1
 pr_same a "$FROM"
 
 # (b) the owner cut from etcd (its only etcd member stopped), not from the initiator
