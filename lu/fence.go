@@ -80,7 +80,9 @@ func (f *fenceState) setup(st backing.Store) {
 // the store already holds a bigger one (the caller then gives the LU up).
 // From then on every media-modifying command checks it. 0 stops fencing.
 // A store without Fencer, or opened read-only, records nothing and is
-// never checked.
+// never checked. A token (not 0) is a takeover: once it is recorded the
+// store's journal is replayed (backing.JournalReplayer); a replay error
+// is returned and the caller gives the LU up.
 func (d *Device) SetFence(token int64) error {
 	if token < 0 {
 		return fmt.Errorf("lu: fencing token %d: must not be negative", token)
@@ -90,7 +92,12 @@ func (d *Device) SetFence(token int64) error {
 		// Nothing to record (or, read-only, nothing to protect: every
 		// write is refused as write-protected anyway).
 		f.token.Store(0)
-		return nil
+		if token == 0 {
+			return nil
+		}
+		// Still a takeover: a read-only store checks its journal (a
+		// pending record it cannot replay fails the takeover).
+		return d.replayJournal()
 	}
 	d.metaMu.Lock() // the token goes through the metadata: no save in between
 	defer d.metaMu.Unlock()
@@ -106,6 +113,21 @@ func (d *Device) SetFence(token int64) error {
 	d.md.FenceToken = token
 	f.last.Store(&fenceCheck{token: token, at: at})
 	f.token.Store(token)
+	// Only now, with the previous owner fenced, may a journal record it
+	// left unapplied be replayed (backing.JournalReplayer).
+	return d.replayJournal()
+}
+
+// replayJournal replays the store's redo journal on takeover, when the
+// store has one that waits for it (backing.JournalReplayer).
+func (d *Device) replayJournal() error {
+	r, ok := d.store.(backing.JournalReplayer)
+	if !ok {
+		return nil
+	}
+	if err := r.ReplayJournal(); err != nil {
+		return fmt.Errorf("lu: replaying the journal of %s on takeover: %w", d.where(), err)
+	}
 	return nil
 }
 

@@ -25,6 +25,10 @@ type luProvider struct {
 	zfs zvol.ZFS // zvol LUs (zvol_provider.go)
 
 	journal lu.ReservationJournal // nil: reservations stay on this node (reservations.go)
+
+	// deferJournal (cluster mode): file LUs replay their WRITE ATOMIC
+	// journal on takeover, not when opened (stores.go).
+	deferJournal bool
 }
 
 type genKey struct {
@@ -61,7 +65,7 @@ func (p *luProvider) Create(ctx context.Context, s mgmt.LUSpec) (mgmt.LU, error)
 		}
 		return p.createOnZvol(ctx, s) // zvol_provider.go
 	}
-	f := fileLU{cfg: p.config(s), dataFile: s.DataFile, metaFile: s.MetaFile, prealloc: s.Preallocation}
+	f := fileLU{cfg: p.config(s), dataFile: s.DataFile, metaFile: s.MetaFile, prealloc: s.Preallocation, deferJournal: p.deferJournal}
 	d, discard, err := createFileLU(ctx, f, p.generator(s.OUI, s.HostID), p.log)
 	if err != nil {
 		return nil, classify(err, s.MetaFile)
@@ -75,9 +79,9 @@ func (p *luProvider) Import(ctx context.Context, file, metaFile string) (mgmt.LU
 	if metaFile == "" && p.isZvolPath(file) {
 		return p.importZvol(ctx, file, lu.OpenOptions{}) // zvol_provider.go
 	}
-	d, err := importFileLU(ctx, file, metaFile, stmf.GUID{}, p.log)
+	d, err := importFileLU(ctx, file, metaFile, stmf.GUID{}, p.deferJournal, p.log)
 	if err != nil && metaFile == "" && errors.Is(err, lu.ErrNoMetadata) {
-		if d2, err2 := importFileLU(ctx, "", file, stmf.GUID{}, p.log); err2 == nil {
+		if d2, err2 := importFileLU(ctx, "", file, stmf.GUID{}, p.deferJournal, p.log); err2 == nil {
 			d, err = d2, nil
 		}
 	}

@@ -26,6 +26,7 @@ func WithReservationJournal(j lu.ReservationJournal) Option {
 func (d *Daemon) luProvider(log *slog.Logger) *luProvider {
 	p := newLUProvider(hostID(), log.With("component", "lu"))
 	p.journal = d.resvJournal
+	p.deferJournal = d.cfg.Cluster.Enabled() // every node opens the LUs; only an owner replays
 	d.lup = p
 	return p
 }

@@ -24,6 +24,9 @@ type fileLU struct {
 	cfg                lu.Config
 	dataFile, metaFile string
 	prealloc           string // filestore.PreallocFalloc, PreallocFull or ""
+	// deferJournal (cluster mode): the WRITE ATOMIC journal is replayed on
+	// takeover (lu.Device.SetFence), never when a standby opens the LU.
+	deferJournal bool
 }
 
 // createFileLU makes a new LU on a file or block device. discard undoes
@@ -33,7 +36,7 @@ func createFileLU(ctx context.Context, f fileLU, gen *lu.GUIDGenerator, log *slo
 		return nil, nil, err
 	}
 	st, err := filestore.Create(ctx, filestore.Options{DataFile: f.dataFile, MetaFile: f.metaFile, Size: f.cfg.Size,
-		BlockSize: f.cfg.BlockSize, Preallocation: f.prealloc, Log: log})
+		BlockSize: f.cfg.BlockSize, Preallocation: f.prealloc, DeferJournalReplay: f.deferJournal, Log: log})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -49,9 +52,14 @@ func createFileLU(ctx context.Context, f fileLU, gen *lu.GUIDGenerator, log *slo
 	}, nil
 }
 
-// importFileLU opens the LU of a file or block device (see filestore.Open).
-func importFileLU(ctx context.Context, dataFile, metaFile string, expect stmf.GUID, log *slog.Logger) (*lu.Device, error) {
-	st, err := filestore.Open(ctx, dataFile, metaFile, log)
+// importFileLU opens the LU of a file or block device (see filestore.Open);
+// deferJournal as in fileLU.
+func importFileLU(ctx context.Context, dataFile, metaFile string, expect stmf.GUID, deferJournal bool, log *slog.Logger) (*lu.Device, error) {
+	open := filestore.Open
+	if deferJournal {
+		open = filestore.OpenDeferred
+	}
+	st, err := open(ctx, dataFile, metaFile, log)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +110,7 @@ func importZvolLU(ctx context.Context, z zvol.ZFS, name string, o lu.OpenOptions
 	}
 	st, err := zvolstore.Open(ctx, z, name, log)
 	if errors.Is(err, zvol.ErrNoMetadata) {
-		d, herr := importFileLU(ctx, z.Device(name), "", stmf.GUID{}, log)
+		d, herr := importFileLU(ctx, z.Device(name), "", stmf.GUID{}, false, log) // a device has no journal
 		if herr == nil {
 			if !o.Expect.IsZero() && d.GUID() != o.Expect {
 				d.Close()

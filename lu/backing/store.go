@@ -116,6 +116,17 @@ type Fencer interface {
 	CheckFence(token int64) error
 }
 
+// JournalReplayer is a store with a crash-recovery journal (the file
+// store's WRITE ATOMIC redo journal) that can be replayed after open. In
+// cluster mode every node opens a shared LU, so a store opened there
+// leaves the journal alone and the device server replays it on every
+// takeover, right after Fencer.Fence recorded the new owner's token
+// (lu.Device.SetFence): only the owner applies a record, and the previous
+// owner is fenced by then. An error fails the takeover.
+type JournalReplayer interface {
+	ReplayJournal() error
+}
+
 // Location is where a store keeps an LU.
 type Location struct {
 	DataFile string

@@ -19,6 +19,23 @@ package filestore
 // (idempotently) before the LU serves I/O. The record holds the LU's GUID
 // and absolute byte offset; a record for another LU is ignored.
 //
+// Cluster mode: every node opens a shared LU, but only the owner writes
+// it. A standby that replayed at open could re-apply a record the owner is
+// just applying (record written, data written, not yet marked) after the
+// owner overwrote those blocks with a later plain write, losing that
+// write; even resetting a torn record could wipe the owner's record being
+// written. So the daemon opens with deferred replay (OpenDeferred,
+// Options.DeferJournalReplay): open neither reads nor writes the journal
+// file, and atomic writes are refused until ReplayJournal, which the
+// device runs on every takeover right after recording its fencing token
+// (lu.Device.SetFence). Replaying then is right: a record the old owner
+// marked applied is skipped (length 0), and one it did not mark is from a
+// write that never answered GOOD, so applying it completes that write
+// (all, as WRITE ATOMIC promises, not nothing) — and no later write of the
+// old owner's can land over it, because the old owner is fenced: its store
+// calls are refused once the new token is recorded (lu/fence.go), which
+// happened before the replay.
+//
 // The journal file is kept when the LU is closed (or deleted from the
 // configuration): it belongs with the data file and must be moved with it.
 // A missing journal is created; a journal that cannot be created turns
@@ -47,6 +64,7 @@ import (
 	"os"
 	"sync"
 
+	"github.com/costar-project/costar/lu/backing"
 	"github.com/costar-project/costar/lu/backing/fdstore"
 )
 
@@ -67,13 +85,30 @@ const (
 // write after the journal step (a simulated crash).
 var errJournalStopped = errors.New("lu: atomic write stopped after the journal step (test hook)")
 
+// errJournalNotReplayed refuses an atomic write before ReplayJournal ran on
+// a deferred journal: this node has not taken the LU over, so it answers
+// as a standby (ErrFenced: NOT READY, TARGET PORT IN STANDBY STATE) and
+// the device latches no write failure. The ALUA check refuses WRITE ATOMIC
+// on a standby LU first; this is the store's own guard.
+var errJournalNotReplayed = fmt.Errorf("%w: the atomic write journal is replayed only when this node takes the LU over", backing.ErrFenced)
+
 // atomicJournal is an LU's open atomic write journal.
 type atomicJournal struct {
-	mu  sync.Mutex
-	be  *fdstore.FD
-	seq uint64
+	mu   sync.Mutex
+	path string
+	be   *fdstore.FD // nil until opened (deferred: by ReplayJournal)
+	seq  uint64
 	// guid is the LU's GUID, written into every record.
 	guid [16]byte
+	// dataOff, dataEnd: the LU's bytes in the data file (a record outside
+	// them is refused).
+	dataOff, dataEnd uint64
+	// readOnly: the data file is read-only; the journal is only checked.
+	readOnly bool
+	// replayed: the journal was replayed since it was opened (or since the
+	// last takeover); atomic writes are refused until then.
+	replayed bool
+	log      *slog.Logger
 	// created: this store made the journal file (Discard removes it).
 	created bool
 	// broken is set when a record could not be marked applied: a later
@@ -165,89 +200,168 @@ func readJournal(be *fdstore.FD) (r journalRecord, data []byte, ok bool, err err
 	return r, data, true, nil
 }
 
-// openAtomicJournal opens (or creates) the LU's journal and replays an
-// unapplied record into the data file. The LU's data lies in bytes
-// [dataOff, dataEnd) of the data file. It returns nil (WRITE ATOMIC off) for LUs without a
-// journal, or when a journal cannot be created; an unapplied record that
-// cannot be replayed is an error.
-func (s *Store) openAtomicJournal(guid [16]byte, dataOff, dataEnd uint64, log *slog.Logger) (*atomicJournal, error) {
+// openAtomicJournal prepares the LU's journal; the LU's data lies in bytes
+// [dataOff, dataEnd) of the data file. Unless deferred it opens (or
+// creates) the journal file and replays an unapplied record now. Deferred
+// (cluster mode), it touches no file: the journal refuses atomic writes
+// until ReplayJournal ran. It returns nil (WRITE ATOMIC off) for LUs
+// without a journal or, not deferred, when the journal cannot be opened or
+// the data file is read-only; an unapplied record that cannot be replayed
+// is an error.
+func (s *Store) openAtomicJournal(guid [16]byte, dataOff, dataEnd uint64, deferred bool) (*atomicJournal, error) {
 	path := s.journalPath()
 	if path == "" {
 		return nil, nil
 	}
-	if s.data.ReadOnly() {
-		// Nothing can be written; refuse to serve a range an unapplied
-		// atomic write may have torn.
-		be, err := fdstore.Open(path, true)
-		if err != nil {
-			return nil, nil // no journal: nothing pending
-		}
-		defer be.Close()
-		r, _, ok, err := readJournal(be)
-		if err != nil {
-			return nil, err
-		}
-		if ok && r.length != 0 && r.guid == guid {
-			return nil, fmt.Errorf("lu: %s holds an unapplied atomic write but %s is read-only; open it read-write to replay it", path, s.dataFile)
-		}
-		return nil, nil
+	j := &atomicJournal{path: path, guid: guid, dataOff: dataOff, dataEnd: dataEnd, readOnly: s.data.ReadOnly(), log: s.log}
+	if deferred {
+		return j, nil
 	}
-	var (
-		be      *fdstore.FD
-		err     error
-		created bool
-	)
-	if _, serr := os.Stat(path); errors.Is(serr, os.ErrNotExist) {
-		be, err = fdstore.Create(path, 0)
-		created = err == nil
-	} else {
-		be, err = fdstore.Open(path, false)
+	if j.readOnly {
+		return nil, j.checkReadOnly()
 	}
+	be, created, err := openJournalFile(path)
 	if err != nil {
-		log.Warn("lu: cannot open the atomic write journal; WRITE ATOMIC is off", "path", path, "err", err)
+		s.log.Warn("lu: cannot open the atomic write journal; WRITE ATOMIC is off", "path", path, "err", err)
 		return nil, nil
 	}
-	fail := func(err error) (*atomicJournal, error) {
-		be.Close()
-		if created {
-			os.Remove(path)
-		}
+	if err := s.attachJournal(j, be, created); err != nil {
 		return nil, err
 	}
+	return j, nil
+}
+
+// openJournalFile opens the journal at path, creating it when missing
+// (O_EXCL: never truncating one another node made meanwhile).
+func openJournalFile(path string) (be *fdstore.FD, created bool, err error) {
+	if _, serr := os.Stat(path); errors.Is(serr, os.ErrNotExist) {
+		be, err = fdstore.Create(path, 0)
+		return be, err == nil, err
+	}
+	be, err = fdstore.Open(path, false)
+	return be, false, err
+}
+
+// attachJournal makes be j's file (created: this store made it), replays
+// it and preallocates it; on error be is closed (and removed if created).
+// j.mu is held or j not yet shared.
+func (s *Store) attachJournal(j *atomicJournal, be *fdstore.FD, created bool) error {
+	fail := func(err error) error {
+		be.Close()
+		if created {
+			os.Remove(j.path)
+		}
+		return err
+	}
 	if created {
-		if err := s.syncParentDir(path); err != nil {
+		if err := s.syncParentDir(j.path); err != nil {
 			return fail(err)
 		}
 	}
-	j := &atomicJournal{be: be, guid: guid, created: created}
-	r, data, ok, err := readJournal(be)
-	if err != nil {
+	j.be, j.created = be, created
+	if err := j.replayLocked(s.data, s.dataFile); err != nil {
+		j.be, j.created = nil, false
 		return fail(err)
-	}
-	if ok {
-		j.seq = r.seq
-	}
-	if ok && r.length != 0 && r.guid == guid {
-		if r.off+uint64(r.length) > dataEnd || r.off < dataOff {
-			return fail(fmt.Errorf("lu: %s: atomic write record at byte %d (+%d) lies outside the LU", path, r.off, r.length))
-		}
-		if err := s.data.WriteAt(data, int64(r.off), true); err != nil {
-			return fail(fmt.Errorf("lu: replaying the atomic write journal %s into %s: %w", path, s.dataFile, err))
-		}
-		if err := j.markApplied(r.seq); err != nil {
-			return fail(err)
-		}
-		log.Warn("lu: replayed an unapplied atomic write", "path", path, "offset", r.off, "bytes", r.length, "seq", r.seq)
-	} else if !ok || r.guid != guid {
-		// Empty, torn or another LU's: start afresh.
-		if err := j.markApplied(j.seq); err != nil {
-			return fail(err)
-		}
 	}
 	if err := be.Preallocate(journalSize); err != nil {
+		j.be, j.created, j.replayed = nil, false, false
 		return fail(err)
 	}
-	return j, nil
+	return nil
+}
+
+// checkReadOnly refuses to serve a read-only LU whose journal holds an
+// unapplied record: nothing can replay it, and the range it covers may be
+// torn.
+func (j *atomicJournal) checkReadOnly() error {
+	be, err := fdstore.Open(j.path, true)
+	if err != nil {
+		return nil // no journal: nothing pending
+	}
+	defer be.Close()
+	r, _, ok, err := readJournal(be)
+	if err != nil {
+		return err
+	}
+	if ok && r.length != 0 && r.guid == j.guid {
+		return fmt.Errorf("lu: %s holds an unapplied atomic write but the data file is read-only; open it read-write to replay it", j.path)
+	}
+	return nil
+}
+
+// replayLocked reads the journal file and applies an unapplied record of
+// this LU to data (dataFile names it), then marks it applied; an empty,
+// torn or other LU's journal is reset to an empty record. A record already
+// marked applied (length 0) is left alone: nothing is written. j.mu is
+// held (or j not yet shared) and j.be open.
+func (j *atomicJournal) replayLocked(data *fdstore.FD, dataFile string) error {
+	j.replayed = false
+	r, rec, ok, err := readJournal(j.be)
+	if err != nil {
+		return err
+	}
+	if ok {
+		j.seq = max(j.seq, r.seq)
+	}
+	switch {
+	case ok && r.length != 0 && r.guid == j.guid:
+		if r.off+uint64(r.length) > j.dataEnd || r.off < j.dataOff {
+			return fmt.Errorf("lu: %s: atomic write record at byte %d (+%d) lies outside the LU", j.path, r.off, r.length)
+		}
+		if err := data.WriteAt(rec, int64(r.off), true); err != nil {
+			return fmt.Errorf("lu: replaying the atomic write journal %s into %s: %w", j.path, dataFile, err)
+		}
+		if err := j.markApplied(r.seq); err != nil {
+			return err
+		}
+		j.log.Warn("lu: replayed an unapplied atomic write", "path", j.path, "offset", r.off, "bytes", r.length, "seq", r.seq)
+	case !ok || r.guid != j.guid:
+		// Empty, torn or another LU's: start afresh.
+		if err := j.markApplied(j.seq); err != nil {
+			return err
+		}
+	}
+	j.replayed = true
+	j.broken = nil
+	return nil
+}
+
+// ReplayJournal implements backing.JournalReplayer: it replays the journal
+// as the file holds it now, opening (or creating) the file the first time.
+// A store opened with deferred replay (OpenDeferred,
+// Options.DeferJournalReplay) refuses WRITE ATOMIC until it succeeded. The
+// device calls it on every takeover, right after recording its fencing
+// token, so a record the previous owner left unapplied is applied by the
+// new owner (see "Cluster mode" at the top of this file). A read-only LU
+// is only checked: a pending record is an error.
+func (s *Store) ReplayJournal() error {
+	j := s.journal
+	if j == nil {
+		return nil
+	}
+	if j.readOnly {
+		return j.checkReadOnly()
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.be != nil {
+		return j.replayLocked(s.data, s.dataFile)
+	}
+	be, created, err := openJournalFile(j.path)
+	if err != nil {
+		if _, serr := os.Stat(j.path); !errors.Is(serr, os.ErrNotExist) {
+			// A journal that exists (or may) but cannot be read may hold a
+			// record: serving without replaying it could expose a torn range.
+			return fmt.Errorf("lu: opening the atomic write journal: %w", err)
+		}
+		// None, and none can be made: nothing is pending; WRITE ATOMIC
+		// (already offered) fails until a later takeover makes one.
+		s.log.Warn("lu: cannot create the atomic write journal; WRITE ATOMIC fails", "path", j.path, "err", err)
+		j.broken = fmt.Errorf("lu: no atomic write journal %s: %w", j.path, err)
+		j.replayed = true
+		return nil
+	}
+	return s.attachJournal(j, be, created)
 }
 
 // markApplied writes an empty header with sequence number seq, durably.
@@ -271,8 +385,16 @@ func (j *atomicJournal) write(data *fdstore.FD, p []byte, off int64) error {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if !j.replayed {
+		return fmt.Errorf("%w: %s", errJournalNotReplayed, j.path)
+	}
 	if j.broken != nil {
 		return j.broken
+	}
+	// The space first: a full file system fails the write before anything
+	// is written.
+	if err := data.Reserve(off, int64(len(p))); err != nil {
+		return err
 	}
 	seq := j.seq + 1
 	rec := make([]byte, journalDataOff+len(p))
@@ -308,8 +430,17 @@ func (j *atomicJournal) close() error {
 	if j == nil {
 		return nil
 	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.be == nil {
+		return nil
+	}
 	return j.be.Close()
 }
+
+// offered: WRITE ATOMIC is advertised (a deferred journal is, from open on,
+// so the LU's capabilities do not change at takeover).
+func (j *atomicJournal) offered() bool { return j != nil && !j.readOnly }
 
 // JournalPending reports whether the journal file at path holds a valid
 // unapplied record (tests).
@@ -330,7 +461,9 @@ func (s *Store) JournalPath() string { return s.journalPath() }
 // stops after the journal step, as if the target crashed there.
 func (s *Store) StopAfterJournal(stop func() bool) {
 	if s.journal != nil {
+		s.journal.mu.Lock()
 		s.journal.stopAfterJournal = stop
+		s.journal.mu.Unlock()
 	}
 }
 

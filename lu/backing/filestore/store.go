@@ -26,6 +26,10 @@ type Options struct {
 	BlockSize uint32 // 0 = 512
 	// NoAtomicWrites: no journal, so no WRITE ATOMIC (16).
 	NoAtomicWrites bool
+	// DeferJournalReplay: the atomic write journal is neither opened nor
+	// replayed by the first SaveMeta but by ReplayJournal (cluster mode:
+	// on takeover, journal.go).
+	DeferJournalReplay bool
 	// Preallocation (PreallocFalloc, PreallocFull; "" = sparse) applies to
 	// the part of the data file Create makes: all of a new file, the grown
 	// part of an existing one. Existing content is never touched.
@@ -56,7 +60,9 @@ type Store struct {
 	fresh   bool  // created: the first SaveMeta writes both slots
 	atomic  bool  // offer atomic writes once the LU's GUID is known
 	journal *atomicJournal
-	created bool // Create made the data file (Discard removes it)
+	// deferJournal: ReplayJournal, not open, replays the journal.
+	deferJournal bool
+	created      bool // Create made the data file (Discard removes it)
 	// grown: Create grew an existing data file from grownFrom bytes
 	// (Discard cuts it back).
 	grown     bool
@@ -91,7 +97,7 @@ func Create(ctx context.Context, o Options) (*Store, error) {
 		dataOff = 0
 	}
 	s := &Store{log: o.Log, dataFile: o.DataFile, metaFile: o.MetaFile, dataOff: int64(dataOff), fresh: true,
-		atomic: !o.NoAtomicWrites, dirSynced: o.DirSynced}
+		atomic: !o.NoAtomicWrites, deferJournal: o.DeferJournalReplay, dirSynced: o.DirSynced}
 	var err error
 	if _, serr := os.Stat(o.DataFile); errors.Is(serr, os.ErrNotExist) {
 		if o.Size == 0 {
@@ -191,6 +197,17 @@ func openOrCreateMeta(path string) (*fdstore.FD, bool, error) {
 // moved data file is recorded. An unapplied atomic write is replayed
 // before Open returns.
 func Open(ctx context.Context, dataFile, metaFile string, log *slog.Logger) (*Store, error) {
+	return open(ctx, dataFile, metaFile, log, false)
+}
+
+// OpenDeferred is Open without touching the atomic write journal: it is
+// replayed by ReplayJournal, and WRITE ATOMIC is refused until then
+// (cluster mode: every node opens the LU, only a new owner replays).
+func OpenDeferred(ctx context.Context, dataFile, metaFile string, log *slog.Logger) (*Store, error) {
+	return open(ctx, dataFile, metaFile, log, true)
+}
+
+func open(ctx context.Context, dataFile, metaFile string, log *slog.Logger, deferJournal bool) (*Store, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -200,7 +217,7 @@ func Open(ctx context.Context, dataFile, metaFile string, log *slog.Logger) (*St
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Store{log: log, metaFile: metaFile, atomic: true}
+	s := &Store{log: log, metaFile: metaFile, atomic: true, deferJournal: deferJournal}
 	var err error
 	if metaFile != "" {
 		if s.metaBE, err = fdstore.Open(metaFile, true); err != nil {
@@ -256,8 +273,9 @@ func Open(ctx context.Context, dataFile, metaFile string, log *slog.Logger) (*St
 	if s.data.ReadOnly() {
 		log.Warn("backing store is read-only; the LU is write-protected", "path", dataFile)
 	}
-	// Before the LU serves I/O: replay an unapplied atomic write.
-	if s.journal, err = s.openAtomicJournal(md.GUID, md.DataOffset, md.DataOffset+md.Size, log); err != nil {
+	// Before the LU serves I/O: replay an unapplied atomic write (deferred:
+	// on takeover).
+	if s.journal, err = s.openAtomicJournal(md.GUID, md.DataOffset, md.DataOffset+md.Size, s.deferJournal); err != nil {
 		return fail(err)
 	}
 	s.setCaps()
@@ -273,7 +291,7 @@ func (s *Store) setCaps() {
 		c.DeallocZeroes = true // a punched hole reads as zeroes
 		c.MapKnown = true
 	}
-	if s.journal != nil {
+	if s.journal.offered() {
 		c.AtomicMax = maxAtomicBytes
 	}
 	s.caps = c
@@ -334,13 +352,11 @@ func (s *Store) UsedPercent() (uint32, error) {
 
 // WriteAtomic implements backing.AtomicWriter through the journal; the
 // file space is allocated first so a full file system fails it before
-// anything is written.
+// anything is written. A deferred journal refuses it until ReplayJournal
+// ran (errJournalNotReplayed).
 func (s *Store) WriteAtomic(p []byte, off int64) error {
 	if s.journal == nil {
 		return s.WriteAt(p, off, true)
-	}
-	if err := s.data.Reserve(off+s.dataOff, int64(len(p))); err != nil {
-		return err
 	}
 	return s.journal.write(s.data, p, off+s.dataOff)
 }
@@ -397,8 +413,9 @@ func (s *Store) SaveMeta(m *backing.Meta) error {
 	}
 	s.fresh = false
 	if s.atomic {
-		// An existing journal of this LU (same GUID) is replayed.
-		j, err := s.openAtomicJournal(m.GUID, md.DataOffset, md.DataOffset+m.Size, s.log)
+		// An existing journal of this LU (same GUID) is replayed (deferred:
+		// on takeover).
+		j, err := s.openAtomicJournal(m.GUID, md.DataOffset, md.DataOffset+m.Size, s.deferJournal)
 		if err != nil {
 			return err
 		}
