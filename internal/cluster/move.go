@@ -19,7 +19,8 @@ func IsNoSuchNode(err error) bool { return errors.Is(err, ErrNoSuchNode) }
 // Move is a planned switchover (stmfadm move-lu): it names node in the
 // LU's move key; the owner drains and gives the lease up, and node, which
 // alone may campaign while the key names it, takes the LU. Move returns
-// once node serves the LU or ctx ends. The move key lives under a lease
+// once node serves the LU (its owner key says Serving: after the takeover
+// hook, the fencing token and the journal) or ctx ends. The move key lives under a lease
 // of twice the TTL, so a switchover nobody completes is forgotten.
 func (c *Client) Move(ctx context.Context, guid, node string) error {
 	members, err := c.Members(ctx)
@@ -60,7 +61,7 @@ func (c *Client) Move(ctx context.Context, guid, node string) error {
 		}
 		for _, ev := range wr.Events {
 			var w Ownership
-			if ev.Kv != nil && json.Unmarshal(ev.Kv.Value, &w) == nil && w.Node == node {
+			if ev.Kv != nil && json.Unmarshal(ev.Kv.Value, &w) == nil && w.Node == node && w.Serving {
 				return nil
 			}
 		}
@@ -74,6 +75,7 @@ type OwnerInfo struct {
 	Node     string    `json:"node"` // "" when nobody owns it
 	Since    time.Time `json:"since"`
 	Token    int64     `json:"token"`
+	Serving  bool      `json:"serving"`   // the owner finished taking over
 	LeaseTTL int64     `json:"lease_ttl"` // seconds left on the owner's lease
 	MovingTo string    `json:"moving_to,omitempty"`
 }
@@ -117,7 +119,7 @@ func (c *Client) owners(ctx context.Context, withTTL bool) ([]OwnerInfo, error) 
 		var w Ownership
 		_ = json.Unmarshal(kv.Value, &w)
 		guid := string(kv.Key)[len(c.cfg.ownersPrefix()):]
-		oi := OwnerInfo{GUID: guid, Node: w.Node, Since: w.Since, Token: kv.CreateRevision, MovingTo: moves[guid]}
+		oi := OwnerInfo{GUID: guid, Node: w.Node, Since: w.Since, Token: kv.CreateRevision, Serving: w.Serving, MovingTo: moves[guid]}
 		if withTTL {
 			if t, err := c.cli.TimeToLive(leaderCtx(ctx), clientv3.LeaseID(kv.Lease)); err == nil {
 				oi.LeaseTTL = t.TTL

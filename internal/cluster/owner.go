@@ -39,6 +39,9 @@ type Releaser interface {
 type Ownership struct {
 	Node  string    `json:"node"`
 	Since time.Time `json:"since"`
+	// Serving: the owner finished taking over (hook, fencing token,
+	// journal) and serves I/O; a planned switchover waits for it.
+	Serving bool `json:"serving,omitempty"`
 }
 
 // OwnerState is what an Owner reports.
@@ -182,7 +185,7 @@ func (o *Owner) acquire(ctx context.Context) (clientv3.LeaseID, int64, time.Time
 	if err != nil {
 		return 0, 0, sent, 0, fmt.Errorf("lease: %w", err)
 	}
-	val, _ := json.Marshal(Ownership{Node: c.cfg.Node, Since: time.Now().UTC()})
+	val, _ := json.Marshal(Ownership{Node: c.cfg.Node, Since: sent.UTC()})
 	mk := c.cfg.moveKey(o.guid)
 	resp, err := c.cli.Txn(leaderCtx(ctx)).If(
 		clientv3.Compare(clientv3.CreateRevision(c.cfg.ownerKey(o.guid)), "=", 0),
@@ -232,6 +235,7 @@ func (o *Owner) hold(ctx context.Context, lease clientv3.LeaseID, token int64, s
 	}
 	o.set(func(s *OwnerState) { *s = OwnerState{Serving: true, Token: token, Owner: c.cfg.Node} })
 	c.log.Info("cluster: serving LU", "lu", o.guid, "token", token)
+	o.markServing(ctx, lease, token, sent)
 
 	w := o.watch(ctx, token)
 	defer func() { w.cancel() }()
@@ -303,6 +307,23 @@ func (o *Owner) hold(ctx context.Context, lease clientv3.LeaseID, token int64, s
 				}
 			}
 		}
+	}
+}
+
+// markServing says in the owner key that this tenure serves I/O (Move
+// returns on it). The key keeps its lease and create revision (the
+// token); a tenure that already ended changes nothing. A failure only
+// delays a waiting move-lu, so it is logged, not acted on.
+func (o *Owner) markServing(ctx context.Context, lease clientv3.LeaseID, token int64, since time.Time) {
+	c := o.c
+	val, _ := json.Marshal(Ownership{Node: c.cfg.Node, Since: since.UTC(), Serving: true})
+	rctx, cancel := context.WithTimeout(leaderCtx(ctx), c.cfg.Renew)
+	defer cancel()
+	k := c.cfg.ownerKey(o.guid)
+	_, err := c.cli.Txn(rctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", token)).
+		Then(clientv3.OpPut(k, string(val), clientv3.WithLease(lease))).Commit()
+	if err != nil {
+		c.log.Warn("cluster: recording that the LU is served", "lu", o.guid, "err", err)
 	}
 }
 

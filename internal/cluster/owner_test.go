@@ -23,6 +23,9 @@ type world struct {
 	serving  map[string]int64
 	events   []string
 	overlaps []string
+	// serveDelay makes Serve take this long (a slow takeover: hook,
+	// fencing token).
+	serveDelay time.Duration
 }
 
 func newWorld() *world { return &world{serving: map[string]int64{}} }
@@ -33,6 +36,10 @@ type node struct {
 }
 
 func (n node) Serve(_ context.Context, guid string, token int64) error {
+	n.w.mu.Lock()
+	d := n.w.serveDelay
+	n.w.mu.Unlock()
+	time.Sleep(d)
 	n.w.mu.Lock()
 	defer n.w.mu.Unlock()
 	for other := range n.w.serving {
@@ -152,8 +159,18 @@ func TestOwnershipHandoverAndMove(t *testing.T) {
 	// The first node campaigns again; a planned move brings the LU back.
 	owners[first] = map[string]*Client{"a": ca, "b": cb}[first].Own(ctx, testGUID, node{w, first})
 	eventually(t, 5*time.Second, "the returning node sees the owner", func() bool { return owners[first].State().Owner == second })
+	w.mu.Lock()
+	w.serveDelay = 300 * time.Millisecond
+	w.mu.Unlock()
 	if err := ca.Move(ctx, testGUID, first); err != nil {
 		t.Fatal(err)
+	}
+	// move-lu returns once the new owner serves, not when it wins the lease.
+	if s, _ := w.snapshot(); s[first] == 0 {
+		t.Fatalf("Move returned before %s's takeover finished: serving %v", first, s)
+	}
+	if info, err := ca.OwnerOf(ctx, testGUID); err != nil || info.Node != first || !info.Serving {
+		t.Fatalf("OwnerOf after the move = %+v, %v", info, err)
 	}
 	if who, tok3 := w.one(t, 10*time.Second); who != first || tok3 <= tok2 {
 		t.Fatalf("after move: %s token %d", who, tok3)
