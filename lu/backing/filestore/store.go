@@ -263,8 +263,10 @@ func open(ctx context.Context, dataFile, metaFile string, log *slog.Logger, defe
 		return fail(fmt.Errorf("lu: %s holds %d bytes but the LU needs %d", dataFile, devSize, md.DataOffset+md.Size))
 	}
 	s.capacity = devSize - md.DataOffset
-	if md.DataFile != dataFile && !s.metaBE.ReadOnly() {
-		// Remember where the data lives now (the LU was moved).
+	if md.DataFile != dataFile && !s.metaBE.ReadOnly() && !s.deferJournal {
+		// Remember where the data lives now (the LU was moved). Not in
+		// cluster mode (deferred open): a standby writes no metadata
+		// while another node owns the LU; the path is informational.
 		md.DataFile = dataFile
 		if err := s.region.store(md); err != nil {
 			return fail(err)

@@ -292,3 +292,28 @@ func TestDiscardRemovesCreated(t *testing.T) {
 		t.Fatalf("data file left behind: %v", err)
 	}
 }
+
+// A deferred (cluster standby) open of a moved LU writes nothing: another
+// node may own the LU and write its metadata.
+func TestOpenDeferredWritesNoMetadata(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "moved.img")
+	goldenFile(t, "header-v1.img", data, headerDataOffset+1<<20)
+	before, err := os.ReadFile(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenDeferred(context.Background(), data, "", quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.ReadFile(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before[:metaRegionSize], after[:metaRegionSize]) {
+		t.Fatal("a deferred open rewrote the metadata region")
+	}
+}
