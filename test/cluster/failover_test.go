@@ -99,9 +99,7 @@ func TestClusterOwnershipFailover(t *testing.T) {
 	})
 	// Node b's own portal group (tag 2: target port group ids are unique
 	// across the cluster); targets are per node.
-	portalB := "127.0.0.1:" + harness.FreePortOn(t, "127.0.0.1")
-	db.OK("itadm", "create-tpg", "b", portalB)
-	db.OK("itadm", "create-target", "-n", iqnB, "-t", "b")
+	portalB := n.targetOnB(t)
 
 	nodes := map[string]*node{"a": {name: "a", d: da}, "b": {name: "b", d: db}}
 	nodes["a"].s = harness.Login(ctx, t, da.Portal, iqnA, testInit, 1)

@@ -127,10 +127,8 @@ func (g *dataOutGate) release() error {
 func TestClusterFencedLateWrite(t *testing.T) {
 	ctx := harness.Context(t, 3*time.Minute)
 	n := startTwoNodes(ctx, t, 1, 64<<20)
-	da, db, guid := n.a, n.b, n.guid
-	portalB := "127.0.0.1:" + harness.FreePortOn(t, "127.0.0.1")
-	db.OK("itadm", "create-tpg", "b", portalB)
-	db.OK("itadm", "create-target", "-n", iqnB, "-t", "b")
+	da, guid := n.a, n.guid
+	portalB := n.targetOnB(t)
 
 	// Make a the owner (it may have lost the first campaign to b).
 	if own := ownerOf(t, da, guid, ""); own.Owner != "a" {

@@ -49,3 +49,16 @@ func startTwoNodesArgs(ctx context.Context, t *testing.T, members int, size int6
 	})
 	return n
 }
+
+// targetOnB serves iqnB on node b through its own portal group "b" (tag 2:
+// target port group ids are unique across the cluster) on portals, or on
+// one free loopback port; it returns the first portal.
+func (n *twoNodes) targetOnB(t *testing.T, portals ...string) string {
+	t.Helper()
+	if len(portals) == 0 {
+		portals = []string{"127.0.0.1:" + harness.FreePortOn(t, "127.0.0.1")}
+	}
+	n.b.OK("itadm", append([]string{"create-tpg", "b"}, portals...)...)
+	n.b.OK("itadm", "create-target", "-n", iqnB, "-t", "b")
+	return portals[0]
+}

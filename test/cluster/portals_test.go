@@ -38,8 +38,7 @@ func TestClusterTwoPortalsPerNode(t *testing.T) {
 		t.Fatalf("node a listens on %v, want two portals", st.Portals)
 	}
 	portalsB := []string{"127.0.0.2:" + harness.FreePortOn(t, "127.0.0.2"), "127.0.0.6:" + harness.FreePortOn(t, "127.0.0.6")}
-	db.OK("itadm", "create-tpg", "b", portalsB[0], portalsB[1])
-	db.OK("itadm", "create-target", "-n", iqnB, "-t", "b")
+	n.targetOnB(t, portalsB...)
 	portals := map[string][]string{"a": portalsA, "b": portalsB}
 	groupOf := map[string]uint16{"a": 1, "b": 2}
 

@@ -50,9 +50,7 @@ func TestClusterReservationsSurviveFailover(t *testing.T) {
 	ctx := harness.Context(t, 3*time.Minute)
 	n := startTwoNodes(ctx, t, 1, 16<<20)
 	da, db, guid := n.a, n.b, n.guid
-	portalB := "127.0.0.1:" + harness.FreePortOn(t, "127.0.0.1")
-	db.OK("itadm", "create-tpg", "b", portalB)
-	db.OK("itadm", "create-target", "-n", iqnB, "-t", "b")
+	portalB := n.targetOnB(t)
 	sessions := map[string]*initiator.Session{
 		"a": harness.Login(ctx, t, da.Portal, iqnA, testInit, 3),
 		"b": harness.Login(ctx, t, portalB, iqnB, testInit, 4),

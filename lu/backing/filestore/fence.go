@@ -22,12 +22,9 @@ func (s *Store) Fence(token int64) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	md, err := s.region.load()
+	md, err := s.fencedMeta(token)
 	if err != nil {
 		return err
-	}
-	if md.FenceToken > token {
-		return fmt.Errorf("%w: %s holds token %d, this node's is %d", backing.ErrFenced, s.metaBE.Path(), md.FenceToken, token)
 	}
 	if md.FenceToken < token {
 		md.FenceToken = token
@@ -43,14 +40,22 @@ func (s *Store) Fence(token int64) error {
 func (s *Store) CheckFence(token int64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	_, err := s.fencedMeta(token)
+	return err
+}
+
+// fencedMeta re-reads the metadata as the medium holds it now (another
+// node may have written it) and refuses token when a bigger one is
+// recorded. s.mu is held.
+func (s *Store) fencedMeta(token int64) (*metadata, error) {
 	md, err := s.region.load()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if md.FenceToken > token {
-		return fmt.Errorf("%w: %s holds token %d, this node's is %d", backing.ErrFenced, s.metaBE.Path(), md.FenceToken, token)
+		return nil, fmt.Errorf("%w: %s holds token %d, this node's is %d", backing.ErrFenced, s.metaBE.Path(), md.FenceToken, token)
 	}
-	return nil
+	return md, nil
 }
 
 // refreshLocked prepares a metadata save: the region is re-read so the
