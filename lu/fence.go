@@ -118,9 +118,17 @@ func (d *Device) SetFence(token int64) error {
 	return d.replayJournal()
 }
 
-// replayJournal replays the store's redo journal on takeover, when the
-// store has one that waits for it (backing.JournalReplayer).
+// replayJournal readies the store for this node's tenure: cached data
+// from an earlier tenure is dropped (another host may have written the
+// shared device since, backing.CacheDropper), then the redo journal is
+// replayed when the store has one that waits for it
+// (backing.JournalReplayer).
 func (d *Device) replayJournal() error {
+	if c, ok := d.store.(backing.CacheDropper); ok {
+		if err := c.DropCache(); err != nil {
+			d.log.Warn("lu: takeover may read data cached before another host wrote it", "guid", d.guid, "err", err)
+		}
+	}
 	r, ok := d.store.(backing.JournalReplayer)
 	if !ok {
 		return nil

@@ -286,3 +286,36 @@ func BenchmarkCheckFence(b *testing.B) {
 		})
 	}
 }
+
+// dropCounter is a memstore that counts DropCache calls (a store whose
+// data this host may cache: backing.CacheDropper).
+type dropCounter struct {
+	*memstore.Store
+	drops int
+}
+
+func (d *dropCounter) DropCache() error { d.drops++; return nil }
+
+// A takeover (SetFence with a token) drops the data this host cached in
+// an earlier tenure before the LU serves: another host may have written
+// the shared device since. Giving up (token 0) drops nothing.
+func TestSetFenceDropsCache(t *testing.T) {
+	st := &dropCounter{Store: memstore.New(1<<20, 512, backing.Caps{})}
+	d, err := New(context.Background(), st, Config{}, &GUIDGenerator{HostID: HostIDFrom32(0x12345678)}, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.SetFence(3); err != nil {
+		t.Fatal(err)
+	}
+	if st.drops != 1 {
+		t.Fatalf("DropCache calls after the takeover: %d, want 1", st.drops)
+	}
+	if err := d.SetFence(0); err != nil {
+		t.Fatal(err)
+	}
+	if st.drops != 1 {
+		t.Fatalf("DropCache calls after giving up: %d, want 1", st.drops)
+	}
+}

@@ -354,6 +354,15 @@ func (n *clusterNode) Stop(guid, reason string) {
 			n.log.Warn("LU given up with commands still running", "lu", guid, "tasks", left)
 		}
 		cancel()
+		// Write back what this node wrote: the next owner may be another
+		// host, reading the shared device past this host's page cache.
+		if l, ok := n.d.fw.LU(g); ok {
+			if f, ok := l.(interface{ Flush() error }); ok {
+				if err := f.Flush(); err != nil {
+					n.log.Error("LU given up without its writes made stable", "lu", guid, "err", err)
+				}
+			}
+		}
 	}
 	n.log.Info("stopped serving LU", "lu", guid, "reason", reason)
 	n.poke()

@@ -127,6 +127,14 @@ type JournalReplayer interface {
 	ReplayJournal() error
 }
 
+// CacheDropper is a store whose data may be cached in this host's memory:
+// DropCache forgets the clean cached data, so an owner taking over an LU
+// on shared storage reads what another host wrote since this node last
+// had it. A hint: it fails only where a cached read would follow.
+type CacheDropper interface {
+	DropCache() error
+}
+
 // Location is where a store keeps an LU.
 type Location struct {
 	DataFile string

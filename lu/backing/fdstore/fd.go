@@ -294,6 +294,19 @@ func (b *FD) ReadAtFresh(p []byte, off int64) error {
 	return b.ReadAt(p, off)
 }
 
+// DropCache drops the clean cached pages of [off, off+n) (n 0: to the
+// end); dirty ones stay (fadvise does not write back). Nothing is cached
+// under O_DIRECT.
+func (b *FD) DropCache(off, n int64) error {
+	if b.direct {
+		return nil
+	}
+	if err := unix.Fadvise(b.fd, off, n, unix.FADV_DONTNEED); err != nil {
+		return fmt.Errorf("lu: %s: dropping cached pages: %w", b.path, err)
+	}
+	return nil
+}
+
 // prefetch hints the kernel to read a range into the page cache.
 func (b *FD) Prefetch(off, n int64) {
 	_ = unix.Fadvise(b.fd, off, n, unix.FADV_WILLNEED)

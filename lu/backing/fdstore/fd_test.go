@@ -115,3 +115,54 @@ func TestDurableWriteFallback(t *testing.T) {
 		t.Fatalf("syncs %v, want %v", kinds, want)
 	}
 }
+
+// DropCache leaves no clean page of the range in this host's page cache
+// (mincore over a mapping of the file), so a cluster takeover reads what
+// another host wrote to a shared device.
+func TestDropCache(t *testing.T) {
+	const size = 64 << 10
+	path := t.TempDir() + "/f"
+	var fs unix.Statfs_t
+	if err := unix.Statfs(t.TempDir(), &fs); err == nil && fs.Type == unix.TMPFS_MAGIC {
+		t.Skip("tmpfs: its pages are the file, fadvise cannot drop them")
+	}
+	b, err := Create(path, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.WriteAt(bytes.Repeat([]byte{7}, size), 0, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Datasync(); err != nil { // dirty pages are not dropped
+		t.Fatal(err)
+	}
+	if err := b.ReadAt(make([]byte, size), 0); err != nil {
+		t.Fatal(err)
+	}
+	resident := func() int {
+		m, err := unix.Mmap(b.fd, 0, size, unix.PROT_READ, unix.MAP_SHARED)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Munmap(m)
+		vec := make([]byte, (size+unix.Getpagesize()-1)/unix.Getpagesize())
+		if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
+			t.Fatal(e)
+		}
+		n := 0
+		for _, v := range vec {
+			n += int(v & 1)
+		}
+		return n
+	}
+	if resident() == 0 {
+		t.Skip("the file system keeps no pages cached (nothing to drop)")
+	}
+	if err := b.DropCache(0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if n := resident(); n != 0 {
+		t.Fatalf("%d pages still cached after DropCache", n)
+	}
+}

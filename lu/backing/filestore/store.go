@@ -340,6 +340,9 @@ func (s *Store) Allocated(off, limit int64) (bool, int64, error) {
 	return mapped, end - s.dataOff, err
 }
 
+// DropCache implements backing.CacheDropper (a cluster takeover).
+func (s *Store) DropCache() error { return s.data.DropCache(s.dataOff, 0) }
+
 // Prefetch implements backing.Prefetcher.
 func (s *Store) Prefetch(off, n int64) { s.data.Prefetch(off+s.dataOff, n) }
 
