@@ -166,6 +166,8 @@ func (n *clusterNode) run(ctx context.Context) {
 				// two nodes' paths up. Say so where list-cluster shows it.
 				n.log.Error("target port groups clash with another node's", "err", err)
 				n.ms.SetHealth(err.Error())
+			} else {
+				n.ms.SetHealth("ok") // a clash, if any, is resolved
 			}
 			cancel()
 		}
