@@ -101,9 +101,13 @@ func (n *clusterNode) stop() {
 	owners := slices.Collect(maps.Values(n.owners))
 	n.owners = map[string]*cluster.Owner{}
 	n.mu.Unlock()
+	// Every LU at once: each Close drains its LU and runs its release
+	// hook, and a shutdown should take the longest of them, not the sum.
+	var wg sync.WaitGroup
 	for _, o := range owners {
-		o.Close()
+		wg.Go(o.Close)
 	}
+	wg.Wait()
 	n.ms.Leave()
 	_ = n.c.Close()
 }

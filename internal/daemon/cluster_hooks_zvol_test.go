@@ -33,6 +33,8 @@ type poolSim struct {
 	nodes map[string]*zvoltest.Fake
 	fail  map[string]bool // the node's takeover hook fails before importing
 	runs  []hookRec
+	// onRelease, if set, runs first in every release hook (outside mu).
+	onRelease func()
 }
 
 type hookRec struct {
@@ -96,6 +98,12 @@ func move(from, to *zvoltest.Fake, name string) error {
 // while another node has it: multihost), release exports it (idempotent).
 func (s *poolSim) runner(node string, d *Daemon) hookRunner {
 	return func(ctx context.Context, path string, r hookRun) error {
+		s.mu.Lock()
+		gate := s.onRelease
+		s.mu.Unlock()
+		if r.Action == "release" && gate != nil {
+			gate()
+		}
 		h, _ := d.mgr.HandoverLUOf(r.GUID)
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -276,4 +284,59 @@ func TestClusterZvolHooks(t *testing.T) {
 		t.Fatalf("a opened the LU: %+v", h)
 	}
 	stopB()
+}
+
+// Stopping a node runs the release hooks of all its LUs at once: each
+// waits here until the other has started (bounded), which a shutdown that
+// released one LU after the other would never let happen.
+func TestClusterShutdownReleasesConcurrently(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e, err := clustertest.Start(t.TempDir(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	sim := newPoolSim(t)
+	da, stopA := hookDaemon(ctx, t, e.Endpoints, "a", 1, sim)
+	var guids []stmf.GUID
+	for _, name := range []string{"tank/v1", "tank/v2"} {
+		l, err := da.Manager().CreateZvolLU(ctx, api.CreateZvolLURequest{Zvol: name, Size: 1 << 20, VolBlockSize: 16384})
+		if err != nil {
+			t.Fatal(err)
+		}
+		guids = append(guids, guidOf(t, l.GUID))
+	}
+	for _, g := range guids {
+		waitFor(t, 10*time.Second, "a serves both LUs", func() bool { return active(da, g) })
+	}
+	var (
+		mu       sync.Mutex
+		started  int
+		both     = make(chan struct{})
+		overlaps int
+	)
+	sim.mu.Lock()
+	sim.onRelease = func() {
+		mu.Lock()
+		started++
+		if started == 2 {
+			close(both)
+		}
+		mu.Unlock()
+		select {
+		case <-both:
+			mu.Lock()
+			overlaps++
+			mu.Unlock()
+		case <-time.After(3 * time.Second):
+		}
+	}
+	sim.mu.Unlock()
+	stopA()
+	mu.Lock()
+	defer mu.Unlock()
+	if started != 2 || overlaps != 2 {
+		t.Fatalf("release hooks: %d started, %d ran while the other had started (want 2, 2): %v", started, overlaps, sim.records())
+	}
 }
