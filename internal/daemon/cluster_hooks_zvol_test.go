@@ -129,6 +129,20 @@ func (s *poolSim) runner(node string, d *Daemon) hookRunner {
 	}
 }
 
+// hookCluster is what hook tests start from: a context bounding the
+// test, a one-member etcd and the pool simulation.
+func hookCluster(t *testing.T) (context.Context, []string, *poolSim) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	e, err := clustertest.Start(t.TempDir(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	return ctx, e.Endpoints, newPoolSim(t)
+}
+
 // hookDaemon starts a cluster-mode daemon with both hooks, its zvols on
 // the pool simulation. stop shuts it down (once).
 func hookDaemon(ctx context.Context, t *testing.T, endpoints []string, node string, id int, sim *poolSim) (d *Daemon, stop func()) {
@@ -204,16 +218,9 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 // a gives the lease up (a's release hook undoes), a stays standby, and b
 // takes the LU back.
 func TestClusterZvolHooks(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	e, err := clustertest.Start(t.TempDir(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	sim := newPoolSim(t)
+	ctx, endpoints, sim := hookCluster(t)
 
-	da, stopA := hookDaemon(ctx, t, e.Endpoints, "a", 1, sim)
+	da, stopA := hookDaemon(ctx, t, endpoints, "a", 1, sim)
 	alias := "vm1"
 	l, err := da.Manager().CreateZvolLU(ctx, api.CreateZvolLURequest{Zvol: "tank/vm1", Size: 1 << 20, VolBlockSize: 16384, Props: api.LUProps{Alias: &alias}})
 	if err != nil {
@@ -226,7 +233,7 @@ func TestClusterZvolHooks(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "a serves the LU", func() bool { return active(da, g) })
 
-	db, stopB := hookDaemon(ctx, t, e.Endpoints, "b", 2, sim)
+	db, stopB := hookDaemon(ctx, t, endpoints, "b", 2, sim)
 	waitFor(t, 10*time.Second, "b knows the LU, waiting for its zvol", func() bool {
 		h, ok := db.Manager().HandoverLUOf(l.GUID)
 		return ok && !h.Open && h.Zvol == "tank/vm1"
@@ -266,7 +273,7 @@ func TestClusterZvolHooks(t *testing.T) {
 
 	// a again, with a takeover hook that fails.
 	sim.setFail("a", true)
-	da, _ = hookDaemon(ctx, t, e.Endpoints, "a", 1, sim)
+	da, _ = hookDaemon(ctx, t, endpoints, "a", 1, sim)
 	waitFor(t, 10*time.Second, "a knows the LU, waiting for its zvol", func() bool {
 		h, ok := da.Manager().HandoverLUOf(l.GUID)
 		return ok && !h.Open
@@ -290,15 +297,8 @@ func TestClusterZvolHooks(t *testing.T) {
 // waits here until the other has started (bounded), which a shutdown that
 // released one LU after the other would never let happen.
 func TestClusterShutdownReleasesConcurrently(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	e, err := clustertest.Start(t.TempDir(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	sim := newPoolSim(t)
-	da, stopA := hookDaemon(ctx, t, e.Endpoints, "a", 1, sim)
+	ctx, endpoints, sim := hookCluster(t)
+	da, stopA := hookDaemon(ctx, t, endpoints, "a", 1, sim)
 	var guids []stmf.GUID
 	for _, name := range []string{"tank/v1", "tank/v2"} {
 		l, err := da.Manager().CreateZvolLU(ctx, api.CreateZvolLURequest{Zvol: name, Size: 1 << 20, VolBlockSize: 16384})
