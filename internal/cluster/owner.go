@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -208,13 +207,6 @@ func (o *Owner) acquire(ctx context.Context) (clientv3.LeaseID, int64, time.Time
 	return g.ID, resp.Header.Revision, sent, time.Duration(g.TTL) * time.Second, nil
 }
 
-// renewal is one keep-alive's outcome.
-type renewal struct {
-	sent time.Time
-	ttl  time.Duration
-	err  error
-}
-
 // hold serves the LU while the lease is renewed in time; it returns after
 // the handler's Stop, with the lease given up or expired.
 func (o *Owner) hold(ctx context.Context, lease clientv3.LeaseID, token int64, sent time.Time, ttl time.Duration) {
@@ -241,35 +233,23 @@ func (o *Owner) hold(ctx context.Context, lease clientv3.LeaseID, token int64, s
 	defer func() { w.cancel() }()
 	wch, och := w.move, w.owner
 
-	renewT := time.NewTicker(c.cfg.Renew)
-	defer renewT.Stop()
-	deadline := time.NewTimer(o.fc.remaining(time.Now()))
-	defer deadline.Stop()
-	results := make(chan renewal, 1)
-	inflight := false
+	rn := o.newRenewer(lease) // renewer.go
+	defer rn.close()
 	for {
 		select {
 		case <-ctx.Done():
 			o.stop(ctx, lease, token, "node leaving", true)
 			return
-		case <-deadline.C:
-			if o.fc.live(time.Now()) {
-				deadline.Reset(o.fc.remaining(time.Now()))
-				continue
+		case <-rn.deadline.C:
+			if rn.expired() {
+				o.stop(ctx, lease, token, "lease not renewed in time (self-fence)", true)
+				return
 			}
-			o.stop(ctx, lease, token, "lease not renewed in time (self-fence)", true)
-			return
-		case <-renewT.C:
-			if inflight {
-				continue
-			}
-			inflight = true
-			o.renewAsync(ctx, lease, results) // owner_serve.go
-		case r := <-results:
-			inflight = false
-			switch {
-			case r.err == nil && r.ttl > 0:
-				o.fc.granted(r.sent, r.ttl)
+		case <-rn.tick.C:
+			rn.renew(ctx)
+		case r := <-rn.results:
+			switch rn.outcome(r) {
+			case renewed:
 				if wch == nil || och == nil {
 					// A watch broke (etcd member lost its leader); the
 					// renewal says etcd is back: watch from the start of
@@ -278,11 +258,9 @@ func (o *Owner) hold(ctx context.Context, lease clientv3.LeaseID, token int64, s
 					w = o.watch(ctx, token)
 					wch, och = w.move, w.owner
 				}
-			case errors.Is(r.err, rpctypes.ErrLeaseNotFound) || (r.err == nil && r.ttl <= 0):
+			case leaseGone:
 				o.stop(ctx, lease, token, "lease gone", false)
 				return
-			default:
-				c.log.Warn("cluster: lease renewal failed", "lu", o.guid, "err", r.err, "left", o.fc.remaining(time.Now()))
 			}
 		case wr, ok := <-wch:
 			if !ok || wr.Err() != nil {

@@ -2,10 +2,8 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"time"
 
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -49,56 +47,25 @@ func (o *Owner) whileRenewing(ctx context.Context, lease clientv3.LeaseID, f fun
 	done := make(chan error, 1)
 	go func() { done <- f(sctx) }()
 
-	renewT := time.NewTicker(o.c.cfg.Renew)
-	defer renewT.Stop()
-	deadline := time.NewTimer(o.fc.remaining(time.Now()))
-	defer deadline.Stop()
-	results := make(chan renewal, 1)
-	inflight := false
+	rn := o.newRenewer(lease)
+	defer rn.close()
 	for {
 		select {
 		case err := <-done:
 			return err
-		case <-deadline.C:
+		case <-rn.deadline.C:
+			if rn.expired() {
+				cancel() // lease lost
+			}
+		case <-rn.tick.C:
 			if o.fc.live(time.Now()) {
-				deadline.Reset(o.fc.remaining(time.Now()))
-				continue
+				rn.renew(ctx)
 			}
-			cancel() // lease lost
-		case <-renewT.C:
-			if !inflight && o.fc.live(time.Now()) {
-				inflight = true
-				o.renewAsync(ctx, lease, results)
-			}
-		case r := <-results:
-			inflight = false
-			switch {
-			case r.err == nil && r.ttl > 0:
-				o.fc.granted(r.sent, r.ttl)
-			case errors.Is(r.err, rpctypes.ErrLeaseNotFound) || (r.err == nil && r.ttl <= 0):
+		case r := <-rn.results:
+			if rn.outcome(r) == leaseGone {
 				o.fc.lost()
 				cancel()
-			default:
-				o.c.log.Warn("cluster: lease renewal failed", "lu", o.guid, "err", r.err, "left", o.fc.remaining(time.Now()))
 			}
 		}
 	}
-}
-
-// renewAsync sends one keep-alive, bounded by the fence deadline (no
-// renewal outlives it), and reports it on results (buffered: the sender
-// never blocks even when nobody reads any more).
-func (o *Owner) renewAsync(ctx context.Context, lease clientv3.LeaseID, results chan<- renewal) {
-	now := time.Now()
-	left := max(o.fc.remaining(now), time.Millisecond)
-	go func(s time.Time) {
-		rctx, cancel := context.WithTimeout(leaderCtx(ctx), left)
-		r, err := o.c.cli.KeepAliveOnce(rctx, lease)
-		cancel()
-		out := renewal{sent: s, err: err}
-		if err == nil {
-			out.ttl = time.Duration(r.TTL) * time.Second
-		}
-		results <- out
-	}(now)
 }
