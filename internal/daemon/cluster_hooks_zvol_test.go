@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -147,16 +144,10 @@ func hookCluster(t *testing.T) (context.Context, []string, *poolSim) {
 // the pool simulation. stop shuts it down (once).
 func hookDaemon(ctx context.Context, t *testing.T, endpoints []string, node string, id int, sim *poolSim) (d *Daemon, stop func()) {
 	t.Helper()
-	sockDir, err := os.MkdirTemp("", "hook")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(sockDir) })
-	cfg := &config.Config{StateDir: t.TempDir(), Socket: filepath.Join(sockDir, "s"), ShutdownSeconds: 5,
-		ISCSI: config.ISCSIConfig{Portals: []string{"127.0.0.1:0"}, AbortCompletedTask: config.AbortTaskDoesNotExist},
-		Cluster: config.ClusterConfig{Endpoints: endpoints, Node: node, NodeID: id, LeaseTTL: 2 * time.Second, Prefix: "/costar/",
-			TakeoverHook: "/hooks/zpool", ReleaseHook: "/hooks/zpool", HookTimeout: 5 * time.Second}}
-	d, err = New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	cfg := testConfig(t)
+	cfg.Cluster = config.ClusterConfig{Endpoints: endpoints, Node: node, NodeID: id, LeaseTTL: 2 * time.Second, Prefix: "/costar/",
+		TakeoverHook: "/hooks/zpool", ReleaseHook: "/hooks/zpool", HookTimeout: 5 * time.Second}
+	d, err := New(cfg, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}

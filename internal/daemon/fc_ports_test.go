@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -289,16 +288,9 @@ func TestFCTargetPortGroup(t *testing.T) {
 // when the test ends, and returns it with its state directory.
 func startFCDaemon(ctx context.Context, t *testing.T, opts ...Option) (*Daemon, string) {
 	t.Helper()
-	dir := t.TempDir()
-	// The socket path must stay short (sun_path), so not under t.TempDir.
-	sockDir, err := os.MkdirTemp("", "fcd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(sockDir) })
-	cfg := &config.Config{StateDir: dir, Socket: filepath.Join(sockDir, "s"), ShutdownSeconds: 5,
-		ISCSI: config.ISCSIConfig{Portals: []string{"127.0.0.1:0"}, AbortCompletedTask: config.AbortTaskDoesNotExist}}
-	d, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), opts...)
+	cfg := testConfig(t)
+	dir := cfg.StateDir
+	d, err := New(cfg, quietLog(), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,16 +2,13 @@ package daemon
 
 import (
 	"context"
-	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/costar-project/costar/api"
-	"github.com/costar-project/costar/config"
 	"github.com/costar-project/costar/internal/cluster"
 	"github.com/costar-project/costar/internal/cluster/clustertest"
 	"github.com/costar-project/costar/internal/initiator"
@@ -23,14 +20,7 @@ import (
 // through j, with an iSCSI portal on loopback.
 func resvDaemon(ctx context.Context, t *testing.T, j *cluster.Reservations) *Daemon {
 	t.Helper()
-	sockDir, err := os.MkdirTemp("", "resv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(sockDir) })
-	cfg := &config.Config{StateDir: t.TempDir(), Socket: filepath.Join(sockDir, "s"), ShutdownSeconds: 5,
-		ISCSI: config.ISCSIConfig{Portals: []string{"127.0.0.1:0"}, AbortCompletedTask: config.AbortTaskDoesNotExist}}
-	d, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), WithReservationJournal(j))
+	d, err := New(testConfig(t), quietLog(), WithReservationJournal(j))
 	if err != nil {
 		t.Fatal(err)
 	}
