@@ -63,17 +63,26 @@ func (m *Manager) handoverLocked(rec store.LU) HandoverLU {
 	return h
 }
 
+// handoverGUID is the zvol provider and the LU a handover call names.
+func (m *Manager) handoverGUID(guid string) (ZvolProvider, stmf.GUID, error) {
+	zp, err := m.zvols()
+	if err != nil {
+		return nil, stmf.GUID{}, err
+	}
+	g, err := stmf.ParseGUID(guid)
+	if err != nil {
+		return nil, g, api.Errorf(api.CodeInvalidGUID, guid, "not an NAA type 6 identifier")
+	}
+	return zp, g, nil
+}
+
 // RetryZvolLU tries now to open configured LU guid whose zvol was missing
 // (a takeover hook has just imported its pool); an LU already open, or not
 // on a zvol, is left as it is. The error says why it is still waiting.
 func (m *Manager) RetryZvolLU(ctx context.Context, guid string) error {
-	zp, err := m.zvols()
+	zp, g, err := m.handoverGUID(guid)
 	if err != nil {
 		return err
-	}
-	g, err := stmf.ParseGUID(guid)
-	if err != nil {
-		return api.Errorf(api.CodeInvalidGUID, guid, "not an NAA type 6 identifier")
 	}
 	m.mu.Lock()
 	i := findLU(m.state, g)
@@ -96,13 +105,9 @@ func (m *Manager) RetryZvolLU(ctx context.Context, guid string) error {
 // until UnparkZvolLU. The LU stays configured, waiting for its zvol with
 // reason why. An LU not on a zvol is left open.
 func (m *Manager) ParkZvolLU(guid, why string) error {
-	zp, err := m.zvols()
+	zp, g, err := m.handoverGUID(guid)
 	if err != nil {
 		return err
-	}
-	g, err := stmf.ParseGUID(guid)
-	if err != nil {
-		return api.Errorf(api.CodeInvalidGUID, guid, "not an NAA type 6 identifier")
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
