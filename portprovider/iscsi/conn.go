@@ -10,7 +10,10 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/costar-project/costar/portprovider/iscsi/pdu"
 	"github.com/costar-project/costar/scsi"
@@ -71,12 +74,22 @@ type conn struct {
 	dataDigest bool
 	maxSend    atomic.Uint32 // the initiator's MaxRecvDataSegmentLength
 
-	qmu        sync.Mutex
-	q          []outItem
-	qclosed    bool
+	qmu     sync.Mutex
+	q       []outItem
+	qclosed bool
+	// While the reader works through a burst of commands already in its
+	// buffer it holds the writer's wake-ups back (holdWakes); at the end
+	// it writes the burst's responses itself or wakes the writer once
+	// (releaseWakes): one write per burst, and no hand-off to another
+	// goroutine (often on another CPU) while the reader still runs.
+	holdWake   bool
+	held       int // items queued while holdWake, not yet announced
 	wake       chan struct{}
 	writerDone chan struct{}
-	statSN     uint32 // owned by the writer once it runs
+	wmu        sync.Mutex
+	raw        syscall.RawConn // nil: only the writer goroutine writes
+	w          writerState     // guarded by wmu
+	statSN     uint32          // guarded by wmu once the writer runs
 
 	done      chan struct{}
 	doneOnce  sync.Once
@@ -120,6 +133,9 @@ func newConn(s *Server, nc net.Conn) *conn {
 		rb:         newRespBudget(s.cfg.taskBudget(), s.cfg.ctlBudget()),
 	}
 	c.maxSend.Store(8192)
+	if sc, ok := nc.(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
+	}
 	return c
 }
 
@@ -232,12 +248,55 @@ func (c *conn) enqueue(it outItem) bool {
 		return false
 	}
 	c.q = append(c.q, it)
+	if c.holdWake && c.held < maxHeld {
+		c.held++
+		c.qmu.Unlock()
+		return true
+	}
+	c.held = 0
 	c.qmu.Unlock()
 	select {
 	case c.wake <- struct{}{}:
 	default:
 	}
 	return true
+}
+
+// maxHeld bounds the responses a burst holds back before the writer is
+// woken anyway.
+const maxHeld = 32
+
+// holdWakes starts a burst: enqueue stops waking the writer. Reader only.
+func (c *conn) holdWakes() {
+	c.qmu.Lock()
+	c.holdWake = true
+	c.qmu.Unlock()
+}
+
+// releaseWakes ends a burst. What it held back the reader writes itself
+// when the writer is idle and the socket takes it at once (no goroutine
+// hand-off, no wake-up: the cheapest way out for a burst of inline
+// reads); otherwise it wakes the writer. The reader calls it before
+// anything that may block: reading from the socket, waiting for budget.
+func (c *conn) releaseWakes() {
+	c.qmu.Lock()
+	n := c.held
+	c.holdWake, c.held = false, 0
+	c.qmu.Unlock()
+	if n == 0 {
+		return
+	}
+	if c.raw != nil && c.wmu.TryLock() {
+		finished, _ := c.writeQueued(false)
+		c.wmu.Unlock()
+		if finished {
+			return
+		}
+	}
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
 }
 
 func (c *conn) enqueueOrRelease(it outItem) {
@@ -258,11 +317,6 @@ func (c *conn) writeLoop() {
 			c.abort()
 		}
 	}()
-	var batch []outItem
-	bufs := make(net.Buffers, 0, 128)
-	arena := make([]byte, 0, 32<<10)
-	var failed bool
-	out := new(net.Buffers) // WriteTo's receiver escapes: one for the connection, not one per batch
 	for {
 		c.qmu.Lock()
 		for len(c.q) == 0 && !c.qclosed {
@@ -270,70 +324,151 @@ func (c *conn) writeLoop() {
 			<-c.wake
 			c.qmu.Lock()
 		}
-		batch, c.q = c.q, batch[:0]
-		closed := c.qclosed
 		c.qmu.Unlock()
-		if closed && len(batch) == 0 {
-			return
-		}
-		exp, max := c.sess.window()
-		closeAfter := false
-		bufs = bufs[:0]
-		arena = arena[:0]
-		for i := range batch {
-			it := &batch[i]
-			if failed || closeAfter {
-				continue
-			}
-			if it.cmd != nil {
-				arena, bufs = c.appendResult(arena, bufs, it, exp, max)
-			} else if !it.noop {
-				arena, bufs = c.appendItem(arena, bufs, it, exp, max)
-			}
-			if it.close {
-				closeAfter = true
-			}
-		}
-		if !failed && len(bufs) > 0 {
-			_ = c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-			// WriteTo consumes the slice it is called on: a copy keeps
-			// bufs' capacity for the next batch (no allocation per batch).
-			*out = bufs
-			_, err := out.WriteTo(c.nc)
-			clear(bufs) // no references to sent data stay behind
-			if err != nil {
-				failed = true
-				c.log.Debug("iscsi: write failed", "err", err)
-				c.abort()
-			}
-		}
-		var taskFree, ctlFree int64
-		for i := range batch {
-			if r := batch[i].res; r != nil && r.Release != nil {
-				r.Release()
-			}
-			taskFree += batch[i].taskCharge
-			ctlFree += batch[i].ctlCharge
-			batch[i] = outItem{}
-		}
-		c.releaseCharges(taskFree, ctlFree)
-		if closeAfter {
-			c.abort()
-		}
+		c.wmu.Lock()
+		_, closed := c.writeQueued(true)
+		c.wmu.Unlock()
 		if closed {
-			// Drain anything queued concurrently, releasing it.
-			c.qmu.Lock()
-			rest := c.q
-			c.q = nil
-			c.qmu.Unlock()
-			for i := range rest {
-				if r := rest[i].res; r != nil && r.Release != nil {
-					r.Release()
-				}
-				c.releaseCharges(rest[i].taskCharge, rest[i].ctlCharge)
-			}
 			return
 		}
+	}
+}
+
+// writerState is the writer's scratch, reused from batch to batch; wmu
+// guards it. Whoever holds wmu writes: the writer goroutine, or the
+// reader at the end of a burst (flushBurst).
+type writerState struct {
+	batch  []outItem
+	bufs   net.Buffers
+	arena  []byte
+	out    *net.Buffers // WriteTo's receiver escapes: one for the connection, not one per batch
+	iov    []unix.Iovec
+	failed bool
+	// A batch the reader began and the socket did not take whole: the
+	// unwritten rest goes first, then the batch is released.
+	rest      net.Buffers
+	restBatch []outItem
+	restClose bool
+}
+
+// writeQueued writes everything queued as one batch and releases it.
+// With wait it blocks until the socket took it all; without, what the
+// socket does not take at once stays in c.w.rest for the writer goroutine
+// (finished is false then, and also when an earlier rest is still
+// pending). closed reports that the connection is closing: the queue was
+// drained and released. c.wmu is held.
+func (c *conn) writeQueued(wait bool) (finished, closed bool) {
+	w := &c.w
+	if w.out == nil {
+		w.bufs = make(net.Buffers, 0, 128)
+		w.arena = make([]byte, 0, 32<<10)
+		w.out = new(net.Buffers)
+	}
+	if w.rest != nil {
+		if !wait {
+			return false, false
+		}
+		c.send(w.rest, true)
+		w.rest = nil
+		c.finish(w.restBatch, w.restClose)
+		w.restBatch = nil
+	}
+	c.qmu.Lock()
+	batch := c.q
+	c.q = w.batch[:0]
+	closed = c.qclosed
+	c.qmu.Unlock()
+	w.batch = batch
+	if closed && len(batch) == 0 {
+		return true, true
+	}
+	exp, max := c.sess.window()
+	closeAfter := false
+	bufs := w.bufs[:0]
+	arena := w.arena[:0]
+	for i := range batch {
+		it := &batch[i]
+		if w.failed || closeAfter {
+			continue
+		}
+		if it.cmd != nil {
+			arena, bufs = c.appendResult(arena, bufs, it, exp, max)
+		} else if !it.noop {
+			arena, bufs = c.appendItem(arena, bufs, it, exp, max)
+		}
+		if it.close {
+			closeAfter = true
+		}
+	}
+	w.arena, w.bufs = arena, bufs[:0]
+	if rest := c.send(bufs, wait); len(rest) > 0 {
+		// The arena, bufs and batch belong to the rest until it is written.
+		w.rest, w.restBatch, w.restClose = rest, batch, closeAfter
+		w.batch, w.bufs, w.arena = nil, nil, nil
+		w.out = nil
+		return false, false
+	}
+	clear(bufs) // no references to sent data stay behind
+	c.finish(batch, closeAfter)
+	if closed {
+		// Drain anything queued concurrently, releasing it.
+		c.qmu.Lock()
+		rest := c.q
+		c.q = nil
+		c.qmu.Unlock()
+		c.finish(rest, false)
+	}
+	return true, closed
+}
+
+// send writes bufs to the socket. With wait it blocks (up to the write
+// timeout); without, it writes what the socket takes at once and returns
+// the rest. A failed write aborts the connection; nothing is left then.
+func (c *conn) send(bufs net.Buffers, wait bool) net.Buffers {
+	w := &c.w
+	if w.failed || len(bufs) == 0 {
+		return nil
+	}
+	var err error
+	if wait {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		// WriteTo consumes the slice it is called on: a copy keeps
+		// bufs' capacity for the next batch (no allocation per batch).
+		out := w.out
+		if out == nil {
+			out = new(net.Buffers)
+		}
+		*out = bufs
+		_, err = out.WriteTo(c.nc)
+		*out = nil
+		bufs = nil
+	} else {
+		bufs, err = c.writeNoWait(bufs)
+	}
+	if err != nil {
+		w.failed = true
+		c.log.Debug("iscsi: write failed", "err", err)
+		c.abort()
+		return nil
+	}
+	return bufs
+}
+
+// finish releases a written (or dropped) batch: result buffers, budget
+// charges, and the connection when an item asked to close it.
+func (c *conn) finish(batch []outItem, closeAfter bool) {
+	var taskFree, ctlFree int64
+	for i := range batch {
+		if r := batch[i].res; r != nil && r.Release != nil {
+			r.Release()
+		}
+		taskFree += batch[i].taskCharge
+		ctlFree += batch[i].ctlCharge
+		batch[i] = outItem{}
+	}
+	c.releaseCharges(taskFree, ctlFree)
+	if closeAfter {
+		c.abort()
 	}
 }
 

@@ -14,7 +14,13 @@ import (
 // connection ends.
 func (c *conn) ffpLoop() error {
 	var h pdu.Header
+	holding := false
+	defer c.releaseWakes()
 	for {
+		if holding && !c.burstGoesOn() {
+			c.releaseWakes()
+			holding = false
+		}
 		ahs, err := c.rd.ReadHeader(&h)
 		if err != nil {
 			if errors.Is(err, pdu.ErrDataTooLong) {
@@ -27,6 +33,10 @@ func (c *conn) ffpLoop() error {
 			return err
 		}
 		c.lastRecv.Store(time.Now().UnixNano())
+		if !holding && burstPDU(h.Opcode()) && c.rd.DataBuffered(&h) {
+			c.holdWakes()
+			holding = true
+		}
 		if err := c.dispatch(&h, ahs); err != nil {
 			return err
 		}
@@ -34,6 +44,18 @@ func (c *conn) ffpLoop() error {
 			return errLoggedOut
 		}
 	}
+}
+
+// burstPDU: PDUs whose handling never waits for anything but the reader's
+// own buffer (and the LU for an inline command), so responses may be held
+// back while the reader handles them.
+func burstPDU(op pdu.Opcode) bool { return op == pdu.OpSCSICmd || op == pdu.OpDataOut }
+
+// burstGoesOn reports whether the next PDU continues a burst: a command or
+// Data-Out that is already in the buffer whole.
+func (c *conn) burstGoesOn() bool {
+	op, whole := c.rd.NextBuffered()
+	return whole && burstPDU(op)
 }
 
 func (c *conn) dispatch(h *pdu.Header, ahs []byte) error {

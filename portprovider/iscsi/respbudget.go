@@ -80,6 +80,7 @@ func (c *conn) acquireCtl(n int64) bool {
 			return true
 		}
 		b.ctlUsed.Add(-n)
+		c.releaseWakes() // what frees the budget may be held back
 		select {
 		case <-b.ctlWake:
 		case <-c.done:

@@ -320,6 +320,43 @@ func (rd *Reader) ReadHeader(h *Header) (ahs []byte, err error) {
 	return ahs, nil
 }
 
+// dataLen is what follows h's header on the wire: the data segment, its
+// padding and its digest.
+func (rd *Reader) dataLen(h *Header) int {
+	n := int(h.DataSegmentLength())
+	if n == 0 {
+		return 0
+	}
+	n += int(Padding(uint32(n)))
+	if rd.DataDigest {
+		n += DigestLen
+	}
+	return n
+}
+
+// DataBuffered reports whether the data segment of h (with padding and
+// digest) is already buffered, so reading it cannot block.
+func (rd *Reader) DataBuffered(h *Header) bool { return rd.R.Buffered() >= rd.dataLen(h) }
+
+// NextBuffered reports the opcode of the next PDU and whether all of it
+// (header, AHS, digests, data) is already buffered, without consuming
+// anything or blocking.
+func (rd *Reader) NextBuffered() (op Opcode, whole bool) {
+	if rd.R.Buffered() < BHSLen {
+		return 0, false
+	}
+	b, err := rd.R.Peek(BHSLen)
+	if err != nil {
+		return 0, false
+	}
+	h := (*Header)(b)
+	n := BHSLen + h.TotalAHSLength() + rd.dataLen(h)
+	if rd.HeaderDigest {
+		n += DigestLen
+	}
+	return h.Opcode(), rd.R.Buffered() >= n
+}
+
 // ReadData reads the data segment announced by h into dst, which must be
 // exactly DataSegmentLength bytes, then the padding and the data digest.
 // A digest mismatch consumes the whole segment and returns ErrDataDigest,
