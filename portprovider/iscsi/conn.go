@@ -83,7 +83,8 @@ type conn struct {
 	// (releaseWakes): one write per burst, and no hand-off to another
 	// goroutine (often on another CPU) while the reader still runs.
 	holdWake   bool
-	held       int // items queued while holdWake, not yet announced
+	held       int  // items queued while holdWake, not yet announced
+	handOver   bool // the reader left the writer a rest to write
 	wake       chan struct{}
 	writerDone chan struct{}
 	wmu        sync.Mutex
@@ -293,6 +294,11 @@ func (c *conn) releaseWakes() {
 			return
 		}
 	}
+	// The writer goroutine takes over: a rest the socket did not take
+	// (the queue may be empty now), or the batch it is writing itself.
+	c.qmu.Lock()
+	c.handOver = true
+	c.qmu.Unlock()
 	select {
 	case c.wake <- struct{}{}:
 	default:
@@ -319,11 +325,12 @@ func (c *conn) writeLoop() {
 	}()
 	for {
 		c.qmu.Lock()
-		for len(c.q) == 0 && !c.qclosed {
+		for len(c.q) == 0 && !c.qclosed && !c.handOver {
 			c.qmu.Unlock()
 			<-c.wake
 			c.qmu.Lock()
 		}
+		c.handOver = false
 		c.qmu.Unlock()
 		c.wmu.Lock()
 		_, closed := c.writeQueued(true)

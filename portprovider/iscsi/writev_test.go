@@ -137,3 +137,41 @@ func TestWriteNoWaitHandsRestToWriter(t *testing.T) {
 		t.Fatal("a small batch to an idle socket was handed over")
 	}
 }
+
+// TestHandOverReachesTheWire: a burst's responses (8 MiB) fill the socket
+// of a client that does not read yet; the reader hands the rest to the
+// writer goroutine, which must send all of it with nothing queued after
+// it.
+func TestHandOverReachesTheWire(t *testing.T) {
+	c, client := tcpConnPair(t)
+	go c.writeLoop()
+	const size, n = 256 << 10, maxHeld
+	c.holdWakes()
+	queueNOPs(c, 0, n, size)
+	c.releaseWakes()
+	br := bufio.NewReader(client)
+	rd := pdu.NewReader(br, size)
+	buf := make([]byte, size)
+	for i := 0; i < n; i++ {
+		var h pdu.Header
+		_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := rd.ReadHeader(&h); err != nil {
+			t.Fatalf("PDU %d of %d: %v (the rest was never written)", i, n, err)
+		}
+		if err := rd.ReadData(&h, buf[:h.DataSegmentLength()]); err != nil {
+			t.Fatalf("PDU %d data: %v", i, err)
+		}
+		if got := h.ITT(); got != uint32(i) {
+			t.Fatalf("PDU %d has ITT %d: out of order", i, got)
+		}
+	}
+	c.abort()
+	select {
+	case <-c.writerDone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the writer did not stop after abort")
+	}
+	if _, ctl := c.rb.used(); ctl != 0 {
+		t.Fatalf("%d control bytes still charged", ctl)
+	}
+}
