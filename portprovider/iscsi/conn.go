@@ -345,11 +345,15 @@ func (c *conn) writeLoop() {
 // guards it. Whoever holds wmu writes: the writer goroutine, or the
 // reader at the end of a burst (flushBurst).
 type writerState struct {
-	batch  []outItem
-	bufs   net.Buffers
-	arena  []byte
-	out    *net.Buffers // WriteTo's receiver escapes: one for the connection, not one per batch
-	iov    []unix.Iovec
+	batch []outItem
+	bufs  net.Buffers
+	arena []byte
+	out   *net.Buffers // WriteTo's receiver escapes: one for the connection, not one per batch
+	iov   []unix.Iovec
+	// writeNoWait's state for its RawConn callback (writev, bound once).
+	writev func(fd uintptr) bool
+	nwBufs net.Buffers
+	nwErr  error
 	failed bool
 	// A batch the reader began and the socket did not take whole: the
 	// unwritten rest goes first, then the batch is released.

@@ -15,45 +15,14 @@ const maxIOV = 1024
 // and returns the rest (empty when everything went). It never parks: a
 // full socket buffer (EAGAIN) just ends the attempt. c.wmu is held.
 func (c *conn) writeNoWait(bufs net.Buffers) (net.Buffers, error) {
-	var werr error
-	err := c.raw.Write(func(fd uintptr) bool {
-		for len(bufs) > 0 {
-			iov := c.w.iov[:0]
-			want := 0
-			for _, b := range bufs {
-				if len(iov) == maxIOV {
-					break
-				}
-				if len(b) == 0 {
-					continue
-				}
-				iov = append(iov, unix.Iovec{Base: &b[0]})
-				iov[len(iov)-1].SetLen(len(b))
-				want += len(b)
-			}
-			c.w.iov = iov
-			if len(iov) == 0 {
-				bufs = nil
-				break
-			}
-			n, _, errno := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
-			clear(iov) // the iovecs must not keep the data alive
-			switch {
-			case errno == unix.EINTR:
-				continue
-			case errno == unix.EAGAIN:
-				return true
-			case errno != 0:
-				werr = errno
-				return true
-			}
-			consume(&bufs, int(n))
-			if int(n) < want {
-				return true // the socket buffer is full
-			}
-		}
-		return true
-	})
+	w := &c.w
+	if w.writev == nil {
+		w.writev = c.writevOnce // bound once: no closure per write
+	}
+	w.nwBufs, w.nwErr = bufs, nil
+	err := c.raw.Write(w.writev)
+	bufs, werr := w.nwBufs, w.nwErr
+	w.nwBufs, w.nwErr = nil, nil
 	if err == nil {
 		err = werr
 	}
@@ -61,6 +30,49 @@ func (c *conn) writeNoWait(bufs net.Buffers) (net.Buffers, error) {
 		err = errors.Join(net.ErrClosed, err)
 	}
 	return bufs, err
+}
+
+// writevOnce is writeNoWait's syscall.RawConn callback: it writes
+// c.w.nwBufs until they are gone or the socket is full and always reports
+// done, so the poller never parks.
+func (c *conn) writevOnce(fd uintptr) bool {
+	w := &c.w
+	for len(w.nwBufs) > 0 {
+		iov := w.iov[:0]
+		want := 0
+		for _, b := range w.nwBufs {
+			if len(iov) == maxIOV {
+				break
+			}
+			if len(b) == 0 {
+				continue
+			}
+			iov = append(iov, unix.Iovec{Base: &b[0]})
+			iov[len(iov)-1].SetLen(len(b))
+			want += len(b)
+		}
+		w.iov = iov
+		if len(iov) == 0 {
+			w.nwBufs = nil
+			break
+		}
+		n, _, errno := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+		clear(iov) // the iovecs must not keep the data alive
+		switch {
+		case errno == unix.EINTR:
+			continue
+		case errno == unix.EAGAIN:
+			return true
+		case errno != 0:
+			w.nwErr = errno
+			return true
+		}
+		consume(&w.nwBufs, int(n))
+		if int(n) < want {
+			return true // the socket buffer is full
+		}
+	}
+	return true
 }
 
 // consume drops the first n bytes of v.
