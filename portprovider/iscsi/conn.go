@@ -148,10 +148,7 @@ func (c *conn) abort() {
 		c.qmu.Lock()
 		c.qclosed = true
 		c.qmu.Unlock()
-		select {
-		case c.wake <- struct{}{}:
-		default:
-		}
+		c.wakeWriter()
 	})
 }
 
@@ -256,10 +253,7 @@ func (c *conn) enqueue(it outItem) bool {
 	}
 	c.held = 0
 	c.qmu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
+	c.wakeWriter()
 	return true
 }
 
@@ -299,6 +293,12 @@ func (c *conn) releaseWakes() {
 	c.qmu.Lock()
 	c.handOver = true
 	c.qmu.Unlock()
+	c.wakeWriter()
+}
+
+// wakeWriter tells the writer goroutine to look at the queue (never
+// blocks: one pending wake-up is enough).
+func (c *conn) wakeWriter() {
 	select {
 	case c.wake <- struct{}{}:
 	default:
