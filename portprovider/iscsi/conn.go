@@ -89,8 +89,12 @@ type conn struct {
 	writerDone chan struct{}
 	wmu        sync.Mutex
 	raw        syscall.RawConn // nil: only the writer goroutine writes
-	w          writerState     // guarded by wmu
-	statSN     uint32          // guarded by wmu once the writer runs
+	// writeTimeout bounds a write that waits for the initiator to read
+	// (the writer goroutine's); a connection that takes no data that long
+	// is dropped.
+	writeTimeout time.Duration
+	w            writerState // guarded by wmu
+	statSN       uint32      // guarded by wmu once the writer runs
 
 	done      chan struct{}
 	doneOnce  sync.Once
@@ -134,6 +138,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		rb:         newRespBudget(s.cfg.taskBudget(), s.cfg.ctlBudget()),
 	}
 	c.maxSend.Store(8192)
+	c.writeTimeout = writeTimeout
 	if sc, ok := nc.(syscall.Conn); ok {
 		c.raw, _ = sc.SyscallConn()
 	}
@@ -171,7 +176,9 @@ func (c *conn) serve() {
 		c.loginFailed(err)
 		return
 	}
-	_ = c.nc.SetReadDeadline(time.Time{})
+	// Login's deadlines end with it (a write deadline left behind would
+	// fail the reader's writes once it passed).
+	_ = c.nc.SetDeadline(time.Time{})
 	c.countLogin()
 	writerStarted = true
 	go c.writeLoop()
@@ -256,6 +263,10 @@ func (c *conn) enqueue(it outItem) bool {
 	c.wakeWriter()
 	return true
 }
+
+// writeTimeout is how long the writer goroutine waits for the initiator to
+// take a batch before it drops the connection.
+const writeTimeout = 30 * time.Second
 
 // maxHeld bounds the responses a burst holds back before the writer is
 // woken anyway.
@@ -442,7 +453,10 @@ func (c *conn) send(bufs net.Buffers, wait bool) net.Buffers {
 	}
 	var err error
 	if wait {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+		// The deadline is for this write only: left set, it would fail
+		// the next write that must not wait (writeNoWait) once it passed.
+		defer c.nc.SetWriteDeadline(time.Time{})
 		// WriteTo consumes the slice it is called on: a copy keeps
 		// bufs' capacity for the next batch (no allocation per batch).
 		out := w.out

@@ -175,3 +175,39 @@ func TestHandOverReachesTheWire(t *testing.T) {
 		t.Fatalf("%d control bytes still charged", ctl)
 	}
 }
+
+// TestNoWaitWriteAfterTimedWrite: the writer goroutine's write deadline
+// covers its own write only. Left set, it failed the reader's next write
+// once it had passed and the connection was dropped (seen in the cluster
+// failover test after 30 s without a wait).
+func TestNoWaitWriteAfterTimedWrite(t *testing.T) {
+	c, client := tcpConnPair(t)
+	c.writeTimeout = 50 * time.Millisecond
+	queueNOPs(c, 0, 1, 512)
+	c.wmu.Lock()
+	c.writeQueued(true)
+	c.wmu.Unlock()
+	time.Sleep(3 * c.writeTimeout)
+	queueNOPs(c, 1, 1, 512)
+	c.wmu.Lock()
+	finished, closed := c.writeQueued(false)
+	c.wmu.Unlock()
+	if !finished || closed || c.w.failed {
+		t.Fatalf("write after the timed write's deadline: finished=%v closed=%v failed=%v", finished, closed, c.w.failed)
+	}
+	rd := pdu.NewReader(bufio.NewReader(client), 512)
+	buf := make([]byte, 512)
+	for i := 0; i < 2; i++ {
+		var h pdu.Header
+		_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := rd.ReadHeader(&h); err != nil {
+			t.Fatalf("PDU %d: %v", i, err)
+		}
+		if err := rd.ReadData(&h, buf[:h.DataSegmentLength()]); err != nil {
+			t.Fatalf("PDU %d data: %v", i, err)
+		}
+		if h.ITT() != uint32(i) {
+			t.Fatalf("PDU %d has ITT %d", i, h.ITT())
+		}
+	}
+}
