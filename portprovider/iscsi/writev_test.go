@@ -56,6 +56,34 @@ func queueNOPs(c *conn, first, n, size int) {
 	}
 }
 
+// expectNOPs reads n NOP-Ins queued by queueNOPs from first on: in order,
+// each with its own data, StatSNs consecutive.
+func expectNOPs(t *testing.T, client net.Conn, rd *pdu.Reader, first, n, size int) {
+	t.Helper()
+	buf := make([]byte, size)
+	var statSN uint32
+	for i := first; i < first+n; i++ {
+		var h pdu.Header
+		_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := rd.ReadHeader(&h); err != nil {
+			t.Fatalf("PDU %d of %d: %v (never written?)", i, first+n, err)
+		}
+		if err := rd.ReadData(&h, buf[:h.DataSegmentLength()]); err != nil {
+			t.Fatalf("PDU %d data: %v", i, err)
+		}
+		if got := h.ITT(); got != uint32(i) {
+			t.Fatalf("PDU %d has ITT %d: out of order", i, got)
+		}
+		if got := binary.BigEndian.Uint32(buf); got != uint32(i) || buf[size-1] != byte(i) {
+			t.Fatalf("PDU %d carries the data of %d (last byte %d)", i, got, buf[size-1])
+		}
+		if sn := h.U32(pdu.OffStatSN); i > first && sn != statSN+1 {
+			t.Fatalf("PDU %d StatSN %d after %d", i, sn, statSN)
+		}
+		statSN = h.U32(pdu.OffStatSN)
+	}
+}
+
 // TestWriteNoWaitHandsRestToWriter: a burst the reader writes without
 // waiting stops where the socket is full; the writer goroutine's next
 // batch sends the rest first, then what was queued since, in order, with
@@ -98,30 +126,7 @@ func TestWriteNoWaitHandsRestToWriter(t *testing.T) {
 		}
 		done <- nil
 	}()
-	br := bufio.NewReader(client)
-	rd := pdu.NewReader(br, size)
-	buf := make([]byte, size)
-	var statSN uint32
-	for i := 0; i < first+later; i++ {
-		var h pdu.Header
-		_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
-		if _, err := rd.ReadHeader(&h); err != nil {
-			t.Fatalf("PDU %d: %v", i, err)
-		}
-		if err := rd.ReadData(&h, buf[:h.DataSegmentLength()]); err != nil {
-			t.Fatalf("PDU %d data: %v", i, err)
-		}
-		if got := h.ITT(); got != uint32(i) {
-			t.Fatalf("PDU %d has ITT %d: out of order", i, got)
-		}
-		if got := binary.BigEndian.Uint32(buf); got != uint32(i) || buf[size-1] != byte(i) {
-			t.Fatalf("PDU %d carries the data of %d (last byte %d)", i, got, buf[size-1])
-		}
-		if sn := h.U32(pdu.OffStatSN); i > 0 && sn != statSN+1 {
-			t.Fatalf("PDU %d StatSN %d after %d", i, sn, statSN)
-		}
-		statSN = h.U32(pdu.OffStatSN)
-	}
+	expectNOPs(t, client, pdu.NewReader(bufio.NewReader(client), size), 0, first+later, size)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
@@ -149,22 +154,7 @@ func TestHandOverReachesTheWire(t *testing.T) {
 	c.holdWakes()
 	queueNOPs(c, 0, n, size)
 	c.releaseWakes()
-	br := bufio.NewReader(client)
-	rd := pdu.NewReader(br, size)
-	buf := make([]byte, size)
-	for i := 0; i < n; i++ {
-		var h pdu.Header
-		_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
-		if _, err := rd.ReadHeader(&h); err != nil {
-			t.Fatalf("PDU %d of %d: %v (the rest was never written)", i, n, err)
-		}
-		if err := rd.ReadData(&h, buf[:h.DataSegmentLength()]); err != nil {
-			t.Fatalf("PDU %d data: %v", i, err)
-		}
-		if got := h.ITT(); got != uint32(i) {
-			t.Fatalf("PDU %d has ITT %d: out of order", i, got)
-		}
-	}
+	expectNOPs(t, client, pdu.NewReader(bufio.NewReader(client), size), 0, n, size)
 	c.abort()
 	select {
 	case <-c.writerDone:
@@ -195,19 +185,5 @@ func TestNoWaitWriteAfterTimedWrite(t *testing.T) {
 	if !finished || closed || c.w.failed {
 		t.Fatalf("write after the timed write's deadline: finished=%v closed=%v failed=%v", finished, closed, c.w.failed)
 	}
-	rd := pdu.NewReader(bufio.NewReader(client), 512)
-	buf := make([]byte, 512)
-	for i := 0; i < 2; i++ {
-		var h pdu.Header
-		_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if _, err := rd.ReadHeader(&h); err != nil {
-			t.Fatalf("PDU %d: %v", i, err)
-		}
-		if err := rd.ReadData(&h, buf[:h.DataSegmentLength()]); err != nil {
-			t.Fatalf("PDU %d data: %v", i, err)
-		}
-		if h.ITT() != uint32(i) {
-			t.Fatalf("PDU %d has ITT %d", i, h.ITT())
-		}
-	}
+	expectNOPs(t, client, pdu.NewReader(bufio.NewReader(client), 512), 0, 2, 512)
 }
