@@ -354,7 +354,7 @@ func (c *conn) writeLoop() {
 
 // writerState is the writer's scratch, reused from batch to batch; wmu
 // guards it. Whoever holds wmu writes: the writer goroutine, or the
-// reader at the end of a burst (flushBurst).
+// reader at the end of a burst (releaseWakes).
 type writerState struct {
 	batch []outItem
 	bufs  net.Buffers
