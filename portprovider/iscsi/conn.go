@@ -139,6 +139,8 @@ func newConn(s *Server, nc net.Conn) *conn {
 	}
 	c.maxSend.Store(8192)
 	c.writeTimeout = writeTimeout
+	c.w.out = new(net.Buffers)
+	c.w.writev = c.writevOnce // bound once: no closure per no-wait write
 	if sc, ok := nc.(syscall.Conn); ok {
 		c.raw, _ = sc.SyscallConn()
 	}
@@ -361,7 +363,8 @@ type writerState struct {
 	arena []byte
 	out   *net.Buffers // WriteTo's receiver escapes: one for the connection, not one per batch
 	iov   []unix.Iovec
-	// writeNoWait's state for its RawConn callback (writev, bound once).
+	// writeNoWait's RawConn callback (bound once, in newConn) and its
+	// state.
 	writev func(fd uintptr) bool
 	nwBufs net.Buffers
 	nwErr  error
@@ -381,10 +384,9 @@ type writerState struct {
 // drained and released. c.wmu is held.
 func (c *conn) writeQueued(wait bool) (finished, closed bool) {
 	w := &c.w
-	if w.out == nil {
+	if w.bufs == nil { // first batch, or the last one went to a rest
 		w.bufs = make(net.Buffers, 0, 128)
 		w.arena = make([]byte, 0, 32<<10)
-		w.out = new(net.Buffers)
 	}
 	if w.rest != nil {
 		if !wait {
@@ -427,7 +429,6 @@ func (c *conn) writeQueued(wait bool) (finished, closed bool) {
 		// The arena, bufs and batch belong to the rest until it is written.
 		w.rest, w.restBatch, w.restClose = rest, batch, closeAfter
 		w.batch, w.bufs, w.arena = nil, nil, nil
-		w.out = nil
 		return false, false
 	}
 	clear(bufs) // no references to sent data stay behind
@@ -459,13 +460,9 @@ func (c *conn) send(bufs net.Buffers, wait bool) net.Buffers {
 		defer c.nc.SetWriteDeadline(time.Time{})
 		// WriteTo consumes the slice it is called on: a copy keeps
 		// bufs' capacity for the next batch (no allocation per batch).
-		out := w.out
-		if out == nil {
-			out = new(net.Buffers)
-		}
-		*out = bufs
-		_, err = out.WriteTo(c.nc)
-		*out = nil
+		*w.out = bufs
+		_, err = w.out.WriteTo(c.nc)
+		*w.out = nil
 		bufs = nil
 	} else {
 		bufs, err = c.writeNoWait(bufs)

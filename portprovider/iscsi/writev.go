@@ -16,9 +16,6 @@ const maxIOV = 1024
 // full socket buffer (EAGAIN) just ends the attempt. c.wmu is held.
 func (c *conn) writeNoWait(bufs net.Buffers) (net.Buffers, error) {
 	w := &c.w
-	if w.writev == nil {
-		w.writev = c.writevOnce // bound once: no closure per write
-	}
 	w.nwBufs, w.nwErr = bufs, nil
 	err := c.raw.Write(w.writev)
 	bufs, werr := w.nwBufs, w.nwErr

@@ -393,15 +393,11 @@ func (rd *Reader) ReadData(h *Header, dst []byte) error {
 // DiscardData skips the data segment of h (with padding and digest)
 // without allocating more than a small scratch buffer.
 func (rd *Reader) DiscardData(h *Header) error {
-	n := int64(h.DataSegmentLength())
+	n := rd.dataLen(h)
 	if n == 0 {
 		return nil
 	}
-	n += int64(Padding(uint32(n)))
-	if rd.DataDigest {
-		n += DigestLen
-	}
-	if _, err := rd.R.Discard(int(n)); err != nil {
+	if _, err := rd.R.Discard(n); err != nil {
 		return unexpected(err)
 	}
 	return nil
