@@ -2,8 +2,6 @@ package daemon
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -33,7 +31,7 @@ func TestLUProviderDeferredJournal(t *testing.T) {
 	}
 	for _, deferJournal := range []bool{false, true} {
 		t.Run(map[bool]string{false: "single node", true: "cluster"}[deferJournal], func(t *testing.T) {
-			p := newLUProvider([6]byte{0xc0, 0xa8, 1, 1}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			p := newLUProvider([6]byte{0xc0, 0xa8, 1, 1}, quietLog())
 			p.deferJournal = deferJournal
 			data := filepath.Join(t.TempDir(), "a.img")
 			journal := data + ".atomic"

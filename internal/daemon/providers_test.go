@@ -3,8 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -15,7 +13,7 @@ import (
 func TestLUProviderAdapter(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	p := newLUProvider([6]byte{0xc0, 0xa8, 1, 1}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p := newLUProvider([6]byte{0xc0, 0xa8, 1, 1}, quietLog())
 	oui := uint32(0x123456)
 	host := [4]byte{0xde, 0xad, 0xbe, 0xef}
 	data := filepath.Join(dir, "a.img")

@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -32,7 +31,7 @@ type zvolEnv struct {
 
 func newZvolEnv(t *testing.T) *zvolEnv {
 	t.Helper()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	quiet := quietLog()
 	e := &zvolEnv{t: t, ctx: context.Background(), f: zvoltest.New(t.TempDir()), quiet: quiet}
 	e.p = newLUProvider([6]byte{0xc0, 0xa8, 1, 1}, quiet)
 	e.p.zfs = e.f
