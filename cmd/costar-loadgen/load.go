@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,11 +12,10 @@ import (
 	"github.com/costar-project/costar/internal/latency"
 )
 
-// session is one logged-in session and what its workers share.
+// session is one logged-in session and its latencies.
 type session struct {
-	s      *initiator.Session
-	h      latency.Hist
-	cursor atomic.Uint64 // next byte offset of sequential I/O
+	s *initiator.Session
+	h latency.Hist
 }
 
 // counts are the outcomes of all workers.
@@ -84,20 +81,26 @@ func load(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stderr, "costar-loadgen: %d sessions x QD%d, %s %d bytes, %v, LU %d blocks of %d\n",
 		o.sessions, o.qd, o.rw, o.bs, o.duration, blocks, bsz)
 
+	// Each session's commands run on one goroutine of their own (engine.go).
+	raws := make([]*initiator.Raw, len(sessions))
+	for i, ss := range sessions {
+		if raws[i], err = ss.s.Detach(); err != nil {
+			return fmt.Errorf("session %d: %w", i, err)
+		}
+	}
 	var c counts
 	var wg sync.WaitGroup
 	start := time.Now()
 	deadline := start.Add(o.duration)
-	wctx, wcancel := context.WithDeadline(ctx, deadline.Add(30*time.Second))
-	defer wcancel()
 	for si, ss := range sessions {
-		for w := range o.qd {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				worker(wctx, o, u.LUN, bsz, span, ss, deadline, uint64(si)<<32|uint64(w), &c)
-			}()
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e := newEngine(raws[si], o, u.LUN, bsz, span, deadline, uint64(si), ss, &c)
+			if err := e.run(); err != nil {
+				c.fail(fmt.Errorf("session %d: %w", si, err))
+			}
+		}()
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
@@ -111,58 +114,6 @@ func load(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%d commands failed, the first: %w", nerr, *p)
 	}
 	return nil
-}
-
-func worker(ctx context.Context, o options, lun uint64, bsz uint32, span uint64, ss *session, deadline time.Time, seed uint64, c *counts) {
-	rng := rand.New(rand.NewPCG(seed, uint64(time.Now().UnixNano())))
-	wbuf := make([]byte, o.bs)
-	for i := range wbuf {
-		wbuf[i] = byte(i*7) ^ byte(seed)
-	}
-	nblk := uint32(o.bs / int(bsz))
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		var slot uint64
-		switch o.rw {
-		case "read", "write":
-			slot = (ss.cursor.Add(1) - 1) % span
-		default:
-			slot = rng.Uint64N(span)
-		}
-		lba := slot * uint64(o.bs) / uint64(bsz)
-		write := o.rw == "write" || o.rw == "randwrite" || o.rw == "randrw" && rng.IntN(100) >= o.rwmix
-		var cdb []byte
-		var out []byte
-		var readLen uint32
-		if write {
-			cdb = initiator.Write16(lba, nblk)
-			if o.fua {
-				cdb[1] |= 0x08
-			}
-			out = wbuf
-		} else {
-			cdb = initiator.Read16(lba, nblk)
-			readLen = uint32(o.bs)
-		}
-		t0 := time.Now()
-		r, err := ss.s.Do(ctx, lun, cdb, out, readLen)
-		lat := time.Since(t0)
-		switch {
-		case err != nil:
-			if !errors.Is(err, context.DeadlineExceeded) {
-				c.fail(err)
-			}
-			return
-		case r.Status != initiator.StatusGood:
-			c.fail(fmt.Errorf("LBA %d: %s", lba, r))
-			continue
-		}
-		ss.h.Add(lat)
-		if write {
-			c.writes.Add(1)
-		} else {
-			c.reads.Add(1)
-		}
-	}
 }
 
 func result(ops, reads, writes, nerr uint64, elapsed time.Duration, bs int, s *latency.Summary) string {

@@ -1,6 +1,8 @@
-// Command costar-loadgen drives block I/O at an iSCSI LU through costar's
-// own small initiator (internal/initiator) and reports IOPS and latency
-// percentiles. scripts/bench.sh runs it against stmfd and tgt alike for
+// Command costar-loadgen drives block I/O at an iSCSI LU and reports IOPS
+// and latency percentiles. It logs in with costar's small initiator
+// (internal/initiator), then runs each session's commands from one
+// goroutine of its own (engine.go) so that the client costs the 2-core
+// benchmark machine as little CPU as libiscsi's iscsi-perf does. scripts/bench.sh runs it against stmfd and tgt alike for
 // the figures libiscsi's iscsi-perf and qemu-img bench cannot give:
 // several sessions, latency percentiles, FUA writes, a read/write mix and
 // CRC32C digests.

@@ -2,70 +2,21 @@ package hotpath
 
 import (
 	"bufio"
-	"context"
 	"encoding/binary"
-	"log/slog"
 	"net"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/costar-project/costar/lu"
-	"github.com/costar-project/costar/lu/backing"
-	"github.com/costar-project/costar/lu/backing/memstore"
-	"github.com/costar-project/costar/portprovider/iscsi"
 	"github.com/costar-project/costar/portprovider/iscsi/pdu"
-	"github.com/costar-project/costar/stmf"
 )
 
 const (
-	target    = "iqn.2026-12.test:hotpath"
+	target    = Target
 	initName  = "iqn.2026-12.test:hotpath-init"
-	luSize    = 64 << 20
-	blockSize = 512
+	luSize    = LUSize
+	blockSize = BlockSize
 )
-
-// startTarget runs portprovider/iscsi → stmf → lu over a memstore LU on
-// loopback and returns its address.
-func startTarget(tb testing.TB) string { return startTargetFenced(tb, 0) }
-
-// startTargetFenced is startTarget with the LU fenced by token (cluster
-// mode's check before every write; 0 = none).
-func startTargetFenced(tb testing.TB, token int64) string {
-	tb.Helper()
-	log := slog.New(slog.DiscardHandler)
-	ctx := context.Background()
-	fw := stmf.New(log)
-	d, err := lu.New(ctx, memstore.New(luSize, blockSize, backing.Caps{}), lu.Config{Size: luSize, BlockSize: blockSize},
-		&lu.GUIDGenerator{HostID: lu.HostIDFrom32(0x1234)}, log)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := d.SetFence(token); err != nil {
-		tb.Fatal(err)
-	}
-	if err := fw.RegisterLU(d); err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := fw.AddView(d.GUID(), stmf.ViewEntry{}, true); err != nil {
-		tb.Fatal(err)
-	}
-	srv, err := iscsi.NewServer(fw, iscsi.Config{Portals: []string{"127.0.0.1:0"},
-		Targets: []iscsi.TargetConfig{{Name: target}}, Logger: log, LogoutWait: 50 * time.Millisecond})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := srv.Start(ctx); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-		_ = d.Close()
-	})
-	return srv.Addrs()[0].String()
-}
 
 // client is a QD1 initiator with fixed buffers: nothing it does per
 // command allocates.
@@ -184,7 +135,7 @@ func cdb16(op byte, lba uint64, blocks uint32) []byte {
 func benchRW(b *testing.B, op byte, write bool) { benchRWFenced(b, op, write, 0) }
 
 func benchRWFenced(b *testing.B, op byte, write bool, token int64) {
-	c := dial(b, startTargetFenced(b, token))
+	c := dial(b, StartTarget(b, token))
 	const n = 4096
 	cdbs := make([][]byte, 64)
 	for i := range cdbs {
@@ -226,7 +177,7 @@ func BenchmarkWrite4KFenced(b *testing.B) { benchRWFenced(b, 0x8a, true, 7) }
 // TestClientRoundTrip checks the benchmark's client against the target:
 // what it writes it reads back (the benchmarks would time errors).
 func TestClientRoundTrip(t *testing.T) {
-	c := dial(t, startTarget(t))
+	c := dial(t, StartTarget(t, 0))
 	for i := range 4096 {
 		c.out[48+i] = byte(i * 13)
 	}

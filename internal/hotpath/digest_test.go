@@ -13,7 +13,7 @@ import (
 // header and data digests: against the target they must move data intact
 // both ways (a digest either side got wrong drops the connection).
 func TestInitiatorDigests(t *testing.T) {
-	addr := startTarget(t)
+	addr := StartTarget(t, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for _, digests := range []bool{false, true} {

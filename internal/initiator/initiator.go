@@ -20,6 +20,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -159,6 +160,7 @@ type Session struct {
 	window    chan struct{} // closed and replaced when MaxCmdSN moves
 	pending   map[uint32]*Pending
 	closed    bool
+	detaching bool // Detach stops the reader at the next PDU boundary
 	readErr   error
 	readDone  chan struct{}
 
@@ -385,7 +387,15 @@ func (s *Session) writePDU(h [48]byte, data []byte) error {
 
 func (s *Session) readPDU() ([48]byte, []byte, error) {
 	var h [48]byte
-	if _, err := io.ReadFull(s.conn, h[:]); err != nil {
+	if n, err := io.ReadFull(s.conn, h[:]); err != nil {
+		if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+			s.mu.Lock()
+			detaching := s.detaching
+			s.mu.Unlock()
+			if detaching {
+				return h, nil, errDetached
+			}
+		}
 		return h, nil, fmt.Errorf("initiator: read: %w", err)
 	}
 	ahs := int(h[4]) * 4
@@ -470,6 +480,9 @@ func (s *Session) readLoop() {
 	defer close(s.readDone)
 	for {
 		h, data, err := s.readPDU()
+		if errors.Is(err, errDetached) {
+			return
+		}
 		if err != nil {
 			s.mu.Lock()
 			closed := s.closed
