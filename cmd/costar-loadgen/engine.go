@@ -128,8 +128,12 @@ func (e *engine) run() error {
 // flushIfIdle writes the queue when the next read would wait for the
 // target (no whole PDU is buffered), or when it has grown large.
 func (e *engine) flushIfIdle() error {
-	if len(e.waiting) > 0 && e.busy == 0 && !e.pinged && time.Now().Before(e.deadline) {
-		e.ping() // the window is shut and nothing in flight will open it
+	if len(e.waiting) > 0 && e.busy == 0 && !e.pinged {
+		if time.Now().Before(e.deadline) {
+			e.ping() // the window is shut and nothing in flight will open it
+		} else {
+			e.waiting = nil // the run is over: nothing more to issue
+		}
 	}
 	if len(e.out) == 0 || len(e.out) < flushAt && e.wholePDUBuffered() {
 		return nil

@@ -28,6 +28,7 @@ func TestLoadAgainstTarget(t *testing.T) {
 		{"randwrite fua", []string{"-rw", "randwrite", "-qd", "8", "-fua"}, false, true},
 		{"randrw digests two sessions", []string{"-rw", "randrw", "-sessions", "2", "-digests"}, true, true},
 		{"qd1 read", []string{"-rw", "read", "-qd", "1"}, true, false},
+		{"QD beyond the CmdSN window (128)", []string{"-rw", "randread", "-qd", "256"}, true, false},
 		{"1 MiB reads", []string{"-rw", "read", "-bs", "1048576", "-qd", "4"}, true, false},
 		{"1 MiB writes", []string{"-rw", "write", "-bs", "1048576", "-qd", "4"}, false, true},
 	} {

@@ -3,6 +3,7 @@ package iscsi
 import (
 	"math/bits"
 	"sync"
+	"unsafe"
 )
 
 // bufPool hands out write buffers in power-of-two size classes from 4 KiB
@@ -32,8 +33,7 @@ func (p *bufPool) get(n int) []byte {
 		return make([]byte, n)
 	}
 	if v := p.classes[c].Get(); v != nil {
-		b := *(v.(*[]byte))
-		return b[:n]
+		return unsafe.Slice(v.(*byte), 1<<(c+minClassShift))[:n]
 	}
 	return make([]byte, n, 1<<(c+minClassShift))
 }
@@ -44,6 +44,7 @@ func (p *bufPool) put(b []byte) {
 	if c >= numClasses || cap(b) != 1<<(c+minClassShift) {
 		return
 	}
-	b = b[:0]
-	p.classes[c].Put(&b)
+	// The pool keeps a pointer to the first byte (it keeps the whole
+	// array alive): boxing the slice itself would allocate on every put.
+	p.classes[c].Put(unsafe.SliceData(b))
 }

@@ -112,6 +112,21 @@ func (cm *cmd) ReceiveData(ctx context.Context) ([]byte, error) {
 	return buf[:cm.edtl], nil
 }
 
+// ReadyData implements stmf.ReadyTransport: ReceiveData without a wait
+// when the Data-Out is all in.
+func (cm *cmd) ReadyData() ([]byte, bool, error) {
+	if !cm.write || cm.edtl == 0 {
+		return nil, true, nil
+	}
+	select {
+	case <-cm.dataDone:
+	default:
+		return nil, false, nil
+	}
+	b, err := cm.ReceiveData(context.Background()) // returns at once: dataDone is closed
+	return b, true, err
+}
+
 // Deliver implements stmf.Transport. It only queues: a write's status is
 // held until all of its Data-Out has arrived.
 func (cm *cmd) Deliver(r *stmf.Result) {
