@@ -304,6 +304,9 @@ cpu_ticks() { # utime+stime of a process (all threads), or empty
 sys_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 wait_quiet() {
   local deadline=$((SECONDS + QUIET_WAIT)) a b pct
+  # The previous figure's dirty pages are written back now, not while this one runs (a 1 MiB write
+  # figure leaves up to a whole LU dirty; its writeback had landed in the next figure of one target).
+  sync
   while :; do
     a=$(sys_busy); sleep 1; b=$(sys_busy)
     pct=$(((b - a) * 100 / HZ))
