@@ -70,7 +70,7 @@
 # the ATS runs). Not part of `make test`.
 #
 # Examples:
-#   scripts/bench.sh                              # unpinned, 10 s per figure (~12-15 min with the loadgen figures)
+#   scripts/bench.sh                              # unpinned, 10 s per figure (~8 min on an idle 2-core machine)
 #   BENCH_SECS=5 scripts/bench.sh -p pinned       # quick, everything on CPU 0
 #   scripts/bench.sh -m stall                     # 60 s no-stall check against both targets
 #   BENCH_SECS=5 scripts/bench.sh -m ats          # ATS heartbeat latency under random writes
