@@ -18,7 +18,7 @@ type session struct {
 	h latency.Hist
 }
 
-// counts are the outcomes of all workers.
+// counts are the outcomes of all sessions.
 type counts struct {
 	reads, writes, errors atomic.Uint64
 	firstErr              atomic.Pointer[error]

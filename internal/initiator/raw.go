@@ -13,9 +13,10 @@ import (
 // runs any more; the caller owns Conn and the sequence numbers.
 type Raw struct {
 	Conn net.Conn
-	// Sequence numbers: the next CmdSN to send, the window the target
-	// announced last, the next StatSN expected, the next free ITT.
-	CmdSN, ExpCmdSN, MaxCmdSN, ExpStatSN, NextITT uint32
+	// Sequence numbers: the next CmdSN to send, the end of the window the
+	// target announced last, the next StatSN expected. No task is in
+	// flight, so every ITT is free.
+	CmdSN, MaxCmdSN, ExpStatSN uint32
 	// Negotiated at login.
 	HeaderDigest, DataDigest  bool
 	ImmediateData, InitialR2T bool
@@ -53,8 +54,8 @@ func (s *Session) Detach() (*Raw, error) {
 		return nil, s.readErr
 	}
 	_ = s.conn.SetReadDeadline(time.Time{})
-	return &Raw{Conn: s.conn, CmdSN: s.cmdSN, ExpCmdSN: s.expCmdSN, MaxCmdSN: s.maxCmdSN, ExpStatSN: s.expStatSN,
-		NextITT: s.itt + 1, HeaderDigest: s.hdrDigest, DataDigest: s.dataDigest, ImmediateData: s.immediate,
+	return &Raw{Conn: s.conn, CmdSN: s.cmdSN, MaxCmdSN: s.maxCmdSN, ExpStatSN: s.expStatSN,
+		HeaderDigest: s.hdrDigest, DataDigest: s.dataDigest, ImmediateData: s.immediate,
 		InitialR2T: s.initialR2T, FirstBurstLength: s.firstBurst, TargetMRDSL: s.targetMRDSL,
 		MRDSL: s.cfg.MaxRecvDataSegmentLength}, nil
 }
