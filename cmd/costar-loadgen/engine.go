@@ -114,15 +114,17 @@ func (e *engine) run() error {
 	for i := range e.slots {
 		e.issue(i)
 	}
-	for e.busy > 0 || len(e.waiting) > 0 {
+	for {
 		if err := e.flushIfIdle(); err != nil {
 			return err
+		}
+		if e.busy == 0 && len(e.waiting) == 0 { // (flushIfIdle drops the waiting after the deadline)
+			return e.logout()
 		}
 		if err := e.readOne(); err != nil {
 			return err
 		}
 	}
-	return e.logout()
 }
 
 // flushIfIdle writes the queue when the next read would wait for the
