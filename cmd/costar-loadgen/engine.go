@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -30,7 +29,7 @@ type engine struct {
 	span     uint64 // commands of -bs that fit the LU
 	deadline time.Time
 	rng      *rand.Rand
-	cursor   *uint64 // next sequential command (per session)
+	cursor   uint64 // next sequential command (per session)
 	ss       *session
 	c        *counts
 
@@ -43,6 +42,8 @@ type engine struct {
 	waiting []int // slots held back by a closed CmdSN window
 	busy    int   // slots in flight
 	pinged  bool  // a NOP-Out asks for the window (nothing in flight)
+	// loggedOut: the Logout Response arrived.
+	loggedOut bool
 
 	cmdSN, maxCmdSN, expStatSN uint32
 }
@@ -81,11 +82,11 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 func newEngine(raw *initiator.Raw, o options, lun uint64, bsz uint32, span uint64, deadline time.Time,
 	seed uint64, ss *session, c *counts) *engine {
 	e := &engine{raw: raw, o: o, bsz: bsz, span: span, deadline: deadline, ss: ss, c: c,
-		rng:    rand.New(rand.NewPCG(seed, uint64(time.Now().UnixNano()))),
-		cursor: new(uint64), br: bufio.NewReaderSize(raw.Conn, 256<<10),
+		rng:     rand.New(rand.NewPCG(seed, uint64(time.Now().UnixNano()))),
+		br:      bufio.NewReaderSize(raw.Conn, 256<<10),
 		scratch: make([]byte, raw.MRDSL+8), wbuf: make([]byte, o.bs), slots: make([]slot, o.qd),
 		cmdSN: raw.CmdSN, maxCmdSN: raw.MaxCmdSN, expStatSN: raw.ExpStatSN}
-	binary.BigEndian.PutUint64(e.lun[:], lunField(lun))
+	binary.BigEndian.PutUint64(e.lun[:], initiator.LUNField(lun))
 	for i := range e.wbuf {
 		e.wbuf[i] = pattern(i, seed)
 	}
@@ -95,15 +96,6 @@ func newEngine(raw *initiator.Raw, o options, lun uint64, bsz uint32, span uint6
 // pattern is byte i of a session's write data: it differs from block to
 // block (every 512 bytes), so data sent from the wrong offset shows.
 func pattern(i int, seed uint64) byte { return byte(i*7) ^ byte(i>>9) ^ byte(i>>17) ^ byte(seed) }
-
-func lunField(lun uint64) uint64 {
-	if lun < 256 {
-		return lun << 48
-	}
-	return (0x4000 | lun&0x3fff) << 48
-}
-
-func serialLE(a, b uint32) bool { return int32(b-a) >= 0 }
 
 // run keeps -qd commands in flight until the deadline, waits for the
 // last ones and logs out. Every command and its outcome is counted.
@@ -175,7 +167,7 @@ func (e *engine) issue(i int) {
 	if !time.Now().Before(e.deadline) {
 		return
 	}
-	if !serialLE(e.cmdSN, e.maxCmdSN) {
+	if !initiator.SerialLE(e.cmdSN, e.maxCmdSN) {
 		e.waiting = append(e.waiting, i)
 		return
 	}
@@ -183,8 +175,8 @@ func (e *engine) issue(i int) {
 	var n uint64
 	switch e.o.rw {
 	case "read", "write":
-		n = *e.cursor % e.span
-		*e.cursor++
+		n = e.cursor % e.span
+		e.cursor++
 	default:
 		n = e.rng.Uint64N(e.span)
 	}
@@ -224,23 +216,7 @@ func (e *engine) issue(i int) {
 
 // appendPDU queues a PDU with its digests.
 func (e *engine) appendPDU(h *[48]byte, data []byte) {
-	n := len(data)
-	h[4], h[5], h[6], h[7] = 0, byte(n>>16), byte(n>>8), byte(n)
-	e.out = append(e.out, h[:]...)
-	if e.raw.HeaderDigest {
-		e.out = binary.LittleEndian.AppendUint32(e.out, crc32.Checksum(h[:], castagnoli))
-	}
-	if n == 0 {
-		return
-	}
-	start := len(e.out)
-	e.out = append(e.out, data...)
-	for (len(e.out)-start)%4 != 0 {
-		e.out = append(e.out, 0)
-	}
-	if e.raw.DataDigest {
-		e.out = binary.LittleEndian.AppendUint32(e.out, crc32.Checksum(e.out[start:], castagnoli))
-	}
+	e.out = initiator.AppendPDU(e.out, h, data, e.raw.HeaderDigest, e.raw.DataDigest)
 }
 
 // readOne reads and handles one PDU from the target.
@@ -294,6 +270,9 @@ func (e *engine) readOne() error {
 		} else if ttt := binary.BigEndian.Uint32(h[20:]); itt == reservedTag && ttt != reservedTag {
 			e.nopOut(ttt, data) // the target pings us
 		}
+	case opLogoutResp:
+		e.statSN()
+		e.loggedOut = true
 	case opAsyncMsg:
 		e.statSN()
 	case opReject:
@@ -349,11 +328,11 @@ func (e *engine) readData(n int) ([]byte, error) {
 func (e *engine) window() {
 	exp := binary.BigEndian.Uint32(e.hdr[28:])
 	maxSN := binary.BigEndian.Uint32(e.hdr[32:])
-	if !serialLE(exp-1, maxSN) || !serialLE(e.maxCmdSN, maxSN) {
+	if !initiator.SerialLE(exp-1, maxSN) || !initiator.SerialLE(e.maxCmdSN, maxSN) {
 		return
 	}
 	e.maxCmdSN = maxSN
-	if len(e.waiting) > 0 && serialLE(e.cmdSN, maxSN) {
+	if len(e.waiting) > 0 && initiator.SerialLE(e.cmdSN, maxSN) {
 		for _, i := range e.take() {
 			e.issue(i)
 		}
@@ -367,7 +346,7 @@ func (e *engine) take() []int {
 }
 
 func (e *engine) statSN() {
-	if sn := binary.BigEndian.Uint32(e.hdr[24:]); serialLE(e.expStatSN, sn+1) {
+	if sn := binary.BigEndian.Uint32(e.hdr[24:]); initiator.SerialLE(e.expStatSN, sn+1) {
 		e.expStatSN = sn + 1
 	}
 }
@@ -494,25 +473,10 @@ func (e *engine) logout() error {
 	if _, err := e.raw.Conn.Write(e.out); err != nil {
 		return fmt.Errorf("loadgen: logout: %w", err)
 	}
-	for {
-		if _, err := io.ReadFull(e.br, e.hdr[:]); err != nil {
+	for !e.loggedOut {
+		if err := e.readOne(); err != nil {
 			return fmt.Errorf("loadgen: logout: %w", err)
 		}
-		if e.raw.HeaderDigest || e.hdr[4] != 0 {
-			if err := e.checkHeader(); err != nil {
-				return err
-			}
-		}
-		if n := int(e.hdr[5])<<16 | int(e.hdr[6])<<8 | int(e.hdr[7]); n > 0 {
-			if n > int(e.raw.MRDSL) {
-				return errors.New("loadgen: logout: oversized data segment")
-			}
-			if _, err := e.readData(n); err != nil {
-				return err
-			}
-		}
-		if e.hdr[0]&0x3f == opLogoutResp {
-			return nil
-		}
 	}
+	return nil
 }

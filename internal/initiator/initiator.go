@@ -363,26 +363,34 @@ func appendCRC(b, over []byte) []byte {
 }
 
 func (s *Session) writePDU(h [48]byte, data []byte) error {
-	n := len(data)
-	h[4] = 0
-	h[5], h[6], h[7] = byte(n>>16), byte(n>>8), byte(n)
-	buf := make([]byte, 0, 48+4+n+3+4)
-	buf = append(buf, h[:]...)
-	if s.hdrDigest {
-		buf = appendCRC(buf, h[:])
-	}
-	start := len(buf)
-	buf = append(buf, data...)
-	for (len(buf)-start)%4 != 0 {
-		buf = append(buf, 0)
-	}
-	if s.dataDigest && n > 0 {
-		buf = appendCRC(buf, buf[start:])
-	}
+	buf := AppendPDU(make([]byte, 0, 48+4+len(data)+3+4), &h, data, s.hdrDigest, s.dataDigest)
 	if _, err := s.conn.Write(buf); err != nil {
 		return fmt.Errorf("initiator: write: %w", err)
 	}
 	return nil
+}
+
+// AppendPDU appends the PDU with header h (its AHS length and data segment
+// length are set here) and data, padded, with the digests asked for.
+func AppendPDU(dst []byte, h *[48]byte, data []byte, hdrDigest, dataDigest bool) []byte {
+	n := len(data)
+	h[4], h[5], h[6], h[7] = 0, byte(n>>16), byte(n>>8), byte(n)
+	dst = append(dst, h[:]...)
+	if hdrDigest {
+		dst = appendCRC(dst, h[:])
+	}
+	if n == 0 {
+		return dst
+	}
+	start := len(dst)
+	dst = append(dst, data...)
+	for (len(dst)-start)%4 != 0 {
+		dst = append(dst, 0)
+	}
+	if dataDigest {
+		dst = appendCRC(dst, dst[start:])
+	}
+	return dst
 }
 
 func (s *Session) readPDU() ([48]byte, []byte, error) {
@@ -431,21 +439,21 @@ func (s *Session) readPDU() ([48]byte, []byte, error) {
 	return h, seg[:n], nil
 }
 
-// serialLE reports a <= b in serial number arithmetic (RFC 1982).
-func serialLE(a, b uint32) bool { return int32(b-a) >= 0 }
+// SerialLE reports a <= b in serial number arithmetic (RFC 1982).
+func SerialLE(a, b uint32) bool { return int32(b-a) >= 0 }
 
 // updateSNLocked records ExpCmdSN/MaxCmdSN from a target PDU (s.mu held)
 // and wakes commands waiting for the window to open.
 func (s *Session) updateSNLocked(h *[48]byte) {
 	exp := binary.BigEndian.Uint32(h[28:])
 	maxSN := binary.BigEndian.Uint32(h[32:])
-	if !serialLE(exp-1, maxSN) { // MaxCmdSN < ExpCmdSN-1: ignore (RFC 7143 4.2.2.1)
+	if !SerialLE(exp-1, maxSN) { // MaxCmdSN < ExpCmdSN-1: ignore (RFC 7143 4.2.2.1)
 		return
 	}
-	if serialLE(s.expCmdSN, exp) {
+	if SerialLE(s.expCmdSN, exp) {
 		s.expCmdSN = exp
 	}
-	if maxSN != s.maxCmdSN && serialLE(s.maxCmdSN, maxSN) {
+	if maxSN != s.maxCmdSN && SerialLE(s.maxCmdSN, maxSN) {
 		s.maxCmdSN = maxSN
 		close(s.window)
 		s.window = make(chan struct{})
@@ -602,7 +610,7 @@ func residual(r *Response, h *[48]byte) {
 func (s *Session) statSN(h *[48]byte) {
 	sn := binary.BigEndian.Uint32(h[24:])
 	s.mu.Lock()
-	if serialLE(s.expStatSN, sn+1) {
+	if SerialLE(s.expStatSN, sn+1) {
 		s.expStatSN = sn + 1
 	}
 	s.mu.Unlock()
@@ -639,7 +647,7 @@ func (s *Session) sendDataOut(p *Pending, ttt, off, n uint32) {
 		if pos+seg == end {
 			h[1] = 0x80
 		}
-		binary.BigEndian.PutUint64(h[8:], lunField(p.lun))
+		binary.BigEndian.PutUint64(h[8:], LUNField(p.lun))
 		binary.BigEndian.PutUint32(h[16:], p.ITT)
 		binary.BigEndian.PutUint32(h[20:], ttt)
 		binary.BigEndian.PutUint32(h[36:], dataSN)
@@ -658,9 +666,9 @@ func (s *Session) sendDataOut(p *Pending, ttt, off, n uint32) {
 	}
 }
 
-// lunField encodes a LUN (0..16383) in SAM's single-level format:
+// LUNField encodes a LUN (0..16383) in SAM's single-level format:
 // peripheral addressing below 256, flat addressing above.
-func lunField(lun uint64) uint64 {
+func LUNField(lun uint64) uint64 {
 	if lun < 256 {
 		return lun << 48
 	}
@@ -670,7 +678,7 @@ func lunField(lun uint64) uint64 {
 // waitWindow blocks until CmdSN fits the target's window (s.mu held on
 // entry and exit).
 func (s *Session) waitWindowLocked(ctx context.Context) error {
-	for !serialLE(s.cmdSN, s.maxCmdSN) {
+	for !SerialLE(s.cmdSN, s.maxCmdSN) {
 		if s.readErr != nil {
 			return fmt.Errorf("%w: %w", ErrClosed, s.readErr)
 		}
@@ -738,7 +746,7 @@ func (s *Session) Start(ctx context.Context, lun uint64, cdb []byte, dataOut []b
 			imm = dataOut[:min(uint32(len(dataOut)), s.firstBurst, s.targetMRDSL)]
 		}
 	}
-	binary.BigEndian.PutUint64(h[8:], lunField(lun))
+	binary.BigEndian.PutUint64(h[8:], LUNField(lun))
 	binary.BigEndian.PutUint32(h[16:], p.ITT)
 	binary.BigEndian.PutUint32(h[20:], edtl)
 	binary.BigEndian.PutUint32(h[24:], p.CmdSN)
@@ -807,7 +815,7 @@ func (s *Session) tmfRequest(ctx context.Context, function byte, lun uint64, rtt
 	var h [48]byte
 	h[0] = 0x40 | opTMFReq // immediate
 	h[1] = 0x80 | function&0x7f
-	binary.BigEndian.PutUint64(h[8:], lunField(lun))
+	binary.BigEndian.PutUint64(h[8:], LUNField(lun))
 	binary.BigEndian.PutUint32(h[16:], p.ITT)
 	binary.BigEndian.PutUint32(h[20:], rtt)
 	binary.BigEndian.PutUint32(h[24:], s.cmdSN) // immediate: CmdSN not advanced

@@ -78,12 +78,12 @@ func TestSerialAndLUN(t *testing.T) {
 		a, b uint32
 		le   bool
 	}{{1, 1, true}, {1, 2, true}, {2, 1, false}, {0xffffffff, 0, true}, {0, 0xffffffff, false}} {
-		if got := serialLE(tc.a, tc.b); got != tc.le {
-			t.Errorf("serialLE(%#x, %#x) = %v", tc.a, tc.b, got)
+		if got := SerialLE(tc.a, tc.b); got != tc.le {
+			t.Errorf("SerialLE(%#x, %#x) = %v", tc.a, tc.b, got)
 		}
 	}
-	if lunField(5) != 0x0005<<48 || lunField(300) != 0x412c<<48 {
-		t.Errorf("lunField: %#x %#x", lunField(5), lunField(300))
+	if LUNField(5) != 0x0005<<48 || LUNField(300) != 0x412c<<48 {
+		t.Errorf("lunField: %#x %#x", LUNField(5), LUNField(300))
 	}
 }
 
