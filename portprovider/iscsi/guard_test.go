@@ -181,10 +181,19 @@ func TestLoginRejectedLogged(t *testing.T) {
 	}
 	in.expectClosed()
 	waitFor(t, func() bool { return count("reason=target-not-found") == 1 })
+	// The rejection is logged before the connection's slot is given back:
+	// with one connection per source the next dial must wait for that too.
+	sourceFree := func() bool {
+		env.srv.guard.mu.Lock()
+		defer env.srv.guard.mu.Unlock()
+		return env.srv.guard.perSource["127.0.0.1"] == 0
+	}
+	waitFor(t, sourceFree)
 	if st, _ := chapAttempt(t, env.addr, testInitiator, "wrong-secret"); st != 0x0201 {
 		t.Fatalf("status 0x%04x", st)
 	}
 	waitFor(t, func() bool { return count("reason=authentication") == 1 })
+	waitFor(t, sourceFree)
 	// Over the per-source limit: many refusals, one line.
 	hold := dial(t, env.addr)
 	_ = hold

@@ -100,32 +100,40 @@ func TestQoSLimitHoldsAndChangesLive(t *testing.T) {
 	harness.Ready(ctx, t, s0, 0)
 	harness.Ready(ctx, t, s1, 1)
 
-	l1 := startQD(ctx, s1, 1, 32)
-	time.Sleep(300 * time.Millisecond)
-	alone := rates(2*time.Second, l1)[0]
-	l0 := startQD(ctx, s0, 0, 32)
-	time.Sleep(300 * time.Millisecond)
-	noisy := rates(2*time.Second, l0, l1)
-
-	d.OK("stmfadm", "modify-lu", "-p", "qos-iops=2000", demo)
-	if v := d.OK("stmfadm", "list-lu", "-v", demo); !strings.Contains(v, "QoS IOPS Limit    : 2000\n") {
-		t.Fatalf("list-lu -v after modify-lu -p qos-iops=2000:\n%s", v)
-	}
-	time.Sleep(300 * time.Millisecond)
 	// Other test packages share the CPUs with this one (go test runs
-	// packages in parallel), so one window can land on a busy moment the
-	// "alone" window did not see: up to three windows, the first that
-	// shows the neighbour kept its throughput counts.
-	var limited []float64
-	for try := 1; ; try++ {
-		limited = rates(3*time.Second, l0, l1)
-		t.Logf("LU 1 alone %.0f IOPS; next to LU 0 unlimited: %.0f (LU 0 %.0f); next to LU 0 at qos-iops=2000, window %d: %.0f (%.0f %% of alone; LU 0 %.0f)",
-			alone, noisy[1], noisy[0], try, limited[1], 100*limited[1]/alone, limited[0])
-		if try == 3 || limited[1] >= 0.6*alone && limited[1] > noisy[1] {
+	// packages in parallel), so the three rates are measured back to back
+	// in one round, and a round that lands on a busy moment is measured
+	// again (at most three): the first round that shows the neighbour
+	// kept its throughput counts. A gate that blocked the neighbour or
+	// burned the CPU fails every round.
+	l1 := startQD(ctx, s1, 1, 32)
+	var l0 *qdLoad
+	var failed uint64 // commands failed by loads already ended
+	var alone float64
+	var noisy, limited []float64
+	for round := 1; ; round++ {
+		time.Sleep(300 * time.Millisecond)
+		alone = rates(1500*time.Millisecond, l1)[0]
+		l0 = startQD(ctx, s0, 0, 32)
+		time.Sleep(300 * time.Millisecond)
+		noisy = rates(1500*time.Millisecond, l0, l1)
+		d.OK("stmfadm", "modify-lu", "-p", "qos-iops=2000", demo)
+		if v := d.OK("stmfadm", "list-lu", "-v", demo); !strings.Contains(v, "QoS IOPS Limit    : 2000\n") {
+			t.Fatalf("list-lu -v after modify-lu -p qos-iops=2000:\n%s", v)
+		}
+		time.Sleep(300 * time.Millisecond)
+		limited = rates(2*time.Second, l0, l1)
+		t.Logf("round %d: LU 1 alone %.0f IOPS; next to LU 0 unlimited %.0f (LU 0 %.0f); next to LU 0 at qos-iops=2000 %.0f (%.0f %% of alone; LU 0 %.0f)",
+			round, alone, noisy[1], noisy[0], limited[1], 100*limited[1]/alone, limited[0])
+		if round == 3 || limited[1] >= 0.6*alone && limited[1] > noisy[1] {
 			break
 		}
+		d.OK("stmfadm", "modify-lu", "-p", "qos-iops=0", demo)
+		l0.end()
+		failed += l0.errs.Load()
 	}
 	l1.end()
+	failed += l1.errs.Load()
 	within(t, "limit 2000", limited[0], 2000)
 	if limited[1] < 0.6*alone || limited[1] <= noisy[1] {
 		t.Errorf("the unlimited LU ran %.0f IOPS next to its limited neighbour: want >= 60 %% of %.0f (alone) and more than %.0f (next to it unlimited)",
@@ -156,7 +164,7 @@ func TestQoSLimitHoldsAndChangesLive(t *testing.T) {
 	if v := d.OK("stmfadm", "list-lu", "-v", demo); strings.Contains(v, "QoS") {
 		t.Errorf("list-lu -v still shows QoS after qos-iops=0:\n%s", v)
 	}
-	if e := l0.errs.Load() + l1.errs.Load(); e != 0 {
+	if e := failed + l0.errs.Load(); e != 0 {
 		t.Errorf("%d commands failed (a held command must wait, never fail)", e)
 	}
 
