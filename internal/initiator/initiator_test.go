@@ -83,7 +83,7 @@ func TestSerialAndLUN(t *testing.T) {
 		}
 	}
 	if LUNField(5) != 0x0005<<48 || LUNField(300) != 0x412c<<48 {
-		t.Errorf("lunField: %#x %#x", LUNField(5), LUNField(300))
+		t.Errorf("LUNField: %#x %#x", LUNField(5), LUNField(300))
 	}
 }
 

@@ -60,11 +60,7 @@ func TestConnectionLimits(t *testing.T) {
 				return
 			}
 			a.logout()
-			waitFor(t, func() bool {
-				env.srv.guard.mu.Lock()
-				defer env.srv.guard.mu.Unlock()
-				return env.srv.guard.perSource["127.0.0.1"] == 1
-			})
+			waitFor(t, func() bool { return env.loopbackConns() == 1 })
 			d := dial(t, env.addr)
 			d.isid[5] = 9
 			d.login(testTarget)
@@ -183,11 +179,7 @@ func TestLoginRejectedLogged(t *testing.T) {
 	waitFor(t, func() bool { return count("reason=target-not-found") == 1 })
 	// The rejection is logged before the connection's slot is given back:
 	// with one connection per source the next dial must wait for that too.
-	sourceFree := func() bool {
-		env.srv.guard.mu.Lock()
-		defer env.srv.guard.mu.Unlock()
-		return env.srv.guard.perSource["127.0.0.1"] == 0
-	}
+	sourceFree := func() bool { return env.loopbackConns() == 0 }
 	waitFor(t, sourceFree)
 	if st, _ := chapAttempt(t, env.addr, testInitiator, "wrong-secret"); st != 0x0201 {
 		t.Fatalf("status 0x%04x", st)
@@ -213,4 +205,11 @@ func TestLoginRejectedLogged(t *testing.T) {
 	if n := count("login rejected"); n != 2 {
 		t.Fatalf("%d login rejected lines, want 2:\n%s", n, buf.String())
 	}
+}
+
+// loopbackConns is how many connections the guard counts from 127.0.0.1.
+func (env *testEnv) loopbackConns() int {
+	env.srv.guard.mu.Lock()
+	defer env.srv.guard.mu.Unlock()
+	return env.srv.guard.perSource["127.0.0.1"]
 }
