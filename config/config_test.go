@@ -174,7 +174,7 @@ func TestISCSILimits(t *testing.T) {
 	}{
 		{nil, func(c ISCSIConfig) bool {
 			return c.ResponseBudget == 16<<20 && c.MaxConnectionsPerPortal == 1024 && c.MaxConnectionsPerSource == 128 &&
-				c.MaxLoginsInProgress == 64 && c.AuthFailDelay == time.Second
+				c.MaxLoginsInProgress == 64 && c.AuthFailDelay == time.Second && c.IdlePoll == 50*time.Microsecond
 		}, false},
 		{[]string{"--response-budget", "64M", "--max-connections-per-source", "-1", "--auth-fail-delay", "0"}, func(c ISCSIConfig) bool {
 			return c.ResponseBudget == 64<<20 && c.MaxConnectionsPerSource == -1 && c.AuthFailDelay < 0
@@ -188,6 +188,10 @@ func TestISCSILimits(t *testing.T) {
 		{[]string{"--max-connections-per-source", "-2"}, nil, true},
 		{[]string{"--auth-fail-delay", "-1s"}, nil, true},
 		{[]string{"--auth-fail-delay", "2h"}, nil, true},
+		{[]string{"--idle-poll", "0"}, func(c ISCSIConfig) bool { return c.IdlePoll < 0 }, false},
+		{[]string{"--idle-poll", "200us"}, func(c ISCSIConfig) bool { return c.IdlePoll == 200*time.Microsecond }, false},
+		{[]string{"--idle-poll", "-1us"}, nil, true},
+		{[]string{"--idle-poll", "2ms"}, nil, true},
 	} {
 		c, err := Load(tc.args, &bytes.Buffer{})
 		if (err != nil) != tc.err || (err == nil && !tc.want(c.ISCSI)) {

@@ -42,6 +42,7 @@ func settings() []setting {
 		{"max-connections-per-source", false, func(c *Config) string { return strconv.Itoa(c.ISCSI.MaxConnectionsPerSource) }},
 		{"max-logins-in-progress", false, func(c *Config) string { return strconv.Itoa(c.ISCSI.MaxLoginsInProgress) }},
 		{"auth-fail-delay", false, func(c *Config) string { return c.ISCSI.AuthFailDelay.String() }},
+		{"idle-poll", false, func(c *Config) string { return c.ISCSI.IdlePoll.String() }},
 		{"fc.adapters", false, func(c *Config) string { return fcAdapters(c.FC.Adapters) }},
 		{"pprof-listen", false, func(c *Config) string { return c.PprofListen }},
 		{"memory-limit", false, func(c *Config) string { return strconv.FormatInt(c.MemoryLimit, 10) }},

@@ -32,6 +32,7 @@ func (d *Daemon) portProviders() (map[string]mgmt.Ports, error) {
 		MaxConnectionsPerSource: d.cfg.ISCSI.MaxConnectionsPerSource,
 		MaxLoginsInProgress:     d.cfg.ISCSI.MaxLoginsInProgress,
 		AuthFailDelay:           d.cfg.ISCSI.AuthFailDelay,
+		IdlePoll:                d.cfg.ISCSI.IdlePoll,
 	})
 	if err != nil {
 		return nil, err

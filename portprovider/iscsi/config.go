@@ -109,6 +109,11 @@ type Config struct {
 	// long, each further one within 15 minutes twice as long, up to 8 s
 	// (default 1 s; <0: no delay).
 	AuthFailDelay time.Duration
+	// IdlePoll is how long a connection's reader polls the socket
+	// without parking after its last command completed, before it
+	// parks (idlepoll.go; default DefaultIdlePoll, <0: never). It
+	// trades CPU for queue-depth-1 latency.
+	IdlePoll time.Duration
 }
 
 // ctlBudget is the control share of the response budget.
@@ -197,6 +202,9 @@ func (c *Config) withDefaults() (Config, error) {
 	defInt(&o.MaxLoginsInProgress, DefaultMaxLoginsInProgress)
 	if o.AuthFailDelay == 0 {
 		o.AuthFailDelay = DefaultAuthFailDelay
+	}
+	if o.IdlePoll == 0 {
+		o.IdlePoll = DefaultIdlePoll
 	}
 	if o.AbortCompletedTask == "" {
 		o.AbortCompletedTask = AbortTaskDoesNotExist

@@ -124,13 +124,10 @@ type conn struct {
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	br := bufio.NewReaderSize(nc, 64<<10)
 	c := &conn{
 		srv:        s,
 		nc:         nc,
 		log:        s.log.With("remote", nc.RemoteAddr().String()),
-		br:         br,
-		rd:         pdu.NewReader(br, loginMaxData), // raised once login succeeds
 		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
 		done:       make(chan struct{}),
@@ -144,6 +141,8 @@ func newConn(s *Server, nc net.Conn) *conn {
 	if sc, ok := nc.(syscall.Conn); ok {
 		c.raw, _ = sc.SyscallConn()
 	}
+	c.br = bufio.NewReaderSize(newPollReader(c, s.cfg.IdlePoll), 64<<10)
+	c.rd = pdu.NewReader(c.br, loginMaxData) // raised once login succeeds
 	return c
 }
 

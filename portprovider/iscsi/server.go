@@ -68,6 +68,8 @@ type Server struct {
 	log   *slog.Logger
 	pool  *bufPool
 	guard *guard
+	// pollers bounds the readers polling an idle socket (idlepoll.go).
+	pollers *pollers
 
 	// cfgMu serialises configuration changes (targets, listeners).
 	cfgMu sync.Mutex
@@ -102,6 +104,7 @@ func NewServer(fw *stmf.Framework, cfg Config) (*Server, error) {
 		log:      c.Logger,
 		pool:     newBufPool(),
 		guard:    newGuard(),
+		pollers:  newPollers(),
 		portals:  map[string]*portal{},
 		targets:  map[string]*target{},
 		sessions: map[sessKey]*session{},
