@@ -248,19 +248,23 @@ func loadISCSI(v *viper.Viper) (ISCSIConfig, error) {
 		}
 		*l.dst = n
 	}
-	c.AuthFailDelay = v.GetDuration("auth-fail-delay")
-	switch {
-	case c.AuthFailDelay < 0 || c.AuthFailDelay > time.Minute:
-		return c, fmt.Errorf("config: --auth-fail-delay %v: want 0..1m", c.AuthFailDelay)
-	case c.AuthFailDelay == 0:
-		c.AuthFailDelay = -1 // the provider's "no delay"
-	}
-	c.IdlePoll = v.GetDuration("idle-poll")
-	switch {
-	case c.IdlePoll < 0 || c.IdlePoll > time.Millisecond:
-		return c, fmt.Errorf("config: --idle-poll %v: want 0..1ms", c.IdlePoll)
-	case c.IdlePoll == 0:
-		c.IdlePoll = -1 // the provider's "never"
+	// 0 turns these off; the provider's "off" is negative.
+	for _, d := range []struct {
+		key  string
+		max  time.Duration
+		want string
+		dst  *time.Duration
+	}{
+		{"auth-fail-delay", time.Minute, "0..1m", &c.AuthFailDelay},
+		{"idle-poll", time.Millisecond, "0..1ms", &c.IdlePoll},
+	} {
+		*d.dst = v.GetDuration(d.key)
+		switch {
+		case *d.dst < 0 || *d.dst > d.max:
+			return c, fmt.Errorf("config: --%s %v: want %s", d.key, *d.dst, d.want)
+		case *d.dst == 0:
+			*d.dst = -1
+		}
 	}
 	return c, nil
 }

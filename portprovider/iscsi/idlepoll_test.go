@@ -39,20 +39,7 @@ func TestPollersBound(t *testing.T) {
 // connection, polling for window, with maxPollers pollers allowed.
 func pollPair(t *testing.T, window time.Duration, maxPollers int32) (*pollReader, *conn, net.Conn) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close() })
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	server, client := loopbackPair(t)
 	srv := &Server{log: testLogger(t), pollers: &pollers{max: maxPollers}}
 	c := newConn(srv, server)
 	t.Cleanup(c.abort)

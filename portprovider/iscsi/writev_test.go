@@ -16,25 +16,33 @@ import (
 // fills quickly.
 func tcpConnPair(t *testing.T) (*conn, net.Conn) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close() })
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	server, client := loopbackPair(t)
 	c := newConn(&Server{log: testLogger(t)}, server)
 	t.Cleanup(c.abort)
 	c.sess = &session{}
 	c.ffp.Store(true)
 	return c, client
+}
+
+// loopbackPair returns both ends of a loopback TCP connection; the
+// client's end is closed at cleanup.
+func loopbackPair(t *testing.T) (server, client net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return server, client
 }
 
 // queueNOPs queues n NOP-Ins numbered from first, each with size bytes of
