@@ -43,6 +43,7 @@
 #   BENCH_QUIET_WAIT=60      ... for at most this many seconds (this box is shared)
 #   BENCH_TGT=1              0 = measure stmfd only
 #   BENCH_ATS_INTERVAL=10ms  time between ATS heartbeats in -m ats (0 = back to back)
+#   BENCH_CEIL_ROUNDS=3      runs of each ceiling (TCP ping-pong, iperf3); the best one is the ceiling
 #   STMFD_BIN                use this stmfd binary instead of building ./cmd/stmfd (the "new" one)
 #   BENCH_COMPARE=1          same as --compare
 #
@@ -55,12 +56,12 @@
 # aggregate IOPS; target RSS read after the 64-session run), lg_rand_write_4k_qd32,
 # rand_write_4k_fua_qd32, mixed_70_30_4k_qd32 (70 % reads), rand_read_4k_qd32_crc32c and
 # rand_write_4k_qd32_crc32c (HeaderDigest and DataDigest CRC32C; compare with sess1_... and
-# lg_rand_write_4k_qd32). Ceilings (once per run, same pinning: server as the targets, client as
-# the clients): ceil_tcp_pingpong_4k (one connection, 48 B out, 4144 B back, QD1: costar-loadgen
-# -pingpong) and ceil_iperf3_1m (iperf3 -l 1M, one stream). Every figure reports the target's CPU
-# seconds per million commands (utime+stime from /proc/PID/stat over the figure / commands), which
-# survives a busy machine better than IOPS; loadgen figures add p50/p99/p99.9. The report ends with
-# the goals of issue 14 and the ratio measured for each.
+# lg_rand_write_4k_qd32). Ceilings (once per run, the best of BENCH_CEIL_ROUNDS runs, same pinning:
+# server as the targets, client as the clients): ceil_tcp_pingpong_4k (one connection, 48 B out,
+# 4144 B back, QD1: costar-loadgen -pingpong) and ceil_iperf3_1m (iperf3 -l 1M, one stream). Every
+# figure reports the target's CPU seconds per million commands (utime+stime from /proc/PID/stat over
+# the figure / commands), which survives a busy machine better than IOPS; loadgen figures add
+# p50/p99/p99.9. The report ends with the goals of issue 14 and the ratio measured for each.
 # Targets alternate order from figure to figure to cancel drift. tgt runs as a private tgtd
 # (scripts/tgt-peer.sh, needs root) with a 1 GiB file LU; stmfd runs with --demo. Both are stopped
 # at the end (only the PIDs this script started).
@@ -92,6 +93,8 @@ QUIET_PCT=${BENCH_QUIET_PCT:-30}
 QUIET_WAIT=${BENCH_QUIET_WAIT:-60}
 WITH_TGT=${BENCH_TGT:-1}
 ATS_INTERVAL=${BENCH_ATS_INTERVAL:-10ms}
+CEIL_ROUNDS=${BENCH_CEIL_ROUNDS:-3}
+[[ $CEIL_ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: BENCH_CEIL_ROUNDS must be a positive count" >&2; exit 2; }
 COMPARE=${BENCH_COMPARE:-0}
 BASE=${BENCH_BASE:-}
 METRICS=${BENCH_METRICS:-0}
@@ -469,36 +472,54 @@ rss_of() { # pid -> "RSS / peak RSS MiB" (VmRSS / VmHWM)
 # ---- ceilings: what loopback TCP allows with the same pinning ----
 declare -A CEIL
 ceilings() {
-  local port spid line
+  local port spid line r v best all
   if want ceil_tcp_pingpong_4k; then
     port=$(free_port) || die "no free port"
     "${TPIN[@]}" "$LOADGEN" -pingpong-serve "127.0.0.1:$port" -req 48 -resp 4144 >"$RAW/pingpong-serve.log" 2>&1 &
     spid=$!
     SPIDS+=("$spid")
     for _ in $(seq 1 50); do ss -Hltn "sport = :$port" 2>/dev/null | grep -q . && break; sleep 0.1; done
-    wait_quiet
-    timeout -k 5 $((SECS + 30)) "${CPIN[@]}" "$LOADGEN" -pingpong "127.0.0.1:$port" -req 48 -resp 4144 \
-      -duration "${SECS}s" >"$RAW/ceil_tcp_pingpong_4k.log" 2>&1 || true
+    # The best of CEIL_ROUNDS: loopback round trips are bimodal on small VMs (both ends on one vCPU, or
+    # each on its own and every round trip wakes a halted one), and the ceiling is what the path allows.
+    best=0 all=()
+    for r in $(seq 1 "$CEIL_ROUNDS"); do
+      wait_quiet
+      timeout -k 5 $((SECS + 30)) "${CPIN[@]}" "$LOADGEN" -pingpong "127.0.0.1:$port" -req 48 -resp 4144 \
+        -duration "${SECS}s" >"$RAW/ceil_tcp_pingpong_4k.$r.log" 2>&1 || true
+      line=$(grep '^RESULT ' "$RAW/ceil_tcp_pingpong_4k.$r.log" | tail -n1) || true
+      v=$(sed -n 's/.* iops=\([^ ]*\).*/\1/p' <<<"$line")
+      all+=("${v:--}")
+      [[ -n $v ]] && awk -v a="$v" -v b="$best" 'BEGIN {exit !(a > b)}' || continue
+      best=$v
+      CEIL[pingpong]=$v
+      CEIL[pingpong_pct]="$(sed -n 's/.* p50_us=\([^ ]*\) p99_us=\([^ ]*\) p999_us=\([^ ]*\).*/\1 \/ \2 \/ \3/p' <<<"$line")"
+    done
+    CEIL[pingpong_all]=$(printf '%s / ' "${all[@]}")
+    CEIL[pingpong_all]=${CEIL[pingpong_all]% / }
     kill -TERM "$spid" 2>/dev/null || true
     wait "$spid" 2>/dev/null || true
-    line=$(grep '^RESULT ' "$RAW/ceil_tcp_pingpong_4k.log" | tail -n1) || true
-    CEIL[pingpong]=$(sed -n 's/.* iops=\([^ ]*\).*/\1/p' <<<"$line")
-    CEIL[pingpong_pct]="$(sed -n 's/.* p50_us=\([^ ]*\) p99_us=\([^ ]*\) p999_us=\([^ ]*\).*/\1 \/ \2 \/ \3/p' <<<"$line")"
-    log "ceiling: TCP ping-pong 48 B -> 4144 B, one connection: ${CEIL[pingpong]:-?} round trips/s (p50/p99/p99.9 ${CEIL[pingpong_pct]:-?} us)"
+    log "ceiling: TCP ping-pong 48 B -> 4144 B, one connection: best ${CEIL[pingpong]:-?} round trips/s of ${CEIL[pingpong_all]:-?} (p50/p99/p99.9 ${CEIL[pingpong_pct]:-?} us)"
   fi
   if want ceil_iperf3_1m; then
     if command -v iperf3 >/dev/null 2>&1; then
-      port=$(free_port) || die "no free port"
-      timeout -k 5 $((SECS + 30)) "${TPIN[@]}" iperf3 -s -1 -B 127.0.0.1 -p "$port" >"$RAW/iperf3-s.log" 2>&1 &
-      spid=$!
-      for _ in $(seq 1 50); do ss -Hltn "sport = :$port" 2>/dev/null | grep -q . && break; sleep 0.1; done
-      wait_quiet
-      timeout -k 5 $((SECS + 20)) "${CPIN[@]}" iperf3 -c 127.0.0.1 -p "$port" -l 1M -t "$SECS" -f m \
-        >"$RAW/ceil_iperf3_1m.log" 2>&1 || true
-      wait "$spid" 2>/dev/null || true
-      # "... receiver" line: Mbits/sec -> bytes/s
-      CEIL[iperf3]=$(awk '/receiver/ {for (i = 1; i <= NF; i++) if ($i ~ /bits\/sec/) v = $(i - 1)} END {if (v != "") printf "%.0f", v * 1e6 / 8}' "$RAW/ceil_iperf3_1m.log")
-      log "ceiling: iperf3 -l 1M one stream: $(awk -v b="${CEIL[iperf3]:-0}" 'BEGIN {printf "%.2f GB/s", b / 1e9}')"
+      best=0 all=()
+      for r in $(seq 1 "$CEIL_ROUNDS"); do
+        port=$(free_port) || die "no free port"
+        timeout -k 5 $((SECS + 30)) "${TPIN[@]}" iperf3 -s -1 -B 127.0.0.1 -p "$port" >"$RAW/iperf3-s.$r.log" 2>&1 &
+        spid=$!
+        for _ in $(seq 1 50); do ss -Hltn "sport = :$port" 2>/dev/null | grep -q . && break; sleep 0.1; done
+        wait_quiet
+        timeout -k 5 $((SECS + 20)) "${CPIN[@]}" iperf3 -c 127.0.0.1 -p "$port" -l 1M -t "$SECS" -f m \
+          >"$RAW/ceil_iperf3_1m.$r.log" 2>&1 || true
+        wait "$spid" 2>/dev/null || true
+        # "... receiver" line: Mbits/sec -> bytes/s
+        v=$(awk '/receiver/ {for (i = 1; i <= NF; i++) if ($i ~ /bits\/sec/) v = $(i - 1)} END {if (v != "") printf "%.0f", v * 1e6 / 8}' "$RAW/ceil_iperf3_1m.$r.log")
+        all+=("$(awk -v b="${v:-0}" 'BEGIN {printf "%.2f", b / 1e9}')")
+        if [[ -n $v ]] && ((v > best)); then best=$v CEIL[iperf3]=$v; fi
+      done
+      CEIL[iperf3_all]=$(printf '%s / ' "${all[@]}")
+      CEIL[iperf3_all]=${CEIL[iperf3_all]% / }
+      log "ceiling: iperf3 -l 1M one stream: best $(awk -v b="${CEIL[iperf3]:-0}" 'BEGIN {printf "%.2f GB/s", b / 1e9}') of ${CEIL[iperf3_all]} GB/s"
     else
       log "iperf3 not installed (scripts/install-test-deps.sh): no 1 MiB ceiling"
     fi
@@ -815,8 +836,8 @@ cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
   done
   if [[ -n ${CEIL[pingpong]:-}${CEIL[iperf3]:-}${RSS[$SUBJ]:-} ]]; then
     echo
-    [[ -z ${CEIL[pingpong]:-} ]] || echo "- ceiling: TCP ping-pong 48 B -> 4144 B, one connection, QD1: ${CEIL[pingpong]} round trips/s (p50 / p99 / p99.9 ${CEIL[pingpong_pct]} µs)"
-    [[ -z ${CEIL[iperf3]:-} ]] || echo "- ceiling: iperf3 -l 1M, one stream: $(awk -v b="${CEIL[iperf3]}" 'BEGIN {printf "%.2f GB/s", b / 1e9}')"
+    [[ -z ${CEIL[pingpong]:-} ]] || echo "- ceiling: TCP ping-pong 48 B -> 4144 B, one connection, QD1: ${CEIL[pingpong]} round trips/s, the best of ${CEIL[pingpong_all]} (p50 / p99 / p99.9 ${CEIL[pingpong_pct]} µs)"
+    [[ -z ${CEIL[iperf3]:-} ]] || echo "- ceiling: iperf3 -l 1M, one stream: $(awk -v b="${CEIL[iperf3]}" 'BEGIN {printf "%.2f GB/s", b / 1e9}'), the best of ${CEIL[iperf3_all]} GB/s"
     [[ -z ${RSS[$SUBJ]:-} ]] || echo "- RSS / peak RSS (VmRSS / VmHWM) halfway through the 64-session figure: $REF ${RSS[$REF]:--}, $SUBJ ${RSS[$SUBJ]:--}"
   fi
   goals
