@@ -304,6 +304,13 @@ cpu_ticks() { # utime+stime of a process (all threads), or empty
   [[ -r /proc/$1/stat ]] || return 0
   awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat"
 }
+# CPU steal: time the hypervisor ran something else while our vCPUs wanted to run. The report states
+# it so that a run disturbed by the host can be told from a slow one.
+steal_now() { awk '/^cpu / {print $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat; }
+steal_pct() { # "steal total" at the start, at the end -> % of all CPU time
+  awk -v a="$1" -v b="$2" 'BEGIN {split(a, x, " "); split(b, y, " "); d = y[2] - x[2]
+    if (d <= 0) print "0.0"; else printf "%.1f", (y[1] - x[1]) * 100 / d}'
+}
 sys_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 wait_quiet() {
   local deadline=$((SECONDS + QUIET_WAIT)) a b pct
@@ -472,7 +479,7 @@ rss_of() { # pid -> "RSS / peak RSS MiB" (VmRSS / VmHWM)
 # ---- ceilings: what loopback TCP allows with the same pinning ----
 declare -A CEIL
 ceilings() {
-  local port spid line r v best all
+  local port spid line r v best all st
   if want ceil_tcp_pingpong_4k; then
     port=$(free_port) || die "no free port"
     "${TPIN[@]}" "$LOADGEN" -pingpong-serve "127.0.0.1:$port" -req 48 -resp 4144 >"$RAW/pingpong-serve.log" 2>&1 &
@@ -484,11 +491,12 @@ ceilings() {
     best=0 all=()
     for r in $(seq 1 "$CEIL_ROUNDS"); do
       wait_quiet
+      st=$(steal_now)
       timeout -k 5 $((SECS + 30)) "${CPIN[@]}" "$LOADGEN" -pingpong "127.0.0.1:$port" -req 48 -resp 4144 \
         -duration "${SECS}s" >"$RAW/ceil_tcp_pingpong_4k.$r.log" 2>&1 || true
       line=$(grep '^RESULT ' "$RAW/ceil_tcp_pingpong_4k.$r.log" | tail -n1) || true
       v=$(sed -n 's/.* iops=\([^ ]*\).*/\1/p' <<<"$line")
-      all+=("${v:--}")
+      all+=("${v:--} (steal $(steal_pct "$st" "$(steal_now)") %)")
       [[ -n $v ]] && awk -v a="$v" -v b="$best" 'BEGIN {exit !(a > b)}' || continue
       best=$v
       CEIL[pingpong]=$v
@@ -509,17 +517,18 @@ ceilings() {
         spid=$!
         for _ in $(seq 1 50); do ss -Hltn "sport = :$port" 2>/dev/null | grep -q . && break; sleep 0.1; done
         wait_quiet
+        st=$(steal_now)
         timeout -k 5 $((SECS + 20)) "${CPIN[@]}" iperf3 -c 127.0.0.1 -p "$port" -l 1M -t "$SECS" -f m \
           >"$RAW/ceil_iperf3_1m.$r.log" 2>&1 || true
         wait "$spid" 2>/dev/null || true
         # "... receiver" line: Mbits/sec -> bytes/s
         v=$(awk '/receiver/ {for (i = 1; i <= NF; i++) if ($i ~ /bits\/sec/) v = $(i - 1)} END {if (v != "") printf "%.0f", v * 1e6 / 8}' "$RAW/ceil_iperf3_1m.$r.log")
-        all+=("$(awk -v b="${v:-0}" 'BEGIN {printf "%.2f", b / 1e9}')")
+        all+=("$(awk -v b="${v:-0}" 'BEGIN {printf "%.2f", b / 1e9}') GB/s (steal $(steal_pct "$st" "$(steal_now)") %)")
         if [[ -n $v ]] && ((v > best)); then best=$v CEIL[iperf3]=$v; fi
       done
       CEIL[iperf3_all]=$(printf '%s / ' "${all[@]}")
       CEIL[iperf3_all]=${CEIL[iperf3_all]% / }
-      log "ceiling: iperf3 -l 1M one stream: best $(awk -v b="${CEIL[iperf3]:-0}" 'BEGIN {printf "%.2f GB/s", b / 1e9}') of ${CEIL[iperf3_all]} GB/s"
+      log "ceiling: iperf3 -l 1M one stream: best $(awk -v b="${CEIL[iperf3]:-0}" 'BEGIN {printf "%.2f GB/s", b / 1e9}') of ${CEIL[iperf3_all]}"
     else
       log "iperf3 not installed (scripts/install-test-deps.sh): no 1 MiB ceiling"
     fi
@@ -536,6 +545,7 @@ prefill() { # once per run: reads hit data, writes do not allocate
   PREFILLED=1
 }
 STALLS=()
+STEAL0=$(steal_now)
 # ---- per-LU QoS (-m qos) ----
 if [[ $MODE == qos ]]; then
   t=stmfd
@@ -822,7 +832,7 @@ cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
     echo "- stmfd $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'); $(dpkg-query -W -f '${Package} ${Version}' tgt 2>/dev/null || echo 'tgt ?'); $(dpkg-query -W -f '${Package} ${Version}' libiscsi-bin 2>/dev/null)"
   fi
   echo
-  echo "- load while measuring: $(cut -d' ' -f1-3 /proc/loadavg) (load average at the end)"
+  echo "- load while measuring: $(cut -d' ' -f1-3 /proc/loadavg) (load average at the end); CPU steal over the run: $(steal_pct "$STEAL0" "$(steal_now)") % of vCPU time"
   echo
   echo "CPU s/M = target CPU seconds per million commands (lower is better); p50 / p99 / p99.9 in µs (costar-loadgen figures)."
   echo
@@ -837,7 +847,7 @@ cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
   if [[ -n ${CEIL[pingpong]:-}${CEIL[iperf3]:-}${RSS[$SUBJ]:-} ]]; then
     echo
     [[ -z ${CEIL[pingpong]:-} ]] || echo "- ceiling: TCP ping-pong 48 B -> 4144 B, one connection, QD1: ${CEIL[pingpong]} round trips/s, the best of ${CEIL[pingpong_all]} (p50 / p99 / p99.9 ${CEIL[pingpong_pct]} µs)"
-    [[ -z ${CEIL[iperf3]:-} ]] || echo "- ceiling: iperf3 -l 1M, one stream: $(awk -v b="${CEIL[iperf3]}" 'BEGIN {printf "%.2f GB/s", b / 1e9}'), the best of ${CEIL[iperf3_all]} GB/s"
+    [[ -z ${CEIL[iperf3]:-} ]] || echo "- ceiling: iperf3 -l 1M, one stream: $(awk -v b="${CEIL[iperf3]}" 'BEGIN {printf "%.2f GB/s", b / 1e9}'), the best of ${CEIL[iperf3_all]}"
     [[ -z ${RSS[$SUBJ]:-} ]] || echo "- RSS / peak RSS (VmRSS / VmHWM) halfway through the 64-session figure: $REF ${RSS[$REF]:--}, $SUBJ ${RSS[$SUBJ]:--}"
   fi
   goals
