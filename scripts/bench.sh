@@ -478,8 +478,9 @@ rss_of() { # pid -> "RSS / peak RSS MiB" (VmRSS / VmHWM)
 }
 # ---- ceilings: what loopback TCP allows with the same pinning ----
 declare -A CEIL
+slash_list() { local s; s=$(printf '%s / ' "$@"); printf '%s' "${s% / }"; } # a / b / c
 ceilings() {
-  local port spid line r v best all st
+  local port spid line r v all st
   if want ceil_tcp_pingpong_4k; then
     port=$(free_port) || die "no free port"
     "${TPIN[@]}" "$LOADGEN" -pingpong-serve "127.0.0.1:$port" -req 48 -resp 4144 >"$RAW/pingpong-serve.log" 2>&1 &
@@ -488,7 +489,7 @@ ceilings() {
     for _ in $(seq 1 50); do ss -Hltn "sport = :$port" 2>/dev/null | grep -q . && break; sleep 0.1; done
     # The best of CEIL_ROUNDS: loopback round trips are bimodal on small VMs (both ends on one vCPU, or
     # each on its own and every round trip wakes a halted one), and the ceiling is what the path allows.
-    best=0 all=()
+    all=()
     for r in $(seq 1 "$CEIL_ROUNDS"); do
       wait_quiet
       st=$(steal_now)
@@ -497,20 +498,18 @@ ceilings() {
       line=$(grep '^RESULT ' "$RAW/ceil_tcp_pingpong_4k.$r.log" | tail -n1) || true
       v=$(sed -n 's/.* iops=\([^ ]*\).*/\1/p' <<<"$line")
       all+=("${v:--} (steal $(steal_pct "$st" "$(steal_now)") %)")
-      [[ -n $v ]] && awk -v a="$v" -v b="$best" 'BEGIN {exit !(a > b)}' || continue
-      best=$v
+      [[ -n $v ]] && awk -v a="$v" -v b="${CEIL[pingpong]:-0}" 'BEGIN {exit !(a > b)}' || continue
       CEIL[pingpong]=$v
       CEIL[pingpong_pct]="$(sed -n 's/.* p50_us=\([^ ]*\) p99_us=\([^ ]*\) p999_us=\([^ ]*\).*/\1 \/ \2 \/ \3/p' <<<"$line")"
     done
-    CEIL[pingpong_all]=$(printf '%s / ' "${all[@]}")
-    CEIL[pingpong_all]=${CEIL[pingpong_all]% / }
+    CEIL[pingpong_all]=$(slash_list "${all[@]}")
     kill -TERM "$spid" 2>/dev/null || true
     wait "$spid" 2>/dev/null || true
     log "ceiling: TCP ping-pong 48 B -> 4144 B, one connection: best ${CEIL[pingpong]:-?} round trips/s of ${CEIL[pingpong_all]:-?} (p50/p99/p99.9 ${CEIL[pingpong_pct]:-?} us)"
   fi
   if want ceil_iperf3_1m; then
     if command -v iperf3 >/dev/null 2>&1; then
-      best=0 all=()
+      all=()
       for r in $(seq 1 "$CEIL_ROUNDS"); do
         port=$(free_port) || die "no free port"
         timeout -k 5 $((SECS + 30)) "${TPIN[@]}" iperf3 -s -1 -B 127.0.0.1 -p "$port" >"$RAW/iperf3-s.$r.log" 2>&1 &
@@ -524,10 +523,9 @@ ceilings() {
         # "... receiver" line: Mbits/sec -> bytes/s
         v=$(awk '/receiver/ {for (i = 1; i <= NF; i++) if ($i ~ /bits\/sec/) v = $(i - 1)} END {if (v != "") printf "%.0f", v * 1e6 / 8}' "$RAW/ceil_iperf3_1m.$r.log")
         all+=("$(awk -v b="${v:-0}" 'BEGIN {printf "%.2f", b / 1e9}') GB/s (steal $(steal_pct "$st" "$(steal_now)") %)")
-        if [[ -n $v ]] && ((v > best)); then best=$v CEIL[iperf3]=$v; fi
+        if [[ -n $v ]] && ((v > ${CEIL[iperf3]:-0})); then CEIL[iperf3]=$v; fi
       done
-      CEIL[iperf3_all]=$(printf '%s / ' "${all[@]}")
-      CEIL[iperf3_all]=${CEIL[iperf3_all]% / }
+      CEIL[iperf3_all]=$(slash_list "${all[@]}")
       log "ceiling: iperf3 -l 1M one stream: best $(awk -v b="${CEIL[iperf3]:-0}" 'BEGIN {printf "%.2f GB/s", b / 1e9}') of ${CEIL[iperf3_all]}"
     else
       log "iperf3 not installed (scripts/install-test-deps.sh): no 1 MiB ceiling"
