@@ -81,7 +81,7 @@ func (d *Device) read(t *stmf.Task, cdb []byte) *stmf.Result {
 		want = 0 // no Data-In phase: nothing can be delivered
 	}
 	if want == 0 {
-		return &stmf.Result{Status: scsi.StatusGood, TransferLen: uint32(total)}
+		return t.Good(nil, uint32(total), nil)
 	}
 	pb := d.bufs.get(int(want))
 	buf := pb.b[:want]
@@ -99,7 +99,7 @@ func (d *Device) read(t *stmf.Task, cdb []byte) *stmf.Result {
 		pb.release()
 		return d.ioError(err, false, lba)
 	}
-	return &stmf.Result{Status: scsi.StatusGood, Data: buf, TransferLen: uint32(total), Release: pb.release}
+	return t.Good(buf, uint32(total), pb.release)
 }
 
 // write: WRITE (6), (10), (12), (16). The Data-Out actually received (at
@@ -124,7 +124,7 @@ func (d *Device) write(t *stmf.Task, cdb []byte) *stmf.Result {
 		}
 		d.thinAfterWrite(t) // soft threshold check (thin.go)
 	}
-	return &stmf.Result{Status: scsi.StatusGood, TransferLen: uint32(total)}
+	return t.Good(nil, uint32(total), nil)
 }
 
 // writePayload does what every write-type command does after checking its

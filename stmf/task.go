@@ -114,6 +114,8 @@ type Task struct {
 	sessC   *counters
 	luC     *counters
 	dataOut uint32 // Data-Out bytes received
+
+	good Result // the result Good hands out
 }
 
 // NewTask builds a task for Session.Submit. tr must not be nil.
@@ -255,6 +257,15 @@ func (t *Task) Complete(r *Result) {
 		t.Session.taskDone(t)
 	}
 	t.endContext()
+}
+
+// Good returns a GOOD result that lives in the task, so the READ and
+// WRITE paths complete without allocating one. The task owns a single
+// such result: an LU asks for it once, when the command has succeeded,
+// and returns or completes with it.
+func (t *Task) Good(data []byte, transferLen uint32, release func()) *Result {
+	t.good = Result{Status: scsi.StatusGood, Data: data, TransferLen: transferLen, Release: release}
+	return &t.good
 }
 
 // CompleteStatus finishes the task with a status and no data.

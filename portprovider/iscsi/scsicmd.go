@@ -54,7 +54,12 @@ type cmd struct {
 	r2ts        []*r2tSeq
 	sn          uint32 // R2TSN, then DataSN of Data-In (shared for bidi)
 
-	dataDone chan struct{} // closed when all Data-Out arrived (or failed)
+	// hasData: a write with Data-Out (set on arrival, then read-only).
+	hasData bool
+	// dataWait is made (under mu) only when ReceiveData must wait for the
+	// Data-Out, and closed by completeData: most writes have all of their
+	// data in before the LU asks, so they never pay for a channel.
+	dataWait chan struct{}
 
 	mu           sync.Mutex
 	dataComplete bool
@@ -90,17 +95,25 @@ var _ stmf.Transport = (*cmd)(nil)
 
 // ReceiveData implements stmf.Transport.
 func (cm *cmd) ReceiveData(ctx context.Context) ([]byte, error) {
-	if !cm.write || cm.edtl == 0 {
+	if !cm.hasData {
 		return nil, nil
 	}
-	select {
-	case <-cm.dataDone:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-cm.c.done:
-		return nil, errConnClosed
-	}
 	cm.mu.Lock()
+	if !cm.dataComplete {
+		if cm.dataWait == nil {
+			cm.dataWait = make(chan struct{})
+		}
+		wait := cm.dataWait
+		cm.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-cm.c.done:
+			return nil, errConnClosed
+		}
+		cm.mu.Lock()
+	}
 	err, buf := cm.dataErr, cm.buf
 	cm.mu.Unlock()
 	if err != nil {
@@ -115,15 +128,16 @@ func (cm *cmd) ReceiveData(ctx context.Context) ([]byte, error) {
 // ReadyData implements stmf.ReadyTransport: ReceiveData without a wait
 // when the Data-Out is all in.
 func (cm *cmd) ReadyData() ([]byte, bool, error) {
-	if !cm.write || cm.edtl == 0 {
+	if !cm.hasData {
 		return nil, true, nil
 	}
-	select {
-	case <-cm.dataDone:
-	default:
+	cm.mu.Lock()
+	complete := cm.dataComplete
+	cm.mu.Unlock()
+	if !complete {
 		return nil, false, nil
 	}
-	b, err := cm.ReceiveData(context.Background()) // returns at once: dataDone is closed
+	b, err := cm.ReceiveData(context.Background()) // returns at once: the data is complete
 	return b, true, err
 }
 
@@ -191,7 +205,7 @@ func (c *conn) forget(cm *cmd) {
 		c.releaseCharges(n, 0)
 	}
 	c.sess.addInFlight(-1)
-	if cm.dataDone == nil {
+	if !cm.hasData {
 		return
 	}
 	c.admitLater(c.sess.dequeue(cm))
@@ -286,10 +300,12 @@ func (c *conn) completeData(cm *cmd, err error) {
 	}
 	cm.dataComplete = true
 	cm.dataErr = err
-	held := cm.held
+	held, wait := cm.held, cm.dataWait
 	cm.held = nil
 	cm.mu.Unlock()
-	close(cm.dataDone)
+	if wait != nil {
+		close(wait)
+	}
 	if held != nil {
 		if err != nil {
 			held = crcErrorResult(held)
@@ -406,7 +422,7 @@ func (c *conn) handleSCSICmd(h *pdu.Header, ahs []byte) error {
 	copy(cdb, h.CDB16())
 	copy(cdb[16:], a.ExtCDB)
 	if write && edtl > 0 {
-		cm.dataDone = make(chan struct{})
+		cm.hasData = true
 		unsolEnd := dsl
 		if !p.InitialR2T {
 			unsolEnd = max(dsl, min(edtl, p.FirstBurstLength))
@@ -475,7 +491,7 @@ func (c *conn) handleSCSICmd(h *pdu.Header, ahs []byte) error {
 	c.tmu.Lock()
 	c.tasks[itt] = cm
 	c.tmu.Unlock()
-	if cm.dataDone != nil {
+	if cm.hasData {
 		if cm.received == edtl {
 			c.completeData(cm, nil)
 		} else if cm.admitted {
@@ -500,7 +516,7 @@ func (c *conn) handleSCSICmd(h *pdu.Header, ahs []byte) error {
 		c.tmu.Lock()
 		delete(c.tasks, itt)
 		c.tmu.Unlock()
-		if cm.dataDone != nil {
+		if cm.hasData {
 			c.releaseBufs(cm)
 		}
 		return nil
@@ -619,7 +635,7 @@ func (c *conn) handleDataOut(h *pdu.Header) error {
 	c.tmu.Lock()
 	cm := c.tasks[itt]
 	c.tmu.Unlock()
-	if cm == nil || cm.dataDone == nil {
+	if cm == nil || !cm.hasData {
 		// Data for a task that ended (aborted): ignore it.
 		c.log.Debug("iscsi: Data-Out for unknown task discarded", "itt", itt)
 		return c.rd.DiscardData(h)
