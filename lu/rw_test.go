@@ -445,52 +445,44 @@ func TestDataOutCancelled(t *testing.T) {
 	}
 }
 
-func TestReadAllocations(t *testing.T) {
-	d := newTestDisk(t, diskOpts{})
-	tr := &fakeTransport{}
-	cdb := cdb10(scsi.OpRead10, 0, 8, 8) // 4 KiB
-	run := func() {
-		tr.results = tr.results[:0]
-		task := stmf.NewTask(tr)
-		task.CDB = cdb
-		task.Dir = scsi.DirRead
-		task.ExpectedLen = 4096
-		d.Execute(task)
-		tr.results[0].Release()
-	}
-	run()
-	allocs := testing.AllocsPerRun(200, run)
-	// The task only: its result lives in it (Task.Good) and the 4 KiB
-	// buffer comes from the pool.
-	t.Logf("%.1f allocations per 4 KiB read (the task)", allocs)
-	if allocs > 1 {
-		t.Fatalf("%.1f allocations per 4 KiB read, want 1 (the task)", allocs)
-	}
-}
-
-func TestWriteAllocations(t *testing.T) {
-	d := newTestDisk(t, diskOpts{})
-	tr := &fakeTransport{data: make([]byte, 4096)}
-	cdb := cdb10(scsi.OpWrite10, 0, 8, 8) // 4 KiB
-	run := func() {
-		tr.results = tr.results[:0]
-		task := stmf.NewTask(tr)
-		task.CDB = cdb
-		task.Dir = scsi.DirWrite
-		task.ExpectedLen = 4096
-		d.Admit(task) // as stmf does: registers the write's range-lock entry
-		d.Execute(task)
-		if len(tr.results) != 1 || tr.results[0].Status != scsi.StatusGood {
-			t.Fatalf("write: %+v", tr.results)
-		}
-	}
-	run()
-	allocs := testing.AllocsPerRun(200, run)
-	// The task and its range-lock entry, which keeps overlapping writes in
-	// arrival order; the result lives in the task (Task.Good).
-	t.Logf("%.1f allocations per 4 KiB write (task + lock entry)", allocs)
-	if allocs > 2 {
-		t.Fatalf("%.1f allocations per 4 KiB write, want 2 (task + lock entry)", allocs)
+// TestAllocations counts what a 4 KiB READ and WRITE allocate in the LU:
+// the task (its GOOD result lives in it: Task.Good), and for a write the
+// range-lock entry that keeps overlapping writes in arrival order. The
+// data buffers come from pools.
+func TestAllocations(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		op   byte
+		dir  scsi.DataDir
+		want float64
+	}{
+		{"read", scsi.OpRead10, scsi.DirRead, 1},
+		{"write", scsi.OpWrite10, scsi.DirWrite, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newTestDisk(t, diskOpts{})
+			tr := &fakeTransport{data: make([]byte, 4096)}
+			cdb := cdb10(tc.op, 0, 8, 8) // 4 KiB
+			run := func() {
+				tr.results = tr.results[:0]
+				task := stmf.NewTask(tr)
+				task.CDB = cdb
+				task.Dir = tc.dir
+				task.ExpectedLen = 4096
+				d.Admit(task) // as stmf does
+				d.Execute(task)
+				if len(tr.results) != 1 || tr.results[0].Status != scsi.StatusGood {
+					t.Fatalf("%s: %+v", tc.name, tr.results)
+				}
+				if r := tr.results[0]; r.Release != nil {
+					r.Release()
+				}
+			}
+			run()
+			if got := testing.AllocsPerRun(200, run); got > tc.want {
+				t.Fatalf("%.1f allocations per 4 KiB %s, want at most %.0f", got, tc.name, tc.want)
+			}
+		})
 	}
 }
 
