@@ -114,15 +114,9 @@ func (cm *cmd) ReceiveData(ctx context.Context) ([]byte, error) {
 		}
 		cm.mu.Lock()
 	}
-	err, buf := cm.dataErr, cm.buf
+	b, err := cm.dataLocked()
 	cm.mu.Unlock()
-	if err != nil {
-		return nil, err
-	}
-	if buf == nil { // released: the command ended meanwhile
-		return nil, errConnClosed
-	}
-	return buf[:cm.edtl], nil
+	return b, err
 }
 
 // ReadyData implements stmf.ReadyTransport: ReceiveData without a wait
@@ -132,13 +126,24 @@ func (cm *cmd) ReadyData() ([]byte, bool, error) {
 		return nil, true, nil
 	}
 	cm.mu.Lock()
-	complete := cm.dataComplete
-	cm.mu.Unlock()
-	if !complete {
+	defer cm.mu.Unlock()
+	if !cm.dataComplete {
 		return nil, false, nil
 	}
-	b, err := cm.ReceiveData(context.Background()) // returns at once: the data is complete
+	b, err := cm.dataLocked()
 	return b, true, err
+}
+
+// dataLocked returns a complete Data-Out, or why there is none. cm.mu is
+// held.
+func (cm *cmd) dataLocked() ([]byte, error) {
+	if cm.dataErr != nil {
+		return nil, cm.dataErr
+	}
+	if cm.buf == nil { // released: the command ended meanwhile
+		return nil, errConnClosed
+	}
+	return cm.buf[:cm.edtl], nil
 }
 
 // Deliver implements stmf.Transport. It only queues: a write's status is
