@@ -479,6 +479,7 @@ rss_of() { # pid -> "RSS / peak RSS MiB" (VmRSS / VmHWM)
 # ---- ceilings: what loopback TCP allows with the same pinning ----
 declare -A CEIL
 slash_list() { local s; s=$(printf '%s / ' "$@"); printf '%s' "${s% / }"; } # a / b / c
+gbs() { awk -v b="${1:-0}" 'BEGIN {printf "%.2f GB/s", b / 1e9}'; } # bytes/s -> "1.23 GB/s"
 ceilings() {
   local port spid line r v all st
   if want ceil_tcp_pingpong_4k; then
@@ -498,9 +499,10 @@ ceilings() {
       line=$(grep '^RESULT ' "$RAW/ceil_tcp_pingpong_4k.$r.log" | tail -n1) || true
       v=$(sed -n 's/.* iops=\([^ ]*\).*/\1/p' <<<"$line")
       all+=("${v:--} (steal $(steal_pct "$st" "$(steal_now)") %)")
-      [[ -n $v ]] && awk -v a="$v" -v b="${CEIL[pingpong]:-0}" 'BEGIN {exit !(a > b)}' || continue
-      CEIL[pingpong]=$v
-      CEIL[pingpong_pct]="$(sed -n 's/.* p50_us=\([^ ]*\) p99_us=\([^ ]*\) p999_us=\([^ ]*\).*/\1 \/ \2 \/ \3/p' <<<"$line")"
+      if [[ -n $v ]] && awk -v a="$v" -v b="${CEIL[pingpong]:-0}" 'BEGIN {exit !(a > b)}'; then
+        CEIL[pingpong]=$v
+        CEIL[pingpong_pct]="$(sed -n 's/.* p50_us=\([^ ]*\) p99_us=\([^ ]*\) p999_us=\([^ ]*\).*/\1 \/ \2 \/ \3/p' <<<"$line")"
+      fi
     done
     CEIL[pingpong_all]=$(slash_list "${all[@]}")
     kill -TERM "$spid" 2>/dev/null || true
@@ -522,11 +524,11 @@ ceilings() {
         wait "$spid" 2>/dev/null || true
         # "... receiver" line: Mbits/sec -> bytes/s
         v=$(awk '/receiver/ {for (i = 1; i <= NF; i++) if ($i ~ /bits\/sec/) v = $(i - 1)} END {if (v != "") printf "%.0f", v * 1e6 / 8}' "$RAW/ceil_iperf3_1m.$r.log")
-        all+=("$(awk -v b="${v:-0}" 'BEGIN {printf "%.2f", b / 1e9}') GB/s (steal $(steal_pct "$st" "$(steal_now)") %)")
+        all+=("$(gbs "$v") (steal $(steal_pct "$st" "$(steal_now)") %)")
         if [[ -n $v ]] && ((v > ${CEIL[iperf3]:-0})); then CEIL[iperf3]=$v; fi
       done
       CEIL[iperf3_all]=$(slash_list "${all[@]}")
-      log "ceiling: iperf3 -l 1M one stream: best $(awk -v b="${CEIL[iperf3]:-0}" 'BEGIN {printf "%.2f GB/s", b / 1e9}') of ${CEIL[iperf3_all]}"
+      log "ceiling: iperf3 -l 1M one stream: best $(gbs "${CEIL[iperf3]:-}") of ${CEIL[iperf3_all]}"
     else
       log "iperf3 not installed (scripts/install-test-deps.sh): no 1 MiB ceiling"
     fi
@@ -845,7 +847,7 @@ cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
   if [[ -n ${CEIL[pingpong]:-}${CEIL[iperf3]:-}${RSS[$SUBJ]:-} ]]; then
     echo
     [[ -z ${CEIL[pingpong]:-} ]] || echo "- ceiling: TCP ping-pong 48 B -> 4144 B, one connection, QD1: ${CEIL[pingpong]} round trips/s, the best of ${CEIL[pingpong_all]} (p50 / p99 / p99.9 ${CEIL[pingpong_pct]} µs)"
-    [[ -z ${CEIL[iperf3]:-} ]] || echo "- ceiling: iperf3 -l 1M, one stream: $(awk -v b="${CEIL[iperf3]}" 'BEGIN {printf "%.2f GB/s", b / 1e9}'), the best of ${CEIL[iperf3_all]}"
+    [[ -z ${CEIL[iperf3]:-} ]] || echo "- ceiling: iperf3 -l 1M, one stream: $(gbs "${CEIL[iperf3]}"), the best of ${CEIL[iperf3_all]}"
     [[ -z ${RSS[$SUBJ]:-} ]] || echo "- RSS / peak RSS (VmRSS / VmHWM) halfway through the 64-session figure: $REF ${RSS[$REF]:--}, $SUBJ ${RSS[$SUBJ]:--}"
   fi
   goals
